@@ -1,0 +1,104 @@
+/**
+ * `fedmart bench …`: speed figures, each beside a baseline measured in the
+ * same run on the same machine (shared machines are noisy; ratios travel).
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { decodeFloat32, encodeFloat32 } from '@fedmart/shared/codec';
+import { createStrategy } from '@fedmart/shared/strategy/registry';
+import { seededRandom } from '@fedmart/shared/model';
+import type { ClientUpdate } from '@fedmart/shared/strategy/types';
+import { parseFlags, intFlag, numberFlag, progress } from './args.ts';
+
+const USAGE = `fedmart bench <what> [flags] --json
+
+  aggregate --clients N --params D    coordinator aggregation path (wire decode + FedAvg) vs a plain Float32Array sum
+  all                                 every benchmark at its default size, one JSON object
+
+Example:
+  fedmart bench aggregate --clients 32 --params 1000000 --json`;
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median wall time of `fn` over `reps` runs (after one warm-up), in ms. */
+export function timeMs(fn: () => void, reps: number): number {
+  fn();
+  const t: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const s = process.hrtime.bigint();
+    fn();
+    t.push(Number(process.hrtime.bigint() - s) / 1e6);
+  }
+  return medianOf(t);
+}
+
+export function benchAggregate(clients: number, params: number, reps = 5): { clients: number; params: number; floatsPerSecond: number; plainFloatsPerSecond: number; aggregateMs: number; plainSumMs: number; ratio: number } {
+  const rand = seededRandom(1);
+  const vectors: Float32Array[] = [];
+  for (let c = 0; c < clients; c++) {
+    const v = new Float32Array(params);
+    for (let i = 0; i < params; i++) v[i] = rand() * 2 - 1;
+    vectors.push(v);
+  }
+  // What arrives on the wire: each update as its own little-endian byte buffer.
+  const wire = vectors.map((v) => Buffer.from(encodeFloat32(v)));
+  const global = new Float32Array(params);
+  const strategy = createStrategy('fedavg');
+  const aggregateMs = timeMs(() => {
+    const updates: ClientUpdate[] = wire.map((b, c) => ({ nodeId: `c${c}`, numExamples: 100 + c, delta: decodeFloat32(b, params), metrics: {} }));
+    const out = strategy.aggregateTrain(1, global, updates, []);
+    if (!out.weights) throw new Error('aggregation returned no weights');
+  }, reps);
+  const plainSumMs = timeMs(() => {
+    const acc = new Float32Array(params);
+    for (const v of vectors) for (let i = 0; i < params; i++) acc[i]! += v[i]!;
+  }, reps);
+  const floats = clients * params;
+  return {
+    clients, params,
+    floatsPerSecond: Math.round(floats / (aggregateMs / 1000)),
+    plainFloatsPerSecond: Math.round(floats / (plainSumMs / 1000)),
+    aggregateMs: Math.round(aggregateMs * 100) / 100,
+    plainSumMs: Math.round(plainSumMs * 100) / 100,
+    ratio: Math.round((plainSumMs / aggregateMs) * 1000) / 1000,
+  };
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const [what, ...rest] = argv;
+  if (!what || what === '--help' || what === '-h') {
+    process.stdout.write(USAGE + '\n');
+    return what ? 0 : 2;
+  }
+  const { values } = parseFlags(`bench ${what}`, rest, {
+    clients: { type: 'string' }, params: { type: 'string' }, json: { type: 'boolean' }, reps: { type: 'string' },
+    dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  let result: Record<string, unknown>;
+  switch (what) {
+    case 'aggregate': {
+      const clients = intFlag('bench aggregate', values, 'clients', 32, 1, 10_000);
+      const params = intFlag('bench aggregate', values, 'params', 1_000_000, 1, 100_000_000);
+      const reps = intFlag('bench aggregate', values, 'reps', 5, 1, 100);
+      progress(`bench aggregate: ${clients} clients × ${params} params, median of ${reps}`);
+      result = benchAggregate(clients, params, reps);
+      break;
+    }
+    case 'all': {
+      progress('bench all: aggregate 32 × 1,000,000');
+      result = { aggregate: benchAggregate(32, 1_000_000) };
+      break;
+    }
+    default:
+      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, all`);
+  }
+  void numberFlag;
+  process.stdout.write(values.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n');
+  return 0;
+}

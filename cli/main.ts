@@ -1,0 +1,66 @@
+/**
+ * `fedmart` command-line entry. Every failure is printed as one clear line
+ * (`fedmart: <message>`) with a non-zero exit — never a bare stack trace
+ * (set FEDMART_DEBUG=1 to see one).
+ */
+import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
+
+const USAGE = `fedmart — federated learning for e-commerce partners
+
+Usage: fedmart <command> [flags]     (fedmart <command> --help for details)
+
+Commands:
+  demo          run a real federation on the UCI Bank Marketing data, then keep serving
+                  e.g. fedmart demo
+  coordinator   start the coordinator (REST + Socket.IO, SQLite under --data-dir)
+                  e.g. fedmart coordinator --port 7300 --data-dir ./.fedmart
+  partner       run a partner node over local data
+                  e.g. fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data my.csv
+  simulate      federated vs local-only vs centralized on your CSV, in one process
+                  e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
+  bench         measure aggregation speed against a plain sum
+                  e.g. fedmart bench aggregate --clients 32 --params 1000000 --json
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  simulate: async () => (await import('./simulate.ts')).simulateCommand,
+  demo: async () => (await import('./demo.ts')).demoCommand,
+  coordinator: async () => (await import('./coordinator.ts')).coordinatorCommand,
+  partner: async () => (await import('./partner.ts')).partnerCommand,
+  bench: async () => (await import('./bench.ts')).benchCommand,
+};
+
+/**
+ * Run the CLI.
+ * @param argv - arguments after the program name
+ * @returns the process exit code
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 1;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write('fedmart 0.1.0\n');
+    return 0;
+  }
+  const load = COMMANDS[command];
+  if (!load) {
+    process.stderr.write(`fedmart: unknown command "${command}"; commands are: ${Object.keys(COMMANDS).join(', ')} (fedmart --help)\n`);
+    return 2;
+  }
+  // Results go to stdout; anything libraries print goes to stderr so --json output stays one object.
+  console.log = (...args: unknown[]) => process.stderr.write(args.map(String).join(' ') + '\n');
+  console.info = console.log;
+  try {
+    return await (await load())(rest);
+  } catch (err) {
+    const e = toFedmartError(err);
+    process.stderr.write(`fedmart ${command}: ${e.code === 'INTERNAL' ? 'unexpected error: ' : ''}${e.message}\n`);
+    if (process.env.FEDMART_DEBUG || e.code === 'INTERNAL') process.stderr.write(`${(e.cause as Error)?.stack ?? e.stack}\n`);
+    return e instanceof FedmartError && e.code === 'CONFIG_ERROR' ? 2 : 1;
+  }
+}

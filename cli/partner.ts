@@ -1,0 +1,83 @@
+/**
+ * `fedmart partner`: run a partner node over a local CSV/JSONL file.
+ * The data schema comes from --schema or from the federation's agreed schema.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { DatasetSchemaSchema, encodeTable, validateTableAgainstSchema, type DatasetSchema } from '@fedmart/shared/data/index';
+import { formatIssues } from '@fedmart/shared/protocol';
+import { readSchemaFile, readTableFile } from '@fedmart/client-node/data/connectors';
+import { startPartnerAgent } from '@fedmart/client-node/agent';
+import { initBackend } from '@fedmart/client-node/ml/backend';
+import { parseFlags, requireString, intFlag, progress } from './args.ts';
+import { ApiClient, peekClaims } from './api-client.ts';
+import { splitLocal } from './experiment.ts';
+
+const USAGE = `fedmart partner --coordinator URL --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
+
+Runs a partner node: trains on FILE locally and sends only model updates.
+
+  --coordinator URL   coordinator base URL, e.g. http://127.0.0.1:7300
+  --token TOKEN       enrollment token issued by the operator (or env FEDMART_TOKEN)
+  --data FILE         local data, .csv or .jsonl
+  --schema FILE       data schema JSON (default: the federation's agreed schema)
+  --sep CHAR          CSV separator (default: detected)
+  --seed S            local shuffling seed (default 0)
+
+Example:
+  fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data brand-a.csv --schema schema.json`;
+
+export async function partnerCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('partner', argv, {
+    coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const url = requireString('partner', values, 'coordinator', 'the coordinator URL, e.g. http://127.0.0.1:7300');
+  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FedmartError('CONFIG_ERROR', `partner: --coordinator must be an http(s) URL such as http://127.0.0.1:7300, got "${url}"`);
+  const token = (values.token as string | undefined) ?? process.env.FEDMART_TOKEN;
+  if (!token) throw new FedmartError('CONFIG_ERROR', 'partner: missing --token (the enrollment token the operator issued; or set FEDMART_TOKEN)');
+  const dataPath = requireString('partner', values, 'data', 'your local data file, .csv or .jsonl');
+  const seed = intFlag('partner', values, 'seed', 0, 0, 2 ** 31 - 1);
+  const claims = peekClaims(token);
+  const name = (values.name as string | undefined) ?? String(claims.sub ?? 'partner');
+  const log = (m: string) => progress(`[${name}] ${m}`);
+
+  let schema: DatasetSchema;
+  if (typeof values.schema === 'string') schema = await readSchemaFile(values.schema);
+  else {
+    if (typeof claims.fed !== 'string') throw new FedmartError('UNAUTHENTICATED', 'partner: the token names no federation; pass the enrollment token exactly as issued');
+    const api = new ApiClient(url, token);
+    const { federation } = await api.get<{ federation: { config: { dataSchema?: unknown } } }>(`/api/v1/federations/${claims.fed}`);
+    const parsed = DatasetSchemaSchema.safeParse(federation.config.dataSchema);
+    if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `partner: the federation has no usable data schema (${formatIssues(parsed.error.issues)}); pass --schema FILE.json`);
+    schema = parsed.data;
+  }
+  const table = await readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {});
+  validateTableAgainstSchema(table, schema, { source: dataPath });
+  const enc = encodeTable(table, schema, { source: dataPath });
+  const data = splitLocal(enc, 0.1, seed + 1);
+  const backend = await initBackend();
+  log(`backend ${backend.name}; ${enc.n} rows (${data.trainN} train / ${data.valN} validation), ${enc.d} features`);
+
+  const agent = startPartnerAgent({
+    coordinatorUrl: url, token, data, seed, log,
+    onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
+  });
+  const w = await agent.ready;
+  log(`joined federation ${w.federationId} as ${w.partnerName}; waiting for rounds (Ctrl-C to leave)`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    agent.socket.on('disconnect', (reason) => {
+      if (reason === 'io server disconnect') {
+        log('the coordinator closed our connection');
+        resolve();
+      }
+    });
+  });
+  await agent.close();
+  log(`left after training in ${agent.roundsTrained()} round(s)`);
+  return 0;
+}

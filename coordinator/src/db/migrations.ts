@@ -1,0 +1,154 @@
+/**
+ * Schema migrations, in code. Each entry runs once, in order, inside a
+ * transaction; SQLite's `user_version` pragma records how far a database is.
+ * Keep them in step with `schema.ts` (a test compares the two).
+ */
+import type Database from 'better-sqlite3';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE partners (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX partners_name_idx ON partners(name);
+
+  CREATE TABLE federations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    current_model_version_id TEXT,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY,
+    federation_id TEXT NOT NULL REFERENCES federations(id),
+    partner_id TEXT NOT NULL REFERENCES partners(id),
+    token_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'invited',
+    expires_at INTEGER NOT NULL,
+    consented_at INTEGER,
+    last_seen_at INTEGER,
+    num_examples INTEGER,
+    created_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX enrollments_fed_partner_idx ON enrollments(federation_id, partner_id);
+  CREATE INDEX enrollments_token_idx ON enrollments(token_id);
+
+  CREATE TABLE rounds (
+    id TEXT PRIMARY KEY,
+    federation_id TEXT NOT NULL REFERENCES federations(id),
+    number INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    reason TEXT,
+    strategy TEXT NOT NULL,
+    config TEXT NOT NULL,
+    metrics TEXT,
+    base_model_version_id TEXT,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    ended_at INTEGER
+  );
+  CREATE UNIQUE INDEX rounds_fed_number_idx ON rounds(federation_id, number);
+
+  CREATE TABLE round_participants (
+    round_id TEXT NOT NULL REFERENCES rounds(id),
+    partner_id TEXT NOT NULL REFERENCES partners(id),
+    status TEXT NOT NULL,
+    reason TEXT,
+    num_examples INTEGER,
+    train_metrics TEXT,
+    eval_metrics TEXT,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX round_participants_pk ON round_participants(round_id, partner_id);
+
+  CREATE TABLE model_versions (
+    id TEXT PRIMARY KEY,
+    federation_id TEXT NOT NULL REFERENCES federations(id),
+    version INTEGER NOT NULL,
+    round_id TEXT,
+    parent_id TEXT,
+    strategy TEXT NOT NULL,
+    participants TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    param_count INTEGER NOT NULL,
+    weights BLOB NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX model_versions_fed_version_idx ON model_versions(federation_id, version);
+
+  CREATE TABLE privacy_ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    federation_id TEXT NOT NULL REFERENCES federations(id),
+    partner_id TEXT,
+    round_id TEXT,
+    model_version_id TEXT,
+    level TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    epsilon REAL,
+    delta REAL,
+    sigma REAL,
+    q REAL,
+    steps INTEGER,
+    accountant TEXT,
+    reason TEXT,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE schedules (
+    id TEXT PRIMARY KEY,
+    federation_id TEXT NOT NULL REFERENCES federations(id),
+    kind TEXT NOT NULL,
+    requested INTEGER NOT NULL,
+    remaining INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT,
+    data TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  -- The audit log is append-only: the database itself refuses edits.
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+  -- So is the privacy ledger.
+  CREATE TRIGGER privacy_ledger_no_update BEFORE UPDATE ON privacy_ledger BEGIN SELECT RAISE(ABORT, 'privacy_ledger is append-only'); END;
+  CREATE TRIGGER privacy_ledger_no_delete BEFORE DELETE ON privacy_ledger BEGIN SELECT RAISE(ABORT, 'privacy_ledger is append-only'); END;
+  `,
+];
+
+/**
+ * Bring a database up to the newest schema.
+ * @param sqlite - an open better-sqlite3 handle
+ * @returns the schema version after migrating
+ * @throws Error when the database is newer than this code (refuses to downgrade)
+ */
+export function migrate(sqlite: Database.Database): number {
+  const current = sqlite.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this fedmart (knows ${MIGRATIONS.length}); upgrade fedmart or use another --data-dir`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    sqlite.transaction(() => {
+      sqlite.exec(MIGRATIONS[v]!);
+      sqlite.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return MIGRATIONS.length;
+}

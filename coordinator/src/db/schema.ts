@@ -1,0 +1,142 @@
+/**
+ * The coordinator's tables (drizzle, SQLite dialect). The same shapes port to
+ * PostgreSQL (`pg-core`) when several coordinators share one database.
+ * Row types come from `$inferSelect` / `$inferInsert`.
+ */
+import { sqliteTable, text, integer, real, blob, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+export const partners = sqliteTable('partners', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [uniqueIndex('partners_name_idx').on(t.name)]);
+
+export const federations = sqliteTable('federations', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** FederationConfig as JSON (validated on read). */
+  config: text('config').notNull(),
+  status: text('status', { enum: ['active', 'archived'] }).notNull().default('active'),
+  /** The model version clients receive next; null before the first commit. */
+  currentModelVersionId: text('current_model_version_id'),
+  createdAt: integer('created_at').notNull(),
+});
+
+export const enrollments = sqliteTable('enrollments', {
+  id: text('id').primaryKey(),
+  federationId: text('federation_id').notNull().references(() => federations.id),
+  partnerId: text('partner_id').notNull().references(() => partners.id),
+  /** The `jti` of the enrollment token. */
+  tokenId: text('token_id').notNull(),
+  status: text('status', { enum: ['invited', 'active', 'revoked'] }).notNull().default('invited'),
+  expiresAt: integer('expires_at').notNull(),
+  consentedAt: integer('consented_at'),
+  lastSeenAt: integer('last_seen_at'),
+  numExamples: integer('num_examples'),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [uniqueIndex('enrollments_fed_partner_idx').on(t.federationId, t.partnerId), index('enrollments_token_idx').on(t.tokenId)]);
+
+export const rounds = sqliteTable('rounds', {
+  id: text('id').primaryKey(),
+  federationId: text('federation_id').notNull().references(() => federations.id),
+  number: integer('number').notNull(),
+  phase: text('phase').notNull(),
+  reason: text('reason'),
+  strategy: text('strategy').notNull(),
+  /** LocalTrainConfig sent to clients, JSON. */
+  config: text('config').notNull(),
+  /** Aggregated train/eval metrics, JSON. */
+  metrics: text('metrics'),
+  baseModelVersionId: text('base_model_version_id'),
+  startedAt: integer('started_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+  endedAt: integer('ended_at'),
+}, (t) => [uniqueIndex('rounds_fed_number_idx').on(t.federationId, t.number)]);
+
+export const roundParticipants = sqliteTable('round_participants', {
+  roundId: text('round_id').notNull().references(() => rounds.id),
+  partnerId: text('partner_id').notNull().references(() => partners.id),
+  /** selected → trained | failed; evaluated after evaluation. */
+  status: text('status').notNull(),
+  reason: text('reason'),
+  numExamples: integer('num_examples'),
+  trainMetrics: text('train_metrics'),
+  evalMetrics: text('eval_metrics'),
+  updatedAt: integer('updated_at').notNull(),
+}, (t) => [uniqueIndex('round_participants_pk').on(t.roundId, t.partnerId)]);
+
+export const modelVersions = sqliteTable('model_versions', {
+  id: text('id').primaryKey(),
+  federationId: text('federation_id').notNull().references(() => federations.id),
+  version: integer('version').notNull(),
+  /** Null for the initial model (version 0). */
+  roundId: text('round_id'),
+  parentId: text('parent_id'),
+  strategy: text('strategy').notNull(),
+  /** JSON array of partner ids whose updates made this version. */
+  participants: text('participants').notNull(),
+  metrics: text('metrics').notNull(),
+  /** ModelSpec JSON. */
+  spec: text('spec').notNull(),
+  paramCount: integer('param_count').notNull(),
+  /** Float32 little-endian parameters. */
+  weights: blob('weights', { mode: 'buffer' }).notNull(),
+  /** SHA-256 of `weights`, hex. */
+  sha256: text('sha256').notNull(),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [uniqueIndex('model_versions_fed_version_idx').on(t.federationId, t.version)]);
+
+export const privacyLedger = sqliteTable('privacy_ledger', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  federationId: text('federation_id').notNull().references(() => federations.id),
+  partnerId: text('partner_id'),
+  roundId: text('round_id'),
+  modelVersionId: text('model_version_id'),
+  level: text('level', { enum: ['record', 'partner'] }).notNull(),
+  /** 'spent' for committed rounds, 'refused' for rounds refused for budget. */
+  kind: text('kind', { enum: ['spent', 'refused'] }).notNull(),
+  epsilon: real('epsilon'),
+  delta: real('delta'),
+  sigma: real('sigma'),
+  q: real('q'),
+  steps: integer('steps'),
+  /** Accountant state (per-order RDP) JSON, so totals compose exactly. */
+  accountant: text('accountant'),
+  reason: text('reason'),
+  createdAt: integer('created_at').notNull(),
+});
+
+export const schedules = sqliteTable('schedules', {
+  id: text('id').primaryKey(),
+  federationId: text('federation_id').notNull().references(() => federations.id),
+  kind: text('kind', { enum: ['now', 'cron', 'until-converged'] }).notNull(),
+  /** Rounds requested / remaining. */
+  requested: integer('requested').notNull(),
+  remaining: integer('remaining').notNull(),
+  status: text('status', { enum: ['pending', 'running', 'done', 'failed', 'cancelled'] }).notNull(),
+  reason: text('reason'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+export const auditLog = sqliteTable('audit_log', {
+  seq: integer('seq').primaryKey({ autoIncrement: true }),
+  at: integer('at').notNull(),
+  actor: text('actor').notNull(),
+  action: text('action').notNull(),
+  subject: text('subject'),
+  data: text('data'),
+  prevHash: text('prev_hash').notNull(),
+  /** sha256(prevHash ‖ canonical JSON of this entry), hex. */
+  hash: text('hash').notNull(),
+});
+
+export type PartnerRow = typeof partners.$inferSelect;
+export type FederationRow = typeof federations.$inferSelect;
+export type EnrollmentRow = typeof enrollments.$inferSelect;
+export type RoundRow = typeof rounds.$inferSelect;
+export type RoundParticipantRow = typeof roundParticipants.$inferSelect;
+export type ModelVersionRow = typeof modelVersions.$inferSelect;
+export type PrivacyLedgerRow = typeof privacyLedger.$inferSelect;
+export type ScheduleRow = typeof schedules.$inferSelect;
+export type AuditRow = typeof auditLog.$inferSelect;

@@ -1,0 +1,288 @@
+/**
+ * Persistence operations the coordinator needs, over drizzle. Every write
+ * that must be atomic (a model version with its round's final phase and the
+ * federation's current-model pointer) runs in one transaction.
+ */
+import { and, asc, desc, eq, inArray, notInArray, sql } from 'drizzle-orm';
+import { createHash, randomUUID } from 'node:crypto';
+import { FedmartError } from '@fedmart/shared/errors';
+import { FederationConfigSchema, type FederationConfig, type Metrics } from '@fedmart/shared/protocol';
+import type { Db } from './client.ts';
+import * as t from './schema.ts';
+
+const now = () => Date.now();
+
+/** Audit-chain genesis value. */
+export const AUDIT_GENESIS = '0'.repeat(64);
+
+function canonical(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  const keys = Object.keys(value as object).sort();
+  return `{${keys.filter((k) => (value as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+/** Hash of one audit entry chained to the previous one. */
+export function auditHash(prevHash: string, entry: { at: number; actor: string; action: string; subject: string | null; data: string | null }): string {
+  return createHash('sha256').update(prevHash).update(canonical(entry)).digest('hex');
+}
+
+export class Store {
+  constructor(readonly db: Db) {}
+
+  // ------------------------------------------------------------ audit
+  /** Append to the hash-chained, append-only audit log. */
+  audit(actor: string, action: string, subject: string | null = null, data: unknown = null): void {
+    const sqlite = this.db.$client;
+    sqlite.transaction(() => {
+      const last = this.db.select({ hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).get();
+      const prevHash = last?.hash ?? AUDIT_GENESIS;
+      const entry = { at: now(), actor, action, subject, data: data === null ? null : JSON.stringify(data) };
+      this.db.insert(t.auditLog).values({ ...entry, prevHash, hash: auditHash(prevHash, entry) }).run();
+    }).immediate();
+  }
+
+  /** Recompute the chain. @returns the first broken sequence number, or null when intact. */
+  verifyAudit(): { ok: boolean; entries: number; brokenAt: number | null } {
+    const rows = this.db.select().from(t.auditLog).orderBy(asc(t.auditLog.seq)).all();
+    let prev = AUDIT_GENESIS;
+    for (const r of rows) {
+      const h = auditHash(prev, { at: r.at, actor: r.actor, action: r.action, subject: r.subject, data: r.data });
+      if (r.prevHash !== prev || r.hash !== h) return { ok: false, entries: rows.length, brokenAt: r.seq };
+      prev = r.hash;
+    }
+    return { ok: true, entries: rows.length, brokenAt: null };
+  }
+
+  listAudit(limit = 200, afterSeq = 0): t.AuditRow[] {
+    return this.db.select().from(t.auditLog).where(sql`${t.auditLog.seq} > ${afterSeq}`).orderBy(asc(t.auditLog.seq)).limit(limit).all();
+  }
+
+  // ------------------------------------------------------------ partners
+  /** Find a partner by name or create it. */
+  ensurePartner(name: string): t.PartnerRow {
+    const found = this.db.select().from(t.partners).where(eq(t.partners.name, name)).get();
+    if (found) return found;
+    const row = { id: `p_${randomUUID().slice(0, 12)}`, name, createdAt: now() };
+    this.db.insert(t.partners).values(row).run();
+    return row;
+  }
+
+  listPartners(): t.PartnerRow[] {
+    return this.db.select().from(t.partners).orderBy(asc(t.partners.name)).all();
+  }
+
+  getPartner(id: string): t.PartnerRow | undefined {
+    return this.db.select().from(t.partners).where(eq(t.partners.id, id)).get();
+  }
+
+  // ------------------------------------------------------------ federations
+  /**
+   * Create a federation and its initial model (version 0) in one transaction.
+   * @param initialWeights - version-0 parameters (Float32)
+   */
+  createFederation(name: string, config: FederationConfig, initialWeights: Float32Array): { federation: t.FederationRow; model: t.ModelVersionRow } {
+    const fedId = `f_${randomUUID().slice(0, 12)}`;
+    const modelId = `m_${randomUUID().slice(0, 12)}`;
+    return this.db.$client.transaction(() => {
+      const federation: t.FederationRow = { id: fedId, name, config: JSON.stringify(config), status: 'active', currentModelVersionId: modelId, createdAt: now() };
+      this.db.insert(t.federations).values(federation).run();
+      const weights = Buffer.from(initialWeights.buffer, initialWeights.byteOffset, initialWeights.byteLength);
+      const model: t.ModelVersionRow = {
+        id: modelId, federationId: fedId, version: 0, roundId: null, parentId: null, strategy: config.strategy,
+        participants: '[]', metrics: '{}', spec: JSON.stringify(config.model), paramCount: initialWeights.length,
+        weights: Buffer.from(weights), sha256: createHash('sha256').update(weights).digest('hex'), createdAt: now(),
+      };
+      this.db.insert(t.modelVersions).values(model).run();
+      return { federation, model };
+    }).immediate();
+  }
+
+  getFederation(id: string): t.FederationRow {
+    const row = this.db.select().from(t.federations).where(eq(t.federations.id, id)).get();
+    if (!row) throw new FedmartError('NOT_FOUND', `federation "${id}" not found; list federations with GET /api/v1/federations`);
+    return row;
+  }
+
+  /** Parse a federation's stored config (schema-checked: a corrupt row is a 500, not a silent default). */
+  federationConfig(row: t.FederationRow): FederationConfig {
+    const parsed = FederationConfigSchema.safeParse(JSON.parse(row.config));
+    if (!parsed.success) throw new FedmartError('INTERNAL', `stored config of federation ${row.id} is invalid`);
+    return parsed.data;
+  }
+
+  listFederations(): t.FederationRow[] {
+    return this.db.select().from(t.federations).orderBy(asc(t.federations.createdAt)).all();
+  }
+
+  // ------------------------------------------------------------ enrollments
+  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number): t.EnrollmentRow {
+    const existing = this.db.select().from(t.enrollments).where(and(eq(t.enrollments.federationId, federationId), eq(t.enrollments.partnerId, partnerId))).get();
+    if (existing) {
+      // Re-issuing replaces the old token (the old jti stops working).
+      this.db.update(t.enrollments).set({ tokenId, expiresAt, status: existing.status === 'revoked' ? 'invited' : existing.status }).where(eq(t.enrollments.id, existing.id)).run();
+      return { ...existing, tokenId, expiresAt };
+    }
+    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now() };
+    this.db.insert(t.enrollments).values(row).run();
+    return row;
+  }
+
+  findEnrollmentByToken(tokenId: string): t.EnrollmentRow | undefined {
+    return this.db.select().from(t.enrollments).where(eq(t.enrollments.tokenId, tokenId)).get();
+  }
+
+  listEnrollments(federationId: string): (t.EnrollmentRow & { partnerName: string })[] {
+    return this.db
+      .select({ e: t.enrollments, partnerName: t.partners.name })
+      .from(t.enrollments)
+      .innerJoin(t.partners, eq(t.partners.id, t.enrollments.partnerId))
+      .where(eq(t.enrollments.federationId, federationId))
+      .orderBy(asc(t.partners.name))
+      .all()
+      .map((r) => ({ ...r.e, partnerName: r.partnerName }));
+  }
+
+  markEnrollmentSeen(id: string, numExamples: number): void {
+    const row = this.db.select().from(t.enrollments).where(eq(t.enrollments.id, id)).get();
+    if (!row) return;
+    this.db.update(t.enrollments).set({ status: row.status === 'revoked' ? 'revoked' : 'active', consentedAt: row.consentedAt ?? now(), lastSeenAt: now(), numExamples }).where(eq(t.enrollments.id, id)).run();
+  }
+
+  revokeEnrollment(id: string): void {
+    this.db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, id)).run();
+  }
+
+  // ------------------------------------------------------------ rounds
+  nextRoundNumber(federationId: string): number {
+    const r = this.db.select({ n: sql<number>`coalesce(max(${t.rounds.number}), 0)` }).from(t.rounds).where(eq(t.rounds.federationId, federationId)).get();
+    return (r?.n ?? 0) + 1;
+  }
+
+  createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>): t.RoundRow {
+    const full: t.RoundRow = { ...row, reason: null, metrics: null, updatedAt: row.startedAt, endedAt: null };
+    this.db.insert(t.rounds).values(full).run();
+    return full;
+  }
+
+  /** Persist a phase transition. */
+  setRoundPhase(roundId: string, phase: string, reason?: string): void {
+    const terminal = phase === 'committed' || phase === 'failed';
+    this.db.update(t.rounds).set({ phase, reason: reason ?? null, updatedAt: now(), ...(terminal ? { endedAt: now() } : {}) }).where(eq(t.rounds.id, roundId)).run();
+  }
+
+  setParticipant(roundId: string, partnerId: string, fields: { status: string; reason?: string | null; numExamples?: number; trainMetrics?: Metrics; evalMetrics?: Metrics }): void {
+    const values = {
+      roundId, partnerId, status: fields.status, reason: fields.reason ?? null, updatedAt: now(),
+      ...(fields.numExamples !== undefined ? { numExamples: fields.numExamples } : {}),
+      ...(fields.trainMetrics ? { trainMetrics: JSON.stringify(fields.trainMetrics) } : {}),
+      ...(fields.evalMetrics ? { evalMetrics: JSON.stringify(fields.evalMetrics) } : {}),
+    };
+    const { roundId: _r, partnerId: _p, ...set } = values;
+    this.db.insert(t.roundParticipants).values(values).onConflictDoUpdate({ target: [t.roundParticipants.roundId, t.roundParticipants.partnerId], set }).run();
+  }
+
+  getRound(id: string): t.RoundRow {
+    const row = this.db.select().from(t.rounds).where(eq(t.rounds.id, id)).get();
+    if (!row) throw new FedmartError('NOT_FOUND', `round "${id}" not found`);
+    return row;
+  }
+
+  listRounds(federationId: string): t.RoundRow[] {
+    return this.db.select().from(t.rounds).where(eq(t.rounds.federationId, federationId)).orderBy(asc(t.rounds.number)).all();
+  }
+
+  listParticipants(roundId: string): t.RoundParticipantRow[] {
+    return this.db.select().from(t.roundParticipants).where(eq(t.roundParticipants.roundId, roundId)).all();
+  }
+
+  /**
+   * Mark every round that is not committed/failed as failed(interrupted).
+   * Called at start-up: a restarted coordinator never resumes a half-done
+   * round, and the federation's current model stays the last committed one.
+   * @returns ids of the rounds marked
+   */
+  failInterruptedRounds(): string[] {
+    const open = this.db.select({ id: t.rounds.id }).from(t.rounds).where(notInArray(t.rounds.phase, ['committed', 'failed'])).all();
+    if (open.length === 0) return [];
+    const ids = open.map((r) => r.id);
+    this.db.update(t.rounds).set({ phase: 'failed', reason: 'interrupted: the coordinator restarted during this round', updatedAt: now(), endedAt: now() }).where(inArray(t.rounds.id, ids)).run();
+    this.db.update(t.schedules).set({ status: 'failed', reason: 'interrupted: the coordinator restarted', updatedAt: now() }).where(inArray(t.schedules.status, ['pending', 'running'])).run();
+    return ids;
+  }
+
+  // ------------------------------------------------------------ models
+  /**
+   * Commit a round: new model version, round → committed with metrics,
+   * federation's current model pointer — one transaction, so nothing
+   * half-written is ever served.
+   * @param extra - runs inside the same transaction (e.g. privacy-ledger entries)
+   */
+  commitRound(args: { federationId: string; roundId: string; parentId: string; strategy: string; participants: string[]; metrics: Record<string, unknown>; spec: unknown; weights: Float32Array }, extra?: (modelVersionId: string) => void): t.ModelVersionRow {
+    return this.db.$client.transaction(() => {
+      const v = this.db.select({ n: sql<number>`coalesce(max(${t.modelVersions.version}), -1)` }).from(t.modelVersions).where(eq(t.modelVersions.federationId, args.federationId)).get();
+      const bytes = Buffer.from(args.weights.buffer, args.weights.byteOffset, args.weights.byteLength);
+      const row: t.ModelVersionRow = {
+        id: `m_${randomUUID().slice(0, 12)}`, federationId: args.federationId, version: (v?.n ?? -1) + 1, roundId: args.roundId, parentId: args.parentId,
+        strategy: args.strategy, participants: JSON.stringify(args.participants), metrics: JSON.stringify(args.metrics), spec: JSON.stringify(args.spec),
+        paramCount: args.weights.length, weights: Buffer.from(bytes), sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: now(),
+      };
+      this.db.insert(t.modelVersions).values(row).run();
+      this.db.update(t.rounds).set({ phase: 'committed', metrics: JSON.stringify(args.metrics), updatedAt: now(), endedAt: now() }).where(eq(t.rounds.id, args.roundId)).run();
+      this.db.update(t.federations).set({ currentModelVersionId: row.id }).where(eq(t.federations.id, args.federationId)).run();
+      extra?.(row.id);
+      return row;
+    }).immediate();
+  }
+
+  getModelVersion(id: string): t.ModelVersionRow {
+    const row = this.db.select().from(t.modelVersions).where(eq(t.modelVersions.id, id)).get();
+    if (!row) throw new FedmartError('NOT_FOUND', `model version "${id}" not found`);
+    return row;
+  }
+
+  getModelByNumber(federationId: string, version: number): t.ModelVersionRow {
+    const row = this.db.select().from(t.modelVersions).where(and(eq(t.modelVersions.federationId, federationId), eq(t.modelVersions.version, version))).get();
+    if (!row) throw new FedmartError('NOT_FOUND', `federation ${federationId} has no model version ${version}`);
+    return row;
+  }
+
+  listModelVersions(federationId: string): Omit<t.ModelVersionRow, 'weights'>[] {
+    return this.db
+      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt })
+      .from(t.modelVersions)
+      .where(eq(t.modelVersions.federationId, federationId))
+      .orderBy(asc(t.modelVersions.version))
+      .all();
+  }
+
+  /** The federation's current model with its weights as Float32Array. */
+  currentModel(federationId: string): { row: t.ModelVersionRow; weights: Float32Array } {
+    const fed = this.getFederation(federationId);
+    if (!fed.currentModelVersionId) throw new FedmartError('NOT_FOUND', `federation ${federationId} has no model yet`);
+    const row = this.getModelVersion(fed.currentModelVersionId);
+    return { row, weights: weightsOf(row) };
+  }
+
+  // ------------------------------------------------------------ schedules
+  createSchedule(federationId: string, requested: number): t.ScheduleRow {
+    const row: t.ScheduleRow = { id: `s_${randomUUID().slice(0, 12)}`, federationId, kind: 'now', requested, remaining: requested, status: 'pending', reason: null, createdAt: now(), updatedAt: now() };
+    this.db.insert(t.schedules).values(row).run();
+    return row;
+  }
+
+  updateSchedule(id: string, fields: Partial<Pick<t.ScheduleRow, 'remaining' | 'status' | 'reason'>>): void {
+    this.db.update(t.schedules).set({ ...fields, updatedAt: now() }).where(eq(t.schedules.id, id)).run();
+  }
+
+  listSchedules(federationId: string): t.ScheduleRow[] {
+    return this.db.select().from(t.schedules).where(eq(t.schedules.federationId, federationId)).orderBy(asc(t.schedules.createdAt)).all();
+  }
+}
+
+/** Decode a stored model's weights (copy into an aligned Float32Array). */
+export function weightsOf(row: Pick<t.ModelVersionRow, 'weights' | 'paramCount'>): Float32Array {
+  const out = new Float32Array(row.paramCount);
+  new Uint8Array(out.buffer).set(row.weights.subarray(0, row.paramCount * 4));
+  return out;
+}

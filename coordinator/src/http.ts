@@ -1,0 +1,233 @@
+/**
+ * REST API under `/api/v1` (express 5). Bearer JWT on every call except
+ * `GET /healthz`; roles `operator`, `partner`, `compliance`. Bodies are parsed
+ * with zod; errors are `{ error: { code, message } }` with the matching status.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
+import {
+  CreateEnrollmentBodySchema, CreateFederationBodySchema, CreateTokenBodySchema, MAX_JSON_BODY_BYTES, PROTOCOL_VERSION, StartRoundsBodySchema, formatIssues, type Role,
+} from '@fedmart/shared/protocol';
+import { initWeights, parameterCount } from '@fedmart/shared/model';
+import type { z } from 'zod';
+import type { Principal, TokenAuthority } from './auth.ts';
+import type { Store } from './db/store.ts';
+import type { Orchestrator } from './orchestrator.ts';
+import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+  }
+}
+
+export interface HttpDeps {
+  store: Store;
+  authority: TokenAuthority;
+  orchestrator: Orchestrator;
+  version: string;
+  log?: (msg: string) => void;
+}
+
+function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) throw new FedmartError('BAD_REQUEST', `invalid request body: ${formatIssues(r.error.issues)}`);
+  return r.data;
+}
+
+const json = (s: string | null) => (s === null ? null : JSON.parse(s));
+
+function federationView(f: FederationRow) {
+  return { id: f.id, name: f.name, status: f.status, config: JSON.parse(f.config), currentModelVersionId: f.currentModelVersionId, createdAt: new Date(f.createdAt).toISOString() };
+}
+function roundView(r: RoundRow) {
+  return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
+}
+function modelView(m: Omit<ModelVersionRow, 'weights'>) {
+  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: JSON.parse(m.participants), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, createdAt: new Date(m.createdAt).toISOString() };
+}
+
+/**
+ * Build the express app.
+ * @returns an express application (not yet listening)
+ */
+export function createHttpApp(deps: HttpDeps): express.Express {
+  const { store, authority, orchestrator } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', version: deps.version, protocolVersion: PROTOCOL_VERSION });
+  });
+
+  const api = express.Router();
+  api.use(express.json({ limit: MAX_JSON_BODY_BYTES, strict: true, type: () => true }));
+
+  const auth = (...roles: Role[]) => async (req: Request, _res: Response, next: NextFunction) => {
+    const header = req.get('authorization') ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) return next(new FedmartError('UNAUTHENTICATED', 'missing or malformed Authorization header; send "Authorization: Bearer <token>"'));
+    try {
+      const p = await authority.verify(m[1]);
+      if (p.role === 'partner' && p.jti) {
+        const e = store.findEnrollmentByToken(p.jti);
+        if (!e || e.status === 'revoked') throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid; ask the operator for a new one');
+      }
+      if (!roles.includes(p.role)) throw new FedmartError('FORBIDDEN', `this call needs role ${roles.join(' or ')}; your token has role ${p.role}`);
+      req.principal = p;
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+
+  /** A partner may only see its own federation. */
+  const sameFederation = (req: Request, federationId: string) => {
+    const p = req.principal!;
+    if (p.role === 'partner' && p.fed !== federationId) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own federation');
+  };
+
+  api.post('/tokens', auth('operator'), async (req, res) => {
+    const body = parseBody(CreateTokenBodySchema, req.body);
+    const t = await authority.issue({ sub: body.subject, role: body.role }, body.expiresInSeconds);
+    store.audit(req.principal!.sub, 'token.issued', body.subject, { role: body.role, jti: t.jti });
+    res.status(201).json({ token: t.token, role: body.role, subject: body.subject, expiresAt: new Date(t.expiresAt).toISOString() });
+  });
+
+  api.get('/federations', auth('operator', 'compliance', 'partner'), (req, res) => {
+    const p = req.principal!;
+    const rows = store.listFederations().filter((f) => p.role !== 'partner' || f.id === p.fed);
+    res.json({ federations: rows.map(federationView) });
+  });
+
+  api.post('/federations', auth('operator'), (req, res) => {
+    const body = parseBody(CreateFederationBodySchema, req.body);
+    const spec = body.config.model;
+    const weights = initWeights(spec, body.config.seed);
+    if (weights.length !== parameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
+    const { federation, model } = store.createFederation(body.name, body.config, weights);
+    store.audit(req.principal!.sub, 'federation.created', federation.id, { name: body.name, strategy: body.config.strategy, params: model.paramCount });
+    res.status(201).json({ federation: federationView(federation), model: modelView(model) });
+  });
+
+  api.get('/federations/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
+    sameFederation(req, param(req, 'id'));
+    const f = store.getFederation(param(req, 'id'));
+    const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, numExamples: c.numExamples }));
+    res.json({ federation: federationView(f), connected });
+  });
+
+  api.post('/federations/:id/enrollments', auth('operator'), async (req, res) => {
+    const f = store.getFederation(param(req, 'id'));
+    const body = parseBody(CreateEnrollmentBodySchema, req.body);
+    const partner = store.ensurePartner(body.partner);
+    const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
+    const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt);
+    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt });
+    res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString() }, token: t.token });
+  });
+
+  api.get('/federations/:id/enrollments', auth('operator', 'compliance'), (req, res) => {
+    store.getFederation(param(req, 'id'));
+    res.json({ enrollments: store.listEnrollments(param(req, 'id')).map(({ tokenId: _t, ...e }) => ({ ...e, expiresAt: new Date(e.expiresAt).toISOString() })) });
+  });
+
+  api.delete('/federations/:id/enrollments/:enrollmentId', auth('operator'), (req, res) => {
+    const list = store.listEnrollments(param(req, 'id'));
+    const e = list.find((x) => x.id === req.params.enrollmentId);
+    if (!e) throw new FedmartError('NOT_FOUND', `enrollment ${req.params.enrollmentId} not found in federation ${req.params.id}`);
+    store.revokeEnrollment(e.id);
+    for (const c of orchestrator.connectedClients(param(req, 'id'))) if (c.partnerId === e.partnerId) c.disconnect('enrollment revoked by the operator');
+    store.audit(req.principal!.sub, 'enrollment.revoked', e.id, { federationId: req.params.id });
+    res.json({ revoked: e.id });
+  });
+
+  api.get('/partners', auth('operator', 'compliance'), (_req, res) => {
+    res.json({ partners: store.listPartners().map((p) => ({ ...p, createdAt: new Date(p.createdAt).toISOString() })) });
+  });
+
+  api.post('/federations/:id/rounds', auth('operator'), (req, res) => {
+    const f = store.getFederation(param(req, 'id'));
+    const body = parseBody(StartRoundsBodySchema, req.body);
+    const { scheduleId, done } = orchestrator.scheduleRounds(f.id, body.count);
+    done.catch((err) => deps.log?.(`schedule ${scheduleId} failed: ${(err as Error).message}`));
+    res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
+  });
+
+  api.get('/federations/:id/rounds', auth('operator', 'compliance', 'partner'), (req, res) => {
+    sameFederation(req, param(req, 'id'));
+    store.getFederation(param(req, 'id'));
+    res.json({ rounds: store.listRounds(param(req, 'id')).map(roundView) });
+  });
+
+  api.get('/federations/:id/schedules', auth('operator', 'compliance'), (req, res) => {
+    store.getFederation(param(req, 'id'));
+    res.json({ schedules: store.listSchedules(param(req, 'id')) });
+  });
+
+  api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
+    const r = store.getRound(param(req, 'id'));
+    sameFederation(req, r.federationId);
+    const participants = store.listParticipants(r.id).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
+    res.json({ round: roundView(r), participants });
+  });
+
+  api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), (req, res) => {
+    sameFederation(req, param(req, 'id'));
+    const f = store.getFederation(param(req, 'id'));
+    res.json({ currentModelVersionId: f.currentModelVersionId, models: store.listModelVersions(f.id).map(modelView) });
+  });
+
+  api.get('/federations/:id/models/:version', auth('operator', 'compliance', 'partner'), (req, res) => {
+    sameFederation(req, param(req, 'id'));
+    const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
+    const { weights: _w, ...meta } = m;
+    res.json({ model: modelView(meta) });
+  });
+
+  api.get('/federations/:id/models/:version/weights', auth('operator', 'partner'), (req, res) => {
+    sameFederation(req, param(req, 'id'));
+    const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
+    res.set('content-type', 'application/octet-stream');
+    res.set('x-fedmart-param-count', String(m.paramCount));
+    res.set('x-fedmart-sha256', m.sha256);
+    res.send(m.weights);
+  });
+
+  api.get('/audit', auth('operator', 'compliance'), (req, res) => {
+    const after = Number(req.query.after ?? 0);
+    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 200)));
+    if (!Number.isInteger(after) || !Number.isFinite(limit)) throw new FedmartError('BAD_REQUEST', 'query "after" and "limit" must be integers');
+    res.json({ chain: store.verifyAudit(), entries: store.listAudit(limit, after).map((e) => ({ ...e, data: json(e.data) })) });
+  });
+
+  app.use('/api/v1', api);
+
+  app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));
+
+  // The transport edge: normalise every error to { error: { code, message } }.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    let e: FedmartError;
+    const anyErr = err as { type?: string; status?: number; message?: string };
+    if (anyErr?.type === 'entity.too.large') e = new FedmartError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_JSON_BODY_BYTES} bytes`);
+    else if (anyErr?.type === 'entity.parse.failed') e = new FedmartError('BAD_REQUEST', `request body is not valid JSON: ${anyErr.message}`);
+    else e = toFedmartError(err);
+    if (e.code === 'INTERNAL') deps.log?.(`internal error: ${(e.cause as Error)?.stack ?? e.message}`);
+    res.status(e.status).json(e.code === 'INTERNAL' ? { error: { code: 'INTERNAL', message: 'internal error; see the coordinator log' } } : e.toBody());
+  });
+
+  return app;
+}
+
+function param(req: Request, name: string): string {
+  const v = (req.params as Record<string, string | string[] | undefined>)[name];
+  if (typeof v !== 'string' || v.length === 0) throw new FedmartError('BAD_REQUEST', `missing path parameter "${name}"`);
+  return v;
+}
+
+function parseVersion(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new FedmartError('BAD_REQUEST', `model version must be a non-negative integer, got "${s}"`);
+  return n;
+}

@@ -1,0 +1,119 @@
+/**
+ * Starts a coordinator: SQLite (via drizzle) under the data dir, the signing
+ * key, express + Socket.IO on one HTTP server. Supports `await using`.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Server as IoServer } from 'socket.io';
+import { FedmartError } from '@fedmart/shared/errors';
+import { MAX_ATTACHMENT_BYTES } from '@fedmart/shared/protocol';
+import { TokenAuthority } from './auth.ts';
+import { openDatabase, type Db } from './db/client.ts';
+import { Store } from './db/store.ts';
+import { Orchestrator } from './orchestrator.ts';
+import { createHttpApp } from './http.ts';
+import { attachFederationNamespace } from './socket.ts';
+
+export const COORDINATOR_VERSION = '0.1.0';
+
+export interface CoordinatorOptions {
+  /** TCP port; 0 picks a free one (tests). Default 7300. */
+  port?: number;
+  /** Interface to bind. Default 127.0.0.1. */
+  host?: string;
+  /** Directory for `fedmart.db` and the signing key; `null` = in-memory (tests). */
+  dataDir: string | null;
+  /** Log sink; default silent. */
+  log?: (msg: string) => void;
+}
+
+export interface Coordinator {
+  url: string;
+  port: number;
+  store: Store;
+  db: Db;
+  authority: TokenAuthority;
+  orchestrator: Orchestrator;
+  io: IoServer;
+  /** A fresh operator token (also written to `<dataDir>/operator.token`). */
+  operatorToken: string;
+  /** Rounds marked failed(interrupted) at start-up. */
+  interruptedRounds: string[];
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Start a coordinator.
+ * @throws FedmartError CONFIG_ERROR when the port is in use or the data dir is unusable
+ */
+export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
+  const log = opts.log ?? (() => {});
+  const host = opts.host ?? '127.0.0.1';
+  if (opts.dataDir !== null) {
+    try {
+      await mkdir(opts.dataDir, { recursive: true });
+    } catch (err) {
+      throw new FedmartError('CONFIG_ERROR', `cannot create data dir ${opts.dataDir}: ${(err as Error).message}; pass --data-dir with a writable directory`, { cause: err });
+    }
+  }
+  const dbFile = opts.dataDir === null ? ':memory:' : path.join(opts.dataDir, 'fedmart.db');
+  let db: Db;
+  try {
+    db = openDatabase(dbFile);
+  } catch (err) {
+    throw new FedmartError('CONFIG_ERROR', `cannot open database ${dbFile}: ${(err as Error).message}`, { cause: err });
+  }
+  const store = new Store(db);
+  const interruptedRounds = store.failInterruptedRounds();
+  for (const id of interruptedRounds) store.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
+  const authority = await TokenAuthority.open(opts.dataDir);
+  const orchestrator = new Orchestrator(store);
+  const app = createHttpApp({ store, authority, orchestrator, version: COORDINATOR_VERSION, log });
+  const http: HttpServer = createServer(app);
+  const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false } });
+  attachFederationNamespace(io, { store, authority, orchestrator, log });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      http.off('listening', onListening);
+      if (err.code === 'EADDRINUSE') reject(new FedmartError('CONFIG_ERROR', `port ${opts.port ?? 7300} on ${host} is already in use; pass --port with a free port (or 0 for any) or stop the other process`, { cause: err }));
+      else if (err.code === 'EACCES') reject(new FedmartError('CONFIG_ERROR', `not allowed to listen on port ${opts.port}; use a port above 1024`, { cause: err }));
+      else reject(err);
+    };
+    const onListening = () => {
+      http.off('error', onError);
+      resolve();
+    };
+    http.once('error', onError);
+    http.once('listening', onListening);
+    http.listen(opts.port ?? 7300, host);
+  }).catch((err) => {
+    db.$client.close();
+    throw err;
+  });
+  const addr = http.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7300);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  const { token: operatorToken } = await authority.issue({ sub: 'operator', role: 'operator' }, 30 * 86_400);
+  if (opts.dataDir !== null) await writeFile(path.join(opts.dataDir, 'operator.token'), operatorToken + '\n', { mode: 0o600 });
+  store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      orchestrator.close();
+      io.disconnectSockets(true);
+      await new Promise<void>((resolve) => {
+        // io.close() also closes the HTTP server; idle keep-alive connections
+        // (fetch/undici) would otherwise hold it open.
+        io.close(() => resolve());
+        http.closeAllConnections();
+      });
+      db.$client.close();
+    })());
+
+  return { url, port, store, db, authority, orchestrator, io, operatorToken, interruptedRounds, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,137 @@
+/**
+ * Socket.IO transport for namespace `/federation`: authenticates the
+ * handshake (`auth: { token }`, an enrollment JWT), parses every inbound
+ * envelope with its zod schema, decodes binary attachments, and hands
+ * validated data to the orchestrator. Invalid input gets an error (ack and
+ * `protocol-error` event) and changes no state.
+ */
+import type { Namespace, Server as IoServer, Socket } from 'socket.io';
+import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
+import {
+  ClientEnvelopeSchema, FEDERATION_NAMESPACE, MAX_ATTACHMENT_BYTES, PROTOCOL_VERSION, formatIssues,
+  type Ack, type ClientToServerEvents, type ServerToClientEvents,
+} from '@fedmart/shared/protocol';
+import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
+import type { TokenAuthority } from './auth.ts';
+import type { Store } from './db/store.ts';
+import type { ClientLink, Orchestrator } from './orchestrator.ts';
+
+/** Per-socket data set by the handshake middleware. */
+export interface SocketData {
+  partnerId: string;
+  partnerName: string;
+  federationId: string;
+  enrollmentId: string;
+  link?: ClientLink;
+}
+
+type FedSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+/**
+ * Attach the federation namespace to a Socket.IO server.
+ * @returns the namespace
+ */
+export function attachFederationNamespace(io: IoServer, deps: { store: Store; authority: TokenAuthority; orchestrator: Orchestrator; log?: (msg: string) => void }): Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
+  const nsp = io.of(FEDERATION_NAMESPACE) as unknown as Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+  const log = deps.log ?? (() => {});
+
+  nsp.use((socket, next) => {
+    void (async () => {
+      try {
+        const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+        const p = await deps.authority.verify(token);
+        if (p.role !== 'partner' || !p.fed || !p.jti) throw new FedmartError('FORBIDDEN', `a ${p.role} token cannot join a federation; use the partner's enrollment token`);
+        const enrollment = deps.store.findEnrollmentByToken(p.jti);
+        if (!enrollment || enrollment.federationId !== p.fed) throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid (it was replaced or the federation was removed); ask the operator for a new one');
+        if (enrollment.status === 'revoked') throw new FedmartError('FORBIDDEN', 'this enrollment was revoked by the operator');
+        const partner = deps.store.getPartner(enrollment.partnerId);
+        socket.data = { partnerId: enrollment.partnerId, partnerName: partner?.name ?? enrollment.partnerId, federationId: enrollment.federationId, enrollmentId: enrollment.id };
+        next();
+      } catch (err) {
+        const e = toFedmartError(err);
+        const error = new Error(e.message) as Error & { data?: unknown };
+        error.data = { code: e.code, message: e.message };
+        next(error);
+      }
+    })();
+  });
+
+  nsp.on('connection', (socket: FedSocket) => {
+    const { federationId, partnerId } = socket.data;
+    void socket.join(`fed:${federationId}`);
+    log(`partner ${socket.data.partnerName} connected to ${federationId}`);
+
+    socket.on('msg', (envelope: unknown, attachmentOrAck?: unknown, maybeAck?: unknown) => {
+      const ack: (a: Ack) => void =
+        typeof maybeAck === 'function' ? (maybeAck as (a: Ack) => void)
+        : typeof attachmentOrAck === 'function' ? (attachmentOrAck as (a: Ack) => void)
+        : () => {};
+      const attachment = typeof attachmentOrAck === 'function' ? undefined : attachmentOrAck;
+      try {
+        handle(socket, envelope, attachment);
+        ack({ ok: true });
+      } catch (err) {
+        const e = toFedmartError(err);
+        if (e.code === 'INTERNAL') log(`internal error handling a message from ${socket.data.partnerName}: ${(e.cause as Error)?.stack ?? e.message}`);
+        const body = { code: e.code, message: e.message };
+        ack({ ok: false, error: body });
+        const roundId = typeof (envelope as { roundId?: unknown })?.roundId === 'string' ? (envelope as { roundId: string }).roundId : undefined;
+        if (e.code === 'INVALID_UPDATE' || e.code === 'CONFLICT') socket.emit('rejected', { ...(roundId ? { roundId } : {}), ...body });
+        else socket.emit('protocol-error', body);
+      }
+    });
+
+    socket.on('disconnect', () => {
+      if (socket.data.link) deps.orchestrator.detachClient(federationId, socket.data.link);
+      log(`partner ${socket.data.partnerName} disconnected from ${federationId}`);
+    });
+  });
+
+  function handle(socket: FedSocket, raw: unknown, attachment: unknown): void {
+    const parsed = ClientEnvelopeSchema.safeParse(raw);
+    if (!parsed.success) {
+      const v = (raw as { v?: unknown } | null)?.v;
+      if (v !== undefined && v !== PROTOCOL_VERSION) {
+        throw new FedmartError('PROTOCOL_MISMATCH', `client speaks protocol v${String(v)}, this coordinator speaks v${PROTOCOL_VERSION}; upgrade fedmart on one side`);
+      }
+      throw new FedmartError('INVALID_MESSAGE', `invalid message: ${formatIssues(parsed.error.issues)}`);
+    }
+    const msg = parsed.data;
+    const { federationId, partnerId } = socket.data;
+    if (msg.type === 'hello') {
+      deps.store.markEnrollmentSeen(socket.data.enrollmentId, msg.payload.numExamples);
+      const fed = deps.store.getFederation(federationId);
+      const config = deps.store.federationConfig(fed);
+      const link: ClientLink = {
+        partnerId, partnerName: socket.data.partnerName, numExamples: msg.payload.numExamples,
+        sendTrain: (t, w) => socket.emit('train', t, w),
+        sendEvaluate: (e, w) => socket.emit('evaluate', e, w),
+        sendStatus: (s) => socket.emit('round-status', s),
+        sendRejected: (r) => socket.emit('rejected', r),
+        disconnect: (reason) => { socket.emit('protocol-error', { code: 'CONFLICT', message: reason }); socket.disconnect(true); },
+      };
+      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, model: config.model, ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}) });
+      socket.data.link = link;
+      deps.orchestrator.attachClient(federationId, link);
+      return;
+    }
+    if (!socket.data.link) throw new FedmartError('INVALID_MESSAGE', `send "hello" before "${msg.type}"`);
+    switch (msg.type) {
+      case 'train-result': {
+        const bytes = toUint8Array(attachment);
+        if (bytes && bytes.byteLength > MAX_ATTACHMENT_BYTES) throw new FedmartError('PAYLOAD_TOO_LARGE', `update of ${bytes.byteLength} bytes exceeds the ${MAX_ATTACHMENT_BYTES}-byte limit`);
+        const delta = decodeFloat32(attachment, msg.payload.length);
+        deps.orchestrator.acceptTrainResult(federationId, partnerId, msg.roundId, msg.payload.numExamples, msg.payload.metrics, delta);
+        return;
+      }
+      case 'train-error':
+        deps.orchestrator.acceptTrainError(federationId, partnerId, msg.roundId, msg.payload.code, msg.payload.message);
+        return;
+      case 'evaluate-result':
+        deps.orchestrator.acceptEvaluation(federationId, partnerId, msg.roundId, msg.payload.numExamples, msg.payload.metrics);
+        return;
+    }
+  }
+
+  return nsp;
+}

@@ -1,0 +1,123 @@
+/**
+ * Seed-expanding pseudo-random generator: the ChaCha20 keystream (RFC 8439
+ * §2.4) under a 256-bit seed, read as little-endian uint32 words.
+ *
+ * Secure aggregation expands one seed per mask into a vector as long as the
+ * model (Bonawitz et al., CCS 2017, §4 "PRG"), and the server re-expands the
+ * masks of every dropped client and every survivor's self mask, so this is
+ * the hot loop of the protocol. It streams node:crypto's (OpenSSL) ChaCha20,
+ * which is 5–10× faster than a JS implementation; the tests check it against
+ * the RFC 8439 Appendix A.1 / §2.3.2 vectors and against `@noble/ciphers`.
+ *
+ * The keystream is a PRG only while each (seed, nonce) pair is used once per
+ * purpose: derive seeds with HKDF and a purpose/round label.
+ */
+import { createCipheriv } from 'node:crypto';
+import { assertBytes, assertInteger } from './bytes.ts';
+
+/** Seed length in bytes (a ChaCha20 key). */
+export const PRG_SEED_BYTES = 32;
+/** Nonce length in bytes (RFC 8439 96-bit nonce). */
+export const PRG_NONCE_BYTES = 12;
+/** Largest number of words one call may expand (1 GiB of keystream); far above any model. */
+export const PRG_MAX_WORDS = 2 ** 28;
+
+/** Words per streamed chunk: 64 KiB keeps allocations small and cache-friendly. */
+const CHUNK_WORDS = 16_384;
+const ZERO_CHUNK = new Uint8Array(CHUNK_WORDS * 4);
+const ZERO_NONCE = new Uint8Array(PRG_NONCE_BYTES);
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Where in the ChaCha20 stream to start (RFC 8439 §2.3: 32-bit block counter, 96-bit nonce). */
+export interface PrgOptions {
+  /** 12-byte nonce; defaults to all zeros (safe because each seed is single-purpose). */
+  nonce?: Uint8Array;
+  /** initial block counter, default 0 */
+  counter?: number;
+}
+
+function checkOptions(label: string, words: number, opts: PrgOptions | undefined): { nonce: Uint8Array; counter: number } {
+  assertInteger(`${label}: words`, words, 0, PRG_MAX_WORDS);
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw new TypeError(`${label}: opts: expected an object`);
+  const nonce = opts?.nonce === undefined ? ZERO_NONCE : assertBytes(`${label}: opts.nonce`, opts.nonce, PRG_NONCE_BYTES);
+  const counter = opts?.counter === undefined ? 0 : assertInteger(`${label}: opts.counter`, opts.counter, 0, 0xffffffff);
+  // The 32-bit block counter must not wrap inside one expansion (OpenSSL would carry into the nonce).
+  if (counter + Math.ceil(words / 16) > 2 ** 32) throw new RangeError(`${label}: counter ${counter} + ${words} words overflows the 32-bit ChaCha20 block counter`);
+  return { nonce, counter };
+}
+
+/** OpenSSL's chacha20 IV is counter (4 bytes, little-endian) ‖ nonce (12 bytes). */
+function openStream(seed: Uint8Array, nonce: Uint8Array, counter: number) {
+  const iv = new Uint8Array(16);
+  new DataView(iv.buffer).setUint32(0, counter, true);
+  iv.set(nonce, 4);
+  return createCipheriv('chacha20', seed, iv);
+}
+
+/** View keystream bytes as little-endian uint32 words, copying only when unaligned or on big-endian hosts. */
+function asWords(bytes: Uint8Array, words: number): Uint32Array {
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, words);
+  const out = new Uint32Array(words);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, words * 4);
+  for (let i = 0; i < words; i++) out[i] = view.getUint32(i * 4, true);
+  return out;
+}
+
+/**
+ * Visit the keystream in chunks of words; `visit(chunk, offset)` sees words
+ * [offset, offset + chunk.length). The chunk is only valid during the call.
+ */
+function streamWords(seed: Uint8Array, words: number, nonce: Uint8Array, counter: number, visit: (chunk: Uint32Array, offset: number) => void): void {
+  const cipher = openStream(seed, nonce, counter);
+  for (let offset = 0; offset < words; offset += CHUNK_WORDS) {
+    const n = Math.min(CHUNK_WORDS, words - offset);
+    const bytes = cipher.update(n === CHUNK_WORDS ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, n * 4));
+    visit(asWords(bytes, n), offset);
+  }
+}
+
+/**
+ * Expand a seed into `words` uint32 words of ChaCha20 keystream.
+ * @param seed - 32-byte seed (ChaCha20 key)
+ * @param words - number of uint32 words, 0..2^28
+ * @param opts - nonce and initial block counter (RFC 8439 §2.3)
+ * @returns the words; word i is keystream bytes [4i, 4i+4) read little-endian
+ * @throws TypeError/RangeError on wrong-typed arguments or counter overflow
+ * @example
+ * const mask = expandSeed(seed, 100_000);
+ */
+export function expandSeed(seed: Uint8Array, words: number, opts?: PrgOptions): Uint32Array {
+  assertBytes('expandSeed: seed', seed, PRG_SEED_BYTES);
+  const { nonce, counter } = checkOptions('expandSeed', words, opts);
+  const out = new Uint32Array(words);
+  streamWords(seed, words, nonce, counter, (chunk, offset) => out.set(chunk, offset));
+  return out;
+}
+
+/**
+ * Add (`sign` = 1) or subtract (`sign` = -1) the expansion of `seed` into
+ * `target`, word by word modulo 2^32, without materialising the mask.
+ * This is how masks are applied and removed (Bonawitz et al. 2017, §4).
+ * @param target - accumulator, modified in place; its length is the number of words expanded
+ * @param seed - 32-byte seed
+ * @param sign - 1 to add the mask, -1 to subtract it
+ * @param opts - nonce and initial block counter
+ * @returns `target`
+ * @throws TypeError/RangeError on wrong-typed arguments
+ */
+export function addExpandedSeed(target: Uint32Array, seed: Uint8Array, sign: 1 | -1, opts?: PrgOptions): Uint32Array {
+  if (!(target instanceof Uint32Array)) throw new TypeError('addExpandedSeed: target: expected Uint32Array');
+  assertBytes('addExpandedSeed: seed', seed, PRG_SEED_BYTES);
+  if (sign !== 1 && sign !== -1) throw new RangeError(`addExpandedSeed: sign: expected 1 or -1, got ${String(sign)}`);
+  const { nonce, counter } = checkOptions('addExpandedSeed', target.length, opts);
+  if (sign === 1) {
+    streamWords(seed, target.length, nonce, counter, (chunk, offset) => {
+      for (let i = 0; i < chunk.length; i++) target[offset + i] = (target[offset + i]! + chunk[i]!) >>> 0;
+    });
+  } else {
+    streamWords(seed, target.length, nonce, counter, (chunk, offset) => {
+      for (let i = 0; i < chunk.length; i++) target[offset + i] = (target[offset + i]! - chunk[i]!) >>> 0;
+    });
+  }
+  return target;
+}

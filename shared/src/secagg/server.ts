@@ -1,0 +1,422 @@
+/**
+ * Coordinator half of secure aggregation (Bonawitz et al., CCS 2017, Fig. 4;
+ * SecAgg+ neighbourhoods, Bell et al., CCS 2020). Pair: {@link SecAggClient}.
+ *
+ * A pure, staged state machine. For each stage the orchestrator calls
+ * `receive…` for every reply that arrives, then `close…` when the stage's
+ * deadline passes; `close…` decides who is still in, checks the thresholds,
+ * and returns the next stage's requests (or, after unmasking, the result).
+ *
+ * - A reply for a stage other than the open one (a straggler) is rejected
+ *   with PROTOCOL_MISMATCH and changes no state: late messages are normal on
+ *   a network, and accepting a masked input after its sender was declared
+ *   dropped would be unsafe.
+ * - A malformed reply is rejected with INVALID_MESSAGE and changes no state.
+ * - Calling `close…` out of order is an orchestration bug: PROTOCOL_MISMATCH,
+ *   and the round is aborted.
+ * - Too few clients at any stage: FedmartError('ROUND_FAILED') whose message
+ *   names the stage and the counts; the round is aborted.
+ *
+ * The coordinator sees public keys, relays sealed share bundles it cannot
+ * open, and learns only Σ survivors' (weighted, quantized) updates.
+ */
+import { equalBytes, isBytes, wipeBytes } from '../crypto/bytes.ts';
+import { addExpandedSeed } from '../crypto/prg.ts';
+import { SHAMIR_SHARE_BYTES, combineShares, decodeShare, type ShamirShare } from '../crypto/shamir.ts';
+import { X25519_KEY_BYTES, getX25519PublicKey, x25519SharedSecrets } from '../crypto/x25519.ts';
+import { FedmartError } from '../errors.ts';
+import { derivePairwiseSeed, pairwiseSign } from './keys.ts';
+import {
+  SECAGG_PROTOCOL,
+  type AdvertiseKeysReply,
+  type AdvertiseKeysRequest,
+  type MaskedInputReply,
+  type MaskedInputRequest,
+  type SealedShares,
+  type SecAggStage,
+  type ShareKeysReply,
+  type ShareKeysRequest,
+  type UnmaskReply,
+  type UnmaskRequest,
+} from './messages.ts';
+import { resolveRoundParameters, type ResolvedRoundParameters, type SecAggRoundParameters } from './params.ts';
+import { dequantizeSum } from './quantize.ts';
+
+/** Where the coordinator is in the protocol. */
+export type SecAggServerState = SecAggStage | 'done' | 'aborted';
+
+/** The outcome of a successful round. */
+export interface SecAggResult {
+  /** Σ over survivors of w_i · clip(Δ_i), dequantized */
+  weightedSum: Float64Array;
+  /** Σ over survivors of w_i */
+  totalWeight: number;
+  /** weightedSum / totalWeight as float32, or null when totalWeight is 0 */
+  mean: Float32Array | null;
+  /** ids whose masked input is in the sum, ascending */
+  survivors: number[];
+  /** selected ids whose input is not in the sum, ascending */
+  dropped: number[];
+}
+
+interface Advertised {
+  encryptionPublicKey: Uint8Array;
+  maskingPublicKey: Uint8Array;
+}
+
+/**
+ * The coordinator's side of one secure-aggregation round.
+ *
+ * @example
+ * const server = new SecAggServer({ roundId, participants, vectorLength, quantization, graphSeed });
+ * for (const req of server.advertiseKeysRequests()) send(req);
+ * // … server.receiveAdvertiseKeys(reply) for each reply, then at the deadline:
+ * const shareKeysRequests = server.closeAdvertiseKeys();
+ */
+export class SecAggServer {
+  readonly params: ResolvedRoundParameters;
+  #state: SecAggServerState = 'advertise-keys';
+  #participants: ReadonlySet<number>;
+  #advertised = new Map<number, Advertised>();
+  /** U1: clients that advertised and have ≥ t neighbours that did too */
+  #u1 = new Set<number>();
+  #sealed = new Map<number, SealedShares[]>();
+  /** U2 after pruning */
+  #u2 = new Set<number>();
+  /** per client in U2: the neighbours it masked with (neighbours in U2) */
+  #maskPeers = new Map<number, number[]>();
+  #sum: Uint32Array;
+  #u3 = new Set<number>();
+  #unmaskAsked = new Map<number, UnmaskRequest>();
+  #revealed = new Map<number, UnmaskReply>();
+
+  /**
+   * @param params - round settings (validated here; the same checks every client applies)
+   * @throws FedmartError CONFIG_ERROR on invalid settings
+   */
+  constructor(params: SecAggRoundParameters) {
+    this.params = resolveRoundParameters(params);
+    this.#participants = new Set(this.params.participants);
+    this.#sum = new Uint32Array(this.params.vectorLength + 1);
+  }
+
+  /** The open stage, or 'done'/'aborted'. */
+  get state(): SecAggServerState {
+    return this.#state;
+  }
+
+  /** Neighbours of a client in the round's graph. */
+  #neighbours(id: number): readonly number[] {
+    return this.params.graph.neighbours.get(id) ?? [];
+  }
+
+  /**
+   * Stage 0 requests, one per participant.
+   * @returns the setup requests
+   * @throws FedmartError PROTOCOL_MISMATCH unless stage 0 is open
+   */
+  advertiseKeysRequests(): AdvertiseKeysRequest[] {
+    this.#expect('advertise-keys', 'advertiseKeysRequests');
+    const p = this.params;
+    const q = p.quantization;
+    return p.participants.map((clientId) => ({
+      stage: 'advertise-keys',
+      protocol: SECAGG_PROTOCOL,
+      roundId: p.roundId,
+      clientId,
+      participants: [...p.participants],
+      vectorLength: p.vectorLength,
+      quantization: { clip: q.clip, maxClients: q.maxClients, maxWeight: q.maxWeight, bits: q.bits, rounding: q.rounding },
+      neighbourDegree: p.graph.degree,
+      threshold: p.threshold,
+      graphSeed: p.graphSeed.slice(),
+    }));
+  }
+
+  /**
+   * Record a client's public keys.
+   * @param reply - stage 0 reply
+   * @throws FedmartError PROTOCOL_MISMATCH if stage 0 is not open; INVALID_MESSAGE on a malformed, duplicate or unexpected reply (state unchanged)
+   */
+  receiveAdvertiseKeys(reply: AdvertiseKeysReply): void {
+    const from = this.#checkReply('advertise-keys', reply, this.#participants);
+    if (this.#advertised.has(from)) throw invalid(`advertise-keys: duplicate reply from client ${from}`);
+    const { encryptionPublicKey: c, maskingPublicKey: s } = reply;
+    if (!isBytes(c) || c.length !== X25519_KEY_BYTES || !isBytes(s) || s.length !== X25519_KEY_BYTES) throw invalid(`advertise-keys: client ${from}: expected two ${X25519_KEY_BYTES}-byte public keys`);
+    for (const [id, other] of this.#advertised) {
+      if ([other.encryptionPublicKey, other.maskingPublicKey].some((k) => equalBytes(k, c) || equalBytes(k, s))) throw invalid(`advertise-keys: client ${from} reused a public key of client ${id}`);
+    }
+    if (equalBytes(c, s)) throw invalid(`advertise-keys: client ${from} advertised the same key twice`);
+    this.#advertised.set(from, { encryptionPublicKey: c.slice(), maskingPublicKey: s.slice() });
+  }
+
+  /**
+   * Close stage 0: keep clients with at least t advertising neighbours and
+   * send each its neighbours' keys.
+   * @returns one share-keys request per remaining client
+   * @throws FedmartError ROUND_FAILED if too few clients remain; PROTOCOL_MISMATCH out of order
+   */
+  closeAdvertiseKeys(): ShareKeysRequest[] {
+    this.#expect('advertise-keys', 'closeAdvertiseKeys');
+    this.#u1 = this.#prune('advertise-keys', new Set(this.#advertised.keys()), (id) => this.#neighbours(id));
+    this.#state = 'share-keys';
+    return [...this.#u1].sort((a, b) => a - b).map((clientId) => ({
+      stage: 'share-keys',
+      roundId: this.params.roundId,
+      clientId,
+      peers: this.#neighbours(clientId)
+        .filter((v) => this.#u1.has(v))
+        .map((id) => ({ id, ...this.#advertised.get(id)! })),
+    }));
+  }
+
+  /**
+   * Record a client's sealed share bundles (the coordinator cannot open them).
+   * @param reply - stage 1 reply, one bundle per neighbour it was sent
+   * @throws FedmartError PROTOCOL_MISMATCH if stage 1 is not open; INVALID_MESSAGE on a malformed, duplicate or unexpected reply (state unchanged)
+   */
+  receiveShareKeys(reply: ShareKeysReply): void {
+    const from = this.#checkReply('share-keys', reply, this.#u1);
+    if (this.#sealed.has(from)) throw invalid(`share-keys: duplicate reply from client ${from}`);
+    if (!Array.isArray(reply.sealed)) throw invalid(`share-keys: client ${from}: sealed: expected an array`);
+    const expected = this.#neighbours(from).filter((v) => this.#u1.has(v));
+    const got = reply.sealed.map((s) => s?.to).sort((a, b) => a - b);
+    if (got.length !== expected.length || got.some((to, i) => to !== expected[i])) {
+      throw invalid(`share-keys: client ${from} must send exactly one bundle to each of [${expected.join(', ')}], got [${got.join(', ')}]`);
+    }
+    for (const s of reply.sealed) {
+      if (s.from !== from || !isBytes(s.box) || s.box.length === 0 || s.box.length > 4096) throw invalid(`share-keys: client ${from}: bundle to ${s.to} is malformed`);
+    }
+    this.#sealed.set(from, reply.sealed.map((s) => ({ from, to: s.to, box: s.box })));
+  }
+
+  /**
+   * Close stage 1: keep clients whose secrets have at least t holders still
+   * in, and route each client the bundles addressed to it.
+   * @returns one masked-input request per remaining client
+   * @throws FedmartError ROUND_FAILED if too few clients remain; PROTOCOL_MISMATCH out of order
+   */
+  closeShareKeys(): MaskedInputRequest[] {
+    this.#expect('share-keys', 'closeShareKeys');
+    this.#u2 = this.#prune('share-keys', new Set(this.#sealed.keys()), (id) => this.#neighbours(id).filter((v) => this.#u1.has(v)));
+    const requests: MaskedInputRequest[] = [];
+    for (const u of [...this.#u2].sort((a, b) => a - b)) {
+      const peers = this.#neighbours(u).filter((v) => this.#u2.has(v));
+      this.#maskPeers.set(u, peers);
+      const sealed = peers.map((v) => this.#sealed.get(v)!.find((s) => s.to === u)!);
+      requests.push({ stage: 'masked-input', roundId: this.params.roundId, clientId: u, sealed });
+    }
+    this.#sealed.clear();
+    this.#state = 'masked-input';
+    return requests;
+  }
+
+  /**
+   * Add a client's masked input to the running sum.
+   * @param reply - stage 2 reply
+   * @throws FedmartError PROTOCOL_MISMATCH if stage 2 is not open; INVALID_MESSAGE on a malformed, duplicate or unexpected reply (state unchanged)
+   */
+  receiveMaskedInput(reply: MaskedInputReply): void {
+    const from = this.#checkReply('masked-input', reply, this.#u2);
+    if (this.#u3.has(from)) throw invalid(`masked-input: duplicate reply from client ${from}`);
+    const y = reply.masked;
+    const sum = this.#sum;
+    if (!(y instanceof Uint32Array) || y.length !== sum.length) {
+      throw invalid(`masked-input: client ${from}: expected a Uint32Array of ${sum.length} words (parameters + weight), got ${y instanceof Uint32Array ? `${y.length} words` : typeof y}`);
+    }
+    const mask = this.params.quantization.mask;
+    if (mask !== 0xffffffff) {
+      for (let j = 0; j < y.length; j++) if (y[j]! > mask) throw invalid(`masked-input: client ${from}: word ${j} is outside Z_2^${this.params.quantization.bits}`);
+    }
+    for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! + y[j]!) >>> 0;
+    this.#u3.add(from);
+  }
+
+  /**
+   * Close stage 2: fix the survivors and ask each for the shares needed to
+   * remove masks.
+   * @returns one unmask request per survivor
+   * @throws FedmartError ROUND_FAILED when fewer than t clients survived or some client's secrets have fewer than t surviving holders; PROTOCOL_MISMATCH out of order
+   */
+  closeMaskedInput(): UnmaskRequest[] {
+    this.#expect('masked-input', 'closeMaskedInput');
+    const t = this.params.threshold;
+    if (this.#u3.size < t) this.#fail('masked-input', `${this.#u3.size} of ${this.#u2.size} clients sent masked input, fewer than the threshold t = ${t}`);
+    for (const [u, peers] of this.#maskPeers) {
+      const alive = peers.filter((v) => this.#u3.has(v)).length;
+      const survived = this.#u3.has(u);
+      // A dropped client with no surviving neighbour left no mask in the sum.
+      if (alive < t && (survived || alive > 0)) {
+        this.#fail('masked-input', `client ${u} (${survived ? 'survived' : 'dropped'}) has ${alive} surviving neighbour(s) holding its shares, fewer than the threshold t = ${t}`);
+      }
+    }
+    const requests: UnmaskRequest[] = [];
+    for (const v of [...this.#u3].sort((a, b) => a - b)) {
+      const peers = this.#maskPeers.get(v)!;
+      const request: UnmaskRequest = {
+        stage: 'unmask',
+        roundId: this.params.roundId,
+        clientId: v,
+        dropped: peers.filter((u) => !this.#u3.has(u)),
+        survived: peers.filter((u) => this.#u3.has(u)),
+      };
+      this.#unmaskAsked.set(v, request);
+      requests.push(request);
+    }
+    this.#state = 'unmask';
+    return requests;
+  }
+
+  /**
+   * Record a survivor's revealed shares.
+   * @param reply - stage 3 reply
+   * @throws FedmartError PROTOCOL_MISMATCH if stage 3 is not open; INVALID_MESSAGE when the reply does not answer exactly what was asked (state unchanged)
+   */
+  receiveUnmask(reply: UnmaskReply): void {
+    const from = this.#checkReply('unmask', reply, this.#u3);
+    if (this.#revealed.has(from)) throw invalid(`unmask: duplicate reply from client ${from}`);
+    const asked = this.#unmaskAsked.get(from)!;
+    if (!Array.isArray(reply.shares) || reply.shares.length !== asked.dropped.length + asked.survived.length) {
+      throw invalid(`unmask: client ${from} must reveal exactly ${asked.dropped.length + asked.survived.length} share(s)`);
+    }
+    const expectedKind = new Map<number, string>([...asked.dropped.map((u) => [u, 'mask-key'] as const), ...asked.survived.map((u) => [u, 'self-seed'] as const)]);
+    const seen = new Set<number>();
+    for (const s of reply.shares) {
+      if (typeof s !== 'object' || s === null || expectedKind.get(s.of) !== s.kind || seen.has(s.of)) throw invalid(`unmask: client ${from} revealed an unexpected share (${String(s?.kind)} of ${String(s?.of)})`);
+      if (!isBytes(s.share) || s.share.length !== SHAMIR_SHARE_BYTES) throw invalid(`unmask: client ${from}: share of ${s.of} must be ${SHAMIR_SHARE_BYTES} bytes`);
+      seen.add(s.of);
+    }
+    this.#revealed.set(from, { ...reply, shares: reply.shares.map((s) => ({ ...s, share: s.share.slice() })) });
+  }
+
+  /**
+   * Close stage 3: reconstruct every survivor's self-mask seed and every
+   * dropped client's mask key, remove all masks, and dequantize.
+   * @returns the weighted sum of the survivors' updates and their total weight
+   * @throws FedmartError ROUND_FAILED when some secret has fewer than t revealed shares; CRYPTO_ERROR when shares are inconsistent or a reconstructed key does not match its advertised public key; PROTOCOL_MISMATCH out of order
+   */
+  closeUnmask(): SecAggResult {
+    this.#expect('unmask', 'closeUnmask');
+    const t = this.params.threshold;
+    const selfSeedShares = new Map<number, ShamirShare[]>();
+    const maskKeyShares = new Map<number, ShamirShare[]>();
+    for (const reply of this.#revealed.values()) {
+      for (const s of reply.shares) {
+        const target = s.kind === 'self-seed' ? selfSeedShares : maskKeyShares;
+        let list = target.get(s.of);
+        if (!list) target.set(s.of, (list = []));
+        try {
+          list.push(decodeShare(s.share));
+        } catch (cause) {
+          this.#abortWith(new FedmartError('CRYPTO_ERROR', `unmask: client ${reply.clientId} sent a malformed share of client ${s.of}'s secret; the round cannot be unmasked`, { cause }));
+        }
+      }
+    }
+    const sum = this.#sum;
+    const roundId = this.params.roundId;
+    for (const u of [...this.#u3].sort((a, b) => a - b)) {
+      const shares = selfSeedShares.get(u) ?? [];
+      if (shares.length < t) this.#fail('unmask', `survivor ${u}'s self-mask seed has ${shares.length} revealed share(s) from ${this.#revealed.size} responding client(s), fewer than the threshold t = ${t}`);
+      const seed = this.#reconstruct(shares, u, 'self-mask seed');
+      if (seed.length !== 32) this.#abortWith(new FedmartError('CRYPTO_ERROR', `unmask: survivor ${u}'s self-mask seed reconstructs to ${seed.length} bytes, expected 32; shares are inconsistent`));
+      addExpandedSeed(sum, seed, -1);
+      wipeBytes(seed);
+    }
+    for (const [u, peers] of this.#maskPeers) {
+      if (this.#u3.has(u)) continue;
+      const alive = peers.filter((v) => this.#u3.has(v));
+      if (alive.length === 0) continue;
+      const shares = maskKeyShares.get(u) ?? [];
+      if (shares.length < t) this.#fail('unmask', `dropped client ${u}'s mask key has ${shares.length} revealed share(s) from ${this.#revealed.size} responding client(s), fewer than the threshold t = ${t}`);
+      const secretKey = this.#reconstruct(shares, u, 'mask key');
+      const advertised = this.#advertised.get(u)!.maskingPublicKey;
+      if (secretKey.length !== X25519_KEY_BYTES || !equalBytes(getX25519PublicKey(secretKey), advertised)) {
+        this.#abortWith(new FedmartError('CRYPTO_ERROR', `unmask: dropped client ${u}'s reconstructed mask key does not match its advertised public key; some revealed shares are forged or inconsistent`));
+      }
+      const agreed = x25519SharedSecrets(secretKey, alive.map((v) => this.#advertised.get(v)!.maskingPublicKey));
+      alive.forEach((v, i) => {
+        const seed = derivePairwiseSeed(agreed[i]!, roundId, u, v);
+        // v applied pairwiseSign(v, u)·PRG(seed); take it out again.
+        addExpandedSeed(sum, seed, pairwiseSign(v, u) === 1 ? -1 : 1);
+        wipeBytes(seed, agreed[i]);
+      });
+      wipeBytes(secretKey);
+    }
+    const { weightedSum, totalWeight } = dequantizeSum(sum, this.params.quantization);
+    let mean: Float32Array | null = null;
+    if (totalWeight > 0) {
+      mean = new Float32Array(weightedSum.length);
+      for (let j = 0; j < mean.length; j++) mean[j] = weightedSum[j]! / totalWeight;
+    }
+    const survivors = [...this.#u3].sort((a, b) => a - b);
+    this.#state = 'done';
+    return { weightedSum, totalWeight, mean, survivors, dropped: this.params.participants.filter((id) => !this.#u3.has(id)) };
+  }
+
+  /** Abort the round (idempotent); later calls throw PROTOCOL_MISMATCH. */
+  abort(): void {
+    this.#state = 'aborted';
+    this.#revealed.clear();
+    this.#sealed.clear();
+  }
+
+  #reconstruct(shares: ShamirShare[], owner: number, what: string): Uint8Array {
+    try {
+      return combineShares(shares);
+    } catch (cause) {
+      this.#abortWith(new FedmartError('CRYPTO_ERROR', `unmask: the ${shares.length} revealed shares of client ${owner}'s ${what} are inconsistent; the round cannot be unmasked`, { cause }));
+    }
+  }
+
+  /** Iteratively drop clients with fewer than t live neighbours (their secrets would be unrecoverable). */
+  #prune(stage: SecAggStage, live: Set<number>, candidates: (id: number) => readonly number[]): Set<number> {
+    const t = this.params.threshold;
+    const before = live.size;
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const u of live) {
+        if (candidates(u).filter((v) => live.has(v)).length < t) {
+          live.delete(u);
+          changed = true;
+        }
+      }
+    }
+    if (live.size < t + 1) {
+      this.#fail(stage, `${before} of ${this.params.participants.length} clients replied and ${live.size} have at least t = ${t} live neighbours; need at least ${t + 1}`);
+    }
+    return live;
+  }
+
+  #checkReply(stage: SecAggStage, reply: { stage?: unknown; roundId?: unknown; clientId?: unknown } | null | undefined, allowed: ReadonlySet<number>): number {
+    if (this.#state !== stage) {
+      throw new FedmartError('PROTOCOL_MISMATCH', `secure aggregation: a '${stage}' reply arrived while the round is at '${this.#state}'; it was ignored (late or out of order)`);
+    }
+    if (typeof reply !== 'object' || reply === null || reply.stage !== stage) throw invalid(`${stage}: expected a '${stage}' reply, got stage '${String(reply?.stage)}'`);
+    if (reply.roundId !== this.params.roundId) throw invalid(`${stage}: reply for round ${String(reply.roundId)}, this is round ${this.params.roundId}`);
+    const from = reply.clientId;
+    if (typeof from !== 'number' || !allowed.has(from)) throw invalid(`${stage}: client ${String(from)} is not expected at this stage`);
+    return from as number;
+  }
+
+  #expect(stage: SecAggStage, method: string): void {
+    if (this.#state !== stage) {
+      const state = this.#state;
+      this.abort();
+      throw new FedmartError('PROTOCOL_MISMATCH', `secure aggregation: ${method}() needs stage '${stage}', the round is at '${state}'; stages must run in order — round aborted`);
+    }
+  }
+
+  #fail(stage: SecAggStage, message: string): never {
+    this.#abortWith(new FedmartError('ROUND_FAILED', `secure aggregation failed at stage '${stage}': ${message}`, { details: { stage } }));
+  }
+
+  #abortWith(error: FedmartError): never {
+    this.abort();
+    throw error;
+  }
+}
+
+function invalid(message: string): FedmartError {
+  return new FedmartError('INVALID_MESSAGE', `secure aggregation: ${message}`);
+}

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { runSecAggInMemory } from './simulate.ts';
+
+/** The acceptance targets behind `fedmart bench secagg`. */
+describe('secure aggregation cost targets (100,000 parameters)', () => {
+  it('50 clients, 20% dropout: correct, and a client sends at most 2× its plain update', () => {
+    // Act
+    const r = runSecAggInMemory({ clients: 50, params: 100_000, dropout: 0.2, seed: 1 });
+    // Assert
+    expect(r.outcome, r.failure).toBe('ok');
+    expect(r.correct).toBe(true);
+    expect(r.bytesPerClient).toBeLessThanOrEqual(2 * r.plainBytesPerClient);
+  });
+
+  it('100 clients, 10% dropout, 14 neighbours: correct, and unmasking costs at most 10× a plain sum', () => {
+    // Act
+    const r = runSecAggInMemory({ clients: 100, params: 100_000, dropout: 0.1, neighbours: 14, seed: 1 });
+    // Assert
+    expect(r.outcome, r.failure).toBe('ok');
+    expect(r.neighbours).toBe(14);
+    expect(r.correct).toBe(true);
+    expect(r.serverMs).toBeLessThanOrEqual(10 * r.plainSumMs);
+  });
+});
