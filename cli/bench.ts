@@ -12,10 +12,16 @@ import { parseFlags, intFlag, numberFlag, progress } from './args.ts';
 const USAGE = `fedmart bench <what> [flags] --json
 
   aggregate --clients N --params D    coordinator aggregation path (wire decode + FedAvg) vs a plain Float32Array sum
+  secagg --clients N --params D --dropout P [--neighbours K]
+                                      secure aggregation (Bonawitz et al. 2017 / SecAgg+) vs the plain sum of the survivors
+  he --clients N --params D           CKKS encrypted aggregation (node-seal) vs the plain sum
+  psi --size N --overlap F            ECDH private set intersection of two parties of N ids each
   all                                 every benchmark at its default size, one JSON object
 
 Example:
   fedmart bench aggregate --clients 32 --params 1000000 --json`;
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 function medianOf(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -90,15 +96,60 @@ export async function benchCommand(argv: string[]): Promise<number> {
       result = benchAggregate(clients, params, reps);
       break;
     }
+    case 'secagg': {
+      const clients = intFlag('bench secagg', values, 'clients', 50, 3, 10_000);
+      const params = intFlag('bench secagg', values, 'params', 100_000, 1, 10_000_000);
+      const dropout = numberFlag('bench secagg', values, 'dropout', 0, 0, 0.9);
+      const neighbours = values.neighbours === undefined ? undefined : intFlag('bench secagg', values, 'neighbours', 0, 2, 10_000);
+      progress(`bench secagg: ${clients} clients × ${params} params, dropout ${dropout}${neighbours ? `, ${neighbours} neighbours (SecAgg+)` : ''}`);
+      const { runSecAggInMemory } = await import('@fedmart/shared/secagg/simulate');
+      const r = runSecAggInMemory({ clients, params, dropout, ...(neighbours !== undefined ? { neighbours } : {}) });
+      if (r.outcome === 'failed') progress(`round failed: ${r.failure}`);
+      result = {
+        clients: r.clients, params: r.params, dropout, correct: r.correct, maxAbsError: r.maxAbsError, plainSumMs: round2(r.plainSumMs), clientMs: round2(r.clientMs), serverMs: round2(r.serverMs),
+        bytesPerClient: r.bytesPerClient, plainBytesPerClient: r.plainBytesPerClient, neighbours: r.neighbours, threshold: r.threshold, survivors: r.survivors, errorBound: r.errorBound, serverTotalMs: round2(r.serverTotalMs),
+        ...(r.failure ? { failure: r.failure } : {}),
+      };
+      break;
+    }
+    case 'he': {
+      const clients = intFlag('bench he', values, 'clients', 10, 1, 1000);
+      const params = intFlag('bench he', values, 'params', 100_000, 1, 10_000_000);
+      progress(`bench he: ${clients} clients × ${params} params, CKKS N=8192`);
+      const { runHeAggregationInMemory } = await import('@fedmart/shared/he/simulate');
+      const r = await runHeAggregationInMemory({ clients, params });
+      result = { clients: r.clients, params: r.params, correct: r.correct, maxAbsError: r.maxAbsError, clientEncryptMs: round2(r.clientEncryptMs), serverAggregateMs: round2(r.serverAggregateMs), decryptMs: round2(r.decryptMs), bytesPerClient: r.bytesPerClient, plainBytesPerClient: r.plainBytesPerClient, plainSumMs: round2(r.plainSumMs) };
+      break;
+    }
+    case 'psi': {
+      const size = intFlag('bench psi', values, 'size', 100_000, 1, 10_000_000);
+      const overlap = numberFlag('bench psi', values, 'overlap', 0.5, 0, 1);
+      progress(`bench psi: two parties × ${size} ids, overlap ${overlap}`);
+      const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
+      const r = runPsiInMemory({ size, overlap });
+      result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: Math.round(r.seconds * 100) / 100 };
+      break;
+    }
     case 'all': {
       progress('bench all: aggregate 32 × 1,000,000');
       result = { aggregate: benchAggregate(32, 1_000_000) };
+      progress('bench all: secagg 50 × 100,000, dropout 0.2');
+      const { runSecAggInMemory } = await import('@fedmart/shared/secagg/simulate');
+      const sa = runSecAggInMemory({ clients: 50, params: 100_000, dropout: 0.2 });
+      result.secagg = { clients: 50, params: 100_000, dropout: 0.2, correct: sa.correct, serverMs: round2(sa.serverMs), plainSumMs: round2(sa.plainSumMs), bytesPerClient: sa.bytesPerClient, plainBytesPerClient: sa.plainBytesPerClient };
+      progress('bench all: he 10 × 100,000');
+      const { runHeAggregationInMemory } = await import('@fedmart/shared/he/simulate');
+      const he = await runHeAggregationInMemory({ clients: 10, params: 100_000 });
+      result.he = { clients: 10, params: 100_000, correct: he.correct, maxAbsError: he.maxAbsError, serverAggregateMs: round2(he.serverAggregateMs), plainSumMs: round2(he.plainSumMs), bytesPerClient: he.bytesPerClient, plainBytesPerClient: he.plainBytesPerClient };
+      progress('bench all: psi 20,000 ids, overlap 0.5');
+      const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
+      const psi = runPsiInMemory({ size: 20_000, overlap: 0.5 });
+      result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: Math.round(psi.seconds * 100) / 100 };
       break;
     }
     default:
-      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, all`);
+      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, all`);
   }
-  void numberFlag;
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n');
   return 0;
 }
