@@ -21,7 +21,7 @@ import { ApiClient } from './api-client.ts';
 import { bankMarketingPath, BANK_LEAKY_COLUMNS } from './datasets.ts';
 import { prepareExperiment, defaultModelSpec, experimentFederationConfig, scoreModel, trainBaseline } from './experiment.ts';
 
-const USAGE = `fedmart demo [--rounds 5] [--partners 4] [--port 7300] [--data-dir ./.fedmart] [--exit]
+const USAGE = `fedmart demo [--rounds 10] [--partners 4] [--port 7300] [--data-dir ./.fedmart] [--exit]
 
 Runs a real federation on the UCI Bank Marketing data (45,211 customers, CC BY 4.0):
 the coordinator on SQLite under the data dir, one OS process per partner holding
@@ -44,7 +44,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const started = Date.now();
-  const rounds = intFlag('demo', values, 'rounds', 5, 1, 1000);
+  const rounds = intFlag('demo', values, 'rounds', 10, 1, 1000);
   const nPartners = intFlag('demo', values, 'partners', 4, 2, 12);
   const port = intFlag('demo', values, 'port', 7300, 0, 65535);
   const seed = intFlag('demo', values, 'seed', 42, 0, 2 ** 31 - 1);

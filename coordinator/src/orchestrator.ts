@@ -223,7 +223,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const a = r.active!;
     const res = this.apply(r, { type: 'evaluate-result', nodeId: partnerId }, () => {
       a.evaluations.set(partnerId, { nodeId: partnerId, numExamples, metrics });
-      this.store.setParticipant(roundId, partnerId, { status: a.updates.has(partnerId) ? 'trained' : 'evaluated', evalMetrics: metrics });
+      this.store.setParticipant(roundId, partnerId, { status: a.state.trained.includes(partnerId) ? 'trained' : 'evaluated', evalMetrics: metrics });
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'evaluate' });

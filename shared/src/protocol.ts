@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { STRATEGY_IDS } from './strategy/types.ts';
+import { listStrategies } from './strategy/registry.ts';
 import { ModelSpecSchema } from './model.ts';
 
 /** Bumped on any incompatible change to envelopes or events. */
@@ -55,7 +56,80 @@ export const TimeoutsSchema = z.object({
   selectingMs: z.number().int().min(10).max(86_400_000).default(60_000),
   trainingMs: z.number().int().min(10).max(86_400_000).default(120_000),
   evaluatingMs: z.number().int().min(10).max(86_400_000).default(60_000),
+  /** Secure aggregation, stage 0: collecting the clients' public keys. */
+  advertiseKeysMs: z.number().int().min(10).max(86_400_000).default(30_000),
+  /** Secure aggregation, stage 1: collecting the sealed Shamir shares. */
+  shareKeysMs: z.number().int().min(10).max(86_400_000).default(30_000),
+  /** Secure aggregation, stage 2: local training plus the masked input (so as long as training). */
+  maskedInputMs: z.number().int().min(10).max(86_400_000).default(120_000),
+  /** Secure aggregation, stage 3: collecting the shares that remove the masks. */
+  unmaskingMs: z.number().int().min(10).max(86_400_000).default(30_000),
 });
+
+/**
+ * Secure aggregation per federation (Bonawitz et al. 2017; SecAgg+ of Bell et
+ * al. 2020). The coordinator then learns only the sum of the surviving
+ * partners' clipped, quantized, example-weighted updates.
+ */
+export const SecureAggregationConfigSchema = z
+  .object({
+    /** Shamir threshold t (default ⌊k/2⌋ + 1; must satisfy k/2 < t ≤ k). */
+    threshold: z.number().int().min(2).max(100_000).optional(),
+    /** SecAgg+ degree k (even; default ⌈2·log2 n⌉; ≥ n − 1 means every pair masks). */
+    neighbours: z.number().int().min(2).max(100_000).optional(),
+    /** Each coordinate of an update is clipped to [−clip, clip] before quantization. */
+    clip: z.number().positive().max(1e6).default(1),
+    /** Ring Z_{2^bits} the masked sum lives in. */
+    bits: z.number().int().min(8).max(32).default(32),
+  })
+  .strict();
+export type SecureAggregationConfig = z.infer<typeof SecureAggregationConfigSchema>;
+
+/** How updates are protected from the coordinator by encryption. */
+export const ENCRYPTION_MODES = ['none', 'ckks'] as const;
+
+/** Strategies that need individual updates (robust ones): refused with secure aggregation or HE. */
+const INDIVIDUAL_UPDATE_STRATEGIES = listStrategies().filter((s) => s.needsIndividualUpdates).map((s) => s.id);
+
+/**
+ * Differential privacy per federation (absent = off). `level: 'record'` runs
+ * DP-SGD inside each partner (Abadi et al. 2016: per-example clipping to
+ * `clip`, Gaussian noise `noiseMultiplier`·`clip`, Poisson sampling at
+ * `sampleRate`, default batchSize / the partner's example count);
+ * `level: 'partner'` runs DP-FedAvg (McMahan et al. 2018): each partner clips
+ * its whole update to `clip`, and noise `noiseMultiplier`·`clip` is added to
+ * the sum once by the coordinator (`mode: 'central'`, the default) or in
+ * shares by the partners (`'distributed'`, each N(0, σ²C²/minClients), needed
+ * when secure aggregation or CKKS hides individual updates). `adaptiveClip`
+ * (partner level only) lets the clip track a quantile of update norms
+ * (Andrew et al. 2021). Every committed round is charged to the privacy
+ * ledger at `delta` (coordinator `privacy.ts`).
+ */
+export const DpConfigSchema = z
+  .object({
+    level: z.enum(['record', 'partner']),
+    /** σ: noise std divided by the clipping norm (sensitivity). */
+    noiseMultiplier: z.number().positive().max(1e6),
+    /** C: L2 clipping norm (of each example's gradient, or of each partner's update). */
+    clip: z.number().positive().max(1e6),
+    delta: z.number().gt(0).lt(1),
+    mode: z.enum(['central', 'distributed']).optional(),
+    /** Record level: Poisson sampling rate q of each local step. */
+    sampleRate: z.number().gt(0).max(1).optional(),
+    adaptiveClip: z
+      .object({
+        /** γ: target fraction of partners whose update norm stays ≤ C. */
+        targetQuantile: z.number().min(0).max(1).default(0.5),
+        /** η_C: geometric learning rate of the clip. */
+        clipLearningRate: z.number().min(0).max(10).default(0.2),
+        /** σ_b: std of the noise on the count of unclipped partners (must exceed noiseMultiplier/2). */
+        countStd: z.number().positive().max(1e6),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type DpConfig = z.infer<typeof DpConfigSchema>;
 
 /** Everything an operator sets when creating a federation. */
 export const FederationConfigSchema = z.object({
@@ -80,13 +154,52 @@ export const FederationConfigSchema = z.object({
   minClients: z.number().int().min(1).max(100_000).default(2),
   /** Fraction of live clients sampled into each round (at least minClients). */
   sampleFraction: z.number().gt(0).max(1).default(1),
-  timeouts: TimeoutsSchema.default({ selectingMs: 60_000, trainingMs: 120_000, evaluatingMs: 60_000 }),
+  timeouts: TimeoutsSchema.default({ selectingMs: 60_000, trainingMs: 120_000, evaluatingMs: 60_000, advertiseKeysMs: 30_000, shareKeysMs: 30_000, maskedInputMs: 120_000, unmaskingMs: 30_000 }),
   /** Seed for client sampling and the initial model (non-secret). */
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
   /** The agreed data schema partners must follow (opaque to the coordinator). */
   dataSchema: z.unknown().optional(),
+  /** Secure aggregation (absent = off). */
+  secureAggregation: SecureAggregationConfigSchema.optional(),
+  /** 'ckks': partners encrypt updates; the coordinator sums ciphertexts and never sees the joint model. */
+  encryption: z.enum(ENCRYPTION_MODES).default('none'),
+  /** CKKS only: name of the partner that generates the federation key (default: the first partner to connect). */
+  keyHolder: z.string().min(1).max(200).optional(),
+  /** Differential privacy (absent = off); see {@link DpConfigSchema}. */
+  dp: DpConfigSchema.optional(),
+}).superRefine((c, ctx) => {
+  const protectedBy = [c.secureAggregation ? 'secure aggregation' : null, c.encryption === 'ckks' ? 'CKKS encryption' : null].filter(Boolean);
+  if (protectedBy.length === 2) {
+    ctx.addIssue({ code: 'custom', path: ['encryption'], message: "secure aggregation and CKKS encryption cannot both be on (each already hides individual updates); choose one: drop secureAggregation or set encryption to 'none'" });
+  }
+  if (protectedBy.length > 0 && (INDIVIDUAL_UPDATE_STRATEGIES as readonly string[]).includes(c.strategy)) {
+    ctx.addIssue({ code: 'custom', path: ['strategy'], message: `strategy "${c.strategy}" needs each partner's individual update, but ${protectedBy[0]} reveals only their sum; use fedavg, fedprox, fedadam or fedyogi, or turn ${protectedBy[0]} off` });
+  }
+  if (c.keyHolder !== undefined && c.encryption !== 'ckks') {
+    ctx.addIssue({ code: 'custom', path: ['keyHolder'], message: "keyHolder only applies with encryption 'ckks'" });
+  }
+  if (c.dp) for (const issue of dpConfigIssues(c.dp, c.strategy, protectedBy.length > 0)) ctx.addIssue({ code: 'custom', path: ['dp', ...issue.path], message: issue.message });
 });
 export type FederationConfig = z.infer<typeof FederationConfigSchema>;
+
+/** Combinations of a DP config with the rest of the federation that cannot give the promised guarantee. */
+function dpConfigIssues(dp: DpConfig, strategy: string, hidden: boolean): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  if (dp.level === 'record' && (dp.mode !== undefined || dp.adaptiveClip !== undefined)) {
+    out.push({ path: [dp.mode !== undefined ? 'mode' : 'adaptiveClip'], message: "mode and adaptiveClip apply to level 'partner' only (DP-SGD noise is always added inside each partner)" });
+  }
+  if (dp.level === 'partner' && dp.sampleRate !== undefined) out.push({ path: ['sampleRate'], message: "sampleRate applies to level 'record' only" });
+  if (dp.level === 'partner' && hidden && dp.mode !== 'distributed') {
+    out.push({ path: ['mode'], message: "with secure aggregation or CKKS the coordinator never sees individual updates, so partner-level noise must be added by the partners: set dp.mode to 'distributed'" });
+  }
+  if (dp.level === 'partner' && (INDIVIDUAL_UPDATE_STRATEGIES as readonly string[]).includes(strategy)) {
+    out.push({ path: ['level'], message: `partner-level DP noises the sum of clipped updates, but strategy "${strategy}" needs individual updates; use fedavg, fedprox, fedadam or fedyogi` });
+  }
+  if (dp.adaptiveClip && !(dp.adaptiveClip.countStd > dp.noiseMultiplier / 2)) {
+    out.push({ path: ['adaptiveClip', 'countStd'], message: `countStd must exceed noiseMultiplier/2 = ${dp.noiseMultiplier / 2} (Andrew et al. 2021 split the budget between the count and the update); raise it (about partners/20 is typical) or lower noiseMultiplier` });
+  }
+  return out;
+}
 export type FederationConfigInput = z.input<typeof FederationConfigSchema>;
 
 /** POST /api/v1/federations */
@@ -166,11 +279,39 @@ export type ClientMessageType = ClientEnvelope['type'];
 /** Reply to every client message (Socket.IO ack). */
 export type Ack = { ok: true } | { ok: false; error: { code: string; message: string } };
 
+/**
+ * Server → client: how to privatise this round's training (set by the
+ * coordinator's DP strategy wrapper from {@link DpConfigSchema}; the client
+ * half is `client-node/src/ml/dp-sgd.ts`).
+ */
+export const TrainDpSchema = z
+  .object({
+    level: z.enum(['record', 'partner']),
+    /** C for this round (adaptive clipping moves it between rounds). */
+    clip: z.number().positive().max(1e6),
+    /** σ the ledger charges for this round. */
+    noiseMultiplier: z.number().positive().max(1e6),
+    /** δ at which the partner reports its ε (the federation's dp.delta). */
+    delta: z.number().gt(0).lt(1),
+    /** Record level: Poisson sampling rate (absent = batchSize / local examples). */
+    sampleRate: z.number().gt(0).max(1).optional(),
+    /** Partner level, distributed mode: std of the Gaussian share each partner adds to its clipped update. */
+    noiseStd: z.number().min(0).max(1e9).optional(),
+    /** Partner level, adaptive clipping: report metric dp_unclipped (1 if the update norm was ≤ C). */
+    reportUnclipped: z.boolean().optional(),
+  })
+  .strict();
+export type TrainDp = z.infer<typeof TrainDpSchema>;
+
+/** The local config a client receives each round: {@link LocalTrainConfigSchema} plus the round's DP settings. */
+export const TrainConfigSchema = LocalTrainConfigSchema.extend({ dp: TrainDpSchema.optional() });
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
 /** Server → client: train on these weights (attachment) with this config. */
 export interface TrainInstruction {
   roundId: string;
   round: number;
-  config: z.infer<typeof LocalTrainConfigSchema>;
+  config: TrainConfig;
   /** Number of float32 values in the weights attachment. */
   length: number;
 }

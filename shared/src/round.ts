@@ -6,20 +6,42 @@
  *
  * ```
  * scheduled → selecting → training → aggregating → evaluating → committed
+ * with secure aggregation (Bonawitz et al. 2017, rounds 0–3), training is
+ * replaced by its stages:
+ *   selecting → advertise-keys → share-keys → masked-input → unmasking → aggregating → …
  * any phase → failed(reason)
  * ```
+ * Each secure-aggregation stage has its own timeout; a client that misses
+ * one is dropped from the round (the cryptography recovers from it). The
+ * orchestrator closes a stage with the SecAgg server core and reports the
+ * clients it keeps with `stage-closed`; a `stage-closed` for any stage other
+ * than the current one aborts the round.
+ *
  * Pure: no I/O, no timers, no clocks.
  */
 
 /** Every phase a round can be in. */
-export const ROUND_PHASES = ['scheduled', 'selecting', 'training', 'aggregating', 'evaluating', 'committed', 'failed'] as const;
+export const ROUND_PHASES = ['scheduled', 'selecting', 'training', 'advertise-keys', 'share-keys', 'masked-input', 'unmasking', 'aggregating', 'evaluating', 'committed', 'failed'] as const;
 export type RoundPhase = (typeof ROUND_PHASES)[number];
 
 /** Phases a round never leaves. */
 export const TERMINAL_PHASES: ReadonlySet<RoundPhase> = new Set(['committed', 'failed']);
 
+/** The secure-aggregation stages, in order (they replace 'training'). */
+export const SECAGG_PHASES = ['advertise-keys', 'share-keys', 'masked-input', 'unmasking'] as const;
+/** One secure-aggregation stage of a round. */
+export type SecAggPhase = (typeof SECAGG_PHASES)[number];
+
 /** Phases that carry a timeout. */
-export type TimedPhase = 'selecting' | 'training' | 'evaluating';
+export type TimedPhase = 'selecting' | 'training' | 'evaluating' | SecAggPhase;
+
+/** Progress of the current secure-aggregation stage. */
+export interface StageProgress {
+  /** Clients asked at this stage. */
+  members: string[];
+  /** Clients whose reply to this stage was accepted. */
+  replied: string[];
+}
 
 /** State of one round. */
 export interface RoundState {
@@ -39,6 +61,10 @@ export interface RoundState {
   failures: Record<string, string>;
   /** Set when phase is 'failed'. */
   reason?: string;
+  /** True when training runs as secure-aggregation stages. */
+  secureAggregation: boolean;
+  /** The current secure-aggregation stage's progress (secure aggregation only). */
+  stage?: StageProgress;
 }
 
 /** Inputs to the machine. */
@@ -52,7 +78,11 @@ export type RoundEvent =
   | { type: 'aggregated'; ok: false; reason: string }
   | { type: 'evaluate-result'; nodeId: string }
   | { type: 'evaluate-failed'; nodeId: string; reason: string }
-  | { type: 'abort'; reason: string };
+  | { type: 'abort'; reason: string }
+  /** A client's reply to a secure-aggregation stage was accepted by the SecAgg server core. */
+  | { type: 'stage-reply'; stage: SecAggPhase; nodeId: string }
+  /** The orchestrator closed `stage`; `next` are the clients the next stage goes to (for 'unmasking': ignored). */
+  | { type: 'stage-closed'; stage: SecAggPhase; next: readonly string[] };
 
 /** What the orchestrator must do after a transition. */
 export type RoundEffect =
@@ -61,7 +91,11 @@ export type RoundEffect =
   | { type: 'send-evaluate'; nodeIds: string[] }
   | { type: 'commit' }
   | { type: 'fail'; reason: string }
-  | { type: 'start-timer'; phase: TimedPhase };
+  | { type: 'start-timer'; phase: TimedPhase }
+  /** Close the current secure-aggregation stage with the SecAgg server core. */
+  | { type: 'close-stage'; stage: SecAggPhase }
+  /** Send the requests of `stage` (computed when the previous stage closed). */
+  | { type: 'send-stage'; stage: SecAggPhase; nodeIds: string[] };
 
 /** Result of a transition. `rejected` explains an event that changed nothing. */
 export interface TransitionResult {
@@ -76,9 +110,14 @@ export interface TransitionResult {
  * @param round - 1-based number within the federation
  * @param minClients - fewest clients the round may train and aggregate with
  */
-export function createRound(roundId: string, round: number, minClients: number): RoundState {
+export function createRound(roundId: string, round: number, minClients: number, opts: { secureAggregation?: boolean } = {}): RoundState {
   if (!Number.isInteger(minClients) || minClients < 1) throw new RangeError(`minClients must be an integer ≥ 1, got ${minClients}`);
-  return { roundId, round, phase: 'scheduled', minClients, selected: [], trained: [], evaluators: [], evaluated: [], failures: {} };
+  return { roundId, round, phase: 'scheduled', minClients, selected: [], trained: [], evaluators: [], evaluated: [], failures: {}, secureAggregation: opts.secureAggregation === true };
+}
+
+/** True when `phase` is a secure-aggregation stage. */
+export function isSecAggPhase(phase: RoundPhase): phase is SecAggPhase {
+  return (SECAGG_PHASES as readonly string[]).includes(phase);
 }
 
 function fail(state: RoundState, reason: string): TransitionResult {
@@ -176,6 +215,11 @@ export function transition(state: RoundState, event: RoundEvent): TransitionResu
         return { state: { ...next, phase: 'aggregating' }, effects: [{ type: 'aggregate' }] };
       }
       break;
+    case 'advertise-keys':
+    case 'share-keys':
+    case 'masked-input':
+    case 'unmasking':
+      return stageTransition(state, state.phase, event);
     case 'aggregating':
       if (event.type === 'aggregated') {
         if (!event.ok) return fail(state, event.reason);
@@ -210,8 +254,90 @@ export function transition(state: RoundState, event: RoundEvent): TransitionResu
 
 function select(state: RoundState, event: Extract<RoundEvent, { type: 'select' }>): TransitionResult {
   const selected = sampleClients(event.available, event.sampleFraction, state.minClients, event.rand);
+  if (state.secureAggregation) {
+    // The train instruction goes out with the stage-0 request: clients advertise keys at once and train meanwhile.
+    return {
+      state: { ...state, phase: 'advertise-keys', selected, stage: { members: selected, replied: [] } },
+      effects: [{ type: 'send-train', nodeIds: selected }, { type: 'start-timer', phase: 'advertise-keys' }],
+    };
+  }
   return {
     state: { ...state, phase: 'training', selected },
     effects: [{ type: 'send-train', nodeIds: selected }, { type: 'start-timer', phase: 'training' }],
   };
+}
+
+const NEXT_STAGE: Readonly<Record<SecAggPhase, SecAggPhase | null>> = { 'advertise-keys': 'share-keys', 'share-keys': 'masked-input', 'masked-input': 'unmasking', unmasking: null };
+
+/**
+ * Fewest clients a stage may close with. Up to masked input this is the
+ * round's minimum (they are the contributors); unmasking needs only enough
+ * shares, which the SecAgg server core checks against the threshold t.
+ */
+function stageMinimum(state: RoundState, stage: SecAggPhase): number {
+  return stage === 'unmasking' ? 1 : state.minClients;
+}
+
+function afterStageProgress(state: RoundState, stage: SecAggPhase): TransitionResult {
+  const p = state.stage!;
+  const pending = p.members.filter((n) => !p.replied.includes(n) && !(n in state.failures));
+  const min = stageMinimum(state, stage);
+  if (p.replied.length + pending.length < min) {
+    return fail(state, `too few clients at secure-aggregation stage ${stage}: ${p.replied.length} of ${p.members.length} replied and ${pending.length} still pending, minimum is ${min}`);
+  }
+  if (pending.length === 0) return { state, effects: [{ type: 'close-stage', stage }] };
+  return { state, effects: [] };
+}
+
+function stageTransition(state: RoundState, stage: SecAggPhase, event: RoundEvent): TransitionResult {
+  const p = state.stage ?? { members: [], replied: [] };
+  switch (event.type) {
+    case 'stage-reply': {
+      if (event.stage !== stage) return reject(state, `a ${event.stage} reply arrived while round ${state.round} is at stage ${stage}; it was ignored (late or out of order)`);
+      if (!p.members.includes(event.nodeId)) return reject(state, `node ${event.nodeId} is not part of stage ${stage} of round ${state.round}`);
+      if (p.replied.includes(event.nodeId)) return reject(state, `node ${event.nodeId} already replied to stage ${stage} of round ${state.round}`);
+      if (event.nodeId in state.failures) return reject(state, `node ${event.nodeId} was already dropped from round ${state.round}: ${state.failures[event.nodeId]}`);
+      return afterStageProgress({ ...state, stage: { ...p, replied: [...p.replied, event.nodeId] } }, stage);
+    }
+    case 'client-left':
+    case 'train-failed': {
+      if (!p.members.includes(event.nodeId) || p.replied.includes(event.nodeId) || event.nodeId in state.failures) return { state, effects: [] };
+      const reason = event.type === 'client-left' ? `disconnected at secure-aggregation stage ${stage}` : event.reason;
+      return afterStageProgress({ ...state, failures: { ...state.failures, [event.nodeId]: reason } }, stage);
+    }
+    case 'timeout': {
+      if (event.phase !== stage) return reject(state, `a ${event.phase} timeout fired while round ${state.round} is at stage ${stage}`);
+      const failures = { ...state.failures };
+      for (const n of p.members) if (!p.replied.includes(n) && !(n in failures)) failures[n] = `timed out at secure-aggregation stage ${stage}`;
+      const next = { ...state, failures };
+      const min = stageMinimum(state, stage);
+      if (p.replied.length < min) return fail(next, `too few clients at secure-aggregation stage ${stage}: ${p.replied.length} of ${p.members.length} replied before the timeout, minimum is ${min}`);
+      return { state: next, effects: [{ type: 'close-stage', stage }] };
+    }
+    case 'stage-closed': {
+      if (event.stage !== stage) return fail(state, `secure-aggregation stage out of order: asked to close ${event.stage} while the round is at ${stage}; round aborted`);
+      // Clients the SecAgg core left out (too few live neighbours) are dropped here.
+      const failures = { ...state.failures };
+      const nextMembers = [...event.next];
+      if (stage !== 'unmasking') {
+        for (const n of p.replied) if (!nextMembers.includes(n) && !(n in failures)) failures[n] = `left out after stage ${stage}: too few live neighbours hold its shares`;
+      }
+      const trained = stage === 'masked-input' ? p.replied.filter((n) => nextMembers.includes(n)) : state.trained;
+      const following = NEXT_STAGE[stage];
+      if (following === null) {
+        return { state: { ...state, failures, trained, phase: 'aggregating', stage: { members: p.members, replied: p.replied } }, effects: [{ type: 'aggregate' }] };
+      }
+      if (nextMembers.length < stageMinimum(state, following)) {
+        return fail({ ...state, failures }, `too few clients left for secure-aggregation stage ${following}: ${nextMembers.length}, minimum is ${state.minClients}`);
+      }
+      return {
+        state: { ...state, failures, trained, phase: following, stage: { members: nextMembers, replied: [] } },
+        effects: [{ type: 'send-stage', stage: following, nodeIds: nextMembers }, { type: 'start-timer', phase: following }],
+      };
+    }
+    case 'train-result':
+      return reject(state, `round ${state.round} uses secure aggregation: plaintext updates are refused; send the masked input when asked`);
+    default:
+      return reject(state, `event "${event.type}" is not accepted while round ${state.round} is at secure-aggregation stage ${stage}`);
+  }
 }

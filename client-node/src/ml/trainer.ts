@@ -106,7 +106,8 @@ function bceWithLogits(z: tf.Tensor1D, y: tf.Tensor1D): tf.Scalar {
   return tf.mean(tf.add(tf.sub(tf.relu(z), tf.mul(z, y)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))))) as tf.Scalar;
 }
 
-function makeOptimizer(kind: OptimizerKind, learningRate: number): tf.Optimizer {
+/** A fresh tfjs optimizer of the given kind (shared with DP-SGD in `dp-sgd.ts`, so both take the same update). */
+export function makeOptimizer(kind: OptimizerKind, learningRate: number): tf.Optimizer {
   switch (kind) {
     case 'adam':
       return tf.train.adam(learningRate);
@@ -121,7 +122,7 @@ function makeOptimizer(kind: OptimizerKind, learningRate: number): tf.Optimizer 
  * tfjs 4.22's MomentumOptimizer.dispose() overrides SGD's and forgets the
  * learning-rate scalar `c`, leaking one tensor per optimizer; dispose it too.
  */
-function disposeOptimizer(optimizer: tf.Optimizer): void {
+export function disposeOptimizer(optimizer: tf.Optimizer): void {
   optimizer.dispose();
   const c = (optimizer as unknown as { c?: tf.Tensor }).c;
   if (c !== undefined && !c.isDisposed) c.dispose();

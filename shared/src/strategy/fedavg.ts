@@ -10,8 +10,9 @@
  *
  * Pure: no I/O.
  */
-import { BaseStrategy, assertFiniteAggregate, assertUpdates, weightedMetricMeans } from './base.ts';
-import type { AggregateResult, ClientFailure, ClientUpdate, StrategyId } from './types.ts';
+import { BaseStrategy, assertFiniteAggregate, assertUpdates, findNonFinite, weightedMetricMeans } from './base.ts';
+import { FedmartError } from '../errors.ts';
+import type { AggregateResult, ClientFailure, ClientUpdate, MeanAggregateInfo, StrategyId } from './types.ts';
 
 /**
  * out[i] = Σ_k weights[k]·deltas[k][i], accumulated in float64.
@@ -147,6 +148,21 @@ export class FedAvg extends BaseStrategy {
     return { weights: addDelta(global, mean), metrics };
   }
 
+  /**
+   * FedAvg from the weighted mean alone (secure aggregation / HE).
+   * @param _round - 1-based round number
+   * @param global - weights the clients started from (not mutated)
+   * @param mean - the example-weighted mean delta
+   * @param info - total weight (0 keeps the model) and pass-through metrics
+   * @returns global + mean
+   * @throws FedmartError INVALID_UPDATE when the mean has the wrong length or a non-finite value
+   */
+  aggregateMean(_round: number, global: Float32Array, mean: Float64Array, info: MeanAggregateInfo): AggregateResult {
+    assertMean(this.label(), global, mean);
+    if (!(info.totalWeight > 0)) return { weights: null, metrics: { ...info.metrics } };
+    return { weights: addDelta(global, mean), metrics: { ...info.metrics } };
+  }
+
   /** @returns one line naming the rule and its paper */
   summary(): string {
     return 'FedAvg: global += example-weighted mean of client deltas (McMahan et al. 2017)';
@@ -166,4 +182,20 @@ export class FedAvg extends BaseStrategy {
  */
 export function aggregateTrainMetrics(results: readonly ClientUpdate[]): Record<string, number> {
   return weightedMetricMeans(results);
+}
+
+/**
+ * Check a mean delta handed to `aggregateMean` (it comes from an unmasked or
+ * decrypted sum, so no individual update can be blamed).
+ * @param label - strategy name for messages
+ * @param global - the global weights
+ * @param mean - the mean delta
+ * @throws FedmartError INVALID_UPDATE on a wrong length or a non-finite value
+ */
+export function assertMean(label: string, global: Float32Array, mean: Float64Array): void {
+  if (!(mean instanceof Float64Array) || mean.length !== global.length) {
+    throw new FedmartError('INVALID_UPDATE', `${label}: the aggregated mean has ${mean instanceof Float64Array ? mean.length : 'no'} values, expected ${global.length} (the global model's parameter count)`);
+  }
+  const at = findNonFinite(mean);
+  if (at >= 0) throw new FedmartError('INVALID_UPDATE', `${label}: the aggregated mean holds ${mean[at]} at index ${at}; expected finite values — check the clients' clipping and quantization settings`);
 }

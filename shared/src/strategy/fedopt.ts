@@ -24,8 +24,8 @@
  */
 import { FedmartError } from '../errors.ts';
 import { BaseStrategy, assertUpdates, describe, readOption } from './base.ts';
-import { aggregateTrainMetrics, meanDelta } from './fedavg.ts';
-import type { AggregateResult, ClientFailure, ClientUpdate, StrategyId, StrategyOptions } from './types.ts';
+import { aggregateTrainMetrics, assertMean, meanDelta } from './fedavg.ts';
+import type { AggregateResult, ClientFailure, ClientUpdate, MeanAggregateInfo, StrategyId, StrategyOptions } from './types.ts';
 
 /** Defaults from Reddi et al. 2021 (η from their grid; β and τ from §5/Appendix). */
 export const FEDOPT_DEFAULTS = Object.freeze({ serverLearningRate: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 });
@@ -99,7 +99,27 @@ export abstract class FedOpt extends BaseStrategy {
     const metrics = aggregateTrainMetrics(results);
     const delta = meanDelta(label, results, global.length);
     if (delta === null) return { weights: null, metrics };
+    return { weights: this.step(global, delta), metrics };
+  }
 
+  /**
+   * The same server step from the example-weighted mean alone (secure
+   * aggregation / HE). A total weight of 0 keeps the model and the state.
+   * @param _round - 1-based round number
+   * @param global - x_t (not mutated)
+   * @param mean - Δ_t, the example-weighted mean delta
+   * @param info - total weight and pass-through metrics
+   * @returns x_{t+1}
+   * @throws FedmartError INVALID_UPDATE on a wrong-length or non-finite mean; CONFIG_ERROR when the stored moments do not match the model's size
+   */
+  aggregateMean(_round: number, global: Float32Array, mean: Float64Array, info: MeanAggregateInfo): AggregateResult {
+    assertMean(this.id, global, mean);
+    if (!(info.totalWeight > 0)) return { weights: null, metrics: { ...info.metrics } };
+    return { weights: this.step(global, mean), metrics: { ...info.metrics } };
+  }
+
+  private step(global: Float32Array, delta: Float64Array): Float32Array {
+    const label = this.id;
     const n = global.length;
     if (this.m === null || this.v === null) {
       this.m = new Float64Array(n);
@@ -137,7 +157,7 @@ export abstract class FedOpt extends BaseStrategy {
       }
     }
     this.steps++;
-    return { weights: out, metrics };
+    return out;
   }
 
   /**

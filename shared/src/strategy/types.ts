@@ -58,6 +58,16 @@ export interface AggregateResult {
   metrics: Record<string, number>;
 }
 
+/** What {@link Strategy.aggregateMean} knows besides the mean delta. */
+export interface MeanAggregateInfo {
+  /** Σ n_k over the contributing clients. */
+  totalWeight: number;
+  /** How many clients contributed. */
+  clients: number;
+  /** Aggregated training metrics (example-weighted means), passed through. */
+  metrics: Record<string, number>;
+}
+
 /** Round context passed to configure* calls. */
 export interface RoundContext {
   /** 1-based round number within the federation. */
@@ -96,6 +106,19 @@ export interface Strategy {
    * @returns new weights, or `weights: null` to keep `global` (e.g. no results)
    */
   aggregateTrain(round: number, global: Float32Array, results: readonly ClientUpdate[], failures: readonly ClientFailure[]): AggregateResult;
+  /**
+   * Aggregate-only entry point, for when only the example-weighted mean of
+   * the deltas is known (secure aggregation unmasks just the sum; under CKKS
+   * the partners decrypt just the sum). Present only on strategies with
+   * `needsIndividualUpdates === false`; must give the same model as
+   * {@link aggregateTrain} would on the individual updates.
+   * @param round - 1-based round number
+   * @param global - weights the clients started from (not mutated)
+   * @param mean - Σ n_k·Δ_k / Σ n_k, one value per parameter
+   * @param info - total weight Σ n_k, number of contributing clients, aggregated client metrics
+   * @returns new weights (or `null` to keep `global` when totalWeight is 0)
+   */
+  aggregateMean?(round: number, global: Float32Array, mean: Float64Array, info: MeanAggregateInfo): AggregateResult;
   /** @returns whether clients should evaluate the new global model this round. */
   configureEvaluate(ctx: RoundContext): { evaluate: boolean };
   /**

@@ -1,0 +1,407 @@
+/**
+ * The client half of fedmart's differential privacy.
+ *
+ * Record level — DP-SGD (Abadi et al. 2016, "Deep Learning with Differential
+ * Privacy", CCS; Algorithm 1):
+ * - Sampling: every step includes each local example independently with
+ *   probability q (Poisson sampling), drawn from the platform CSPRNG — the
+ *   sampling is part of the mechanism, so it must be unpredictable. That is
+ *   the sampling the RDP accountant (`shared/src/dp/rdp.ts`, Mironov et al.
+ *   2019) analyses; we do not substitute shuffled fixed-size batches.
+ * - Per-example gradients of the MLP, computed by hand (backpropagation
+ *   vectorised over nothing: one example at a time in float64, which for
+ *   these small tabular models is faster than per-op tfjs dispatch). The
+ *   L2 norm of a dense layer's per-example gradient a ⊗ δ is ‖a‖·‖δ‖
+ *   (Goodfellow 2015, "Efficient per-example gradient computations"), so the
+ *   norm costs one pass and each gradient is clipped to C before it is ever
+ *   summed; the clipped per-example vectors are never materialised.
+ * - Noise: N(0, σ²C²) per coordinate on the sum, from `gaussianNoise`
+ *   (CSPRNG Box–Muller; never tf.randomNormal, whose generator is seeded and
+ *   predictable), then divided by the EXPECTED batch size q·n — dividing by the
+ *   realised batch size would leak it.
+ * - Update: the noisy gradient (plus the data-independent FedProx term, which
+ *   is post-processing) goes through the same tfjs optimizer `trainLocal`
+ *   uses, so Adam/momentum/SGD behave exactly as in non-private training.
+ * The number of steps per round comes from `shared/src/dp/plan.ts`
+ * (⌈localEpochs / q⌉), the same function the coordinator's ledger uses.
+ *
+ * Partner level — DP-FedAvg (McMahan et al. 2018, ICLR), client side: the
+ * whole update is clipped to C ({@link privatizeUpdate}); in distributed mode
+ * the partner adds its Gaussian share N(0, σ²C²/minClients) so the sum of at
+ * least minClients shares carries the full noise even when the coordinator
+ * only ever sees that sum. The coordinator half is `DpStrategy` in
+ * `coordinator/src/privacy.ts`.
+ *
+ * Not covered by the guarantee: evaluation metrics the partner reports on its
+ * validation split, and the example count n (treated as public). The
+ * training loss is not reported at record level, because it is computed on
+ * the private data without noise.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { FedmartError } from '@fedmart/shared/errors';
+import { parameterCount, parameterShapes, splitWeights, type ModelSpec } from '@fedmart/shared/model';
+import { clipToNormInPlace } from '@fedmart/shared/dp/clip';
+import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
+import { RdpAccountant } from '@fedmart/shared/dp/rdp';
+import { recordLevelCharge } from '@fedmart/shared/dp/plan';
+import type { TrainDp } from '@fedmart/shared/protocol';
+import { initBackend } from './backend.ts';
+import { DEFAULT_OPTIMIZER } from './defaults.ts';
+import { disposeOptimizer, makeOptimizer, trainLocal, type TrainLocalArgs, type TrainLocalResult } from './trainer.ts';
+
+/**
+ * Shrinks every clip factor by one part in 10⁹, so that float64 rounding in
+ * ‖a‖·‖δ‖ can never let a clipped per-example gradient land above C.
+ */
+const CLIP_SAFETY = 1 - 1e-9;
+
+/** Offsets of each layer's weight matrix and bias in the flat parameter vector. */
+interface Layer {
+  inDim: number;
+  outDim: number;
+  w: number;
+  b: number;
+}
+
+function layersOf(spec: ModelSpec): Layer[] {
+  const shapes = parameterShapes(spec);
+  const layers: Layer[] = [];
+  let off = 0;
+  for (let i = 0; i < shapes.length; i += 2) {
+    const [inDim, outDim] = shapes[i] as [number, number];
+    layers.push({ inDim, outDim, w: off, b: off + inDim * outDim });
+    off += inDim * outDim + outDim;
+  }
+  return layers;
+}
+
+/** Scratch buffers for one example's forward and backward pass. */
+class Workspace {
+  /** a[0] = input, a[l] = post-activation of layer l (pre-activation for the output). */
+  readonly a: Float64Array[];
+  /** δ[l] = ∂loss/∂z of layer l+1's outputs. */
+  readonly d: Float64Array[];
+  constructor(readonly layers: Layer[]) {
+    this.a = [new Float64Array(layers[0]!.inDim), ...layers.map((l) => new Float64Array(l.outDim))];
+    this.d = layers.map((l) => new Float64Array(l.outDim));
+  }
+
+  /**
+   * Forward and backward pass for row `row`; leaves activations in `a` and
+   * deltas in `d`.
+   * @returns the example's loss and its gradient's squared L2 norm
+   */
+  run(params: ArrayLike<number>, x: Float32Array, y: Float32Array, row: number): { loss: number; sqNorm: number } {
+    const { layers, a, d } = this;
+    const in0 = layers[0]!.inDim;
+    const a0 = a[0]!;
+    for (let i = 0; i < in0; i++) a0[i] = x[row * in0 + i]!;
+    const last = layers.length - 1;
+    for (let l = 0; l <= last; l++) {
+      const L = layers[l]!;
+      const ain = a[l]!;
+      const out = a[l + 1]!;
+      for (let j = 0; j < L.outDim; j++) out[j] = params[L.b + j]!;
+      for (let i = 0; i < L.inDim; i++) {
+        const ai = ain[i]!;
+        if (ai === 0) continue;
+        const base = L.w + i * L.outDim;
+        for (let j = 0; j < L.outDim; j++) out[j] = out[j]! + ai * params[base + j]!;
+      }
+      if (l < last) for (let j = 0; j < L.outDim; j++) if (!(out[j]! > 0)) out[j] = 0; // ReLU (0 where z ≤ 0, as tf's gradient)
+    }
+    const z = a[last + 1]![0]!;
+    const label = y[row]!;
+    const loss = Math.max(z, 0) - z * label + Math.log1p(Math.exp(-Math.abs(z)));
+    d[last]![0] = 1 / (1 + Math.exp(-z)) - label;
+    for (let l = last; l > 0; l--) {
+      const L = layers[l]!;
+      const dl = d[l]!;
+      const prev = d[l - 1]!;
+      const aprev = a[l]!; // post-ReLU of layer l-1: > 0 exactly where the ReLU passed
+      for (let i = 0; i < L.inDim; i++) {
+        if (!(aprev[i]! > 0)) {
+          prev[i] = 0;
+          continue;
+        }
+        let s = 0;
+        const base = L.w + i * L.outDim;
+        for (let j = 0; j < L.outDim; j++) s += params[base + j]! * dl[j]!;
+        prev[i] = s;
+      }
+    }
+    // ‖∂W‖² = ‖a‖²·‖δ‖² (outer product), ‖∂b‖² = ‖δ‖².
+    let sqNorm = 0;
+    for (let l = 0; l <= last; l++) {
+      let aa = 0;
+      for (const v of a[l]!) aa += v * v;
+      let dd = 0;
+      for (const v of d[l]!) dd += v * v;
+      sqNorm += dd * (aa + 1);
+    }
+    return { loss, sqNorm };
+  }
+
+  /** out += factor · (this example's gradient), in flat parameter order. */
+  accumulate(out: Float64Array, factor: number): void {
+    const { layers, a, d } = this;
+    for (let l = 0; l < layers.length; l++) {
+      const L = layers[l]!;
+      const ain = a[l]!;
+      const dl = d[l]!;
+      for (let i = 0; i < L.inDim; i++) {
+        const ai = ain[i]! * factor;
+        if (ai === 0) continue;
+        const base = L.w + i * L.outDim;
+        for (let j = 0; j < L.outDim; j++) out[base + j] = out[base + j]! + ai * dl[j]!;
+      }
+      for (let j = 0; j < L.outDim; j++) out[L.b + j] = out[L.b + j]! + factor * dl[j]!;
+    }
+  }
+}
+
+function checkModel(spec: ModelSpec, params: Float32Array | Float64Array): void {
+  const p = parameterCount(spec);
+  if (params.length !== p) throw new FedmartError('INVALID_UPDATE', `weights have ${params.length} values, the model has ${p}; train on the weights of this federation's model`);
+}
+
+/**
+ * Per-example gradients of the binary cross-entropy (unclipped), one vector
+ * per row — for tests and audits; training never materialises them.
+ * @param spec - model architecture (MLP)
+ * @param params - flat weights in wire order
+ * @param x - features, row-major n × inputDim
+ * @param y - 0/1 labels
+ * @param rows - rows to differentiate
+ * @returns one Float64Array of parameterCount(spec) values per row
+ * @throws FedmartError INVALID_UPDATE when params do not fit the spec
+ */
+export function perExampleGradients(spec: ModelSpec, params: Float32Array | Float64Array, x: Float32Array, y: Float32Array, rows: ArrayLike<number>): Float64Array[] {
+  checkModel(spec, params);
+  const ws = new Workspace(layersOf(spec));
+  const out: Float64Array[] = [];
+  for (let k = 0; k < rows.length; k++) {
+    ws.run(params, x, y, rows[k]!);
+    const g = new Float64Array(params.length);
+    ws.accumulate(g, 1);
+    out.push(g);
+  }
+  return out;
+}
+
+/**
+ * The factor min(1, C/‖g‖)·(1 − 10⁻⁹) applied to a per-example gradient of squared norm `sqNorm`.
+ * @param sqNorm - ‖g‖²
+ * @param clip - C > 0
+ * @returns a factor in (0, 1]
+ */
+export function perExampleClipFactor(sqNorm: number, clip: number): number {
+  const norm = Math.sqrt(sqNorm);
+  if (!Number.isFinite(norm)) throw new FedmartError('INVALID_UPDATE', `a per-example gradient is not finite (norm ${norm}); the weights diverged — lower the learning rate`);
+  return norm * CLIP_SAFETY <= clip ? 1 : (clip / norm) * CLIP_SAFETY;
+}
+
+/** Arguments of {@link noisyGradient}. */
+export interface NoisyGradientArgs {
+  spec: ModelSpec;
+  /** Current weights (flat, wire order). */
+  params: Float32Array | Float64Array;
+  x: Float32Array;
+  y: Float32Array;
+  /** Sampled rows: the first `count` entries of `rows`. */
+  rows: Int32Array;
+  count: number;
+  /** C: per-example L2 clipping norm. */
+  clip: number;
+  /** σ: noise multiplier (std of the noise on the sum is σ·C). */
+  noiseMultiplier: number;
+  /** q·n: the divisor (expected, not realised, batch size). */
+  expectedBatch: number;
+  /** Byte source of the noise (default: platform CSPRNG). */
+  rng?: RandomSource;
+}
+
+/**
+ * One DP-SGD gradient (Abadi et al. 2016, Algorithm 1, lines 5–8):
+ * (Σ_i clip_C(∇ℓ(x_i)) + N(0, σ²C²·I)) / (q·n).
+ * @param a - see {@link NoisyGradientArgs}
+ * @returns the noisy mean gradient (float64), the batch's summed loss and how many examples were clipped
+ * @throws FedmartError INVALID_UPDATE when the weights do not fit or a gradient is not finite
+ */
+export function noisyGradient(a: NoisyGradientArgs): { grad: Float64Array; lossSum: number; clipped: number } {
+  checkModel(a.spec, a.params);
+  const ws = new Workspace(layersOf(a.spec));
+  const sum = new Float64Array(a.params.length);
+  let lossSum = 0;
+  let clipped = 0;
+  for (let k = 0; k < a.count; k++) {
+    const { loss, sqNorm } = ws.run(a.params, a.x, a.y, a.rows[k]!);
+    const f = perExampleClipFactor(sqNorm, a.clip);
+    if (f < 1) clipped++;
+    ws.accumulate(sum, f);
+    lossSum += loss;
+  }
+  const noise = gaussianNoise(sum.length, a.noiseMultiplier * a.clip, a.rng ?? cryptoRandomSource);
+  for (let i = 0; i < sum.length; i++) sum[i] = (sum[i]! + noise[i]!) / a.expectedBatch;
+  return { grad: sum, lossSum, clipped };
+}
+
+/**
+ * Poisson sampling: each of n rows independently with probability q, from
+ * 32-bit CSPRNG words. The inclusion probability is ⌊q·2³²⌋/2³² ≤ q, so
+ * accounting at q is (negligibly) conservative.
+ * @param n - number of rows
+ * @param q - inclusion probability in (0, 1]
+ * @param out - receives the sampled row indices (length ≥ n)
+ * @param rng - byte source (default: platform CSPRNG)
+ * @returns how many rows were sampled (the first entries of `out`)
+ */
+export function poissonSample(n: number, q: number, out: Int32Array, rng: RandomSource = cryptoRandomSource): number {
+  if (!(q > 0 && q <= 1)) throw new RangeError(`poissonSample: q must be in (0, 1], got ${String(q)}`);
+  const words = new Uint32Array(n);
+  rng.fill(new Uint8Array(words.buffer));
+  const threshold = Math.floor(q * 2 ** 32);
+  let count = 0;
+  for (let i = 0; i < n; i++) if (words[i]! < threshold) out[count++] = i;
+  return count;
+}
+
+/** DP-SGD settings of one {@link trainDpSgd} call. */
+export interface DpSgdOptions {
+  /** C: per-example clipping norm. */
+  clip: number;
+  /** σ: noise multiplier. */
+  noiseMultiplier: number;
+  /** q (default batchSize / n, see `recordLevelCharge`). */
+  sampleRate?: number | undefined;
+  /** Byte source for sampling and noise (default: platform CSPRNG; tests pass a seeded one). */
+  rng?: RandomSource;
+}
+
+/** Result of {@link trainDpSgd}: the mechanism's parameters for the accountant, too. */
+export interface DpSgdResult extends TrainLocalResult {
+  /** Sampling rate used. */
+  q: number;
+  /** Examples sampled over all steps. */
+  sampled: number;
+  /** Per-example gradients that were clipped (norm > C), over all steps. */
+  clipped: number;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Local training with DP-SGD: ⌈localEpochs/q⌉ steps of Poisson sampling,
+ * per-example clipping, Gaussian noise and the same optimizer as
+ * {@link trainLocal}. `seed` is unused: every random choice here is private
+ * and comes from `dp.rng`.
+ *
+ * @param args - as for trainLocal, plus `dp`
+ * @returns new weights, mean loss over sampled examples (local use only: not private), steps, q and counts
+ * @throws FedmartError CONFIG_ERROR for a non-MLP model or bad DP settings; DATA_ERROR / INVALID_UPDATE as trainLocal
+ * @example
+ * const r = await trainDpSgd({ spec, weights, x, y, n, config, seed: 0, dp: { clip: 1, noiseMultiplier: 1.1 } });
+ * accountant.step(r.q, 1.1, r.steps);
+ */
+export async function trainDpSgd(args: TrainLocalArgs & { dp: DpSgdOptions }): Promise<DpSgdResult> {
+  const { spec, weights, x, y, n, config, dp } = args;
+  if (spec.kind !== 'mlp') throw new FedmartError('CONFIG_ERROR', `DP-SGD supports model kind "mlp", got "${String(spec.kind)}"; use an MLP or partner-level DP`);
+  if (!(dp.clip > 0 && Number.isFinite(dp.clip))) throw new FedmartError('CONFIG_ERROR', `DP-SGD clip must be a finite number > 0, got ${dp.clip}`);
+  if (!(dp.noiseMultiplier > 0 && Number.isFinite(dp.noiseMultiplier))) throw new FedmartError('CONFIG_ERROR', `DP-SGD noiseMultiplier must be a finite number > 0, got ${dp.noiseMultiplier}`);
+  const views = splitWeights(weights, spec);
+  if (x.length !== n * spec.inputDim || y.length !== n) throw new FedmartError('DATA_ERROR', `expected ${n} rows × ${spec.inputDim} features and ${n} labels, got ${x.length} values and ${y.length} labels`);
+  const { q, steps } = recordLevelCharge({ sampleRate: dp.sampleRate, batchSize: config.batchSize, localEpochs: config.localEpochs, numExamples: n });
+  const rng = dp.rng ?? cryptoRandomSource;
+  await initBackend();
+  const shapes = parameterShapes(spec);
+  const optimizer = makeOptimizer(args.optimizer ?? DEFAULT_OPTIMIZER, config.learningRate);
+  const vars = views.map((v, i) => tf.variable(tf.tensor(v, shapes[i]), true));
+  const params = weights.slice();
+  const rows = new Int32Array(n);
+  const expectedBatch = q * n;
+  let sampled = 0;
+  let clipped = 0;
+  let lossSum = 0;
+  try {
+    for (let step = 0; step < steps; step++) {
+      const count = poissonSample(n, q, rows, rng);
+      const g = noisyGradient({ spec, params, x, y, rows, count, clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, expectedBatch, rng });
+      if (config.proximalMu > 0) for (let i = 0; i < g.grad.length; i++) g.grad[i] = g.grad[i]! + config.proximalMu * (params[i]! - weights[i]!);
+      sampled += count;
+      clipped += g.clipped;
+      lossSum += g.lossSum;
+      const grads: Record<string, tf.Tensor> = {};
+      let off = 0;
+      for (const [i, v] of vars.entries()) {
+        const size = v.size;
+        grads[v.name] = tf.tensor(Float32Array.from(g.grad.subarray(off, off + size)), shapes[i]);
+        off += size;
+      }
+      optimizer.applyGradients(grads);
+      tf.dispose(Object.values(grads));
+      off = 0;
+      for (const v of vars) {
+        const data = v.dataSync() as Float32Array;
+        params.set(data, off);
+        off += data.length;
+      }
+      // Long local training must not starve the node's socket heartbeats.
+      if (step % 16 === 15) await yieldToEventLoop();
+    }
+    if (!params.every(Number.isFinite)) {
+      throw new FedmartError('INVALID_UPDATE', `DP-SGD diverged: weights became non-finite after ${steps} steps (learningRate ${config.learningRate}); lower the learning rate`);
+    }
+    return { weights: params, loss: sampled ? lossSum / sampled : Number.NaN, steps, q, sampled, clipped };
+  } finally {
+    disposeOptimizer(optimizer);
+    tf.dispose(vars);
+  }
+}
+
+/**
+ * Client side of DP-FedAvg: clip the whole update to C (in place, exact for
+ * the float32 values sent) and, in distributed mode, add this partner's
+ * Gaussian share N(0, noiseStd²).
+ * @param delta - the model update (modified)
+ * @param dp - the round's DP settings (level 'partner')
+ * @param rng - byte source (default: platform CSPRNG)
+ * @returns whether the update was inside the ball before clipping (adaptive clipping's b_i)
+ */
+export function privatizeUpdate(delta: Float32Array, dp: TrainDp, rng: RandomSource = cryptoRandomSource): { unclipped: boolean } {
+  const factor = clipToNormInPlace(delta, dp.clip);
+  if (dp.noiseStd !== undefined && dp.noiseStd > 0) {
+    const noise = gaussianNoise(delta.length, dp.noiseStd, rng);
+    for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! + noise[i]!;
+  }
+  return { unclipped: factor === 1 };
+}
+
+/**
+ * One round of local training with the round's DP settings applied: DP-SGD
+ * at record level (and the partner's ε, composed in `accountant`, reported as
+ * metric `epsilon_record`), or clipping/noising of the update at partner
+ * level. Without DP it is plain {@link trainLocal}.
+ * @param args - trainLocal arguments (the global weights in `weights`)
+ * @param dp - the round's DP settings, or undefined
+ * @param accountant - this partner's record-level accountant (lives as long as the agent)
+ * @returns the update (new weights − global) and the metrics to report
+ */
+export async function trainRoundWithDp(args: TrainLocalArgs, dp: TrainDp | undefined, accountant: RdpAccountant): Promise<{ delta: Float32Array; metrics: Record<string, number> }> {
+  const global = args.weights;
+  const diff = (w: Float32Array) => {
+    const d = new Float32Array(global.length);
+    for (let i = 0; i < d.length; i++) d[i] = w[i]! - global[i]!;
+    return d;
+  };
+  if (dp?.level === 'record') {
+    const r = await trainDpSgd({ ...args, dp: { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, sampleRate: dp.sampleRate } });
+    accountant.step(r.q, dp.noiseMultiplier, r.steps);
+    return { delta: diff(r.weights), metrics: { epsilon_record: accountant.epsilon(dp.delta).epsilon, dp_steps: r.steps, dp_q: r.q } };
+  }
+  const r = await trainLocal(args);
+  const delta = diff(r.weights);
+  if (dp?.level !== 'partner') return { delta, metrics: { loss: r.loss } };
+  const { unclipped } = privatizeUpdate(delta, dp);
+  // No training loss: it is a noiseless statistic of the partner's data, which partner-level DP protects.
+  return { delta, metrics: dp.reportUnclipped ? { dp_unclipped: unclipped ? 1 : 0 } : {} };
+}

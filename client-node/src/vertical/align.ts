@@ -1,0 +1,99 @@
+/**
+ * Entity alignment for vertical training: two parties run the ECDH PSI of
+ * `shared/psi/ecdh-psi` (Meadows 1986; Huberman, Franklin & Hogg 1999; Ion
+ * et al. 2020) over a {@link VerticalChannel}, so that no ID ever travels in
+ * the clear — only singly and doubly blinded X25519 values. In mode "ids"
+ * each learns the shared IDs (nothing about the other's non-shared ones
+ * beyond the other's set size); in mode "size" each learns only how many.
+ *
+ * Common order. Both sides sort the shared IDs by UTF-16 code units, which
+ * gives the same order on both machines without another message; row i of
+ * every party's aligned matrix is then the same customer.
+ *
+ * Message order per pair (both sides send before receiving, so neither
+ * waits on the other): psi.blinded{own} → psi.blinded{double}.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { PSI_ELEMENT_BYTES, PsiParty, type PsiMode } from '@fedmart/shared/psi/ecdh-psi';
+import type { VerticalChannel } from './channel.ts';
+
+/** Result of an alignment: the size, and in mode "ids" the own row of each aligned position. */
+export interface Alignment {
+  /** Number of aligned rows. */
+  readonly size: number;
+  /** rows[i] = this party's row index of the i-th aligned customer (mode "ids" only). */
+  readonly rows?: Int32Array;
+  /** The aligned IDs in the common order (mode "ids" only; each party knows these — they are the intersection). */
+  readonly ids?: readonly string[];
+  /** Wall time, seconds. */
+  readonly seconds: number;
+}
+
+function packBlinded(values: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(values.length * PSI_ELEMENT_BYTES);
+  values.forEach((v, i) => out.set(v, i * PSI_ELEMENT_BYTES));
+  return out;
+}
+
+function unpackBlinded(bytes: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let o = 0; o < bytes.length; o += PSI_ELEMENT_BYTES) out.push(bytes.slice(o, o + PSI_ELEMENT_BYTES));
+  return out;
+}
+
+/** Sort by UTF-16 code units (locale-independent, the same on every machine). */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Run PSI with one peer and return the shared IDs (or their count).
+ * @param ch - this party's channel
+ * @param peer - the peer's id
+ * @param ids - this party's customer IDs, one per row (row order)
+ * @param opts.set - name of the row set being aligned (e.g. "train"); part of the hash domain
+ * @param opts.mode - "ids" (default) or "size"; both sides must agree
+ * @param opts.session - session id mixed into the hash domain (both sides the same)
+ * @returns the intersection (ids sorted in the common order) and its size
+ * @throws FedmartError INVALID_MESSAGE if the peer deviates from the message order or sends malformed values
+ */
+export async function psiWithPeer(ch: VerticalChannel, peer: string, ids: readonly string[], opts: { set: string; mode?: PsiMode; session?: string }): Promise<{ size: number; ids?: string[] }> {
+  const mode = opts.mode ?? 'ids';
+  const party = new PsiParty(ids, { mode, domain: `${opts.session ?? ''}/${opts.set}` });
+  const own = party.blindOwn();
+  await ch.send(peer, 'psi.blinded', { set: opts.set, stage: 'own', count: own.length, mode }, [packBlinded(own)]);
+  const theirs = await ch.receive(peer, 'psi.blinded');
+  if (theirs.body.stage !== 'own' || theirs.body.set !== opts.set || theirs.body.mode !== mode) {
+    throw new FedmartError('INVALID_MESSAGE', `PSI with ${peer}: expected its own blinded IDs for set "${opts.set}" in mode ${mode}, got stage ${theirs.body.stage}, set "${theirs.body.set}", mode ${theirs.body.mode}; both parties must align the same set in the same mode`);
+  }
+  const theirDouble = party.blindOther(unpackBlinded(theirs.parts[0]!));
+  await ch.send(peer, 'psi.blinded', { set: opts.set, stage: 'double', count: theirDouble.length, mode }, [packBlinded(theirDouble)]);
+  const mine = await ch.receive(peer, 'psi.blinded');
+  if (mine.body.stage !== 'double' || mine.body.set !== opts.set) {
+    throw new FedmartError('INVALID_MESSAGE', `PSI with ${peer}: expected my doubly blinded IDs for set "${opts.set}", got stage ${mine.body.stage} for set "${mine.body.set}"`);
+  }
+  const r = party.intersect(unpackBlinded(mine.parts[0]!), theirDouble);
+  if (mode === 'size') return { size: r.size };
+  const shared = [...r.ids!].sort(compareIds);
+  return { size: shared.length, ids: shared };
+}
+
+/**
+ * Map aligned IDs to this party's row indices.
+ * @param ids - this party's IDs in row order
+ * @param aligned - the aligned IDs in the common order
+ * @returns own row of each aligned ID (the first row holding it)
+ */
+export function rowsOf(ids: readonly string[], aligned: readonly string[]): Int32Array {
+  const pos = new Map<string, number>();
+  ids.forEach((id, i) => {
+    if (!pos.has(id)) pos.set(id, i);
+  });
+  const out = new Int32Array(aligned.length);
+  aligned.forEach((id, i) => {
+    const r = pos.get(id);
+    if (r === undefined) throw new FedmartError('INTERNAL', 'alignment: an aligned ID is not among this party\'s IDs');
+    out[i] = r;
+  });
+  return out;
+}

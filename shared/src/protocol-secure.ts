@@ -1,0 +1,188 @@
+/**
+ * Wire protocol of the protection layers inside a horizontal round: secure
+ * aggregation (Bonawitz et al., CCS 2017; SecAgg+ of Bell et al., CCS 2020)
+ * and CKKS encrypted aggregation (Cheon et al., ASIACRYPT 2017) with the
+ * key custody of `he/key-custody.ts`.
+ *
+ * Every message is a JSON part plus binary parts: typed-array fields are
+ * sent as Socket.IO binary attachments (the parser lifts any Buffer or
+ * Uint8Array out of the packet), never as JSON number arrays. Both sides
+ * parse what they receive with these zod schemas; binary fields are checked
+ * as `Uint8Array` (Node's Buffer is one) with their exact or maximal length.
+ *
+ * Client → server: `socket.emit('msg', envelope, ack)` with one of
+ * {@link SecureClientEnvelopeSchema}. Server → client: the events of
+ * {@link SecureServerToClientEvents}.
+ *
+ * Pure: no I/O.
+ */
+import { z } from 'zod';
+import { MetricsSchema, PROTOCOL_VERSION, type TrainInstruction } from './protocol.ts';
+import { CkksParamsSchema, type CkksParams } from './he/ckks-params.ts';
+import { SECAGG_PROTOCOL } from './secagg/messages.ts';
+
+/** Largest sealed share bundle a client may send (the core allows 4096 bytes). */
+const MAX_BOX_BYTES = 4096;
+/** Largest neighbour list (SecAgg+ degree) accepted on the wire. */
+const MAX_NEIGHBOURS = 10_000;
+/** Largest wrapped CKKS secret key (N = 32768 with 16 primes stays well below). */
+const MAX_WRAPPED_KEY_BYTES = 16 * 1024 * 1024;
+/** Largest number of CKKS ciphertext chunks in one update (4096 slots each at N = 8192). */
+export const MAX_CKKS_CHUNKS = 4096;
+
+const id = z.string().min(1).max(200);
+const base = { v: z.literal(PROTOCOL_VERSION), seq: z.number().int().min(0) };
+const uint32Id = z.number().int().min(1).max(0xffffffff);
+
+/**
+ * A binary part: any Uint8Array (Buffer included) of an exact length or a length range.
+ * @param min - fewest bytes
+ * @param max - most bytes (default `min`)
+ */
+export function bytesSchema(min: number, max = min) {
+  return z.preprocess(
+    (x) => (x instanceof ArrayBuffer ? new Uint8Array(x) : x),
+    z.custom<Uint8Array>((x) => x instanceof Uint8Array && x.byteLength >= min && x.byteLength <= max, {
+      message: min === max ? `expected a binary attachment of ${min} bytes` : `expected a binary attachment of ${min}–${max} bytes`,
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- secure aggregation
+
+/** Stage 0 reply: two fresh X25519 public keys. */
+const AdvertiseKeysPayload = z.object({ stage: z.literal('advertise-keys'), clientId: uint32Id, encryptionPublicKey: bytesSchema(32), maskingPublicKey: bytesSchema(32) }).strict();
+/** Stage 1 reply: one sealed bundle per neighbour; the coordinator relays them and cannot open them. */
+const ShareKeysPayload = z
+  .object({ stage: z.literal('share-keys'), clientId: uint32Id, sealed: z.array(z.object({ from: uint32Id, to: uint32Id, box: bytesSchema(1, MAX_BOX_BYTES) }).strict()).max(MAX_NEIGHBOURS) })
+  .strict();
+/** Stage 2 reply: the masked vector (Uint32 little-endian words: parameters, then the weight) and plaintext training metrics. */
+const MaskedInputPayload = z
+  .object({
+    stage: z.literal('masked-input'),
+    clientId: uint32Id,
+    masked: bytesSchema(8, 4 * (2 ** 26 + 1)).refine((x) => x.byteLength % 4 === 0, { message: 'expected the masked vector as Uint32 words' }),
+    metrics: MetricsSchema,
+  })
+  .strict();
+/** Stage 3 reply: the revealed shares. */
+const UnmaskPayload = z
+  .object({ stage: z.literal('unmask'), clientId: uint32Id, shares: z.array(z.object({ of: uint32Id, kind: z.enum(['mask-key', 'self-seed']), share: bytesSchema(68) }).strict()).max(MAX_NEIGHBOURS) })
+  .strict();
+
+/** A client's reply to one secure-aggregation stage. */
+export const SecAggReplyEnvelopeSchema = z.object({
+  ...base,
+  type: z.literal('secagg-reply'),
+  roundId: id,
+  payload: z.discriminatedUnion('stage', [AdvertiseKeysPayload, ShareKeysPayload, MaskedInputPayload, UnmaskPayload]),
+});
+export type SecAggReplyEnvelope = z.infer<typeof SecAggReplyEnvelopeSchema>;
+
+const QuantizationWire = z.object({ clip: z.number().positive(), maxClients: z.number().int().min(1), maxWeight: z.number().int().min(1).optional(), bits: z.number().int().min(8).max(32).optional(), rounding: z.enum(['stochastic', 'deterministic']).optional() }).strict();
+
+/** Server → client: one secure-aggregation request (the SecAgg core's request object). */
+export const SecAggRequestSchema = z.discriminatedUnion('stage', [
+  z.object({
+    stage: z.literal('advertise-keys'), protocol: z.literal(SECAGG_PROTOCOL), roundId: id, clientId: uint32Id,
+    participants: z.array(uint32Id).min(3).max(100_000), vectorLength: z.number().int().min(1), quantization: QuantizationWire,
+    neighbourDegree: z.number().int().min(2), threshold: z.number().int().min(2), graphSeed: bytesSchema(32),
+  }),
+  z.object({ stage: z.literal('share-keys'), roundId: id, clientId: uint32Id, peers: z.array(z.object({ id: uint32Id, encryptionPublicKey: bytesSchema(32), maskingPublicKey: bytesSchema(32) })).max(MAX_NEIGHBOURS) }),
+  z.object({ stage: z.literal('masked-input'), roundId: id, clientId: uint32Id, sealed: z.array(z.object({ from: uint32Id, to: uint32Id, box: bytesSchema(1, MAX_BOX_BYTES) })).max(MAX_NEIGHBOURS) }),
+  z.object({ stage: z.literal('unmask'), roundId: id, clientId: uint32Id, dropped: z.array(uint32Id).max(MAX_NEIGHBOURS), survived: z.array(uint32Id).max(MAX_NEIGHBOURS) }),
+]);
+export type SecAggRequestWire = z.infer<typeof SecAggRequestSchema>;
+
+// ---------------------------------------------------------------- CKKS
+
+/** A partner's X25519 public key, to which the key holder wraps the federation secret key. */
+export const HePartnerKeyEnvelopeSchema = z.object({ ...base, type: z.literal('he-partner-key'), payload: z.object({ publicKey: bytesSchema(32) }).strict() });
+/** The key holder's wrap of the federation secret key for one partner (opaque to the coordinator). */
+export const HeWrappedEnvelopeSchema = z.object({
+  ...base,
+  type: z.literal('he-wrapped'),
+  payload: z.object({ to: id, keyId: z.string().regex(/^[0-9a-f]{32}$/), wrapped: bytesSchema(49, MAX_WRAPPED_KEY_BYTES) }).strict(),
+});
+/** A partner holds the federation key (unwrapped it, or generated it as key holder). */
+export const HeReadyEnvelopeSchema = z.object({ ...base, type: z.literal('he-ready'), payload: z.object({ keyId: z.string().regex(/^[0-9a-f]{32}$/) }).strict() });
+/** A partner's encrypted update: CKKS ciphertexts of [n·clip(Δ), n] in chunks. */
+export const HeTrainResultEnvelopeSchema = z.object({
+  ...base,
+  type: z.literal('he-train-result'),
+  roundId: id,
+  payload: z
+    .object({
+      /** Plaintext values encrypted (parameters + 1 weight coordinate). */
+      length: z.number().int().min(2),
+      chunks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS),
+      metrics: MetricsSchema,
+    })
+    .strict(),
+});
+
+/** Every client → server message of the protection layers. */
+export const SecureClientEnvelopeSchema = z.discriminatedUnion('type', [SecAggReplyEnvelopeSchema, HePartnerKeyEnvelopeSchema, HeWrappedEnvelopeSchema, HeReadyEnvelopeSchema, HeTrainResultEnvelopeSchema]);
+export type SecureClientEnvelope = z.infer<typeof SecureClientEnvelopeSchema>;
+/** Envelope types handled by {@link SecureClientEnvelopeSchema}. */
+export const SECURE_MESSAGE_TYPES: ReadonlySet<string> = new Set(['secagg-reply', 'he-partner-key', 'he-wrapped', 'he-ready', 'he-train-result']);
+
+/** Server → client (CKKS): the federation's key-custody setup, sent after the welcome. */
+export const HeSetupSchema = z.object({
+  federationId: id,
+  partnerId: id,
+  /** Partner id of the key holder. */
+  keyHolderId: id,
+  params: CkksParamsSchema,
+  /** Strategy the partners apply to the decrypted mean (FedAvg-family only). */
+  strategy: z.enum(['fedavg', 'fedprox', 'fedadam', 'fedyogi']),
+  strategyOptions: z.record(z.string(), z.number()),
+  /** Each coordinate of an update is clipped to [−clip, clip] before encryption. */
+  clip: z.number().positive(),
+});
+export type HeSetup = z.infer<typeof HeSetupSchema>;
+/** Server → key holder: wrap the federation key for this partner. */
+export const HeWrapRequestSchema = z.object({ to: id, publicKey: bytesSchema(32) });
+/** Server → partner: the wrapped federation key, with the holder's public key to unwrap it. */
+export const HeKeySchema = z.object({ keyId: z.string().regex(/^[0-9a-f]{32}$/), holderPublicKey: bytesSchema(32), wrapped: bytesSchema(49, MAX_WRAPPED_KEY_BYTES) });
+/** Server → partner: the encrypted aggregate of a round, to decrypt, apply and evaluate. */
+export const HeAggregateSchema = z.object({
+  roundId: id,
+  round: z.number().int().min(1),
+  /** The model version the decrypted aggregate produces (base version + 1). */
+  modelVersion: z.number().int().min(1),
+  /** Plaintext values (parameters + 1 weight coordinate). */
+  length: z.number().int().min(2),
+  chunks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS),
+});
+export type HeAggregate = z.infer<typeof HeAggregateSchema>;
+
+/** Train instruction with the protection in force. */
+export interface SecureTrainInstruction extends TrainInstruction {
+  /** 'secagg': wait for the stage requests and send masked input; 'ckks': send an encrypted update. */
+  protection?: 'secagg' | 'ckks';
+  /** CKKS: the model version to train on (the attachment is empty when the partner must hold it already). */
+  modelVersion?: number;
+}
+
+/** Server → client events of the protection layers. */
+export interface SecureServerToClientEvents {
+  secagg: (request: SecAggRequestWire) => void;
+  'he-setup': (setup: HeSetup) => void;
+  'he-wrap': (request: z.infer<typeof HeWrapRequestSchema>) => void;
+  'he-key': (key: z.infer<typeof HeKeySchema>) => void;
+  'he-aggregate': (aggregate: HeAggregate) => void;
+}
+
+/**
+ * Associated data binding a wrapped federation key to its federation, key id
+ * and recipient (so a relay cannot replay it elsewhere; see `he/key-custody.ts`).
+ */
+export function keyWrapAssociatedData(federationId: string, keyId: string, recipientId: string): Uint8Array {
+  return new TextEncoder().encode(`fedmart/he/federation-key|${federationId}|${keyId}|${recipientId}`);
+}
+
+/** Default coordinate clip under CKKS: n·clip stays below 2^20 for n ≤ 65,536 examples, where CKKS at scale 2^40 keeps full precision. */
+export const CKKS_UPDATE_CLIP = 16;
+
+export type { CkksParams };

@@ -1,0 +1,105 @@
+/**
+ * The `fedmart` CLI as a user runs it: a real process, real files, real
+ * exit codes and messages (never a bare stack trace).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bankMarketingPath } from '../cli/datasets.ts';
+import { startFixture } from './helpers.ts';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
+const BANK = bankMarketingPath('small');
+
+function run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code as number) ?? 1 : 0, stdout, stderr });
+    });
+  });
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'fedmart-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const expectNoStack = (s: string) => expect(s).not.toMatch(/\n\s+at .+\(.*:\d+:\d+\)/);
+
+describe('fedmart CLI', () => {
+  it('--help lists every subcommand with an example', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['demo', 'coordinator', 'partner', 'simulate', 'bench']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    expect(r.stdout.match(/e\.g\. fedmart/g)!.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('explains bad input and exits non-zero', async () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['simulate', '--csv', BANK, '--partition-by', 'job'], /missing --label/],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'nope', '--partition-by', 'job'], /column "nope" not found.*--label/s],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'job', '--partition-by', 'marital'], /exactly two distinct non-empty values.*--positive/s],
+      [['simulate', '--csv', path.join(dir, 'missing.csv'), '--label', 'y', '--partition-by', 'job'], /no such file.*missing\.csv|missing\.csv.*no such file/s],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--strategy', 'magic'], /unknown strategy "magic"; choose one of: fedavg, fedprox/],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--rounds', 'ten'], /--rounds must be an integer/],
+      [['simulate', '--csv', BANK, '--label', 'y', '--partition-by', 'job', '--bogus'], /Unknown option '--bogus'/],
+      [['bench', 'warp'], /unknown benchmark "warp"/],
+      [['partner', '--coordinator', 'http://127.0.0.1:9', '--token', 'abc', '--data', BANK], /not a JWT/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => run(args)));
+    results.forEach((r, i) => {
+      expect(r.code, `${cases[i]![0].join(' ')}: ${r.stderr}`).not.toBe(0);
+      expect(r.stderr).toMatch(cases[i]![1]);
+      expectNoStack(r.stderr);
+    });
+  });
+
+  it('reports a port in use', async () => {
+    await using fx = await startFixture();
+    const r = await run(['coordinator', '--port', String(fx.coord.port), '--data-dir', path.join(dir, 'coord')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/already in use; pass --port/);
+  });
+
+  it('reports an unreadable or malformed CSV', async () => {
+    const ragged = path.join(dir, 'ragged.csv');
+    await writeFile(ragged, 'a,b,y\n1,2,yes\n3,no\n');
+    const r = await run(['simulate', '--csv', ragged, '--label', 'y', '--partition-by', 'a']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/line 3 has 2 fields, the header has 3/);
+    expectNoStack(r.stderr);
+  });
+
+  it('simulate --json prints exactly one JSON object with the comparison', async () => {
+    const r = await run(['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--positive', 'yes', '--partition-by', 'job', '--partners', '3', '--rounds', '4', '--drop', 'duration', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const j = JSON.parse(lines[0]!);
+    expect(j).toMatchObject({ task: 'binary', federated: { rounds: 4 }, backend: expect.stringMatching(/^(node|wasm|cpu)$/) });
+    expect(j.partners).toHaveLength(3);
+    for (const p of j.partners) expect(p).toMatchObject({ id: expect.any(String), rows: expect.any(Number), positiveRate: expect.any(Number) });
+    expect(j.federated.auc).toBeGreaterThan(0.6);
+    expect(j.localOnly.aucMin).toBeLessThanOrEqual(j.localOnly.auc);
+    expect(j.localOnly.aucMax).toBeGreaterThanOrEqual(j.localOnly.auc);
+    expect(j.centralized.auc).toBeGreaterThan(0.6);
+    expect(j.seconds).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/backend: /);
+    expect(r.stderr).toMatch(/round 4 committed/);
+  });
+
+  it('bench aggregate --json prints the figures beside the plain-sum baseline', async () => {
+    const r = await run(['bench', 'aggregate', '--clients', '4', '--params', '10000', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ clients: 4, params: 10000, floatsPerSecond: expect.any(Number), plainFloatsPerSecond: expect.any(Number) });
+    expect(j.floatsPerSecond).toBeGreaterThan(0);
+  });
+});
