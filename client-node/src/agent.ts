@@ -9,12 +9,14 @@
 import { io, type Socket } from 'socket.io-client';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import {
-  FEDERATION_NAMESPACE, LocalTrainConfigSchema, PROTOCOL_VERSION,
+  FEDERATION_NAMESPACE, PROTOCOL_VERSION, TrainConfigSchema,
   type Ack, type ClientToServerEvents, type EvaluateInstruction, type RoundStatus, type ServerToClientEvents, type TrainInstruction, type Welcome,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, encodeFloat32 } from '@fedmart/shared/codec';
 import { parameterCount, type ModelSpec } from '@fedmart/shared/model';
-import { evaluate, trainLocal } from './ml/trainer.ts';
+import { evaluate } from './ml/trainer.ts';
+import { trainRoundWithDp } from './ml/dp-sgd.ts';
+import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { initBackend } from './ml/backend.ts';
 
 /** A partner's encoded local data, already split. */
@@ -76,6 +78,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   let spec: ModelSpec | null = null;
   let trained = 0;
   let work: Promise<void> = Promise.resolve();
+  // This partner's record-level privacy spend (RDP composes across rounds); reported as epsilon_record.
+  const recordAccountant = new RdpAccountant();
 
   // Acks still outstanding; a disconnect settles them all, so nothing waits forever.
   const pending = new Set<(a: Ack) => void>();
@@ -165,15 +169,15 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   async function onTrain(t: TrainInstruction, weightsBytes: Uint8Array): Promise<void> {
     try {
       if (!spec) throw new FedmartError('UNAVAILABLE', 'received a train instruction before the welcome');
-      const config = LocalTrainConfigSchema.parse(t.config);
+      const { dp, ...config } = TrainConfigSchema.parse(t.config);
       const expected = parameterCount(spec);
       if (t.length !== expected) throw new FedmartError('INVALID_MESSAGE', `train instruction carries ${t.length} parameters, the model has ${expected}`);
       const global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
-      const result = await trainLocal({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round });
-      const delta = new Float32Array(global.length);
-      for (let i = 0; i < delta.length; i++) delta[i] = result.weights[i]! - global[i]!;
-      const metrics: Record<string, number> = { loss: result.loss, seconds: (Date.now() - started) / 1000 };
+      // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
+      const result = await trainRoundWithDp({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round }, dp, recordAccountant);
+      const delta = result.delta;
+      const metrics: Record<string, number> = { ...result.metrics, seconds: (Date.now() - started) / 1000 };
       const ack = await send({ type: 'train-result', roundId: t.roundId, payload: { numExamples: data.trainN, metrics, length: delta.length } }, encodeFloat32(delta));
       if (ack.ok) trained++;
       else log(`round ${t.round}: update refused: ${ack.error.message}`);

@@ -131,6 +131,27 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER privacy_ledger_no_update BEFORE UPDATE ON privacy_ledger BEGIN SELECT RAISE(ABORT, 'privacy_ledger is append-only'); END;
   CREATE TRIGGER privacy_ledger_no_delete BEFORE DELETE ON privacy_ledger BEGIN SELECT RAISE(ABORT, 'privacy_ledger is append-only'); END;
   `,
+  // 2: CKKS federations store the encrypted aggregate as the model version (the coordinator never sees the joint model)
+  `
+  ALTER TABLE model_versions ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+  `,
+  // 3: privacy caps set by compliance (append-only: the newest row per federation/partner/level is in force) and the clip each ledger row was charged at
+  `
+  ALTER TABLE privacy_ledger ADD COLUMN clip REAL;
+  CREATE TABLE privacy_caps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    federation_id TEXT NOT NULL REFERENCES federations(id),
+    partner_id TEXT REFERENCES partners(id),
+    level TEXT NOT NULL,
+    epsilon REAL,
+    set_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX privacy_caps_fed_idx ON privacy_caps(federation_id);
+  CREATE INDEX privacy_ledger_fed_idx ON privacy_ledger(federation_id, id);
+  CREATE TRIGGER privacy_caps_no_update BEFORE UPDATE ON privacy_caps BEGIN SELECT RAISE(ABORT, 'privacy_caps is append-only'); END;
+  CREATE TRIGGER privacy_caps_no_delete BEFORE DELETE ON privacy_caps BEGIN SELECT RAISE(ABORT, 'privacy_caps is append-only'); END;
+  `,
 ];
 
 /**

@@ -84,6 +84,8 @@ export const modelVersions = sqliteTable('model_versions', {
   /** SHA-256 of `weights`, hex. */
   sha256: text('sha256').notNull(),
   createdAt: integer('created_at').notNull(),
+  /** CKKS federations: `weights` holds the packed ciphertexts of the round's encrypted aggregate [Σ n·Δ, Σ n], not plaintext parameters. */
+  encrypted: integer('encrypted', { mode: 'boolean' }).notNull().default(false),
 }, (t) => [uniqueIndex('model_versions_fed_version_idx').on(t.federationId, t.version)]);
 
 export const privacyLedger = sqliteTable('privacy_ledger', {
@@ -104,7 +106,24 @@ export const privacyLedger = sqliteTable('privacy_ledger', {
   accountant: text('accountant'),
   reason: text('reason'),
   createdAt: integer('created_at').notNull(),
-});
+  /** Clipping norm C of the round (adaptive clipping moves it). */
+  clip: real('clip'),
+}, (t) => [index('privacy_ledger_fed_idx').on(t.federationId, t.id)]);
+
+/**
+ * Privacy caps set by a compliance officer. Append-only: the newest row for a
+ * (federation, partner or null = whole federation, level) is in force, and
+ * `epsilon` null lifts the cap. Older rows are the caps' history.
+ */
+export const privacyCaps = sqliteTable('privacy_caps', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  federationId: text('federation_id').notNull().references(() => federations.id),
+  partnerId: text('partner_id').references(() => partners.id),
+  level: text('level', { enum: ['record', 'partner'] }).notNull(),
+  epsilon: real('epsilon'),
+  setBy: text('set_by').notNull(),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [index('privacy_caps_fed_idx').on(t.federationId)]);
 
 export const schedules = sqliteTable('schedules', {
   id: text('id').primaryKey(),
@@ -138,5 +157,6 @@ export type RoundRow = typeof rounds.$inferSelect;
 export type RoundParticipantRow = typeof roundParticipants.$inferSelect;
 export type ModelVersionRow = typeof modelVersions.$inferSelect;
 export type PrivacyLedgerRow = typeof privacyLedger.$inferSelect;
+export type PrivacyCapRow = typeof privacyCaps.$inferSelect;
 export type ScheduleRow = typeof schedules.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;

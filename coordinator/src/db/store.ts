@@ -91,7 +91,7 @@ export class Store {
       const model: t.ModelVersionRow = {
         id: modelId, federationId: fedId, version: 0, roundId: null, parentId: null, strategy: config.strategy,
         participants: '[]', metrics: '{}', spec: JSON.stringify(config.model), paramCount: initialWeights.length,
-        weights: Buffer.from(weights), sha256: createHash('sha256').update(weights).digest('hex'), createdAt: now(),
+        weights: Buffer.from(weights), sha256: createHash('sha256').update(weights).digest('hex'), createdAt: now(), encrypted: false,
       };
       this.db.insert(t.modelVersions).values(model).run();
       return { federation, model };
@@ -218,14 +218,15 @@ export class Store {
    * half-written is ever served.
    * @param extra - runs inside the same transaction (e.g. privacy-ledger entries)
    */
-  commitRound(args: { federationId: string; roundId: string; parentId: string; strategy: string; participants: string[]; metrics: Record<string, unknown>; spec: unknown; weights: Float32Array }, extra?: (modelVersionId: string) => void): t.ModelVersionRow {
+  commitRound(args: { federationId: string; roundId: string; parentId: string; strategy: string; participants: string[]; metrics: Record<string, unknown>; spec: unknown; weights: Float32Array; encrypted?: { blob: Uint8Array; paramCount: number } }, extra?: (modelVersionId: string) => void): t.ModelVersionRow {
     return this.db.$client.transaction(() => {
       const v = this.db.select({ n: sql<number>`coalesce(max(${t.modelVersions.version}), -1)` }).from(t.modelVersions).where(eq(t.modelVersions.federationId, args.federationId)).get();
-      const bytes = Buffer.from(args.weights.buffer, args.weights.byteOffset, args.weights.byteLength);
+      const bytes = args.encrypted ? Buffer.from(args.encrypted.blob.buffer, args.encrypted.blob.byteOffset, args.encrypted.blob.byteLength) : Buffer.from(args.weights.buffer, args.weights.byteOffset, args.weights.byteLength);
       const row: t.ModelVersionRow = {
         id: `m_${randomUUID().slice(0, 12)}`, federationId: args.federationId, version: (v?.n ?? -1) + 1, roundId: args.roundId, parentId: args.parentId,
         strategy: args.strategy, participants: JSON.stringify(args.participants), metrics: JSON.stringify(args.metrics), spec: JSON.stringify(args.spec),
-        paramCount: args.weights.length, weights: Buffer.from(bytes), sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: now(),
+        paramCount: args.encrypted ? args.encrypted.paramCount : args.weights.length, weights: Buffer.from(bytes), sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: now(),
+        encrypted: args.encrypted !== undefined,
       };
       this.db.insert(t.modelVersions).values(row).run();
       this.db.update(t.rounds).set({ phase: 'committed', metrics: JSON.stringify(args.metrics), updatedAt: now(), endedAt: now() }).where(eq(t.rounds.id, args.roundId)).run();
@@ -249,19 +250,28 @@ export class Store {
 
   listModelVersions(federationId: string): Omit<t.ModelVersionRow, 'weights'>[] {
     return this.db
-      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt })
+      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt, encrypted: t.modelVersions.encrypted })
       .from(t.modelVersions)
       .where(eq(t.modelVersions.federationId, federationId))
       .orderBy(asc(t.modelVersions.version))
       .all();
   }
 
-  /** The federation's current model with its weights as Float32Array. */
+  /**
+   * The federation's current model with its weights as Float32Array.
+   * @throws FedmartError CONFLICT for a CKKS federation past version 0 (the coordinator holds only the encrypted aggregate; use {@link currentModelRow})
+   */
   currentModel(federationId: string): { row: t.ModelVersionRow; weights: Float32Array } {
+    const row = this.currentModelRow(federationId);
+    if (row.encrypted) throw new FedmartError('CONFLICT', `federation ${federationId} aggregates under CKKS: model version ${row.version} is encrypted and only the partners can decrypt it; fetch the model from a partner`);
+    return { row, weights: weightsOf(row) };
+  }
+
+  /** The federation's current model version row (plaintext or encrypted). */
+  currentModelRow(federationId: string): t.ModelVersionRow {
     const fed = this.getFederation(federationId);
     if (!fed.currentModelVersionId) throw new FedmartError('NOT_FOUND', `federation ${federationId} has no model yet`);
-    const row = this.getModelVersion(fed.currentModelVersionId);
-    return { row, weights: weightsOf(row) };
+    return this.getModelVersion(fed.currentModelVersionId);
   }
 
   // ------------------------------------------------------------ schedules

@@ -1,0 +1,1 @@
+export { HttpModelRegistry, type ModelRegistry, type PublishedModel, type Fetch } from './model-registry.ts';

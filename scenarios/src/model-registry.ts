@@ -1,0 +1,80 @@
+/**
+ * How scenarios get joint models: through a `ModelRegistry` (load by
+ * federation + version), never through coordinator internals — the seam
+ * tfjs uses for model IO (`tfjs-core/src/io/types.ts`), minus its global
+ * singleton: registries are passed in.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { ModelSpecSchema, parameterCount, type ModelSpec } from '@fedmart/shared/model';
+import { decodeFloat32 } from '@fedmart/shared/codec';
+import { z } from 'zod';
+
+/** A published model: its spec, weights and lineage. */
+export interface PublishedModel {
+  federationId: string;
+  version: number;
+  spec: ModelSpec;
+  weights: Float32Array;
+  sha256: string;
+  metrics: Record<string, number>;
+  participants: string[];
+}
+
+/** Load published models by federation and version (`'latest'` = the current one). */
+export interface ModelRegistry {
+  load(federationId: string, version: number | 'latest'): Promise<PublishedModel>;
+}
+
+const ModelMetaSchema = z.object({
+  version: z.number().int().min(0),
+  spec: ModelSpecSchema,
+  paramCount: z.number().int().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  metrics: z.record(z.string(), z.number()),
+  participants: z.array(z.string()),
+});
+
+/** Minimal HTTP client surface (global `fetch` fits). */
+export type Fetch = (url: string, init?: { headers?: Record<string, string> }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown>; arrayBuffer(): Promise<ArrayBuffer> }>;
+
+/**
+ * Reads published models from a coordinator's REST API.
+ * @example
+ * const registry = new HttpModelRegistry('http://127.0.0.1:7300', token, fetch);
+ * const model = await registry.load('f_123', 'latest');
+ */
+export class HttpModelRegistry implements ModelRegistry {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly token: string,
+    private readonly fetchImpl: Fetch,
+    /** Verifies the weights' SHA-256 (inject `node:crypto`); omitted = not checked. */
+    private readonly sha256?: (bytes: Uint8Array) => string,
+  ) {}
+
+  private async get(path: string): Promise<{ json(): Promise<unknown>; arrayBuffer(): Promise<ArrayBuffer> }> {
+    const res = await this.fetchImpl(this.baseUrl.replace(/\/+$/, '') + path, { headers: { authorization: `Bearer ${this.token}` } });
+    if (!res.ok) {
+      const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+      throw new FedmartError(res.status === 404 ? 'NOT_FOUND' : res.status === 401 ? 'UNAUTHENTICATED' : res.status === 403 ? 'FORBIDDEN' : 'UNAVAILABLE', `model registry: GET ${path} answered ${res.status}: ${body?.error?.message ?? 'no details'}`);
+    }
+    return res;
+  }
+
+  async load(federationId: string, version: number | 'latest'): Promise<PublishedModel> {
+    let v = version;
+    if (v === 'latest') {
+      const list = (await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models`)).json()) as { currentModelVersionId: string; models: { id: string; version: number }[] };
+      const cur = list.models.find((m) => m.id === list.currentModelVersionId);
+      if (!cur) throw new FedmartError('NOT_FOUND', `federation ${federationId} has no published model yet`);
+      v = cur.version;
+    }
+    const metaRaw = (await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models/${v}`)).json()) as { model: unknown };
+    const meta = ModelMetaSchema.safeParse(metaRaw.model);
+    if (!meta.success) throw new FedmartError('UNPROCESSABLE', `model registry: version ${v} of ${federationId} has unreadable metadata`);
+    if (parameterCount(meta.data.spec) !== meta.data.paramCount) throw new FedmartError('UNPROCESSABLE', `model registry: spec and parameter count of version ${v} disagree`);
+    const bytes = new Uint8Array(await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models/${v}/weights`)).arrayBuffer());
+    if (this.sha256 && this.sha256(bytes) !== meta.data.sha256) throw new FedmartError('UNPROCESSABLE', `model registry: weights of version ${v} do not match their SHA-256; refusing to use them`);
+    return { federationId, version: meta.data.version, spec: meta.data.spec, weights: decodeFloat32(bytes, meta.data.paramCount), sha256: meta.data.sha256, metrics: meta.data.metrics, participants: meta.data.participants };
+  }
+}

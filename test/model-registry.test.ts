@@ -1,0 +1,34 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { HttpModelRegistry } from '@fedmart/scenarios';
+import { startPartnerAgent } from '@fedmart/client-node/agent';
+import { initBackend } from '@fedmart/client-node/ml/backend';
+import { bankPartners, modelFor, startFixture } from './helpers.ts';
+
+await initBackend();
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('scenarios read published models through the HTTP model registry', () => {
+  it('loads the latest and a numbered version with verified weights', async () => {
+    const exp = await bankPartners();
+    await using fx = await startFixture();
+    const fed = await fx.createFederation({ model: modelFor(exp), minClients: 2 });
+    const agents = [];
+    for (const p of exp.partners.slice(0, 2)) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
+    await Promise.all(agents.map((a) => a.ready));
+    await fx.coord.orchestrator.scheduleRounds(fed, 1).done;
+
+    const registry = new HttpModelRegistry(fx.url, fx.coord.operatorToken, fetch, sha);
+    const latest = await registry.load(fed, 'latest');
+    const v0 = await registry.load(fed, 0);
+
+    expect(latest.version).toBe(1);
+    expect(latest.participants).toHaveLength(2);
+    expect(latest.weights.length).toBe(v0.weights.length);
+    expect(Array.from(latest.weights)).not.toEqual(Array.from(v0.weights));
+    expect(Array.from(latest.weights)).toEqual(Array.from(fx.coord.store.currentModel(fed).weights));
+    await expect(registry.load(fed, 9)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(new HttpModelRegistry(fx.url, 'bad', fetch).load(fed, 0)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await Promise.all(agents.map((a) => a.close()));
+  });
+});
