@@ -18,7 +18,7 @@ describe('a horizontal federation over real sockets', () => {
     const exp = await bankPartners();
     await using fx = await startFixture();
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3 });
-    const agents = [];
+    const agents: ReturnType<typeof startPartnerAgent>[] = [];
     for (const p of exp.partners) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
     await Promise.all(agents.map((a) => a.ready));
 
@@ -50,7 +50,7 @@ describe('a horizontal federation over real sockets', () => {
     const exp = await bankPartners();
     await using fx = await startFixture();
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 2 });
-    const agents = [];
+    const agents: ReturnType<typeof startPartnerAgent>[] = [];
     for (const p of exp.partners) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
     await Promise.all(agents.map((a) => a.ready));
     // partner-3 drops the moment it is asked to train
@@ -80,7 +80,7 @@ describe('a horizontal federation over real sockets', () => {
     const exp = await bankPartners();
     await using fx = await startFixture();
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 2, timeouts: { selectingMs: 5_000, trainingMs: 3_000, evaluatingMs: 3_000 } });
-    const agents = [];
+    const agents: ReturnType<typeof startPartnerAgent>[] = [];
     for (const p of exp.partners.slice(0, 2)) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
     await Promise.all(agents.map((a) => a.ready));
     // A third partner that says hello and then never answers.

@@ -13,7 +13,7 @@ describe('scenarios read published models through the HTTP model registry', () =
     const exp = await bankPartners();
     await using fx = await startFixture();
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 2 });
-    const agents = [];
+    const agents: ReturnType<typeof startPartnerAgent>[] = [];
     for (const p of exp.partners.slice(0, 2)) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
     await Promise.all(agents.map((a) => a.ready));
     await fx.coord.orchestrator.scheduleRounds(fed, 1).done;
