@@ -9,6 +9,7 @@ import { weightsOf } from '@fedmart/coordinator/db/store';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { ApiClient } from './api-client.ts';
+import { privacyReport, type PrivacyReport } from '@fedmart/coordinator/privacy';
 
 export interface FederateOptions {
   config: FederationConfigInput;
@@ -22,6 +23,8 @@ export interface FederateResult {
   weights: Float32Array;
   outcomes: RoundOutcome[];
   committed: number;
+  /** The privacy ledger's report (federations with dp only), read before the coordinator closes. */
+  privacy?: PrivacyReport;
 }
 
 export async function runFederation(o: FederateOptions): Promise<FederateResult> {
@@ -46,7 +49,7 @@ export async function runFederation(o: FederateOptions): Promise<FederateResult>
     const committed = outcomes.filter((x) => x.phase === 'committed').length;
     if (committed === 0) throw new FedmartError('ROUND_FAILED', `no round committed: ${outcomes.map((x) => x.reason).join('; ')}`);
     const { row } = coord.store.currentModel(federation.id);
-    return { weights: weightsOf(row), outcomes, committed };
+    return { weights: weightsOf(row), outcomes, committed, ...(o.config.dp ? { privacy: privacyReport(coord.store, federation.id) } : {}) };
   } finally {
     await Promise.all(agents.map((a) => a.close()));
   }

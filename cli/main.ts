@@ -20,6 +20,8 @@ Commands:
                   e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
   bench         measure aggregation speed against a plain sum
                   e.g. fedmart bench aggregate --clients 32 --params 1000000 --json
+  privacy       differential-privacy accountant and the privacy ledger report
+                  e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   coordinator: async () => (await import('./coordinator.ts')).coordinatorCommand,
   partner: async () => (await import('./partner.ts')).partnerCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
+  privacy: async () => (await import('./privacy.ts')).privacyCommand,
 };
 
 /**

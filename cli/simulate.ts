@@ -8,6 +8,7 @@ import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { prepareExperiment, defaultModelSpec, experimentFederationConfig, scoreModel, trainBaseline, round4 } from './experiment.ts';
 import { runFederation } from './federate.ts';
+import { dpFlags, simulationPrivacy } from './privacy.ts';
 
 export const SIMULATE_USAGE = `fedmart simulate --csv FILE --label COL --partition-by COL [options]
 
@@ -26,16 +27,28 @@ compares federated training with local-only and centralized training.
   --drop COLS           comma-separated columns to leave out (e.g. leaky ones)
   --seed S              seed for splits and initial weights (default 42)
   --json                print one JSON object on stdout (progress goes to stderr)
+  --dp record|partner   differential privacy: DP-SGD in each partner, or DP-FedAvg
+  --epsilon E           with --dp: privacy budget for all planned rounds (sigma is calibrated)
+  --delta D             with --dp: delta (default 1e-5)
+  --clip C              with --dp: clipping norm (default 1 for record, 0.5 for partner)
+  --mode vertical       vertical FL instead (PSI + vertical LR / split NN over column groups);
+                        see: fedmart simulate --mode vertical --help
 
 Example:
   fedmart simulate --csv bank-full.csv --sep ';' --label y --positive yes \\
     --partition-by job --partners 6 --rounds 20 --drop duration --json`;
 
 export async function simulateCommand(argv: string[]): Promise<number> {
+  // Vertical federated learning has its own flags and harness (cli/vertical.ts).
+  const modeAt = argv.findIndex((a) => a === '--mode' || a.startsWith('--mode='));
+  if (modeAt !== -1 && (argv[modeAt] === '--mode=vertical' || argv[modeAt + 1] === 'vertical')) {
+    return (await import('./vertical.ts')).simulateVerticalCommand(argv);
+  }
   const { values } = parseFlags('simulate', argv, {
     csv: { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, sep: { type: 'string' },
     'partition-by': { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, 'local-epochs': { type: 'string' },
     strategy: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, drop: { type: 'string' },
+    dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(SIMULATE_USAGE + '\n');
@@ -65,9 +78,11 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const spec = defaultModelSpec(exp.d);
   progress(`${exp.d} encoded features; test set ${exp.test.n} rows; partners: ${exp.partners.map((p) => `${p.id}=${p.data.trainN + (p.data.valX === p.data.trainX ? 0 : p.data.valN)} rows (${p.values.slice(0, 3).join(', ')}${p.values.length > 3 ? ', …' : ''}) pos ${(p.positiveRate * 100).toFixed(1)}%`).join('; ')}`);
 
+  const dp = dpFlags(values, { rounds, localEpochs, partnerSizes: exp.partners.map((p) => p.data.trainN) });
+  if (dp) progress(`dp: ${dp.config.level} level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
   progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}`);
   const fed = await runFederation({
-    config: experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: partners, seed }),
+    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: partners, seed }), ...(dp ? { dp: dp.config } : {}) },
     partners: exp.partners.map((p) => ({ id: p.id, data: p.data })),
     rounds, seed, onProgress: progress,
   });
@@ -90,6 +105,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     federated: { auc: round4(fedScore.auc), logloss: round4(fedScore.logloss), rounds: fed.committed },
     localOnly: { auc: round4(locals.reduce((a, b) => a + b, 0) / locals.length), aucMin: round4(Math.min(...locals)), aucMax: round4(Math.max(...locals)) },
     centralized: { auc: round4(central.auc), logloss: round4(central.logloss) },
+    ...(dp ? { privacy: simulationPrivacy(dp, fed.privacy) } : {}),
     backend: backend.name,
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };

@@ -18,6 +18,13 @@ import { evaluate } from './ml/trainer.ts';
 import { trainRoundWithDp } from './ml/dp-sgd.ts';
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { initBackend } from './ml/backend.ts';
+import { SecAggClient } from '@fedmart/shared/secagg/client';
+import type { AdvertiseKeysRequest, MaskedInputRequest, SecAggStage, ShareKeysRequest, UnmaskRequest } from '@fedmart/shared/secagg/messages';
+import {
+  HeAggregateSchema, HeKeySchema, HeSetupSchema, HeWrapRequestSchema, SecAggRequestSchema,
+  type SecureServerToClientEvents, type SecureTrainInstruction,
+} from '@fedmart/shared/protocol-secure';
+import { CkksPartner } from './protection/ckks-partner.ts';
 
 /** A partner's encoded local data, already split. */
 export interface LocalData {
@@ -46,6 +53,16 @@ export interface PartnerAgentOptions {
   reconnect?: boolean;
   /** Extra Socket.IO client options (tests use this to capture frames). */
   socketOptions?: Record<string, unknown>;
+  /**
+   * Test/simulation hook: the secure-aggregation stage at which this partner
+   * drops out in a given round (null: it does not). With `dropMode`
+   * 'disconnect' (default) it closes its connection on that stage's request
+   * and reconnects shortly after; with 'silent' it just never answers.
+   */
+  dropAtStage?: (round: number) => SecAggStage | null;
+  dropMode?: 'disconnect' | 'silent';
+  /** Test hook: sees each local update (plaintext, in this process only) before it is protected and sent. */
+  onLocalUpdate?: (u: { round: number; delta: Float32Array; numExamples: number }) => void;
 }
 
 export interface PartnerAgent {
@@ -54,6 +71,8 @@ export interface PartnerAgent {
   ready: Promise<Welcome>;
   /** Rounds this partner trained in. */
   roundsTrained(): number;
+  /** CKKS federations: the newest plaintext joint model this partner holds (the coordinator has only ciphertexts). */
+  currentModel(): { version: number; weights: Float32Array } | null;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -65,7 +84,7 @@ export interface PartnerAgent {
 export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   const log = opts.log ?? (() => {});
   const url = opts.coordinatorUrl.replace(/\/+$/, '') + FEDERATION_NAMESPACE;
-  const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
+  const socket: Socket<ServerToClientEvents & SecureServerToClientEvents, ClientToServerEvents> = io(url, {
     auth: { token: opts.token },
     transports: ['websocket'],
     reconnection: opts.reconnect ?? true,
@@ -99,6 +118,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       else socket.emit('msg', env, cb);
     });
   socket.on('disconnect', (reason) => {
+    secRound = null;
     for (const cb of [...pending]) cb({ ok: false, error: { code: 'UNAVAILABLE', message: `connection lost (${reason}) before the coordinator answered` } });
   });
 
@@ -159,31 +179,212 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   socket.on('rejected', (r) => log(`coordinator rejected our message${r.roundId ? ` in ${r.roundId}` : ''}: ${r.message}`));
   socket.on('protocol-error', (e) => log(`coordinator reports ${e.code}: ${e.message}`));
 
-  socket.on('train', (t: TrainInstruction, weightsBytes: Uint8Array) => {
+  socket.on('train', (t: SecureTrainInstruction, weightsBytes: Uint8Array) => {
+    if (t.protection === 'secagg') secRound = newSecRound(t);
     work = work.then(() => onTrain(t, weightsBytes));
   });
+  socket.on('secagg', (request) => {
+    void onSecAgg(request);
+  });
+  socket.on('he-setup', (raw) => {
+    void heStep('setup', async () => {
+      const setup = HeSetupSchema.parse(raw);
+      ckks ??= new CkksPartner();
+      const keyId = await ckks.configure(setup);
+      await sendChecked({ type: 'he-partner-key', payload: { publicKey: ckks.partnerKeys.publicKey } });
+      if (keyId) await sendChecked({ type: 'he-ready', payload: { keyId } });
+    });
+  });
+  socket.on('he-wrap', (raw) => {
+    void heStep('wrap', async () => {
+      const req = HeWrapRequestSchema.parse(raw);
+      if (!ckks) throw new FedmartError('UNAVAILABLE', 'asked to wrap the federation key before the CKKS setup');
+      await sendChecked({ type: 'he-wrapped', payload: ckks.wrapFor(req.to, req.publicKey) });
+    });
+  });
+  socket.on('he-key', (raw) => {
+    void heStep('key', async () => {
+      const key = HeKeySchema.parse(raw);
+      if (!ckks) throw new FedmartError('UNAVAILABLE', 'received the federation key before the CKKS setup');
+      const keyId = await ckks.acceptKey(key);
+      await sendChecked({ type: 'he-ready', payload: { keyId } });
+    });
+  });
+  socket.on('he-aggregate', (raw) => {
+    work = work.then(() => onHeAggregate(raw));
+  });
+
+  // ---------------------------------------------------------------- protection layers
+
+  /** One round of secure aggregation on this side (Bonawitz et al. 2017 client, Fig. 4). */
+  interface SecRound {
+    roundId: string;
+    round: number;
+    client: SecAggClient | null;
+    maxWeight: number;
+    update: Promise<{ delta: Float32Array; metrics: Record<string, number> }>;
+    resolve(u: { delta: Float32Array; metrics: Record<string, number> }): void;
+    reject(e: Error): void;
+    dropped: boolean;
+  }
+  let secRound: SecRound | null = null;
+  let ckks: CkksPartner | null = null;
+  let closed = false;
+  let reconnectTimer: NodeJS.Timeout | null = null;
+
+  function newSecRound(t: SecureTrainInstruction): SecRound {
+    let resolve!: SecRound['resolve'];
+    let reject!: SecRound['reject'];
+    const update = new Promise<{ delta: Float32Array; metrics: Record<string, number> }>((res, rej) => { resolve = res; reject = rej; });
+    update.catch(() => {});
+    return { roundId: t.roundId, round: t.round, client: null, maxWeight: 1, update, resolve, reject, dropped: false };
+  }
+
+  async function sendChecked(envelope: Record<string, unknown>): Promise<void> {
+    const ack = await send(envelope);
+    if (!ack.ok) throw new FedmartError(ack.error.code as never, ack.error.message);
+  }
+
+  async function heStep(what: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      log(`CKKS key custody (${what}) failed: ${toFedmartError(err).message}`);
+    }
+  }
+
+  function simulateDrop(stage: SecAggStage): void {
+    log(`simulated dropout at secure-aggregation stage ${stage}`);
+    if ((opts.dropMode ?? 'disconnect') !== 'disconnect') return;
+    socket.disconnect();
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      if (!closed) socket.connect();
+    }, 50);
+  }
+
+  async function onSecAgg(raw: unknown): Promise<void> {
+    const parsed = SecAggRequestSchema.safeParse(raw);
+    if (!parsed.success) {
+      log(`ignored an invalid secure-aggregation request: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
+      return;
+    }
+    const req = parsed.data;
+    const sr = secRound;
+    if (!sr || sr.roundId !== req.roundId || sr.dropped) return;
+    if (opts.dropAtStage?.(sr.round) === req.stage) {
+      sr.dropped = true;
+      simulateDrop(req.stage);
+      return;
+    }
+    try {
+      let payload: Record<string, unknown>;
+      switch (req.stage) {
+        case 'advertise-keys': {
+          sr.client = new SecAggClient(req.clientId);
+          sr.maxWeight = req.quantization.maxWeight ?? 1;
+          const reply = sr.client.advertiseKeys(req as AdvertiseKeysRequest);
+          payload = { stage: reply.stage, clientId: reply.clientId, encryptionPublicKey: reply.encryptionPublicKey, maskingPublicKey: reply.maskingPublicKey };
+          break;
+        }
+        case 'share-keys': {
+          const reply = requireClient(sr).shareKeys(req as ShareKeysRequest);
+          payload = { stage: reply.stage, clientId: reply.clientId, sealed: reply.sealed };
+          break;
+        }
+        case 'masked-input': {
+          const client = requireClient(sr);
+          const u = await sr.update;
+          if (secRound !== sr || sr.dropped) return;
+          const reply = client.maskInput(req as MaskedInputRequest, u.delta, Math.min(data.trainN, sr.maxWeight));
+          payload = { stage: reply.stage, clientId: reply.clientId, masked: new Uint8Array(reply.masked.buffer, reply.masked.byteOffset, reply.masked.byteLength), metrics: u.metrics };
+          break;
+        }
+        case 'unmask': {
+          // The core refuses to reveal both shares of one peer (that would unmask it).
+          const reply = requireClient(sr).unmask(req as UnmaskRequest);
+          payload = { stage: reply.stage, clientId: reply.clientId, shares: reply.shares };
+          break;
+        }
+      }
+      const ack = await send({ type: 'secagg-reply', roundId: sr.roundId, payload });
+      if (ack.ok) {
+        if (req.stage === 'masked-input') trained++;
+      } else log(`round ${sr.round}: secure-aggregation ${req.stage} reply refused: ${ack.error.message}`);
+    } catch (err) {
+      const e = toFedmartError(err);
+      log(`round ${sr.round}: secure aggregation stopped at ${req.stage}: ${e.message}`);
+      sr.dropped = true;
+      await send({ type: 'train-error', roundId: sr.roundId, payload: { code: e.code, message: e.message.slice(0, 2000) } });
+    }
+  }
+
+  function requireClient(sr: SecRound): SecAggClient {
+    if (!sr.client) throw new FedmartError('PROTOCOL_MISMATCH', 'secure aggregation: a stage request arrived before advertise-keys; stages must run in order');
+    return sr.client;
+  }
+
+  async function onHeAggregate(raw: unknown): Promise<void> {
+    let roundId = '';
+    try {
+      if (!spec || !ckks) return;
+      const agg = HeAggregateSchema.parse(raw);
+      roundId = agg.roundId;
+      const { weights } = await ckks.applyAggregate(agg);
+      const r = await evaluate(spec, weights, data.valX, data.valY, data.valN);
+      const metrics: Record<string, number> = { loss: r.loss, accuracy: r.accuracy };
+      if (Number.isFinite(r.auc)) metrics.auc = r.auc;
+      await send({ type: 'evaluate-result', roundId: agg.roundId, payload: { numExamples: r.numExamples, metrics } });
+    } catch (err) {
+      log(`encrypted aggregate${roundId ? ` of ${roundId}` : ''} could not be applied: ${toFedmartError(err).message}`);
+    }
+  }
   socket.on('evaluate', (e: EvaluateInstruction, weightsBytes: Uint8Array) => {
     work = work.then(() => onEvaluate(e, weightsBytes));
   });
 
-  async function onTrain(t: TrainInstruction, weightsBytes: Uint8Array): Promise<void> {
+  async function onTrain(t: SecureTrainInstruction, weightsBytes: Uint8Array): Promise<void> {
+    const sr = t.protection === 'secagg' ? secRound : null;
     try {
       if (!spec) throw new FedmartError('UNAVAILABLE', 'received a train instruction before the welcome');
       const { dp, ...config } = TrainConfigSchema.parse(t.config);
       const expected = parameterCount(spec);
       if (t.length !== expected) throw new FedmartError('INVALID_MESSAGE', `train instruction carries ${t.length} parameters, the model has ${expected}`);
-      const global = decodeFloat32(weightsBytes, expected);
+      let global: Float32Array;
+      if (t.protection === 'ckks') {
+        // Under CKKS the coordinator has no plaintext model past version 0: train on the version this partner holds.
+        if (!ckks?.ready) throw new FedmartError('UNAVAILABLE', 'asked to train under CKKS before holding the federation key');
+        const version = t.modelVersion ?? 0;
+        if (weightsBytes.byteLength > 0) ckks.remember(version, decodeFloat32(weightsBytes, expected).slice());
+        const held = ckks.model(version);
+        if (!held) throw new FedmartError('CONFLICT', `the round trains model version ${version}, which this partner does not hold (it missed an encrypted aggregate); it sits this round out`);
+        global = held;
+      } else global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
       // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
       const result = await trainRoundWithDp({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round }, dp, recordAccountant);
       const delta = result.delta;
       const metrics: Record<string, number> = { ...result.metrics, seconds: (Date.now() - started) / 1000 };
+      opts.onLocalUpdate?.({ round: t.round, delta, numExamples: data.trainN });
+      if (t.protection === 'secagg') {
+        // The masked-input stage picks the update up; it never leaves in the clear.
+        sr?.resolve({ delta, metrics });
+        return;
+      }
+      if (t.protection === 'ckks') {
+        const { chunks, length } = await ckks!.encryptUpdate(delta, data.trainN);
+        const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics } });
+        if (ack.ok) trained++;
+        else log(`round ${t.round}: encrypted update refused: ${ack.error.message}`);
+        return;
+      }
       const ack = await send({ type: 'train-result', roundId: t.roundId, payload: { numExamples: data.trainN, metrics, length: delta.length } }, encodeFloat32(delta));
       if (ack.ok) trained++;
       else log(`round ${t.round}: update refused: ${ack.error.message}`);
     } catch (err) {
       const e = toFedmartError(err);
       log(`round ${t.round}: training failed: ${e.message}`);
+      sr?.reject(e);
       await send({ type: 'train-error', roundId: t.roundId, payload: { code: e.code, message: e.message.slice(0, 2000) } });
     }
   }
@@ -202,8 +403,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   }
 
   const close = async () => {
+    closed = true;
+    if (reconnectTimer) clearTimeout(reconnectTimer);
     socket.disconnect();
     await work.catch(() => {});
   };
-  return { socket, ready, roundsTrained: () => trained, close, [Symbol.asyncDispose]: close };
+  return { socket: socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>, ready, roundsTrained: () => trained, currentModel: () => ckks?.latest() ?? null, close, [Symbol.asyncDispose]: close };
 }

@@ -14,6 +14,7 @@ import type { Principal, TokenAuthority } from './auth.ts';
 import type { Store } from './db/store.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
+import { createComplianceRouter } from './compliance-routes.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -202,6 +203,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.json({ chain: store.verifyAudit(), entries: store.listAudit(limit, after).map((e) => ({ ...e, data: json(e.data) })) });
   });
 
+  api.use(createComplianceRouter({ store, auth }));
   app.use('/api/v1', api);
 
   app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));

@@ -7,20 +7,29 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
-import { createRound, transition, type RoundEvent, type RoundState, type TimedPhase, type RoundEffect } from '@fedmart/shared/round';
-import type { FederationConfig, Metrics, TrainInstruction, EvaluateInstruction, RoundStatus } from '@fedmart/shared/protocol';
+import { createRound, transition, type RoundEvent, type RoundState, type TimedPhase, type RoundEffect, type SecAggPhase } from '@fedmart/shared/round';
+import type { FederationConfig, Metrics, EvaluateInstruction, RoundStatus } from '@fedmart/shared/protocol';
+import { CKKS_UPDATE_CLIP, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
+import { DEFAULT_CKKS_PARAMS, ckksChunkCount, resolveCkksParams } from '@fedmart/shared/he/ckks-params';
+import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
+import { SecAggRound, PHASE_OF_STAGE } from './protection/secagg-round.ts';
+import { CkksCustody, packChunks } from './protection/ckks-custody.ts';
+import { weightsOf } from './db/store.ts';
 import { createStrategy } from '@fedmart/shared/strategy/registry';
 import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@fedmart/shared/strategy/types';
 import { encodeFloat32 } from '@fedmart/shared/codec';
 import { seededRandom } from '@fedmart/shared/model';
 import type { Store } from './db/store.ts';
+import { recordRoundSpend, refuseRoundOverBudget, withDifferentialPrivacy } from './privacy.ts';
 
 /** How the orchestrator reaches one connected client (implemented by the Socket.IO transport). */
 export interface ClientLink {
   partnerId: string;
   partnerName: string;
   numExamples: number;
-  sendTrain(t: TrainInstruction, weights: Uint8Array): void;
+  sendTrain(t: SecureTrainInstruction, weights: Uint8Array): void;
+  /** Send a protection-layer event (secure-aggregation request, CKKS key custody, encrypted aggregate). */
+  emitSecure<E extends keyof SecureServerToClientEvents>(event: E, payload: Parameters<SecureServerToClientEvents[E]>[0]): void;
   sendEvaluate(e: EvaluateInstruction, weights: Uint8Array): void;
   sendStatus(s: RoundStatus): void;
   sendRejected(r: { roundId?: string; code: string; message: string }): void;
@@ -61,6 +70,14 @@ interface ActiveRound {
   trainMetrics: Record<string, number>;
   newWeights: Float32Array | null;
   done: (o: RoundOutcome) => void;
+  /** Secure aggregation of this round (null when off). */
+  secagg: SecAggRound | null;
+  /** CKKS: encrypted updates, then the encrypted aggregate (null when off). */
+  ckks: { uploads: Map<string, { chunks: Uint8Array[]; numExamples: number; metrics: Metrics }>; aggregate: Uint8Array[] | null } | null;
+  /** Version number of the base model (CKKS partners check they hold it). */
+  baseVersion: number;
+  /** True when the base model is an encrypted aggregate (CKKS, version ≥ 1): no plaintext weights go out. */
+  baseEncrypted: boolean;
 }
 
 class FederationRunner {
@@ -68,9 +85,11 @@ class FederationRunner {
   strategy: Strategy;
   active: ActiveRound | null = null;
   queue: Promise<unknown> = Promise.resolve();
+  /** CKKS key-custody relay (encryption 'ckks' only; created when the key holder is known). */
+  custody: CkksCustody | null = null;
   private rand: () => number;
 
-  constructor(readonly federationId: string, config: FederationConfig) {
+  constructor(readonly federationId: string, readonly config: FederationConfig) {
     this.strategy = createStrategy(config.strategy, config.strategyOptions);
     this.rand = seededRandom(config.seed);
   }
@@ -93,6 +112,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (!r) {
       const row = this.store.getFederation(federationId);
       r = new FederationRunner(federationId, this.store.federationConfig(row));
+      r.strategy = withDifferentialPrivacy(r.strategy, this.store, federationId);
       this.runners.set(federationId, r);
     }
     return r;
@@ -110,6 +130,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (old && old !== link) old.disconnect('replaced by a newer connection of the same partner');
     r.clients.set(link.partnerId, link);
     this.emit('client-connected', { federationId, partnerId: link.partnerId, partnerName: link.partnerName, connected: r.clients.size });
+    if (r.config.encryption === 'ckks') this.sendHeSetup(r, link);
     // A round waiting for clients may now start.
     if (r.active?.state.phase === 'selecting') this.apply(r, this.selectEvent(r));
   }
@@ -119,6 +140,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const r = this.runners.get(federationId);
     if (!r || r.clients.get(link.partnerId) !== link) return;
     r.clients.delete(link.partnerId);
+    r.custody?.forget(link.partnerId);
     this.emit('client-disconnected', { federationId, partnerId: link.partnerId, partnerName: link.partnerName, connected: r.clients.size });
     if (r.active) {
       this.persistParticipantFailure(r.active, link.partnerId, 'disconnected');
@@ -162,15 +184,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (r.active) throw new FedmartError('CONFLICT', `federation ${federationId} already has round ${r.active.state.round} in progress; queue rounds with scheduleRounds`);
     const fed = this.store.getFederation(federationId);
     const config = this.store.federationConfig(fed);
-    const { row: base, weights } = this.store.currentModel(federationId);
+    const base = this.store.currentModelRow(federationId);
+    // A CKKS federation's versions ≥ 1 are encrypted aggregates: the coordinator has no plaintext weights to send.
+    const weights = base.encrypted ? new Float32Array(base.paramCount) : weightsOf(base);
     const number = this.store.nextRoundNumber(federationId);
     const roundId = `r_${randomUUID().slice(0, 12)}`;
     const ctx = { round: number, global: weights, clients: [] as string[] };
     const localConfig = r.strategy.configureTrain(ctx, config.localTrain);
     this.store.createRound({ id: roundId, federationId, number, phase: 'scheduled', strategy: config.strategy, config: JSON.stringify(localConfig), baseModelVersionId: base.id, startedAt: Date.now() });
+    // Privacy caps: a round that would overspend is refused before any training (privacy.ts).
+    const refused = refuseRoundOverBudget(this.store, { federationId, roundId, round: number, config: { ...config, localTrain: localConfig } });
+    if (refused) return (this.emit('round-end', { federationId, ...refused }), Promise.resolve(refused));
     return new Promise<RoundOutcome>((resolve) => {
       r.active = {
-        state: createRound(roundId, number, Math.max(1, config.minClients)),
+        state: createRound(roundId, number, Math.max(1, config.minClients), { secureAggregation: config.secureAggregation !== undefined }),
         config: { ...config, localTrain: localConfig },
         global: weights,
         baseModelId: base.id,
@@ -181,6 +208,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         trainMetrics: {},
         newWeights: null,
         done: resolve,
+        secagg: null,
+        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null } : null,
+        baseVersion: base.version,
+        baseEncrypted: base.encrypted,
       };
       this.apply(r, this.selectEvent(r));
     });
@@ -188,7 +219,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   private selectEvent(r: FederationRunner): RoundEvent {
     const a = r.active!;
-    return { type: 'select', available: [...r.clients.keys()], sampleFraction: a.config.sampleFraction, rand: () => r.nextRand() };
+    // Under CKKS only partners holding the federation key can take part.
+    const available = [...r.clients.keys()].filter((id) => a.config.encryption !== 'ckks' || r.custody?.isReady(id) === true);
+    return { type: 'select', available, sampleFraction: a.config.sampleFraction, rand: () => r.nextRand() };
   }
 
   // ------------------------------------------------------------ inbound
@@ -197,6 +230,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   acceptTrainResult(federationId: string, partnerId: string, roundId: string, numExamples: number, metrics: Metrics, delta: Float32Array): void {
     const r = this.requireRound(federationId, roundId);
     const a = r.active!;
+    if (a.config.secureAggregation || a.config.encryption === 'ckks') {
+      throw new FedmartError('FORBIDDEN', `federation ${federationId} protects updates with ${a.config.secureAggregation ? 'secure aggregation' : 'CKKS encryption'}: a plaintext update is refused and was not used; update fedmart on this partner`);
+    }
     if (delta.length !== a.global.length) {
       throw new FedmartError('INVALID_UPDATE', `wrong shape: the update has ${delta.length} values, the model has ${a.global.length}; train on the weights sent for round ${a.state.round}`);
     }
@@ -227,6 +263,105 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'evaluate' });
+  }
+
+  // ------------------------------------------------------------ protection layers
+
+  /**
+   * A client's reply to a secure-aggregation stage (parsed by the transport).
+   * @throws FedmartError CONFLICT when no such stage is open for it (late, out of order); INVALID_MESSAGE when the SecAgg core refuses it — both change nothing
+   */
+  acceptSecAggReply(federationId: string, partnerId: string, roundId: string, payload: SecAggReplyEnvelope['payload']): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    if (!a.secagg) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use secure aggregation; send a train-result`);
+    const stage = PHASE_OF_STAGE[payload.stage];
+    const res = this.apply(r, { type: 'stage-reply', stage, nodeId: partnerId }, () => a.secagg!.receive(partnerId, payload, roundId));
+    if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
+    if (payload.stage === 'masked-input') {
+      this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples: r.clients.get(partnerId)?.numExamples ?? 0, trainMetrics: payload.metrics });
+      this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
+    }
+  }
+
+  /** CKKS: a partner's X25519 public key (for the wrapped federation key). */
+  acceptHePartnerKey(federationId: string, partnerId: string, publicKey: Uint8Array): void {
+    const r = this.requireCustody(federationId);
+    r.custody!.partnerKey(partnerId, publicKey, r.clients);
+  }
+
+  /** CKKS: a partner holds the federation key (the key holder: it made a new one). */
+  acceptHeReady(federationId: string, partnerId: string, keyId: string): void {
+    const r = this.requireCustody(federationId);
+    r.custody!.partnerReady(partnerId, keyId, r.clients);
+    this.store.audit('coordinator', 'he.partner-ready', partnerId, { federationId, keyId });
+    if (r.active?.state.phase === 'selecting') this.apply(r, this.selectEvent(r));
+  }
+
+  /** CKKS: the key holder wrapped the federation key for another partner; relay it. */
+  acceptHeWrapped(federationId: string, partnerId: string, to: string, keyId: string, wrapped: Uint8Array): void {
+    const r = this.requireCustody(federationId);
+    r.custody!.relayWrapped(partnerId, to, keyId, wrapped, r.clients);
+  }
+
+  /**
+   * CKKS: a partner's encrypted update, [n·clip(Δ), n] in ciphertext chunks.
+   * @throws FedmartError INVALID_UPDATE on a wrong length or chunk count; CONFLICT when not expected
+   */
+  acceptHeTrainResult(federationId: string, partnerId: string, roundId: string, length: number, chunks: Uint8Array[], metrics: Metrics): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    if (!a.ckks || !r.custody) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use CKKS; send a train-result`);
+    if (length !== a.global.length + 1) throw new FedmartError('INVALID_UPDATE', `wrong shape: the encrypted update holds ${length} values, expected ${a.global.length + 1} (the model's parameters and the weight)`);
+    const expected = ckksChunkCount(length, r.custody.params);
+    if (chunks.length !== expected) throw new FedmartError('INVALID_UPDATE', `the encrypted update has ${chunks.length} ciphertext chunks, expected ${expected} for ${length} values`);
+    const numExamples = r.clients.get(partnerId)?.numExamples ?? 0;
+    const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
+      a.ckks!.uploads.set(partnerId, { chunks: chunks.map((c) => new Uint8Array(c)), numExamples, metrics });
+      this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
+    });
+    if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
+    this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
+  }
+
+  private requireCustody(federationId: string): FederationRunner {
+    const r = this.runner(federationId);
+    if (r.config.encryption !== 'ckks') throw new FedmartError('CONFLICT', `federation ${federationId} does not use CKKS encryption; key-custody messages are not expected`);
+    if (!r.custody) throw new FedmartError('CONFLICT', `federation ${federationId} has no key holder yet (configured: ${r.config.keyHolder ?? 'first partner to connect'}); wait for the key holder to connect`);
+    return r;
+  }
+
+  /** Send a partner the CKKS setup: public parameters, who holds the key, the strategy partners apply. */
+  private sendHeSetup(r: FederationRunner, link: ClientLink): void {
+    if (!r.custody) {
+      let holderId: string | undefined;
+      if (r.config.keyHolder !== undefined) holderId = this.store.listEnrollments(r.federationId).find((e) => e.partnerName === r.config.keyHolder)?.partnerId;
+      else holderId = link.partnerId; // the first partner to connect holds the key
+      if (holderId === undefined) {
+        link.sendRejected({ code: 'CONFIG_ERROR', message: `the federation's key holder "${r.config.keyHolder}" is not enrolled; the operator must enroll it before CKKS rounds can run` });
+        return;
+      }
+      r.custody = new CkksCustody(r.federationId, resolveCkksParams(DEFAULT_CKKS_PARAMS), holderId);
+      this.store.audit('coordinator', 'he.key-holder', holderId, { federationId: r.federationId });
+    }
+    const strategy = r.config.strategy;
+    if (strategy !== 'fedavg' && strategy !== 'fedprox' && strategy !== 'fedadam' && strategy !== 'fedyogi') return; // refused at creation
+    const strategyOptions = Object.fromEntries(Object.entries(r.config.strategyOptions).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+    link.emitSecure('he-setup', { federationId: r.federationId, partnerId: link.partnerId, keyHolderId: r.custody.holderId, params: r.custody.params, strategy, strategyOptions, clip: CKKS_UPDATE_CLIP });
+  }
+
+  /** Close a secure-aggregation stage with the SecAgg core, then move the machine. */
+  private closeStage(r: FederationRunner, a: ActiveRound, stage: SecAggPhase): void {
+    if (r.active !== a || a.state.phase !== stage || !a.secagg) return;
+    let next: string[];
+    try {
+      next = a.secagg.close(stage);
+    } catch (err) {
+      const e = toFedmartError(err);
+      this.apply(r, { type: 'abort', reason: e.code === 'ROUND_FAILED' ? e.message : `secure aggregation failed at stage ${stage}: ${e.message}` });
+      return;
+    }
+    this.apply(r, { type: 'stage-closed', stage, next });
   }
 
   /** Abort the active round of a federation, if any. */
@@ -285,19 +420,50 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.startTimer(r, a, effect.phase);
         return;
       case 'send-train': {
-        const bytes = encodeFloat32(a.global);
+        if (a.state.secureAggregation && !a.secagg) {
+          try {
+            const weights = new Map(effect.nodeIds.map((id) => [id, r.clients.get(id)?.numExamples ?? 1]));
+            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length, weights, a.config.secureAggregation!);
+          } catch (err) {
+            const reason = `secure aggregation cannot run this round: ${toFedmartError(err).message}`;
+            setImmediate(() => { if (r.active === a) this.apply(r, { type: 'abort', reason }); });
+            return;
+          }
+        }
+        const bytes = a.baseEncrypted ? new Uint8Array(0) : encodeFloat32(a.global);
+        const protection = a.secagg ? 'secagg' as const : a.ckks ? 'ckks' as const : undefined;
         for (const id of effect.nodeIds) {
           this.store.setParticipant(a.state.roundId, id, { status: 'selected' });
-          r.clients.get(id)?.sendTrain({ roundId: a.state.roundId, round: a.state.round, config: a.config.localTrain, length: a.global.length }, bytes);
+          const link = r.clients.get(id);
+          link?.sendTrain({ roundId: a.state.roundId, round: a.state.round, config: a.config.localTrain, length: a.global.length, ...(protection ? { protection } : {}), ...(a.ckks ? { modelVersion: a.baseVersion } : {}) }, bytes);
+          const request = a.secagg?.requestFor(id);
+          if (link && request) link.emitSecure('secagg', request as never);
         }
         return;
       }
+      case 'send-stage':
+        for (const id of effect.nodeIds) {
+          const request = a.secagg?.requestFor(id);
+          if (request) r.clients.get(id)?.emitSecure('secagg', request as never);
+        }
+        return;
+      case 'close-stage':
+        this.clearTimer(a);
+        // On the next tick, so the triggering message's ack goes out first.
+        setImmediate(() => this.closeStage(r, a, effect.stage));
+        return;
       case 'aggregate':
         this.clearTimer(a);
         // Aggregate on the next tick so the triggering message's ack goes out first.
         setImmediate(() => this.aggregate(r, a));
         return;
       case 'send-evaluate': {
+        if (a.ckks) {
+          // Partners decrypt the aggregate, apply it to the model they hold, and evaluate in plaintext.
+          const aggregate = { roundId: a.state.roundId, round: a.state.round, modelVersion: a.baseVersion + 1, length: a.global.length + 1, chunks: a.ckks.aggregate! };
+          for (const id of effect.nodeIds) r.clients.get(id)?.emitSecure('he-aggregate', aggregate);
+          return;
+        }
         const bytes = encodeFloat32(a.newWeights!);
         for (const id of effect.nodeIds) r.clients.get(id)?.sendEvaluate({ roundId: a.state.roundId, round: a.state.round, length: a.newWeights!.length }, bytes);
         return;
@@ -315,7 +481,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   private startTimer(r: FederationRunner, a: ActiveRound, phase: TimedPhase): void {
     this.clearTimer(a);
-    const ms = phase === 'selecting' ? a.config.timeouts.selectingMs : phase === 'training' ? a.config.timeouts.trainingMs : a.config.timeouts.evaluatingMs;
+    const t = a.config.timeouts;
+    const ms = { selecting: t.selectingMs, training: t.trainingMs, evaluating: t.evaluatingMs, 'advertise-keys': t.advertiseKeysMs, 'share-keys': t.shareKeysMs, 'masked-input': t.maskedInputMs, unmasking: t.unmaskingMs }[phase];
     a.timer = setTimeout(() => {
       a.timer = null;
       if (r.active === a) this.apply(r, { type: 'timeout', phase });
@@ -330,6 +497,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   private aggregate(r: FederationRunner, a: ActiveRound): void {
     if (r.active !== a || a.state.phase !== 'aggregating') return;
+    if (a.secagg) return this.aggregateSecure(r, a);
+    if (a.ckks) {
+      void this.aggregateEncrypted(r, a);
+      return;
+    }
     try {
       const results = a.state.trained.map((id) => a.updates.get(id)!).filter(Boolean);
       const failures: ClientFailure[] = Object.entries(a.state.failures).map(([nodeId, reason]) => ({ nodeId, code: 'FAILED', reason }));
@@ -349,6 +521,48 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
+  /** Secure aggregation: the strategy gets only the unmasked, dequantized weighted mean of the survivors. */
+  private aggregateSecure(r: FederationRunner, a: ActiveRound): void {
+    try {
+      const result = a.secagg!.result;
+      if (!result || !(result.totalWeight > 0)) {
+        this.apply(r, { type: 'aggregated', ok: false, reason: 'secure aggregation produced no weight (every surviving partner declared zero examples); the previous model stays' });
+        return;
+      }
+      const mean = new Float64Array(result.weightedSum.length);
+      for (let i = 0; i < mean.length; i++) mean[i] = result.weightedSum[i]! / result.totalWeight;
+      const metrics = weightedMetricMeans(a.state.trained.map((id) => ({ numExamples: r.clients.get(id)?.numExamples ?? 0, metrics: a.secagg!.metrics.get(id) ?? {} })));
+      if (!r.strategy.aggregateMean) throw new FedmartError('CONFIG_ERROR', `strategy ${r.strategy.id} cannot aggregate from a sum; use fedavg, fedprox, fedadam or fedyogi with secure aggregation`);
+      const out = r.strategy.aggregateMean(a.state.round, a.global, mean, { totalWeight: result.totalWeight, clients: result.survivors.length, metrics });
+      if (!out.weights) {
+        this.apply(r, { type: 'aggregated', ok: false, reason: 'the strategy kept the previous model (no usable sum)' });
+        return;
+      }
+      a.newWeights = out.weights;
+      a.trainMetrics = { ...out.metrics, secagg_survivors: result.survivors.length, secagg_dropped: result.dropped.length };
+      const evaluators = r.strategy.configureEvaluate({ round: a.state.round, global: out.weights, clients: [...r.clients.keys()] }).evaluate ? [...r.clients.keys()] : [];
+      this.apply(r, { type: 'aggregated', ok: true, evaluators });
+    } catch (err) {
+      this.apply(r, { type: 'aggregated', ok: false, reason: `aggregation failed: ${toFedmartError(err).message}` });
+    }
+  }
+
+  /** CKKS: sum the ciphertexts; the coordinator never sees the plaintext sum nor the new model. */
+  private async aggregateEncrypted(r: FederationRunner, a: ActiveRound): Promise<void> {
+    try {
+      const aggregator = await r.custody!.getAggregator();
+      if (r.active !== a || a.state.phase !== 'aggregating') return;
+      const uploads = a.state.trained.map((id) => a.ckks!.uploads.get(id)!).filter(Boolean);
+      a.ckks!.aggregate = aggregator.addCiphertexts(uploads.map((u) => u.chunks));
+      a.ckks!.uploads.clear(); // individual ciphertexts are not kept past aggregation
+      a.trainMetrics = weightedMetricMeans(uploads);
+      const evaluators = [...r.clients.keys()].filter((id) => r.custody!.isReady(id));
+      this.apply(r, { type: 'aggregated', ok: true, evaluators });
+    } catch (err) {
+      if (r.active === a) this.apply(r, { type: 'aggregated', ok: false, reason: `encrypted aggregation failed: ${toFedmartError(err).message}` });
+    }
+  }
+
   private commit(r: FederationRunner, a: ActiveRound): void {
     const evalResults = a.state.evaluated.map((id) => a.evaluations.get(id)!).filter(Boolean);
     const evalMetrics = evalResults.length ? r.strategy.aggregateEvaluate(a.state.round, evalResults, []) : {};
@@ -359,8 +573,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     try {
       const model = this.store.commitRound({
         federationId: r.federationId, roundId: a.state.roundId, parentId: a.baseModelId, strategy: r.strategy.id,
-        participants: [...a.state.trained], metrics, spec: a.config.model, weights: a.newWeights!,
-      });
+        participants: [...a.state.trained], metrics, spec: a.config.model,
+        ...(a.ckks ? { weights: new Float32Array(0), encrypted: { blob: packChunks(a.ckks.aggregate!), paramCount: a.global.length } } : { weights: a.newWeights! }),
+      }, (modelVersionId) => recordRoundSpend(this.store, { federationId: r.federationId, roundId: a.state.roundId, modelVersionId, participants: [...a.state.trained] }));
       this.store.audit('coordinator', 'round.committed', a.state.roundId, { federationId: r.federationId, round: a.state.round, modelVersion: model.version, participants: a.state.trained });
       this.finish(r, a, { phase: 'committed', modelVersion: model.version, metrics });
     } catch (err) {
@@ -375,6 +590,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private finish(r: FederationRunner, a: ActiveRound, o: { phase: 'committed' | 'failed'; reason?: string; modelVersion?: number; metrics?: Record<string, number> }): void {
     if (r.active !== a) return;
     r.active = null;
+    a.secagg?.abort();
     if (o.phase === 'failed') {
       this.store.audit('coordinator', 'round.failed', a.state.roundId, { federationId: r.federationId, round: a.state.round, reason: o.reason });
     }

@@ -12,6 +12,7 @@ import {
   type Ack, type ClientToServerEvents, type ServerToClientEvents,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
+import { SECURE_MESSAGE_TYPES, SecureClientEnvelopeSchema, type SecureServerToClientEvents } from '@fedmart/shared/protocol-secure';
 import type { TokenAuthority } from './auth.ts';
 import type { Store } from './db/store.ts';
 import type { ClientLink, Orchestrator } from './orchestrator.ts';
@@ -25,7 +26,7 @@ export interface SocketData {
   link?: ClientLink;
 }
 
-type FedSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type FedSocket = Socket<ClientToServerEvents, ServerToClientEvents & SecureServerToClientEvents, Record<string, never>, SocketData>;
 
 /**
  * Attach the federation namespace to a Socket.IO server.
@@ -88,6 +89,11 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
   });
 
   function handle(socket: FedSocket, raw: unknown, attachment: unknown): void {
+    const type = (raw as { type?: unknown } | null)?.type;
+    if (typeof type === 'string' && SECURE_MESSAGE_TYPES.has(type)) {
+      handleSecure(socket, raw);
+      return;
+    }
     const parsed = ClientEnvelopeSchema.safeParse(raw);
     if (!parsed.success) {
       const v = (raw as { v?: unknown } | null)?.v;
@@ -105,6 +111,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       const link: ClientLink = {
         partnerId, partnerName: socket.data.partnerName, numExamples: msg.payload.numExamples,
         sendTrain: (t, w) => socket.emit('train', t, w),
+        emitSecure: (event, payload) => (socket.emit as (e: string, p: unknown) => boolean)(event, payload),
         sendEvaluate: (e, w) => socket.emit('evaluate', e, w),
         sendStatus: (s) => socket.emit('round-status', s),
         sendRejected: (r) => socket.emit('rejected', r),
@@ -130,6 +137,43 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       case 'evaluate-result':
         deps.orchestrator.acceptEvaluation(federationId, partnerId, msg.roundId, msg.payload.numExamples, msg.payload.metrics);
         return;
+    }
+  }
+
+  /**
+   * Protection-layer messages (secure aggregation stages, CKKS key custody and
+   * encrypted updates): binary parts arrive as Socket.IO attachments inside
+   * the envelope; the whole envelope is parsed with its zod schema first.
+   */
+  function handleSecure(socket: FedSocket, raw: unknown): void {
+    const parsed = SecureClientEnvelopeSchema.safeParse(raw);
+    if (!parsed.success) {
+      const v = (raw as { v?: unknown } | null)?.v;
+      if (v !== undefined && v !== PROTOCOL_VERSION) throw new FedmartError('PROTOCOL_MISMATCH', `client speaks protocol v${String(v)}, this coordinator speaks v${PROTOCOL_VERSION}; upgrade fedmart on one side`);
+      throw new FedmartError('INVALID_MESSAGE', `invalid message: ${formatIssues(parsed.error.issues)}`);
+    }
+    const msg = parsed.data;
+    if (!socket.data.link) throw new FedmartError('INVALID_MESSAGE', `send "hello" before "${msg.type}"`);
+    const { federationId, partnerId } = socket.data;
+    switch (msg.type) {
+      case 'secagg-reply':
+        deps.orchestrator.acceptSecAggReply(federationId, partnerId, msg.roundId, msg.payload);
+        return;
+      case 'he-partner-key':
+        deps.orchestrator.acceptHePartnerKey(federationId, partnerId, msg.payload.publicKey);
+        return;
+      case 'he-ready':
+        deps.orchestrator.acceptHeReady(federationId, partnerId, msg.payload.keyId);
+        return;
+      case 'he-wrapped':
+        deps.orchestrator.acceptHeWrapped(federationId, partnerId, msg.payload.to, msg.payload.keyId, msg.payload.wrapped);
+        return;
+      case 'he-train-result': {
+        const bytes = msg.payload.chunks.reduce((n, c) => n + c.byteLength, 0);
+        if (bytes > MAX_ATTACHMENT_BYTES) throw new FedmartError('PAYLOAD_TOO_LARGE', `encrypted update of ${bytes} bytes exceeds the ${MAX_ATTACHMENT_BYTES}-byte limit`);
+        deps.orchestrator.acceptHeTrainResult(federationId, partnerId, msg.roundId, msg.payload.length, msg.payload.chunks, msg.payload.metrics);
+        return;
+      }
     }
   }
 

@@ -221,6 +221,17 @@ export const StartRoundsBodySchema = z.object({
   count: z.number().int().min(1).max(10_000).default(1),
 });
 
+/** PUT /api/v1/federations/:id/privacy/caps (role compliance): set or lift (epsilon null) one cap. */
+export const PrivacyCapBodySchema = z
+  .object({
+    level: z.enum(['record', 'partner']),
+    /** ε cap at the federation's δ; null lifts the cap. */
+    epsilon: z.number().positive().max(1e6).nullable(),
+    /** Partner id (see GET /federations/:id/enrollments); absent or null caps the whole federation. */
+    partnerId: z.string().min(1).max(200).nullable().optional(),
+  })
+  .strict();
+
 /** POST /api/v1/tokens (operator mints operator/compliance tokens) */
 export const CreateTokenBodySchema = z.object({
   role: z.enum(['operator', 'compliance']),

@@ -10,7 +10,7 @@
  *   both only ever raising RDP: if float cancellation makes a signed partial sum
  *   negative, that order falls back to summing |terms| (dp_accounting's
  *   variant, an upper bound on A_α); an order whose series has not converged
- *   after 1000 terms gets RDP = +∞ (it is then never chosen).
+ *   after 1000 terms gets the upper bound RDP(⌈α⌉) (RDP is non-decreasing in α).
  * - Composition: RDP at each order adds over steps (Mironov 2017, Prop. 1), so
  *   totals are recomputed from the per-order vector, never by adding epsilons.
  * - Conversion to (ε, δ): Balle et al. 2020, "Hypothesis testing
@@ -148,7 +148,14 @@ function logAFrac(q: number, sigma: number, alpha: number, signed = true): numbe
 /** RDP of one step of the sampled Gaussian mechanism at order α. */
 function rdpOneStep(q: number, sigma: number, alpha: number): number {
   if (q === 1) return alpha / (2 * sigma * sigma);
-  const logA = Number.isInteger(alpha) ? logAInt(q, sigma, alpha) : logAFrac(q, sigma, alpha);
+  let logA = Number.isInteger(alpha) ? logAInt(q, sigma, alpha) : logAFrac(q, sigma, alpha);
+  if (logA === Infinity && !Number.isInteger(alpha)) {
+    // The fractional series did not converge: Rényi divergence is non-decreasing
+    // in the order (van Erven & Harremoës 2014, Thm 3), so RDP(⌈α⌉), computed
+    // exactly by the integer method, is a valid upper bound for RDP(α).
+    const up = Math.ceil(alpha);
+    return Math.max(0, logAInt(q, sigma, up) / (up - 1));
+  }
   const r = logA / (alpha - 1);
   // log A_α ≥ 0 mathematically; clamp float noise so composition never subtracts.
   return Number.isNaN(r) ? Infinity : Math.max(0, r);

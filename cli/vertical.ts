@@ -1,0 +1,303 @@
+/**
+ * `fedmart simulate --mode vertical`: a label holder and feature holders that
+ * share customers but hold different columns of a CSV align their customers
+ * by PSI and train one model (vertical LR under CKKS, or a split NN); the
+ * result is compared with the label holder training alone and with a
+ * centralized model on every column, all scored on the same held-out rows.
+ *
+ * How the CSV becomes parties (a simulation of real partners):
+ * 1. every row is a customer; its ID is `--id` or a generated one;
+ * 2. a stratified 20 % of customers is held out as the test set; every party
+ *    holds its columns of them (they are aligned by a second PSI);
+ * 3. of the remaining customers a fraction `--overlap` is shared by every
+ *    party; the rest are dealt round-robin to the parties as customers of
+ *    their own (the label holder alone trains on its shared + own customers;
+ *    vertical training sees only the shared ones);
+ * 4. each party infers its own columns' types, standardises them with
+ *    statistics of its own training rows, and encodes them one-hot/z-scored.
+ * The centralized baseline pools all training customers with all columns.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { inferSchema, encodeTable, stratifiedSplit, selectRows, computeNumericStats, applyNumericStats, createSeededRng, shuffleInPlace, type Table, type DatasetSchema } from '@fedmart/shared/data/index';
+import { rocAuc } from '@fedmart/shared/metrics';
+import { readTableFile } from '@fedmart/client-node/data/connectors';
+import { initBackend } from '@fedmart/client-node/ml/backend';
+import { createInMemoryVerticalHub, LabelHolder, FeatureHolder, type LabelledRows, type PartyRows } from '@fedmart/client-node/vertical/index';
+import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
+import { round4 } from './experiment.ts';
+
+export const VERTICAL_USAGE = `fedmart simulate --mode vertical --csv FILE --label COL --parties "a,b|c,d" [options]
+
+Vertical federated learning on your CSV in one process: the first column
+group goes to the label holder (with the label), each further group to a
+feature holder. Customers are aligned by ECDH PSI (no ID in the clear), then
+trained jointly; printed AUCs are on the same held-out customers.
+
+  --csv FILE          CSV (or .jsonl) with a header row
+  --label COL         binary label column (held by the label holder)
+  --positive VALUE    label value that counts as positive (default: yes/1/true)
+  --sep CHAR          field separator (default: detected)
+  --id COL            customer ID column (default: one is generated per row)
+  --parties GROUPS    column groups separated by "|", columns by ","
+  --drop COLS         comma-separated columns to leave out everywhere (e.g. leaky ones)
+  --model lr|splitnn  vertical logistic regression under CKKS (default) or split NN
+  --overlap F         fraction of training customers every party holds (default 0.8)
+  --epochs E          training epochs (default: lr 8, splitnn 10)
+  --batch-size B      rows per step (default: lr 4096, splitnn 256)
+  --learning-rate R   Adam learning rate (default: lr 0.05, splitnn 0.01)
+  --noise S           split NN: Gaussian noise std on exchanged embeddings (default 0)
+  --seed S            seed for splits and initial weights (default 42)
+  --json              print one JSON object on stdout
+
+Example:
+  fedmart simulate --mode vertical --csv bank-full.csv --sep ';' --label y --drop duration \\
+    --parties "age,balance,housing,loan,contact,day,month,campaign,pdays,previous,poutcome|job,marital,education,default" --json`;
+
+/** Options of {@link runVerticalExperiment}. */
+export interface VerticalExperimentOptions {
+  readonly table: Table;
+  readonly label: string;
+  readonly positive?: string;
+  readonly id?: string;
+  /** Column groups: [label holder's, feature holder 1's, …]. */
+  readonly parties: readonly (readonly string[])[];
+  readonly drop?: readonly string[];
+  readonly model: 'lr' | 'splitnn';
+  readonly overlap: number;
+  readonly epochs?: number;
+  readonly batchSize?: number;
+  readonly learningRate?: number;
+  readonly noiseStd?: number;
+  readonly seed: number;
+  readonly testFraction?: number;
+  readonly onProgress?: (msg: string) => void;
+}
+
+/** Result of {@link runVerticalExperiment} (the `--json` output). */
+export interface VerticalExperimentResult {
+  psi: { intersection: number; seconds: number };
+  vertical: { auc: number; seconds: number; steps: number };
+  labelHolderOnly: { auc: number };
+  centralized: { auc: number };
+  model: 'lr' | 'splitnn';
+  parties: { id: string; columns: string[]; trainRows: number; encodedColumns: number }[];
+  testRows: number;
+}
+
+const GENERATED_ID = '__fedmart_id';
+const PLACEHOLDER_LABEL = '__fedmart_placeholder_label';
+
+/** Parse `--parties "a,b|c,d"` into column groups, checking every column exists and is used once. */
+export function parsePartyGroups(spec: string, columns: readonly string[], reserved: readonly string[]): string[][] {
+  const groups = spec.split('|').map((g) => g.split(',').map((c) => c.trim()).filter(Boolean));
+  if (groups.length < 2 || groups.some((g) => g.length === 0)) {
+    throw new FedmartError('CONFIG_ERROR', `--parties must name at least two non-empty column groups separated by "|" (label holder first), got "${spec}"; e.g. --parties "age,balance|job,education"`);
+  }
+  const seen = new Set<string>();
+  for (const c of groups.flat()) {
+    if (!columns.includes(c)) throw new FedmartError('CONFIG_ERROR', `--parties names column "${c}", which is not in the data; columns are: ${columns.join(', ')}`);
+    if (reserved.includes(c)) throw new FedmartError('CONFIG_ERROR', `--parties names "${c}", which is the label, the ID or a dropped column; list feature columns only`);
+    if (seen.has(c)) throw new FedmartError('CONFIG_ERROR', `--parties names column "${c}" twice; each column belongs to exactly one party`);
+    seen.add(c);
+  }
+  return groups;
+}
+
+function project(table: Table, cols: readonly string[]): Table {
+  const idx = cols.map((c) => table.columns.indexOf(c));
+  return { columns: [...cols], rows: table.rows.map((r) => idx.map((i) => r[i]!)) };
+}
+
+/** One party's schema from its own training rows (types, categories, then mean/std of its own rows). */
+function partySchema(train: Table, label: string | undefined, positive: string | undefined, id: string, source: string): DatasetSchema {
+  let t = train;
+  let lab = label;
+  if (lab === undefined) {
+    // inferSchema needs a binary label; a feature holder has none, so give it a placeholder that is never encoded.
+    t = { columns: [...train.columns, PLACEHOLDER_LABEL], rows: train.rows.map((r, i) => [...r, i % 2 === 0 ? 'yes' : 'no']) };
+    lab = PLACEHOLDER_LABEL;
+  }
+  const s0 = inferSchema(t, { label: lab, ...(label !== undefined && positive !== undefined ? { positive } : {}), id, source });
+  return applyNumericStats(s0, computeNumericStats(t, s0));
+}
+
+/**
+ * Run the vertical experiment end to end (PSI, vertical training, baselines).
+ * @param o - data, column groups, model and training options
+ * @returns PSI size and time, AUCs of vertical, label-holder-only and centralized
+ */
+export async function runVerticalExperiment(o: VerticalExperimentOptions): Promise<VerticalExperimentResult> {
+  const say = o.onProgress ?? (() => undefined);
+  const drop = [...(o.drop ?? [])];
+  let table = o.table;
+  let id = o.id;
+  if (id === undefined) {
+    table = { columns: [...table.columns, GENERATED_ID], rows: table.rows.map((r, i) => [...r, `cust-${i}`]) };
+    id = GENERATED_ID;
+  } else if (!table.columns.includes(id)) throw new FedmartError('CONFIG_ERROR', `--id column "${id}" is not in the data; columns are: ${table.columns.join(', ')}`);
+  const groups = o.parties.map((g) => [...g]);
+  parsePartyGroups(groups.map((g) => g.join(',')).join('|'), table.columns, [o.label, id, ...drop]);
+  if (!(o.overlap > 0 && o.overlap <= 1)) throw new FedmartError('CONFIG_ERROR', `--overlap must be in (0, 1], got ${o.overlap}`);
+
+  // Labels (and the positive value) from the label column alone.
+  const labelOnly = project(table, [o.label, groups[0]![0]!]);
+  const s = inferSchema(labelOnly, { label: o.label, ...(o.positive !== undefined ? { positive: o.positive } : {}), source: 'data' });
+  const positive = s.positive[0]!;
+  const li = table.columns.indexOf(o.label);
+  const yAll = Float32Array.from(table.rows, (r) => (r[li] === positive ? 1 : 0));
+
+  // Held-out test customers first (shared by every party), then shared / own training customers.
+  const { train, test } = stratifiedSplit(yAll, o.testFraction ?? 0.2, o.seed);
+  const pool = shuffleInPlace(Int32Array.from(train), createSeededRng(o.seed + 7));
+  const nShared = Math.round(o.overlap * pool.length);
+  const K = groups.length;
+  const partyRows: number[][] = groups.map(() => Array.from(pool.subarray(0, nShared)));
+  for (let k = nShared; k < pool.length; k++) partyRows[(k - nShared) % K]!.push(pool[k]!);
+  for (const r of partyRows) r.sort((a, b) => a - b);
+  const testTable = selectRows(table, test);
+
+  const partyIds = groups.map((_, k) => (k === 0 ? 'label-holder' : `feature-holder-${k}`));
+  const sets = groups.map((cols, k) => {
+    const withLabel = k === 0 ? [id, ...cols, o.label] : [id, ...cols];
+    const tr = project(selectRows(table, partyRows[k]!), withLabel);
+    const te = project(testTable, withLabel);
+    const schema = partySchema(tr, k === 0 ? o.label : undefined, k === 0 ? positive : undefined, id, partyIds[k]!);
+    const encTr = encodeTable(tr, schema, { requireLabel: k === 0, source: `${partyIds[k]} train` });
+    const encTe = encodeTable(te, schema, { requireLabel: k === 0, source: `${partyIds[k]} test` });
+    const idc = tr.columns.indexOf(id);
+    return {
+      train: { ids: tr.rows.map((r) => r[idc]!), x: encTr.x, d: encTr.d, y: encTr.y },
+      test: { ids: te.rows.map((r) => r[idc]!), x: encTe.x, d: encTe.d, y: encTe.y },
+    };
+  });
+  say(`parties: ${partyIds.map((p, k) => `${p} ${groups[k]!.length} columns → ${sets[k]!.train.d} encoded, ${sets[k]!.train.ids.length} training customers`).join('; ')}; test ${test.length}`);
+
+  const model = o.model;
+  const epochs = o.epochs ?? (model === 'lr' ? 8 : 10);
+  const trainModel = async (lh: LabelHolder) =>
+    model === 'lr'
+      ? lh.trainLr({ epochs, seed: o.seed, ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), onEpoch: (e, l) => say(`  epoch ${e}: loss ${l.toFixed(4)}`) })
+      : lh.trainSplitNn({ epochs, seed: o.seed, ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), noiseStd: o.noiseStd ?? 0, onEpoch: (e, l) => say(`  epoch ${e}: loss ${l.toFixed(4)}`) });
+
+  // Vertical: PSI on training and test customers, then joint training.
+  const hub = createInMemoryVerticalHub({ session: `sim-${o.seed}` });
+  const lh = new LabelHolder(hub.channel(partyIds[0]!), { featureHolders: partyIds.slice(1), sets: { train: sets[0]!.train, test: sets[0]!.test }, session: `sim-${o.seed}` });
+  const fhs = partyIds.slice(1).map((p, k) => new FeatureHolder(hub.channel(p), { labelHolder: partyIds[0]!, sets: { train: sets[k + 1]!.train as PartyRows, test: sets[k + 1]!.test as PartyRows }, session: `sim-${o.seed}` }));
+  const [psiTrain] = await Promise.all([lh.align('train'), ...fhs.map((f) => f.align('train'))]);
+  say(`psi: ${psiTrain!.size} shared training customers in ${psiTrain!.seconds.toFixed(2)} s`);
+  await Promise.all([lh.align('test'), ...fhs.map((f) => f.align('test'))]);
+  say(`vertical ${model}: ${epochs} epochs`);
+  const serving = fhs.map((f) => f.serve());
+  let vertical: { auc: number; seconds: number; steps: number };
+  try {
+    const rep = await trainModel(lh);
+    const pred = await lh.predict('test');
+    await lh.finish();
+    vertical = { auc: rocAuc(pred.p, pred.y), seconds: rep.seconds, steps: rep.steps };
+  } catch (err) {
+    await lh.abort(err);
+    hub.close(err as Error);
+    await Promise.allSettled(serving);
+    throw err;
+  }
+  await Promise.all(serving);
+  say(`vertical: test auc ${vertical.auc.toFixed(4)} (${vertical.steps} steps, ${vertical.seconds.toFixed(1)} s)`);
+
+  // Label holder alone: its own customers (shared + own), its own columns, same model family.
+  const alone = new LabelHolder(null, { featureHolders: [], sets: { train: sets[0]!.train, test: sets[0]!.test } });
+  await alone.align('train');
+  await alone.align('test');
+  await trainModel(alone);
+  const pa = await alone.predict('test');
+  await alone.finish();
+  const aloneAuc = rocAuc(pa.p, pa.y);
+  say(`label holder alone: test auc ${aloneAuc.toFixed(4)}`);
+
+  // Centralized: every training customer with every party's columns, pooled.
+  const allCols = groups.flat();
+  const cTrain = project(selectRows(table, train), [id, ...allCols, o.label]);
+  const cTest = project(testTable, [id, ...allCols, o.label]);
+  const cs = partySchema(cTrain, o.label, positive, id, 'centralized');
+  const ce = encodeTable(cTrain, cs);
+  const cte = encodeTable(cTest, cs);
+  const idc = cTrain.columns.indexOf(id);
+  const central = new LabelHolder(null, {
+    featureHolders: [],
+    sets: { train: { ids: cTrain.rows.map((r) => r[idc]!), x: ce.x, d: ce.d, y: ce.y } as LabelledRows, test: { ids: cTest.rows.map((r) => r[idc]!), x: cte.x, d: cte.d, y: cte.y } },
+  });
+  await central.align('train');
+  await central.align('test');
+  await trainModel(central);
+  const pc = await central.predict('test');
+  await central.finish();
+  const centralAuc = rocAuc(pc.p, pc.y);
+  say(`centralized: test auc ${centralAuc.toFixed(4)}`);
+
+  return {
+    psi: { intersection: psiTrain!.size, seconds: Math.round(psiTrain!.seconds * 100) / 100 },
+    vertical: { auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10, steps: vertical.steps },
+    labelHolderOnly: { auc: round4(aloneAuc) },
+    centralized: { auc: round4(centralAuc) },
+    model,
+    parties: partyIds.map((p, k) => ({ id: p, columns: groups[k]!, trainRows: sets[k]!.train.ids.length, encodedColumns: sets[k]!.train.d })),
+    testRows: test.length,
+  };
+}
+
+/**
+ * CLI entry for `fedmart simulate --mode vertical …` (simulate.ts delegates here).
+ * @param argv - the simulate arguments
+ * @returns exit code
+ */
+export async function simulateVerticalCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('simulate --mode vertical', argv, {
+    mode: { type: 'string' }, csv: { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, sep: { type: 'string' }, id: { type: 'string' },
+    parties: { type: 'string' }, drop: { type: 'string' }, model: { type: 'string' }, overlap: { type: 'string' }, epochs: { type: 'string' },
+    'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (values.help) {
+    process.stdout.write(VERTICAL_USAGE + '\n');
+    return 0;
+  }
+  const started = Date.now();
+  const cmd = 'simulate --mode vertical';
+  const csv = requireString(cmd, values, 'csv', 'the CSV file');
+  const label = requireString(cmd, values, 'label', 'the binary label column');
+  const partiesSpec = requireString(cmd, values, 'parties', 'column groups, label holder first, e.g. "age,balance|job,education"');
+  const model = (values.model as string | undefined) ?? 'lr';
+  if (model !== 'lr' && model !== 'splitnn') throw new FedmartError('CONFIG_ERROR', `${cmd}: --model must be lr or splitnn, got "${model}"`);
+  const overlap = numberFlag(cmd, values, 'overlap', 0.8, 0.01, 1);
+  const seed = intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1);
+  const epochs = values.epochs === undefined ? undefined : intFlag(cmd, values, 'epochs', 1, 1, 10_000);
+  const batchSize = values['batch-size'] === undefined ? undefined : intFlag(cmd, values, 'batch-size', 1, 1, 1_000_000);
+  const learningRate = values['learning-rate'] === undefined ? undefined : numberFlag(cmd, values, 'learning-rate', 0.01, 1e-6, 10);
+  const noiseStd = numberFlag(cmd, values, 'noise', 0, 0, 100);
+  const sep = values.sep as string | undefined;
+  if (sep !== undefined && sep.length !== 1 && sep !== '\\t') throw new FedmartError('CONFIG_ERROR', `${cmd}: --sep must be one character, got "${sep}"`);
+  const drop = typeof values.drop === 'string' ? values.drop.split(',').map((x) => x.trim()).filter(Boolean) : [];
+
+  if (model === 'splitnn') {
+    const backend = await initBackend();
+    progress(`backend: ${backend.name} (${backend.detail})`);
+  }
+  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  progress(`read ${table.rows.length} rows × ${table.columns.length} columns from ${csv}`);
+  const missingDrop = drop.filter((c) => !table.columns.includes(c));
+  if (missingDrop.length) throw new FedmartError('CONFIG_ERROR', `${cmd}: --drop names ${missingDrop.join(', ')}, not in the data; columns are: ${table.columns.join(', ')}`);
+  const id = values.id as string | undefined;
+  const parties = parsePartyGroups(partiesSpec, table.columns, [label, ...(id ? [id] : []), ...drop]);
+  const r = await runVerticalExperiment({
+    table, label, ...(values.positive !== undefined ? { positive: values.positive as string } : {}), ...(id !== undefined ? { id } : {}),
+    parties, drop, model, overlap, seed, noiseStd,
+    ...(epochs !== undefined ? { epochs } : {}), ...(batchSize !== undefined ? { batchSize } : {}), ...(learningRate !== undefined ? { learningRate } : {}),
+    onProgress: progress,
+  });
+  const out = { ...r, seconds: Math.round((Date.now() - started) / 100) / 10 };
+  if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
+  else {
+    process.stdout.write(
+      `\npsi: ${r.psi.intersection} shared customers in ${r.psi.seconds} s\n                    AUC\nvertical (${model.padEnd(7)})  ${r.vertical.auc.toFixed(4)}   (${r.vertical.steps} steps, ${r.vertical.seconds} s)\nlabel holder alone  ${r.labelHolderOnly.auc.toFixed(4)}\ncentralized         ${r.centralized.auc.toFixed(4)}\n${out.seconds} s\n`,
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,153 @@
+/**
+ * Partner side of CKKS encrypted aggregation (Cheon et al., ASIACRYPT 2017,
+ * via node-seal) with the key custody of `@fedmart/shared/he/key-custody`:
+ *
+ * - every partner makes an X25519 "partner key" and publishes its public half;
+ * - the key-holder partner generates the federation CKKS key pair and wraps
+ *   the secret key to each other partner's public key (X25519 + HKDF +
+ *   ChaCha20-Poly1305, bound to federation, key id and recipient);
+ * - each partner encrypts [n·clip(Δ), n] with the secret key (symmetric,
+ *   seed-compressed), and decrypts the coordinator's encrypted sum, from
+ *   which it computes the example-weighted mean and applies the federation's
+ *   strategy to the model it holds.
+ *
+ * The plaintext joint model exists only at the partners: each keeps the
+ * versions it produced (the coordinator stores only encrypted aggregates).
+ */
+import { randomBytes } from 'node:crypto';
+import { FedmartError } from '@fedmart/shared/errors';
+import { generateX25519KeyPair, type X25519KeyPair } from '@fedmart/shared/crypto/x25519';
+import { createCkksContext, type CkksContext, type CkksSecretKey } from '@fedmart/shared/he/ckks';
+import { unwrapSecretKey, wrapSecretKey } from '@fedmart/shared/he/key-custody';
+import { keyWrapAssociatedData, type HeAggregate, type HeSetup } from '@fedmart/shared/protocol-secure';
+import { createStrategy } from '@fedmart/shared/strategy/registry';
+import type { Strategy } from '@fedmart/shared/strategy/types';
+
+/** How many plaintext model versions a partner keeps (to survive a round that fails after decryption). */
+const KEEP_VERSIONS = 3;
+
+/** One partner's CKKS state, across reconnects. */
+export class CkksPartner {
+  /** This partner's X25519 key pair for receiving the wrapped federation key. */
+  readonly partnerKeys: X25519KeyPair = generateX25519KeyPair();
+  setup: HeSetup | null = null;
+  keyId: string | null = null;
+  private ctx: Promise<CkksContext> | null = null;
+  private sk: CkksSecretKey | null = null;
+  /** Only at the key holder: the serialised secret key, to wrap for the others. */
+  private skBytes: Uint8Array | null = null;
+  private strategy: Strategy | null = null;
+  private readonly models = new Map<number, Float32Array>();
+
+  /** True once this partner can encrypt and decrypt. */
+  get ready(): boolean {
+    return this.sk !== null && this.keyId !== null;
+  }
+
+  /**
+   * Accept the federation's CKKS setup.
+   * @returns the key id if this partner is (or now becomes) ready: as key holder it generates the federation key here
+   */
+  async configure(setup: HeSetup): Promise<string | null> {
+    if (this.setup && JSON.stringify(this.setup.params) !== JSON.stringify(setup.params)) {
+      throw new FedmartError('CONFIG_ERROR', 'the coordinator changed the CKKS parameters of this federation; restart the partner');
+    }
+    this.setup = setup;
+    this.strategy ??= createStrategy(setup.strategy, setup.strategyOptions);
+    this.ctx ??= createCkksContext(setup.params);
+    const ctx = await this.ctx;
+    if (setup.keyHolderId === setup.partnerId && this.sk === null) {
+      const keys = ctx.keygen();
+      this.skBytes = keys.secretKey;
+      this.sk = ctx.loadSecretKey(keys.secretKey);
+      this.keyId = randomBytes(16).toString('hex');
+    }
+    return this.ready ? this.keyId : null;
+  }
+
+  /**
+   * Key holder: wrap the federation secret key for partner `to`.
+   * @throws FedmartError FORBIDDEN when this partner is not the key holder
+   */
+  wrapFor(to: string, recipientPublicKey: Uint8Array): { to: string; keyId: string; wrapped: Uint8Array } {
+    if (!this.setup || this.skBytes === null || this.keyId === null) throw new FedmartError('FORBIDDEN', 'asked to wrap the federation key, but this partner is not the key holder');
+    const aad = keyWrapAssociatedData(this.setup.federationId, this.keyId, to);
+    return { to, keyId: this.keyId, wrapped: wrapSecretKey(this.skBytes, recipientPublicKey, this.partnerKeys, aad) };
+  }
+
+  /**
+   * Unwrap and load the federation key relayed by the coordinator.
+   * @returns the key id
+   * @throws FedmartError CRYPTO_ERROR when the wrap does not authenticate
+   */
+  async acceptKey(key: { keyId: string; holderPublicKey: Uint8Array; wrapped: Uint8Array }): Promise<string> {
+    if (!this.setup || !this.ctx) throw new FedmartError('UNAVAILABLE', 'received the federation key before the CKKS setup');
+    const ctx = await this.ctx;
+    const skBytes = unwrapSecretKey(key.wrapped, this.partnerKeys, key.holderPublicKey, keyWrapAssociatedData(this.setup.federationId, key.keyId, this.setup.partnerId));
+    const sk = ctx.loadSecretKey(skBytes);
+    skBytes.fill(0);
+    this.sk?.dispose();
+    this.sk = sk;
+    this.keyId = key.keyId;
+    return key.keyId;
+  }
+
+  /** Remember a plaintext model version (version 0 arrives in the clear; later ones are decrypted here). */
+  remember(version: number, weights: Float32Array): void {
+    this.models.set(version, weights);
+    for (const v of [...this.models.keys()].sort((a, b) => a - b).slice(0, Math.max(0, this.models.size - KEEP_VERSIONS))) this.models.delete(v);
+  }
+
+  /** The plaintext model of `version`, if held. */
+  model(version: number): Float32Array | undefined {
+    return this.models.get(version);
+  }
+
+  /** The newest plaintext model this partner holds. */
+  latest(): { version: number; weights: Float32Array } | null {
+    const versions = [...this.models.keys()];
+    if (versions.length === 0) return null;
+    const version = Math.max(...versions);
+    return { version, weights: this.models.get(version)! };
+  }
+
+  /**
+   * Encrypt [n·clip(Δ), n].
+   * @param delta - the local update
+   * @param numExamples - the weight n
+   * @returns ciphertext chunks and the plaintext length
+   */
+  async encryptUpdate(delta: Float32Array, numExamples: number): Promise<{ chunks: Uint8Array[]; length: number }> {
+    if (!this.ready || !this.setup) throw new FedmartError('UNAVAILABLE', 'cannot encrypt: this partner does not hold the federation key yet');
+    const ctx = await this.ctx!;
+    const c = this.setup.clip;
+    const v = new Float64Array(delta.length + 1);
+    for (let i = 0; i < delta.length; i++) {
+      const x = delta[i]!;
+      v[i] = numExamples * (x > c ? c : x < -c ? -c : x);
+    }
+    v[delta.length] = numExamples;
+    return { chunks: ctx.encryptVector(v, this.sk!), length: v.length };
+  }
+
+  /**
+   * Decrypt an encrypted aggregate and apply the strategy to the model it was trained from.
+   * @returns the new model version and weights (also remembered)
+   * @throws FedmartError CONFLICT when this partner does not hold the base version
+   */
+  async applyAggregate(agg: HeAggregate): Promise<{ version: number; weights: Float32Array; totalWeight: number }> {
+    if (!this.ready) throw new FedmartError('UNAVAILABLE', 'cannot decrypt: this partner does not hold the federation key yet');
+    const base = this.models.get(agg.modelVersion - 1);
+    if (!base) throw new FedmartError('CONFLICT', `cannot apply the aggregate of round ${agg.round}: it builds on model version ${agg.modelVersion - 1}, which this partner does not hold (it holds ${[...this.models.keys()].join(', ') || 'none'})`);
+    if (agg.length !== base.length + 1) throw new FedmartError('INVALID_MESSAGE', `encrypted aggregate holds ${agg.length} values, the model has ${base.length} parameters + 1 weight`);
+    const ctx = await this.ctx!;
+    const sum = ctx.decryptVector(agg.chunks, this.sk!, agg.length);
+    const totalWeight = Math.round(sum[base.length]!);
+    const mean = new Float64Array(base.length);
+    if (totalWeight > 0) for (let i = 0; i < mean.length; i++) mean[i] = sum[i]! / totalWeight;
+    const out = this.strategy!.aggregateMean!(agg.round, base, mean, { totalWeight, clients: 0, metrics: {} });
+    const weights = out.weights ?? base;
+    this.remember(agg.modelVersion, weights);
+    return { version: agg.modelVersion, weights, totalWeight };
+  }
+}

@@ -1,0 +1,647 @@
+/**
+ * The coordinator half of differential privacy: the DP-FedAvg strategy
+ * wrapper, the privacy ledger, budget caps and the compliance report.
+ *
+ * Ledger (table `privacy_ledger`, append-only by trigger). Every committed
+ * round appends, inside the transaction that writes its model version
+ * ({@link recordRoundSpend}, run as `Store.commitRound`'s `extra`), one row
+ * per participating partner and one federation row (`partner_id` null) for
+ * the federation's DP level, each with the round's (q, σ, steps, δ, C) and
+ * the CUMULATIVE RDP accountant state (per-order vector + step history,
+ * `RdpAccountant.toJSON`). Totals are read from that state and converted to
+ * (ε, δ) with Balle et al. 2020 — RDP composes by adding per order
+ * (Mironov 2017); ε never does. {@link verifyPrivacyLedger} recomposes every
+ * partner's state from the per-round (q, σ, steps) and checks the stored
+ * states and the committed model versions against it.
+ *
+ * - Record level: partner k's rows charge ⌈localEpochs/q_k⌉ steps at q_k
+ *   (`shared/src/dp/plan.ts`, the same numbers the partner's own accountant
+ *   uses). A record belongs to one partner, so the federation row holds the
+ *   per-order maximum of all partners' cumulative RDP vectors: an upper
+ *   bound on every record's RDP curve (ε of the federation = ε of that max).
+ * - Partner level: one step at q = 1 per round (`PARTNER_LEVEL_CHARGE`), for
+ *   the federation row and for each participant (a partner that sat a round
+ *   out spent nothing in it).
+ *
+ * Caps (table `privacy_caps`, append-only; newest row in force, ε null lifts
+ * it) per federation or per partner and level, set by role `compliance`.
+ * {@link refuseRoundOverBudget} projects the next round's spend with the
+ * accountant for every enrolled partner; if any cap would be exceeded, the
+ * round fails before any training with a reason naming the cap, a `refused`
+ * ledger row and an audit entry. A federation without DP spends unbounded ε
+ * per round, so any cap refuses its rounds.
+ */
+import { and, asc, desc, eq, isNull } from 'drizzle-orm';
+import { FedmartError } from '@fedmart/shared/errors';
+import { TrainConfigSchema, type DpConfig, type FederationConfig, type TrainDp } from '@fedmart/shared/protocol';
+import { RdpAccountant, rdpToEpsilon, type RdpAccountantState } from '@fedmart/shared/dp/rdp';
+import { PARTNER_LEVEL_CHARGE, recordLevelCharge, type DpRoundCharge } from '@fedmart/shared/dp/plan';
+import { clipToNormInPlace, adaptiveClipUpdateNoiseMultiplier, noisedUnclippedFraction, updateAdaptiveClip } from '@fedmart/shared/dp/clip';
+import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
+import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
+import type { AggregateResult, ClientEvaluation, ClientFailure, ClientUpdate, LocalTrainConfig, MeanAggregateInfo, RoundContext, Strategy, StrategyId } from '@fedmart/shared/strategy/types';
+import type { Store } from './db/store.ts';
+import * as t from './db/schema.ts';
+import type { RoundOutcome } from './orchestrator.ts';
+
+/** The two DP levels. */
+export const DP_LEVELS = ['record', 'partner'] as const;
+export type DpLevel = (typeof DP_LEVELS)[number];
+
+// ================================================================ strategy wrapper
+
+/**
+ * Server side of the federation's DP (McMahan et al. 2018, "Learning
+ * Differentially Private Recurrent Language Models"; Andrew et al. 2021 for
+ * adaptive clipping), wrapping the federation's strategy (the shape of
+ * Flower's `DifferentialPrivacyServerSideFixedClipping`). Its client half is
+ * `client-node/src/ml/dp-sgd.ts` (`trainRoundWithDp`).
+ *
+ * - Every round, `configureTrain` adds the round's {@link TrainDp} to the
+ *   local config (clip, σ, δ; the distributed noise share; the sampling rate).
+ * - Record level: aggregation is the inner strategy's (each partner's update
+ *   is already DP; the server only post-processes).
+ * - Partner level, central mode: each update is (re-)clipped to C, the
+ *   clipped updates are summed, N(0, σ_Δ²C²) is added to the sum once, and the
+ *   unweighted mean goes to the inner strategy's server update. Weighting by
+ *   example counts would scale one partner's influence beyond C, so it is not
+ *   used. Distributed mode: partners clipped and noised their own updates;
+ *   the wrapper refuses to aggregate fewer than minClients of them (the sum
+ *   would carry less noise than the ledger charges).
+ * - Adaptive clipping: C ← C·exp(−η_C(b̃ − γ)), b̃ the noised fraction of
+ *   partners whose update was inside the ball; σ_Δ = (σ⁻² − (2σ_b)⁻²)^(−1/2) so
+ *   update and count together cost one Gaussian query at σ (Andrew et al.
+ *   §3.1). With σ_Δ the ledger still charges σ.
+ */
+export class DpStrategy implements Strategy {
+  readonly id: StrategyId;
+  readonly needsIndividualUpdates: boolean;
+  /** The clipping norm the next round uses (moves with adaptive clipping). */
+  clip: number;
+  /** Aggregate-only entry (secure aggregation / CKKS), present when the inner strategy has one. */
+  aggregateMean?: (round: number, global: Float32Array, mean: Float64Array, info: MeanAggregateInfo) => AggregateResult;
+  readonly #updateMultiplier: number;
+
+  /**
+   * @param inner - the federation's strategy
+   * @param dp - the federation's DP config
+   * @param minClients - fewest partners a round aggregates (distributed noise is split over this many)
+   * @param clip - starting clip (default dp.clip; a restarted coordinator resumes an adaptive clip)
+   * @param rng - byte source of the central noise (default: platform CSPRNG)
+   */
+  constructor(readonly inner: Strategy, readonly dp: DpConfig, readonly minClients: number, clip: number = dp.clip, private readonly rng: RandomSource = cryptoRandomSource) {
+    this.id = inner.id;
+    this.needsIndividualUpdates = inner.needsIndividualUpdates;
+    this.clip = clip;
+    this.#updateMultiplier = dp.level === 'partner' && dp.adaptiveClip ? adaptiveClipUpdateNoiseMultiplier(dp.noiseMultiplier, dp.adaptiveClip.countStd) : dp.noiseMultiplier;
+    const innerMean = inner.aggregateMean?.bind(inner);
+    if (innerMean) {
+      this.aggregateMean = (round, global, mean, info) => {
+        if (dp.level === 'partner' && dp.mode !== 'distributed') {
+          throw new FedmartError('CONFIG_ERROR', "partner-level DP in central mode needs each partner's update to clip it; with secure aggregation or CKKS set dp.mode to 'distributed'");
+        }
+        if (dp.level === 'partner' && info.clients < minClients) {
+          throw new FedmartError('ROUND_FAILED', `only ${info.clients} partners contributed, but distributed DP noise is split over minClients=${minClients}; the sum would carry less noise than the ledger charges`);
+        }
+        const out = innerMean(round, global, mean, info);
+        return { ...out, metrics: { ...out.metrics, dp_clip: this.clip } };
+      };
+    }
+  }
+
+  /** The DP settings partners receive for the next round. */
+  trainDp(): TrainDp {
+    const { dp } = this;
+    if (dp.level === 'record') {
+      return { level: 'record', clip: this.clip, noiseMultiplier: dp.noiseMultiplier, delta: dp.delta, ...(dp.sampleRate !== undefined ? { sampleRate: dp.sampleRate } : {}) };
+    }
+    const distributed = dp.mode === 'distributed';
+    return {
+      level: 'partner', clip: this.clip, noiseMultiplier: dp.noiseMultiplier, delta: dp.delta,
+      ...(distributed ? { noiseStd: (this.#updateMultiplier * this.clip) / Math.sqrt(this.minClients) } : {}),
+      ...(dp.adaptiveClip && distributed ? { reportUnclipped: true } : {}),
+    };
+  }
+
+  configureTrain(ctx: RoundContext, base: LocalTrainConfig): LocalTrainConfig {
+    return { ...this.inner.configureTrain(ctx, base), dp: this.trainDp() } as LocalTrainConfig;
+  }
+
+  aggregateTrain(round: number, global: Float32Array, results: readonly ClientUpdate[], failures: readonly ClientFailure[]): AggregateResult {
+    if (this.dp.level === 'record' || results.length === 0) return this.inner.aggregateTrain(round, global, results, failures);
+    const n = results.length;
+    const distributed = this.dp.mode === 'distributed';
+    if (distributed && n < this.minClients) {
+      throw new FedmartError('ROUND_FAILED', `only ${n} partners reported, but distributed DP noise is split over minClients=${this.minClients}; the sum would carry less noise than the ledger charges`);
+    }
+    const clipUsed = this.clip;
+    const sum = new Float64Array(global.length);
+    let unclipped = 0;
+    for (const r of results) {
+      if (r.delta.length !== global.length) throw new FedmartError('INVALID_UPDATE', `update of ${r.nodeId} has ${r.delta.length} values, the model has ${global.length}`);
+      const v = Float64Array.from(r.delta);
+      if (distributed) {
+        // Already clipped and noised by the partner: clipping here would clip the noise.
+        unclipped += r.metrics.dp_unclipped === 1 ? 1 : 0;
+      } else {
+        unclipped += clipToNormInPlace(v, clipUsed) === 1 ? 1 : 0;
+      }
+      for (let i = 0; i < v.length; i++) sum[i] = sum[i]! + v[i]!;
+    }
+    if (!distributed) {
+      const noise = gaussianNoise(sum.length, this.#updateMultiplier * clipUsed, this.rng);
+      for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + noise[i]!;
+    }
+    const mean = new Float64Array(sum.length);
+    for (let i = 0; i < sum.length; i++) mean[i] = sum[i]! / n;
+    const { dp_unclipped: _b, ...metrics } = weightedMetricMeans(results);
+    const extra: Record<string, number> = { dp_clip: clipUsed };
+    if (this.dp.adaptiveClip) {
+      const a = this.dp.adaptiveClip;
+      const bTilde = noisedUnclippedFraction(unclipped, n, a.countStd, this.rng);
+      this.clip = updateAdaptiveClip({ clip: clipUsed, targetQuantile: a.targetQuantile, clipLearningRate: a.clipLearningRate, countStd: a.countStd }, bTilde).clip;
+      extra.dp_next_clip = this.clip;
+    }
+    const out = this.inner.aggregateMean
+      ? this.inner.aggregateMean(round, global, mean, { totalWeight: n, clients: n, metrics })
+      : this.inner.aggregateTrain(round, global, [{ nodeId: 'dp-fedavg-mean', numExamples: 1, delta: Float32Array.from(mean), metrics }], failures);
+    return { weights: out.weights, metrics: { ...out.metrics, ...extra } };
+  }
+
+  configureEvaluate(ctx: RoundContext): { evaluate: boolean } {
+    return this.inner.configureEvaluate(ctx);
+  }
+
+  aggregateEvaluate(round: number, results: readonly ClientEvaluation[], failures: readonly ClientFailure[]): Record<string, number> {
+    return this.inner.aggregateEvaluate(round, results, failures);
+  }
+
+  summary(): string {
+    const d = this.dp;
+    return `${this.inner.summary()}; DP ${d.level} level (σ=${d.noiseMultiplier}, C=${this.clip}, δ=${d.delta}${d.level === 'partner' ? `, ${d.mode ?? 'central'} noise` : ''}${d.adaptiveClip ? ', adaptive clip' : ''})`;
+  }
+}
+
+/**
+ * Wrap a federation's strategy in {@link DpStrategy} when its config asks for
+ * DP (otherwise return it unchanged). An adaptive clip resumes from the
+ * current model version's `train_dp_next_clip` after a restart.
+ * @param inner - the federation's strategy
+ * @param store - the coordinator store
+ * @param federationId - the federation
+ * @returns the strategy to run rounds with
+ */
+export function withDifferentialPrivacy(inner: Strategy, store: Store, federationId: string): Strategy {
+  const fed = store.getFederation(federationId);
+  const config = store.federationConfig(fed);
+  if (!config.dp) return inner;
+  let clip = config.dp.clip;
+  if (config.dp.adaptiveClip && fed.currentModelVersionId) {
+    const m = JSON.parse(store.getModelVersion(fed.currentModelVersionId).metrics) as Record<string, unknown>;
+    if (typeof m.train_dp_next_clip === 'number' && m.train_dp_next_clip > 0) clip = m.train_dp_next_clip;
+  }
+  return new DpStrategy(inner, config.dp, Math.max(1, config.minClients), clip);
+}
+
+// ================================================================ ledger
+
+type Key = { federationId: string; partnerId: string | null; level: DpLevel };
+
+function latestSpent(store: Store, k: Key): t.PrivacyLedgerRow | undefined {
+  const l = t.privacyLedger;
+  return store.db
+    .select().from(l)
+    .where(and(eq(l.federationId, k.federationId), k.partnerId === null ? isNull(l.partnerId) : eq(l.partnerId, k.partnerId), eq(l.level, k.level), eq(l.kind, 'spent')))
+    .orderBy(desc(l.id)).limit(1).get();
+}
+
+function accountantOf(row: t.PrivacyLedgerRow | undefined): RdpAccountant {
+  if (!row?.accountant) return new RdpAccountant();
+  return RdpAccountant.fromJSON(JSON.parse(row.accountant));
+}
+
+/** Per-order max of RDP states (the federation's record-level bound). */
+function maxState(states: RdpAccountantState[], orders: readonly number[]): RdpAccountantState {
+  const rdp = orders.map(() => 0 as number | null);
+  for (const s of states) {
+    if (s.orders.length !== orders.length || s.orders.some((o, i) => o !== orders[i])) throw new FedmartError('INTERNAL', 'privacy ledger states use different Rényi orders; they cannot be combined');
+    s.rdp.forEach((v, i) => {
+      const cur = rdp[i];
+      rdp[i] = v === null || cur === null ? null : Math.max(cur as number, v);
+    });
+  }
+  return { version: 1, orders: [...orders], rdp, steps: [] };
+}
+
+function epsilonOfState(state: RdpAccountantState, delta: number): { epsilon: number; order: number } {
+  return rdpToEpsilon(state.orders, state.rdp.map((v) => (v === null ? Infinity : v)), delta);
+}
+
+/** The local config a round ran with (its `rounds.config` JSON). */
+function roundTrainConfig(row: t.RoundRow) {
+  const parsed = TrainConfigSchema.safeParse(JSON.parse(row.config));
+  if (!parsed.success) throw new FedmartError('INTERNAL', `stored local config of round ${row.id} is invalid`);
+  return parsed.data;
+}
+
+function chargeFor(dp: DpConfig, cfg: { batchSize: number; localEpochs: number }, numExamples: number | null | undefined): DpRoundCharge {
+  if (dp.level === 'partner') return PARTNER_LEVEL_CHARGE;
+  if (numExamples === null || numExamples === undefined || numExamples < 1) {
+    // Unknown size (never connected): q = 1 is the most a round can spend for a fixed number of epochs.
+    return dp.sampleRate !== undefined ? recordLevelCharge({ sampleRate: dp.sampleRate, batchSize: cfg.batchSize, localEpochs: cfg.localEpochs, numExamples: 1 }) : { q: 1, steps: cfg.localEpochs };
+  }
+  return recordLevelCharge({ sampleRate: dp.sampleRate, batchSize: cfg.batchSize, localEpochs: cfg.localEpochs, numExamples });
+}
+
+/**
+ * Append a committed round's privacy spend. Call it as `Store.commitRound`'s
+ * `extra` callback, so it commits or rolls back with the model version.
+ * A federation without DP appends nothing.
+ * @param store - the coordinator store (inside the commit transaction)
+ * @param r - federation, round, the new model version and the partners whose updates made it
+ * @throws FedmartError INTERNAL when stored state is corrupt (the commit then rolls back)
+ */
+export function recordRoundSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string; participants: readonly string[] }): void {
+  const config = store.federationConfig(store.getFederation(r.federationId));
+  const dp = config.dp;
+  if (!dp) return;
+  const round = store.getRound(r.roundId);
+  const cfg = roundTrainConfig(round);
+  const sigma = cfg.dp?.noiseMultiplier ?? dp.noiseMultiplier;
+  const clip = cfg.dp?.clip ?? dp.clip;
+  const sizes = new Map(store.listParticipants(r.roundId).map((p) => [p.partnerId, p.numExamples]));
+  const now = Date.now();
+  const rows: (typeof t.privacyLedger.$inferInsert)[] = [];
+  const states: RdpAccountantState[] = [];
+  for (const partnerId of r.participants) {
+    const charge = chargeFor(dp, cfg, sizes.get(partnerId));
+    const acc = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
+    const state = acc.toJSON();
+    states.push(state);
+    rows.push({ federationId: r.federationId, partnerId, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent', epsilon: acc.epsilon(dp.delta).epsilon, delta: dp.delta, sigma, q: charge.q, steps: charge.steps, clip, accountant: JSON.stringify(state), reason: null, createdAt: now });
+  }
+  const fedKey = { federationId: r.federationId, partnerId: null, level: dp.level };
+  let fedState: RdpAccountantState;
+  let fedCharge: DpRoundCharge;
+  if (dp.level === 'partner') {
+    fedCharge = PARTNER_LEVEL_CHARGE;
+    fedState = accountantOf(latestSpent(store, fedKey)).step(fedCharge.q, sigma, fedCharge.steps).toJSON();
+  } else {
+    // max over every partner's cumulative curve = max(previous federation curve, this round's participants)
+    const prev = accountantOf(latestSpent(store, fedKey)).toJSON();
+    fedState = maxState([prev, ...states], prev.orders);
+    fedCharge = rows.reduce<DpRoundCharge>((m, x) => ({ q: Math.max(m.q, x.q ?? 0), steps: Math.max(m.steps, x.steps ?? 0) }), { q: 0, steps: 0 });
+  }
+  rows.push({ federationId: r.federationId, partnerId: null, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent', epsilon: epsilonOfState(fedState, dp.delta).epsilon, delta: dp.delta, sigma, q: fedCharge.q || null, steps: fedCharge.steps || null, clip, accountant: JSON.stringify(fedState), reason: null, createdAt: now });
+  for (const row of rows) store.db.insert(t.privacyLedger).values(row).run();
+}
+
+// ================================================================ caps
+
+/** A cap in force. */
+export interface PrivacyCap {
+  federationId: string;
+  /** null: the whole federation. */
+  partnerId: string | null;
+  level: DpLevel;
+  epsilon: number;
+  setBy: string;
+  setAt: string;
+}
+
+function capLabel(c: { partnerId: string | null; level: DpLevel; epsilon: number }, partnerName?: string): string {
+  return `the ${c.level}-level cap of ${c.partnerId === null ? 'the federation' : `partner ${partnerName ?? c.partnerId}`} (epsilon ${c.epsilon})`;
+}
+
+/**
+ * Set (or lift, with epsilon null) a cap. Append-only: the history stays.
+ * @param store - coordinator store
+ * @param c - federation, partner (null = federation-wide), level, ε (null lifts) and who set it
+ * @returns the caps now in force
+ * @throws FedmartError NOT_FOUND for an unknown federation or a partner not enrolled in it
+ */
+export function setPrivacyCap(store: Store, c: { federationId: string; partnerId: string | null; level: DpLevel; epsilon: number | null; setBy: string }): PrivacyCap[] {
+  store.getFederation(c.federationId);
+  if (c.partnerId !== null && !store.listEnrollments(c.federationId).some((e) => e.partnerId === c.partnerId)) {
+    throw new FedmartError('NOT_FOUND', `partner "${c.partnerId}" is not enrolled in federation ${c.federationId}; list partners with GET /api/v1/federations/${c.federationId}/enrollments`);
+  }
+  store.db.insert(t.privacyCaps).values({ federationId: c.federationId, partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy, createdAt: Date.now() }).run();
+  store.audit(c.setBy, c.epsilon === null ? 'privacy.cap.lifted' : 'privacy.cap.set', c.federationId, { partnerId: c.partnerId, level: c.level, epsilon: c.epsilon });
+  return listPrivacyCaps(store, c.federationId);
+}
+
+/** Every cap row of a federation, oldest first (the caps' history). */
+export function privacyCapHistory(store: Store, federationId: string): t.PrivacyCapRow[] {
+  return store.db.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id)).all();
+}
+
+/**
+ * The caps in force: newest row per (partner, level), lifted ones left out.
+ * @param store - coordinator store
+ * @param federationId - the federation
+ * @returns caps with a finite ε
+ */
+export function listPrivacyCaps(store: Store, federationId: string): PrivacyCap[] {
+  const latest = new Map<string, t.PrivacyCapRow>();
+  for (const r of privacyCapHistory(store, federationId)) latest.set(`${r.partnerId ?? ''}|${r.level}`, r);
+  return [...latest.values()]
+    .filter((r) => r.epsilon !== null)
+    .map((r) => ({ federationId, partnerId: r.partnerId, level: r.level, epsilon: r.epsilon!, setBy: r.setBy, setAt: new Date(r.createdAt).toISOString() }));
+}
+
+// ================================================================ refusal
+
+/**
+ * Refuse a round before any training if its projected spend would exceed a
+ * cap. Projects, with the accountant, the spend of every enrolled partner
+ * (as if each were selected) and of the federation.
+ *
+ * On refusal — in one transaction — the round becomes `failed` with a
+ * reason naming the cap, a `refused` ledger row per exceeded cap is
+ * appended, and the audit log records `privacy.round.refused`.
+ *
+ * @param store - coordinator store
+ * @param r - the round just created (phase `scheduled`) and the config it would run with (`localTrain` = the round's local config)
+ * @returns the failed outcome, or null when the round may run
+ */
+export function refuseRoundOverBudget(store: Store, r: { federationId: string; roundId: string; round: number; config: FederationConfig }): RoundOutcome | null {
+  const caps = listPrivacyCaps(store, r.federationId);
+  if (caps.length === 0) return null;
+  const dp = r.config.dp;
+  const names = new Map(store.listEnrollments(r.federationId).map((e) => [e.partnerId, e.partnerName]));
+  const violations: { cap: PrivacyCap; projected: number; charge: DpRoundCharge | null }[] = [];
+  if (!dp) {
+    for (const cap of caps) violations.push({ cap, projected: Infinity, charge: null });
+  } else {
+    const sigma = (r.config.localTrain as { dp?: TrainDp }).dp?.noiseMultiplier ?? dp.noiseMultiplier;
+    const enrolled = store.listEnrollments(r.federationId).filter((e) => e.status !== 'revoked');
+    const projected = new Map<string, { state: RdpAccountantState; charge: DpRoundCharge }>();
+    for (const e of enrolled) {
+      const charge = chargeFor(dp, r.config.localTrain, e.numExamples);
+      const acc = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId: e.partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
+      projected.set(e.partnerId, { state: acc.toJSON(), charge });
+    }
+    const fedPrev = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId: null, level: dp.level }));
+    const fedState = dp.level === 'partner' ? fedPrev.step(1, sigma, 1).toJSON() : maxState([fedPrev.toJSON(), ...[...projected.values()].map((p) => p.state)], fedPrev.orders);
+    for (const cap of caps) {
+      if (cap.level !== dp.level) continue; // this federation spends nothing at the other level
+      if (cap.partnerId === null) {
+        const eps = epsilonOfState(fedState, dp.delta).epsilon;
+        if (eps > cap.epsilon) violations.push({ cap, projected: eps, charge: dp.level === 'partner' ? PARTNER_LEVEL_CHARGE : null });
+      } else {
+        const p = projected.get(cap.partnerId);
+        if (!p) continue; // not enrolled (or revoked): cannot take part
+        const eps = epsilonOfState(p.state, dp.delta).epsilon;
+        if (eps > cap.epsilon) violations.push({ cap, projected: eps, charge: p.charge });
+      }
+    }
+  }
+  if (violations.length === 0) return null;
+  const first = violations[0]!;
+  const delta = dp?.delta ?? null;
+  const reason = dp
+    ? `privacy budget exceeded: round ${r.round} would bring ${first.cap.partnerId === null ? 'the federation' : `partner ${names.get(first.cap.partnerId) ?? first.cap.partnerId}`} to ${first.cap.level}-level epsilon ${first.projected.toFixed(4)} (delta ${delta}), above ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))}${violations.length > 1 ? ` and ${violations.length - 1} more cap(s)` : ''}; the round was refused before any training — a compliance officer may raise the cap`
+    : `privacy budget exceeded: ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))} is set but this federation has no differential privacy, so a round would spend unbounded epsilon; refused before any training — configure dp or lift the cap`;
+  const now = Date.now();
+  store.db.$client.transaction(() => {
+    store.setRoundPhase(r.roundId, 'failed', reason);
+    for (const v of violations) {
+      store.db.insert(t.privacyLedger).values({
+        federationId: r.federationId, partnerId: v.cap.partnerId, roundId: r.roundId, modelVersionId: null, level: v.cap.level, kind: 'refused',
+        epsilon: Number.isFinite(v.projected) ? v.projected : null, delta, sigma: dp?.noiseMultiplier ?? null, q: v.charge?.q ?? null, steps: v.charge?.steps ?? null,
+        clip: dp?.clip ?? null, accountant: null, reason: `${capLabel(v.cap, names.get(v.cap.partnerId ?? ''))}: projected epsilon ${Number.isFinite(v.projected) ? v.projected.toFixed(4) : 'unbounded'}`, createdAt: now,
+      }).run();
+    }
+  }).immediate();
+  store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
+  return { roundId: r.roundId, round: r.round, phase: 'failed', reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+}
+
+// ================================================================ report
+
+/** One ledger row as the compliance API shows it. */
+export interface LedgerEntry {
+  id: number;
+  roundId: string | null;
+  round: number | null;
+  modelVersion: number | null;
+  partnerId: string | null;
+  partnerName: string | null;
+  level: DpLevel;
+  kind: 'spent' | 'refused';
+  /** spent: cumulative ε of this scope after the round; refused: the projected ε. */
+  epsilon: number | null;
+  delta: number | null;
+  sigma: number | null;
+  q: number | null;
+  steps: number | null;
+  clip: number | null;
+  reason: string | null;
+  createdAt: string;
+}
+
+/** A budget total, recomputed from the accountant state. */
+export interface BudgetTotal {
+  scope: 'federation' | 'partner';
+  partnerId: string | null;
+  partnerName: string | null;
+  level: DpLevel;
+  epsilon: number;
+  /** Rényi order of the tightest bound. */
+  order: number | null;
+  delta: number;
+  /** Rounds charged. */
+  rounds: number;
+  /** The cap in force, if any. */
+  cap: number | null;
+  /** The partner's own accountant, as reported with its last update (record level). */
+  reportedEpsilon: number | null;
+}
+
+/** The compliance report of one federation. */
+export interface PrivacyReport {
+  federationId: string;
+  federationName: string;
+  generatedAt: string;
+  accountant: 'rdp';
+  dp: DpConfig | null;
+  totals: BudgetTotal[];
+  caps: PrivacyCap[];
+  capHistory: { partnerId: string | null; level: string; epsilon: number | null; setBy: string; setAt: string }[];
+  history: LedgerEntry[];
+  refused: LedgerEntry[];
+  verification: LedgerVerification;
+}
+
+/** Every ledger row of a federation, oldest first. */
+function ledgerRows(store: Store, federationId: string): t.PrivacyLedgerRow[] {
+  return store.db.select().from(t.privacyLedger).where(eq(t.privacyLedger.federationId, federationId)).orderBy(asc(t.privacyLedger.id)).all();
+}
+
+/**
+ * Build the compliance report: totals per federation and partner (from the
+ * composed accountant states), caps and their history, every ledger row,
+ * refused rounds and the ledger verification.
+ * @param store - coordinator store
+ * @param federationId - the federation
+ * @returns the report
+ * @throws FedmartError NOT_FOUND for an unknown federation
+ */
+export function privacyReport(store: Store, federationId: string): PrivacyReport {
+  const fed = store.getFederation(federationId);
+  const config = store.federationConfig(fed);
+  const enrollments = store.listEnrollments(federationId);
+  const names = new Map(enrollments.map((e) => [e.partnerId, e.partnerName]));
+  const roundNo = new Map(store.listRounds(federationId).map((r) => [r.id, r.number]));
+  const versionNo = new Map(store.listModelVersions(federationId).map((m) => [m.id, m.version]));
+  const rows = ledgerRows(store, federationId);
+  const history: LedgerEntry[] = rows.map((r) => ({
+    id: r.id, roundId: r.roundId, round: r.roundId ? (roundNo.get(r.roundId) ?? null) : null, modelVersion: r.modelVersionId ? (versionNo.get(r.modelVersionId) ?? null) : null,
+    partnerId: r.partnerId, partnerName: r.partnerId ? (names.get(r.partnerId) ?? null) : null, level: r.level, kind: r.kind, epsilon: r.epsilon, delta: r.delta,
+    sigma: r.sigma, q: r.q, steps: r.steps, clip: r.clip, reason: r.reason, createdAt: new Date(r.createdAt).toISOString(),
+  }));
+  const caps = listPrivacyCaps(store, federationId);
+  const capOf = (partnerId: string | null, level: DpLevel) => caps.find((c) => c.partnerId === partnerId && c.level === level)?.epsilon ?? null;
+  const totals: BudgetTotal[] = [];
+  const delta = config.dp?.delta ?? 1e-5;
+  const reported = new Map<string, number>();
+  for (const r of store.listRounds(federationId)) {
+    if (r.phase !== 'committed') continue;
+    for (const p of store.listParticipants(r.id)) {
+      const m = p.trainMetrics ? (JSON.parse(p.trainMetrics) as Record<string, unknown>) : {};
+      if (typeof m.epsilon_record === 'number') reported.set(p.partnerId, m.epsilon_record);
+    }
+  }
+  const levels = new Set<DpLevel>(rows.filter((r) => r.kind === 'spent').map((r) => r.level));
+  if (config.dp) levels.add(config.dp.level);
+  for (const level of levels) {
+    const scopes: (string | null)[] = [null, ...enrollments.map((e) => e.partnerId)];
+    for (const partnerId of scopes) {
+      const last = latestSpent(store, { federationId, partnerId, level });
+      const state = accountantOf(last).toJSON();
+      const { epsilon, order } = last ? epsilonOfState(state, last.delta ?? delta) : { epsilon: 0, order: NaN };
+      totals.push({
+        scope: partnerId === null ? 'federation' : 'partner', partnerId, partnerName: partnerId ? (names.get(partnerId) ?? null) : null, level,
+        epsilon, order: Number.isFinite(order) ? order : null, delta: last?.delta ?? delta,
+        rounds: rows.filter((r) => r.kind === 'spent' && r.level === level && r.partnerId === partnerId).length,
+        cap: capOf(partnerId, level), reportedEpsilon: partnerId ? (reported.get(partnerId) ?? null) : null,
+      });
+    }
+  }
+  return {
+    federationId, federationName: fed.name, generatedAt: new Date().toISOString(), accountant: 'rdp', dp: config.dp ?? null, totals, caps,
+    capHistory: privacyCapHistory(store, federationId).map((c) => ({ partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy, setAt: new Date(c.createdAt).toISOString() })),
+    history, refused: history.filter((h) => h.kind === 'refused'), verification: verifyPrivacyLedger(store, federationId),
+  };
+}
+
+const CSV_COLUMNS = ['id', 'createdAt', 'round', 'roundId', 'modelVersion', 'level', 'kind', 'scope', 'partnerId', 'partnerName', 'epsilon', 'delta', 'sigma', 'q', 'steps', 'clip', 'reason'] as const;
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  return /[",\r\n]/.test(s) || /^[=+\-@]/.test(s) ? `"${(/^[=+\-@]/.test(s) && typeof v === 'string' ? `'${s}` : s).replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * The ledger as CSV (RFC 4180; text cells that start with = + - @ are
+ * prefixed with ' so spreadsheets do not run them as formulas).
+ * @param report - from {@link privacyReport}
+ * @returns CSV text with a header row, one line per ledger row
+ */
+export function privacyReportCsv(report: PrivacyReport): string {
+  const lines = [CSV_COLUMNS.join(',')];
+  for (const h of report.history) {
+    const row: Record<(typeof CSV_COLUMNS)[number], unknown> = { ...h, scope: h.partnerId === null ? 'federation' : 'partner' };
+    lines.push(CSV_COLUMNS.map((c) => csvCell(row[c])).join(','));
+  }
+  return lines.join('\r\n') + '\r\n';
+}
+
+/** Result of {@link verifyPrivacyLedger}. */
+export interface LedgerVerification {
+  ok: boolean;
+  /** Committed model versions (after version 0) checked. */
+  committedRounds: number;
+  problems: string[];
+}
+
+function sameRdp(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
+  return a.length === b.length && a.every((x, i) => {
+    const y = b[i];
+    if (x === null || y === null) return x === y;
+    return Math.abs(x - (y as number)) <= 1e-9 * Math.max(1, Math.abs(x));
+  });
+}
+
+/**
+ * Check the ledger against the committed model versions and recompose every
+ * accountant from the per-round (q, σ, steps):
+ * - each committed round of a DP federation has spent rows pointing at its
+ *   model version, one per participant plus the federation row; no spent
+ *   row points at anything else;
+ * - each stored cumulative state equals the composition of that scope's
+ *   charges so far (partner rows, and the partner-level federation row), and
+ *   the record-level federation state equals the per-order max of the
+ *   partners' states.
+ * @param store - coordinator store
+ * @param federationId - the federation
+ * @returns ok and the list of problems found
+ */
+export function verifyPrivacyLedger(store: Store, federationId: string): LedgerVerification {
+  const config = store.federationConfig(store.getFederation(federationId));
+  const problems: string[] = [];
+  const versions = store.listModelVersions(federationId).filter((m) => m.version > 0);
+  const spent = ledgerRows(store, federationId).filter((r) => r.kind === 'spent');
+  const byVersion = new Map<string, t.PrivacyLedgerRow[]>();
+  for (const r of spent) {
+    if (!r.modelVersionId) {
+      problems.push(`ledger row ${r.id} is 'spent' without a model version`);
+      continue;
+    }
+    byVersion.set(r.modelVersionId, [...(byVersion.get(r.modelVersionId) ?? []), r]);
+  }
+  const versionIds = new Set(versions.map((v) => v.id));
+  for (const id of byVersion.keys()) if (!versionIds.has(id)) problems.push(`ledger rows point at model version ${id}, which was never committed`);
+  if (config.dp) {
+    for (const v of versions) {
+      const rows = byVersion.get(v.id) ?? [];
+      const participants = JSON.parse(v.participants) as string[];
+      const partnerRows = rows.filter((r) => r.partnerId !== null).map((r) => r.partnerId!).sort();
+      if (rows.filter((r) => r.partnerId === null).length !== 1 || JSON.stringify(partnerRows) !== JSON.stringify([...participants].sort())) {
+        problems.push(`model version ${v.version} (round ${v.roundId}) has ${rows.length} ledger rows; expected one per participant (${participants.length}) plus one federation row`);
+      }
+    }
+  }
+  // Recompose every scope from its charges.
+  const scopes = new Map<string, t.PrivacyLedgerRow[]>();
+  for (const r of spent) scopes.set(`${r.level}|${r.partnerId ?? ''}`, [...(scopes.get(`${r.level}|${r.partnerId ?? ''}`) ?? []), r]);
+  const latestPartnerStates = new Map<DpLevel, RdpAccountantState[]>();
+  for (const [key, rows] of scopes) {
+    const [level, partner] = key.split('|') as [DpLevel, string];
+    const last = rows[rows.length - 1]!;
+    const stored = JSON.parse(last.accountant ?? 'null') as RdpAccountantState | null;
+    if (!stored) {
+      problems.push(`ledger row ${last.id} has no accountant state`);
+      continue;
+    }
+    if (partner === '' && level === 'record') continue; // checked against the partners below
+    const acc = new RdpAccountant(stored.orders);
+    for (const r of rows) {
+      if (r.q === null || r.sigma === null || r.steps === null) {
+        problems.push(`ledger row ${r.id} lacks q, sigma or steps`);
+        continue;
+      }
+      acc.step(r.q, r.sigma, r.steps);
+    }
+    if (!sameRdp(acc.toJSON().rdp, stored.rdp)) problems.push(`the stored ${level}-level accountant of ${partner || 'the federation'} does not equal the composition of its ${rows.length} charges`);
+    if (partner !== '') latestPartnerStates.set(level, [...(latestPartnerStates.get(level) ?? []), stored]);
+  }
+  const fedRecord = scopes.get('record|');
+  if (fedRecord) {
+    const stored = JSON.parse(fedRecord[fedRecord.length - 1]!.accountant ?? 'null') as RdpAccountantState;
+    const expect = maxState(latestPartnerStates.get('record') ?? [], stored.orders);
+    if (!sameRdp(expect.rdp, stored.rdp)) problems.push('the record-level federation accountant is not the per-order maximum of the partners\' accountants');
+  }
+  return { ok: problems.length === 0, committedRounds: versions.length, problems };
+}
