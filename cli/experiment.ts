@@ -61,7 +61,9 @@ export function prepareExperiment(o: PrepareOptions): PreparedExperiment {
   if (!table.columns.includes(o.partitionBy)) {
     throw new FedmartError('DATA_ERROR', `--partition-by column "${o.partitionBy}" not found in ${o.source ?? 'the data'}; columns are: ${table.columns.join(', ')}`);
   }
-  const schema0 = inferSchema(table, { label: o.label, ...(o.positive !== undefined ? { positive: o.positive } : {}), drop: o.drop ?? [], source: o.source ?? 'data' });
+  // High-cardinality text columns keep their most frequent values rather than
+  // aborting a simulation; the caller can still --drop them.
+  const schema0 = inferSchema(table, { label: o.label, ...(o.positive !== undefined ? { positive: o.positive } : {}), drop: o.drop ?? [], source: o.source ?? 'data', highCardinality: 'top' });
   // Labels first (unstandardised encoding is fine for y), then the held-out test split.
   const yAll = encodeTable(table, schema0).y;
   const { train, test } = stratifiedSplit(yAll, o.testFraction ?? 0.2, o.seed);

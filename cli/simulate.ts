@@ -8,6 +8,7 @@ import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { prepareExperiment, defaultModelSpec, experimentFederationConfig, scoreModel, trainBaseline, round4 } from './experiment.ts';
 import { runFederation } from './federate.ts';
+import { PROTECTION_FLAG_OPTIONS, PROTECTION_USAGE, protectionFromFlags } from './protection-flags.ts';
 import { dpFlags, simulationPrivacy } from './privacy.ts';
 
 export const SIMULATE_USAGE = `fedmart simulate --csv FILE --label COL --partition-by COL [options]
@@ -27,6 +28,7 @@ compares federated training with local-only and centralized training.
   --drop COLS           comma-separated columns to leave out (e.g. leaky ones)
   --seed S              seed for splits and initial weights (default 42)
   --json                print one JSON object on stdout (progress goes to stderr)
+${PROTECTION_USAGE}
   --dp record|partner   differential privacy: DP-SGD in each partner, or DP-FedAvg
   --epsilon E           with --dp: privacy budget for all planned rounds (sigma is calibrated)
   --delta D             with --dp: delta (default 1e-5)
@@ -49,6 +51,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     'partition-by': { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, 'local-epochs': { type: 'string' },
     strategy: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, drop: { type: 'string' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' },
+    ...PROTECTION_FLAG_OPTIONS,
   });
   if (values.help) {
     process.stdout.write(SIMULATE_USAGE + '\n');
@@ -80,10 +83,12 @@ export async function simulateCommand(argv: string[]): Promise<number> {
 
   const dp = dpFlags(values, { rounds, localEpochs, partnerSizes: exp.partners.map((p) => p.data.trainN) });
   if (dp) progress(`dp: ${dp.config.level} level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
-  progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}`);
+  const protection = protectionFromFlags(values, partners, seed);
+  progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}${protection.summary ? `, ${protection.summary}` : ''}`);
   const fed = await runFederation({
-    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: partners, seed }), ...(dp ? { dp: dp.config } : {}) },
-    partners: exp.partners.map((p) => ({ id: p.id, data: p.data })),
+    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed }), ...(dp ? { dp: dp.config } : {}), ...protection.config },
+    partners: exp.partners.map((p, i) => ({ id: p.id, data: p.data, ...(protection.dropAtStage ? { dropAtStage: (round: number) => protection.dropAtStage!(i, round) } : {}) })),
+    modelFromPartner: protection.modelFromPartner,
     rounds, seed, onProgress: progress,
   });
   const fedScore = await scoreModel(spec, fed.weights, exp.test);

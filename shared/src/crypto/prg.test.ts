@@ -46,17 +46,11 @@ describe('expandSeed (ChaCha20 keystream PRG)', () => {
     );
   });
 
-  it('expands 100,000 words in a few milliseconds', () => {
-    const seed = new Uint8Array(32).fill(1);
-    for (let i = 0; i < 30; i++) expandSeed(seed, 100_000); // let the JIT settle
-    const times: number[] = [];
-    for (let i = 0; i < 15; i++) {
-      const t0 = performance.now();
-      expandSeed(seed, 100_000);
-      times.push(performance.now() - t0);
-    }
-    // The best of 15 is robust to other processes sharing this machine.
-    expect(Math.min(...times)).toBeLessThan(5);
+  // Speed is measured by `fedmart bench secagg`, not asserted here (shared machines are noisy).
+  it('expands 100,000 words', () => {
+    const out = expandSeed(new Uint8Array(32).fill(1), 100_000);
+    expect(out.length).toBe(100_000);
+    expect(new Set(out.subarray(0, 1000)).size).toBeGreaterThan(990);
   });
 
   it('rejects bad arguments and counter overflow', () => {

@@ -185,3 +185,18 @@ describe('validateTableAgainstSchema', () => {
     expect(() => validateTableAgainstSchema({ columns: ['age', 'job'], rows: [] }, schema, { requireLabel: false })).not.toThrow();
   });
 });
+
+describe('inferSchema with messy real-world columns', () => {
+  it('treats NA tokens as missing in numeric columns and keeps the top categories when asked', () => {
+    const rows: string[][] = [];
+    for (let i = 0; i < 200; i++) rows.push([i % 7 === 0 ? 'NA' : String(i), `city-${i % 100}`, i % 3 === 0 ? 'yes' : 'no']);
+    const table = { columns: ['income', 'city', 'y'], rows };
+    expect(() => inferSchema(table, { label: 'y', maxCategories: 10 })).toThrow(/more than 10 distinct values/);
+    const schema = inferSchema(table, { label: 'y', maxCategories: 10, highCardinality: 'top' });
+    expect(schema.features[0]).toEqual({ name: 'income', type: 'numeric' });
+    const city = schema.features[1]!;
+    expect(city.type === 'categorical' && city.categories).toHaveLength(10);
+    expect(parseNumericCell('?')).toBeNull();
+    expect(parseNumericCell('NA')).toBeNull();
+  });
+});

@@ -75,16 +75,25 @@ export interface InferSchemaOptions {
   id?: string;
   /** Most distinct values a categorical column may have. Default {@link DEFAULT_MAX_CATEGORIES}. */
   maxCategories?: number;
+  /**
+   * What to do with a categorical column that has more than `maxCategories`
+   * values: `'error'` (default) refuses; `'top'` keeps the `maxCategories`
+   * most frequent values (the rest encode as all zeros, like unseen values).
+   */
+  highCardinality?: 'error' | 'top';
   /** Name used in error messages, usually the file path. */
   source?: string;
 }
+
+/** Cell values that mean "missing" in common exports (R, pandas, UCI `?`). */
+export const MISSING_TOKENS: ReadonlySet<string> = new Set(['NA', 'N/A', 'n/a', 'na', '?', 'null', 'NULL', 'NaN', 'nan', 'None', '-']);
 
 /**
  * Parse a cell as a number. Empty or whitespace-only cells are missing
  * (`null`); anything `Number` cannot read as a finite value is `NaN`.
  */
 export function parseNumericCell(v: string): number | null {
-  if (v === '') return null;
+  if (v === '' || MISSING_TOKENS.has(v)) return null;
   const x = Number(v);
   if (x === 0 && v.trim() === '') return null; // Number('  ') is 0
   return Number.isFinite(x) ? x : Number.NaN;
@@ -140,7 +149,7 @@ export function inferSchema(table: Table, opts: InferSchemaOptions): DatasetSche
   for (let c = 0; c < table.columns.length; c++) {
     const col = table.columns[c]!;
     if (excluded.has(col)) continue;
-    features.push(inferFeature(table, c, maxCategories, where));
+    features.push(inferFeature(table, c, maxCategories, where, opts.highCardinality ?? 'error'));
   }
   if (features.length === 0) {
     throw new FedmartError('DATA_ERROR', `no feature columns left${where} after removing the label${drop.length > 0 ? ' and --drop' : ''}; keep at least one column as a feature`);
@@ -201,7 +210,7 @@ function choosePositive(table: Table, labelIdx: number, opts: InferSchemaOptions
   return matches[0]!;
 }
 
-function inferFeature(table: Table, c: number, maxCategories: number, where: string): FeatureSpec {
+function inferFeature(table: Table, c: number, maxCategories: number, where: string, highCardinality: 'error' | 'top'): FeatureSpec {
   const col = table.columns[c]!;
   const rows = table.rows;
   let numeric = true;
@@ -220,6 +229,15 @@ function inferFeature(table: Table, c: number, maxCategories: number, where: str
   }
   if (numeric) return { name: col, type: 'numeric' };
   const distinct = new Set<string>();
+  if (highCardinality === 'top') {
+    const counts = new Map<string, number>();
+    for (let r = 0; r < rows.length; r++) {
+      const v = rows[r]![c]!;
+      if (v !== '') counts.set(v, (counts.get(v) ?? 0) + 1);
+    }
+    const top = [...counts.entries()].sort((a, b) => b[1] - a[1] || compareCodeUnits(a[0], b[0])).slice(0, maxCategories).map(([v]) => v);
+    return { name: col, type: 'categorical', categories: top.sort(compareCodeUnits) };
+  }
   for (let r = 0; r < rows.length; r++) {
     const v = rows[r]![c]!;
     if (v === '') continue;
