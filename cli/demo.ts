@@ -19,7 +19,7 @@ import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, intFlag, progress } from './args.ts';
 import { ApiClient } from './api-client.ts';
 import { bankMarketingPath, BANK_LEAKY_COLUMNS } from './datasets.ts';
-import { prepareExperiment, defaultModelSpec, experimentFederationConfig, scoreModel, trainBaseline } from './experiment.ts';
+import { prepareExperiment, defaultModelSpec, experimentFederationConfig, experimentLocalTrain, centralTrain, scoreModel, trainBaseline } from './experiment.ts';
 
 const USAGE = `fedmart demo [--rounds 10] [--partners 4] [--port 7300] [--data-dir ./.fedmart] [--exit]
 
@@ -62,6 +62,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const table = await readTableFile(csv, { sep: ';' });
   const exp = prepareExperiment({ table, label: 'y', positive: 'yes', partitionBy, partners: nPartners, seed, drop: BANK_LEAKY_COLUMNS, source: csv });
   const spec = defaultModelSpec(exp.d);
+  const localTrain = experimentLocalTrain(exp, localEpochs);
   const runDir = path.join(dataDir, 'demo', new Date().toISOString().replace(/[:.]/g, '-'));
   await mkdir(runDir, { recursive: true });
   const schemaPath = path.join(runDir, 'schema.json');
@@ -94,7 +95,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
   try {
     const api = new ApiClient(coord.url, coord.operatorToken);
-    const config = experimentFederationConfig({ spec, strategy: 'fedavg', localEpochs, minClients: nPartners, seed, schema: exp.schema });
+    const config = experimentFederationConfig({ spec, strategy: 'fedavg', localEpochs, minClients: nPartners, seed, schema: exp.schema, localTrain });
     const { federation } = await api.post<{ federation: { id: string } }>('/api/v1/federations', { name: `bank-marketing demo ${new Date().toISOString().slice(0, 19)}`, config });
     out(`federation: ${federation.id} (FedAvg, model mlp ${exp.d}→${spec.hidden.join('→')}→1, ${nPartners} partners)`);
 
@@ -157,8 +158,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const epochs = committed.length * localEpochs;
     progress(`training baselines with the same model and budget (${epochs} epochs)…`);
     const localScores: number[] = [];
-    for (const p of exp.partners) localScores.push((await trainBaseline(spec, seed, { x: p.data.trainX, y: p.data.trainY, n: p.data.trainN }, epochs, exp.test)).auc);
-    const central = await trainBaseline(spec, seed, exp.central, epochs, exp.test);
+    for (const p of exp.partners) localScores.push((await trainBaseline(spec, seed, { x: p.data.trainX, y: p.data.trainY, n: p.data.trainN }, epochs, exp.test, localTrain)).auc);
+    const central = await trainBaseline(spec, seed, exp.central, epochs, exp.test, centralTrain(localTrain, exp));
     const mean = localScores.reduce((a, b) => a + b, 0) / localScores.length;
     out('');
     out(`held-out test set (${exp.test.n} customers no partner trained on):`);

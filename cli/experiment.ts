@@ -124,6 +124,31 @@ export function splitLocal(enc: EncodedData, valFraction: number, seed: number):
   return { trainX: tr.x, trainY: tr.y, trainN: train.length, valX: va.x, valY: va.y, valN: test.length, d: enc.d };
 }
 
+/**
+ * Local training settings for an experiment: the defaults, with the batch
+ * shrunk for small partners so each still takes ≥ ~20 optimizer steps per
+ * epoch (the same settings are used by every arm of the comparison).
+ */
+export function experimentLocalTrain(exp: PreparedExperiment, localEpochs = 1): LocalTrainConfig {
+  const smallest = Math.min(...exp.partners.map((p) => p.data.trainN));
+  const batchSize = Math.max(16, Math.min(DEFAULT_LOCAL_TRAIN.batchSize, Math.floor(smallest / 20)));
+  return { ...DEFAULT_LOCAL_TRAIN, batchSize, localEpochs };
+}
+
+/**
+ * Centralized training settings matched to the federation: one FedAvg round
+ * averages the partners' mini-batch steps, which moves the model like one
+ * step on a batch as large as all partners' batches together. Training the
+ * pooled data with that batch size gives the same number of optimizer steps
+ * per epoch as a partner takes, so the baseline is neither starved nor
+ * over-trained relative to the federation.
+ */
+export function centralTrain(local: LocalTrainConfig, exp: PreparedExperiment): LocalTrainConfig {
+  const smallest = Math.min(...exp.partners.map((p) => p.data.trainN));
+  const stepsPerEpoch = Math.max(1, Math.ceil(smallest / local.batchSize));
+  return { ...local, batchSize: Math.max(local.batchSize, Math.ceil(exp.central.n / stepsPerEpoch)) };
+}
+
 /** The model every arm of the comparison uses. */
 export function defaultModelSpec(d: number): ModelSpec {
   return { kind: 'mlp', inputDim: d, hidden: [...DEFAULT_MODEL_HIDDEN] };
@@ -153,9 +178,9 @@ export async function scoreModel(spec: ModelSpec, weights: Float32Array, set: { 
  * Train a model from the common initial weights for `epochs` epochs (the same
  * budget as rounds × local epochs of the federation) and score it on `test`.
  */
-export async function trainBaseline(spec: ModelSpec, seed: number, set: { x: Float32Array; y: Float32Array; n: number }, epochs: number, test: EncodedData, onEpoch?: (e: number) => void): Promise<{ auc: number; logloss: number }> {
+export async function trainBaseline(spec: ModelSpec, seed: number, set: { x: Float32Array; y: Float32Array; n: number }, epochs: number, test: EncodedData, local: LocalTrainConfig = DEFAULT_LOCAL_TRAIN): Promise<{ auc: number; logloss: number }> {
   const init = initWeights(spec, seed);
-  const r = await trainLocal({ spec, weights: init, x: set.x, y: set.y, n: set.n, config: { ...DEFAULT_LOCAL_TRAIN, localEpochs: epochs }, seed, ...(onEpoch ? { onEpoch } : {}) });
+  const r = await trainLocal({ spec, weights: init, x: set.x, y: set.y, n: set.n, config: { ...local, localEpochs: epochs }, seed });
   return scoreModel(spec, r.weights, test);
 }
 

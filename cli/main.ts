@@ -18,6 +18,8 @@ Commands:
                   e.g. fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data my.csv
   simulate      federated vs local-only vs centralized on your CSV, in one process
                   e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
+                  vertical (same customers, different columns; PSI + CKKS LR or split NN):
+                  e.g. fedmart simulate --mode vertical --csv bank.csv --sep ';' --label y --parties "age,balance|job,education" --json
   bench         measure aggregation speed against a plain sum
                   e.g. fedmart bench aggregate --clients 32 --params 1000000 --json
   privacy       differential-privacy accountant and the privacy ledger report

@@ -6,7 +6,7 @@ import { STRATEGY_IDS, type StrategyId } from '@fedmart/shared/strategy/types';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
-import { prepareExperiment, defaultModelSpec, experimentFederationConfig, scoreModel, trainBaseline, round4 } from './experiment.ts';
+import { prepareExperiment, defaultModelSpec, experimentFederationConfig, experimentLocalTrain, centralTrain, scoreModel, trainBaseline, round4 } from './experiment.ts';
 import { runFederation } from './federate.ts';
 import { PROTECTION_FLAG_OPTIONS, PROTECTION_USAGE, protectionFromFlags } from './protection-flags.ts';
 import { dpFlags, simulationPrivacy } from './privacy.ts';
@@ -79,6 +79,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   progress(`read ${table.rows.length} rows × ${table.columns.length} columns from ${csv}`);
   const exp = prepareExperiment({ table, label, ...(values.positive !== undefined ? { positive: values.positive as string } : {}), partitionBy, partners, seed, drop, source: csv });
   const spec = defaultModelSpec(exp.d);
+  const localTrain = experimentLocalTrain(exp, localEpochs);
   progress(`${exp.d} encoded features; test set ${exp.test.n} rows; partners: ${exp.partners.map((p) => `${p.id}=${p.data.trainN + (p.data.valX === p.data.trainX ? 0 : p.data.valN)} rows (${p.values.slice(0, 3).join(', ')}${p.values.length > 3 ? ', …' : ''}) pos ${(p.positiveRate * 100).toFixed(1)}%`).join('; ')}`);
 
   const dp = dpFlags(values, { rounds, localEpochs, partnerSizes: exp.partners.map((p) => p.data.trainN) });
@@ -86,9 +87,9 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const protection = protectionFromFlags(values, partners, seed);
   progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}${protection.summary ? `, ${protection.summary}` : ''}`);
   const fed = await runFederation({
-    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed }), ...(dp ? { dp: dp.config } : {}), ...protection.config },
+    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed, localTrain }), ...(dp ? { dp: dp.config } : {}), ...protection.config },
     partners: exp.partners.map((p, i) => ({ id: p.id, data: p.data, ...(protection.dropAtStage ? { dropAtStage: (round: number) => protection.dropAtStage!(i, round) } : {}) })),
-    modelFromPartner: protection.modelFromPartner,
+    modelFromPartner: protection.modelFromPartner, waitForAllPartners: protection.dropAtStage !== null,
     rounds, seed, onProgress: progress,
   });
   const fedScore = await scoreModel(spec, fed.weights, exp.test);
@@ -97,11 +98,11 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const epochs = rounds * localEpochs;
   const locals: number[] = [];
   for (const p of exp.partners) {
-    const s = await trainBaseline(spec, seed, { x: p.data.trainX, y: p.data.trainY, n: p.data.trainN }, epochs, exp.test);
+    const s = await trainBaseline(spec, seed, { x: p.data.trainX, y: p.data.trainY, n: p.data.trainN }, epochs, exp.test, localTrain);
     locals.push(s.auc);
     progress(`local-only ${p.id}: test auc ${s.auc.toFixed(4)}`);
   }
-  const central = await trainBaseline(spec, seed, exp.central, epochs, exp.test);
+  const central = await trainBaseline(spec, seed, exp.central, epochs, exp.test, centralTrain(localTrain, exp));
   progress(`centralized: test auc ${central.auc.toFixed(4)}, logloss ${central.logloss.toFixed(4)}`);
 
   const result = {

@@ -63,6 +63,8 @@ export interface PartnerAgentOptions {
   dropMode?: 'disconnect' | 'silent';
   /** Test hook: sees each local update (plaintext, in this process only) before it is protected and sent. */
   onLocalUpdate?: (u: { round: number; delta: Float32Array; numExamples: number }) => void;
+  /** Test hook (CKKS): sees the federation secret key this partner generated or unwrapped; it never leaves the process. */
+  onCkksSecretKey?: (sk: Uint8Array) => void;
 }
 
 export interface PartnerAgent {
@@ -189,7 +191,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   socket.on('he-setup', (raw) => {
     void heStep('setup', async () => {
       const setup = HeSetupSchema.parse(raw);
-      ckks ??= new CkksPartner();
+      ckks ??= new CkksPartner(opts.onCkksSecretKey);
       const keyId = await ckks.configure(setup);
       await sendChecked({ type: 'he-partner-key', payload: { publicKey: ckks.partnerKeys.publicKey } });
       if (keyId) await sendChecked({ type: 'he-ready', payload: { keyId } });

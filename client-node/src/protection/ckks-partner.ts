@@ -39,6 +39,12 @@ export class CkksPartner {
   private strategy: Strategy | null = null;
   private readonly models = new Map<number, Float32Array>();
 
+  /**
+   * @param observeSecretKey - test hook: sees the serialised federation secret key when this partner
+   *   generates or unwraps it (it stays in this process; tests use it to prove it never reaches the coordinator)
+   */
+  constructor(private readonly observeSecretKey?: (sk: Uint8Array) => void) {}
+
   /** True once this partner can encrypt and decrypt. */
   get ready(): boolean {
     return this.sk !== null && this.keyId !== null;
@@ -59,6 +65,7 @@ export class CkksPartner {
     if (setup.keyHolderId === setup.partnerId && this.sk === null) {
       const keys = ctx.keygen();
       this.skBytes = keys.secretKey;
+      this.observeSecretKey?.(keys.secretKey.slice());
       this.sk = ctx.loadSecretKey(keys.secretKey);
       this.keyId = randomBytes(16).toString('hex');
     }
@@ -84,6 +91,7 @@ export class CkksPartner {
     if (!this.setup || !this.ctx) throw new FedmartError('UNAVAILABLE', 'received the federation key before the CKKS setup');
     const ctx = await this.ctx;
     const skBytes = unwrapSecretKey(key.wrapped, this.partnerKeys, key.holderPublicKey, keyWrapAssociatedData(this.setup.federationId, key.keyId, this.setup.partnerId));
+    this.observeSecretKey?.(skBytes.slice());
     const sk = ctx.loadSecretKey(skBytes);
     skBytes.fill(0);
     this.sk?.dispose();

@@ -389,7 +389,9 @@ export class LabelHolder {
     if (model.kind === 'lr') {
       const z = matVec(xb, model.w);
       for (const fh of this.#fhs) {
-        const u = readVector((await this.#ch!.receive(fh, 'vlr.partial')).parts[0]!, 'f64');
+        const msg = await this.#ch!.receive(fh, 'vlr.partial');
+        if (msg.body.step !== step || msg.body.rows !== m) throw new FedmartError('INVALID_MESSAGE', `vertical LR scoring: expected partial logits of step ${step} for ${m} rows from ${fh}, got step ${msg.body.step} with ${msg.body.rows} rows`);
+        const u = readVector(msg.parts[0]!, 'f64');
         for (let i = 0; i < m; i++) z[i]! += u[i]!;
       }
       for (let i = 0; i < m; i++) p[i] = sigmoid(z[i]! + model.bias[0]!);
