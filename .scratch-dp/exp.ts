@@ -17,7 +17,7 @@ if (args.norms) {
   console.error('norms p10/50/90/99', norms[50], norms[250], norms[450], norms[495]);
 }
 const batchSize = args.batch ?? 256;
-const dp = args.level ? calibrateSimulationDp({ level: args.level, epsilon: args.eps ?? 8, delta: 1e-5, clip: args.clip, rounds: args.rounds ?? 20, localEpochs: args.epochs ?? 1, batchSize, partnerSizes: exp.partners.map((p) => p.data.trainN) }) : undefined;
+const dp = args.level ? calibrateSimulationDp({ level: args.level, epsilon: args.eps ?? 8, delta: 1e-5, clip: args.clip, learningRate: args.lr ?? 0.01, rounds: args.rounds ?? 20, localEpochs: args.epochs ?? 1, batchSize, partnerSizes: exp.partners.map((p) => p.data.trainN) }) : undefined;
 const cfg = experimentFederationConfig({ spec, strategy: args.strategy ?? 'fedavg', localEpochs: args.epochs ?? 1, minClients: 6, seed: 42, localTrain: { batchSize, learningRate: args.lr ?? 0.01 } });
 const t0 = Date.now();
 const fed = await runFederation({ config: { ...cfg, ...(dp ? { dp: { ...dp.config, ...(args.sigma ? { noiseMultiplier: args.sigma } : {}), ...(args.mode ? { mode: args.mode } : {}), ...(args.adaptive ? { adaptiveClip: args.adaptive } : {}) } } : {}) } as never, partners: exp.partners.map((p) => ({ id: p.id, data: p.data })), rounds: args.rounds ?? 20, seed: 42 });

@@ -168,18 +168,47 @@ export interface SimulationDp {
   q: number;
   /** Mechanism steps over all planned rounds. */
   steps: number;
+  /** Record level: local-training overrides (see {@link DP_RECORD_LOCAL_TRAIN}); partner level trains as usual. */
+  localTrain?: { batchSize: number; learningRate: number };
 }
+
+/**
+ * Local training for DP-SGD in `simulate`: larger batches (q ≈ 0.4 of a
+ * median partner) and a larger step. DP-SGD's noise on the mean gradient is
+ * σC/(q·n), so a larger batch buys signal-to-noise faster than the extra σ it
+ * needs costs. Clip 3 ≈ the 99th percentile of per-example gradient norms at
+ * initialisation: a smaller C clips almost every example, which biases the
+ * output bias toward 50 % (log loss 0.41 instead of 0.30). Measured on
+ * bank-full, 6 partners by job, 20 rounds, ε = 8, δ = 1e-5 (test AUC, one run
+ * each, ±0.005 between runs):
+ *
+ * | batch | lr   | C | σ    | AUC    | log loss |
+ * |-------|------|---|------|--------|----------|
+ * | 256   | 0.01 | 1 | 0.95 | 0.7487 | 0.426    |
+ * | 256   | 0.01 | 3 | 0.95 | 0.7567 | 0.328    |
+ * | 1024  | 0.03 | 1 | 1.57 | 0.7615 | 0.412    |
+ * | 1024  | 0.03 | 3 | 1.57 | 0.7551 | 0.326    |
+ * | 2048  | 0.05 | 3 | 2.07 | 0.7624 | 0.333    |
+ * | (non-private, 256, 0.01) |  |  | | 0.7767 | 0.296  |
+ *
+ * SGD with momentum (lr 0.1–0.3) and plain SGD did no better (0.74–0.757).
+ */
+export const DP_RECORD_LOCAL_TRAIN = Object.freeze({ batchSize: 2048, learningRate: 0.05 });
+/** Default DP-SGD per-example clip in `simulate` (see {@link DP_RECORD_LOCAL_TRAIN}). */
+export const DP_RECORD_CLIP = 3;
+/** Default DP-FedAvg update clip in `simulate`. */
+export const DP_PARTNER_CLIP = 0.5;
 
 /**
  * Calibrate σ for a simulation's planned rounds with the RDP accountant.
  * Record level fixes q = batchSize / (median partner size), so every partner
  * runs ⌈localEpochs/q⌉ steps per round and spends the same ε; partner level
  * charges one step at q = 1 per round (no sampling amplification).
- * @param o - level, target ε and δ, clip (default 1 for record, 0.5 for partner), the plan and the partners' training sizes
+ * @param o - level, target ε and δ, clip (default {@link DP_RECORD_CLIP} / {@link DP_PARTNER_CLIP}), the plan, local batch and learning rate, and the partners' training sizes
  * @returns the dp config and the plan
  * @throws FedmartError CONFIG_ERROR when the target is unreachable
  */
-export function calibrateSimulationDp(o: { level: 'record' | 'partner'; epsilon: number; delta: number; clip?: number | undefined; rounds: number; localEpochs: number; batchSize: number; partnerSizes: number[] }): SimulationDp {
+export function calibrateSimulationDp(o: { level: 'record' | 'partner'; epsilon: number; delta: number; clip?: number | undefined; rounds: number; localEpochs: number; batchSize: number; learningRate: number; partnerSizes: number[] }): SimulationDp {
   let q = 1;
   let steps = o.rounds;
   if (o.level === 'record') {
@@ -189,8 +218,9 @@ export function calibrateSimulationDp(o: { level: 'record' | 'partner'; epsilon:
     steps = o.rounds * Math.max(1, Math.ceil(o.localEpochs / q - 1e-9));
   }
   const { sigma, epsilon } = computeSigma({ q, steps, delta: o.delta, epsilon: o.epsilon });
-  const clip = o.clip ?? (o.level === 'record' ? 1 : 0.5);
-  return { config: { level: o.level, noiseMultiplier: sigma, clip, delta: o.delta, ...(o.level === 'record' ? { sampleRate: q } : {}) }, target: o.epsilon, planned: epsilon, q, steps };
+  const clip = o.clip ?? (o.level === 'record' ? DP_RECORD_CLIP : DP_PARTNER_CLIP);
+  const localTrain = { batchSize: o.batchSize, learningRate: o.learningRate };
+  return { config: { level: o.level, noiseMultiplier: sigma, clip, delta: o.delta, ...(o.level === 'record' ? { sampleRate: q } : {}) }, target: o.epsilon, planned: epsilon, q, steps, ...(o.level === 'record' ? { localTrain } : {}) };
 }
 
 /**
@@ -211,7 +241,8 @@ export function dpFlags(values: Record<string, unknown>, plan: { rounds: number;
   const epsilon = num(cmd, values, 'epsilon', POS, 'a privacy budget > 0');
   const delta = values.delta === undefined ? 1e-5 : num(cmd, values, 'delta', OPEN01, 'a number in (0, 1), e.g. 1e-5');
   const clip = values.clip === undefined ? undefined : num(cmd, values, 'clip', POS, 'a clipping norm > 0');
-  return calibrateSimulationDp({ level: values.dp, epsilon, delta, clip, rounds: plan.rounds, localEpochs: plan.localEpochs, batchSize: DEFAULT_LOCAL_TRAIN.batchSize, partnerSizes: plan.partnerSizes });
+  const local = values.dp === 'record' ? DP_RECORD_LOCAL_TRAIN : DEFAULT_LOCAL_TRAIN;
+  return calibrateSimulationDp({ level: values.dp, epsilon, delta, clip, rounds: plan.rounds, localEpochs: plan.localEpochs, batchSize: local.batchSize, learningRate: local.learningRate, partnerSizes: plan.partnerSizes });
 }
 
 /**

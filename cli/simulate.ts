@@ -32,7 +32,8 @@ ${PROTECTION_USAGE}
   --dp record|partner   differential privacy: DP-SGD in each partner, or DP-FedAvg
   --epsilon E           with --dp: privacy budget for all planned rounds (sigma is calibrated)
   --delta D             with --dp: delta (default 1e-5)
-  --clip C              with --dp: clipping norm (default 1 for record, 0.5 for partner)
+  --clip C              with --dp: clipping norm (default 3 for record, 0.5 for partner);
+                        record level trains with batch 2048, learning rate 0.05 (DP-SGD likes large batches)
   --mode vertical       vertical FL instead (PSI + vertical LR / split NN over column groups);
                         see: fedmart simulate --mode vertical --help
 
@@ -87,7 +88,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const protection = protectionFromFlags(values, partners, seed);
   progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}${protection.summary ? `, ${protection.summary}` : ''}`);
   const fed = await runFederation({
-    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed, localTrain }), ...(dp ? { dp: dp.config } : {}), ...protection.config },
+    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed, localTrain: { ...localTrain, ...dp?.localTrain } }), ...(dp ? { dp: dp.config } : {}), ...protection.config },
     partners: exp.partners.map((p, i) => ({ id: p.id, data: p.data, ...(protection.dropAtStage ? { dropAtStage: (round: number) => protection.dropAtStage!(i, round) } : {}) })),
     modelFromPartner: protection.modelFromPartner, waitForAllPartners: protection.dropAtStage !== null,
     rounds, seed, onProgress: progress,

@@ -338,12 +338,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (r.config.keyHolder !== undefined) holderId = this.store.listEnrollments(r.federationId).find((e) => e.partnerName === r.config.keyHolder)?.partnerId;
       else holderId = link.partnerId; // the first partner to connect holds the key
       if (holderId === undefined) {
-        link.sendRejected({ code: 'CONFIG_ERROR', message: `the federation's key holder "${r.config.keyHolder}" is not enrolled; the operator must enroll it before CKKS rounds can run` });
+        link.sendRejected({ code: 'CONFIG_ERROR', message: `the federation's key holder "${r.config.keyHolder}" is not enrolled yet; CKKS setup follows once it is and connects` });
         return;
       }
       r.custody = new CkksCustody(r.federationId, resolveCkksParams(DEFAULT_CKKS_PARAMS), holderId);
       this.store.audit('coordinator', 'he.key-holder', holderId, { federationId: r.federationId });
+      // Partners that connected before the key holder was known get their setup now.
+      for (const other of r.clients.values()) if (other !== link) this.sendHeSetupTo(r, other);
     }
+    this.sendHeSetupTo(r, link);
+  }
+
+  private sendHeSetupTo(r: FederationRunner, link: ClientLink): void {
+    if (!r.custody) return;
     const strategy = r.config.strategy;
     if (strategy !== 'fedavg' && strategy !== 'fedprox' && strategy !== 'fedadam' && strategy !== 'fedyogi') return; // refused at creation
     const strategyOptions = Object.fromEntries(Object.entries(r.config.strategyOptions).filter(([, v]) => typeof v === 'number')) as Record<string, number>;

@@ -314,7 +314,7 @@ export async function trainDpSgd(args: TrainLocalArgs & { dp: DpSgdOptions }): P
   const rng = dp.rng ?? cryptoRandomSource;
   await initBackend();
   const shapes = parameterShapes(spec);
-  const optimizer = makeOptimizer((process.env.TMPOPT as never) ?? args.optimizer ?? DEFAULT_OPTIMIZER, Number(process.env.TMPLR ?? config.learningRate)); // TMPHACK
+  const optimizer = makeOptimizer(args.optimizer ?? DEFAULT_OPTIMIZER, config.learningRate);
   const vars = views.map((v, i) => tf.variable(tf.tensor(v, shapes[i]), true));
   const params = weights.slice();
   const rows = new Int32Array(n);
