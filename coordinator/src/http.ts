@@ -45,7 +45,7 @@ function roundView(r: RoundRow) {
   return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
 function modelView(m: Omit<ModelVersionRow, 'weights'>) {
-  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: JSON.parse(m.participants), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, createdAt: new Date(m.createdAt).toISOString() };
+  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: JSON.parse(m.participants), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
 }
 
 /**
@@ -193,6 +193,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.set('content-type', 'application/octet-stream');
     res.set('x-fedmart-param-count', String(m.paramCount));
     res.set('x-fedmart-sha256', m.sha256);
+    // CKKS federations: the blob is the encrypted aggregate; only partners can decrypt it.
+    res.set('x-fedmart-encrypted', m.encrypted ? 'true' : 'false');
     res.send(m.weights);
   });
 

@@ -32,6 +32,7 @@ const ModelMetaSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   metrics: z.record(z.string(), z.number()),
   participants: z.array(z.string()),
+  encrypted: z.boolean().optional(),
 });
 
 /** Minimal HTTP client surface (global `fetch` fits). */
@@ -72,6 +73,7 @@ export class HttpModelRegistry implements ModelRegistry {
     const metaRaw = (await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models/${v}`)).json()) as { model: unknown };
     const meta = ModelMetaSchema.safeParse(metaRaw.model);
     if (!meta.success) throw new FedmartError('UNPROCESSABLE', `model registry: version ${v} of ${federationId} has unreadable metadata`);
+    if (meta.data.encrypted) throw new FedmartError('UNPROCESSABLE', `model registry: version ${v} of ${federationId} is CKKS-encrypted (the coordinator never sees the joint model); load it from a partner that holds the key`);
     if (parameterCount(meta.data.spec) !== meta.data.paramCount) throw new FedmartError('UNPROCESSABLE', `model registry: spec and parameter count of version ${v} disagree`);
     const bytes = new Uint8Array(await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models/${v}/weights`)).arrayBuffer());
     if (this.sha256 && this.sha256(bytes) !== meta.data.sha256) throw new FedmartError('UNPROCESSABLE', `model registry: weights of version ${v} do not match their SHA-256; refusing to use them`);
