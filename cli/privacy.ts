@@ -271,3 +271,28 @@ export function simulationPrivacy(dp: SimulationDp, report: PrivacyReport | unde
     ledgerVerified: report?.verification.ok ?? false,
   };
 }
+
+/**
+ * Merge `simulate`'s DP config with its protection flags: with secure
+ * aggregation or CKKS the coordinator only sees the sum, so partner-level
+ * noise is added by the partners (mode 'distributed'), and secure
+ * aggregation's per-coordinate clip is widened to C + 8 noise-share std so
+ * quantization never truncates the noise (the federation schema requires it).
+ * @param dp - the calibration, or undefined
+ * @param protection - the protection part of the federation config
+ * @param minClients - the federation's minClients
+ * @returns the config fragment to spread into the federation config
+ */
+export function mergeDpIntoProtection(dp: SimulationDp | undefined, protection: Record<string, unknown>, minClients: number): Record<string, unknown> {
+  if (!dp) return protection;
+  const hidden = protection.secureAggregation !== undefined || protection.encryption === 'ckks';
+  if (dp.config.level !== 'partner' || !hidden) return { ...protection, dp: dp.config };
+  const d = { ...dp.config, mode: 'distributed' as const };
+  const out: Record<string, unknown> = { ...protection, dp: d };
+  if (protection.secureAggregation !== undefined) {
+    const sa = protection.secureAggregation as { clip?: number };
+    const need = d.clip + (8 * d.noiseMultiplier * d.clip) / Math.sqrt(Math.max(1, minClients));
+    out.secureAggregation = { ...sa, clip: Math.max(sa.clip ?? 1, Math.ceil(need * 1000) / 1000) };
+  }
+  return out;
+}

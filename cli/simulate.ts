@@ -9,7 +9,7 @@ import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { prepareExperiment, defaultModelSpec, experimentFederationConfig, experimentLocalTrain, centralTrain, scoreModel, trainBaseline, round4 } from './experiment.ts';
 import { runFederation } from './federate.ts';
 import { PROTECTION_FLAG_OPTIONS, PROTECTION_USAGE, protectionFromFlags } from './protection-flags.ts';
-import { dpFlags, simulationPrivacy } from './privacy.ts';
+import { dpFlags, mergeDpIntoProtection, simulationPrivacy } from './privacy.ts';
 
 export const SIMULATE_USAGE = `fedmart simulate --csv FILE --label COL --partition-by COL [options]
 
@@ -88,7 +88,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const protection = protectionFromFlags(values, partners, seed);
   progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}${protection.summary ? `, ${protection.summary}` : ''}`);
   const fed = await runFederation({
-    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed, localTrain: { ...localTrain, ...dp?.localTrain } }), ...(dp ? { dp: dp.config } : {}), ...protection.config },
+    config: { ...experimentFederationConfig({ spec, strategy: strategy as StrategyId, localEpochs, minClients: protection.minClients, seed, localTrain: { ...localTrain, ...dp?.localTrain } }), ...mergeDpIntoProtection(dp, protection.config, protection.minClients) },
     partners: exp.partners.map((p, i) => ({ id: p.id, data: p.data, ...(protection.dropAtStage ? { dropAtStage: (round: number) => protection.dropAtStage!(i, round) } : {}) })),
     modelFromPartner: protection.modelFromPartner, waitForAllPartners: protection.dropAtStage !== null,
     rounds, seed, onProgress: progress,

@@ -110,6 +110,27 @@ describe('privacy ledger', () => {
     expect(fx.coord.store.listModelVersions(fed)).toHaveLength(1);
   });
 
+  it('partner-level DP under secure aggregation: partners add distributed noise shares at weight 1; configs that would truncate the noise are refused', async () => {
+    const exp = await bankPartners();
+    await using fx = await startFixture();
+    const dp = { level: 'partner' as const, noiseMultiplier: 0.5, clip: 0.2, delta: 1e-5, mode: 'distributed' as const };
+    // secure aggregation's per-coordinate clip must leave room for the noise share (C + 8·σC/√minClients ≈ 0.66)
+    const tight = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp, secureAggregation: { clip: 0.5 } } as never).catch((e: unknown) => e);
+    expect(String(tight)).toMatch(/set secureAggregation.clip to at least 0.66/);
+    const central = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp: { ...dp, mode: 'central' }, secureAggregation: { clip: 4 } } as never).catch((e: unknown) => e);
+    expect(String(central)).toMatch(/noise must be added by the partners: set dp.mode to 'distributed'/);
+    const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp, secureAggregation: { clip: 4 } } as Partial<FederationConfigInput> & { model: FederationConfigInput['model'] });
+    const agents = await connectAll(fx, fed);
+    const outcomes = await fx.coord.orchestrator.scheduleRounds(fed, 2).done;
+    expect(outcomes.map((o) => o.phase)).toEqual(['committed', 'committed']);
+    expect(outcomes[1]!.metrics.train_secagg_survivors).toBe(3);
+    const report = privacyReport(fx.coord.store, fed);
+    expect(report.verification.ok).toBe(true);
+    const expected = computeEpsilon({ q: 1, sigma: 0.5, steps: 2, delta: 1e-5 }).epsilon;
+    for (const t of report.totals) expect(t.epsilon).toBeCloseTo(expected, 9);
+    await Promise.all(agents.map((a) => a.close()));
+  });
+
   it('after a restart, the ledger of a partner-level (DP-FedAvg, adaptive clip) federation agrees with the committed model versions', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-ledger-'));
     try {

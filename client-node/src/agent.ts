@@ -101,6 +101,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   let work: Promise<void> = Promise.resolve();
   // This partner's record-level privacy spend (RDP composes across rounds); reported as epsilon_record.
   const recordAccountant = new RdpAccountant();
+  // Weight of this partner's update in a secure/encrypted sum: its example count, or 1 under partner-level DP.
+  let updateWeight = data.trainN;
 
   // Acks still outstanding; a disconnect settles them all, so nothing waits forever.
   const pending = new Set<(a: Ack) => void>();
@@ -298,7 +300,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           const client = requireClient(sr);
           const u = await sr.update;
           if (secRound !== sr || sr.dropped) return;
-          const reply = client.maskInput(req as MaskedInputRequest, u.delta, Math.min(data.trainN, sr.maxWeight));
+          const reply = client.maskInput(req as MaskedInputRequest, u.delta, Math.min(updateWeight, sr.maxWeight));
           payload = { stage: reply.stage, clientId: reply.clientId, masked: new Uint8Array(reply.masked.buffer, reply.masked.byteOffset, reply.masked.byteLength), metrics: u.metrics };
           break;
         }
@@ -366,6 +368,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
       const result = await trainRoundWithDp({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round }, dp, recordAccountant);
       const delta = result.delta;
+      // Partner-level DP bounds each partner's influence by C only if every update weighs 1 in the sum.
+      updateWeight = dp?.level === 'partner' ? 1 : data.trainN;
       const metrics: Record<string, number> = { ...result.metrics, seconds: (Date.now() - started) / 1000 };
       opts.onLocalUpdate?.({ round: t.round, delta, numExamples: data.trainN });
       if (t.protection === 'secagg') {
@@ -374,7 +378,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         return;
       }
       if (t.protection === 'ckks') {
-        const { chunks, length } = await ckks!.encryptUpdate(delta, data.trainN);
+        const { chunks, length } = await ckks!.encryptUpdate(delta, updateWeight);
         const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics } });
         if (ack.ok) trained++;
         else log(`round ${t.round}: encrypted update refused: ${ack.error.message}`);

@@ -429,7 +429,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       case 'send-train': {
         if (a.state.secureAggregation && !a.secagg) {
           try {
-            const weights = new Map(effect.nodeIds.map((id) => [id, r.clients.get(id)?.numExamples ?? 1]));
+            // Partner-level DP: every update weighs 1, so one partner moves the sum by at most C (privacy.ts).
+            const weights = new Map(effect.nodeIds.map((id) => [id, a.config.dp?.level === 'partner' ? 1 : (r.clients.get(id)?.numExamples ?? 1)]));
             a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length, weights, a.config.secureAggregation!);
           } catch (err) {
             const reason = `secure aggregation cannot run this round: ${toFedmartError(err).message}`;

@@ -178,13 +178,21 @@ export const FederationConfigSchema = z.object({
   if (c.keyHolder !== undefined && c.encryption !== 'ckks') {
     ctx.addIssue({ code: 'custom', path: ['keyHolder'], message: "keyHolder only applies with encryption 'ckks'" });
   }
-  if (c.dp) for (const issue of dpConfigIssues(c.dp, c.strategy, protectedBy.length > 0)) ctx.addIssue({ code: 'custom', path: ['dp', ...issue.path], message: issue.message });
+  if (c.dp) for (const issue of dpConfigIssues(c.dp, c.strategy, protectedBy.length > 0, c.secureAggregation?.clip, c.minClients)) ctx.addIssue({ code: 'custom', path: ['dp', ...issue.path], message: issue.message });
 });
 export type FederationConfig = z.infer<typeof FederationConfigSchema>;
 
 /** Combinations of a DP config with the rest of the federation that cannot give the promised guarantee. */
-function dpConfigIssues(dp: DpConfig, strategy: string, hidden: boolean): { path: string[]; message: string }[] {
+function dpConfigIssues(dp: DpConfig, strategy: string, hidden: boolean, secAggClip: number | undefined, minClients: number): { path: string[]; message: string }[] {
   const out: { path: string[]; message: string }[] = [];
+  if (dp.level === 'partner' && dp.mode === 'distributed' && secAggClip !== undefined) {
+    // Secure aggregation clips each coordinate to ±clip before quantizing: it must not truncate the Gaussian share
+    // (8 std: truncation probability ≈ 1e-15 per coordinate, negligible next to delta).
+    const need = dp.clip + (8 * dp.noiseMultiplier * dp.clip) / Math.sqrt(Math.max(1, minClients));
+    if (secAggClip < need) {
+      out.push({ path: ['mode'], message: `secure aggregation clips each coordinate to ±${secAggClip}, which would truncate each partner's DP noise share (std ${(dp.noiseMultiplier * dp.clip / Math.sqrt(Math.max(1, minClients))).toPrecision(3)}); set secureAggregation.clip to at least ${need.toPrecision(3)} (C + 8 share std)` });
+    }
+  }
   if (dp.level === 'record' && (dp.mode !== undefined || dp.adaptiveClip !== undefined)) {
     out.push({ path: [dp.mode !== undefined ? 'mode' : 'adaptiveClip'], message: "mode and adaptiveClip apply to level 'partner' only (DP-SGD noise is always added inside each partner)" });
   }
