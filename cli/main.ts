@@ -20,8 +20,8 @@ Commands:
                   e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
                   vertical (same customers, different columns; PSI + CKKS LR or split NN):
                   e.g. fedmart simulate --mode vertical --csv bank.csv --sep ';' --label y --parties "age,balance|job,education" --json
-  bench         measure aggregation speed against a plain sum
-                  e.g. fedmart bench aggregate --clients 32 --params 1000000 --json
+  bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
+                  e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
