@@ -10,7 +10,8 @@
  *   both only ever raising RDP: if float cancellation makes a signed partial sum
  *   negative, that order falls back to summing |terms| (dp_accounting's
  *   variant, an upper bound on A_α); an order whose series has not converged
- *   after 1000 terms gets the upper bound RDP(⌈α⌉) (RDP is non-decreasing in α).
+ *   after 10^6 terms (never seen on the acceptance grid) gets the upper bound RDP(⌈α⌉)
+ *   (RDP is non-decreasing in α).
  * - Composition: RDP at each order adds over steps (Mironov 2017, Prop. 1), so
  *   totals are recomputed from the per-order vector, never by adding epsilons.
  * - Conversion to (ε, δ): Balle et al. 2020, "Hypothesis testing
@@ -46,7 +47,7 @@ export const DEFAULT_RDP_ORDERS: readonly number[] = Object.freeze([
 ]);
 
 /** Maximum number of series terms for a fractional order (dp_accounting's `_MAX_STEPS_LOG_A_FRAC`). */
-const MAX_FRAC_TERMS = 1000;
+const MAX_FRAC_TERMS = 1_000_000;
 
 function checkQ(q: number, where: string): void {
   if (typeof q !== 'number' || !(q > 0 && q <= 1)) throw new RangeError(`${where}: q (sampling rate) must be a number in (0, 1], got ${String(q)}`);
