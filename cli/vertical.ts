@@ -22,7 +22,10 @@ import { inferSchema, encodeTable, stratifiedSplit, selectRows, computeNumericSt
 import { rocAuc } from '@fedmart/shared/metrics';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { initBackend } from '@fedmart/client-node/ml/backend';
-import { createInMemoryVerticalHub, LabelHolder, FeatureHolder, type LabelledRows, type PartyRows } from '@fedmart/client-node/vertical/index';
+import { createInMemoryVerticalHub, connectVerticalChannel, LabelHolder, FeatureHolder, type LabelledRows, type PartyRows, type SocketVerticalChannel, type VerticalChannel } from '@fedmart/client-node/vertical/index';
+import type { X25519KeyPair } from '@fedmart/shared/crypto/x25519';
+import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
+import { ApiClient } from './api-client.ts';
 import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
 import { round4 } from './experiment.ts';
 
@@ -47,6 +50,9 @@ trained jointly; printed AUCs are on the same held-out customers.
   --learning-rate R   Adam learning rate (default: lr 0.05, splitnn 0.01)
   --noise S           split NN: Gaussian noise std on exchanged embeddings (default 0)
   --seed S            seed for splits and initial weights (default 42)
+  --relay R           coordinator (default: a real coordinator on a free port
+                      relays every message, parts sealed end to end between
+                      the parties) or memory (an in-process hub)
   --json              print one JSON object on stdout
 
 Example:
@@ -71,6 +77,24 @@ export interface VerticalExperimentOptions {
   readonly seed: number;
   readonly testFraction?: number;
   readonly onProgress?: (msg: string) => void;
+  /** How the parties talk: through a real coordinator's `/vertical` relay (default) or an in-memory hub. */
+  readonly relay?: 'coordinator' | 'memory';
+  /** Test and embedding hooks for the relayed run. */
+  readonly relayHooks?: VerticalRelayHooks;
+}
+
+/** Hooks of a relayed vertical run (tests use them to observe the relay). */
+export interface VerticalRelayHooks {
+  /** Use this running coordinator instead of starting one. */
+  readonly coordinator?: { url: string; operatorToken: string };
+  /** X25519 key pairs per party id (default: fresh ones). */
+  readonly keyPairs?: Readonly<Record<string, X25519KeyPair>>;
+  /** Receives the job id once the job is created. */
+  readonly onJob?: (job: string) => void;
+  /** Receives the vertical model's test-set probabilities (in the label holder's aligned test order). */
+  readonly onPredictions?: (p: Float32Array, y: Float32Array) => void;
+  /** Skip the label-holder-only and centralized baselines (their AUCs are then NaN). */
+  readonly skipBaselines?: boolean;
 }
 
 /** Result of {@link runVerticalExperiment} (the `--json` output). */
@@ -80,6 +104,7 @@ export interface VerticalExperimentResult {
   labelHolderOnly: { auc: number };
   centralized: { auc: number };
   model: 'lr' | 'splitnn';
+  relay: 'coordinator' | 'memory';
   parties: { id: string; columns: string[]; trainRows: number; encodedColumns: number }[];
   testRows: number;
 }
@@ -180,28 +205,44 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
       : lh.trainSplitNn({ epochs, seed: o.seed, ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), noiseStd: o.noiseStd ?? 0, onEpoch: (e, l) => say(`  epoch ${e}: loss ${l.toFixed(4)}`) });
 
   // Vertical: PSI on training and test customers, then joint training.
-  const hub = createInMemoryVerticalHub({ session: `sim-${o.seed}` });
-  const lh = new LabelHolder(hub.channel(partyIds[0]!), { featureHolders: partyIds.slice(1), sets: { train: sets[0]!.train, test: sets[0]!.test }, session: `sim-${o.seed}` });
-  const fhs = partyIds.slice(1).map((p, k) => new FeatureHolder(hub.channel(p), { labelHolder: partyIds[0]!, sets: { train: sets[k + 1]!.train as PartyRows, test: sets[k + 1]!.test as PartyRows }, session: `sim-${o.seed}` }));
-  const [psiTrain] = await Promise.all([lh.align('train'), ...fhs.map((f) => f.align('train'))]);
-  say(`psi: ${psiTrain!.size} shared training customers in ${psiTrain!.seconds.toFixed(2)} s`);
-  await Promise.all([lh.align('test'), ...fhs.map((f) => f.align('test'))]);
-  say(`vertical ${model}: ${epochs} epochs`);
-  const serving = fhs.map((f) => f.serve());
+  const relay = o.relay ?? 'coordinator';
+  const net = relay === 'memory' ? memoryNetwork(partyIds, `sim-${o.seed}`) : await coordinatorNetwork(partyIds, o.relayHooks ?? {}, say);
+  const lh = new LabelHolder(net.channels[0]!, { featureHolders: partyIds.slice(1), sets: { train: sets[0]!.train, test: sets[0]!.test }, session: net.session });
+  const fhs = partyIds.slice(1).map((p, k) => new FeatureHolder(net.channels[k + 1]!, { labelHolder: partyIds[0]!, sets: { train: sets[k + 1]!.train as PartyRows, test: sets[k + 1]!.test as PartyRows }, session: net.session }));
+  let psiTrain: { size: number; seconds: number };
   let vertical: { auc: number; seconds: number; steps: number };
   try {
-    const rep = await trainModel(lh);
-    const pred = await lh.predict('test');
-    await lh.finish();
-    vertical = { auc: rocAuc(pred.p, pred.y), seconds: rep.seconds, steps: rep.steps };
-  } catch (err) {
-    await lh.abort(err);
-    hub.close(err as Error);
-    await Promise.allSettled(serving);
-    throw err;
+    [psiTrain] = await Promise.all([lh.align('train'), ...fhs.map((f) => f.align('train'))]);
+    say(`psi: ${psiTrain.size} shared training customers in ${psiTrain.seconds.toFixed(2)} s`);
+    await Promise.all([lh.align('test'), ...fhs.map((f) => f.align('test'))]);
+    say(`vertical ${model}: ${epochs} epochs`);
+    const serving = fhs.map((f) => f.serve());
+    try {
+      const rep = await trainModel(lh);
+      const pred = await lh.predict('test');
+      await lh.finish();
+      o.relayHooks?.onPredictions?.(pred.p, pred.y);
+      vertical = { auc: rocAuc(pred.p, pred.y), seconds: rep.seconds, steps: rep.steps };
+    } catch (err) {
+      await lh.abort(err);
+      net.close(err as Error);
+      await Promise.allSettled(serving);
+      throw err;
+    }
+    await Promise.all(serving);
+  } finally {
+    await net.dispose();
   }
-  await Promise.all(serving);
-  say(`vertical: test auc ${vertical.auc.toFixed(4)} (${vertical.steps} steps, ${vertical.seconds.toFixed(1)} s)`);
+  say(`vertical (${relay} relay): test auc ${vertical.auc.toFixed(4)} (${vertical.steps} steps, ${vertical.seconds.toFixed(1)} s)`);
+  if (o.relayHooks?.skipBaselines) {
+    return {
+      psi: { intersection: psiTrain.size, seconds: Math.round(psiTrain.seconds * 100) / 100 },
+      vertical: { auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10, steps: vertical.steps },
+      labelHolderOnly: { auc: Number.NaN }, centralized: { auc: Number.NaN }, model, relay,
+      parties: partyIds.map((p, k) => ({ id: p, columns: groups[k]!, trainRows: sets[k]!.train.ids.length, encodedColumns: sets[k]!.train.d })),
+      testRows: test.length,
+    };
+  }
 
   // Label holder alone: its own customers (shared + own), its own columns, same model family.
   const alone = new LabelHolder(null, { featureHolders: [], sets: { train: sets[0]!.train, test: sets[0]!.test } });
@@ -234,14 +275,72 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
   say(`centralized: test auc ${centralAuc.toFixed(4)}`);
 
   return {
-    psi: { intersection: psiTrain!.size, seconds: Math.round(psiTrain!.seconds * 100) / 100 },
+    psi: { intersection: psiTrain.size, seconds: Math.round(psiTrain.seconds * 100) / 100 },
     vertical: { auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10, steps: vertical.steps },
     labelHolderOnly: { auc: round4(aloneAuc) },
     centralized: { auc: round4(centralAuc) },
     model,
+    relay,
     parties: partyIds.map((p, k) => ({ id: p, columns: groups[k]!, trainRows: sets[k]!.train.ids.length, encodedColumns: sets[k]!.train.d })),
     testRows: test.length,
   };
+}
+
+/** The parties' channels and how to tear them down. */
+interface VerticalNetwork {
+  readonly channels: VerticalChannel[];
+  readonly session: string;
+  close(reason: Error): void;
+  dispose(): Promise<void>;
+}
+
+function memoryNetwork(partyIds: readonly string[], session: string): VerticalNetwork {
+  const hub = createInMemoryVerticalHub({ session });
+  return { channels: partyIds.map((p) => hub.channel(p)), session, close: (r) => hub.close(r), dispose: async () => undefined };
+}
+
+/**
+ * A vertical job on a real coordinator: create the job (a federation with
+ * `mode: 'vertical'`; its model spec is a placeholder the relay ignores),
+ * enroll every party through the REST API, connect each party's relay
+ * channel with its own token and wait until all have exchanged keys.
+ */
+async function coordinatorNetwork(partyIds: readonly string[], hooks: VerticalRelayHooks, say: (m: string) => void): Promise<VerticalNetwork> {
+  let own: Coordinator | undefined;
+  let target = hooks.coordinator;
+  if (target === undefined) {
+    own = await startCoordinator({ port: 0, dataDir: null });
+    target = { url: own.url, operatorToken: own.operatorToken };
+  }
+  const channels: SocketVerticalChannel[] = [];
+  try {
+    const api = new ApiClient(target.url, target.operatorToken);
+    const config = { mode: 'vertical', model: { kind: 'mlp', inputDim: 1, hidden: [] }, localTrain: { localEpochs: 1, batchSize: 32, learningRate: 0.01, proximalMu: 0 } };
+    const { federation } = await api.post<{ federation: { id: string } }>('/api/v1/federations', { name: `vertical ${partyIds.join(' + ')}`, config });
+    hooks.onJob?.(federation.id);
+    for (const party of partyIds) {
+      const { token } = await api.post<{ token: string }>(`/api/v1/federations/${federation.id}/enrollments`, { partner: party });
+      const keyPair = hooks.keyPairs?.[party];
+      channels.push(await connectVerticalChannel({ url: target.url, token, ...(keyPair ? { keyPair } : {}) }));
+    }
+    for (const [k, ch] of channels.entries()) {
+      if (ch.self !== partyIds[k]) throw new FedmartError('INTERNAL', `vertical relay authenticated party ${partyIds[k]} as ${ch.self}`);
+      await ch.waitForPeers(partyIds.filter((p) => p !== ch.self));
+    }
+    say(`relay: job ${federation.id} on ${target.url}, ${partyIds.length} parties connected, keys exchanged`);
+    return {
+      channels, session: federation.id,
+      close: () => channels.forEach((c) => c.close()),
+      dispose: async () => {
+        channels.forEach((c) => c.close());
+        await own?.close();
+      },
+    };
+  } catch (err) {
+    channels.forEach((c) => c.close());
+    await own?.close();
+    throw err;
+  }
 }
 
 /**
@@ -253,7 +352,7 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('simulate --mode vertical', argv, {
     mode: { type: 'string' }, csv: { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, sep: { type: 'string' }, id: { type: 'string' },
     parties: { type: 'string' }, drop: { type: 'string' }, model: { type: 'string' }, overlap: { type: 'string' }, epochs: { type: 'string' },
-    'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(VERTICAL_USAGE + '\n');
@@ -266,6 +365,8 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   const partiesSpec = requireString(cmd, values, 'parties', 'column groups, label holder first, e.g. "age,balance|job,education"');
   const model = (values.model as string | undefined) ?? 'lr';
   if (model !== 'lr' && model !== 'splitnn') throw new FedmartError('CONFIG_ERROR', `${cmd}: --model must be lr or splitnn, got "${model}"`);
+  const relay = (values.relay as string | undefined) ?? 'coordinator';
+  if (relay !== 'coordinator' && relay !== 'memory') throw new FedmartError('CONFIG_ERROR', `${cmd}: --relay must be coordinator or memory, got "${relay}"`);
   const overlap = numberFlag(cmd, values, 'overlap', 0.8, 0.01, 1);
   const seed = intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1);
   const epochs = values.epochs === undefined ? undefined : intFlag(cmd, values, 'epochs', 1, 1, 10_000);
@@ -288,7 +389,7 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   const parties = parsePartyGroups(partiesSpec, table.columns, [label, ...(id ? [id] : []), ...drop]);
   const r = await runVerticalExperiment({
     table, label, ...(values.positive !== undefined ? { positive: values.positive as string } : {}), ...(id !== undefined ? { id } : {}),
-    parties, drop, model, overlap, seed, noiseStd,
+    parties, drop, model, overlap, seed, noiseStd, relay,
     ...(epochs !== undefined ? { epochs } : {}), ...(batchSize !== undefined ? { batchSize } : {}), ...(learningRate !== undefined ? { learningRate } : {}),
     onProgress: progress,
   });

@@ -14,6 +14,7 @@ import { Store } from './db/store.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { createHttpApp } from './http.ts';
 import { attachFederationNamespace } from './socket.ts';
+import { attachVerticalRelay } from './vertical-relay.ts';
 
 export const COORDINATOR_VERSION = '0.1.0';
 
@@ -74,6 +75,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false } });
   attachFederationNamespace(io, { store, authority, orchestrator, log });
+  attachVerticalRelay(io, { store, authority, log });
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {

@@ -167,6 +167,8 @@ export const FederationConfigSchema = z.object({
   keyHolder: z.string().min(1).max(200).optional(),
   /** Differential privacy (absent = off); see {@link DpConfigSchema}. */
   dp: DpConfigSchema.optional(),
+  /** 'vertical': the federation is a vertical FL job whose parties talk through the `/vertical` relay (absent = horizontal). */
+  mode: z.enum(['horizontal', 'vertical']).optional(),
 }).superRefine((c, ctx) => {
   const protectedBy = [c.secureAggregation ? 'secure aggregation' : null, c.encryption === 'ckks' ? 'CKKS encryption' : null].filter(Boolean);
   if (protectedBy.length === 2) {

@@ -10,13 +10,12 @@
  * records every wire message (tests use it to prove no ID travels in the
  * clear).
  *
- * Not implemented yet: a relay through the coordinator's Socket.IO server.
- * The messages are designed for it: a relay only needs the header's
- * `session`, `from`, `to` and `seq`, which say nothing about customers; the
- * parts (partial logits, embeddings, blinded IDs, ciphertexts) must then be
- * sealed end to end between the two parties with an AEAD under an
- * X25519-agreed key (`shared/crypto/aead`, `x25519`) so the coordinator
- * forwards them blind.
+ * The relay through the coordinator's Socket.IO server (`/vertical`) is
+ * `socket-channel.ts`: the relay only reads the header's `session`, `from`,
+ * `to` and `seq`, which say nothing about customers; the parts (partial
+ * logits, embeddings, blinded IDs, ciphertexts) are sealed end to end
+ * between the two parties with ChaCha20-Poly1305 under an X25519-agreed key,
+ * so the coordinator forwards them blind.
  */
 import { FedmartError } from '@fedmart/shared/errors';
 import { encodeVerticalMessage, parseVerticalMessage, type VerticalBody, type VerticalMessage, type VerticalType, type VerticalWireMessage } from '@fedmart/shared/protocol-vertical';

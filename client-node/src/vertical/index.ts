@@ -8,3 +8,4 @@ export * from './align.ts';
 export * from './label-holder.ts';
 export * from './feature-holder.ts';
 export { Adam, sigmoid } from './models.ts';
+export * from './socket-channel.ts';

@@ -1,0 +1,201 @@
+/**
+ * The coordinator's vertical FL relay, Socket.IO namespace `/vertical`
+ * (`shared/protocol-vertical-relay`): the parties of one vertical job (a
+ * federation created with `mode: 'vertical'`; the federation id is the job
+ * id) connect with their enrollment tokens, announce X25519 public keys, and
+ * send `shared/protocol-vertical` messages that the relay routes to the
+ * addressed party of the same job.
+ *
+ * What the relay checks and sees: the header (zod: routing fields and the
+ * type's body schema, which carries only sizes, steps and hyper-parameters),
+ * that `header.from` is the sender's authenticated party name and
+ * `header.session` the job id, that the recipient is a connected party of the
+ * job, and the size of the parts. The parts themselves (blinded IDs, partial
+ * logits, CKKS ciphertexts, masked gradients, embeddings) are sealed end to
+ * end by the parties with ChaCha20-Poly1305 under an X25519 + HKDF key; the
+ * relay forwards them as opaque attachments.
+ *
+ * Trust: the coordinator is honest-but-curious. It is trusted to relay the
+ * public keys faithfully — a malicious relay could substitute its own keys
+ * and read the parts (there is no out-of-band key authentication yet) — and
+ * it learns the traffic pattern (who talks to whom, message types, sizes).
+ *
+ * Invalid input gets an error ack and changes nothing. The job start (first
+ * party connected) and end (last party left) are written to the audit log.
+ */
+import type { Namespace, Server as IoServer, Socket } from 'socket.io';
+import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
+import { formatIssues, type Ack } from '@fedmart/shared/protocol';
+import { VerticalBodySchemas, VerticalHeaderSchema } from '@fedmart/shared/protocol-vertical';
+import {
+  MAX_VERTICAL_RELAY_BYTES, RelayOutboundFrameSchema, VERTICAL_NAMESPACE, VERTICAL_PUBLIC_KEY_BYTES,
+  type RelayPeerKey, type VerticalRelayClientEvents, type VerticalRelayServerEvents,
+} from '@fedmart/shared/protocol-vertical-relay';
+import type { TokenAuthority } from './auth.ts';
+import type { Store } from './db/store.ts';
+
+/** Bytes ChaCha20-Poly1305 adds to each sealed part (nonce + tag); a shorter part cannot be a sealed box. */
+const SEALED_OVERHEAD_BYTES = 28;
+const PARTY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Per-socket data set by the handshake middleware. */
+export interface VerticalSocketData {
+  job: string;
+  party: string;
+  partnerId: string;
+}
+
+type RelaySocket = Socket<VerticalRelayClientEvents, VerticalRelayServerEvents, Record<string, never>, VerticalSocketData>;
+
+interface Job {
+  readonly parties: Map<string, { socket: RelaySocket; publicKey?: Uint8Array }>;
+  messages: number;
+  bytes: number;
+  readonly startedAt: number;
+}
+
+/** Dependencies of {@link attachVerticalRelay}. */
+export interface VerticalRelayDeps {
+  store: Store;
+  authority: TokenAuthority;
+  log?: (msg: string) => void;
+  /** Largest total byte size of one message's parts (default {@link MAX_VERTICAL_RELAY_BYTES}). */
+  maxMessageBytes?: number;
+}
+
+/**
+ * Attach the vertical relay namespace to a Socket.IO server.
+ * @param io - the coordinator's Socket.IO server
+ * @param deps - store (enrollments, audit), token authority, optional log and size limit
+ * @returns the namespace
+ */
+export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Namespace<VerticalRelayClientEvents, VerticalRelayServerEvents, Record<string, never>, VerticalSocketData> {
+  const nsp = io.of(VERTICAL_NAMESPACE) as unknown as Namespace<VerticalRelayClientEvents, VerticalRelayServerEvents, Record<string, never>, VerticalSocketData>;
+  const log = deps.log ?? (() => {});
+  const maxBytes = deps.maxMessageBytes ?? MAX_VERTICAL_RELAY_BYTES;
+  const jobs = new Map<string, Job>();
+
+  nsp.use((socket, next) => {
+    void (async () => {
+      try {
+        const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+        const p = await deps.authority.verify(token);
+        if (p.role !== 'partner' || !p.fed || !p.jti) throw new FedmartError('FORBIDDEN', `a ${p.role} token cannot join a vertical job; use the party's enrollment token`);
+        const enrollment = deps.store.findEnrollmentByToken(p.jti);
+        if (!enrollment || enrollment.federationId !== p.fed) throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid (it was replaced or the job was removed); ask the operator for a new one');
+        if (enrollment.status === 'revoked') throw new FedmartError('FORBIDDEN', 'this enrollment was revoked by the operator');
+        const fed = deps.store.getFederation(enrollment.federationId);
+        const config = deps.store.federationConfig(fed);
+        if (config.mode !== 'vertical') throw new FedmartError('FORBIDDEN', `federation ${fed.id} is not a vertical job (its config has mode "${config.mode ?? 'horizontal'}"); create the job with config.mode = "vertical"`);
+        const party = deps.store.getPartner(enrollment.partnerId)?.name ?? enrollment.partnerId;
+        if (!PARTY_ID.test(party)) throw new FedmartError('FORBIDDEN', `partner name "${party}" cannot be a vertical party id (expected letters, digits and . _ : - only); enroll the party under such a name`);
+        if (jobs.get(fed.id)?.parties.has(party)) throw new FedmartError('CONFLICT', `party ${party} is already connected to job ${fed.id}; close the other connection first`);
+        socket.data = { job: fed.id, party, partnerId: enrollment.partnerId };
+        next();
+      } catch (err) {
+        const e = toFedmartError(err);
+        const error = new Error(e.message) as Error & { data?: unknown };
+        error.data = { code: e.code, message: e.message };
+        next(error);
+      }
+    })();
+  });
+
+  nsp.on('connection', (socket: RelaySocket) => {
+    const { job: jobId, party } = socket.data;
+    let job = jobs.get(jobId);
+    if (job === undefined) {
+      job = { parties: new Map(), messages: 0, bytes: 0, startedAt: Date.now() };
+      jobs.set(jobId, job);
+      deps.store.audit(party, 'vertical.job.started', jobId, { party });
+    }
+    if (job.parties.has(party)) {
+      // Lost a race with another connection of the same party between handshake and connection.
+      socket.disconnect(true);
+      return;
+    }
+    const j = job;
+    j.parties.set(party, { socket });
+    log(`vertical party ${party} joined job ${jobId}`);
+    const peers: RelayPeerKey[] = [];
+    for (const [name, p] of j.parties) if (name !== party && p.publicKey) peers.push({ party: name, publicKey: p.publicKey });
+    socket.emit('welcome', { job: jobId, party, peers });
+
+    const respond = (ack: unknown, fn: () => void) => {
+      const reply: (a: Ack) => void = typeof ack === 'function' ? (ack as (a: Ack) => void) : () => {};
+      try {
+        fn();
+        reply({ ok: true });
+      } catch (err) {
+        const e = toFedmartError(err);
+        if (e.code === 'INTERNAL') log(`vertical relay: internal error on a message from ${party}: ${(e.cause as Error)?.stack ?? e.message}`);
+        reply({ ok: false, error: { code: e.code, message: e.message } });
+      }
+    };
+
+    socket.on('key', (publicKey: unknown, ack: unknown) =>
+      respond(ack, () => {
+        if (!(publicKey instanceof Uint8Array) || publicKey.byteLength !== VERTICAL_PUBLIC_KEY_BYTES) {
+          throw new FedmartError('INVALID_MESSAGE', `vertical key: expected a ${VERTICAL_PUBLIC_KEY_BYTES}-byte X25519 public key, got ${publicKey instanceof Uint8Array ? `${publicKey.byteLength} bytes` : typeof publicKey}`);
+        }
+        const me = j.parties.get(party)!;
+        if (me.publicKey) throw new FedmartError('CONFLICT', 'vertical key: this connection already announced its public key; reconnect to use a new one');
+        me.publicKey = new Uint8Array(publicKey);
+        for (const [name, p] of j.parties) if (name !== party) p.socket.emit('peer-key', { party, publicKey: me.publicKey });
+      }),
+    );
+
+    socket.on('vmsg', (raw: unknown, ack: unknown) =>
+      respond(ack, () => {
+        const f = RelayOutboundFrameSchema.safeParse(raw);
+        if (!f.success) throw new FedmartError('INVALID_MESSAGE', `vertical relay: expected { header: string, parts: binary[] }: ${formatIssues(f.error.issues)}`);
+        let json: unknown;
+        try {
+          json = JSON.parse(f.data.header);
+        } catch {
+          throw new FedmartError('INVALID_MESSAGE', 'vertical relay: the header is not valid JSON; send encodeVerticalMessage output');
+        }
+        const h = VerticalHeaderSchema.safeParse(json);
+        if (!h.success) throw new FedmartError('INVALID_MESSAGE', `vertical relay: invalid header: ${formatIssues(h.error.issues)}`);
+        const b = VerticalBodySchemas[h.data.type].safeParse(h.data.body);
+        if (!b.success) throw new FedmartError('INVALID_MESSAGE', `vertical relay: invalid ${h.data.type} body: ${formatIssues(b.error.issues)}`);
+        if (h.data.from !== party) throw new FedmartError('FORBIDDEN', `vertical relay: header.from is "${h.data.from}" but you are authenticated as "${party}"; send messages as yourself`);
+        if (h.data.session !== jobId) throw new FedmartError('INVALID_MESSAGE', `vertical relay: header.session is "${h.data.session}", expected the job id "${jobId}"`);
+        if (h.data.to === party) throw new FedmartError('INVALID_MESSAGE', 'vertical relay: a party cannot send a message to itself');
+        let total = 0;
+        for (const [i, p] of f.data.parts.entries()) {
+          if (p.byteLength < SEALED_OVERHEAD_BYTES) throw new FedmartError('INVALID_MESSAGE', `vertical relay: part ${i} has ${p.byteLength} bytes, fewer than a sealed box (${SEALED_OVERHEAD_BYTES}); seal every part end to end`);
+          total += p.byteLength;
+        }
+        if (total > maxBytes) throw new FedmartError('PAYLOAD_TOO_LARGE', `vertical relay: ${total} bytes of parts exceed the ${maxBytes}-byte limit; send smaller batches`);
+        const target = j.parties.get(h.data.to);
+        if (target === undefined) {
+          const enrolled = deps.store.listEnrollments(jobId).some((e) => e.partnerName === h.data.to && e.status !== 'revoked');
+          if (enrolled) throw new FedmartError('UNAVAILABLE', `vertical relay: party "${h.data.to}" of job ${jobId} is not connected; retry when it is`);
+          throw new FedmartError('NOT_FOUND', `vertical relay: no party "${h.data.to}" in job ${jobId}; parties connected: ${[...j.parties.keys()].join(', ')}`);
+        }
+        j.messages++;
+        j.bytes += total;
+        target.socket.emit('vmsg', { from: party, header: f.data.header, parts: f.data.parts });
+      }),
+    );
+
+    socket.on('disconnect', () => {
+      if (j.parties.get(party)?.socket !== socket) return;
+      j.parties.delete(party);
+      log(`vertical party ${party} left job ${jobId}`);
+      for (const p of j.parties.values()) p.socket.emit('peer-left', { party });
+      if (j.parties.size === 0) {
+        jobs.delete(jobId);
+        try {
+          deps.store.audit(party, 'vertical.job.ended', jobId, { messages: j.messages, bytes: j.bytes, seconds: Math.round((Date.now() - j.startedAt) / 100) / 10 });
+        } catch (err) {
+          // The database may already be closed when the coordinator shuts down with parties connected.
+          log(`vertical relay: could not audit the end of job ${jobId}: ${(err as Error).message}`);
+        }
+      }
+    });
+  });
+
+  return nsp;
+}
