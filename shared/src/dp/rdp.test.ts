@@ -134,7 +134,8 @@ describe('computeEpsilon — properties', () => {
         const base = computeEpsilon({ q, sigma, steps, delta, orders }).epsilon;
         const moreSteps = computeEpsilon({ q, sigma, steps: steps + 10, delta, orders }).epsilon;
         const moreQ = computeEpsilon({ q: Math.min(1, q * 1.5), sigma, steps, delta, orders }).epsilon;
-        return moreSteps >= base && moreQ >= base;
+        // (relative 1e-9 slack: at q → 1 the series and the q = 1 closed form differ by float noise)
+        return moreSteps >= base * (1 - 1e-9) && moreQ >= base * (1 - 1e-9);
       }),
       { numRuns: 40 },
     );
