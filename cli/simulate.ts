@@ -84,6 +84,11 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   progress(`${exp.d} encoded features; test set ${exp.test.n} rows; partners: ${exp.partners.map((p) => `${p.id}=${p.data.trainN + (p.data.valX === p.data.trainX ? 0 : p.data.valN)} rows (${p.values.slice(0, 3).join(', ')}${p.values.length > 3 ? ', …' : ''}) pos ${(p.positiveRate * 100).toFixed(1)}%`).join('; ')}`);
 
   const dp = dpFlags(values, { rounds, localEpochs, partnerSizes: exp.partners.map((p) => p.data.trainN) });
+  if (dp?.config.level === 'partner' && partners < 100) {
+    // DP-FedAvg hides each partner among the others: the noise σ·C on the sum is
+    // split over n partners, so with few partners it swamps the signal.
+    progress(`warning: partner-level DP with ${partners} partners adds noise σ·C = ${(dp.config.noiseMultiplier * dp.config.clip).toFixed(3)} to a sum of ${partners} clipped updates; expect a weak model (DP-FedAvg needs hundreds of partners, McMahan et al. 2018). Record-level DP (--dp record) protects each customer instead.`);
+  }
   if (dp) progress(`dp: ${dp.config.level} level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
   const protection = protectionFromFlags(values, partners, seed);
   progress(`federated: ${rounds} rounds × ${localEpochs} local epoch(s), strategy ${strategy}${protection.summary ? `, ${protection.summary}` : ''}`);
