@@ -14,6 +14,7 @@ import {
 import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
 import { SECURE_MESSAGE_TYPES, SecureClientEnvelopeSchema, type SecureServerToClientEvents } from '@fedmart/shared/protocol-secure';
 import type { TokenAuthority } from './auth.ts';
+import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
 import type { Store } from './db/store.ts';
 import type { ClientLink, Orchestrator } from './orchestrator.ts';
 
@@ -39,20 +40,12 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
   nsp.use((socket, next) => {
     void (async () => {
       try {
-        const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-        const p = await deps.authority.verify(token);
-        if (p.role !== 'partner' || !p.fed || !p.jti) throw new FedmartError('FORBIDDEN', `a ${p.role} token cannot join a federation; use the partner's enrollment token`);
-        const enrollment = deps.store.findEnrollmentByToken(p.jti);
-        if (!enrollment || enrollment.federationId !== p.fed) throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid (it was replaced or the federation was removed); ask the operator for a new one');
-        if (enrollment.status === 'revoked') throw new FedmartError('FORBIDDEN', 'this enrollment was revoked by the operator');
+        const enrollment = await authenticateEnrollment(deps, socket.handshake.auth, 'a federation');
         const partner = deps.store.getPartner(enrollment.partnerId);
         socket.data = { partnerId: enrollment.partnerId, partnerName: partner?.name ?? enrollment.partnerId, federationId: enrollment.federationId, enrollmentId: enrollment.id };
         next();
       } catch (err) {
-        const e = toFedmartError(err);
-        const error = new Error(e.message) as Error & { data?: unknown };
-        error.data = { code: e.code, message: e.message };
-        next(error);
+        next(handshakeError(err));
       }
     })();
   });

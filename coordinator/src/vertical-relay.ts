@@ -32,6 +32,7 @@ import {
   type RelayPeerKey, type VerticalRelayClientEvents, type VerticalRelayServerEvents,
 } from '@fedmart/shared/protocol-vertical-relay';
 import type { TokenAuthority } from './auth.ts';
+import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
 import type { Store } from './db/store.ts';
 
 /** Bytes ChaCha20-Poly1305 adds to each sealed part (nonce + tag); a shorter part cannot be a sealed box. */
@@ -78,12 +79,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
   nsp.use((socket, next) => {
     void (async () => {
       try {
-        const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-        const p = await deps.authority.verify(token);
-        if (p.role !== 'partner' || !p.fed || !p.jti) throw new FedmartError('FORBIDDEN', `a ${p.role} token cannot join a vertical job; use the party's enrollment token`);
-        const enrollment = deps.store.findEnrollmentByToken(p.jti);
-        if (!enrollment || enrollment.federationId !== p.fed) throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid (it was replaced or the job was removed); ask the operator for a new one');
-        if (enrollment.status === 'revoked') throw new FedmartError('FORBIDDEN', 'this enrollment was revoked by the operator');
+        const enrollment = await authenticateEnrollment(deps, socket.handshake.auth, 'a vertical job');
         const fed = deps.store.getFederation(enrollment.federationId);
         const config = deps.store.federationConfig(fed);
         if (config.mode !== 'vertical') throw new FedmartError('FORBIDDEN', `federation ${fed.id} is not a vertical job (its config has mode "${config.mode ?? 'horizontal'}"); create the job with config.mode = "vertical"`);
@@ -93,10 +89,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         socket.data = { job: fed.id, party, partnerId: enrollment.partnerId };
         next();
       } catch (err) {
-        const e = toFedmartError(err);
-        const error = new Error(e.message) as Error & { data?: unknown };
-        error.data = { code: e.code, message: e.message };
-        next(error);
+        next(handshakeError(err));
       }
     })();
   });
