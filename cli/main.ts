@@ -14,6 +14,10 @@ Commands:
                   e.g. fedmart demo
   coordinator   start the coordinator (REST + Socket.IO, SQLite under --data-dir)
                   e.g. fedmart coordinator --port 7300 --data-dir ./.fedmart
+  federation    operator commands: create a federation, enroll partners, run rounds, show
+                  e.g. fedmart federation enroll --federation f_123 --partner brand-a
+  schema        infer the agreed data schema from a CSV
+                  e.g. fedmart schema infer --csv sample.csv --label y --out schema.json
   partner       run a partner node over local data
                   e.g. fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data my.csv
   simulate      federated vs local-only vs centralized on your CSV, in one process
@@ -34,6 +38,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   coordinator: async () => (await import('./coordinator.ts')).coordinatorCommand,
   partner: async () => (await import('./partner.ts')).partnerCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
+  federation: async () => (await import('./federation.ts')).federationCommand,
+  schema: async () => (await import('./federation.ts')).schemaCommand,
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
 };
 

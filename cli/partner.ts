@@ -41,7 +41,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const dataPath = requireString('partner', values, 'data', 'your local data file, .csv or .jsonl');
   const seed = intFlag('partner', values, 'seed', 0, 0, 2 ** 31 - 1);
   const claims = peekClaims(token);
-  const name = (values.name as string | undefined) ?? String(claims.sub ?? 'partner');
+  let name = (values.name as string | undefined) ?? String(claims.sub ?? 'partner');
   const log = (m: string) => progress(`[${name}] ${m}`);
 
   let schema: DatasetSchema;
@@ -66,6 +66,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
     onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
   });
   const w = await agent.ready;
+  if (values.name === undefined) name = w.partnerName;
   log(`joined federation ${w.federationId} as ${w.partnerName}; waiting for rounds (Ctrl-C to leave)`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
