@@ -110,7 +110,7 @@ export interface VerticalExperimentResult {
 }
 
 const GENERATED_ID = '__fedmart_id';
-const PLACEHOLDER_LABEL = '__fedmart_placeholder_label';
+const NO_LABEL_COLUMN = '__fedmart_no_label';
 
 /** Parse `--parties "a,b|c,d"` into column groups, checking every column exists and is used once. */
 export function parsePartyGroups(spec: string, columns: readonly string[], reserved: readonly string[]): string[][] {
@@ -138,9 +138,9 @@ function partySchema(train: Table, label: string | undefined, positive: string |
   let t = train;
   let lab = label;
   if (lab === undefined) {
-    // inferSchema needs a binary label; a feature holder has none, so give it a placeholder that is never encoded.
-    t = { columns: [...train.columns, PLACEHOLDER_LABEL], rows: train.rows.map((r, i) => [...r, i % 2 === 0 ? 'yes' : 'no']) };
-    lab = PLACEHOLDER_LABEL;
+    // inferSchema needs a binary label; a feature holder has none, so give it a constant column that is never encoded.
+    t = { columns: [...train.columns, NO_LABEL_COLUMN], rows: train.rows.map((r, i) => [...r, i % 2 === 0 ? 'yes' : 'no']) };
+    lab = NO_LABEL_COLUMN;
   }
   const s0 = inferSchema(t, { label: lab, ...(label !== undefined && positive !== undefined ? { positive } : {}), id, source });
   return applyNumericStats(s0, computeNumericStats(t, s0));
@@ -301,7 +301,7 @@ function memoryNetwork(partyIds: readonly string[], session: string): VerticalNe
 
 /**
  * A vertical job on a real coordinator: create the job (a federation with
- * `mode: 'vertical'`; its model spec is a placeholder the relay ignores),
+ * `mode: 'vertical'`; its model spec is nominal: the relay ignores it),
  * enroll every party through the REST API, connect each party's relay
  * channel with its own token and wait until all have exchanged keys.
  */
