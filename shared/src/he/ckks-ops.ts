@@ -55,7 +55,7 @@
 import { FedmartError } from '../errors.ts';
 import { cryptoRandomSource, gaussianNoise, type RandomSource } from '../dp/gaussian.ts';
 import { describe } from './ckks-aggregator.ts';
-import { buildSealCkksRuntime, resolveCkksParams, sealHeaderProblem, type CkksParams, type SealCkksRuntime } from './ckks-params.ts';
+import { buildSealCkksRuntime, disposeSecretKeyMaterial, loadSealObject, resolveCkksParams, sealHeaderProblem, type CkksParams, type SealCkksRuntime } from './ckks-params.ts';
 
 /** Default bound of the uniform additive mask on encrypted gradients (see the module doc). */
 export const DEFAULT_GRADIENT_MASK_BOUND = 2 ** 30;
@@ -215,26 +215,12 @@ export async function createVerticalCkksKeyHolder(params: Partial<CkksParams> = 
       }
     },
     loadSecretKey(bytes) {
-      if (!(bytes instanceof Uint8Array)) throw new TypeError(`loadSecretKey: bytes must be a Uint8Array, got ${describe(bytes)}`);
-      const problem = sealHeaderProblem(bytes);
-      if (problem !== null) throw new FedmartError('CRYPTO_ERROR', `loadSecretKey: expected a serialised CKKS secret key, got ${problem}`);
-      const sk = seal.SecretKey();
-      try {
-        sk.loadArray(context, bytes);
-      } catch (err) {
-        sk.delete();
-        throw new FedmartError('CRYPTO_ERROR', `loadSecretKey: SEAL rejected the key (${String(err)}); it must come from keygen under the same parameters`, { cause: err });
-      }
+      const sk = loadSealObject(context, 'SecretKey', () => seal.SecretKey(), bytes, (err) => `loadSecretKey: SEAL rejected the key (${String(err)}); it must come from keygen under the same parameters`);
       const internals: { owner: object; sk: typeof sk | undefined; encryptor?: ReturnType<typeof seal.Encryptor>; decryptor?: ReturnType<typeof seal.Decryptor> } = { owner, sk };
       const handle: VerticalCkksSecretKey = Object.freeze({
         kind: 'vertical-ckks-secret-key' as const,
         dispose() {
-          internals.encryptor?.delete();
-          internals.decryptor?.delete();
-          internals.sk?.delete();
-          internals.sk = undefined;
-          internals.encryptor = undefined;
-          internals.decryptor = undefined;
+          disposeSecretKeyMaterial(internals);
         },
       });
       secretKeys.set(handle, internals);

@@ -220,3 +220,47 @@ export function sealHeaderProblem(bytes: Uint8Array): string | null {
   if (declared !== BigInt(bytes.byteLength)) return `header declares ${declared} bytes but ${bytes.byteLength} arrived (truncated or padded)`;
   return null;
 }
+
+/**
+ * Load serialised SEAL bytes into a fresh SEAL object: the header is checked
+ * first ({@link sealHeaderProblem}), and the object is freed if SEAL rejects
+ * the bytes, so a bad key or ciphertext never leaks wasm memory.
+ *
+ * @param context - the SEAL context the bytes were made under
+ * @param what - what is loaded, for messages ("SecretKey", "PublicKey", …)
+ * @param make - creates the empty SEAL object
+ * @param bytes - the serialised object
+ * @param rejected - message for bytes with a valid header that SEAL still refuses
+ * @returns the loaded object (the caller owns it and must `delete()` it)
+ * @throws TypeError when `bytes` is not a Uint8Array; FedmartError CRYPTO_ERROR otherwise
+ */
+export function loadSealObject<T extends { loadArray(ctx: SealContext, a: Uint8Array): void; delete(): void }>(context: SealContext, what: string, make: () => T, bytes: Uint8Array, rejected: (err: unknown) => string): T {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`load${what}: bytes must be a Uint8Array, got ${Object.prototype.toString.call(bytes)}`);
+  const problem = sealHeaderProblem(bytes);
+  if (problem !== null) throw new FedmartError('CRYPTO_ERROR', `expected a serialised CKKS ${what}, got ${problem}; pass the bytes keygen produced (after unwrapSecretKey for a secret key)`);
+  const obj = make();
+  try {
+    obj.loadArray(context, bytes);
+    return obj;
+  } catch (err) {
+    obj.delete();
+    throw new FedmartError('CRYPTO_ERROR', rejected(err), { cause: err });
+  }
+}
+
+/** SEAL objects behind a secret-key handle (the key and the encryptor/decryptor built from it). */
+export interface SecretKeyMaterial {
+  sk: { delete(): void } | undefined;
+  encryptor?: { delete(): void } | undefined;
+  decryptor?: { delete(): void } | undefined;
+}
+
+/** Free a secret-key handle's SEAL objects; later use of the handle fails as "disposed". */
+export function disposeSecretKeyMaterial(m: SecretKeyMaterial): void {
+  m.encryptor?.delete();
+  m.decryptor?.delete();
+  m.sk?.delete();
+  m.sk = undefined;
+  m.encryptor = undefined;
+  m.decryptor = undefined;
+}

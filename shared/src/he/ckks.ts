@@ -41,7 +41,7 @@
  */
 import { FedmartError } from '../errors.ts';
 import { aggregatorFromRuntime, describe, type CkksAggregator } from './ckks-aggregator.ts';
-import { buildSealCkksRuntime, resolveCkksParams, sealHeaderProblem, type CkksParams, type SealLibrary } from './ckks-params.ts';
+import { buildSealCkksRuntime, disposeSecretKeyMaterial, loadSealObject, resolveCkksParams, sealHeaderProblem, type CkksParams, type SealLibrary } from './ckks-params.ts';
 
 export { createCkksAggregator, type CkksAggregator } from './ckks-aggregator.ts';
 export { DEFAULT_CKKS_PARAMS, CkksParamsSchema, resolveCkksParams, ckksChunkCount, loadSeal, type CkksParams, type CkksCompression } from './ckks-params.ts';
@@ -164,21 +164,8 @@ export async function createCkksContext(params: Partial<CkksParams> = {}): Promi
   const owner = {}; // identifies handles made by this context
   const compression = rt.compression as never;
 
-  const loadInto = <T extends { loadArray(ctx: typeof context, a: Uint8Array): void; delete(): void }>(what: string, make: () => T, bytes: Uint8Array): T => {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`load${what}: bytes must be a Uint8Array, got ${describe(bytes)}`);
-    const problem = sealHeaderProblem(bytes);
-    if (problem !== null) {
-      throw new FedmartError('CRYPTO_ERROR', `expected a serialised CKKS ${what}, got ${problem}; pass the bytes keygen produced (after unwrapSecretKey for a secret key)`);
-    }
-    const obj = make();
-    try {
-      obj.loadArray(context, bytes);
-      return obj;
-    } catch (err) {
-      obj.delete();
-      throw new FedmartError('CRYPTO_ERROR', `expected a serialised CKKS ${what} for N=${resolved.polyModulusDegree}, primes [${resolved.coeffModulusBits.join(',')}], got ${bytes.byteLength} bytes that SEAL rejects (${String(err)}); check the key was made under the same parameters and unwrapped correctly`, { cause: err });
-    }
-  };
+  const loadInto = <T extends { loadArray(ctx: typeof context, a: Uint8Array): void; delete(): void }>(what: string, make: () => T, bytes: Uint8Array): T =>
+    loadSealObject(context, what, make, bytes, (err) => `expected a serialised CKKS ${what} for N=${resolved.polyModulusDegree}, primes [${resolved.coeffModulusBits.join(',')}], got ${bytes.byteLength} bytes that SEAL rejects (${String(err)}); check the key was made under the same parameters and unwrapped correctly`);
 
   const secretOf = (key: unknown, fn: string): SecretInternals => {
     const internals = typeof key === 'object' && key !== null ? secretKeys.get(key) : undefined;
@@ -249,12 +236,7 @@ export async function createCkksContext(params: Partial<CkksParams> = {}): Promi
       const handle: CkksSecretKey = Object.freeze({
         kind: 'ckks-secret-key' as const,
         dispose() {
-          internals.encryptor?.delete();
-          internals.decryptor?.delete();
-          internals.sk?.delete();
-          internals.sk = undefined;
-          internals.encryptor = undefined;
-          internals.decryptor = undefined;
+          disposeSecretKeyMaterial(internals);
         },
       });
       secretKeys.set(handle, internals);

@@ -138,11 +138,11 @@ export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInpu
 /** Any client → coordinator secure-aggregation message. */
 export type SecAggReply = AdvertiseKeysReply | ShareKeysReply | MaskedInputReply | UnmaskReply;
 
-/** A message split for the wire: JSON with placeholders, and the binary attachments they point to. */
+/** A message split for the wire: JSON whose binary fields are replaced by `{_bin: i}` slot markers, and the attachments they point to. */
 export interface BinarySplit {
   /** JSON text; each binary field is replaced by `{ "_bin": i }` */
   json: string;
-  /** attachments, in placeholder order (views over the original memory) */
+  /** attachments, in slot-marker order (views over the original memory) */
   binary: Uint8Array[];
 }
 
