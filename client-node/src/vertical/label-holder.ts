@@ -201,6 +201,14 @@ export class LabelHolder {
     return { size: rows.length, rows, ids: common, seconds: (performance.now() - started) / 1000 };
   }
 
+  /** Tell every feature holder which aligned rows form the next training batch; returns the step and our own row indices. */
+  async #announceTrainBatch(batch: Uint32Array, rows: ArrayLike<number>): Promise<{ step: number; m: number; own: Int32Array }> {
+    const step = this.#step++;
+    const m = batch.length;
+    for (const fh of this.#fhs) await this.#ch!.send(fh, 'batch', { set: 'train', step, rows: m, train: true }, [vectorBytes(batch)]);
+    return { step, m, own: Int32Array.from(batch, (i) => rows[i]!) };
+  }
+
   #batches(n: number, batchSize: number, rng: ReturnType<typeof createSeededRng>): Uint32Array[] {
     const order = shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), rng);
     const out: Uint32Array[] = [];
@@ -242,10 +250,7 @@ export class LabelHolder {
       for (let epoch = 1; epoch <= o.epochs; epoch++) {
         let lossSum = 0;
         for (const batch of this.#batches(n, batchSize, rng)) {
-          const step = this.#step++;
-          const m = batch.length;
-          const own = Int32Array.from(batch, (i) => rows[i]!);
-          for (const fh of this.#fhs) await ch!.send(fh, 'batch', { set: 'train', step, rows: m, train: true }, [vectorBytes(batch)]);
+          const { step, m, own } = await this.#announceTrainBatch(batch, rows);
           const xb = gatherRows(set.x, set.d, own);
           const z = matVec(xb, w);
           for (const fh of this.#fhs) {
@@ -320,10 +325,7 @@ export class LabelHolder {
       for (let epoch = 1; epoch <= o.epochs; epoch++) {
         let lossSum = 0;
         for (const batch of this.#batches(n, batchSize, rng)) {
-          const step = this.#step++;
-          const m = batch.length;
-          const own = Int32Array.from(batch, (i) => rows[i]!);
-          for (const fh of this.#fhs) await ch!.send(fh, 'batch', { set: 'train', step, rows: m, train: true }, [vectorBytes(batch)]);
+          const { step, m, own } = await this.#announceTrainBatch(batch, rows);
           const embs = await this.#receiveEmbeddings(step, m, E);
           const xb = tf.tensor2d(gatherRows(set.x, set.d, own), [m, set.d]);
           const yb = tf.tensor1d(Float32Array.from(own, (r) => set.y[r]!));
