@@ -19,7 +19,10 @@ import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, intFlag, progress } from './args.ts';
 import { ApiClient } from './api-client.ts';
 import { bankMarketingPath, BANK_LEAKY_COLUMNS } from './datasets.ts';
-import { prepareExperiment, defaultModelSpec, experimentFederationConfig, experimentLocalTrain, centralTrain, scoreModel, trainBaseline } from './experiment.ts';
+import { prepareExperiment, defaultModelSpec, experimentFederationConfig, experimentLocalTrain, scoreModel } from './experiment.ts';
+import { fitReference, trainArm, type Candidate } from './selection.ts';
+import { predictLogistic } from '@fedmart/client-node/ml/logistic-irls';
+import { rocAuc, logLoss } from '@fedmart/shared/metrics';
 
 const USAGE = `fedmart demo [--rounds 10] [--partners 4] [--port 7300] [--data-dir ./.fedmart] [--exit]
 
@@ -150,24 +153,35 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const committed = outcomes.filter((o) => o.phase === 'committed');
     if (committed.length === 0) throw new FedmartError('ROUND_FAILED', `no round committed: ${outcomes.map((o) => o.reason).join('; ')}`);
 
-    // ---- comparison on the held-out test set
-    const last = committed[committed.length - 1]!;
-    const bytes = await api.get<Uint8Array>(`/api/v1/federations/${federation.id}/models/${last.modelVersion}/weights`);
+    // ---- comparison on the held-out test set. Early stopping: the federated model is the
+    // committed round with the lowest aggregated validation loss; every baseline picks its
+    // epoch by the same rule on its own validation rows (cli/selection.ts).
+    const best = committed.filter((o) => o.metrics.eval_loss !== undefined).reduce<RoundOutcome | null>((b, o) => (b === null || o.metrics.eval_loss! < b.metrics.eval_loss! ? o : b), null) ?? committed[committed.length - 1]!;
+    const bytes = await api.get<Uint8Array>(`/api/v1/federations/${federation.id}/models/${best.modelVersion}/weights`);
     const fedWeights = decodeFloat32(bytes, bytes.byteLength / 4);
     const fedScore = await scoreModel(spec, fedWeights, exp.test);
     const epochs = committed.length * localEpochs;
-    progress(`training baselines with the same model and budget (${epochs} epochs)…`);
+    progress(`training baselines with the same model, batch and budget (${epochs} epochs, early stopping on validation)…`);
+    const candidate: Candidate = { hidden: spec.hidden, learningRate: localTrain.learningRate, l2: localTrain.l2 ?? 0 };
     const localScores: number[] = [];
-    for (const p of exp.partners) localScores.push((await trainBaseline(spec, seed, { x: p.data.trainX, y: p.data.trainY, n: p.data.trainN }, epochs, exp.test, localTrain)).auc);
-    const central = await trainBaseline(spec, seed, exp.central, epochs, exp.test, centralTrain(localTrain, exp));
+    for (const p of exp.partners) {
+      const sel = await trainArm({ train: { x: p.data.trainX, y: p.data.trainY, n: p.data.trainN }, val: { x: p.data.valX, y: p.data.valY, n: p.data.valN }, d: exp.d, grid: [candidate], epochs, local: localTrain, seed });
+      localScores.push((await scoreModel(sel.spec, sel.weights, exp.test)).auc);
+    }
+    const centralSel = await trainArm({ train: exp.central, val: exp.centralVal, d: exp.d, grid: [candidate], epochs, local: localTrain, seed });
+    const central = await scoreModel(centralSel.spec, centralSel.weights, exp.test);
+    const ref = fitReference({ train: exp.central, val: exp.centralVal, d: exp.d });
+    const refP = predictLogistic(ref.fit, exp.test.x, exp.test.n);
     const mean = localScores.reduce((a, b) => a + b, 0) / localScores.length;
     out('');
-    out(`held-out test set (${exp.test.n} customers no partner trained on):`);
+    out(`held-out test set (${exp.test.n} customers no partner trained on; nothing was chosen on it):`);
     out('  model                       AUC      log loss');
-    out(`  federated (${committed.length} rounds)`.padEnd(30) + `${fedScore.auc.toFixed(4)}   ${fedScore.logloss.toFixed(4)}`);
+    out(`  federated (round ${best.round} of ${committed.length})`.padEnd(30) + `${fedScore.auc.toFixed(4)}   ${fedScore.logloss.toFixed(4)}`);
     out(`  local-only (mean of ${localScores.length})`.padEnd(30) + `${mean.toFixed(4)}            min ${Math.min(...localScores).toFixed(4)}, max ${Math.max(...localScores).toFixed(4)}`);
     out(`  centralized (pooled data)`.padEnd(30) + `${central.auc.toFixed(4)}   ${central.logloss.toFixed(4)}`);
+    out(`  reference (L2 logistic, IRLS)`.padEnd(30) + `${rocAuc(refP, exp.test.y).toFixed(4)}   ${logLoss(refP, exp.test.y).toFixed(4)}`);
     out(`  (${localScores.map((s, i) => `${exp.partners[i]!.id} ${s.toFixed(4)}`).join(', ')})`);
+    out(`  rounds and epochs chosen by the lowest validation loss (each partner's own ${Math.round(100 * exp.centralVal.n / (exp.centralVal.n + exp.central.n))}% validation rows).`);
     out('');
     out(`done in ${((Date.now() - started) / 1000).toFixed(1)} s on the ${backend.name} backend.`);
   } catch (err) {

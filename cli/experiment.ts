@@ -6,11 +6,11 @@
  */
 import { FedmartError } from '@fedmart/shared/errors';
 import { inferSchema, encodeTable, stratifiedSplit, partitionByColumn, selectRows, computeNumericStats, mergeNumericStats, applyNumericStats, featureDim, type Table, type DatasetSchema, type EncodedData } from '@fedmart/shared/data/index';
-import { initWeights, type ModelSpec } from '@fedmart/shared/model';
+import type { ModelSpec } from '@fedmart/shared/model';
 import { rocAuc, logLoss } from '@fedmart/shared/metrics';
 import type { LocalTrainConfig, StrategyId } from '@fedmart/shared/strategy/types';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
-import { trainLocal, predict } from '@fedmart/client-node/ml/trainer';
+import { predict } from '@fedmart/client-node/ml/trainer';
 import { DEFAULT_LOCAL_TRAIN, DEFAULT_MODEL_HIDDEN } from '@fedmart/client-node/ml/defaults';
 import type { LocalData } from '@fedmart/client-node/agent';
 
@@ -30,6 +30,19 @@ export interface PreparedExperiment {
   partners: PartnerSplit[];
   /** Union of the partners' training rows (for the centralized baseline). */
   central: { x: Float32Array; y: Float32Array; n: number };
+  /**
+   * Union of the partners' validation rows: the centralized arm and the
+   * reference validate on it. The federated arm sees exactly these rows too,
+   * but only as the coordinator's example-weighted mean of the partners'
+   * own validation losses (which equals the pooled mean log loss).
+   */
+  centralVal: { x: Float32Array; y: Float32Array; n: number };
+  /**
+   * The partners' combined training label rate Σ positives / Σ rows, from
+   * per-partner (rows, positives) counts — the only label statistic that is
+   * combined; the federation's round-0 output bias starts at its log-odds.
+   */
+  baseRate: number;
   d: number;
 }
 
@@ -43,7 +56,7 @@ export interface PrepareOptions {
   drop?: string[];
   /** Fraction held out as the global test set (stratified). Default 0.2. */
   testFraction?: number;
-  /** Fraction of each partner's rows kept for its local validation. Default 0.1. */
+  /** Fraction of each partner's rows kept for its local validation. Default {@link DEFAULT_VAL_FRACTION}. */
   valFraction?: number;
   source?: string;
 }
@@ -82,52 +95,79 @@ export function prepareExperiment(o: PrepareOptions): PreparedExperiment {
   const testEnc = encodeTable(testTable, schema, { source: 'test split' });
   const partners: PartnerSplit[] = partnerTables.map((t, p) => {
     const enc = encodeTable(t, schema, { source: `partner ${p + 1}` });
-    const data = splitLocal(enc, o.valFraction ?? 0.1, o.seed + p + 1);
+    const data = splitLocal(enc, o.valFraction ?? DEFAULT_VAL_FRACTION, o.seed + p + 1);
     let pos = 0;
     for (let i = 0; i < enc.n; i++) pos += enc.y[i]!;
     return { id: `partner-${p + 1}`, values: part.groups[p]!, table: t, data, positiveRate: enc.n ? pos / enc.n : 0 };
   });
-  let n = 0;
-  for (const p of partners) n += p.data.trainN;
-  const cx = new Float32Array(n * d);
-  const cy = new Float32Array(n);
-  let off = 0;
+  const central = concatRows(partners.map((p) => ({ x: p.data.trainX, y: p.data.trainY, n: p.data.trainN })), d);
+  const centralVal = concatRows(partners.map((p) => ({ x: p.data.valX, y: p.data.valY, n: p.data.valN })), d);
+  let rows = 0;
+  let positives = 0;
   for (const p of partners) {
-    cx.set(p.data.trainX, off * d);
-    cy.set(p.data.trainY, off);
-    off += p.data.trainN;
+    rows += p.data.trainN;
+    for (let i = 0; i < p.data.trainN; i++) positives += p.data.trainY[i]!;
   }
-  return { schema, test: testEnc, partners, central: { x: cx, y: cy, n }, d };
+  return { schema, test: testEnc, partners, central, centralVal, baseRate: rows ? positives / rows : 0, d };
 }
 
-/** Stratified local train/validation split of one partner's encoded rows. */
+/** Stack labelled row blocks (row-major, width d) into one. */
+export function concatRows(parts: readonly { x: Float32Array; y: Float32Array; n: number }[], d: number): { x: Float32Array; y: Float32Array; n: number } {
+  let n = 0;
+  for (const p of parts) n += p.n;
+  const x = new Float32Array(n * d);
+  const y = new Float32Array(n);
+  let off = 0;
+  for (const p of parts) {
+    x.set(p.x.subarray(0, p.n * d), off * d);
+    y.set(p.y.subarray(0, p.n), off);
+    off += p.n;
+  }
+  return { x, y, n };
+}
+
+/**
+ * Stratified local train/validation split of one partner's encoded rows.
+ *
+ * The validation rows are the partner's own: every choice the harness makes
+ * (learning rate, width, ridge, early-stopping round) is made on them, and
+ * the held-out test split is only ever used for reporting. A partner with
+ * fewer than {@link MIN_ROWS_FOR_VALIDATION} rows keeps them all for
+ * training and validates on them (flagged by `valN === trainN` and the same
+ * arrays); that is the only case where validation and training overlap.
+ */
 export function splitLocal(enc: EncodedData, valFraction: number, seed: number): LocalData {
-  let pos = 0;
-  for (let i = 0; i < enc.n; i++) pos += enc.y[i]!;
-  // Tiny partners or single-class partners: keep everything for training.
-  if (enc.n < 20 || pos < 2 || enc.n - pos < 2) {
+  if (enc.n < MIN_ROWS_FOR_VALIDATION) {
     return { trainX: enc.x, trainY: enc.y, trainN: enc.n, valX: enc.x, valY: enc.y, valN: enc.n, d: enc.d };
   }
   const { train, test } = stratifiedSplit(enc.y, valFraction, seed);
-  const take = (idx: Int32Array) => {
-    const x = new Float32Array(idx.length * enc.d);
-    const y = new Float32Array(idx.length);
-    for (let k = 0; k < idx.length; k++) {
-      const i = idx[k]!;
-      x.set(enc.x.subarray(i * enc.d, (i + 1) * enc.d), k * enc.d);
-      y[k] = enc.y[i]!;
-    }
-    return { x, y };
-  };
-  const tr = take(train);
-  const va = take(test);
+  const tr = takeRows(enc, train);
+  const va = takeRows(enc, test);
   return { trainX: tr.x, trainY: tr.y, trainN: train.length, valX: va.x, valY: va.y, valN: test.length, d: enc.d };
+}
+
+/** Partners smaller than this train on all their rows and validate on them too. */
+export const MIN_ROWS_FOR_VALIDATION = 20;
+
+/** Default fraction of each partner's rows kept for its own validation. */
+export const DEFAULT_VAL_FRACTION = 0.15;
+
+function takeRows(enc: { x: Float32Array; y: Float32Array; d: number }, idx: Int32Array): { x: Float32Array; y: Float32Array } {
+  const x = new Float32Array(idx.length * enc.d);
+  const y = new Float32Array(idx.length);
+  for (let k = 0; k < idx.length; k++) {
+    const i = idx[k]!;
+    x.set(enc.x.subarray(i * enc.d, (i + 1) * enc.d), k * enc.d);
+    y[k] = enc.y[i]!;
+  }
+  return { x, y };
 }
 
 /**
  * Local training settings for an experiment: the defaults, with the batch
  * shrunk for small partners so each still takes ≥ ~20 optimizer steps per
- * epoch (the same settings are used by every arm of the comparison).
+ * epoch. Every arm (federated, local-only, centralized) trains with this
+ * batch size, so no arm gets a larger effective step than another.
  */
 export function experimentLocalTrain(exp: PreparedExperiment, localEpochs = 1): LocalTrainConfig {
   const smallest = Math.min(...exp.partners.map((p) => p.data.trainN));
@@ -135,21 +175,7 @@ export function experimentLocalTrain(exp: PreparedExperiment, localEpochs = 1): 
   return { ...DEFAULT_LOCAL_TRAIN, batchSize, localEpochs };
 }
 
-/**
- * Centralized training settings matched to the federation: one FedAvg round
- * averages the partners' mini-batch steps, which moves the model like one
- * step on a batch as large as all partners' batches together. Training the
- * pooled data with that batch size gives the same number of optimizer steps
- * per epoch as a partner takes, so the baseline is neither starved nor
- * over-trained relative to the federation.
- */
-export function centralTrain(local: LocalTrainConfig, exp: PreparedExperiment): LocalTrainConfig {
-  const smallest = Math.min(...exp.partners.map((p) => p.data.trainN));
-  const stepsPerEpoch = Math.max(1, Math.ceil(smallest / local.batchSize));
-  return { ...local, batchSize: Math.max(local.batchSize, Math.ceil(exp.central.n / stepsPerEpoch)) };
-}
-
-/** The model every arm of the comparison uses. */
+/** The model every arm of the comparison uses when no grid is searched. */
 export function defaultModelSpec(d: number): ModelSpec {
   return { kind: 'mlp', inputDim: d, hidden: [...DEFAULT_MODEL_HIDDEN] };
 }
@@ -172,16 +198,6 @@ export function experimentFederationConfig(args: { spec: ModelSpec; strategy: St
 export async function scoreModel(spec: ModelSpec, weights: Float32Array, set: { x: Float32Array; y: Float32Array; n: number }): Promise<{ auc: number; logloss: number }> {
   const p = await predict(spec, weights, set.x, set.n);
   return { auc: rocAuc(p, set.y), logloss: logLoss(p, set.y) };
-}
-
-/**
- * Train a model from the common initial weights for `epochs` epochs (the same
- * budget as rounds × local epochs of the federation) and score it on `test`.
- */
-export async function trainBaseline(spec: ModelSpec, seed: number, set: { x: Float32Array; y: Float32Array; n: number }, epochs: number, test: EncodedData, local: LocalTrainConfig = DEFAULT_LOCAL_TRAIN): Promise<{ auc: number; logloss: number }> {
-  const init = initWeights(spec, seed);
-  const r = await trainLocal({ spec, weights: init, x: set.x, y: set.y, n: set.n, config: { ...local, localEpochs: epochs }, seed });
-  return scoreModel(spec, r.weights, test);
 }
 
 /** Round a metric for printing/JSON. */

@@ -23,12 +23,32 @@ export interface FederateOptions {
   onProgress?: (line: string) => void;
 }
 
+/** One committed round as the harness sees it: the aggregated validation metrics of its model. */
+export interface RoundValidation {
+  round: number;
+  modelVersion: number;
+  /** The coordinator's example-weighted mean of the partners' validation log losses (NaN if none reported). */
+  evalLoss: number;
+  /** The example-weighted mean of the partners' validation AUCs (NaN if none). */
+  evalAuc: number;
+}
+
 export interface FederateResult {
+  /** The last committed model. */
   weights: Float32Array;
+  /** The committed round whose model had the lowest aggregated validation loss, with its weights. */
+  best: (RoundValidation & { weights: Float32Array }) | null;
+  /** Every committed round's aggregated validation metrics, in order. */
+  history: RoundValidation[];
   outcomes: RoundOutcome[];
   committed: number;
   /** The privacy ledger's report (federations with dp only), read before the coordinator closes. */
   privacy?: PrivacyReport;
+}
+
+/** CKKS: the joint model exists in plaintext only at the partners; the newest one any partner holds. */
+function newestPartnerModel(agents: readonly PartnerAgent[]): { version: number; weights: Float32Array } | undefined {
+  return agents.map((a) => a.currentModel()).filter((m) => m !== null).sort((a, b) => b.version - a.version)[0];
 }
 
 export async function runFederation(o: FederateOptions): Promise<FederateResult> {
@@ -44,6 +64,18 @@ export async function runFederation(o: FederateOptions): Promise<FederateResult>
     }
     await Promise.all(agents.map((a) => a.ready));
     say(`federation ${federation.id}: ${agents.length} partners connected`);
+    const history: RoundValidation[] = [];
+    let best: FederateResult['best'] = null;
+    coord.orchestrator.on('round-end', (e) => {
+      if (e.phase !== 'committed' || e.modelVersion === undefined || e.federationId !== federation.id) return;
+      const v: RoundValidation = { round: e.round, modelVersion: e.modelVersion, evalLoss: e.metrics.eval_loss ?? Number.NaN, evalAuc: e.metrics.eval_auc ?? Number.NaN };
+      history.push(v);
+      // Early stopping on federated validation: keep the weights of the best round so far (ties: the earlier round).
+      if (Number.isFinite(v.evalLoss) && (best === null || v.evalLoss < best.evalLoss)) {
+        const weights = o.modelFromPartner ? newestPartnerModel(agents)?.weights : weightsOf(coord.store.getModelByNumber(federation.id, e.modelVersion));
+        if (weights) best = { ...v, weights: Float32Array.from(weights) };
+      }
+    });
     coord.orchestrator.on('round-end', (e) => {
       const m = e.metrics;
       say(`round ${e.round} ${e.phase}${e.reason ? ` (${e.reason})` : ''}: ${e.participants.length} clients, ${e.seconds.toFixed(1)} s` + (m.eval_auc !== undefined ? `, eval auc ${m.eval_auc.toFixed(4)}` : '') + (m.train_loss !== undefined ? `, train loss ${m.train_loss.toFixed(4)}` : ''));
@@ -60,12 +92,12 @@ export async function runFederation(o: FederateOptions): Promise<FederateResult>
     const privacy = o.config.dp ? { privacy: privacyReport(coord.store, federation.id) } : {};
     if (o.modelFromPartner) {
       // The joint model exists in plaintext only at the partners (CKKS): take the newest one a partner holds.
-      const held = agents.map((a) => a.currentModel()).filter((m) => m !== null).sort((a, b) => b.version - a.version)[0];
+      const held = newestPartnerModel(agents);
       if (!held) throw new FedmartError('ROUND_FAILED', 'no partner holds a decrypted model');
-      return { weights: held.weights, outcomes, committed, ...privacy };
+      return { weights: held.weights, best, history, outcomes, committed, ...privacy };
     }
     const { row } = coord.store.currentModel(federation.id);
-    return { weights: weightsOf(row), outcomes, committed, ...privacy };
+    return { weights: weightsOf(row), best, history, outcomes, committed, ...privacy };
   } finally {
     await Promise.all(agents.map((a) => a.close()));
   }

@@ -105,7 +105,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations', auth('operator'), (req, res) => {
     const body = parseBody(CreateFederationBodySchema, req.body);
     const spec = body.config.model;
-    const weights = initWeights(spec, body.config.seed);
+    const weights = initWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
     if (weights.length !== parameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
     const { federation, model } = store.createFederation(body.name, body.config, weights);
     store.audit(req.principal!.sub, 'federation.created', federation.id, { name: body.name, strategy: body.config.strategy, params: model.paramCount });

@@ -44,6 +44,8 @@ export const LocalTrainConfigSchema = z.object({
   batchSize: z.number().int().min(1).max(65536),
   learningRate: z.number().positive().max(10),
   proximalMu: z.number().min(0).max(1e6),
+  /** L2 penalty λ/2·‖W‖² on weight matrices (not biases); absent or 0 = none. */
+  l2: z.number().min(0).max(1e3).optional(),
 });
 
 /** Model specification carried in the federation config (defined in `model.ts`). */
@@ -158,6 +160,11 @@ export const FederationConfigSchema = z.object({
   /** Seed for client sampling and the initial model (non-secret). */
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
   /** The agreed data schema partners must follow (opaque to the coordinator). */
+  /**
+   * Initial bias of the output unit of the round-0 model, usually the
+   * log-odds of the partners' combined label rate (see `initWeights`).
+   */
+  initialOutputBias: z.number().min(-30).max(30).optional(),
   dataSchema: z.unknown().optional(),
   /** Secure aggregation (absent = off). */
   secureAggregation: SecureAggregationConfigSchema.optional(),

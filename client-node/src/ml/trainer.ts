@@ -39,6 +39,13 @@ export interface TrainLocalArgs {
   onEpoch?: (epoch: number, loss: number) => void;
   /** Local optimizer (fresh state each call); defaults to {@link DEFAULT_OPTIMIZER}. */
   optimizer?: OptimizerKind;
+  /**
+   * Called after each epoch with the 1-based epoch and a copy of the weights
+   * at that point (flat, wire order). The experiment harness scores them on
+   * validation rows to pick the early-stopping epoch; awaited before the next
+   * epoch starts.
+   */
+  onEpochWeights?: (epoch: number, weights: Float32Array) => void | Promise<void>;
 }
 
 /** Result of {@link trainLocal}. */
@@ -84,6 +91,7 @@ function checkConfig(config: LocalTrainConfig): void {
   if (!Number.isInteger(config.batchSize) || config.batchSize < 1) problems.push(`batchSize must be a positive integer (got ${config.batchSize})`);
   if (!(Number.isFinite(config.learningRate) && config.learningRate > 0)) problems.push(`learningRate must be a finite number > 0 (got ${config.learningRate})`);
   if (!(Number.isFinite(config.proximalMu) && config.proximalMu >= 0)) problems.push(`proximalMu must be a finite number ≥ 0 (got ${config.proximalMu})`);
+  if (config.l2 !== undefined && !(Number.isFinite(config.l2) && config.l2 >= 0)) problems.push(`l2 must be a finite number ≥ 0 (got ${config.l2})`);
   if (problems.length) throw new FedmartError('CONFIG_ERROR', `invalid local training config: ${problems.join('; ')}; fix the federation's training settings`);
 }
 
@@ -161,7 +169,8 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
  * cross-entropy on logits plus, when `config.proximalMu` > 0, the FedProx
  * proximal term μ/2·‖w − w_start‖² (Li et al. 2020, "Federated Optimization
  * in Heterogeneous Networks"), which keeps non-IID partners from drifting
- * far from the global model. The optimizer state is fresh every call: it
+ * far from the global model, and, when `config.l2` > 0, a ridge penalty
+ * λ/2·Σ‖W‖² on the weight matrices (biases unpenalised). The optimizer state is fresh every call: it
  * is local to one round and never leaves the partner.
  *
  * @param args - see {@link TrainLocalArgs}
@@ -188,6 +197,7 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
   const rand = seededRandom(seed);
   const order = new Int32Array(n);
   const halfMu = config.proximalMu / 2;
+  const halfL2 = (config.l2 ?? 0) / 2;
   let steps = 0;
   let lastLoss = Number.NaN;
   try {
@@ -203,9 +213,17 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
           let dataLoss: tf.Scalar | undefined;
           const { grads } = tf.variableGrads(() => {
             dataLoss = tf.keep(bceWithLogits(forwardLogits(vars, xb), yb));
-            if (halfMu === 0) return dataLoss;
-            const prox = tf.addN(vars.map((w, i) => tf.sum(tf.square(tf.sub(w, anchors[i])))));
-            return tf.add(dataLoss, tf.mul(prox, halfMu)) as tf.Scalar;
+            let total: tf.Scalar = dataLoss;
+            if (halfMu > 0) {
+              const prox = tf.addN(vars.map((w, i) => tf.sum(tf.square(tf.sub(w, anchors[i])))));
+              total = tf.add(total, tf.mul(prox, halfMu)) as tf.Scalar;
+            }
+            if (halfL2 > 0) {
+              // Ridge on weight matrices only (even indices); biases stay free, as in the IRLS reference.
+              const ridge = tf.addN(vars.filter((_, i) => i % 2 === 0).map((w) => tf.sum(tf.square(w))));
+              total = tf.add(total, tf.mul(ridge, halfL2)) as tf.Scalar;
+            }
+            return total;
           }, vars);
           optimizer.applyGradients(grads);
           return dataLoss as tf.Scalar;
@@ -216,6 +234,7 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
       }
       lastLoss = lossSum / n;
       onEpoch?.(epoch, lastLoss);
+      if (args.onEpochWeights) await args.onEpochWeights(epoch, flatten(spec, vars));
       // Long local training must not starve the node's socket heartbeats.
       if (epoch < config.localEpochs) await yieldToEventLoop();
     }

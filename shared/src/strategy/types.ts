@@ -22,6 +22,8 @@ export interface LocalTrainConfig {
   learningRate: number;
   /** FedProx proximal coefficient μ (0 = plain local SGD). Loss += μ/2·‖w − w_global‖². */
   proximalMu: number;
+  /** L2 penalty λ on the weight matrices (not biases): loss += λ/2·Σ‖W‖². Absent or 0 = none. */
+  l2?: number;
 }
 
 /** One client's training result as the strategy sees it. */
