@@ -50,6 +50,9 @@ describe('fedmart CLI', () => {
       [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--strategy', 'magic'], /unknown strategy "magic"; choose one of: fedavg, fedprox/],
       [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--rounds', 'ten'], /--rounds must be an integer/],
       [['simulate', '--csv', BANK, '--label', 'y', '--partition-by', 'job', '--bogus'], /Unknown option '--bogus'/],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--grid', '32/fast'], /--grid entry "32\/fast" is not hidden\/learningRate\/l2/],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--dp-baselines'], /--dp-baselines needs --dp record/],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--dp', 'record', '--epsilon', '4', '--grid', 'default'], /--grid cannot be combined with --dp/],
       [['bench', 'warp'], /unknown benchmark "warp"/],
       [['partner', '--coordinator', 'http://127.0.0.1:9', '--token', 'abc', '--data', BANK], /not a JWT/],
     ];
@@ -78,7 +81,7 @@ describe('fedmart CLI', () => {
   });
 
   it('simulate --json prints exactly one JSON object with the comparison', async () => {
-    const r = await run(['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--positive', 'yes', '--partition-by', 'job', '--partners', '3', '--rounds', '4', '--drop', 'duration', '--json']);
+    const r = await run(['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--positive', 'yes', '--partition-by', 'job', '--partners', '3', '--rounds', '4', '--drop', 'duration', '--grid', '0/0.01/1e-4;8/0.003/1e-4', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -90,9 +93,36 @@ describe('fedmart CLI', () => {
     expect(j.localOnly.aucMin).toBeLessThanOrEqual(j.localOnly.auc);
     expect(j.localOnly.aucMax).toBeGreaterThanOrEqual(j.localOnly.auc);
     expect(j.centralized.auc).toBeGreaterThan(0.6);
+    expect(j.reference.auc).toBeGreaterThan(0.6);
+    expect(j.reference.converged).toBe(true);
+    // One rule, one grid, one budget and one batch for every arm; validation and test reported apart.
+    expect(j.selection).toMatchObject({ metric: 'validation log loss', grid: ['logistic lr 0.01 l2 0.0001', 'mlp[8] lr 0.003 l2 0.0001'], budget: { settings: 2, epochs: 4 } });
+    expect(j.federated.tried).toHaveLength(2);
+    expect(j.centralized.tried).toHaveLength(2);
+    for (const arm of [j.federated, j.centralized, ...j.localOnly.partners]) {
+      expect(arm.selected.batchSize).toBe(j.selection.budget.batchSize);
+      expect(arm.validation.loss).toBeGreaterThan(0);
+    }
+    expect(j.federated.selected.round).toBeGreaterThanOrEqual(1);
+    expect(j.federated.selected.round).toBeLessThanOrEqual(4);
+    expect(j.centralized.selected.epoch).toBeLessThanOrEqual(4);
+    expect(j.centralized.private).toBe(false);
     expect(j.seconds).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/backend: /);
     expect(r.stderr).toMatch(/round 4 committed/);
+  });
+
+  it('simulate --dp record --dp-baselines trains every arm with DP-SGD at the same epsilon and says so', async () => {
+    const r = await run(['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--positive', 'yes', '--partition-by', 'job', '--partners', '3', '--rounds', '2', '--drop', 'duration', '--dp', 'record', '--epsilon', '4', '--dp-baselines', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim());
+    expect(j.selection.grid).toHaveLength(1);
+    expect(j.selection.note).toMatch(/each setting tried would spend privacy/);
+    expect(j.localOnly.private).toBe(true);
+    expect(j.centralized.private).toBe(true);
+    expect(j.centralized.dp.noiseMultiplier).toBeGreaterThan(0);
+    expect(j.privacy.baselines).toMatch(/DP-SGD at the same epsilon target 4/);
+    expect(j.privacy.epsilon).toBeLessThanOrEqual(4);
   });
 
   it('bench aggregate --json prints the figures beside the plain-sum baseline', async () => {

@@ -22,10 +22,12 @@ it('fedmart demo completes a federation of partner processes and prints the comp
     expect(r.stdout).toMatch(/ML backend: (node|wasm|cpu)/);
     expect(r.stdout.match(/started partner-\d as process \d+/g)).toHaveLength(4);
     expect(r.stdout.match(/^\d+\s+committed\s+4\s/gm)).toHaveLength(5);
-    const fed = /federated \(5 rounds\)\s+([\d.]+)/.exec(r.stdout);
+    const fed = /federated \(round [1-5] of 5\)\s+([\d.]+)/.exec(r.stdout);
     const local = /local-only \(mean of 4\)\s+([\d.]+)/.exec(r.stdout);
     const central = /centralized \(pooled data\)\s+([\d.]+)/.exec(r.stdout);
-    expect(fed && local && central).toBeTruthy();
+    const reference = /reference \(L2 logistic, IRLS\)\s+([\d.]+)/.exec(r.stdout);
+    expect(fed && local && central && reference, r.stdout).toBeTruthy();
+    expect(r.stdout).toMatch(/nothing was chosen on it/);
     expect(Number(fed![1])).toBeGreaterThan(0.7);
     expect(Number(fed![1])).toBeGreaterThan(Number(local![1]));
     // The run left a real SQLite database with the committed rounds and model versions.
