@@ -101,27 +101,29 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   if (sep !== undefined && sep.length !== 1 && sep !== '\\t') throw new FedmartError('CONFIG_ERROR', `simulate: --sep must be one character, got "${sep}"`);
   const drop = typeof values.drop === 'string' ? values.drop.split(',').map((s) => s.trim()).filter(Boolean) : [];
 
+  if (values['dp-baselines'] === true && values.dp !== 'record') {
+    throw new FedmartError('CONFIG_ERROR', `simulate: --dp-baselines needs --dp record (partner-level DP hides one partner among many; a single-party baseline has no one to hide among)`);
+  }
+  if (values.dp !== undefined && values.grid !== undefined) throw new FedmartError('CONFIG_ERROR', 'simulate: --grid cannot be combined with --dp: every setting tried would spend privacy budget; drop --grid (one setting, early stopping on validation)');
+  const gridFlag = values.dp === undefined ? parseGrid((values.grid as string | undefined) ?? 'default') : null;
+  const valFraction = numberFlag('simulate', values, 'val-fraction', DEFAULT_VAL_FRACTION, 0.05, 0.5);
+
   const backend = await initBackend();
   progress(`backend: ${backend.name} (${backend.detail})`);
   const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
   progress(`read ${table.rows.length} rows × ${table.columns.length} columns from ${csv}`);
-  const valFraction = numberFlag('simulate', values, 'val-fraction', DEFAULT_VAL_FRACTION, 0.05, 0.5);
   const exp = prepareExperiment({ table, label, ...(values.positive !== undefined ? { positive: values.positive as string } : {}), partitionBy, partners, seed, drop, valFraction, source: csv });
   const localTrain = experimentLocalTrain(exp, localEpochs);
   progress(`${exp.d} encoded features; test set ${exp.test.n} rows (reporting only); validation ${exp.centralVal.n} rows; partners: ${exp.partners.map((p) => `${p.id}=${p.table.rows.length} rows (${p.values.slice(0, 3).join(', ')}${p.values.length > 3 ? ', …' : ''}) pos ${(p.positiveRate * 100).toFixed(1)}%`).join('; ')}`);
 
   const dp = dpFlags(values, { rounds, localEpochs, partnerSizes: exp.partners.map((p) => p.data.trainN) });
-  if (values['dp-baselines'] === true && dp?.config.level !== 'record') {
-    throw new FedmartError('CONFIG_ERROR', `simulate: --dp-baselines needs --dp record (partner-level DP hides one partner among many; a single-party baseline has no one to hide among)`);
-  }
   if (dp?.config.level === 'partner' && partners < 100) {
     // DP-FedAvg hides each partner among the others: the noise σ·C on the sum is
     // split over n partners, so with few partners it swamps the signal.
     progress(`warning: partner-level DP with ${partners} partners adds noise σ·C = ${(dp.config.noiseMultiplier * dp.config.clip).toFixed(3)} to a sum of ${partners} clipped updates; expect a weak model (DP-FedAvg needs hundreds of partners, McMahan et al. 2018). Record-level DP (--dp record) protects each customer instead.`);
   }
   if (dp) progress(`dp: ${dp.config.level} level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
-  if (dp && values.grid !== undefined) throw new FedmartError('CONFIG_ERROR', 'simulate: --grid cannot be combined with --dp: every setting tried would spend privacy budget; drop --grid (one setting, early stopping on validation)');
-  const grid: Candidate[] = dp ? [dpCandidate(dp)] : parseGrid((values.grid as string | undefined) ?? 'default');
+  const grid: Candidate[] = dp || !gridFlag ? [dpCandidate(dp!)] : gridFlag;
   const batch = dp?.localTrain?.batchSize ?? localTrain.batchSize;
   const armLocal = { ...localTrain, batchSize: batch };
   const epochs = rounds * localEpochs;

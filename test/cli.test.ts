@@ -62,7 +62,7 @@ describe('fedmart CLI', () => {
       expect(r.stderr).toMatch(cases[i]![1]);
       expectNoStack(r.stderr);
     });
-  });
+  }, 300_000); // 13 CLI processes at once: generous for a loaded machine, still catches a hang
 
   it('reports a port in use', async () => {
     await using fx = await startFixture();
