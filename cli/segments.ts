@@ -130,7 +130,7 @@ export async function segmentsCommand(argv: string[]): Promise<number> {
   }
   const csv = requireString('segments', values, 'csv', 'the CSV file of customers');
   if (values.k === undefined) throw new FedmartError('CONFIG_ERROR', 'segments: missing --k (the number of segments, 2 or more)');
-  const k = intFlag('segments', values, 'k', 0, 2, 1000);
+  const k = intFlag('segments', values, 'k', 0, 2, 1_000_000);
   const partitionBy = values['partition-by'] as string | undefined;
   if (partitionBy === undefined && values.partners === undefined) {
     throw new FedmartError('CONFIG_ERROR', 'segments: say how customers are split into partners: --partition-by COL (grouped by a column) or --partners N (random split)');
