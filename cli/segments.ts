@@ -105,6 +105,10 @@ function formatValue(v: number | CategoryShare[]): string {
 function formatSegment(s: SegmentProfile, overall: SegmentProfile): string {
   const head = s.segment === 0 ? `all customers: ${s.size.toLocaleString('en-US')}` : `segment ${s.segment}: ${s.size.toLocaleString('en-US')} customers (${pct(s.share)})`;
   const lines = [head + (s.positiveRate === undefined ? '' : `, positive rate ${pct(s.positiveRate)}${s.segment === 0 ? '' : ` (all: ${pct(overall.positiveRate!)})`}`)];
+  if (s.distinctive !== undefined && s.distinctive.length > 0) {
+    const show = (v: number, share: boolean) => (share ? pct(v) : formatValue(v));
+    lines.push('  stands out: ' + s.distinctive.map((c) => `${c.column}${c.value === undefined ? '' : `=${c.value}`} ${show(c.segment, c.value !== undefined)} (all ${show(c.overall, c.value !== undefined)})`).join(' · '));
+  }
   const numeric = Object.entries(s.profile).filter(([, v]) => typeof v === 'number');
   if (numeric.length > 0) lines.push('  ' + numeric.map(([k, v]) => `${k} ${formatValue(v)}`).join(' · '));
   for (const [k, v] of Object.entries(s.profile)) if (typeof v !== 'number') lines.push(`  ${k}: ${formatValue(v)}`);
@@ -230,7 +234,7 @@ export async function segmentsCommand(argv: string[]): Promise<number> {
   }
   const out: string[] = [];
   out.push(`${k} segments of ${table.rows.length.toLocaleString('en-US')} customers across ${partners} partners (secure aggregation ${secure ? 'on' : 'off'})`);
-  out.push(`inertia: federated ${fed.inertia.toFixed(1)}, centralized from the same start ${central.inertia.toFixed(1)} (gap ${(100 * gap).toPrecision(2)}%), centralized k-means++ ${plusPlus.inertia.toFixed(1)}`);
+  out.push(`inertia: federated ${fed.inertia.toFixed(1)}, centralized from the same start ${central.inertia.toFixed(1)} (gap ${(Math.abs(gap) < 5e-7 ? 0 : 100 * gap).toFixed(4)}%), centralized k-means++ ${plusPlus.inertia.toFixed(1)}`);
   out.push('');
   out.push(formatSegment(described.overall, described.overall));
   for (const s of described.segments) out.push('', formatSegment(s, described.overall));

@@ -104,6 +104,7 @@ describe('issue 9: fedmart segments on the bank data, k = 5', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^5 segments of 4,521 customers across 6 partners/);
     expect(r.stdout).toMatch(/segment 1: [\d,]+ customers \([\d.]+%\), positive rate [\d.]+%/);
+    expect(r.stdout).toMatch(/\n  stands out: [a-z]+(=[a-z.-]+)? [\d.,]+%? \(all [\d.,]+%?\)/);
     expect(r.stdout).toMatch(/\n  age [\d.]+ · balance/);
     expect(r.stdout).toMatch(/\n  job: [a-z.-]+ [\d.]+%/);
   });

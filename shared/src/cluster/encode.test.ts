@@ -78,6 +78,10 @@ describe('describeSegments', () => {
     ]);
     expect(small!.profile.amount).toBeCloseTo(100000, 1);
     expect(small!.positiveRate).toBe(1);
+    // what sets the outlier apart: 3 std of amount, then channel=app (share 1 vs 0.2: 2 std)
+    expect(small!.distinctive![0]).toEqual({ column: 'amount', segment: 100000, overall: 10045 });
+    expect(small!.distinctive![1]).toEqual({ column: 'channel', value: 'app', segment: 1, overall: 0.2 });
+    expect(d.overall.distinctive).toBeUndefined();
     expect(d.overall.size).toBe(10);
     expect(d.overall.positiveRate).toBe(0.4);
   });

@@ -22,6 +22,17 @@ export interface CategoryShare {
 /** One column of a profile: a mean (numeric) or the top categories (categorical). */
 export type ProfileValue = number | CategoryShare[];
 
+/** A column (or one category of it) where a segment differs most from everyone. */
+export interface DistinctiveColumn {
+  column: string;
+  /** the category, for a categorical column */
+  value?: string;
+  /** the segment's mean (numeric, original units) or share (category) */
+  segment: number;
+  /** the same for all customers */
+  overall: number;
+}
+
 /** A segment, or the whole population, described in original units. */
 export interface SegmentProfile {
   /** 1-based segment number, largest segment first (0 for the whole population) */
@@ -33,6 +44,12 @@ export interface SegmentProfile {
   positiveRate?: number;
   /** per column: mean in original units, or top categories with shares */
   profile: Record<string, ProfileValue>;
+  /**
+   * the encoded columns where this segment's mean is furthest from the
+   * overall mean, in overall standard deviations (1 for a standardised
+   * numeric column, √(p(1−p)) for a category of overall share p); segments only
+   */
+  distinctive?: DistinctiveColumn[];
 }
 
 /** The result of {@link describeSegments}. */
@@ -71,6 +88,34 @@ function describe(features: readonly FeatureSpec[], segment: number, size: numbe
   return { segment, size, share: round(all > 0 ? size / all : 0, 4), ...(positives === undefined ? {} : { positiveRate: round(size > 0 ? positives / size : 0, 4) }), profile };
 }
 
+/** Per encoded column: its column name, category (if any), and how to map a mean back to original units. */
+function encodedColumns(features: readonly FeatureSpec[]): { column: string; value?: string; toOriginal: (z: number) => number }[] {
+  const out: { column: string; value?: string; toOriginal: (z: number) => number }[] = [];
+  for (const f of features) {
+    if (f.type === 'numeric') out.push({ column: f.name, toOriginal: (z) => (f.mean ?? 0) + (f.std ?? 1) * z });
+    else for (const value of f.categories) out.push({ column: f.name, value, toOriginal: (z) => z });
+  }
+  return out;
+}
+
+function distinctiveColumns(features: readonly FeatureSpec[], segmentMean: ArrayLike<number>, overallMean: ArrayLike<number>, top: number): DistinctiveColumn[] {
+  return encodedColumns(features)
+    .map((c, t) => {
+      const p = overallMean[t]!;
+      const sd = c.value === undefined ? 1 : Math.sqrt(p * (1 - p));
+      return { c, t, score: sd > 0 ? Math.abs(segmentMean[t]! - p) / sd : 0 };
+    })
+    .filter((e) => e.score > 0)
+    .sort((a, b) => b.score - a.score || a.t - b.t)
+    .slice(0, top)
+    .map(({ c, t }) => ({
+      column: c.column,
+      ...(c.value === undefined ? {} : { value: c.value }),
+      segment: round(c.toOriginal(segmentMean[t]!), c.value === undefined ? 2 : 3),
+      overall: round(c.toOriginal(overallMean[t]!), c.value === undefined ? 2 : 3),
+    }));
+}
+
 /**
  * Profiles of every segment and of the whole population.
  *
@@ -89,5 +134,10 @@ export function describeSegments(features: readonly FeatureSpec[], total: Cluste
   const overallSums = new Float64Array(d);
   for (let j = 0; j < k; j++) for (let t = 0; t < d; t++) overallSums[t]! += total.sums[j * d + t]!;
   const overall = describe(features, 0, all, all, overallSums, total.positives?.reduce((a, v) => a + v, 0), topCategories);
+  const overallMean = overallSums.map((v) => (all > 0 ? v / all : 0));
+  order.forEach((j, r) => {
+    const size = total.counts[j]!;
+    if (size > 0) segments[r]!.distinctive = distinctiveColumns(features, total.sums.subarray(j * d, (j + 1) * d).map((v) => v / size), overallMean, 3);
+  });
   return { segments, overall, order };
 }
