@@ -12,6 +12,8 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { createSeededRng, partitionByColumn, selectRows, shuffleInPlace, type Table } from '@fedmart/shared/data/index';
 import {
   DEFAULT_CLUSTER_CLIP,
+  DEFAULT_INIT_GROUPS_PER_SEGMENT,
+  DEFAULT_MIN_GROUP_SIZE,
   KMeansPartner,
   describeSegments,
   encodeForClustering,
@@ -25,6 +27,7 @@ import {
 import { readTableFile, writeCsv } from '@fedmart/client-node/data/connectors';
 import { intFlag, numberFlag, parseFlags, progress, requireString } from './args.ts';
 
+/** Help text of `fedmart segments` (printed by --help). */
 export const SEGMENTS_USAGE = `fedmart segments --csv FILE --k K (--partition-by COL | --partners N) [options]
 
 Customer segments by federated k-means: the CSV is split into partners, each
@@ -45,7 +48,7 @@ run beside centralized k-means from the same initial centroids.
   --seed S              seed of the split and the initialization (default 1)
   --max-iter N          most Lloyd iterations (default 100)
   --tolerance T         stop when inertia improves by less than this fraction (default 1e-4)
-  --min-group M         initialization: each group mean a partner sends covers >= M customers (default 20)
+  --min-group M         initialization: each group mean a partner sends covers >= M customers (default ${DEFAULT_MIN_GROUP_SIZE})
   --clip Z              standardised numeric values are clipped to ±Z before clustering (default ${DEFAULT_CLUSTER_CLIP})
   --assignments-dir DIR write DIR/partner-<i>.csv (row,segment) per partner: its own customers' segments
   --json                print one JSON object on stdout (progress goes to stderr)
@@ -145,7 +148,7 @@ export async function segmentsCommand(argv: string[]): Promise<number> {
   const seed = intFlag('segments', values, 'seed', 1, 0, 2 ** 31 - 1);
   const maxIterations = intFlag('segments', values, 'max-iter', 100, 1, 100_000);
   const tolerance = numberFlag('segments', values, 'tolerance', 1e-4, 0, 1);
-  const minGroupSize = intFlag('segments', values, 'min-group', 20, 1, 1_000_000);
+  const minGroupSize = intFlag('segments', values, 'min-group', DEFAULT_MIN_GROUP_SIZE, 1, 1_000_000);
   const clip = numberFlag('segments', values, 'clip', DEFAULT_CLUSTER_CLIP, 1e-6, 1e6);
   if (!(clip > 0)) throw new FedmartError('CONFIG_ERROR', `segments: --clip must be > 0, got "${String(values.clip)}"`);
   const label = values.label as string | undefined;
@@ -212,7 +215,7 @@ export async function segmentsCommand(argv: string[]): Promise<number> {
     initialization: {
       method: 'each partner sends means of local k-means++ groups of >= minGroupSize customers; the coordinator runs weighted k-means++ and weighted Lloyd on them (k-FED, Dennis et al. 2021; Bahmani et al. 2012)',
       minGroupSize,
-      groupsPerPartner: 2 * k,
+      groupsPerPartner: DEFAULT_INIT_GROUPS_PER_SEGMENT * k,
       groupsSent: fed.initGroups.reduce((a, v) => a + v, 0),
     },
     iterations: { federated: fed.iterations, centralized: central.iterations },

@@ -88,6 +88,12 @@ export class KMeansPartner {
   }
 }
 
+/** Default most group means a partner sends at initialization, per segment asked for (g = 2k). */
+export const DEFAULT_INIT_GROUPS_PER_SEGMENT = 2;
+
+/** Default fewest customers behind any group mean sent at initialization (m). */
+export const DEFAULT_MIN_GROUP_SIZE = 20;
+
 /** How the coordinator adds the partners' sums. */
 export type ClusterAggregation = { kind: 'plain' } | { kind: 'secure'; bounds: ClusterSumBounds };
 
@@ -95,7 +101,7 @@ export type ClusterAggregation = { kind: 'plain' } | { kind: 'secure'; bounds: C
 export interface FederatedKMeansOptions {
   k: number;
   seed: number;
-  /** initialization: at most `groups` means per partner (default 2k), each of ≥ `minGroupSize` customers (default 20) */
+  /** initialization: at most `groups` means per partner (default 2k), each of ≥ `minGroupSize` customers (default {@link DEFAULT_MIN_GROUP_SIZE}) */
   init?: Partial<LocalGroupOptions>;
   /** most Lloyd updates; default 100 */
   maxIterations?: number;
@@ -142,7 +148,7 @@ function aggregator(aggregation: ClusterAggregation, label: string): { sum: (lis
  * @throws FedmartError DATA_ERROR when the partners hold fewer than k groups of ≥ m customers
  */
 export function initializeFederated(partners: readonly KMeansPartner[], opts: Pick<FederatedKMeansOptions, 'k' | 'seed' | 'init'>): { initial: Float64Array; initGroups: number[] } {
-  const init: LocalGroupOptions = { groups: opts.init?.groups ?? 2 * opts.k, minGroupSize: opts.init?.minGroupSize ?? 20, ...(opts.init?.iterations === undefined ? {} : { iterations: opts.init.iterations }) };
+  const init: LocalGroupOptions = { groups: opts.init?.groups ?? DEFAULT_INIT_GROUPS_PER_SEGMENT * opts.k, minGroupSize: opts.init?.minGroupSize ?? DEFAULT_MIN_GROUP_SIZE, ...(opts.init?.iterations === undefined ? {} : { iterations: opts.init.iterations }) };
   const summaries = partners.map((p, i) => p.summarizeGroups(init, opts.seed * 1000 + i + 1));
   return { initial: seedFromLocalSummaries(summaries, opts.k, createSeededRng(opts.seed)), initGroups: summaries.map((s) => s.groups) };
 }

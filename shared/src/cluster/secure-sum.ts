@@ -82,7 +82,12 @@ export function clusterSumScales(bounds: ClusterSumBounds, k: number, withPositi
   return out;
 }
 
-/** The quantization every partner and the coordinator use for a round. */
+/**
+ * The quantization every partner and the coordinator use for a round: the
+ * packed vector is already divided into [−1, 1], so clip 1, weight 1.
+ * @param partners - number of partners summed (M)
+ * @returns the SecAgg quantization settings
+ */
 export function clusterSumQuantization(partners: number): QuantizationConfig {
   return { clip: 1, maxClients: partners, maxWeight: 1, bits: 32, rounding: 'stochastic' };
 }
