@@ -159,6 +159,51 @@ export function inferSchema(table: Table, opts: InferSchemaOptions): DatasetSche
   return schema;
 }
 
+/** Options for {@link inferFeatures}. */
+export interface InferFeaturesOptions {
+  /** Columns that are not features (a label kept for reporting, ids, leaky columns). */
+  drop?: string[];
+  /** Most distinct values a categorical column may have. Default {@link DEFAULT_MAX_CATEGORIES}. */
+  maxCategories?: number;
+  /** As in {@link InferSchemaOptions.highCardinality}. */
+  highCardinality?: 'error' | 'top';
+  /** Name used in error messages, usually the file path. */
+  source?: string;
+}
+
+/**
+ * Infer the feature specs of a table that has no label, for unsupervised
+ * work such as customer segments: the same typing rules as
+ * {@link inferSchema}, applied to every column not in `drop`. It exists
+ * because a {@link DatasetSchema} needs a binary label, and segments must
+ * work on a partner's customer file without one.
+ *
+ * @param table - a parsed table with at least one row
+ * @param opts - dropped columns, category cap
+ * @returns one spec per remaining column, in column order (no means/stds yet)
+ * @throws FedmartError DATA_ERROR when a dropped column is missing, the table is
+ *   empty, no column is left, a column is empty or has too many categories
+ * @example
+ * inferFeatures(bank, { drop: ['y', 'duration'] }).length // 15
+ */
+export function inferFeatures(table: Table, opts: InferFeaturesOptions = {}): FeatureSpec[] {
+  const where = opts.source === undefined ? '' : ` in ${opts.source}`;
+  const maxCategories = opts.maxCategories ?? DEFAULT_MAX_CATEGORIES;
+  if (!Number.isInteger(maxCategories) || maxCategories < 1) throw new RangeError(`inferFeatures: maxCategories must be an integer >= 1, got ${String(maxCategories)}`);
+  const drop = new Set(opts.drop ?? []);
+  const missing = [...drop].filter((c) => !table.columns.includes(c));
+  if (missing.length > 0) {
+    throw new FedmartError('DATA_ERROR', `--drop names ${missing.map((c) => JSON.stringify(c)).join(', ')}, not found${where}; available columns: ${listColumns(table.columns)}`);
+  }
+  if (table.rows.length === 0) throw new FedmartError('DATA_ERROR', `no data rows${where}: the file has a header but no records`);
+  const features: FeatureSpec[] = [];
+  table.columns.forEach((col, c) => {
+    if (!drop.has(col)) features.push(inferFeature(table, c, maxCategories, where, opts.highCardinality ?? 'error'));
+  });
+  if (features.length === 0) throw new FedmartError('DATA_ERROR', `no feature columns left${where} after --drop; keep at least one column as a feature`);
+  return features;
+}
+
 function columnIndexWhere(table: Table, col: string, flag: string, where: string): number {
   const k = table.columns.indexOf(col);
   if (k === -1) {
