@@ -161,6 +161,9 @@ function flatten(spec: ModelSpec, tensors: readonly tf.Tensor[]): Float32Array {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** Longest stretch of training work between two turns of the event loop. */
+const YIELD_EVERY_MS = 100;
+
 /**
  * Train the model on local data, starting from the global weights.
  *
@@ -200,6 +203,7 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
   const halfL2 = (config.l2 ?? 0) / 2;
   let steps = 0;
   let lastLoss = Number.NaN;
+  let lastYield = Date.now();
   try {
     for (let epoch = 1; epoch <= config.localEpochs; epoch++) {
       permutation(n, rand, order);
@@ -231,6 +235,12 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
         lossSum += (batchLoss.dataSync()[0] ?? Number.NaN) * (end - start);
         batchLoss.dispose();
         steps++;
+        // A long epoch must not starve the node's socket heartbeats (Socket.IO drops a
+        // client whose pong is ~20 s late): hand the event loop a turn every ~100 ms of work.
+        if (Date.now() - lastYield > YIELD_EVERY_MS) {
+          await yieldToEventLoop();
+          lastYield = Date.now();
+        }
       }
       lastLoss = lossSum / n;
       onEpoch?.(epoch, lastLoss);
