@@ -24,6 +24,8 @@ Commands:
                   e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
                   vertical (same customers, different columns; PSI + CKKS LR or split NN):
                   e.g. fedmart simulate --mode vertical --csv bank.csv --sep ';' --label y --parties "age,balance|job,education" --json
+  predict       score rows with a published model (file or federation/version), with --explain
+                  e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
   bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
   privacy       differential-privacy accountant and the privacy ledger report
@@ -41,6 +43,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   federation: async () => (await import('./federation.ts')).federationCommand,
   schema: async () => (await import('./federation.ts')).schemaCommand,
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
+  predict: async () => (await import('./predict.ts')).predictCommand,
 };
 
 /**
