@@ -67,8 +67,8 @@ export function assertSchemaFitsModel(inputDim: number, schema: DatasetSchema): 
 
 /**
  * The original value of a feature in an encoded row: a numeric column is
- * de-standardised (v·std + mean, rounded to 7 significant digits, the
- * precision float32 encoding keeps); a one-hot group gives its hot category,
+ * de-standardised (v·std + mean, rounded to the decimals the
+ * float32 encoding keeps, so 58 reads 58 and not 57.99999); a one-hot group gives its hot category,
  * or null when no column is hot (the cell was empty or held a value the
  * schema does not list).
  *
@@ -79,8 +79,12 @@ export function assertSchemaFitsModel(inputDim: number, schema: DatasetSchema): 
  */
 export function featureValue(group: FeatureGroup, x: ArrayLike<number>, offset = 0): FeatureValue {
   if (group.type === 'numeric') {
-    const v = x[offset + group.start]! * group.std! + group.mean!;
-    return Number(v.toPrecision(7));
+    const z = x[offset + group.start]!;
+    const v = z * group.std! + group.mean!;
+    // Float32 keeps ~2^-23 of |z| relative; two roundings (subtract, scale) → 2^-22. Round to that resolution.
+    const resolution = group.std! * Math.max(Math.abs(z), 1) * 2 ** -22;
+    const decimals = Math.min(15, Math.max(0, Math.floor(-Math.log10(resolution))));
+    return Number(v.toFixed(decimals));
   }
   let best = -1;
   let bestV = 0;
