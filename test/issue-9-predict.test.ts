@@ -160,8 +160,8 @@ describe('issue 9: fedmart predict', () => {
     await Promise.all(agents.map((a) => a.close()));
     // Assert
     expect(latest.code, latest.stderr).toBe(0);
-    const out = JSON.parse(latest.stdout) as { model: { federation: string; version: number }; baseline: string; predictions: Prediction[] };
-    expect(out.model).toMatchObject({ federation: fed, version: 1 });
+    const out = JSON.parse(latest.stdout) as { model: { federation: string; version: number; sha256: string }; baseline: string; predictions: Prediction[] };
+    expect(out.model).toMatchObject({ federation: fed, version: 1, sha256: fx.coord.store.currentModel(fed).row.sha256 });
     expect(out.baseline).toBe('zero-categories'); // the coordinator stores no category base rates
     const current = denseModel(spec, fx.coord.store.currentModel(fed).weights);
     const enc = encodeTable(rows, exp.schema);
