@@ -107,3 +107,24 @@ export function explainFederatedModel(args: ExplainFederatedArgs): FederatedExpl
     baseline: Array.from(baseline.x),
   };
 }
+
+const round5 = (x: number) => Math.round(x * 1e5) / 1e5;
+
+/**
+ * The `"explanations"` object of `simulate --json`: {@link FederatedExplanation}
+ * without the encoded baseline (it goes into the model file, not the report),
+ * importances rounded to 1e-5 and the completeness error to 3 significant digits.
+ *
+ * @param e - from {@link explainFederatedModel}
+ * @returns a JSON-ready object: `{ method, metric, repeats, validationRows, global: [{ feature, importance, aucDrop? }], partners, attributions }`
+ * @example
+ * const result = { ...result, explanations: explanationsJson(explainFederatedModel({ spec, weights: fed.weights, schema: exp.schema, partners: exp.partners.map((p) => ({ id: p.id, ...p.data })), seed })) };
+ */
+export function explanationsJson(e: FederatedExplanation): Omit<FederatedExplanation, 'baseline'> {
+  const { baseline: _baseline, ...rest } = e;
+  return {
+    ...rest,
+    global: e.global.map((g) => ({ feature: g.feature, importance: round5(g.importance), ...(g.aucDrop !== undefined ? { aucDrop: round5(g.aucDrop) } : {}) })),
+    attributions: { ...e.attributions, maxCompletenessError: Number(e.attributions.maxCompletenessError.toPrecision(3)) },
+  };
+}

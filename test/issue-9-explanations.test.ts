@@ -15,7 +15,7 @@ import { trainLocal } from '@fedmart/client-node/ml/trainer';
 import { initWeights, type ModelSpec } from '@fedmart/shared/model';
 import { bankMarketingPath } from '../cli/datasets.ts';
 import { prepareExperiment } from '../cli/experiment.ts';
-import { explainFederatedModel } from '../cli/explain.ts';
+import { explainFederatedModel, explanationsJson } from '../cli/explain.ts';
 
 await initBackend();
 const table = await readTableFile(bankMarketingPath('full'), { sep: ';' });
@@ -42,6 +42,10 @@ describe('issue 9: explanations on the bank data', () => {
       expect(e.partners.map((p) => p.rows)).toEqual(exp.partners.map((p) => p.data.valN));
       expect(e.attributions.rowsChecked).toBe(120);
       expect(e.attributions.baseline).toBe('training-mean');
+      const json = explanationsJson(e); // what simulate --json reports
+      expect(json).not.toHaveProperty('baseline');
+      expect(json.global.slice(0, 5).map((g) => g.feature)).toEqual(top5);
+      expect(JSON.parse(JSON.stringify(json)).method).toBe('permutation-importance');
       if (hidden.length === 0) {
         expect(e.attributions.method).toBe('linear-exact');
         expect(e.attributions.maxCompletenessError).toBeLessThan(1e-9);
