@@ -27,7 +27,7 @@ async function trained(hidden: number[]): Promise<{ spec: ModelSpec; weights: Fl
   return { spec, weights: r.weights };
 }
 
-describe('issue 9: explanations on the bank data', () => {
+describe('issue 9: explanations on the bank data', { timeout: 300_000 }, () => {
   for (const [name, hidden] of [['logistic regression', []], ['MLP [32]', [32]]] as const) {
     it(`${name}: contact, month and poutcome rank in the top 5, per-row attributions add up`, async () => {
       // Arrange

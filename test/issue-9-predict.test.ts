@@ -27,7 +27,7 @@ const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bi
 
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }));
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 280_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }));
   });
 }
 
@@ -54,12 +54,13 @@ beforeAll(async () => {
     await writeModelFile(file, { spec, weights, dataSchema: exp.schema, baseline, metadata: { source: 'test', metrics: { auc: 0.7 } } });
     model[name] = { spec, weights, file };
   }
-});
+}, 300_000);
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('issue 9: fedmart predict', () => {
+// Generous limits: each case starts real processes, and the suite must pass on a loaded machine.
+describe('issue 9: fedmart predict', { timeout: 300_000 }, () => {
   it('scores a model file like the trainer does and explains each row in original features; LR contributions sum to the logit', async () => {
     // Act
     const r = await run(['predict', '--model', model.lr.file, '--csv', path.join(dir, 'rows.csv'), '--sep', ';', '--explain', '--top', '100', '--json']);
