@@ -26,6 +26,8 @@ Commands:
                   e.g. fedmart simulate --mode vertical --csv bank.csv --sep ';' --label y --parties "age,balance|job,education" --json
   segments      customer segments by federated k-means, beside centralized k-means from the same start
                   e.g. fedmart segments --csv bank.csv --sep ';' --label y --drop duration --k 5 --partition-by job --json
+  predict       score rows with a published model (file or federation/version), with --explain
+                  e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
   bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
   privacy       differential-privacy accountant and the privacy ledger report
@@ -44,6 +46,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   schema: async () => (await import('./federation.ts')).schemaCommand,
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
   segments: async () => (await import('./segments.ts')).segmentsCommand,
+  predict: async () => (await import('./predict.ts')).predictCommand,
 };
 
 /**

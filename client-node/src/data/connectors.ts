@@ -101,7 +101,15 @@ export async function writeCsv(path: string, table: Table, sep = ','): Promise<v
   await writeAtomically(path, formatCsv(table, sep));
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
+/**
+ * Write a UTF-8 text file beside its target and rename it into place, so a
+ * reader never sees half a file (schemas, partitions, model files).
+ *
+ * @param path - destination; parent directories are created
+ * @param text - the content
+ * @throws FedmartError DATA_ERROR if the file cannot be written
+ */
+export async function writeAtomically(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     await mkdir(dirname(path), { recursive: true });
@@ -120,7 +128,15 @@ async function writeAtomically(path: string, text: string): Promise<void> {
   }
 }
 
-async function readText(path: string, flag: string): Promise<string> {
+/**
+ * Read a UTF-8 text file, turning OS errors into a message naming the flag.
+ *
+ * @param path - file path
+ * @param flag - the CLI flag that named it (`--data`, `--model`)
+ * @returns the text
+ * @throws FedmartError DATA_ERROR on a missing, unreadable or directory path
+ */
+export async function readText(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
