@@ -15,6 +15,8 @@ import { rocAuc, logLoss } from '@fedmart/shared/metrics';
 import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
 import { prepareExperiment, experimentFederationConfig, experimentLocalTrain, scoreModel, round4, DEFAULT_VAL_FRACTION } from './experiment.ts';
 import { runFederation } from './federate.ts';
+import { explainFederatedModel, explanationsJson } from './explain.ts';
+import { writeModelFile } from './model-file.ts';
 import { PROTECTION_FLAG_OPTIONS, PROTECTION_USAGE, protectionFromFlags } from './protection-flags.ts';
 import { dpFlags, mergeDpIntoProtection, simulationPrivacy, type SimulationDp } from './privacy.ts';
 import { candidateLabel, candidateSpec, effectiveLearningRate, fitReference, isBetterRun, parseGrid, trainArm, DEFAULT_GRID, type ArmSelection, type BaselineDp, type Candidate, type RunKey } from './selection.ts';
@@ -60,6 +62,9 @@ ${PROTECTION_USAGE}
                         one setting, early stopping on validation.
   --dp-baselines        with --dp record: train local-only and centralized with DP-SGD at the same epsilon
                         (otherwise they are non-private, and the JSON says so)
+  --explain             add global feature importance (permutation importance on each partner's own
+                        validation rows, combined) and per-row attribution checks for the federated model
+  --save-model FILE     write the selected federated model (spec, schema, weights, SHA-256) for fedmart predict
   --mode vertical       vertical FL instead (PSI + vertical LR / split NN over column groups);
                         see: fedmart simulate --mode vertical --help
 
@@ -79,6 +84,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     strategy: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, drop: { type: 'string' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' },
     grid: { type: 'string' }, 'val-fraction': { type: 'string' }, 'dp-baselines': { type: 'boolean' },
+    explain: { type: 'boolean' }, 'save-model': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
   if (values.help) {
@@ -177,6 +183,17 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const refScore = { auc: rocAuc(refP, exp.test.y), logloss: logLoss(refP, exp.test.y) };
   progress(`reference (L2 logistic regression, IRLS): lambda ${ref.lambda} chosen on validation; test auc ${refScore.auc.toFixed(4)}, logloss ${refScore.logloss.toFixed(4)}`);
 
+  // ---- explanations and the model file (the selected federated model; validation rows only).
+  const explanation = values.explain === true || values['save-model'] !== undefined
+    ? explainFederatedModel({ spec: fedSpec, weights: fedBest.weights, schema: exp.schema, partners: exp.partners.map((p) => ({ id: p.id, ...p.data })), seed })
+    : null;
+  if (values.explain === true && explanation) progress(`explanations: top features ${explanation.global.slice(0, 5).map((g) => `${g.feature} ${g.importance.toFixed(4)}`).join(', ')}`);
+  if (typeof values['save-model'] === 'string') {
+    const file = values['save-model'];
+    await writeModelFile(file, { spec: fedSpec, weights: fedBest.weights, dataSchema: exp.schema, ...(explanation ? { baseline: explanation.baseline } : {}), metadata: { source: `fedmart simulate (${csv})`, createdAt: new Date().toISOString(), metrics: { test_auc: round4(fedScore.auc), test_logloss: round4(fedScore.logloss), validation_loss: round4(fedBest.valLoss), round: fedBest.round } } });
+    progress(`saved the selected federated model to ${file} (score rows with: fedmart predict --model ${file} --csv rows.csv --explain)`);
+  }
+
   const localAucs = locals.map((l) => l.auc).filter(Number.isFinite);
   const nanOr = (x: number) => (Number.isFinite(x) ? round4(x) : null);
   const selected = (c: Candidate, at: Record<string, number>) => ({ model: c.hidden.length ? `mlp[${c.hidden.join(',')}]` : 'logistic', learningRate: round6(effectiveLearningRate(c, batch)), l2: c.l2, batchSize: batch, ...at });
@@ -222,6 +239,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
       validation: { loss: round4(ref.validation.loss), auc: nanOr(ref.validation.auc) },
       tried: ref.tried.map((t) => ({ ...t, valLoss: round4(t.valLoss) })),
     },
+    ...(values.explain === true && explanation ? { explanations: explanationsJson(explanation) } : {}),
     ...(dp ? { privacy: { ...simulationPrivacy(dp, privacyReport), baselines: privateBaselines ? `DP-SGD at the same epsilon target ${dp.target} (delta ${dp.config.delta})` : 'non-private (pass --dp-baselines to train them with DP-SGD at the same epsilon)' } } : {}),
     backend: backend.name,
     seconds: Math.round((Date.now() - started) / 100) / 10,

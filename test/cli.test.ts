@@ -3,7 +3,7 @@
  * exit codes and messages (never a bare stack trace).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +81,7 @@ describe('fedmart CLI', () => {
   });
 
   it('simulate --json prints exactly one JSON object with the comparison', async () => {
-    const r = await run(['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--positive', 'yes', '--partition-by', 'job', '--partners', '3', '--rounds', '4', '--drop', 'duration', '--grid', '0/0.01/1e-4;8/0.003/1e-4', '--json']);
+    const r = await run(['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--positive', 'yes', '--partition-by', 'job', '--partners', '3', '--rounds', '4', '--drop', 'duration', '--grid', '0/0.01/1e-4;8/0.003/1e-4', '--explain', '--save-model', path.join(dir, 'model.json'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -107,6 +107,13 @@ describe('fedmart CLI', () => {
     expect(j.federated.selected.round).toBeLessThanOrEqual(4);
     expect(j.centralized.selected.epoch).toBeLessThanOrEqual(4);
     expect(j.centralized.private).toBe(false);
+    // --explain: importance by original column; --save-model: a file predict can score with.
+    expect(j.explanations.method).toBe('permutation-importance');
+    expect(j.explanations.global.map((g: { feature: string }) => g.feature)).toContain('contact');
+    expect(j.explanations.attributions.maxCompletenessError).toBeLessThan(0.01);
+    const saved = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8'));
+    expect(saved.format).toBe('fedmart-model/1');
+    expect(saved.metadata.metrics.test_auc).toBe(j.federated.auc);
     expect(j.seconds).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/backend: /);
     expect(r.stderr).toMatch(/round 4 committed/);
