@@ -44,8 +44,23 @@ function federationView(f: FederationRow) {
 function roundView(r: RoundRow) {
   return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
-function modelView(m: Omit<ModelVersionRow, 'weights'>) {
-  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: JSON.parse(m.participants), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
+function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal) {
+  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
+}
+
+/**
+ * What one partner may learn about the others (issue 8, item 10): aggregate
+ * results only. A partner token sees its own row of a round and its own
+ * membership in a model's participant list, never another partner's example
+ * count, metrics or participation (a rival's data volume and local
+ * validation AUC are commercially sensitive, and per-partner metrics are not
+ * covered by any DP guarantee). Operators and compliance see everything.
+ * @param viewer - the caller (undefined: internal use, nothing filtered)
+ * @param partnerIds - partner ids in the record
+ * @returns the ids the caller may see
+ */
+function ownParticipation(viewer: Principal | undefined, partnerIds: string[]): string[] {
+  return viewer?.role === 'partner' ? partnerIds.filter((id) => id === viewer.sub) : partnerIds;
 }
 
 /**
@@ -115,7 +130,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.get('/federations/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const f = store.getFederation(param(req, 'id'));
-    const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, numExamples: c.numExamples }));
+    const p = req.principal!;
+    // Partners see who is connected (names are public within a federation), but only their own example count.
+    const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, ...(p.role !== 'partner' || c.partnerId === p.sub ? { numExamples: c.numExamples } : {}) }));
     res.json({ federation: federationView(f), connected });
   });
 
@@ -170,21 +187,23 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
     const r = store.getRound(param(req, 'id'));
     sameFederation(req, r.federationId);
-    const participants = store.listParticipants(r.id).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
+    const rows = store.listParticipants(r.id);
+    const visible = new Set(ownParticipation(req.principal, rows.map((p) => p.partnerId)));
+    const participants = rows.filter((p) => visible.has(p.partnerId)).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
     res.json({ round: roundView(r), participants });
   });
 
   api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const f = store.getFederation(param(req, 'id'));
-    res.json({ currentModelVersionId: f.currentModelVersionId, models: store.listModelVersions(f.id).map(modelView) });
+    res.json({ currentModelVersionId: f.currentModelVersionId, models: store.listModelVersions(f.id).map((m) => modelView(m, req.principal)) });
   });
 
   api.get('/federations/:id/models/:version', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
     const { weights: _w, ...meta } = m;
-    res.json({ model: modelView(meta) });
+    res.json({ model: modelView(meta, req.principal) });
   });
 
   api.get('/federations/:id/models/:version/weights', auth('operator', 'partner'), (req, res) => {
