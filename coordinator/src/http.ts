@@ -12,6 +12,7 @@ import { initWeights, parameterCount } from '@fedmart/shared/model';
 import type { z } from 'zod';
 import type { Principal, TokenAuthority } from './auth.ts';
 import type { Store } from './db/store.ts';
+import type { TokenRevocations } from './db/revocations.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
@@ -26,6 +27,10 @@ export interface HttpDeps {
   store: Store;
   authority: TokenAuthority;
   orchestrator: Orchestrator;
+  /** Revoked token ids (the revoke route appends to it). */
+  revocations: TokenRevocations;
+  /** Close the live sockets of a revoked token; returns how many. */
+  disconnectToken: (jti: string) => number;
   version: string;
   log?: (msg: string) => void;
 }
@@ -108,7 +113,18 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const body = parseBody(CreateTokenBodySchema, req.body);
     const t = await authority.issue({ sub: body.subject, role: body.role }, body.expiresInSeconds);
     store.audit(req.principal!.sub, 'token.issued', body.subject, { role: body.role, jti: t.jti });
-    res.status(201).json({ token: t.token, role: body.role, subject: body.subject, expiresAt: new Date(t.expiresAt).toISOString() });
+    res.status(201).json({ token: t.token, jti: t.jti, role: body.role, subject: body.subject, expiresAt: new Date(t.expiresAt).toISOString() });
+  });
+
+  // Revoke any token by its id (the jti returned when it was issued, or found in the audit log).
+  api.delete('/tokens/:jti', auth('operator'), (req, res) => {
+    const jti = param(req, 'jti');
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(jti)) throw new FedmartError('BAD_REQUEST', `"${jti}" is not a token id; pass the jti (a UUID) returned when the token was issued or shown in the audit log`);
+    if (jti === req.principal!.jti) throw new FedmartError('CONFLICT', 'refusing to revoke the token making this call; revoke it with another operator token, or restart the coordinator with --rotate-operator-token');
+    const fresh = deps.revocations.revoke(jti, req.principal!.sub, 'revoked by an operator');
+    const disconnected = deps.disconnectToken(jti);
+    if (fresh) store.audit(req.principal!.sub, 'token.revoked', jti, { disconnected });
+    res.json({ revoked: jti, disconnected });
   });
 
   api.get('/federations', auth('operator', 'compliance', 'partner'), (req, res) => {
