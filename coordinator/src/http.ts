@@ -157,9 +157,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const body = parseBody(CreateEnrollmentBodySchema, req.body);
     const partner = store.ensurePartner(body.partner);
     const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
-    const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt);
-    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt });
-    res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString() }, token: t.token });
+    const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
+    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}) });
+    res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString(), maxExamples: e.maxExamples }, token: t.token });
   });
 
   api.get('/federations/:id/enrollments', auth('operator', 'compliance'), (req, res) => {
