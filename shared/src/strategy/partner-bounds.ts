@@ -27,10 +27,11 @@
  *    Security 2022), which clips to the median norm, with a slack factor
  *    (default 3) so honest non-IID partners, whose norms differ with their
  *    data size, are not clipped in ordinary rounds (measured on the bank data
- *    split by job into 3 and 6 partners, 8 rounds each: the largest honest
- *    norm was at most 1.34 × the lower median, and no update was clipped). With an honest majority
- *    the lower median is an honest norm, so no minority can raise it; with
- *    two partners it is the smaller norm, so one of two cannot either.
+ *    split by job into 3 and 6 partners: the largest honest norm was at most
+ *    1.41 × the lower median in every round, and no update was clipped).
+ *    With an honest majority the lower median is an honest norm, so no
+ *    minority can raise it; with two partners it is the smaller norm, so one
+ *    of two cannot either.
  * 3. Evaluation. Metrics are combined as weighted means with the bounded
  *    weights, and metrics with a known range (AUC, accuracy in [0, 1]; losses
  *    ≥ 0) outside it are refused ({@link checkMetricRanges}). Then one
