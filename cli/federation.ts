@@ -20,7 +20,8 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
 
   create  --name NAME --schema FILE.json [--strategy fedavg] [--min-clients 2]
           [--hidden 32] [--local-epochs 1] [--learning-rate 0.01] [--batch-size 256]
-  enroll  --federation ID --partner NAME [--expires-in SECONDS]   → prints the partner's token
+  enroll  --federation ID --partner NAME [--expires-in SECONDS] [--max-examples N]   → prints the partner's token
+          (--max-examples: the most examples this partner is weighted by, as agreed with it)
   rounds  --federation ID --count R [--wait]                      → schedules R rounds
   show    --federation ID                                         → federation, rounds, models
 
@@ -68,7 +69,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
     coordinator: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
     name: { type: 'string' }, schema: { type: 'string' }, strategy: { type: 'string' }, 'min-clients': { type: 'string' }, hidden: { type: 'string' },
     'local-epochs': { type: 'string' }, 'learning-rate': { type: 'string' }, 'batch-size': { type: 'string' },
-    federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' },
+    federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -101,8 +102,9 @@ export async function federationCommand(argv: string[]): Promise<number> {
       const fed = requireString(cmd, values, 'federation', 'the federation id');
       const partner = requireString(cmd, values, 'partner', "the partner's name");
       const expiresInSeconds = intFlag(cmd, values, 'expires-in', 7 * 86_400, 60, 365 * 86_400);
+      const maxExamples = values['max-examples'] === undefined ? undefined : intFlag(cmd, values, 'max-examples', 1, 1, 2 ** 31 - 1);
       const api = await operatorApi(values);
-      const r = await api.post<{ token: string; enrollment: { expiresAt: string } }>(`/api/v1/federations/${encodeURIComponent(fed)}/enrollments`, { partner, expiresInSeconds });
+      const r = await api.post<{ token: string; enrollment: { expiresAt: string } }>(`/api/v1/federations/${encodeURIComponent(fed)}/enrollments`, { partner, expiresInSeconds, ...(maxExamples !== undefined ? { maxExamples } : {}) });
       if (values.json) out(values, r, '');
       else {
         progress(`enrolled ${partner} in ${fed}; the token expires ${r.enrollment.expiresAt}. Give it to the partner privately; they run:`);

@@ -57,7 +57,8 @@ it('an operator runs a federation of partner processes with the CLI alone', asyn
     expect(created.code, created.stderr).toBe(0);
     const fed = JSON.parse(created.stdout).federation.id as string;
     for (const [partner, file] of [['brand-a', 'a.csv'], ['brand-b', 'b.csv']] as const) {
-      const enrolled = await run(['federation', 'enroll', ...common, '--federation', fed, '--partner', partner], dir);
+      // brand-a's weight is capped at an agreed 1000 examples (it holds more).
+      const enrolled = await run(['federation', 'enroll', ...common, '--federation', fed, '--partner', partner, ...(partner === 'brand-a' ? ['--max-examples', '1000'] : [])], dir);
       expect(enrolled.code, enrolled.stderr).toBe(0);
       const p = spawn(process.execPath, [BIN, 'partner', '--coordinator', url, '--data', file, '--sep', ';'], { cwd: dir, env: { ...process.env, FEDMART_TOKEN: enrolled.stdout.trim() }, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(p);
@@ -73,6 +74,7 @@ it('an operator runs a federation of partner processes with the CLI alone', asyn
     expect(shown.models).toHaveLength(3);
     expect(shown.models[2].participants).toHaveLength(2);
     expect(shown.connected.map((c: { partnerName: string }) => c.partnerName).sort()).toEqual(['brand-a', 'brand-b']);
+    expect(shown.connected.find((c: { partnerName: string }) => c.partnerName === 'brand-a').numExamples).toBe(1000);
     // A bad operator token is refused with a clear message.
     const denied = await run(['federation', 'show', '--coordinator', url, '--token', 'nope', '--federation', fed], dir);
     expect(denied.code).not.toBe(0);

@@ -3,9 +3,10 @@
  * The coordinator's signing key is generated on first start and kept in the
  * data dir (`signing-key.jwk`, mode 0600) — never in the repository.
  *
- * Claims: `sub` (partner id or operator name), `role`, and for partners
- * `fed` (federation id) and `jti` (enrollment token id, checked against the
- * enrollments table so a token can be revoked).
+ * Claims: `sub` (partner id or operator name), `role`, `jti` (every token:
+ * a revoked jti is refused whatever the role, see `db/revocations.ts`), and
+ * for partners `fed` (federation id; the jti is also the enrollment's token
+ * id, checked against the enrollments table).
  */
 import { SignJWT, jwtVerify, generateKeyPair, exportJWK, importJWK, type JWK, errors as joseErrors } from 'jose';
 import { randomUUID, type webcrypto } from 'node:crypto';
@@ -26,22 +27,36 @@ export interface Principal {
   role: Role;
   /** Federation id (partner tokens). */
   fed?: string;
+  /** Token id (every verified token has one). */
   jti?: string;
   exp?: number;
 }
 
+/** Options of {@link TokenAuthority.open}. */
+export interface TokenAuthorityOptions {
+  /** Whether a token id was revoked; checked on every {@link TokenAuthority.verify} (default: nothing is revoked). */
+  isRevoked?: (jti: string) => boolean;
+}
+
 /** Signs and verifies fedmart tokens. */
 export class TokenAuthority {
+  private readonly isRevoked: (jti: string) => boolean;
+
   private constructor(
     private readonly privateKey: CryptoKey,
     private readonly publicKey: CryptoKey,
-  ) {}
+    opts: TokenAuthorityOptions,
+  ) {
+    this.isRevoked = opts.isRevoked ?? (() => false);
+  }
 
   /**
    * Load the signing key from `dataDir`, or create it on first start.
    * @param dataDir - directory for the key file; `null` keeps the key in memory (tests)
+   * @param opts - the revocation check
+   * @throws FedmartError CONFIG_ERROR when the key file exists but cannot be read
    */
-  static async open(dataDir: string | null): Promise<TokenAuthority> {
+  static async open(dataDir: string | null, opts: TokenAuthorityOptions = {}): Promise<TokenAuthority> {
     if (dataDir !== null) {
       const file = path.join(dataDir, KEY_FILE);
       try {
@@ -49,7 +64,7 @@ export class TokenAuthority {
         const priv = (await importJWK(jwk, 'EdDSA')) as CryptoKey;
         const { d: _d, ...pubJwk } = jwk;
         const pub = (await importJWK(pubJwk, 'EdDSA')) as CryptoKey;
-        return new TokenAuthority(priv, pub);
+        return new TokenAuthority(priv, pub, opts);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
           throw new FedmartError('CONFIG_ERROR', `cannot read the signing key ${file}: ${(err as Error).message}; restore it from backup or remove it to issue new keys (all existing tokens become invalid)`, { cause: err });
@@ -58,10 +73,10 @@ export class TokenAuthority {
       const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
       await mkdir(dataDir, { recursive: true });
       await writeFile(file, JSON.stringify(await exportJWK(privateKey)), { mode: 0o600, flag: 'wx' });
-      return new TokenAuthority(privateKey as CryptoKey, publicKey as CryptoKey);
+      return new TokenAuthority(privateKey as CryptoKey, publicKey as CryptoKey, opts);
     }
     const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: false });
-    return new TokenAuthority(privateKey as CryptoKey, publicKey as CryptoKey);
+    return new TokenAuthority(privateKey as CryptoKey, publicKey as CryptoKey, opts);
   }
 
   /**
@@ -88,7 +103,7 @@ export class TokenAuthority {
   }
 
   /**
-   * Verify a token's signature, issuer, audience, expiry and claims.
+   * Verify a token's signature, issuer, audience, expiry and claims, and that its jti was not revoked.
    * @throws FedmartError UNAUTHENTICATED naming what is wrong
    */
   async verify(token: unknown): Promise<Principal> {
@@ -103,7 +118,9 @@ export class TokenAuthority {
       if (typeof payload.sub !== 'string') throw new FedmartError('UNAUTHENTICATED', 'token has no subject; ask the operator for a new token');
       const principal: Principal = { sub: payload.sub, role: role as Role };
       if (typeof payload.fed === 'string') principal.fed = payload.fed;
-      if (typeof payload.jti === 'string') principal.jti = payload.jti;
+      if (typeof payload.jti !== 'string') throw new FedmartError('UNAUTHENTICATED', 'token has no id (jti) so it could not be revoked; ask the operator for a new token');
+      if (this.isRevoked(payload.jti)) throw new FedmartError('UNAUTHENTICATED', `token ${payload.jti} was revoked; ask the operator for a new one`);
+      principal.jti = payload.jti;
       if (typeof payload.exp === 'number') principal.exp = payload.exp;
       return principal;
     } catch (err) {

@@ -12,6 +12,7 @@ import { initWeights, parameterCount } from '@fedmart/shared/model';
 import type { z } from 'zod';
 import type { Principal, TokenAuthority } from './auth.ts';
 import type { Store } from './db/store.ts';
+import type { TokenRevocations } from './db/revocations.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
@@ -26,6 +27,10 @@ export interface HttpDeps {
   store: Store;
   authority: TokenAuthority;
   orchestrator: Orchestrator;
+  /** Revoked token ids (the revoke route appends to it). */
+  revocations: TokenRevocations;
+  /** Close the live sockets of a revoked token; returns how many. */
+  disconnectToken: (jti: string) => number;
   version: string;
   log?: (msg: string) => void;
 }
@@ -44,8 +49,23 @@ function federationView(f: FederationRow) {
 function roundView(r: RoundRow) {
   return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
-function modelView(m: Omit<ModelVersionRow, 'weights'>) {
-  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: JSON.parse(m.participants), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
+function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal) {
+  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
+}
+
+/**
+ * What one partner may learn about the others (issue 8, item 10): aggregate
+ * results only. A partner token sees its own row of a round and its own
+ * membership in a model's participant list, never another partner's example
+ * count, metrics or participation (a rival's data volume and local
+ * validation AUC are commercially sensitive, and per-partner metrics are not
+ * covered by any DP guarantee). Operators and compliance see everything.
+ * @param viewer - the caller (undefined: internal use, nothing filtered)
+ * @param partnerIds - partner ids in the record
+ * @returns the ids the caller may see
+ */
+function ownParticipation(viewer: Principal | undefined, partnerIds: string[]): string[] {
+  return viewer?.role === 'partner' ? partnerIds.filter((id) => id === viewer.sub) : partnerIds;
 }
 
 /**
@@ -93,7 +113,18 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const body = parseBody(CreateTokenBodySchema, req.body);
     const t = await authority.issue({ sub: body.subject, role: body.role }, body.expiresInSeconds);
     store.audit(req.principal!.sub, 'token.issued', body.subject, { role: body.role, jti: t.jti });
-    res.status(201).json({ token: t.token, role: body.role, subject: body.subject, expiresAt: new Date(t.expiresAt).toISOString() });
+    res.status(201).json({ token: t.token, jti: t.jti, role: body.role, subject: body.subject, expiresAt: new Date(t.expiresAt).toISOString() });
+  });
+
+  // Revoke any token by its id (the jti returned when it was issued, or found in the audit log).
+  api.delete('/tokens/:jti', auth('operator'), (req, res) => {
+    const jti = param(req, 'jti');
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(jti)) throw new FedmartError('BAD_REQUEST', `"${jti}" is not a token id; pass the jti (a UUID) returned when the token was issued or shown in the audit log`);
+    if (jti === req.principal!.jti) throw new FedmartError('CONFLICT', 'refusing to revoke the token making this call; revoke it with another operator token, or restart the coordinator with --rotate-operator-token');
+    const fresh = deps.revocations.revoke(jti, req.principal!.sub, 'revoked by an operator');
+    const disconnected = deps.disconnectToken(jti);
+    if (fresh) store.audit(req.principal!.sub, 'token.revoked', jti, { disconnected });
+    res.json({ revoked: jti, disconnected });
   });
 
   api.get('/federations', auth('operator', 'compliance', 'partner'), (req, res) => {
@@ -115,7 +146,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.get('/federations/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const f = store.getFederation(param(req, 'id'));
-    const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, numExamples: c.numExamples }));
+    const p = req.principal!;
+    // Partners see who is connected (names are public within a federation), but only their own example count.
+    const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, ...(p.role !== 'partner' || c.partnerId === p.sub ? { numExamples: c.numExamples } : {}) }));
     res.json({ federation: federationView(f), connected });
   });
 
@@ -124,9 +157,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const body = parseBody(CreateEnrollmentBodySchema, req.body);
     const partner = store.ensurePartner(body.partner);
     const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
-    const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt);
-    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt });
-    res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString() }, token: t.token });
+    const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
+    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}) });
+    res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString(), maxExamples: e.maxExamples }, token: t.token });
   });
 
   api.get('/federations/:id/enrollments', auth('operator', 'compliance'), (req, res) => {
@@ -170,21 +203,23 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
     const r = store.getRound(param(req, 'id'));
     sameFederation(req, r.federationId);
-    const participants = store.listParticipants(r.id).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
+    const rows = store.listParticipants(r.id);
+    const visible = new Set(ownParticipation(req.principal, rows.map((p) => p.partnerId)));
+    const participants = rows.filter((p) => visible.has(p.partnerId)).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
     res.json({ round: roundView(r), participants });
   });
 
   api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const f = store.getFederation(param(req, 'id'));
-    res.json({ currentModelVersionId: f.currentModelVersionId, models: store.listModelVersions(f.id).map(modelView) });
+    res.json({ currentModelVersionId: f.currentModelVersionId, models: store.listModelVersions(f.id).map((m) => modelView(m, req.principal)) });
   });
 
   api.get('/federations/:id/models/:version', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
     const { weights: _w, ...meta } = m;
-    res.json({ model: modelView(meta) });
+    res.json({ model: modelView(meta, req.principal) });
   });
 
   api.get('/federations/:id/models/:version/weights', auth('operator', 'partner'), (req, res) => {

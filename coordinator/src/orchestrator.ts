@@ -12,6 +12,7 @@ import type { FederationConfig, Metrics, EvaluateInstruction, RoundStatus } from
 import { CKKS_UPDATE_CLIP, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
 import { DEFAULT_CKKS_PARAMS, ckksChunkCount, resolveCkksParams } from '@fedmart/shared/he/ckks-params';
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
+import { boundExampleCount, boundUpdates, checkMetricRanges, type BoundedUpdates } from '@fedmart/shared/strategy/partner-bounds';
 import { SecAggRound, PHASE_OF_STAGE } from './protection/secagg-round.ts';
 import { CkksCustody, packChunks } from './protection/ckks-custody.ts';
 import { weightsOf } from './db/store.ts';
@@ -26,7 +27,10 @@ import { recordRoundSpend, refuseRoundOverBudget, withDifferentialPrivacy } from
 export interface ClientLink {
   partnerId: string;
   partnerName: string;
+  /** The example count the partner is weighted by: what it declared at hello, capped by its enrollment and the federation's limits. */
   numExamples: number;
+  /** What it declared at hello (uncapped; an honest SecAgg client folds min(this, maxWeight) into the secure sum). */
+  declaredExamples: number;
   sendTrain(t: SecureTrainInstruction, weights: Uint8Array): void;
   /** Send a protection-layer event (secure-aggregation request, CKKS key custody, encrypted aggregate). */
   emitSecure<E extends keyof SecureServerToClientEvents>(event: E, payload: Parameters<SecureServerToClientEvents[E]>[0]): void;
@@ -78,6 +82,8 @@ interface ActiveRound {
   baseVersion: number;
   /** True when the base model is an encrypted aggregate (CKKS, version ≥ 1): no plaintext weights go out. */
   baseEncrypted: boolean;
+  /** Partners whose update was clipped or rejected by the federation's limits: their participant status and reason (kept when they evaluate). */
+  boundNotes: Map<string, { status: string; reason: string }>;
 }
 
 class FederationRunner {
@@ -212,6 +218,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null } : null,
         baseVersion: base.version,
         baseEncrypted: base.encrypted,
+        boundNotes: new Map(),
       };
       this.apply(r, this.selectEvent(r));
     });
@@ -236,6 +243,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (delta.length !== a.global.length) {
       throw new FedmartError('INVALID_UPDATE', `wrong shape: the update has ${delta.length} values, the model has ${a.global.length}; train on the weights sent for round ${a.state.round}`);
     }
+    // A partner is weighted by at most what it declared at hello (already capped by enrollment and federation limits).
+    numExamples = boundExampleCount(numExamples, [r.clients.get(partnerId)?.numExamples ?? 0]);
     const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
       a.updates.set(partnerId, { nodeId: partnerId, numExamples, delta, metrics });
       this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
@@ -257,9 +266,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   acceptEvaluation(federationId: string, partnerId: string, roundId: string, numExamples: number, metrics: Metrics): void {
     const r = this.requireRound(federationId, roundId);
     const a = r.active!;
+    // One partner's evaluation moves a [0, 1] metric by at most its weight share (strategy/partner-bounds.ts).
+    checkMetricRanges(metrics);
+    numExamples = boundExampleCount(numExamples, [r.clients.get(partnerId)?.numExamples ?? 0]);
     const res = this.apply(r, { type: 'evaluate-result', nodeId: partnerId }, () => {
       a.evaluations.set(partnerId, { nodeId: partnerId, numExamples, metrics });
-      this.store.setParticipant(roundId, partnerId, { status: a.state.trained.includes(partnerId) ? 'trained' : 'evaluated', evalMetrics: metrics });
+      this.store.setParticipant(roundId, partnerId, { status: a.state.trained.includes(partnerId) ? 'trained' : 'evaluated', ...a.boundNotes.get(partnerId), evalMetrics: metrics });
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'evaluate' });
@@ -430,8 +442,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         if (a.state.secureAggregation && !a.secagg) {
           try {
             // Partner-level DP: every update weighs 1, so one partner moves the sum by at most C (privacy.ts).
-            const weights = new Map(effect.nodeIds.map((id) => [id, a.config.dp?.level === 'partner' ? 1 : (r.clients.get(id)?.numExamples ?? 1)]));
-            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length, weights, a.config.secureAggregation!);
+            const unit = a.config.dp?.level === 'partner';
+            const weights = new Map(effect.nodeIds.map((id) => [id, unit ? 1 : (r.clients.get(id)?.numExamples ?? 1)]));
+            const declared = new Map(effect.nodeIds.map((id) => [id, unit ? 1 : (r.clients.get(id)?.declaredExamples ?? 1)]));
+            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length, weights, a.config.secureAggregation!, declared);
           } catch (err) {
             const reason = `secure aggregation cannot run this round: ${toFedmartError(err).message}`;
             setImmediate(() => { if (r.active === a) this.apply(r, { type: 'abort', reason }); });
@@ -511,15 +525,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       return;
     }
     try {
-      const results = a.state.trained.map((id) => a.updates.get(id)!).filter(Boolean);
+      const bounded = this.boundRoundUpdates(r, a);
+      const results = bounded.kept;
       const failures: ClientFailure[] = Object.entries(a.state.failures).map(([nodeId, reason]) => ({ nodeId, code: 'FAILED', reason }));
+      for (const x of bounded.rejected) failures.push({ nodeId: x.nodeId, code: 'INVALID_UPDATE', reason: x.reason });
       const out = r.strategy.aggregateTrain(a.state.round, a.global, results, failures);
       if (!out.weights) {
         this.apply(r, { type: 'aggregated', ok: false, reason: 'the strategy kept the previous model (no usable updates)' });
         return;
       }
       a.newWeights = out.weights;
-      a.trainMetrics = out.metrics;
+      a.trainMetrics = { ...out.metrics, ...boundMetrics(bounded) };
       a.updates.clear(); // individual updates are not kept past aggregation
       const evaluators = r.strategy.configureEvaluate({ round: a.state.round, global: out.weights, clients: [...r.clients.keys()] }).evaluate ? [...r.clients.keys()] : [];
       this.apply(r, { type: 'aggregated', ok: true, evaluators });
@@ -529,12 +545,33 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
+  /**
+   * Plaintext rounds: bound every update's norm before the strategy sees it (issue 8). Rejected partners are told why
+   * and recorded; clipped ones are recorded (the round goes on with them).
+   */
+  private boundRoundUpdates(r: FederationRunner, a: ActiveRound): BoundedUpdates {
+    const bounded = boundUpdates(a.state.trained.map((id) => a.updates.get(id)!).filter(Boolean), a.config.limits, a.config.dp, a.config.minClients);
+    for (const x of bounded.rejected) {
+      a.boundNotes.set(x.nodeId, { status: 'rejected', reason: x.reason });
+      r.clients.get(x.nodeId)?.sendRejected({ roundId: a.state.roundId, code: 'INVALID_UPDATE', message: x.reason });
+    }
+    for (const x of bounded.clipped) a.boundNotes.set(x.nodeId, { status: 'trained', reason: `update norm ${x.norm.toPrecision(4)} clipped to ${bounded.bound!.bound.toPrecision(4)}` });
+    for (const [nodeId, note] of a.boundNotes) this.store.setParticipant(a.state.roundId, nodeId, note);
+    if (bounded.rejected.length + bounded.clipped.length > 0) this.store.audit('coordinator', 'round.updates-bounded', a.state.roundId, { federationId: r.federationId, bound: bounded.bound, clipped: bounded.clipped, rejected: bounded.rejected.map((x) => x.nodeId) });
+    return bounded;
+  }
+
   /** Secure aggregation: the strategy gets only the unmasked, dequantized weighted mean of the survivors. */
   private aggregateSecure(r: FederationRunner, a: ActiveRound): void {
     try {
       const result = a.secagg!.result;
       if (!result || !(result.totalWeight > 0)) {
         this.apply(r, { type: 'aggregated', ok: false, reason: 'secure aggregation produced no weight (every surviving partner declared zero examples); the previous model stays' });
+        return;
+      }
+      const outOfRange = a.secagg!.checkSumRange(result);
+      if (outOfRange) {
+        this.apply(r, { type: 'aggregated', ok: false, reason: `secure aggregation: ${outOfRange}; a partner folded in more than it declared, the sum was not used and the previous model stays` });
         return;
       }
       const mean = new Float64Array(result.weightedSum.length);
@@ -618,4 +655,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (r.active) this.apply(r, { type: 'abort', reason: 'interrupted: the coordinator is shutting down' });
     }
   }
+}
+
+/** Train metrics that record how a round's updates were bounded (aggregate figures only: no partner is named). */
+function boundMetrics(b: BoundedUpdates): Record<string, number> {
+  return { ...(b.bound ? { limits_norm_bound: b.bound.bound } : {}), limits_clipped: b.clipped.length, limits_rejected: b.rejected.length };
 }

@@ -3,7 +3,7 @@
  * key, express + Socket.IO on one HTTP server. Supports `await using`.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
 import path from 'node:path';
 import { Server as IoServer } from 'socket.io';
 import { FedmartError } from '@fedmart/shared/errors';
@@ -15,6 +15,10 @@ import { Orchestrator } from './orchestrator.ts';
 import { createHttpApp } from './http.ts';
 import { attachFederationNamespace } from './socket.ts';
 import { attachVerticalRelay } from './vertical-relay.ts';
+import { TokenRevocations } from './db/revocations.ts';
+import { prepareDataDir, restrictFiles } from './data-dir.ts';
+import { operatorTokenAtStart } from './operator-token.ts';
+import { guardDefaultNamespace, disconnectToken } from './socket-auth.ts';
 
 export const COORDINATOR_VERSION = '0.1.0';
 
@@ -27,6 +31,8 @@ export interface CoordinatorOptions {
   dataDir: string | null;
   /** Log sink; default silent. */
   log?: (msg: string) => void;
+  /** Mint a new operator token even if the stored one is still good, and revoke the old one. */
+  rotateOperatorToken?: boolean;
 }
 
 export interface Coordinator {
@@ -37,8 +43,10 @@ export interface Coordinator {
   authority: TokenAuthority;
   orchestrator: Orchestrator;
   io: IoServer;
-  /** A fresh operator token (also written to `<dataDir>/operator.token`). */
+  /** The operator token: reused from `<dataDir>/operator.token` while valid, else minted (and written there). */
   operatorToken: string;
+  /** Revoked token ids (checked at every REST call and handshake). */
+  revocations: TokenRevocations;
   /** Rounds marked failed(interrupted) at start-up. */
   interruptedRounds: string[];
   close(): Promise<void>;
@@ -52,13 +60,11 @@ export interface Coordinator {
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   const log = opts.log ?? (() => {});
   const host = opts.host ?? '127.0.0.1';
-  if (opts.dataDir !== null) {
-    try {
-      await mkdir(opts.dataDir, { recursive: true });
-    } catch (err) {
-      throw new FedmartError('CONFIG_ERROR', `cannot create data dir ${opts.dataDir}: ${(err as Error).message}; pass --data-dir with a writable directory`, { cause: err });
-    }
-  }
+  // Resolve the interface first, so a typo in --host changes nothing on disk.
+  await lookup(host).catch((err: NodeJS.ErrnoException) => {
+    throw new FedmartError('CONFIG_ERROR', `cannot listen on --host "${host}": the name does not resolve (${err.code ?? err.message}); pass an address of this machine (127.0.0.1, or 0.0.0.0 for every interface) or a resolvable host name`, { cause: err });
+  });
+  if (opts.dataDir !== null) await prepareDataDir(opts.dataDir);
   const dbFile = opts.dataDir === null ? ':memory:' : path.join(opts.dataDir, 'fedmart.db');
   let db: Db;
   try {
@@ -66,14 +72,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   } catch (err) {
     throw new FedmartError('CONFIG_ERROR', `cannot open database ${dbFile}: ${(err as Error).message}`, { cause: err });
   }
+  if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['fedmart.db', 'fedmart.db-wal', 'fedmart.db-shm']);
   const store = new Store(db);
+  const revocations = new TokenRevocations(db);
   const interruptedRounds = store.failInterruptedRounds();
   for (const id of interruptedRounds) store.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
-  const authority = await TokenAuthority.open(opts.dataDir);
+  const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
+  if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
   const orchestrator = new Orchestrator(store);
-  const app = createHttpApp({ store, authority, orchestrator, version: COORDINATOR_VERSION, log });
+  // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
+  const app = createHttpApp({ store, authority, orchestrator, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false } });
+  guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store, authority, orchestrator, log });
   attachVerticalRelay(io, { store, authority, log });
 
@@ -82,6 +93,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       http.off('listening', onListening);
       if (err.code === 'EADDRINUSE') reject(new FedmartError('CONFIG_ERROR', `port ${opts.port ?? 7300} on ${host} is already in use; pass --port with a free port (or 0 for any) or stop the other process`, { cause: err }));
       else if (err.code === 'EACCES') reject(new FedmartError('CONFIG_ERROR', `not allowed to listen on port ${opts.port}; use a port above 1024`, { cause: err }));
+      else if (err.code === 'EADDRNOTAVAIL') reject(new FedmartError('CONFIG_ERROR', `cannot listen on --host "${host}": it is not an address of this machine; pass one of its interface addresses (0.0.0.0 for every interface)`, { cause: err }));
       else reject(err);
     };
     const onListening = () => {
@@ -99,8 +111,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7300);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  const { token: operatorToken } = await authority.issue({ sub: 'operator', role: 'operator' }, 30 * 86_400);
-  if (opts.dataDir !== null) await writeFile(path.join(opts.dataDir, 'operator.token'), operatorToken + '\n', { mode: 0o600 });
+  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, revocations }, opts.dataDir, opts.rotateOperatorToken === true);
+  if (origin !== 'reused') store.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
 
   let closing: Promise<void> | null = null;
@@ -117,5 +129,5 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       db.$client.close();
     })());
 
-  return { url, port, store, db, authority, orchestrator, io, operatorToken, interruptedRounds, close, [Symbol.asyncDispose]: close };
+  return { url, port, store, db, authority, orchestrator, io, operatorToken, revocations, interruptedRounds, close, [Symbol.asyncDispose]: close };
 }

@@ -12,6 +12,7 @@ import {
   type Ack, type ClientToServerEvents, type ServerToClientEvents,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
+import { boundExampleCount } from '@fedmart/shared/strategy/partner-bounds';
 import { SECURE_MESSAGE_TYPES, SecureClientEnvelopeSchema, type SecureServerToClientEvents } from '@fedmart/shared/protocol-secure';
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
@@ -24,6 +25,8 @@ export interface SocketData {
   partnerName: string;
   federationId: string;
   enrollmentId: string;
+  /** The enrollment's cap on the partner's example count (null: the federation's limit only). */
+  maxExamples: number | null;
   link?: ClientLink;
 }
 
@@ -42,7 +45,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       try {
         const enrollment = await authenticateEnrollment(deps, socket.handshake.auth, 'a federation');
         const partner = deps.store.getPartner(enrollment.partnerId);
-        socket.data = { partnerId: enrollment.partnerId, partnerName: partner?.name ?? enrollment.partnerId, federationId: enrollment.federationId, enrollmentId: enrollment.id };
+        socket.data = { partnerId: enrollment.partnerId, partnerName: partner?.name ?? enrollment.partnerId, federationId: enrollment.federationId, enrollmentId: enrollment.id, maxExamples: enrollment.maxExamples };
         next();
       } catch (err) {
         next(handshakeError(err));
@@ -101,8 +104,12 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       deps.store.markEnrollmentSeen(socket.data.enrollmentId, msg.payload.numExamples);
       const fed = deps.store.getFederation(federationId);
       const config = deps.store.federationConfig(fed);
+      // The weight a partner gets is capped by its enrollment and the federation's limits (issue 8), whatever it declares.
+      const declared = msg.payload.numExamples;
+      const numExamples = boundExampleCount(declared, [socket.data.maxExamples, config.limits.maxExamplesPerPartner]);
+      if (numExamples < declared) deps.store.audit('coordinator', 'partner.examples-capped', partnerId, { federationId, declared, weightedBy: numExamples });
       const link: ClientLink = {
-        partnerId, partnerName: socket.data.partnerName, numExamples: msg.payload.numExamples,
+        partnerId, partnerName: socket.data.partnerName, numExamples, declaredExamples: declared,
         sendTrain: (t, w) => socket.emit('train', t, w),
         emitSecure: (event, payload) => (socket.emit as (e: string, p: unknown) => boolean)(event, payload),
         sendEvaluate: (e, w) => socket.emit('evaluate', e, w),

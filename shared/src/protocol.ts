@@ -133,6 +133,29 @@ export const DpConfigSchema = z
   .strict();
 export type DpConfig = z.infer<typeof DpConfigSchema>;
 
+/**
+ * What one partner can do to the federation (issue 8; the maths and the
+ * reasoning are in `strategy/partner-bounds.ts`). A partner's weight is
+ * capped by what it declared at hello, by its enrollment's `maxExamples`
+ * and by `maxExamplesPerPartner`; every plaintext update's L2 norm is
+ * checked against `maxUpdateNorm`, else the DP clip (partner level), else
+ * `medianNormFactor` × the round's lower-median update norm, and clipped to
+ * it or rejected (`onLargeUpdate`).
+ */
+export const PartnerLimitsSchema = z
+  .object({
+    /** Largest example count any partner is weighted by (10 M by default: bigger than any one partner's customer base in our settings; set it to the largest partner you expect). */
+    maxExamplesPerPartner: z.number().int().min(1).max(2 ** 31 - 1).default(10_000_000),
+    /** Fixed L2 bound on each update (absent: the DP clip, else the median rule). */
+    maxUpdateNorm: z.number().positive().max(1e12).optional(),
+    /** Without a fixed bound or partner-level DP: bound = this × the lower median of the round's update norms. */
+    medianNormFactor: z.number().min(1).max(1e6).default(3),
+    /** What happens to an update above the bound: scaled down to it, or left out (the partner is told why). */
+    onLargeUpdate: z.enum(['clip', 'reject']).default('clip'),
+  })
+  .strict();
+export type PartnerLimitsConfig = z.infer<typeof PartnerLimitsSchema>;
+
 /** Everything an operator sets when creating a federation. */
 export const FederationConfigSchema = z.object({
   task: z.literal('binary').default('binary'),
@@ -174,6 +197,8 @@ export const FederationConfigSchema = z.object({
   keyHolder: z.string().min(1).max(200).optional(),
   /** Differential privacy (absent = off); see {@link DpConfigSchema}. */
   dp: DpConfigSchema.optional(),
+  /** Bounds on what one partner can do (weights, update norms); see {@link PartnerLimitsSchema}. */
+  limits: PartnerLimitsSchema.default({ maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'clip' }),
   /** 'vertical': the federation is a vertical FL job whose parties talk through the `/vertical` relay (absent = horizontal). */
   mode: z.enum(['horizontal', 'vertical']).optional(),
 }).superRefine((c, ctx) => {
@@ -230,6 +255,8 @@ export const CreateEnrollmentBodySchema = z.object({
   partner: z.string().min(1).max(200).regex(/^[\w .@&()+-]+$/, { message: 'use letters, digits, spaces and . @ & ( ) + - _' }),
   /** Token lifetime in seconds (default 7 days). */
   expiresInSeconds: z.number().int().min(60).max(365 * 86_400).default(7 * 86_400),
+  /** Most examples this partner may be weighted by (agreed with it; absent: the federation's limits.maxExamplesPerPartner). */
+  maxExamples: z.number().int().min(1).max(2 ** 31 - 1).optional(),
 });
 
 /** POST /api/v1/federations/:id/rounds */

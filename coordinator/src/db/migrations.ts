@@ -152,6 +152,19 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER privacy_caps_no_update BEFORE UPDATE ON privacy_caps BEGIN SELECT RAISE(ABORT, 'privacy_caps is append-only'); END;
   CREATE TRIGGER privacy_caps_no_delete BEFORE DELETE ON privacy_caps BEGIN SELECT RAISE(ABORT, 'privacy_caps is append-only'); END;
   `,
+  // 4: revoked token ids (any role; checked at every REST call and Socket.IO handshake) and the example count an
+  //    enrollment allows a partner to claim (issue 8: a partner's weight is capped by what was agreed at enrollment)
+  `
+  CREATE TABLE revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    revoked_by TEXT NOT NULL,
+    reason TEXT,
+    revoked_at INTEGER NOT NULL
+  );
+  CREATE TRIGGER revoked_tokens_no_update BEFORE UPDATE ON revoked_tokens BEGIN SELECT RAISE(ABORT, 'revoked_tokens is append-only'); END;
+  CREATE TRIGGER revoked_tokens_no_delete BEFORE DELETE ON revoked_tokens BEGIN SELECT RAISE(ABORT, 'revoked_tokens is append-only'); END;
+  ALTER TABLE enrollments ADD COLUMN max_examples INTEGER;
+  `,
 ];
 
 /**

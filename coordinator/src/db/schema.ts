@@ -34,6 +34,8 @@ export const enrollments = sqliteTable('enrollments', {
   lastSeenAt: integer('last_seen_at'),
   numExamples: integer('num_examples'),
   createdAt: integer('created_at').notNull(),
+  /** Most examples this partner may claim (agreed at enrollment); null = only the federation's limit applies. */
+  maxExamples: integer('max_examples'),
 }, (t) => [uniqueIndex('enrollments_fed_partner_idx').on(t.federationId, t.partnerId), index('enrollments_token_idx').on(t.tokenId)]);
 
 export const rounds = sqliteTable('rounds', {
@@ -138,6 +140,14 @@ export const schedules = sqliteTable('schedules', {
   updatedAt: integer('updated_at').notNull(),
 });
 
+/** Token ids (`jti`) an operator revoked, or the coordinator retired when rotating its operator token. Append-only. */
+export const revokedTokens = sqliteTable('revoked_tokens', {
+  jti: text('jti').primaryKey(),
+  revokedBy: text('revoked_by').notNull(),
+  reason: text('reason'),
+  revokedAt: integer('revoked_at').notNull(),
+});
+
 export const auditLog = sqliteTable('audit_log', {
   seq: integer('seq').primaryKey({ autoIncrement: true }),
   at: integer('at').notNull(),
@@ -160,3 +170,4 @@ export type PrivacyLedgerRow = typeof privacyLedger.$inferSelect;
 export type PrivacyCapRow = typeof privacyCaps.$inferSelect;
 export type ScheduleRow = typeof schedules.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;
+export type RevokedTokenRow = typeof revokedTokens.$inferSelect;

@@ -116,14 +116,15 @@ export class Store {
   }
 
   // ------------------------------------------------------------ enrollments
-  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number): t.EnrollmentRow {
+  /** @param maxExamples - most examples the partner may claim (null: only the federation's limit) */
+  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null): t.EnrollmentRow {
     const existing = this.db.select().from(t.enrollments).where(and(eq(t.enrollments.federationId, federationId), eq(t.enrollments.partnerId, partnerId))).get();
     if (existing) {
       // Re-issuing replaces the old token (the old jti stops working).
-      this.db.update(t.enrollments).set({ tokenId, expiresAt, status: existing.status === 'revoked' ? 'invited' : existing.status }).where(eq(t.enrollments.id, existing.id)).run();
-      return { ...existing, tokenId, expiresAt };
+      this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status: existing.status === 'revoked' ? 'invited' : existing.status }).where(eq(t.enrollments.id, existing.id)).run();
+      return { ...existing, tokenId, expiresAt, maxExamples };
     }
-    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now() };
+    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples };
     this.db.insert(t.enrollments).values(row).run();
     return row;
   }

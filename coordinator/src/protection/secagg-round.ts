@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { FedmartError } from '@fedmart/shared/errors';
 import { SecAggServer, type SecAggResult } from '@fedmart/shared/secagg/server';
 import type { SecAggReply, SecAggRequest, SecAggStage } from '@fedmart/shared/secagg/messages';
+import { quantizationErrorBound } from '@fedmart/shared/secagg/quantize';
 import type { SecAggReplyEnvelope } from '@fedmart/shared/protocol-secure';
 import type { SecureAggregationConfig } from '@fedmart/shared/protocol';
 import type { SecAggPhase } from '@fedmart/shared/round';
@@ -38,9 +39,10 @@ export class SecAggRound {
    * @param vectorLength - model parameter count
    * @param weights - each selected partner's declared example count (its weight)
    * @param config - the federation's secure-aggregation settings
+   * @param declared - the weight each selected partner's client will fold in as it computes it (its hello count, or 1 under partner-level DP), before capping at maxWeight; snapshotted now because a partner that drops later leaves the orchestrator's client list
    * @throws FedmartError CONFIG_ERROR when the settings do not fit this round (e.g. fewer than 3 clients)
    */
-  constructor(roundId: string, selected: readonly string[], vectorLength: number, weights: ReadonlyMap<string, number>, config: SecureAggregationConfig) {
+  constructor(roundId: string, selected: readonly string[], vectorLength: number, weights: ReadonlyMap<string, number>, config: SecureAggregationConfig, private readonly declared: ReadonlyMap<string, number> = weights) {
     const sorted = [...selected].sort();
     sorted.forEach((p, i) => {
       this.idOf.set(p, i + 1);
@@ -123,6 +125,32 @@ export class SecAggRound {
     }
     this.pending = new Map(requests.map((r) => [this.partnerOf.get(r.clientId)!, r]));
     return [...this.pending.keys()];
+  }
+
+  /**
+   * Check the unmasked sum against what honest clients can produce (issue 8:
+   * bound what can be bounded when updates are hidden). An honest client folds
+   * in weight min(declared, maxWeight) — 1 under partner-level DP — and
+   * coordinates clipped to ±clip, so the survivors' total weight is at most
+   * the sum of those, and every coordinate of the weighted sum is within
+   * ±(total weight · clip) plus the rounding error. A partner that folds in
+   * more weight than it declared, or masks an out-of-range vector, fails
+   * this check; one that stays in range cannot be told apart from an honest
+   * one without zero-knowledge range proofs (out of scope; see the README).
+   * @param result - the unmasked result
+   * @returns null when in range, otherwise what is out of range
+   */
+  checkSumRange(result: SecAggResult): string | null {
+    const q = this.server.params.quantization;
+    let expected = 0;
+    for (const id of result.survivors) expected += Math.min(Math.floor(this.declared.get(this.partnerOf.get(id)!) ?? 0), q.maxWeight);
+    if (result.totalWeight > expected) return `the survivors' total weight ${result.totalWeight} exceeds the ${expected} they declared`;
+    const limit = result.totalWeight * q.clip + quantizationErrorBound(q, result.survivors.length);
+    for (let j = 0; j < result.weightedSum.length; j++) {
+      const v = result.weightedSum[j]!;
+      if (!(Math.abs(v) <= limit)) return `coordinate ${j} of the weighted sum is ${v.toPrecision(4)}, beyond ±${limit.toPrecision(4)} (total weight × clip)`;
+    }
+    return null;
   }
 
   /** Drop all state (idempotent). */
