@@ -38,6 +38,8 @@ import { createSeededRng, shuffleInPlace } from '@fedmart/shared/data/rng';
 import { createVerticalCkksKeyHolder, DEFAULT_DECRYPT_FLOOD_STD } from '@fedmart/shared/he/ckks-ops';
 import { DEFAULT_CKKS_PARAMS, type CkksParams } from '@fedmart/shared/he/ckks-params';
 import { readVector, vectorBytes } from '@fedmart/shared/protocol-vertical';
+import { checkVerticalBatching, cutVerticalBatches, planLabelDp, type LabelDpPlan } from '@fedmart/shared/vertical-leakage';
+import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import type { PsiMode } from '@fedmart/shared/psi/ecdh-psi';
 import { initBackend } from '../ml/backend.ts';
 import { compareIds, psiWithPeer, rowsOf, type Alignment } from './align.ts';
@@ -72,6 +74,12 @@ export interface VerticalLrOptions {
   readonly ckks?: Partial<CkksParams>;
   /** Flooding noise std on decrypted masked sums (default 2^-10). */
   readonly floodStd?: number;
+  /**
+   * Label DP against every other party (and for the trained model): Gaussian
+   * noise on the residuals, calibrated to (ε, δ) over the run's epochs
+   * (`shared/src/vertical-leakage.ts`). Off by default.
+   */
+  readonly labelDp?: { readonly epsilon: number; readonly delta: number };
   /** Called after each epoch with its mean training loss. */
   readonly onEpoch?: (epoch: number, loss: number) => void;
 }
@@ -99,6 +107,10 @@ export interface VerticalTrainReport {
   /** Mean training loss of the last epoch. */
   readonly loss: number;
   readonly seconds: number;
+  /** Vertical LR with feature holders: the minimum batch that applied. */
+  readonly minBatch?: number;
+  /** Vertical LR with `labelDp`: the residual noise and the ε it reached. */
+  readonly labelDp?: LabelDpPlan;
 }
 
 type Model =
@@ -210,10 +222,18 @@ export class LabelHolder {
   }
 
   #batches(n: number, batchSize: number, rng: ReturnType<typeof createSeededRng>): Uint32Array[] {
-    const order = shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), rng);
-    const out: Uint32Array[] = [];
-    for (let s = 0; s < n; s += batchSize) out.push(order.subarray(s, Math.min(n, s + batchSize)));
-    return out;
+    return cutVerticalBatches(shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), rng), batchSize);
+  }
+
+  /** Each feature holder's declared gradient width (`vlr.declare`, right after `vlr.setup`). */
+  async #receiveWidths(slotCount: number): Promise<number[]> {
+    const widths: number[] = [];
+    for (const fh of this.#fhs) {
+      const msg = await this.#ch!.receive(fh, 'vlr.declare');
+      if (msg.body.dims > slotCount) throw new FedmartError('INVALID_MESSAGE', `vertical LR: ${fh} declared a gradient of ${msg.body.dims} values, more than the ${slotCount} slots of one ciphertext; a feature holder wider than that is not supported`);
+      widths.push(msg.body.dims);
+    }
+    return widths;
   }
 
   /**
@@ -233,20 +253,26 @@ export class LabelHolder {
     const batchSize = o.batchSize ?? 4096;
     const flood = o.floodStd ?? DEFAULT_DECRYPT_FLOOD_STD;
     const ch = this.#ch;
+    const dp = o.labelDp !== undefined ? planLabelDp({ ...o.labelDp, epochs: o.epochs }) : undefined;
     const kh = this.#fhs.length > 0 ? await createVerticalCkksKeyHolder(o.ckks ?? {}) : undefined;
-    const keys = kh?.keygen();
-    const sk = keys !== undefined ? kh!.loadSecretKey(keys.secretKey) : undefined;
-    const params = kh?.params ?? { ...DEFAULT_CKKS_PARAMS, ...o.ckks };
-    for (const fh of this.#fhs) await ch!.send(fh, 'vlr.setup', { params: params as CkksParams, learningRate: lr, l2 }, [keys!.galoisKeys]);
-    const w = new Float64Array(set.d);
-    const bias = new Float64Array(1);
-    const adamW = new Adam(set.d, lr);
-    const adamB = new Adam(1, lr);
-    this.#model = { kind: 'lr', w, bias };
-    const rng = createSeededRng(o.seed);
+    let sk: ReturnType<NonNullable<typeof kh>['loadSecretKey']> | undefined;
+    let minBatch: number | undefined;
     let loss = Number.NaN;
     let steps = 0;
     try {
+      const keys = kh?.keygen();
+      sk = keys !== undefined ? kh!.loadSecretKey(keys.secretKey) : undefined;
+      const params = kh?.params ?? { ...DEFAULT_CKKS_PARAMS, ...o.ckks };
+      for (const fh of this.#fhs) await ch!.send(fh, 'vlr.setup', { params: params as CkksParams, learningRate: lr, l2 }, [keys!.galoisKeys]);
+      // Nothing about the labels leaves this party before the batching is checked against the declared widths.
+      const widths = kh !== undefined ? await this.#receiveWidths(kh.slotCount) : [];
+      if (widths.length > 0) minBatch = checkVerticalBatching({ rows: n, batchSize, epochs: o.epochs, widths });
+      const w = new Float64Array(set.d);
+      const bias = new Float64Array(1);
+      const adamW = new Adam(set.d, lr);
+      const adamB = new Adam(1, lr);
+      this.#model = { kind: 'lr', w, bias };
+      const rng = createSeededRng(o.seed);
       for (let epoch = 1; epoch <= o.epochs; epoch++) {
         let lossSum = 0;
         for (const batch of this.#batches(n, batchSize, rng)) {
@@ -266,6 +292,11 @@ export class LabelHolder {
             d[i] = sigmoid(zi) - yi;
             lossSum += Math.max(zi, 0) - zi * yi + Math.log1p(Math.exp(-Math.abs(zi)));
           }
+          if (dp !== undefined) {
+            // Label DP: every use of d below — ours included — sees the noised residuals (post-processing).
+            const noise = gaussianNoise(m, dp.sigma);
+            for (let i = 0; i < m; i++) d[i]! += noise[i]!;
+          }
           if (this.#fhs.length > 0) {
             const enc = kh!.encrypt(d, sk!);
             for (const fh of this.#fhs) await ch!.send(fh, 'vlr.residual', { step, rows: m, chunks: enc.length }, enc);
@@ -276,11 +307,13 @@ export class LabelHolder {
           for (let j = 0; j < set.d; j++) g[j] = g[j]! / m + l2 * w[j]!;
           adamW.step(w, g);
           adamB.step(bias, [gb / m]);
-          for (const fh of this.#fhs) {
+          for (const [k, fh] of this.#fhs.entries()) {
             const msg = await ch!.receive(fh, 'vlr.maskedGradient');
             if (msg.body.step !== step) throw new FedmartError('INVALID_MESSAGE', `vertical LR: expected the masked gradient of step ${step} from ${fh}, got step ${msg.body.step}`);
-            const masked = kh!.decryptMasked(msg.parts[0]!, sk!, msg.body.dims, flood);
-            await ch!.send(fh, 'vlr.decrypted', { step, dims: msg.body.dims }, [vectorBytes(masked)]);
+            const dims = widths[k]!;
+            if (msg.body.dims !== dims) throw new FedmartError('INVALID_MESSAGE', `vertical LR: ${fh} asked for ${msg.body.dims} decrypted values at step ${step} but declared a width of ${dims} at setup; refusing to decrypt more (or other) slots than declared`);
+            const masked = kh!.decryptMasked(msg.parts[0]!, sk!, dims, flood);
+            await ch!.send(fh, 'vlr.decrypted', { step, dims }, [vectorBytes(masked)]);
           }
           steps++;
         }
@@ -291,7 +324,7 @@ export class LabelHolder {
       sk?.dispose();
       kh?.dispose();
     }
-    return { steps, loss, seconds: (performance.now() - started) / 1000 };
+    return { steps, loss, seconds: (performance.now() - started) / 1000, ...(minBatch !== undefined ? { minBatch } : {}), ...(dp !== undefined ? { labelDp: dp } : {}) };
   }
 
   /**
