@@ -126,6 +126,25 @@ const honestGradient: Craft = ({ res, x, m, evaluator }) => {
   return { ct: evaluator.maskedColumnSums(res.parts, x, m, FH_WIDTH, mask), dims: FH_WIDTH, mask };
 };
 
+/** [[d]] · 1 then one rescale: the level and scale of an honest gradient, with the residuals in its slots (optionally a forged scale). */
+const reLevelled = (o: { scale?: number; dims: (m: number) => number }): Craft => ({ res, m, rt }) => {
+  const { seal, context } = rt;
+  const ct = seal.CipherText();
+  const pt = seal.PlainText();
+  const encoder = seal.CKKSEncoder(context);
+  const ev = seal.Evaluator(context);
+  try {
+    ct.loadArray(context, res.parts[0]!);
+    encoder.encode(new Float64Array(rt.slotCount).fill(1), rt.scale, pt);
+    ev.multiplyPlain(ct, pt, ct);
+    ev.rescaleToNext(ct, ct);
+    if (o.scale !== undefined) ct.setScale(o.scale);
+    return { ct: ct.saveArray(rt.compression as never), dims: o.dims(m), mask: new Float64Array(o.dims(m)) };
+  } finally {
+    for (const obj of [ct, pt, encoder, ev]) obj.delete();
+  }
+};
+
 /** Least-squares residuals from g = Xᵀd (X: m × k row-major): exact when m ≤ k, minimum-norm otherwise. */
 function solveResiduals(x: Float64Array, m: number, k: number, g: Float64Array): Float64Array {
   if (m <= k) {
@@ -221,24 +240,6 @@ describe('adversary: vertical training leaks (issue 8, item 7)', () => {
   it('(b) echoing the encrypted residuals back as a "gradient" — as received, re-scaled, or asking for every slot — is refused and decrypts nothing', async () => {
     // Arrange: the three forgeries, each against a fresh label holder
     const asReceived: Craft = ({ res }) => ({ ct: res.parts[0]!, dims: FH_WIDTH, mask: new Float64Array(FH_WIDTH) });
-    const reLevelled = (o: { scale?: number; dims: (m: number) => number }): Craft => ({ res, m, rt }) => {
-      // [[d]] · 1 then one rescale: the level and scale of an honest gradient, with the residuals in its slots
-      const { seal, context } = rt;
-      const ct = seal.CipherText();
-      const pt = seal.PlainText();
-      const encoder = seal.CKKSEncoder(context);
-      const ev = seal.Evaluator(context);
-      try {
-        ct.loadArray(context, res.parts[0]!);
-        encoder.encode(new Float64Array(rt.slotCount).fill(1), rt.scale, pt);
-        ev.multiplyPlain(ct, pt, ct);
-        ev.rescaleToNext(ct, ct);
-        if (o.scale !== undefined) ct.setScale(o.scale);
-        return { ct: ct.saveArray(rt.compression as never), dims: o.dims(m), mask: new Float64Array(o.dims(m)) };
-      } finally {
-        for (const obj of [ct, pt, encoder, ev]) obj.delete();
-      }
-    };
     const cases = [
       { name: 'the fresh residual ciphertext', craft: asReceived, refusal: /got 2 parts, NTT form, 3 prime\(s\) \(another level\).*refusing to decrypt it/ },
       { name: 'a re-levelled echo declaring a smaller scale', craft: reLevelled({ scale: 2 ** 20, dims: () => FH_WIDTH }), refusal: /2 prime\(s\), scale 2\^20.0000; refusing to decrypt it/ },
@@ -258,22 +259,7 @@ describe('adversary: vertical training leaks (issue 8, item 7)', () => {
 
   it('(b) an echo shaped like an honest gradient gets back only the declared width per step, and with label DP those values are noise', async () => {
     // Arrange: the echo a label holder cannot tell from an honest gradient — it equals X_kᵀd for indicator "features" of the first 16 rows
-    const narrowEcho: Craft = ({ res, rt }) => {
-      const { seal, context } = rt;
-      const ct = seal.CipherText();
-      const pt = seal.PlainText();
-      const encoder = seal.CKKSEncoder(context);
-      const ev = seal.Evaluator(context);
-      try {
-        ct.loadArray(context, res.parts[0]!);
-        encoder.encode(new Float64Array(rt.slotCount).fill(1), rt.scale, pt);
-        ev.multiplyPlain(ct, pt, ct);
-        ev.rescaleToNext(ct, ct);
-        return { ct: ct.saveArray(rt.compression as never), dims: FH_WIDTH, mask: new Float64Array(FH_WIDTH) };
-      } finally {
-        for (const obj of [ct, pt, encoder, ev]) obj.delete();
-      }
-    };
+    const narrowEcho = reLevelled({ dims: () => FH_WIDTH });
     const guessesOf = (views: View[]) => views.flatMap((v) => Array.from(v.values, (value, i) => ({ value, row: v.rows[i]! })));
 
     // Act
