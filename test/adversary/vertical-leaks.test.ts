@@ -93,7 +93,7 @@ async function serveMaliciously(ch: VerticalChannel, own: PartyRows, aligned: In
 }
 
 /** Run vertical LR between the honest label holder and the malicious feature holder. */
-async function attack(o: { n: number; batchSize: number; epochs: number; declare?: number; craft: Craft; labelDp?: { epsilon: number; delta: number } }) {
+async function attack(o: { n: number; batchSize: number; epochs: number; declare?: number; craft: Craft; labelDp?: { epsilon: number; delta: number }; floodStd?: number }) {
   const p = makeParties(o.n, 3);
   const wire: VerticalWireMessage[] = [];
   const hub = createInMemoryVerticalHub({ session: 'adv', tap: (w) => wire.push(w) });
@@ -103,7 +103,7 @@ async function attack(o: { n: number; batchSize: number; epochs: number; declare
   const serving = serveMaliciously(hub.channel('brand'), p.fh, b.rows!, o.declare ?? FH_WIDTH, o.craft);
   let lhError: FedmartError | undefined;
   try {
-    await lh.trainLr({ epochs: o.epochs, batchSize: o.batchSize, learningRate: 0.1, seed: 9, ...(o.labelDp ? { labelDp: o.labelDp } : {}) });
+    await lh.trainLr({ epochs: o.epochs, batchSize: o.batchSize, learningRate: 0.1, seed: 9, ...(o.labelDp ? { labelDp: o.labelDp } : {}), ...(o.floodStd !== undefined ? { floodStd: o.floodStd } : {}) });
     await lh.finish();
   } catch (err) {
     lhError = err as FedmartError;
@@ -277,6 +277,17 @@ describe('adversary: vertical training leaks (issue 8, item 7)', () => {
     // … with (1, 1e-5) label DP no attacker guesses a label with probability above e^ε/(1+e^ε) + δ ≈ 0.731; the sign guess is near chance
     const acc = labelAccuracy(guessesOf(dp.views), dp.labelOf);
     expect(acc).toBeLessThan(Math.E / (1 + Math.E));
+  });
+
+  it('(b) no decrypted residual is ever exactly known, so amplified echoes cannot read the encryption error (key hints)', async () => {
+    // Arrange: the narrow echo of step 0 with the label holder's flooding switched off, so the test sees the message itself
+    const r = await attack({ n: 256, batchSize: 128, epochs: 2, craft: reLevelled({ dims: () => FH_WIDTH }), floodStd: 0 });
+    // Act: how far step 0's residuals are from ½ − y, the value they would have with zero initial weights
+    const first = r.views[0]!;
+    const gaps = Array.from(first.values, (v, i) => Math.abs(v - (0.5 - r.labelOf(first.rows[i]!)))).sort((a, b) => a - b);
+    // Assert: a secret offset far above the CKKS error of the echo (≈ 1e-9) and far below anything that moves training
+    expect(gaps[Math.floor(gaps.length / 2)]!).toBeGreaterThan(1e-7);
+    expect(gaps.at(-1)!).toBeLessThan(1e-3);
   });
 });
 

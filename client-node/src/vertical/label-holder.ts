@@ -12,16 +12,64 @@
  *   a uniform mask r_k it never sees — i.e. nothing about the feature
  *   holder's gradient beyond a statistical distance ≤ |g|/maskBound;
  * - feature holder k: the encrypted residuals [[d]] (IND-CPA under RLWE:
- *   nothing) and its own plain gradient X_kᵀd/m (plus flooding noise) —
- *   which, as in every hetero-LR, is a d_k-dimensional linear summary of the
- *   batch's residuals, so it learns nothing about labels beyond what its own
- *   gradient reveals; never the labels, the other parties' features or
+ *   nothing) and its own plain gradient X_kᵀd/m (plus flooding noise) — a
+ *   d_k-dimensional linear summary of the batch's residuals (with `labelDp`,
+ *   of noised residuals); never the labels, the other parties' features or
  *   weights, or the logits;
  * - both: the aligned IDs (mode "ids") or only their number (mode "size"),
  *   the batch row indices in the aligned order, the number of steps.
  * With several feature holders, the label holder tells each which of its
  * PSI-shared customers are shared by all parties, so a feature holder also
  * learns which of its shared customers are customers of every other party.
+ *
+ * A malicious feature holder (issue 8, item 7) may send any ciphertext as
+ * its "gradient" and claim any features. What the label holder enforces:
+ * 1. Declared width. Right after `vlr.setup` each feature holder declares its
+ *    gradient width d_k (`vlr.declare`); every step the label holder
+ *    decrypts and returns exactly d_k slots, whatever the request says.
+ * 2. Shape. It decrypts only ciphertexts shaped like an honest
+ *    `maskedColumnSums` output: 2 parts, NTT form, one level below the top
+ *    (parms id), scale exactly Δ²/q_last (`decryptMasked`). The fresh
+ *    residual ciphertext echoed back is refused by its level; a forged scale
+ *    is refused because decoding divides by it and a smaller one would show
+ *    the decryption error (key hints, Li & Micciancio 2021) through the flood.
+ * 3. Why d_k slots is the right bound, although a CKKS ciphertext cannot say
+ *    how many of its N/2 slots are "used": without relinearisation keys (so
+ *    no ciphertext product survives the 2-part check), without a public key
+ *    and with rotation keys only, everything the feature holder can build is
+ *    an affine map A·d + b of the residual ciphertexts it was sent (complex
+ *    plaintexts included: decoding keeps real parts, which stay real-linear
+ *    in d). Its first d_k slots are X_kᵀd + b for X_k = Aᵀ — precisely what an
+ *    honest holder with those columns learns. So a forged computation buys
+ *    nothing over lying about one's features, and the width caps both. We
+ *    chose this over making the label holder do the rotations (it would see
+ *    per-row products d_i·x_ij, i.e. the features) or per-feature
+ *    ciphertexts (d_k× the traffic, same functionality).
+ * 4. Minimum batch (`shared/src/vertical-leakage.ts`): m ≥ max(64, 4·E·d_max)
+ *    for E epochs, so no batch's residuals can be solved from its gradient
+ *    and, even if residuals never changed between epochs, a whole run gives
+ *    a feature holder at most n/4 equations on n unknowns; the last short
+ *    chunk of an epoch joins the previous batch. Checked before any residual
+ *    is sent; a smaller batch size or training set is refused.
+ * What remains, by design of hetero-LR: the functionality X_kᵀd itself. A
+ * column that is nonzero for few rows of a batch (a rare one-hot value, or
+ * indicator columns a malicious holder makes up) gives those rows'
+ * residuals, hence labels — up to d_k per step, S·d_k ≤ n/4 over the run;
+ * and a least-squares guess carries each row's own residual with weight
+ * h_ii ≈ d_k/m, a statistical edge that shrinks with the batch but never
+ * vanishes. Only noise bounds that: with `labelDp` the label holder adds
+ * N(0, σ²) to every residual and trains its own weights on the same noised
+ * residuals, so every other party's view, and the model, is (ε, δ)-label-DP
+ * (sensitivity 1, E compositions; see `vertical-leakage.ts`). Key hints: a
+ * feature holder that knew some residuals exactly (with zero initial
+ * weights, the first step's d = ½ − y for labels learnt as above) could
+ * submit amplified products of that step's ciphertext — gradient-shaped —
+ * and read linear functions of its encryption error, i.e. of the secret
+ * key (Li & Micciancio 2021). So the label holder's own weights start at a
+ * secret N(0, 2^-32): every residual then carries an unknown part of
+ * ≈ 2^-18 per row, ~2^14 above what the encryption error contributes after
+ * decoding, whatever the amplification. This is a margin, not a proof; a
+ * fresh key per epoch (not done) would also cap the hints per key.
  *
  * Split NN: the label holder sees each feature holder's embeddings of the
  * batch (optionally with Gaussian noise of std σ added by the feature
@@ -112,6 +160,9 @@ export interface VerticalTrainReport {
   /** Vertical LR with `labelDp`: the residual noise and the ε it reached. */
   readonly labelDp?: LabelDpPlan;
 }
+
+/** Std of the label holder's secret initial LR weights when feature holders take part (see trainLr). */
+const SECRET_INIT_STD = 2 ** -16;
 
 type Model =
   | { kind: 'lr'; w: Float64Array; bias: Float64Array }
@@ -267,7 +318,10 @@ export class LabelHolder {
       // Nothing about the labels leaves this party before the batching is checked against the declared widths.
       const widths = kh !== undefined ? await this.#receiveWidths(kh.slotCount) : [];
       if (widths.length > 0) minBatch = checkVerticalBatching({ rows: n, batchSize, epochs: o.epochs, widths });
-      const w = new Float64Array(set.d);
+      // With feature holders, our weights start at a secret N(0, 2^-32) (CSPRNG) instead of 0, so no residual is ever
+      // exactly ½ − y: a feature holder then never knows a decrypted message exactly, which is what reading key hints
+      // through amplified decryptions needs (see the module doc). It moves the first gradient by ~2^-18, far below the flood.
+      const w = kh !== undefined ? gaussianNoise(set.d, SECRET_INIT_STD) : new Float64Array(set.d);
       const bias = new Float64Array(1);
       const adamW = new Adam(set.d, lr);
       const adamB = new Adam(1, lr);
