@@ -56,11 +56,11 @@
  * those features learns. So the bound is the declared width per step, not
  * the honesty of the computation (see `vertical-leakage.ts` for what that
  * width still reveals, and `label-holder.ts` for the whole argument).
- * Not covered: a feature holder that learns some residuals exactly (e.g. at
- * the first step, where d = ½ − y) and then submits amplified products of
- * an old residual ciphertext learns linear functions of that ciphertext's
- * encryption error, i.e. hints on the secret key (Li & Micciancio 2021); at
- * d_k values per step this needs on the order of N/d_k steps of one key.
+ * Amplified products of a residual ciphertext are gradient-shaped; they
+ * would expose linear functions of its encryption error (hints on the
+ * secret key, Li & Micciancio 2021) to a feature holder that knew the
+ * residuals exactly, which is why the label holder never lets a residual be
+ * exactly predictable (secret initial weights, `label-holder.ts`).
  * No constant-time guarantees beyond SEAL's; secrets are not wiped from
  * wasm memory.
  *
