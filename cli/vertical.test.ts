@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { bankMarketingPath } from './datasets.ts';
-import { parsePartyGroups, runVerticalExperiment } from './vertical.ts';
+import { parsePartyGroups, runVerticalExperiment, simulateVerticalCommand } from './vertical.ts';
 
 const PARTIES = [
   ['age', 'balance', 'housing', 'loan', 'contact', 'day', 'month', 'campaign', 'pdays', 'previous', 'poutcome'],
@@ -36,5 +36,11 @@ describe('fedmart simulate --mode vertical (bank.csv, 4,521 rows)', () => {
     expect(() => parsePartyGroups('a|zz', cols, ['y'])).toThrow(/"zz", which is not in the data/);
     expect(() => parsePartyGroups('a|y', cols, ['y'])).toThrow(/label, the ID or a dropped/);
     expect(() => parsePartyGroups('a,b|b', cols, ['y'])).toThrow(/twice/);
+  });
+
+  it('rejects --label-dp outside vertical LR and --delta without --label-dp', async () => {
+    const table = { columns: ['a', 'b', 'y'], rows: Array.from({ length: 40 }, (_, i) => [String(i), String(i % 3), i % 2 ? 'yes' : 'no']) };
+    await expect(runVerticalExperiment({ table, label: 'y', parties: [['a'], ['b']], model: 'splitnn', overlap: 1, seed: 1, relay: 'memory', labelDp: { epsilon: 1, delta: 1e-5 } })).rejects.toThrow(/--label-dp noises vertical LR residuals; it does not apply to --model splitnn/);
+    await expect(simulateVerticalCommand(['--mode', 'vertical', '--csv', 'x.csv', '--label', 'y', '--parties', 'a|b', '--delta', '1e-6'])).rejects.toThrow(/--delta is the δ of --label-dp; pass --label-dp EPS too/);
   });
 });

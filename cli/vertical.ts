@@ -49,6 +49,9 @@ trained jointly; printed AUCs are on the same held-out customers.
   --batch-size B      rows per step (default: lr 4096, splitnn 256)
   --learning-rate R   Adam learning rate (default: lr 0.05, splitnn 0.01)
   --noise S           split NN: Gaussian noise std on exchanged embeddings (default 0)
+  --label-dp EPS      vertical LR: (EPS, --delta)-label DP — Gaussian noise on the residuals,
+                      accounted with the RDP accountant (off by default)
+  --delta D           δ of --label-dp (default 1e-5)
   --seed S            seed for splits and initial weights (default 42)
   --relay R           coordinator (default: a real coordinator on a free port
                       relays every message, parts sealed end to end between
@@ -74,6 +77,8 @@ export interface VerticalExperimentOptions {
   readonly batchSize?: number;
   readonly learningRate?: number;
   readonly noiseStd?: number;
+  /** Vertical LR: label DP on the residuals the feature holders compute with (baselines train without it). */
+  readonly labelDp?: { readonly epsilon: number; readonly delta: number };
   readonly seed: number;
   readonly testFraction?: number;
   readonly onProgress?: (msg: string) => void;
@@ -100,7 +105,7 @@ export interface VerticalRelayHooks {
 /** Result of {@link runVerticalExperiment} (the `--json` output). */
 export interface VerticalExperimentResult {
   psi: { intersection: number; seconds: number };
-  vertical: { auc: number; seconds: number; steps: number };
+  vertical: { auc: number; seconds: number; steps: number; minBatch?: number; labelDp?: { epsilon: number; delta: number; sigma: number } };
   labelHolderOnly: { auc: number };
   centralized: { auc: number };
   model: 'lr' | 'splitnn';
@@ -199,9 +204,10 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
 
   const model = o.model;
   const epochs = o.epochs ?? (model === 'lr' ? 8 : 10);
-  const trainModel = async (lh: LabelHolder) =>
+  if (o.labelDp !== undefined && model !== 'lr') throw new FedmartError('CONFIG_ERROR', `--label-dp noises vertical LR residuals; it does not apply to --model ${model} (use --noise for split NN embeddings)`);
+  const trainModel = async (lh: LabelHolder, labelDp?: { epsilon: number; delta: number }) =>
     model === 'lr'
-      ? lh.trainLr({ epochs, seed: o.seed, ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), onEpoch: (e, l) => say(`  epoch ${e}: loss ${l.toFixed(4)}`) })
+      ? lh.trainLr({ epochs, seed: o.seed, ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), ...(labelDp ? { labelDp } : {}), onEpoch: (e, l) => say(`  epoch ${e}: loss ${l.toFixed(4)}`) })
       : lh.trainSplitNn({ epochs, seed: o.seed, ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}), noiseStd: o.noiseStd ?? 0, onEpoch: (e, l) => say(`  epoch ${e}: loss ${l.toFixed(4)}`) });
 
   // Vertical: PSI on training and test customers, then joint training.
@@ -210,7 +216,7 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
   const lh = new LabelHolder(net.channels[0]!, { featureHolders: partyIds.slice(1), sets: { train: sets[0]!.train, test: sets[0]!.test }, session: net.session });
   const fhs = partyIds.slice(1).map((p, k) => new FeatureHolder(net.channels[k + 1]!, { labelHolder: partyIds[0]!, sets: { train: sets[k + 1]!.train as PartyRows, test: sets[k + 1]!.test as PartyRows }, session: net.session }));
   let psiTrain: { size: number; seconds: number };
-  let vertical: { auc: number; seconds: number; steps: number };
+  let vertical: VerticalExperimentResult['vertical'];
   try {
     [psiTrain] = await Promise.all([lh.align('train'), ...fhs.map((f) => f.align('train'))]);
     say(`psi: ${psiTrain.size} shared training customers in ${psiTrain.seconds.toFixed(2)} s`);
@@ -218,11 +224,15 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
     say(`vertical ${model}: ${epochs} epochs`);
     const serving = fhs.map((f) => f.serve());
     try {
-      const rep = await trainModel(lh);
+      const rep = await trainModel(lh, o.labelDp);
       const pred = await lh.predict('test');
       await lh.finish();
       o.relayHooks?.onPredictions?.(pred.p, pred.y);
-      vertical = { auc: rocAuc(pred.p, pred.y), seconds: rep.seconds, steps: rep.steps };
+      vertical = {
+        auc: rocAuc(pred.p, pred.y), seconds: rep.seconds, steps: rep.steps,
+        ...(rep.minBatch !== undefined ? { minBatch: rep.minBatch } : {}),
+        ...(rep.labelDp !== undefined ? { labelDp: { epsilon: Math.round(rep.labelDp.epsilon * 1e4) / 1e4, delta: rep.labelDp.delta, sigma: Math.round(rep.labelDp.sigma * 1e4) / 1e4 } } : {}),
+      };
     } catch (err) {
       await lh.abort(err);
       net.close(err as Error);
@@ -233,11 +243,11 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
   } finally {
     await net.dispose();
   }
-  say(`vertical (${relay} relay): test auc ${vertical.auc.toFixed(4)} (${vertical.steps} steps, ${vertical.seconds.toFixed(1)} s)`);
+  say(`vertical (${relay} relay): test auc ${vertical.auc.toFixed(4)} (${vertical.steps} steps, ${vertical.seconds.toFixed(1)} s${vertical.minBatch !== undefined ? `, minimum batch ${vertical.minBatch}` : ''}${vertical.labelDp ? `, label DP ε=${vertical.labelDp.epsilon} δ=${vertical.labelDp.delta} σ=${vertical.labelDp.sigma}` : ''})`);
   if (o.relayHooks?.skipBaselines) {
     return {
       psi: { intersection: psiTrain.size, seconds: Math.round(psiTrain.seconds * 100) / 100 },
-      vertical: { auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10, steps: vertical.steps },
+      vertical: { ...vertical, auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10 },
       labelHolderOnly: { auc: Number.NaN }, centralized: { auc: Number.NaN }, model, relay,
       parties: partyIds.map((p, k) => ({ id: p, columns: groups[k]!, trainRows: sets[k]!.train.ids.length, encodedColumns: sets[k]!.train.d })),
       testRows: test.length,
@@ -276,7 +286,7 @@ export async function runVerticalExperiment(o: VerticalExperimentOptions): Promi
 
   return {
     psi: { intersection: psiTrain.size, seconds: Math.round(psiTrain.seconds * 100) / 100 },
-    vertical: { auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10, steps: vertical.steps },
+    vertical: { ...vertical, auc: round4(vertical.auc), seconds: Math.round(vertical.seconds * 10) / 10 },
     labelHolderOnly: { auc: round4(aloneAuc) },
     centralized: { auc: round4(centralAuc) },
     model,
@@ -352,7 +362,7 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('simulate --mode vertical', argv, {
     mode: { type: 'string' }, csv: { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, sep: { type: 'string' }, id: { type: 'string' },
     parties: { type: 'string' }, drop: { type: 'string' }, model: { type: 'string' }, overlap: { type: 'string' }, epochs: { type: 'string' },
-    'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' }, noise: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string' },
+    'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' }, noise: { type: 'string' }, 'label-dp': { type: 'string' }, delta: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(VERTICAL_USAGE + '\n');
@@ -373,6 +383,8 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   const batchSize = values['batch-size'] === undefined ? undefined : intFlag(cmd, values, 'batch-size', 1, 1, 1_000_000);
   const learningRate = values['learning-rate'] === undefined ? undefined : numberFlag(cmd, values, 'learning-rate', 0.01, 1e-6, 10);
   const noiseStd = numberFlag(cmd, values, 'noise', 0, 0, 100);
+  const labelDp = values['label-dp'] === undefined ? undefined : { epsilon: numberFlag(cmd, values, 'label-dp', 1, 1e-3, 1000), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1) };
+  if (labelDp === undefined && values.delta !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --delta is the δ of --label-dp; pass --label-dp EPS too`);
   const sep = values.sep as string | undefined;
   if (sep !== undefined && sep.length !== 1 && sep !== '\\t') throw new FedmartError('CONFIG_ERROR', `${cmd}: --sep must be one character, got "${sep}"`);
   const drop = typeof values.drop === 'string' ? values.drop.split(',').map((x) => x.trim()).filter(Boolean) : [];
@@ -389,7 +401,7 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   const parties = parsePartyGroups(partiesSpec, table.columns, [label, ...(id ? [id] : []), ...drop]);
   const r = await runVerticalExperiment({
     table, label, ...(values.positive !== undefined ? { positive: values.positive as string } : {}), ...(id !== undefined ? { id } : {}),
-    parties, drop, model, overlap, seed, noiseStd, relay,
+    parties, drop, model, overlap, seed, noiseStd, relay, ...(labelDp !== undefined ? { labelDp } : {}),
     ...(epochs !== undefined ? { epochs } : {}), ...(batchSize !== undefined ? { batchSize } : {}), ...(learningRate !== undefined ? { learningRate } : {}),
     onProgress: progress,
   });
@@ -397,7 +409,7 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
   else {
     process.stdout.write(
-      `\npsi: ${r.psi.intersection} shared customers in ${r.psi.seconds} s\n                    AUC\nvertical (${model.padEnd(7)})  ${r.vertical.auc.toFixed(4)}   (${r.vertical.steps} steps, ${r.vertical.seconds} s)\nlabel holder alone  ${r.labelHolderOnly.auc.toFixed(4)}\ncentralized         ${r.centralized.auc.toFixed(4)}\n${out.seconds} s\n`,
+      `\npsi: ${r.psi.intersection} shared customers in ${r.psi.seconds} s\n                    AUC\nvertical (${model.padEnd(7)})  ${r.vertical.auc.toFixed(4)}   (${r.vertical.steps} steps, ${r.vertical.seconds} s)\n${r.vertical.labelDp ? `  label DP ε=${r.vertical.labelDp.epsilon} δ=${r.vertical.labelDp.delta} (residual noise σ=${r.vertical.labelDp.sigma}); baselines train without noise\n` : ''}label holder alone  ${r.labelHolderOnly.auc.toFixed(4)}\ncentralized         ${r.centralized.auc.toFixed(4)}\n${out.seconds} s\n`,
     );
   }
   return 0;

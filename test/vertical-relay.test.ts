@@ -11,7 +11,7 @@ import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { connectVerticalChannel, openVerticalParts, verticalPairKey } from '@fedmart/client-node/vertical/index';
 import { generateX25519KeyPair, type X25519KeyPair } from '@fedmart/shared/crypto/x25519';
-import { encodeVerticalMessage, parseVerticalMessage } from '@fedmart/shared/protocol-vertical';
+import { encodeVerticalMessage, parseVerticalMessage, VERTICAL_PROTOCOL_VERSION } from '@fedmart/shared/protocol-vertical';
 import { VERTICAL_NAMESPACE } from '@fedmart/shared/protocol-vertical-relay';
 import type { Table } from '@fedmart/shared/data/index';
 import { FedmartError } from '@fedmart/shared/errors';
@@ -174,7 +174,7 @@ describe('vertical relay: refusals', () => {
       const unknown = await send(frame('alice', 'carol'));
       const spoofed = await send(frame('bob', 'bob'));
       const badHeader = await send({ header: '{"v":1,"type":"nonsense"}', parts: [] });
-      const badBody = await send({ header: JSON.stringify({ v: 1, session: job, from: 'alice', to: 'bob', seq: 0, type: 'batch', body: { rows: -1 } }), parts: [sealedLike] });
+      const badBody = await send({ header: JSON.stringify({ v: VERTICAL_PROTOCOL_VERSION, session: job, from: 'alice', to: 'bob', seq: 0, type: 'batch', body: { rows: -1 } }), parts: [sealedLike] });
       const plainPart = await send({ header: frame('alice', 'bob').header, parts: [new Uint8Array(4)] });
       await new Promise((r) => setTimeout(r, 100));
       const inboxBefore = b.inbox.length;

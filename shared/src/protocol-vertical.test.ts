@@ -20,6 +20,8 @@ describe('vertical protocol', () => {
     ['missing part', header('batch', { set: 'train', step: 0, rows: 1, train: true }), []],
     ['PSI values not 32 bytes each', header('psi.blinded', { set: 't', stage: 'own', count: 2, mode: 'ids' }), [new Uint8Array(63)]],
     ['not JSON', '{', []],
+    ['a width declaration with parts', header('vlr.declare', { dims: 3 }), [new Uint8Array(8)]],
+    ['a width declaration of 0 columns', header('vlr.declare', { dims: 0 }), []],
   ])('rejects %s with INVALID_MESSAGE', (_name, h, parts) => {
     expect(() => parseVerticalMessage({ header: h, parts })).toThrow(expect.objectContaining({ code: 'INVALID_MESSAGE' }));
   });

@@ -24,7 +24,7 @@ import { CkksParamsSchema } from './he/ckks-params.ts';
 import { PSI_ELEMENT_BYTES } from './psi/ecdh-psi.ts';
 
 /** Bumped on any incompatible change to vertical messages. */
-export const VERTICAL_PROTOCOL_VERSION = 1;
+export const VERTICAL_PROTOCOL_VERSION = 2;
 
 /** Largest number of rows one vertical batch or PSI list may carry. */
 export const MAX_VERTICAL_ROWS = 10_000_000;
@@ -45,6 +45,11 @@ export const VerticalBodySchemas = {
   'align.select': z.object({ set: setName, count: z.number().int().min(0).max(MAX_VERTICAL_ROWS) }).strict(),
   /** Label holder → feature holder: start vertical LR. parts: [Galois keys]. */
   'vlr.setup': z.object({ params: CkksParamsSchema, learningRate: z.number().positive().max(10), l2: z.number().min(0).max(10) }).strict(),
+  /**
+   * Feature holder → label holder, right after `vlr.setup`: the width of its gradient (its encoded column count).
+   * The label holder decrypts exactly this many slots per step and sizes the minimum batch from it. parts: none.
+   */
+  'vlr.declare': z.object({ dims: z.number().int().min(1).max(1 << 16) }).strict(),
   /** Label holder → feature holder: start a split NN. parts: none. */
   'snn.setup': z.object({ embeddingDim: z.number().int().min(1).max(1024), learningRate: z.number().positive().max(10), noiseStd: z.number().min(0).max(100), seed: z.number().int().min(0) }).strict(),
   /** Label holder → feature holder: rows of this step (indices into the aligned order of `set`). parts: [rows × uint32 LE]. */

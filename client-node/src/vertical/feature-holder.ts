@@ -144,6 +144,8 @@ export class FeatureHolder {
     const d = this.#set('train').d;
     const evaluator = await createVerticalCkksEvaluator(msg.body.params, msg.parts[0]!);
     this.#state = { kind: 'lr', evaluator, w: new Float64Array(d), adam: new Adam(d, msg.body.learningRate), l2: msg.body.l2 };
+    // The label holder decrypts exactly this many slots per step and sizes its minimum batch from it.
+    await this.#ch.send(this.#o.labelHolder, 'vlr.declare', { dims: d });
   }
 
   async #setupSnn(body: VerticalBody<'snn.setup'>): Promise<void> {

@@ -12,16 +12,64 @@
  *   a uniform mask r_k it never sees — i.e. nothing about the feature
  *   holder's gradient beyond a statistical distance ≤ |g|/maskBound;
  * - feature holder k: the encrypted residuals [[d]] (IND-CPA under RLWE:
- *   nothing) and its own plain gradient X_kᵀd/m (plus flooding noise) —
- *   which, as in every hetero-LR, is a d_k-dimensional linear summary of the
- *   batch's residuals, so it learns nothing about labels beyond what its own
- *   gradient reveals; never the labels, the other parties' features or
+ *   nothing) and its own plain gradient X_kᵀd/m (plus flooding noise) — a
+ *   d_k-dimensional linear summary of the batch's residuals (with `labelDp`,
+ *   of noised residuals); never the labels, the other parties' features or
  *   weights, or the logits;
  * - both: the aligned IDs (mode "ids") or only their number (mode "size"),
  *   the batch row indices in the aligned order, the number of steps.
  * With several feature holders, the label holder tells each which of its
  * PSI-shared customers are shared by all parties, so a feature holder also
  * learns which of its shared customers are customers of every other party.
+ *
+ * A malicious feature holder (issue 8, item 7) may send any ciphertext as
+ * its "gradient" and claim any features. What the label holder enforces:
+ * 1. Declared width. Right after `vlr.setup` each feature holder declares its
+ *    gradient width d_k (`vlr.declare`); every step the label holder
+ *    decrypts and returns exactly d_k slots, whatever the request says.
+ * 2. Shape. It decrypts only ciphertexts shaped like an honest
+ *    `maskedColumnSums` output: 2 parts, NTT form, one level below the top
+ *    (parms id), scale exactly Δ²/q_last (`decryptMasked`). The fresh
+ *    residual ciphertext echoed back is refused by its level; a forged scale
+ *    is refused because decoding divides by it and a smaller one would show
+ *    the decryption error (key hints, Li & Micciancio 2021) through the flood.
+ * 3. Why d_k slots is the right bound, although a CKKS ciphertext cannot say
+ *    how many of its N/2 slots are "used": without relinearisation keys (so
+ *    no ciphertext product survives the 2-part check), without a public key
+ *    and with rotation keys only, everything the feature holder can build is
+ *    an affine map A·d + b of the residual ciphertexts it was sent (complex
+ *    plaintexts included: decoding keeps real parts, which stay real-linear
+ *    in d). Its first d_k slots are X_kᵀd + b for X_k = Aᵀ — precisely what an
+ *    honest holder with those columns learns. So a forged computation buys
+ *    nothing over lying about one's features, and the width caps both. We
+ *    chose this over making the label holder do the rotations (it would see
+ *    per-row products d_i·x_ij, i.e. the features) or per-feature
+ *    ciphertexts (d_k× the traffic, same functionality).
+ * 4. Minimum batch (`shared/src/vertical-leakage.ts`): m ≥ max(64, 4·E·d_max)
+ *    for E epochs, so no batch's residuals can be solved from its gradient
+ *    and, even if residuals never changed between epochs, a whole run gives
+ *    a feature holder at most n/4 equations on n unknowns; the last short
+ *    chunk of an epoch joins the previous batch. Checked before any residual
+ *    is sent; a smaller batch size or training set is refused.
+ * What remains, by design of hetero-LR: the functionality X_kᵀd itself. A
+ * column that is nonzero for few rows of a batch (a rare one-hot value, or
+ * indicator columns a malicious holder makes up) gives those rows'
+ * residuals, hence labels — up to d_k per step, S·d_k ≤ n/4 over the run;
+ * and a least-squares guess carries each row's own residual with weight
+ * h_ii ≈ d_k/m, a statistical edge that shrinks with the batch but never
+ * vanishes. Only noise bounds that: with `labelDp` the label holder adds
+ * N(0, σ²) to every residual and trains its own weights on the same noised
+ * residuals, so every other party's view, and the model, is (ε, δ)-label-DP
+ * (sensitivity 1, E compositions; see `vertical-leakage.ts`). Key hints: a
+ * feature holder that knew some residuals exactly (with zero initial
+ * weights, the first step's d = ½ − y for labels learnt as above) could
+ * submit amplified products of that step's ciphertext — gradient-shaped —
+ * and read linear functions of its encryption error, i.e. of the secret
+ * key (Li & Micciancio 2021). So the label holder's own weights start at a
+ * secret N(0, 2^-32): every residual then carries an unknown part of
+ * ≈ 2^-18 per row, ~2^14 above what the encryption error contributes after
+ * decoding, whatever the amplification. This is a margin, not a proof; a
+ * fresh key per epoch (not done) would also cap the hints per key.
  *
  * Split NN: the label holder sees each feature holder's embeddings of the
  * batch (optionally with Gaussian noise of std σ added by the feature
@@ -38,6 +86,8 @@ import { createSeededRng, shuffleInPlace } from '@fedmart/shared/data/rng';
 import { createVerticalCkksKeyHolder, DEFAULT_DECRYPT_FLOOD_STD } from '@fedmart/shared/he/ckks-ops';
 import { DEFAULT_CKKS_PARAMS, type CkksParams } from '@fedmart/shared/he/ckks-params';
 import { readVector, vectorBytes } from '@fedmart/shared/protocol-vertical';
+import { checkVerticalBatching, cutVerticalBatches, planLabelDp, type LabelDpPlan } from '@fedmart/shared/vertical-leakage';
+import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import type { PsiMode } from '@fedmart/shared/psi/ecdh-psi';
 import { initBackend } from '../ml/backend.ts';
 import { compareIds, psiWithPeer, rowsOf, type Alignment } from './align.ts';
@@ -72,6 +122,12 @@ export interface VerticalLrOptions {
   readonly ckks?: Partial<CkksParams>;
   /** Flooding noise std on decrypted masked sums (default 2^-10). */
   readonly floodStd?: number;
+  /**
+   * Label DP against every other party (and for the trained model): Gaussian
+   * noise on the residuals, calibrated to (ε, δ) over the run's epochs
+   * (`shared/src/vertical-leakage.ts`). Off by default.
+   */
+  readonly labelDp?: { readonly epsilon: number; readonly delta: number };
   /** Called after each epoch with its mean training loss. */
   readonly onEpoch?: (epoch: number, loss: number) => void;
 }
@@ -99,7 +155,14 @@ export interface VerticalTrainReport {
   /** Mean training loss of the last epoch. */
   readonly loss: number;
   readonly seconds: number;
+  /** Vertical LR with feature holders: the minimum batch that applied. */
+  readonly minBatch?: number;
+  /** Vertical LR with `labelDp`: the residual noise and the ε it reached. */
+  readonly labelDp?: LabelDpPlan;
 }
+
+/** Std of the label holder's secret initial LR weights when feature holders take part (see trainLr). */
+const SECRET_INIT_STD = 2 ** -16;
 
 type Model =
   | { kind: 'lr'; w: Float64Array; bias: Float64Array }
@@ -210,10 +273,18 @@ export class LabelHolder {
   }
 
   #batches(n: number, batchSize: number, rng: ReturnType<typeof createSeededRng>): Uint32Array[] {
-    const order = shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), rng);
-    const out: Uint32Array[] = [];
-    for (let s = 0; s < n; s += batchSize) out.push(order.subarray(s, Math.min(n, s + batchSize)));
-    return out;
+    return cutVerticalBatches(shuffleInPlace(Uint32Array.from({ length: n }, (_, i) => i), rng), batchSize);
+  }
+
+  /** Each feature holder's declared gradient width (`vlr.declare`, right after `vlr.setup`). */
+  async #receiveWidths(slotCount: number): Promise<number[]> {
+    const widths: number[] = [];
+    for (const fh of this.#fhs) {
+      const msg = await this.#ch!.receive(fh, 'vlr.declare');
+      if (msg.body.dims > slotCount) throw new FedmartError('INVALID_MESSAGE', `vertical LR: ${fh} declared a gradient of ${msg.body.dims} values, more than the ${slotCount} slots of one ciphertext; a feature holder wider than that is not supported`);
+      widths.push(msg.body.dims);
+    }
+    return widths;
   }
 
   /**
@@ -233,20 +304,29 @@ export class LabelHolder {
     const batchSize = o.batchSize ?? 4096;
     const flood = o.floodStd ?? DEFAULT_DECRYPT_FLOOD_STD;
     const ch = this.#ch;
+    const dp = o.labelDp !== undefined ? planLabelDp({ ...o.labelDp, epochs: o.epochs }) : undefined;
     const kh = this.#fhs.length > 0 ? await createVerticalCkksKeyHolder(o.ckks ?? {}) : undefined;
-    const keys = kh?.keygen();
-    const sk = keys !== undefined ? kh!.loadSecretKey(keys.secretKey) : undefined;
-    const params = kh?.params ?? { ...DEFAULT_CKKS_PARAMS, ...o.ckks };
-    for (const fh of this.#fhs) await ch!.send(fh, 'vlr.setup', { params: params as CkksParams, learningRate: lr, l2 }, [keys!.galoisKeys]);
-    const w = new Float64Array(set.d);
-    const bias = new Float64Array(1);
-    const adamW = new Adam(set.d, lr);
-    const adamB = new Adam(1, lr);
-    this.#model = { kind: 'lr', w, bias };
-    const rng = createSeededRng(o.seed);
+    let sk: ReturnType<NonNullable<typeof kh>['loadSecretKey']> | undefined;
+    let minBatch: number | undefined;
     let loss = Number.NaN;
     let steps = 0;
     try {
+      const keys = kh?.keygen();
+      sk = keys !== undefined ? kh!.loadSecretKey(keys.secretKey) : undefined;
+      const params = kh?.params ?? { ...DEFAULT_CKKS_PARAMS, ...o.ckks };
+      for (const fh of this.#fhs) await ch!.send(fh, 'vlr.setup', { params: params as CkksParams, learningRate: lr, l2 }, [keys!.galoisKeys]);
+      // Nothing about the labels leaves this party before the batching is checked against the declared widths.
+      const widths = kh !== undefined ? await this.#receiveWidths(kh.slotCount) : [];
+      if (widths.length > 0) minBatch = checkVerticalBatching({ rows: n, batchSize, epochs: o.epochs, widths });
+      // With feature holders, our weights start at a secret N(0, 2^-32) (CSPRNG) instead of 0, so no residual is ever
+      // exactly ½ − y: a feature holder then never knows a decrypted message exactly, which is what reading key hints
+      // through amplified decryptions needs (see the module doc). It moves the first gradient by ~2^-18, far below the flood.
+      const w = kh !== undefined ? gaussianNoise(set.d, SECRET_INIT_STD) : new Float64Array(set.d);
+      const bias = new Float64Array(1);
+      const adamW = new Adam(set.d, lr);
+      const adamB = new Adam(1, lr);
+      this.#model = { kind: 'lr', w, bias };
+      const rng = createSeededRng(o.seed);
       for (let epoch = 1; epoch <= o.epochs; epoch++) {
         let lossSum = 0;
         for (const batch of this.#batches(n, batchSize, rng)) {
@@ -266,6 +346,11 @@ export class LabelHolder {
             d[i] = sigmoid(zi) - yi;
             lossSum += Math.max(zi, 0) - zi * yi + Math.log1p(Math.exp(-Math.abs(zi)));
           }
+          if (dp !== undefined) {
+            // Label DP: every use of d below — ours included — sees the noised residuals (post-processing).
+            const noise = gaussianNoise(m, dp.sigma);
+            for (let i = 0; i < m; i++) d[i]! += noise[i]!;
+          }
           if (this.#fhs.length > 0) {
             const enc = kh!.encrypt(d, sk!);
             for (const fh of this.#fhs) await ch!.send(fh, 'vlr.residual', { step, rows: m, chunks: enc.length }, enc);
@@ -276,11 +361,13 @@ export class LabelHolder {
           for (let j = 0; j < set.d; j++) g[j] = g[j]! / m + l2 * w[j]!;
           adamW.step(w, g);
           adamB.step(bias, [gb / m]);
-          for (const fh of this.#fhs) {
+          for (const [k, fh] of this.#fhs.entries()) {
             const msg = await ch!.receive(fh, 'vlr.maskedGradient');
             if (msg.body.step !== step) throw new FedmartError('INVALID_MESSAGE', `vertical LR: expected the masked gradient of step ${step} from ${fh}, got step ${msg.body.step}`);
-            const masked = kh!.decryptMasked(msg.parts[0]!, sk!, msg.body.dims, flood);
-            await ch!.send(fh, 'vlr.decrypted', { step, dims: msg.body.dims }, [vectorBytes(masked)]);
+            const dims = widths[k]!;
+            if (msg.body.dims !== dims) throw new FedmartError('INVALID_MESSAGE', `vertical LR: ${fh} asked for ${msg.body.dims} decrypted values at step ${step} but declared a width of ${dims} at setup; refusing to decrypt more (or other) slots than declared`);
+            const masked = kh!.decryptMasked(msg.parts[0]!, sk!, dims, flood);
+            await ch!.send(fh, 'vlr.decrypted', { step, dims }, [vectorBytes(masked)]);
           }
           steps++;
         }
@@ -291,7 +378,7 @@ export class LabelHolder {
       sk?.dispose();
       kh?.dispose();
     }
-    return { steps, loss, seconds: (performance.now() - started) / 1000 };
+    return { steps, loss, seconds: (performance.now() - started) / 1000, ...(minBatch !== undefined ? { minBatch } : {}), ...(dp !== undefined ? { labelDp: dp } : {}) };
   }
 
   /**

@@ -135,7 +135,7 @@ describe('vertical logistic regression (CKKS residuals, masked gradients)', () =
     });
     // and the label holder never receives feature values: only partial logits, ciphertexts and embeddings flow to it
     const toLh = new Set(wire.map((w) => parseVerticalMessage(w)).filter((m) => m.to === 'platform').map((m) => m.type));
-    expect([...toLh].sort()).toEqual(['psi.blinded', 'vlr.maskedGradient', 'vlr.partial']);
+    expect([...toLh].sort()).toEqual(['psi.blinded', 'vlr.declare', 'vlr.maskedGradient', 'vlr.partial']);
   });
 });
 

@@ -45,10 +45,24 @@
  * 4096-row batch) is far above the CKKS error (≈ 1e-6 on values of 2^30 after
  * the FFT, relative to the sum) yet far below what moves training.
  *
- * What is not guaranteed: semi-honest parties only (a feature holder can send
- * any ciphertext it likes for decryption; the key holder returns only the
- * first `dims` slots, flooded); no constant-time guarantees beyond SEAL's;
- * secrets are not wiped from wasm memory.
+ * A malicious feature holder. {@link VerticalCkksKeyHolder.decryptMasked}
+ * decrypts only ciphertexts of the shape an honest gradient has (2 parts,
+ * one level below the top, scale exactly Δ²/q_last) and returns only the
+ * first `length` slots — the caller passes the width the feature holder
+ * declared at setup. A ciphertext does not say how many of its N/2 slots are
+ * "used": anything the feature holder can build from [[d]] with Galois keys
+ * and plaintext products is an affine map A·d + b, and its first `length`
+ * slots are X_kᵀd + b for X_k = Aᵀ — exactly what an honest holder claiming
+ * those features learns. So the bound is the declared width per step, not
+ * the honesty of the computation (see `vertical-leakage.ts` for what that
+ * width still reveals, and `label-holder.ts` for the whole argument).
+ * Amplified products of a residual ciphertext are gradient-shaped; they
+ * would expose linear functions of its encryption error (hints on the
+ * secret key, Li & Micciancio 2021) to a feature holder that knew the
+ * residuals exactly, which is why the label holder never lets a residual be
+ * exactly predictable (secret initial weights, `label-holder.ts`).
+ * No constant-time guarantees beyond SEAL's; secrets are not wiped from
+ * wasm memory.
  *
  * Pure: no I/O; masks and noise come from the platform CSPRNG.
  */
@@ -107,7 +121,7 @@ export interface VerticalCkksKeyHolder {
    * @param length - number of slots to return (the feature holder's dims), ≤ slotCount
    * @param floodStd - noise std added to each value (default {@link DEFAULT_DECRYPT_FLOOD_STD}; 0 only in tests)
    * @returns the flooded masked values
-   * @throws FedmartError INVALID_MESSAGE if the bytes are not a ciphertext under these parameters
+   * @throws FedmartError INVALID_MESSAGE if the bytes are not a ciphertext under these parameters, or not of the level and scale of a maskedColumnSums output
    */
   decryptMasked(ciphertext: Uint8Array, sk: VerticalCkksSecretKey, length: number, floodStd?: number, rng?: RandomSource): Float64Array;
   /** Free the wasm objects. */
@@ -189,6 +203,7 @@ export async function createVerticalCkksKeyHolder(params: Partial<CkksParams> = 
   const encoder = seal.CKKSEncoder(context);
   const owner = {};
   const compression = rt.compression as never;
+  const expected = gradientCiphertextShape(rt);
 
   const secretOf = (key: unknown, fn: string) => {
     const s = typeof key === 'object' && key !== null ? secretKeys.get(key) : undefined;
@@ -270,7 +285,7 @@ export async function createVerticalCkksKeyHolder(params: Partial<CkksParams> = 
       const pt = seal.PlainText();
       try {
         loadCiphertext(rt, ciphertext, ct, 'decryptMasked');
-        if (ct.size !== 2) throw new FedmartError('INVALID_MESSAGE', `decryptMasked: expected a 2-part ciphertext, got size ${ct.size}; the feature holder must not multiply ciphertexts`);
+        checkGradientShape(ct, expected, resolved);
         s.decryptor ??= seal.Decryptor(context, s.sk);
         s.decryptor.decrypt(ct, pt);
         const decoded = encoder.decode(pt) as Float64Array;
@@ -289,6 +304,46 @@ export async function createVerticalCkksKeyHolder(params: Partial<CkksParams> = 
       context.delete();
     },
   };
+}
+
+/** Level and scale of an honest {@link VerticalCkksEvaluator.maskedColumnSums} output. */
+interface GradientShape {
+  /** SEAL parms id one level below the top data level (one prime consumed by the rescale). */
+  readonly parmsId: readonly bigint[];
+  readonly primes: number;
+  /** Δ² / q_last: SEAL's scale after multiplyPlain at Δ·Δ and rescaleToNext. */
+  readonly scale: number;
+}
+
+function gradientCiphertextShape(rt: SealCkksRuntime): GradientShape {
+  const top = rt.context.firstContextData;
+  const below = top.nextContextData;
+  const primes = top.parms.coeffModulus;
+  const last = primes[primes.length - 1]!;
+  return { parmsId: [...below.parmsId.values], primes: rt.dataPrimeCount - 1, scale: (rt.scale * rt.scale) / Number(last) };
+}
+
+/**
+ * Refuse anything but the shape of an honest gradient ciphertext before it
+ * is decrypted (the threat model is in the module doc of
+ * `client-node/src/vertical/label-holder.ts`): 2 parts (no ciphertext ×
+ * ciphertext product, which without relinearisation keys is the only way to
+ * grow), NTT form, the parms id one level below the top (so a fresh residual
+ * ciphertext echoed back is refused), and exactly the scale Δ²/q_last — the
+ * scale is metadata the sender writes, and decoding divides by it: a smaller
+ * declared scale would make the decryption error, which carries information
+ * on the secret key (Li & Micciancio, EUROCRYPT 2021), show through the
+ * flooding noise.
+ */
+function checkGradientShape(ct: { size: number; isNttForm: boolean; parmsId: { values: BigUint64Array }; coeffModulusSize: number; scale: number }, want: GradientShape, params: CkksParams): void {
+  const got = [...ct.parmsId.values];
+  const sameLevel = got.length === want.parmsId.length && got.every((v, i) => v === want.parmsId[i]);
+  if (ct.size !== 2 || !ct.isNttForm || !sameLevel || ct.scale !== want.scale) {
+    throw new FedmartError(
+      'INVALID_MESSAGE',
+      `decryptMasked: expected the gradient ciphertext of maskedColumnSums (2 parts, NTT form, ${want.primes} data prime(s) left, scale 2^${Math.log2(want.scale).toFixed(4)}), got ${ct.size} parts, ${ct.isNttForm ? 'NTT' : 'coefficient'} form, ${ct.coeffModulusSize} prime(s)${sameLevel ? '' : ' (another level)'}, scale 2^${Math.log2(ct.scale).toFixed(4)}; refusing to decrypt it — a residual ciphertext echoed back or a re-scaled one is not a gradient (CKKS parameters ${params.polyModulusDegree}/[${params.coeffModulusBits.join(',')}]/2^${params.scaleBits})`,
+    );
+  }
 }
 
 function checkLevels(rt: SealCkksRuntime, params: CkksParams): void {
