@@ -152,6 +152,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER privacy_caps_no_update BEFORE UPDATE ON privacy_caps BEGIN SELECT RAISE(ABORT, 'privacy_caps is append-only'); END;
   CREATE TRIGGER privacy_caps_no_delete BEFORE DELETE ON privacy_caps BEGIN SELECT RAISE(ABORT, 'privacy_caps is append-only'); END;
   `,
+  // 4: spend is charged when updates are released: rows of rounds that failed after uploads are 'spent' but not committed
+  // (no model version); and the two mechanisms of adaptive clipping (update multiplier, count std) beside the charged σ
+  `
+  ALTER TABLE privacy_ledger ADD COLUMN committed INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE privacy_ledger ADD COLUMN update_sigma REAL;
+  ALTER TABLE privacy_ledger ADD COLUMN count_std REAL;
+  `,
 ];
 
 /**
