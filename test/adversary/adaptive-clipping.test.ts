@@ -18,11 +18,11 @@
  * looked unclipped and C only ever shrank).
  */
 import { describe, expect, it } from 'vitest';
-import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
+import type { PartnerAgent } from '@fedmart/client-node/agent';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { privacyReport } from '@fedmart/coordinator/privacy';
-import { bankPartners, modelFor, startFixture, type Fixture } from '../helpers.ts';
+import { bankPartners, connectBankPartners, modelFor, startFixture, type Fixture } from '../helpers.ts';
 import { lyingCoordinator } from './lying-coordinator.ts';
 
 await initBackend();
@@ -44,22 +44,18 @@ function handEpsilon(rounds: number, zUpdate: number, countStd: number, delta: n
   return Math.max(0, best);
 }
 
-async function connect(fx: Fixture, fed: string, frames?: string[]): Promise<PartnerAgent[]> {
-  const exp = await bankPartners();
-  const agents: PartnerAgent[] = [];
-  for (const p of exp.partners) {
-    const a = startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false });
-    if (frames) {
+/** The bank partners' agents; with `frames`, every packet they send is recorded (as text). */
+function connect(fx: Fixture, fed: string, frames?: string[]): Promise<PartnerAgent[]> {
+  return connectBankPartners(fx, fed, {
+    onStart: (a) => {
+      if (!frames) return;
       a.socket.io.on('open', () => {
         a.socket.io.engine.on('packetCreate', (packet: { data?: unknown }) => {
           frames.push(typeof packet.data === 'string' ? packet.data : Buffer.from(packet.data as Uint8Array).toString('latin1'));
         });
       });
-    }
-    agents.push(a);
-  }
-  await Promise.all(agents.map((a) => a.ready));
-  return agents;
+    },
+  });
 }
 
 describe('issue 8 item 5: adaptive clipping', () => {

@@ -11,25 +11,17 @@
  * ledger fell behind the partners and caps could be walked past.
  */
 import { describe, expect, it } from 'vitest';
-import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
+import type { PartnerAgent } from '@fedmart/client-node/agent';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { computeEpsilon } from '@fedmart/shared/dp/rdp';
 import { recordLevelCharge } from '@fedmart/shared/dp/plan';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { privacyReport, setPrivacyCap } from '@fedmart/coordinator/privacy';
-import { bankPartners, modelFor, startFixture, type Fixture } from '../helpers.ts';
+import { bankPartners, connectBankPartners, modelFor, startFixture, type Fixture } from '../helpers.ts';
 
 await initBackend();
 
 const LOCAL = { localEpochs: 1, batchSize: 64, learningRate: 0.01, proximalMu: 0 };
-
-async function connect(fx: Fixture, fed: string): Promise<PartnerAgent[]> {
-  const exp = await bankPartners();
-  const agents: PartnerAgent[] = [];
-  for (const p of exp.partners) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
-  await Promise.all(agents.map((a) => a.ready));
-  return agents;
-}
 
 /** Abort the federation's round as soon as `when` says so (after uploads). */
 function failAfterUploads(fx: Fixture, fed: string, when: 'all-uploaded' | 'unmasking'): () => void {
@@ -71,7 +63,7 @@ describe('issue 8 item 6: spend is charged when it is released', () => {
     const exp = await bankPartners();
     await using fx = await startFixture();
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp: { level: 'record', noiseMultiplier: 1.1, clip: 1, delta: 1e-5 } } as Partial<FederationConfigInput> & { model: FederationConfigInput['model'] });
-    const agents = await connect(fx, fed);
+    const agents = await connectBankPartners(fx, fed);
     for (const a of agents) agentIds.set(a, (await a.ready).partnerId);
     const twoRounds = Math.max(...exp.partners.map((p) => {
       const { q, steps } = recordLevelCharge({ batchSize: 64, localEpochs: 1, numExamples: p.data.trainN });
@@ -114,7 +106,7 @@ describe('issue 8 item 6: spend is charged when it is released', () => {
     await using fx = await startFixture();
     const dp = { level: 'partner' as const, noiseMultiplier: 0.5, clip: 0.2, delta: 1e-5, mode: 'distributed' as const };
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp, secureAggregation: { clip: 4 } } as Partial<FederationConfigInput> & { model: FederationConfigInput['model'] });
-    const agents = await connect(fx, fed);
+    const agents = await connectBankPartners(fx, fed);
     for (const a of agents) agentIds.set(a, (await a.ready).partnerId);
     const stop = failAfterUploads(fx, fed, 'unmasking');
     const failed = await fx.coord.orchestrator.runRound(fed);
