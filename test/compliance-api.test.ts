@@ -89,13 +89,14 @@ describe('compliance API', () => {
     expect(csv.status).toBe(200);
     expect(csv.type).toMatch(/^text\/csv/);
     const lines = csv.text.trim().split('\r\n');
-    expect(lines[0]).toBe('id,createdAt,round,roundId,modelVersion,level,kind,scope,partnerId,partnerName,epsilon,delta,sigma,q,steps,clip,reason');
+    expect(lines[0]).toBe('id,createdAt,round,roundId,modelVersion,level,kind,committed,scope,partnerId,partnerName,epsilon,delta,sigma,updateSigma,countStd,q,steps,clip,reason');
     expect(lines).toHaveLength(1 + 4); // 3 partners + the federation row
     const cols = lines[1]!.split(',');
     expect(cols[5]).toBe('record');
     expect(cols[6]).toBe('spent');
-    expect(Number(cols[10])).toBeGreaterThan(0);
-    expect(Number(cols[12])).toBe(1.2);
+    expect(cols[7]).toBe('true');
+    expect(Number(cols[11])).toBeGreaterThan(0);
+    expect(Number(cols[13])).toBe(1.2);
     await Promise.all(agents.map((a) => a.close()));
   });
 });

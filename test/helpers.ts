@@ -6,7 +6,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
-import type { LocalData } from '@fedmart/client-node/agent';
+import { startPartnerAgent, type LocalData, type PartnerAgent, type PartnerAgentOptions } from '@fedmart/client-node/agent';
 import { FEDERATION_NAMESPACE, PROTOCOL_VERSION, type FederationConfigInput } from '@fedmart/shared/protocol';
 import { ApiClient } from '../cli/api-client.ts';
 import { bankMarketingPath } from '../cli/datasets.ts';
@@ -52,6 +52,23 @@ export function bankPartners(partners = 3): Promise<PreparedExperiment> {
 async function load(partners: number): Promise<PreparedExperiment> {
   const table = await readTableFile(bankMarketingPath('small'), { sep: ';' });
   return prepareExperiment({ table, label: 'y', positive: 'yes', partitionBy: 'job', partners, seed: 7, drop: ['duration'] });
+}
+
+/**
+ * Enroll the bank partners of {@link bankPartners} in a federation and start a real agent for each.
+ * @param opts - `extra`: more agent options per partner index; `onStart`: sees each agent before it connects (e.g. to record frames)
+ * @returns the agents, once every one was welcomed
+ */
+export async function connectBankPartners(fx: Fixture, fed: string, opts: { extra?: (i: number) => Partial<PartnerAgentOptions>; onStart?: (a: PartnerAgent, i: number) => void } = {}): Promise<PartnerAgent[]> {
+  const exp = await bankPartners();
+  const agents: PartnerAgent[] = [];
+  for (const [i, p] of exp.partners.entries()) {
+    const a = startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false, ...opts.extra?.(i) });
+    opts.onStart?.(a, i);
+    agents.push(a);
+  }
+  await Promise.all(agents.map((a) => a.ready));
+  return agents;
 }
 
 export function modelFor(exp: PreparedExperiment) {

@@ -71,7 +71,7 @@ describe('fedmart privacy', () => {
       expect(report).toMatchObject({ federationId: fed, accountant: 'rdp', dp: { level: 'partner', delta: 1e-6 }, caps: [{ level: 'partner', epsilon: 4, partnerId: null }] });
       expect(report.totals.find((t: { scope: string }) => t.scope === 'federation')).toMatchObject({ epsilon: 0, rounds: 0, cap: 4 });
       expect(csv.code).toBe(0);
-      expect(csv.stdout.split('\r\n')[0]).toBe('id,createdAt,round,roundId,modelVersion,level,kind,scope,partnerId,partnerName,epsilon,delta,sigma,q,steps,clip,reason');
+      expect(csv.stdout.split('\r\n')[0]).toBe('id,createdAt,round,roundId,modelVersion,level,kind,committed,scope,partnerId,partnerName,epsilon,delta,sigma,updateSigma,countStd,q,steps,clip,reason');
       const missing = await run(['privacy', 'report', '--federation', 'f_nope', '--data-dir', dir]);
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/federation "f_nope" not found/);

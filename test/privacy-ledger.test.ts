@@ -12,24 +12,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { computeEpsilon } from '@fedmart/shared/dp/rdp';
 import { recordLevelCharge } from '@fedmart/shared/dp/plan';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { privacyReport, verifyPrivacyLedger } from '@fedmart/coordinator/privacy';
 import { ApiClient } from '../cli/api-client.ts';
-import { bankPartners, modelFor, startFixture, type Fixture } from './helpers.ts';
+import { bankPartners, connectBankPartners, modelFor, startFixture } from './helpers.ts';
 
 await initBackend();
-
-async function connectAll(fx: Fixture, fed: string): Promise<PartnerAgent[]> {
-  const exp = await bankPartners();
-  const agents: PartnerAgent[] = [];
-  for (const p of exp.partners) agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, p.id), data: p.data, reconnect: false }));
-  await Promise.all(agents.map((a) => a.ready));
-  return agents;
-}
 
 const LOCAL = { localEpochs: 1, batchSize: 64, learningRate: 0.01, proximalMu: 0 };
 
@@ -40,7 +31,7 @@ describe('privacy ledger', () => {
     await using fx = await startFixture();
     const dp = { level: 'record' as const, noiseMultiplier: 1.1, clip: 1, delta: 1e-5 };
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp } as Partial<FederationConfigInput> & { model: FederationConfigInput['model'] });
-    const agents = await connectAll(fx, fed);
+    const agents = await connectBankPartners(fx, fed);
 
     // Act: two private rounds
     const outcomes = await fx.coord.orchestrator.scheduleRounds(fed, 2).done;
@@ -120,7 +111,7 @@ describe('privacy ledger', () => {
     const central = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp: { ...dp, mode: 'central' }, secureAggregation: { clip: 4 } } as never).catch((e: unknown) => e);
     expect(String(central)).toMatch(/noise must be added by the partners: set dp.mode to 'distributed'/);
     const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp, secureAggregation: { clip: 4 } } as Partial<FederationConfigInput> & { model: FederationConfigInput['model'] });
-    const agents = await connectAll(fx, fed);
+    const agents = await connectBankPartners(fx, fed);
     const outcomes = await fx.coord.orchestrator.scheduleRounds(fed, 2).done;
     expect(outcomes.map((o) => o.phase)).toEqual(['committed', 'committed']);
     expect(outcomes[1]!.metrics.train_secagg_survivors).toBe(3);
@@ -140,7 +131,7 @@ describe('privacy ledger', () => {
       {
         await using fx = await startFixture(dir);
         fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, dp } as Partial<FederationConfigInput> & { model: FederationConfigInput['model'] });
-        const agents = await connectAll(fx, fed);
+        const agents = await connectBankPartners(fx, fed);
         const outcomes = await fx.coord.orchestrator.scheduleRounds(fed, 2).done;
         expect(outcomes.map((o) => o.phase)).toEqual(['committed', 'committed']);
         await Promise.all(agents.map((a) => a.close()));

@@ -10,12 +10,12 @@ import { io, type Socket } from 'socket.io-client';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import {
   FEDERATION_NAMESPACE, PROTOCOL_VERSION, TrainConfigSchema,
-  type Ack, type ClientToServerEvents, type EvaluateInstruction, type RoundStatus, type ServerToClientEvents, type TrainInstruction, type Welcome,
+  type Ack, type ClientToServerEvents, type EvaluateInstruction, type FederationTerms, type RoundStatus, type ServerToClientEvents, type TrainInstruction, type Welcome,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, encodeFloat32 } from '@fedmart/shared/codec';
 import { parameterCount, type ModelSpec } from '@fedmart/shared/model';
 import { evaluate } from './ml/trainer.ts';
-import { trainRoundWithDp } from './ml/dp-sgd.ts';
+import { trainRoundWithDp, type DpReleaseCharge } from './ml/dp-sgd.ts';
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { initBackend } from './ml/backend.ts';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
@@ -25,6 +25,7 @@ import {
   type SecureServerToClientEvents, type SecureTrainInstruction,
 } from '@fedmart/shared/protocol-secure';
 import { CkksPartner } from './protection/ckks-partner.ts';
+import { checkRoundParticipants, pinFederationTerms, planRoundDp, termsChange } from './protection/dp-terms.ts';
 
 /** A partner's encoded local data, already split. */
 export interface LocalData {
@@ -65,6 +66,21 @@ export interface PartnerAgentOptions {
   onLocalUpdate?: (u: { round: number; delta: Float32Array; numExamples: number }) => void;
   /** Test hook (CKKS): sees the federation secret key this partner generated or unwrapped; it never leaves the process. */
   onCkksSecretKey?: (sk: Uint8Array) => void;
+  /**
+   * Federation terms accepted earlier in this enrollment (e.g. kept on disk by
+   * the caller from `onTermsPinned`). Absent: the first welcome's terms are pinned.
+   */
+  terms?: FederationTerms;
+  /** Called once when this agent pins the federation terms from its first welcome. */
+  onTermsPinned?: (terms: FederationTerms) => void;
+}
+
+/** This partner's own privacy accounting: what its released updates cost it, per DP level. */
+export interface PartnerPrivacySpent {
+  /** Record level (DP-SGD): ε at the federation's δ over every update released so far (null: no record-level DP). */
+  record: { epsilon: number; delta: number; releases: number } | null;
+  /** Partner level (DP-FedAvg): ε of this partner's whole contribution (null: no partner-level DP). */
+  partner: { epsilon: number; delta: number; releases: number } | null;
 }
 
 export interface PartnerAgent {
@@ -75,6 +91,10 @@ export interface PartnerAgent {
   roundsTrained(): number;
   /** CKKS federations: the newest plaintext joint model this partner holds (the coordinator has only ciphertexts). */
   currentModel(): { version: number; weights: Float32Array } | null;
+  /** The federation terms this partner pinned (null before the first welcome). */
+  terms(): FederationTerms | null;
+  /** What this partner's released updates cost it, by its own accountants. */
+  privacySpent(): PartnerPrivacySpent;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -99,8 +119,17 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   let spec: ModelSpec | null = null;
   let trained = 0;
   let work: Promise<void> = Promise.resolve();
-  // This partner's record-level privacy spend (RDP composes across rounds); reported as epsilon_record.
-  const recordAccountant = new RdpAccountant();
+  // This partner's own privacy spend per level (RDP composes across rounds), charged when an update leaves the
+  // partner (not when it is trained), so it agrees with the coordinator's ledger even for rounds that later fail.
+  const accountants = { record: new RdpAccountant(), partner: new RdpAccountant() };
+  const releases = { record: 0, partner: 0 };
+  const charge = (c: DpReleaseCharge | null) => {
+    if (!c) return;
+    accountants[c.level].step(c.q, c.sigma, c.steps);
+    releases[c.level]++;
+  };
+  // The federation terms accepted at the first welcome; every round instruction is checked against them.
+  let terms: FederationTerms | null = opts.terms ?? null;
   // Weight of this partner's update in a secure/encrypted sum: its example count, or 1 under partner-level DP.
   let updateWeight = data.trainN;
 
@@ -166,6 +195,14 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   socket.on('welcome', (w) => {
     void (async () => {
       try {
+        const fresh = pinFederationTerms(w.terms);
+        if (terms === null) {
+          terms = fresh;
+          opts.onTermsPinned?.(fresh);
+        } else {
+          const change = termsChange(terms, fresh);
+          if (change) throw new FedmartError('FORBIDDEN', change);
+        }
         spec = w.model as ModelSpec;
         if (data.d !== spec.inputDim) {
           throw new FedmartError('DATA_ERROR', `local data has ${data.d} encoded features but the federation's model expects ${spec.inputDim}; use the federation's data schema (--schema) so both sides encode the same columns`);
@@ -226,10 +263,19 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     round: number;
     client: SecAggClient | null;
     maxWeight: number;
-    update: Promise<{ delta: Float32Array; metrics: Record<string, number> }>;
-    resolve(u: { delta: Float32Array; metrics: Record<string, number> }): void;
+    /** From advertise-keys: selected participants and the graph degree (complete graph: survivors are countable). */
+    participants: number;
+    neighbourDegree: number;
+    update: Promise<SecUpdate>;
+    resolve(u: SecUpdate): void;
     reject(e: Error): void;
     dropped: boolean;
+  }
+  /** The update secure aggregation masks, with what releasing it costs. */
+  interface SecUpdate {
+    delta: Float32Array;
+    metrics: Record<string, number>;
+    charge: DpReleaseCharge | null;
   }
   let secRound: SecRound | null = null;
   let ckks: CkksPartner | null = null;
@@ -239,9 +285,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   function newSecRound(t: SecureTrainInstruction): SecRound {
     let resolve!: SecRound['resolve'];
     let reject!: SecRound['reject'];
-    const update = new Promise<{ delta: Float32Array; metrics: Record<string, number> }>((res, rej) => { resolve = res; reject = rej; });
+    const update = new Promise<SecUpdate>((res, rej) => { resolve = res; reject = rej; });
     update.catch(() => {});
-    return { roundId: t.roundId, round: t.round, client: null, maxWeight: 1, update, resolve, reject, dropped: false };
+    return { roundId: t.roundId, round: t.round, client: null, maxWeight: 1, participants: 0, neighbourDegree: 0, update, resolve, reject, dropped: false };
   }
 
   async function sendChecked(envelope: Record<string, unknown>): Promise<void> {
@@ -285,6 +331,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       let payload: Record<string, unknown>;
       switch (req.stage) {
         case 'advertise-keys': {
+          if (terms) checkRoundParticipants(terms, req.participants.length, 'advertise-keys');
+          sr.participants = req.participants.length;
+          sr.neighbourDegree = req.neighbourDegree;
           sr.client = new SecAggClient(req.clientId);
           sr.maxWeight = req.quantization.maxWeight ?? 1;
           const reply = sr.client.advertiseKeys(req as AdvertiseKeysRequest);
@@ -302,9 +351,13 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           if (secRound !== sr || sr.dropped) return;
           const reply = client.maskInput(req as MaskedInputRequest, u.delta, Math.min(updateWeight, sr.maxWeight));
           payload = { stage: reply.stage, clientId: reply.clientId, masked: new Uint8Array(reply.masked.buffer, reply.masked.byteOffset, reply.masked.byteLength), metrics: u.metrics };
+          // The masked update leaves now: charge it (a colluding coordinator and peers could unmask it).
+          if (socket.connected) charge(u.charge);
           break;
         }
         case 'unmask': {
+          // With a complete graph every survivor is our neighbour: no sum of fewer partners than the noise was split over.
+          if (terms && sr.neighbourDegree >= sr.participants - 1) checkRoundParticipants(terms, (req as UnmaskRequest).survived.length + 1, 'unmask');
           // The core refuses to reveal both shares of one peer (that would unmask it).
           const reply = requireClient(sr).unmask(req as UnmaskRequest);
           payload = { stage: reply.stage, clientId: reply.clientId, shares: reply.shares };
@@ -351,7 +404,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     const sr = t.protection === 'secagg' ? secRound : null;
     try {
       if (!spec) throw new FedmartError('UNAVAILABLE', 'received a train instruction before the welcome');
+      if (!terms) throw new FedmartError('UNAVAILABLE', 'received a train instruction before the federation terms were pinned');
       const { dp, ...config } = TrainConfigSchema.parse(t.config);
+      // Refuse, before touching the data, an instruction that contradicts the pinned terms (dp-terms.ts).
+      const plan = planRoundDp(terms, { protection: t.protection, dp });
       const expected = parameterCount(spec);
       if (t.length !== expected) throw new FedmartError('INVALID_MESSAGE', `train instruction carries ${t.length} parameters, the model has ${expected}`);
       let global: Float32Array;
@@ -366,24 +422,27 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       } else global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
       // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
-      const result = await trainRoundWithDp({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round }, dp, recordAccountant);
+      const result = await trainRoundWithDp({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round }, plan, accountants[plan?.level ?? 'record']);
       const delta = result.delta;
       // Partner-level DP bounds each partner's influence by C only if every update weighs 1 in the sum.
-      updateWeight = dp?.level === 'partner' ? 1 : data.trainN;
+      updateWeight = plan?.level === 'partner' ? 1 : data.trainN;
       const metrics: Record<string, number> = { ...result.metrics, seconds: (Date.now() - started) / 1000 };
       opts.onLocalUpdate?.({ round: t.round, delta, numExamples: data.trainN });
       if (t.protection === 'secagg') {
-        // The masked-input stage picks the update up; it never leaves in the clear.
-        sr?.resolve({ delta, metrics });
+        // The masked-input stage picks the update up; it never leaves in the clear. A noised clip bit rides in the same secure sum.
+        const masked = result.clipBit === undefined ? delta : Float32Array.from([...delta, result.clipBit]);
+        sr?.resolve({ delta: masked, metrics, charge: result.charge });
         return;
       }
       if (t.protection === 'ckks') {
         const { chunks, length } = await ckks!.encryptUpdate(delta, updateWeight);
+        if (socket.connected) charge(result.charge);
         const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics } });
         if (ack.ok) trained++;
         else log(`round ${t.round}: encrypted update refused: ${ack.error.message}`);
         return;
       }
+      if (socket.connected) charge(result.charge);
       const ack = await send({ type: 'train-result', roundId: t.roundId, payload: { numExamples: data.trainN, metrics, length: delta.length } }, encodeFloat32(delta));
       if (ack.ok) trained++;
       else log(`round ${t.round}: update refused: ${ack.error.message}`);
@@ -414,5 +473,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     socket.disconnect();
     await work.catch(() => {});
   };
-  return { socket: socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>, ready, roundsTrained: () => trained, currentModel: () => ckks?.latest() ?? null, close, [Symbol.asyncDispose]: close };
+  const privacySpent = (): PartnerPrivacySpent => {
+    const dp = terms?.dp;
+    const of = (level: 'record' | 'partner') => (dp?.level === level ? { epsilon: releases[level] ? accountants[level].epsilon(dp.delta).epsilon : 0, delta: dp.delta, releases: releases[level] } : null);
+    return { record: of('record'), partner: of('partner') };
+  };
+  return { socket: socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>, ready, roundsTrained: () => trained, currentModel: () => ckks?.latest() ?? null, terms: () => terms, privacySpent, close, [Symbol.asyncDispose]: close };
 }

@@ -21,7 +21,7 @@ import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@f
 import { encodeFloat32 } from '@fedmart/shared/codec';
 import { seededRandom } from '@fedmart/shared/model';
 import type { Store } from './db/store.ts';
-import { recordRoundSpend, refuseRoundOverBudget, withDifferentialPrivacy } from './privacy.ts';
+import { recordReleasedSpend, recordRoundSpend, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
 
 /** How the orchestrator reaches one connected client (implemented by the Socket.IO transport). */
 export interface ClientLink {
@@ -84,6 +84,8 @@ interface ActiveRound {
   baseEncrypted: boolean;
   /** Partners whose update was clipped or rejected by the federation's limits: their participant status and reason (kept when they evaluate). */
   boundNotes: Map<string, { status: string; reason: string }>;
+  /** Partners whose update (plain, masked or encrypted) reached us: their DP spend is charged even if the round fails. */
+  released: Set<string>;
 }
 
 class FederationRunner {
@@ -219,6 +221,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         baseVersion: base.version,
         baseEncrypted: base.encrypted,
         boundNotes: new Map(),
+        released: new Set(),
       };
       this.apply(r, this.selectEvent(r));
     });
@@ -247,6 +250,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     numExamples = boundExampleCount(numExamples, [r.clients.get(partnerId)?.numExamples ?? 0]);
     const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
       a.updates.set(partnerId, { nodeId: partnerId, numExamples, delta, metrics });
+      a.released.add(partnerId);
       this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
@@ -291,6 +295,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const res = this.apply(r, { type: 'stage-reply', stage, nodeId: partnerId }, () => a.secagg!.receive(partnerId, payload, roundId));
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     if (payload.stage === 'masked-input') {
+      a.released.add(partnerId);
       this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples: r.clients.get(partnerId)?.numExamples ?? 0, trainMetrics: payload.metrics });
       this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
     }
@@ -330,6 +335,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const numExamples = r.clients.get(partnerId)?.numExamples ?? 0;
     const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
       a.ckks!.uploads.set(partnerId, { chunks: chunks.map((c) => new Uint8Array(c)), numExamples, metrics });
+      a.released.add(partnerId);
       this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
@@ -399,7 +405,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   private persistParticipantFailure(a: ActiveRound, partnerId: string, reason: string): void {
     if (a.state.selected.includes(partnerId) || a.state.evaluators.includes(partnerId)) {
-      if (!a.updates.has(partnerId)) this.store.setParticipant(a.state.roundId, partnerId, { status: 'failed', reason });
+      // A partner whose update reached us stays 'trained': its release is charged to the ledger.
+      if (!a.updates.has(partnerId) && !a.released.has(partnerId)) this.store.setParticipant(a.state.roundId, partnerId, { status: 'failed', reason });
     }
   }
 
@@ -445,7 +452,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             const unit = a.config.dp?.level === 'partner';
             const weights = new Map(effect.nodeIds.map((id) => [id, unit ? 1 : (r.clients.get(id)?.numExamples ?? 1)]));
             const declared = new Map(effect.nodeIds.map((id) => [id, unit ? 1 : (r.clients.get(id)?.declaredExamples ?? 1)]));
-            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length, weights, a.config.secureAggregation!, declared);
+            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length + securedExtraCoordinates(r.strategy), weights, a.config.secureAggregation!, declared);
           } catch (err) {
             const reason = `secure aggregation cannot run this round: ${toFedmartError(err).message}`;
             setImmediate(() => { if (r.active === a) this.apply(r, { type: 'abort', reason }); });
@@ -574,11 +581,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.apply(r, { type: 'aggregated', ok: false, reason: `secure aggregation: ${outOfRange}; a partner folded in more than it declared, the sum was not used and the previous model stays` });
         return;
       }
-      const mean = new Float64Array(result.weightedSum.length);
+      // Coordinates past the model's (distributed adaptive clipping's noised clip count) are not part of the mean.
+      const mean = new Float64Array(a.global.length);
       for (let i = 0; i < mean.length; i++) mean[i] = result.weightedSum[i]! / result.totalWeight;
+      const noisedClipCount = result.weightedSum.length > a.global.length ? result.weightedSum[a.global.length]! : undefined;
       const metrics = weightedMetricMeans(a.state.trained.map((id) => ({ numExamples: r.clients.get(id)?.numExamples ?? 0, metrics: a.secagg!.metrics.get(id) ?? {} })));
       if (!r.strategy.aggregateMean) throw new FedmartError('CONFIG_ERROR', `strategy ${r.strategy.id} cannot aggregate from a sum; use fedavg, fedprox, fedadam or fedyogi with secure aggregation`);
-      const out = r.strategy.aggregateMean(a.state.round, a.global, mean, { totalWeight: result.totalWeight, clients: result.survivors.length, metrics });
+      const out = r.strategy.aggregateMean(a.state.round, a.global, mean, { totalWeight: result.totalWeight, clients: result.survivors.length, metrics, ...(noisedClipCount !== undefined ? { noisedClipCount } : {}) });
       if (!out.weights) {
         this.apply(r, { type: 'aggregated', ok: false, reason: 'the strategy kept the previous model (no usable sum)' });
         return;
@@ -638,6 +647,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     a.secagg?.abort();
     if (o.phase === 'failed') {
       this.store.audit('coordinator', 'round.failed', a.state.roundId, { federationId: r.federationId, round: a.state.round, reason: o.reason });
+      // Updates that already left their partners cost privacy even though no model came of them (privacy.ts).
+      recordReleasedSpend(this.store, { federationId: r.federationId, roundId: a.state.roundId, participants: [...a.released] });
     }
     const outcome: RoundOutcome = {
       roundId: a.state.roundId, round: a.state.round, phase: o.phase, ...(o.reason ? { reason: o.reason } : {}),

@@ -43,19 +43,35 @@ describe('DpStrategy, partner level (DP-FedAvg)', () => {
     expect(l2Norm(out.weights!)).toBeGreaterThan(0.24); // it was clipped, not dropped
   });
 
-  it('distributed mode: partners noise their own updates; fewer than minClients is refused', () => {
+  it('distributed mode: partners noise their own updates inside a secure sum; fewer than minClients, or plaintext updates, are refused', () => {
     const s = new DpStrategy(createStrategy('fedavg'), partner({ mode: 'distributed' }), 3, undefined, rng(3));
     expect(s.trainDp()).toMatchObject({ level: 'partner', clip: 0.5, noiseStd: (1.5 * 0.5) / Math.sqrt(3) });
-    let err: unknown;
-    try {
-      s.aggregateTrain(1, new Float32Array(P), [update('a', () => 0), update('b', () => 0)], []);
-    } catch (e) {
-      err = e;
-    }
-    expect(isFedmartError(err, 'ROUND_FAILED')).toBe(true);
-    // no server noise is added on top: three zero updates average to exactly zero
-    const out = s.aggregateTrain(1, new Float32Array(P), [update('a', () => 0), update('b', () => 0), update('c', () => 0)], []);
+    const mean = new Float64Array(P);
+    const info = (clients: number) => ({ totalWeight: clients, clients, metrics: {} });
+    const refused = (f: () => unknown, code: string) => {
+      try {
+        f();
+      } catch (e) {
+        return isFedmartError(e, code as never);
+      }
+      return false;
+    };
+    expect(refused(() => s.aggregateMean!(1, new Float32Array(P), mean, info(2)), 'ROUND_FAILED')).toBe(true);
+    expect(refused(() => s.aggregateTrain(1, new Float32Array(P), [update('a', () => 0), update('b', () => 0), update('c', () => 0)], []), 'CONFIG_ERROR')).toBe(true);
+    // no server noise is added on top: a zero secure mean stays exactly zero
+    const out = s.aggregateMean!(1, new Float32Array(P), mean, info(3));
     expect(l2Norm(out.weights!)).toBe(0);
+  });
+
+  it('distributed adaptive clipping moves C from the secure sum\'s noised centred count only', () => {
+    const adaptive = { targetQuantile: 0.5, clipLearningRate: 0.2, countStd: 1 };
+    const s = new DpStrategy(createStrategy('fedavg'), partner({ mode: 'distributed', adaptiveClip: adaptive }), 3, undefined, rng(6));
+    expect(s.securedExtraCoordinates).toBe(1);
+    const info = { totalWeight: 3, clients: 3, metrics: {} };
+    expect(() => s.aggregateMean!(1, new Float32Array(P), new Float64Array(P), info)).toThrow(/carried no clip count/);
+    // Σ(b_i − ½) = +1.5: all three unclipped, b̃ = 1 → C shrinks by exp(−η(1 − γ))
+    s.aggregateMean!(1, new Float32Array(P), new Float64Array(P), { ...info, noisedClipCount: 1.5 });
+    expect(s.clip).toBeCloseTo(0.5 * Math.exp(-0.2 * 0.5), 12);
   });
 
   it('adaptive clipping shrinks C when every update is inside the ball and grows it when none is', () => {

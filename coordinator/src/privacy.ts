@@ -21,7 +21,14 @@
  *   bound on every record's RDP curve (ε of the federation = ε of that max).
  * - Partner level: one step at q = 1 per round (`PARTNER_LEVEL_CHARGE`), for
  *   the federation row and for each participant (a partner that sat a round
- *   out spent nothing in it).
+ *   out spent nothing in it). With adaptive clipping the row also holds the
+ *   two mechanisms (update multiplier z_Δ, count std σ_b) whose composition
+ *   is the charged σ.
+ * - Spend is charged on release (issue 8, item 6): a round that fails after
+ *   updates reached the coordinator appends the same rows with `committed`
+ *   false and no model version ({@link recordReleasedSpend}, also for rounds
+ *   interrupted by a restart), so the ledger agrees with every partner's own
+ *   accountant (which charges when it sends) and caps see that spend.
  *
  * Caps (table `privacy_caps`, append-only; newest row in force, ε null lifts
  * it) per federation or per partner and level, set by role `compliance`.
@@ -36,7 +43,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { TrainConfigSchema, type DpConfig, type FederationConfig, type TrainDp } from '@fedmart/shared/protocol';
 import { RdpAccountant, rdpToEpsilon, type RdpAccountantState } from '@fedmart/shared/dp/rdp';
 import { PARTNER_LEVEL_CHARGE, recordLevelCharge, type DpRoundCharge } from '@fedmart/shared/dp/plan';
-import { clipToNormInPlace, adaptiveClipUpdateNoiseMultiplier, noisedUnclippedFraction, updateAdaptiveClip } from '@fedmart/shared/dp/clip';
+import { clipToNormInPlace, adaptiveClipEffectiveNoiseMultiplier, adaptiveClipUpdateNoiseMultiplier, distributedNoiseStd, noisedUnclippedFraction, unclippedFractionFromNoisedSum, updateAdaptiveClip } from '@fedmart/shared/dp/clip';
 import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
 import type { AggregateResult, ClientEvaluation, ClientFailure, ClientUpdate, LocalTrainConfig, MeanAggregateInfo, RoundContext, Strategy, StrategyId } from '@fedmart/shared/strategy/types';
@@ -61,23 +68,35 @@ export type DpLevel = (typeof DP_LEVELS)[number];
  *   local config (clip, σ, δ; the distributed noise share; the sampling rate).
  * - Record level: aggregation is the inner strategy's (each partner's update
  *   is already DP; the server only post-processes).
- * - Partner level, central mode: each update is (re-)clipped to C, the
- *   clipped updates are summed, N(0, σ_Δ²C²) is added to the sum once, and the
- *   unweighted mean goes to the inner strategy's server update. Weighting by
- *   example counts would scale one partner's influence beyond C, so it is not
- *   used. Distributed mode: partners clipped and noised their own updates;
- *   the wrapper refuses to aggregate fewer than minClients of them (the sum
- *   would carry less noise than the ledger charges).
- * - Adaptive clipping: C ← C·exp(−η_C(b̃ − γ)), b̃ the noised fraction of
- *   partners whose update was inside the ball; σ_Δ = (σ⁻² − (2σ_b)⁻²)^(−1/2) so
- *   update and count together cost one Gaussian query at σ (Andrew et al.
- *   §3.1). With σ_Δ the ledger still charges σ.
+ * - Partner level, central mode (a trusted coordinator sees each update):
+ *   each update is (re-)clipped to C, the clipped updates are summed,
+ *   N(0, σ_Δ²C²) is added to the sum once, and the unweighted mean goes to the
+ *   inner strategy's server update. Weighting by example counts would scale
+ *   one partner's influence beyond C, so it is not used.
+ * - Distributed mode (updates hidden by secure aggregation or CKKS): partners
+ *   clipped and noised their own updates with shares they computed from the
+ *   terms they accepted (`client-node/src/protection/dp-terms.ts`; the
+ *   `noiseStd` sent here is only checked by them). The wrapper refuses a sum
+ *   of fewer than minClients of them (it would carry less noise than charged).
+ *   Plaintext individual updates in distributed mode are refused: each holds
+ *   only a 1/√minClients share of the noise.
+ * - Adaptive clipping: C ← C·exp(−η_C(b̃ − γ)), b̃ from the centred count
+ *   Σ(b_i − ½) + N(0, σ_b²), sensitivity ½ (TF Privacy's quantile estimator);
+ *   σ_Δ = (σ⁻² − (2σ_b)⁻²)^(−1/2) so update and count together cost one
+ *   Gaussian query at σ (Andrew et al. §3.1), which the ledger charges. In
+ *   central mode the coordinator clips and counts (partners send unclipped
+ *   updates to the trusted curator); in distributed mode each partner appends
+ *   its bit, noised with a share N(0, σ_b²/minClients), to its update, so it
+ *   travels only inside the secure sum. Under CKKS it is refused (the
+ *   coordinator cannot read the sum).
  */
 export class DpStrategy implements Strategy {
   readonly id: StrategyId;
   readonly needsIndividualUpdates: boolean;
   /** The clipping norm the next round uses (moves with adaptive clipping). */
   clip: number;
+  /** z_Δ: the noise multiplier on the update sum (σ, or the adaptive-clipping split of σ). */
+  readonly updateNoiseMultiplier: number;
   /** Aggregate-only entry (secure aggregation / CKKS), present when the inner strategy has one. */
   aggregateMean?: (round: number, global: Float32Array, mean: Float64Array, info: MeanAggregateInfo) => AggregateResult;
   readonly #updateMultiplier: number;
@@ -94,6 +113,7 @@ export class DpStrategy implements Strategy {
     this.needsIndividualUpdates = inner.needsIndividualUpdates;
     this.clip = clip;
     this.#updateMultiplier = dp.level === 'partner' && dp.adaptiveClip ? adaptiveClipUpdateNoiseMultiplier(dp.noiseMultiplier, dp.adaptiveClip.countStd) : dp.noiseMultiplier;
+    this.updateNoiseMultiplier = this.#updateMultiplier;
     const innerMean = inner.aggregateMean?.bind(inner);
     if (innerMean) {
       this.aggregateMean = (round, global, mean, info) => {
@@ -103,8 +123,15 @@ export class DpStrategy implements Strategy {
         if (dp.level === 'partner' && info.clients < minClients) {
           throw new FedmartError('ROUND_FAILED', `only ${info.clients} partners contributed, but distributed DP noise is split over minClients=${minClients}; the sum would carry less noise than the ledger charges`);
         }
+        const clipUsed = this.clip;
+        const extra: Record<string, number> = { dp_clip: clipUsed };
+        if (dp.level === 'partner' && dp.adaptiveClip) {
+          if (info.noisedClipCount === undefined) throw new FedmartError('ROUND_FAILED', 'adaptive clipping: the secure sum carried no clip count; the clip cannot move without it');
+          this.clip = this.#nextClip(clipUsed, unclippedFractionFromNoisedSum(info.noisedClipCount, info.clients));
+          extra.dp_next_clip = this.clip;
+        }
         const out = innerMean(round, global, mean, info);
-        return { ...out, metrics: { ...out.metrics, dp_clip: this.clip } };
+        return { ...out, metrics: { ...out.metrics, ...extra } };
       };
     }
   }
@@ -115,12 +142,21 @@ export class DpStrategy implements Strategy {
     if (dp.level === 'record') {
       return { level: 'record', clip: this.clip, noiseMultiplier: dp.noiseMultiplier, delta: dp.delta, ...(dp.sampleRate !== undefined ? { sampleRate: dp.sampleRate } : {}) };
     }
-    const distributed = dp.mode === 'distributed';
     return {
       level: 'partner', clip: this.clip, noiseMultiplier: dp.noiseMultiplier, delta: dp.delta,
-      ...(distributed ? { noiseStd: (this.#updateMultiplier * this.clip) / Math.sqrt(this.minClients) } : {}),
-      ...(dp.adaptiveClip && distributed ? { reportUnclipped: true } : {}),
+      ...(dp.mode === 'distributed' ? { noiseStd: distributedNoiseStd(this.#updateMultiplier, this.clip, this.minClients) } : {}),
     };
+  }
+
+  /** One geometric step of the adaptive clip from b̃ (Andrew et al. 2021). */
+  #nextClip(clipUsed: number, bTilde: number): number {
+    const a = this.dp.adaptiveClip!;
+    return updateAdaptiveClip({ clip: clipUsed, targetQuantile: a.targetQuantile, clipLearningRate: a.clipLearningRate, countStd: a.countStd }, bTilde).clip;
+  }
+
+  /** Distributed adaptive clipping: partners append one noised centred clip bit to the vector they mask. */
+  get securedExtraCoordinates(): number {
+    return this.dp.level === 'partner' && this.dp.mode === 'distributed' && this.dp.adaptiveClip ? 1 : 0;
   }
 
   configureTrain(ctx: RoundContext, base: LocalTrainConfig): LocalTrainConfig {
@@ -130,9 +166,8 @@ export class DpStrategy implements Strategy {
   aggregateTrain(round: number, global: Float32Array, results: readonly ClientUpdate[], failures: readonly ClientFailure[]): AggregateResult {
     if (this.dp.level === 'record' || results.length === 0) return this.inner.aggregateTrain(round, global, results, failures);
     const n = results.length;
-    const distributed = this.dp.mode === 'distributed';
-    if (distributed && n < this.minClients) {
-      throw new FedmartError('ROUND_FAILED', `only ${n} partners reported, but distributed DP noise is split over minClients=${this.minClients}; the sum would carry less noise than the ledger charges`);
+    if (this.dp.mode === 'distributed') {
+      throw new FedmartError('CONFIG_ERROR', 'distributed partner-level DP: plaintext individual updates carry only a share of the noise and are refused; turn on secure aggregation or CKKS');
     }
     const clipUsed = this.clip;
     const sum = new Float64Array(global.length);
@@ -140,26 +175,17 @@ export class DpStrategy implements Strategy {
     for (const r of results) {
       if (r.delta.length !== global.length) throw new FedmartError('INVALID_UPDATE', `update of ${r.nodeId} has ${r.delta.length} values, the model has ${global.length}`);
       const v = Float64Array.from(r.delta);
-      if (distributed) {
-        // Already clipped and noised by the partner: clipping here would clip the noise.
-        unclipped += r.metrics.dp_unclipped === 1 ? 1 : 0;
-      } else {
-        unclipped += clipToNormInPlace(v, clipUsed) === 1 ? 1 : 0;
-      }
+      unclipped += clipToNormInPlace(v, clipUsed) === 1 ? 1 : 0;
       for (let i = 0; i < v.length; i++) sum[i] = sum[i]! + v[i]!;
     }
-    if (!distributed) {
-      const noise = gaussianNoise(sum.length, this.#updateMultiplier * clipUsed, this.rng);
-      for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + noise[i]!;
-    }
+    const noise = gaussianNoise(sum.length, this.#updateMultiplier * clipUsed, this.rng);
+    for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + noise[i]!;
     const mean = new Float64Array(sum.length);
     for (let i = 0; i < sum.length; i++) mean[i] = sum[i]! / n;
-    const { dp_unclipped: _b, ...metrics } = weightedMetricMeans(results);
+    const metrics = weightedMetricMeans(results);
     const extra: Record<string, number> = { dp_clip: clipUsed };
     if (this.dp.adaptiveClip) {
-      const a = this.dp.adaptiveClip;
-      const bTilde = noisedUnclippedFraction(unclipped, n, a.countStd, this.rng);
-      this.clip = updateAdaptiveClip({ clip: clipUsed, targetQuantile: a.targetQuantile, clipLearningRate: a.clipLearningRate, countStd: a.countStd }, bTilde).clip;
+      this.clip = this.#nextClip(clipUsed, noisedUnclippedFraction(unclipped, n, this.dp.adaptiveClip.countStd, this.rng));
       extra.dp_next_clip = this.clip;
     }
     const out = this.inner.aggregateMean
@@ -180,6 +206,16 @@ export class DpStrategy implements Strategy {
     const d = this.dp;
     return `${this.inner.summary()}; DP ${d.level} level (σ=${d.noiseMultiplier}, C=${this.clip}, δ=${d.delta}${d.level === 'partner' ? `, ${d.mode ?? 'central'} noise` : ''}${d.adaptiveClip ? ', adaptive clip' : ''})`;
   }
+}
+
+/**
+ * Extra coordinates partners append to the vector they mask (distributed
+ * adaptive clipping: one noised centred clip bit), 0 otherwise.
+ * @param strategy - the federation's (possibly DP-wrapped) strategy
+ * @returns how many coordinates follow the model parameters in the secure sum
+ */
+export function securedExtraCoordinates(strategy: Strategy): number {
+  return strategy instanceof DpStrategy ? strategy.securedExtraCoordinates : 0;
 }
 
 /**
@@ -253,15 +289,14 @@ function chargeFor(dp: DpConfig, cfg: { batchSize: number; localEpochs: number }
   return recordLevelCharge({ sampleRate: dp.sampleRate, batchSize: cfg.batchSize, localEpochs: cfg.localEpochs, numExamples });
 }
 
-/**
- * Append a committed round's privacy spend. Call it as `Store.commitRound`'s
- * `extra` callback, so it commits or rolls back with the model version.
- * A federation without DP appends nothing.
- * @param store - the coordinator store (inside the commit transaction)
- * @param r - federation, round, the new model version and the partners whose updates made it
- * @throws FedmartError INTERNAL when stored state is corrupt (the commit then rolls back)
- */
-export function recordRoundSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string; participants: readonly string[] }): void {
+/** The update multiplier z_Δ and count std σ_b of a DP config (adaptive clipping splits σ between them). */
+function mechanismsOf(dp: DpConfig): { updateSigma: number; countStd: number | null } {
+  if (dp.level === 'partner' && dp.adaptiveClip) return { updateSigma: adaptiveClipUpdateNoiseMultiplier(dp.noiseMultiplier, dp.adaptiveClip.countStd), countStd: dp.adaptiveClip.countStd };
+  return { updateSigma: dp.noiseMultiplier, countStd: null };
+}
+
+/** Append one round's spend rows (one per releasing partner, one federation row). Runs in the caller's transaction. */
+function appendSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string | null; participants: readonly string[]; committed: boolean }): void {
   const config = store.federationConfig(store.getFederation(r.federationId));
   const dp = config.dp;
   if (!dp) return;
@@ -269,8 +304,10 @@ export function recordRoundSpend(store: Store, r: { federationId: string; roundI
   const cfg = roundTrainConfig(round);
   const sigma = cfg.dp?.noiseMultiplier ?? dp.noiseMultiplier;
   const clip = cfg.dp?.clip ?? dp.clip;
+  const { updateSigma, countStd } = mechanismsOf(dp);
   const sizes = new Map(store.listParticipants(r.roundId).map((p) => [p.partnerId, p.numExamples]));
   const now = Date.now();
+  const common = { federationId: r.federationId, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent' as const, delta: dp.delta, sigma, clip, reason: null, createdAt: now, committed: r.committed, updateSigma, countStd };
   const rows: (typeof t.privacyLedger.$inferInsert)[] = [];
   const states: RdpAccountantState[] = [];
   for (const partnerId of r.participants) {
@@ -278,7 +315,7 @@ export function recordRoundSpend(store: Store, r: { federationId: string; roundI
     const acc = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
     const state = acc.toJSON();
     states.push(state);
-    rows.push({ federationId: r.federationId, partnerId, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent', epsilon: acc.epsilon(dp.delta).epsilon, delta: dp.delta, sigma, q: charge.q, steps: charge.steps, clip, accountant: JSON.stringify(state), reason: null, createdAt: now });
+    rows.push({ ...common, partnerId, epsilon: acc.epsilon(dp.delta).epsilon, q: charge.q, steps: charge.steps, accountant: JSON.stringify(state) });
   }
   const fedKey = { federationId: r.federationId, partnerId: null, level: dp.level };
   let fedState: RdpAccountantState;
@@ -292,8 +329,43 @@ export function recordRoundSpend(store: Store, r: { federationId: string; roundI
     fedState = maxState([prev, ...states], prev.orders);
     fedCharge = rows.reduce<DpRoundCharge>((m, x) => ({ q: Math.max(m.q, x.q ?? 0), steps: Math.max(m.steps, x.steps ?? 0) }), { q: 0, steps: 0 });
   }
-  rows.push({ federationId: r.federationId, partnerId: null, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent', epsilon: epsilonOfState(fedState, dp.delta).epsilon, delta: dp.delta, sigma, q: fedCharge.q || null, steps: fedCharge.steps || null, clip, accountant: JSON.stringify(fedState), reason: null, createdAt: now });
+  rows.push({ ...common, partnerId: null, epsilon: epsilonOfState(fedState, dp.delta).epsilon, q: fedCharge.q || null, steps: fedCharge.steps || null, accountant: JSON.stringify(fedState) });
   for (const row of rows) store.db.insert(t.privacyLedger).values(row).run();
+}
+
+/**
+ * Append a committed round's privacy spend. Call it as `Store.commitRound`'s
+ * `extra` callback, so it commits or rolls back with the model version.
+ * A federation without DP appends nothing.
+ * @param store - the coordinator store (inside the commit transaction)
+ * @param r - federation, round, the new model version and the partners whose updates made it
+ * @throws FedmartError INTERNAL when stored state is corrupt (the commit then rolls back)
+ */
+export function recordRoundSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string; participants: readonly string[] }): void {
+  appendSpend(store, { ...r, committed: true });
+}
+
+/**
+ * Charge the spend of a round that failed after updates left their
+ * partners (issue 8, item 6). A DP update costs privacy when it is released,
+ * not when a model is committed: the coordinator held it (plain, masked or
+ * encrypted), and a partner's own accountant charged it when it sent it. The
+ * rows are `spent` with `committed` false and no model version, so totals,
+ * caps and every partner's accountant stay in agreement; failing rounds
+ * cannot be used to spend past a cap. Nothing is appended without DP, without
+ * releases, or twice for one round.
+ * @param store - coordinator store
+ * @param r - federation, the failed round, and the partners whose updates arrived (default: its participants stored as 'trained')
+ */
+export function recordReleasedSpend(store: Store, r: { federationId: string; roundId: string; participants?: readonly string[] }): void {
+  const participants = r.participants ?? store.listParticipants(r.roundId).filter((p) => p.status === 'trained').map((p) => p.partnerId);
+  if (participants.length === 0) return;
+  store.db.$client.transaction(() => {
+    const l = t.privacyLedger;
+    const already = store.db.select({ id: l.id }).from(l).where(and(eq(l.roundId, r.roundId), eq(l.kind, 'spent'))).limit(1).get();
+    if (already) return;
+    appendSpend(store, { federationId: r.federationId, roundId: r.roundId, modelVersionId: null, participants: [...participants].sort(), committed: false });
+  }).immediate();
 }
 
 // ================================================================ caps
@@ -429,10 +501,16 @@ export interface LedgerEntry {
   partnerName: string | null;
   level: DpLevel;
   kind: 'spent' | 'refused';
+  /** spent: false when the round failed after updates were released (charged, no model version). */
+  committed: boolean;
   /** spent: cumulative ε of this scope after the round; refused: the projected ε. */
   epsilon: number | null;
   delta: number | null;
   sigma: number | null;
+  /** z_Δ on the update sum; with adaptive clipping σ = (z_Δ⁻² + (2σ_b)⁻²)^(−1/2). */
+  updateSigma: number | null;
+  /** σ_b on the centred clipped count (adaptive clipping). */
+  countStd: number | null;
   q: number | null;
   steps: number | null;
   clip: number | null;
@@ -497,17 +575,18 @@ export function privacyReport(store: Store, federationId: string): PrivacyReport
   const rows = ledgerRows(store, federationId);
   const history: LedgerEntry[] = rows.map((r) => ({
     id: r.id, roundId: r.roundId, round: r.roundId ? (roundNo.get(r.roundId) ?? null) : null, modelVersion: r.modelVersionId ? (versionNo.get(r.modelVersionId) ?? null) : null,
-    partnerId: r.partnerId, partnerName: r.partnerId ? (names.get(r.partnerId) ?? null) : null, level: r.level, kind: r.kind, epsilon: r.epsilon, delta: r.delta,
-    sigma: r.sigma, q: r.q, steps: r.steps, clip: r.clip, reason: r.reason, createdAt: new Date(r.createdAt).toISOString(),
+    partnerId: r.partnerId, partnerName: r.partnerId ? (names.get(r.partnerId) ?? null) : null, level: r.level, kind: r.kind, committed: r.kind === 'spent' && r.committed, epsilon: r.epsilon, delta: r.delta,
+    sigma: r.sigma, updateSigma: r.updateSigma, countStd: r.countStd, q: r.q, steps: r.steps, clip: r.clip, reason: r.reason, createdAt: new Date(r.createdAt).toISOString(),
   }));
   const caps = listPrivacyCaps(store, federationId);
   const capOf = (partnerId: string | null, level: DpLevel) => caps.find((c) => c.partnerId === partnerId && c.level === level)?.epsilon ?? null;
   const totals: BudgetTotal[] = [];
   const delta = config.dp?.delta ?? 1e-5;
   const reported = new Map<string, number>();
-  for (const r of store.listRounds(federationId)) {
-    if (r.phase !== 'committed') continue;
+  // Every round whose updates were released (committed or not) was charged by the partner too.
+  for (const r of [...store.listRounds(federationId)].sort((a, b) => a.number - b.number)) {
     for (const p of store.listParticipants(r.id)) {
+      if (p.status !== 'trained') continue;
       const m = p.trainMetrics ? (JSON.parse(p.trainMetrics) as Record<string, unknown>) : {};
       if (typeof m.epsilon_record === 'number') reported.set(p.partnerId, m.epsilon_record);
     }
@@ -535,7 +614,7 @@ export function privacyReport(store: Store, federationId: string): PrivacyReport
   };
 }
 
-const CSV_COLUMNS = ['id', 'createdAt', 'round', 'roundId', 'modelVersion', 'level', 'kind', 'scope', 'partnerId', 'partnerName', 'epsilon', 'delta', 'sigma', 'q', 'steps', 'clip', 'reason'] as const;
+const CSV_COLUMNS = ['id', 'createdAt', 'round', 'roundId', 'modelVersion', 'level', 'kind', 'committed', 'scope', 'partnerId', 'partnerName', 'epsilon', 'delta', 'sigma', 'updateSigma', 'countStd', 'q', 'steps', 'clip', 'reason'] as const;
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -594,7 +673,14 @@ export function verifyPrivacyLedger(store: Store, federationId: string): LedgerV
   const versions = store.listModelVersions(federationId).filter((m) => m.version > 0);
   const spent = ledgerRows(store, federationId).filter((r) => r.kind === 'spent');
   const byVersion = new Map<string, t.PrivacyLedgerRow[]>();
+  const byFailedRound = new Map<string, t.PrivacyLedgerRow[]>();
   for (const r of spent) {
+    if (!r.committed) {
+      if (r.modelVersionId) problems.push(`ledger row ${r.id} is marked not committed but points at model version ${r.modelVersionId}`);
+      else if (!r.roundId) problems.push(`ledger row ${r.id} is a not-committed spend without a round`);
+      else byFailedRound.set(r.roundId, [...(byFailedRound.get(r.roundId) ?? []), r]);
+      continue;
+    }
     if (!r.modelVersionId) {
       problems.push(`ledger row ${r.id} is 'spent' without a model version`);
       continue;
@@ -611,6 +697,25 @@ export function verifyPrivacyLedger(store: Store, federationId: string): LedgerV
       if (rows.filter((r) => r.partnerId === null).length !== 1 || JSON.stringify(partnerRows) !== JSON.stringify([...participants].sort())) {
         problems.push(`model version ${v.version} (round ${v.roundId}) has ${rows.length} ledger rows; expected one per participant (${participants.length}) plus one federation row`);
       }
+    }
+    // A failed round whose updates were released is charged to exactly its releasing partners, plus the federation.
+    for (const round of store.listRounds(federationId)) {
+      if (round.phase !== 'failed') continue;
+      const rows = byFailedRound.get(round.id) ?? [];
+      const released = store.listParticipants(round.id).filter((p) => p.status === 'trained').map((p) => p.partnerId).sort();
+      const partnerRows = rows.filter((r) => r.partnerId !== null).map((r) => r.partnerId!).sort();
+      if (JSON.stringify(partnerRows) !== JSON.stringify(released) || rows.filter((r) => r.partnerId === null).length !== (released.length ? 1 : 0)) {
+        problems.push(`failed round ${round.number} (${round.id}) released ${released.length} update(s) but has ${rows.length} not-committed ledger rows; expected one per releasing partner plus one federation row`);
+      }
+    }
+  }
+  for (const roundId of byFailedRound.keys()) {
+    if (store.getRound(roundId).phase !== 'failed') problems.push(`not-committed ledger rows point at round ${roundId}, which did not fail`);
+  }
+  for (const r of spent) {
+    if (r.countStd !== null && r.updateSigma !== null && r.sigma !== null) {
+      const z = adaptiveClipEffectiveNoiseMultiplier(r.updateSigma, r.countStd);
+      if (Math.abs(z - r.sigma) > 1e-9 * r.sigma) problems.push(`ledger row ${r.id} charges σ ${r.sigma}, but its update multiplier ${r.updateSigma} and count std ${r.countStd} compose to ${z}`);
     }
   }
   // Recompose every scope from its charges.

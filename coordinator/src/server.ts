@@ -12,6 +12,7 @@ import { TokenAuthority } from './auth.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { Store } from './db/store.ts';
 import { Orchestrator } from './orchestrator.ts';
+import { recordReleasedSpend } from './privacy.ts';
 import { createHttpApp } from './http.ts';
 import { attachFederationNamespace } from './socket.ts';
 import { attachVerticalRelay } from './vertical-relay.ts';
@@ -76,7 +77,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const store = new Store(db);
   const revocations = new TokenRevocations(db);
   const interruptedRounds = store.failInterruptedRounds();
-  for (const id of interruptedRounds) store.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
+  for (const id of interruptedRounds) {
+    store.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
+    // Updates that reached the coordinator before it stopped were released: charge them (privacy.ts).
+    recordReleasedSpend(store, { federationId: store.getRound(id).federationId, roundId: id });
+  }
   const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
   const orchestrator = new Orchestrator(store);

@@ -8,7 +8,7 @@
 import type { Namespace, Server as IoServer, Socket } from 'socket.io';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import {
-  ClientEnvelopeSchema, FEDERATION_NAMESPACE, MAX_ATTACHMENT_BYTES, PROTOCOL_VERSION, formatIssues,
+  ClientEnvelopeSchema, FEDERATION_NAMESPACE, MAX_ATTACHMENT_BYTES, PROTOCOL_VERSION, federationTerms, formatIssues,
   type Ack, type ClientToServerEvents, type ServerToClientEvents,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
@@ -117,7 +117,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
         sendRejected: (r) => socket.emit('rejected', r),
         disconnect: (reason) => { socket.emit('protocol-error', { code: 'CONFLICT', message: reason }); socket.disconnect(true); },
       };
-      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, model: config.model, ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}) });
+      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, model: config.model, terms: federationTerms(config), ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}) });
       socket.data.link = link;
       deps.orchestrator.attachClient(federationId, link);
       return;

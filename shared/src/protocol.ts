@@ -212,19 +212,31 @@ export const FederationConfigSchema = z.object({
   if (c.keyHolder !== undefined && c.encryption !== 'ckks') {
     ctx.addIssue({ code: 'custom', path: ['keyHolder'], message: "keyHolder only applies with encryption 'ckks'" });
   }
-  if (c.dp) for (const issue of dpConfigIssues(c.dp, c.strategy, protectedBy.length > 0, c.secureAggregation?.clip, c.minClients)) ctx.addIssue({ code: 'custom', path: ['dp', ...issue.path], message: issue.message });
+  if (c.dp) for (const issue of dpConfigIssues(c.dp, c.strategy, protectedBy.length > 0, c.secureAggregation?.clip, c.minClients, c.encryption)) ctx.addIssue({ code: 'custom', path: ['dp', ...issue.path], message: issue.message });
 });
 export type FederationConfig = z.infer<typeof FederationConfigSchema>;
 
 /** Combinations of a DP config with the rest of the federation that cannot give the promised guarantee. */
-function dpConfigIssues(dp: DpConfig, strategy: string, hidden: boolean, secAggClip: number | undefined, minClients: number): { path: string[]; message: string }[] {
+function dpConfigIssues(dp: DpConfig, strategy: string, hidden: boolean, secAggClip: number | undefined, minClients: number, encryption: string): { path: string[]; message: string }[] {
   const out: { path: string[]; message: string }[] = [];
+  if (dp.level === 'partner' && dp.mode === 'distributed' && !hidden) {
+    out.push({ path: ['mode'], message: "partner-level noise added by the partners needs updates hidden from the coordinator (each update carries only a 1/√minClients share of the noise): turn on secureAggregation or encryption 'ckks', or use mode 'central'" });
+  }
+  if (dp.level === 'partner' && dp.adaptiveClip && encryption === 'ckks') {
+    out.push({ path: ['adaptiveClip'], message: "adaptive clipping needs the noised count of clipped partners, which only the secure sum can carry; under CKKS the coordinator cannot decrypt it: drop adaptiveClip or use secureAggregation" });
+  }
   if (dp.level === 'partner' && dp.mode === 'distributed' && secAggClip !== undefined) {
     // Secure aggregation clips each coordinate to ±clip before quantizing: it must not truncate the Gaussian share
     // (8 std: truncation probability ≈ 1e-15 per coordinate, negligible next to delta).
-    const need = dp.clip + (8 * dp.noiseMultiplier * dp.clip) / Math.sqrt(Math.max(1, minClients));
+    const m = Math.sqrt(Math.max(1, minClients));
+    const updateZ = dp.adaptiveClip && dp.adaptiveClip.countStd > dp.noiseMultiplier / 2 ? (dp.noiseMultiplier ** -2 - (2 * dp.adaptiveClip.countStd) ** -2) ** -0.5 : dp.noiseMultiplier;
+    const need = dp.clip + (8 * updateZ * dp.clip) / m;
     if (secAggClip < need) {
-      out.push({ path: ['mode'], message: `secure aggregation clips each coordinate to ±${secAggClip}, which would truncate each partner's DP noise share (std ${(dp.noiseMultiplier * dp.clip / Math.sqrt(Math.max(1, minClients))).toPrecision(3)}); set secureAggregation.clip to at least ${need.toPrecision(3)} (C + 8 share std)` });
+      out.push({ path: ['mode'], message: `secure aggregation clips each coordinate to ±${secAggClip}, which would truncate each partner's DP noise share (std ${(updateZ * dp.clip / m).toPrecision(3)}); set secureAggregation.clip to at least ${need.toPrecision(3)} (C + 8 share std)` });
+    }
+    const needBit = dp.adaptiveClip ? 0.5 + (8 * dp.adaptiveClip.countStd) / m : 0;
+    if (dp.adaptiveClip && secAggClip < needBit) {
+      out.push({ path: ['adaptiveClip', 'countStd'], message: `secure aggregation clips each coordinate to ±${secAggClip}, which would truncate each partner's noised clip bit (½ + share std ${(dp.adaptiveClip.countStd / m).toPrecision(3)}); set secureAggregation.clip to at least ${needBit.toPrecision(3)}` });
     }
   }
   if (dp.level === 'record' && (dp.mode !== undefined || dp.adaptiveClip !== undefined)) {
@@ -350,10 +362,13 @@ export const TrainDpSchema = z
     delta: z.number().gt(0).lt(1),
     /** Record level: Poisson sampling rate (absent = batchSize / local examples). */
     sampleRate: z.number().gt(0).max(1).optional(),
-    /** Partner level, distributed mode: std of the Gaussian share each partner adds to its clipped update. */
+    /**
+     * Partner level, distributed mode: the std of the Gaussian share the
+     * coordinator expects each partner to add. Partners never use it: they
+     * compute their share from the terms they accepted (`client-node/src/protection/dp-terms.ts`)
+     * and refuse a round whose value disagrees.
+     */
     noiseStd: z.number().min(0).max(1e9).optional(),
-    /** Partner level, adaptive clipping: report metric dp_unclipped (1 if the update norm was ≤ C). */
-    reportUnclipped: z.boolean().optional(),
   })
   .strict();
 export type TrainDp = z.infer<typeof TrainDpSchema>;
@@ -386,6 +401,50 @@ export interface RoundStatus {
   reason?: string;
 }
 
+/**
+ * The protection terms a partner accepts when it joins (strategy, protection
+ * of updates, DP policy, minimum participants). The coordinator sends them in
+ * the welcome; the partner keeps the first ones it saw for the life of its
+ * enrollment and checks every round instruction against them
+ * (`client-node/src/protection/dp-terms.ts`).
+ */
+export const FederationTermsSchema = z
+  .object({
+    strategy: z.enum(STRATEGY_IDS),
+    minClients: z.number().int().min(1).max(100_000),
+    secureAggregation: SecureAggregationConfigSchema.optional(),
+    encryption: z.enum(ENCRYPTION_MODES),
+    dp: DpConfigSchema.optional(),
+  })
+  .strict();
+export type FederationTerms = z.infer<typeof FederationTermsSchema>;
+
+/**
+ * What is wrong with a set of terms' DP policy: the same rules the
+ * coordinator applies when a federation is created, so a partner can refuse
+ * terms a coordinator should never have accepted.
+ * @param t - terms from a welcome
+ * @returns one message per problem (empty when the terms are coherent)
+ */
+export function dpTermsIssues(t: FederationTerms): string[] {
+  if (!t.dp) return [];
+  const hidden = t.secureAggregation !== undefined || t.encryption === 'ckks';
+  return dpConfigIssues(t.dp, t.strategy, hidden, t.secureAggregation?.clip, t.minClients, t.encryption).map((i) => `dp.${i.path.join('.')}: ${i.message}`);
+}
+
+/**
+ * The terms of a federation config, as sent in the welcome.
+ * @param c - a parsed federation config
+ * @returns the fields a partner pins
+ */
+export function federationTerms(c: FederationConfig): FederationTerms {
+  return {
+    strategy: c.strategy, minClients: c.minClients, encryption: c.encryption,
+    ...(c.secureAggregation ? { secureAggregation: c.secureAggregation } : {}),
+    ...(c.dp ? { dp: c.dp } : {}),
+  };
+}
+
 /** Server → client: sent once after a successful hello. */
 export interface Welcome {
   federationId: string;
@@ -394,6 +453,8 @@ export interface Welcome {
   protocolVersion: number;
   model: ModelSpecInput;
   dataSchema?: unknown;
+  /** The federation's protection terms ({@link FederationTermsSchema}). */
+  terms?: FederationTerms;
 }
 
 /** Typed Socket.IO events, server → client. */

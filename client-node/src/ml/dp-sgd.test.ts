@@ -126,11 +126,11 @@ describe('the Gaussian mechanism of a DP-SGD step', () => {
 
   it('partner-level clipping bounds the update and distributed noise has the stated std', () => {
     const delta = Float32Array.from({ length: 20_000 }, (_, i) => Math.sin(i));
-    const { unclipped } = privatizeUpdate(delta, { level: 'partner', clip: 2, noiseMultiplier: 1, delta: 1e-5 });
+    const { unclipped } = privatizeUpdate(delta, { clip: 2, clipHere: true, noiseStd: 0 });
     expect(unclipped).toBe(false);
     expect(l2Norm(delta)).toBeLessThanOrEqual(2);
     const zero = new Float32Array(20_000);
-    privatizeUpdate(zero, { level: 'partner', clip: 2, noiseMultiplier: 1, delta: 1e-5, noiseStd: 0.25 }, seed(3));
+    privatizeUpdate(zero, { clip: 2, clipHere: true, noiseStd: 0.25 }, seed(3));
     let ss = 0;
     for (const v of zero) ss += v * v;
     expect(Math.abs(ss / 0.0625 - 20_000)).toBeLessThan(5 * Math.sqrt(40_000));
@@ -156,11 +156,13 @@ describe('training with DP-SGD', () => {
     expect(Math.abs(r.sampled - r.steps * 512)).toBeLessThan(5 * Math.sqrt(r.steps * 512));
     expect(after.auc).toBeGreaterThan(0.64); // 0.67 on wasm with this seed; chance is 0.5
     expect(after.auc).toBeGreaterThan(before.auc + 0.05);
-    // trainRoundWithDp composes the same charge into the partner's accountant
+    // trainRoundWithDp reports ε after this round's charge, and leaves charging (on release) to the caller
     const acc = new RdpAccountant();
-    const round = await trainRoundWithDp({ spec, weights: w0, x, y, n, config: { ...config, localEpochs: 1 }, seed: 0 }, { level: 'record', clip: 1, noiseMultiplier: 1.0, delta: 1e-5 }, acc);
+    const round = await trainRoundWithDp({ spec, weights: w0, x, y, n, config: { ...config, localEpochs: 1 }, seed: 0 }, { level: 'record', clip: 1, noiseMultiplier: 1.0, delta: 1e-5, clipHere: true, noiseStd: 0, clipBitNoiseStd: null }, acc);
     const expected = computeEpsilon({ q: 512 / n, sigma: 1.0, steps: Math.ceil(n / 512), delta: 1e-5 }).epsilon;
     expect(round.metrics.epsilon_record).toBeCloseTo(expected, 9);
+    expect(round.charge).toEqual({ level: 'record', q: 512 / n, sigma: 1.0, steps: Math.ceil(n / 512), delta: 1e-5 });
+    expect(acc.toJSON().steps).toEqual([]);
     expect(round.metrics.loss).toBeUndefined(); // the noiseless loss is not released
   });
 });

@@ -29,7 +29,9 @@
  * whole update is clipped to C ({@link privatizeUpdate}); in distributed mode
  * the partner adds its Gaussian share N(0, σ²C²/minClients) so the sum of at
  * least minClients shares carries the full noise even when the coordinator
- * only ever sees that sum. The coordinator half is `DpStrategy` in
+ * only ever sees that sum. σ, C and minClients come from the terms the
+ * partner pinned when it joined (`../protection/dp-terms.ts`), never from
+ * the round instruction alone. The coordinator half is `DpStrategy` in
  * `coordinator/src/privacy.ts`.
  *
  * Not covered by the guarantee: evaluation metrics the partner reports on its
@@ -40,11 +42,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FedmartError } from '@fedmart/shared/errors';
 import { parameterCount, parameterShapes, splitWeights, type ModelSpec } from '@fedmart/shared/model';
-import { clipToNormInPlace } from '@fedmart/shared/dp/clip';
+import { centredClipBit, clipToNormInPlace, l2Norm } from '@fedmart/shared/dp/clip';
 import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
-import { recordLevelCharge } from '@fedmart/shared/dp/plan';
-import type { TrainDp } from '@fedmart/shared/protocol';
+import { PARTNER_LEVEL_CHARGE, recordLevelCharge } from '@fedmart/shared/dp/plan';
+import type { PartnerDpPlan } from '../protection/dp-terms.ts';
 import { initBackend } from './backend.ts';
 import { DEFAULT_OPTIMIZER } from './defaults.ts';
 import { disposeOptimizer, makeOptimizer, trainLocal, type TrainLocalArgs, type TrainLocalResult } from './trainer.ts';
@@ -361,47 +363,65 @@ export async function trainDpSgd(args: TrainLocalArgs & { dp: DpSgdOptions }): P
 /**
  * Client side of DP-FedAvg: clip the whole update to C (in place, exact for
  * the float32 values sent) and, in distributed mode, add this partner's
- * Gaussian share N(0, noiseStd²).
+ * Gaussian share N(0, noiseStd²). Central mode with adaptive clipping leaves
+ * clipping to the trusted coordinator (`plan.clipHere` false), which needs
+ * the unclipped norm to count b_i.
  * @param delta - the model update (modified)
- * @param dp - the round's DP settings (level 'partner')
+ * @param plan - this round's plan from the pinned terms (level 'partner'; `client-node/src/protection/dp-terms.ts`)
  * @param rng - byte source (default: platform CSPRNG)
  * @returns whether the update was inside the ball before clipping (adaptive clipping's b_i)
  */
-export function privatizeUpdate(delta: Float32Array, dp: TrainDp, rng: RandomSource = cryptoRandomSource): { unclipped: boolean } {
-  const factor = clipToNormInPlace(delta, dp.clip);
-  if (dp.noiseStd !== undefined && dp.noiseStd > 0) {
-    const noise = gaussianNoise(delta.length, dp.noiseStd, rng);
+export function privatizeUpdate(delta: Float32Array, plan: Pick<PartnerDpPlan, 'clip' | 'clipHere' | 'noiseStd'>, rng: RandomSource = cryptoRandomSource): { unclipped: boolean } {
+  const unclipped = plan.clipHere ? clipToNormInPlace(delta, plan.clip) === 1 : l2Norm(delta) <= plan.clip;
+  if (plan.noiseStd > 0) {
+    const noise = gaussianNoise(delta.length, plan.noiseStd, rng);
     for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! + noise[i]!;
   }
-  return { unclipped: factor === 1 };
+  return { unclipped };
+}
+
+/** What one release of this partner's update costs it: `steps` steps at (q, σ) (null: no DP). */
+export interface DpReleaseCharge {
+  level: 'record' | 'partner';
+  q: number;
+  sigma: number;
+  steps: number;
+  delta: number;
 }
 
 /**
- * One round of local training with the round's DP settings applied: DP-SGD
- * at record level (and the partner's ε, composed in `accountant`, reported as
- * metric `epsilon_record`), or clipping/noising of the update at partner
- * level. Without DP it is plain {@link trainLocal}.
+ * One round of local training with the round's DP plan applied: DP-SGD at
+ * record level, clipping/noising of the update at partner level, plain
+ * {@link trainLocal} without DP. The partner's accountant is NOT stepped
+ * here: the spend is charged when the update leaves the partner (the caller
+ * applies `charge` then), so a round refused or abandoned before sending
+ * costs nothing. At record level `epsilon_record` reports ε after this charge.
  * @param args - trainLocal arguments (the global weights in `weights`)
- * @param dp - the round's DP settings, or undefined
- * @param accountant - this partner's record-level accountant (lives as long as the agent)
- * @returns the update (new weights − global) and the metrics to report
+ * @param plan - the round's DP plan (from the pinned terms), or null
+ * @param accountant - this partner's accountant of the plan's level (read, not modified)
+ * @returns the update (new weights − global), the metrics to report, the charge, and, with distributed adaptive clipping, the noised centred clip bit that joins the secure sum
  */
-export async function trainRoundWithDp(args: TrainLocalArgs, dp: TrainDp | undefined, accountant: RdpAccountant): Promise<{ delta: Float32Array; metrics: Record<string, number> }> {
+export async function trainRoundWithDp(args: TrainLocalArgs, plan: PartnerDpPlan | null, accountant: RdpAccountant): Promise<{ delta: Float32Array; metrics: Record<string, number>; charge: DpReleaseCharge | null; clipBit?: number }> {
   const global = args.weights;
   const diff = (w: Float32Array) => {
     const d = new Float32Array(global.length);
     for (let i = 0; i < d.length; i++) d[i] = w[i]! - global[i]!;
     return d;
   };
-  if (dp?.level === 'record') {
-    const r = await trainDpSgd({ ...args, dp: { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, sampleRate: dp.sampleRate } });
-    accountant.step(r.q, dp.noiseMultiplier, r.steps);
-    return { delta: diff(r.weights), metrics: { epsilon_record: accountant.epsilon(dp.delta).epsilon, dp_steps: r.steps, dp_q: r.q } };
+  if (plan?.level === 'record') {
+    const r = await trainDpSgd({ ...args, dp: { clip: plan.clip, noiseMultiplier: plan.noiseMultiplier, sampleRate: plan.sampleRate } });
+    const charge: DpReleaseCharge = { level: 'record', q: r.q, sigma: plan.noiseMultiplier, steps: r.steps, delta: plan.delta };
+    const after = RdpAccountant.fromJSON(accountant.toJSON()).step(r.q, plan.noiseMultiplier, r.steps);
+    return { delta: diff(r.weights), metrics: { epsilon_record: after.epsilon(plan.delta).epsilon, dp_steps: r.steps, dp_q: r.q }, charge };
   }
   const r = await trainLocal(args);
   const delta = diff(r.weights);
-  if (dp?.level !== 'partner') return { delta, metrics: { loss: r.loss } };
-  const { unclipped } = privatizeUpdate(delta, dp);
+  if (plan?.level !== 'partner') return { delta, metrics: { loss: r.loss }, charge: null };
+  const { unclipped } = privatizeUpdate(delta, plan);
+  const charge: DpReleaseCharge = { level: 'partner', ...PARTNER_LEVEL_CHARGE, sigma: plan.noiseMultiplier, delta: plan.delta };
   // No training loss: it is a noiseless statistic of the partner's data, which partner-level DP protects.
-  return { delta, metrics: dp.reportUnclipped ? { dp_unclipped: unclipped ? 1 : 0 } : {} };
+  if (plan.clipBitNoiseStd === null) return { delta, metrics: {}, charge };
+  // The bit only ever travels noised and inside the secure sum (Andrew et al. 2021 §3, distributed form).
+  const clipBit = centredClipBit(unclipped) + gaussianNoise(1, plan.clipBitNoiseStd, cryptoRandomSource)[0]!;
+  return { delta, metrics: {}, charge, clipBit };
 }

@@ -165,6 +165,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER revoked_tokens_no_delete BEFORE DELETE ON revoked_tokens BEGIN SELECT RAISE(ABORT, 'revoked_tokens is append-only'); END;
   ALTER TABLE enrollments ADD COLUMN max_examples INTEGER;
   `,
+  // 5: spend is charged when updates are released: rows of rounds that failed after uploads are 'spent' but not committed
+  // (no model version); and the two mechanisms of adaptive clipping (update multiplier, count std) beside the charged σ
+  `
+  ALTER TABLE privacy_ledger ADD COLUMN committed INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE privacy_ledger ADD COLUMN update_sigma REAL;
+  ALTER TABLE privacy_ledger ADD COLUMN count_std REAL;
+  `,
 ];
 
 /**

@@ -110,6 +110,15 @@ export const privacyLedger = sqliteTable('privacy_ledger', {
   createdAt: integer('created_at').notNull(),
   /** Clipping norm C of the round (adaptive clipping moves it). */
   clip: real('clip'),
+  /**
+   * false: the round failed after updates left their partners, so the spend
+   * is charged (it counts toward totals and caps) but no model version came of it.
+   */
+  committed: integer('committed', { mode: 'boolean' }).notNull().default(true),
+  /** z_Δ, the noise multiplier on the update sum (σ without adaptive clipping). */
+  updateSigma: real('update_sigma'),
+  /** σ_b, the std of the noise on the centred clipped count (adaptive clipping only). */
+  countStd: real('count_std'),
 }, (t) => [index('privacy_ledger_fed_idx').on(t.federationId, t.id)]);
 
 /**

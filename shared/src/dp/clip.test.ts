@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  CLIP_COUNT_SENSITIVITY,
+  adaptiveClipEffectiveNoiseMultiplier,
   adaptiveClipUpdateNoiseMultiplier,
+  centredClipBit,
   centralNoiseStd,
   clipFactor,
   clipToNorm,
@@ -146,6 +149,22 @@ describe('adaptive clipping (Andrew et al. 2021)', () => {
     expect(zd ** -2 + (2 * sb) ** -2).toBeCloseTo(z ** -2, 12);
     expect(zd).toBeGreaterThan(z);
     expect(() => adaptiveClipUpdateNoiseMultiplier(1, 0.5)).toThrow(RangeError);
+  });
+
+  it('property: the centred count Σ(b_i − ½) moves by exactly ½ when one partner is added or removed (TF Privacy quantile estimator)', () => {
+    fc.assert(fc.property(fc.array(fc.boolean(), { maxLength: 200 }), fc.boolean(), (bits, extra) => {
+      const sum = (bs: boolean[]) => bs.reduce((s, b) => s + centredClipBit(b), 0);
+      expect(Math.abs(sum([...bits, extra]) - sum(bits))).toBe(CLIP_COUNT_SENSITIVITY);
+    }));
+  });
+
+  it('property: the effective multiplier inverts the update split, so update + count cost exactly σ', () => {
+    fc.assert(fc.property(fc.double({ min: 0.05, max: 50, noNaN: true }), fc.double({ min: 1.01, max: 100, noNaN: true }), (z, ratio) => {
+      const sb = (z / 2) * ratio; // σ_b > z/2
+      const zd = adaptiveClipUpdateNoiseMultiplier(z, sb);
+      expect(Math.abs(adaptiveClipEffectiveNoiseMultiplier(zd, sb) - z)).toBeLessThanOrEqual(1e-9 * z);
+      expect(adaptiveClipEffectiveNoiseMultiplier(zd, sb)).toBeLessThanOrEqual(Math.min(zd, 2 * sb) + 1e-12);
+    }));
   });
 
   it('rejects invalid state', () => {

@@ -172,9 +172,41 @@ function checkState(s: AdaptiveClipState, where: string): void {
 }
 
 /**
- * b̃: the noised fraction of clients whose update norm was ≤ C,
- * (Σ b_i + N(0, σ_b²)) / n (Andrew et al. 2021, Algorithm 1). With secure
- * aggregation each client sends b_i ∈ {0, 1} inside its masked update.
+ * A partner's centred clip bit b_i − ½ ∈ {−½, +½} (Andrew et al. 2021, §3;
+ * TF Privacy `QuantileEstimatorQuery`, which subtracts 0.5 from each record's
+ * indicator). Centring is what makes the count query's L2 sensitivity ½
+ * under add/remove of one partner instead of 1: adding a partner moves
+ * Σ(b_i − ½) by exactly ½ whichever side of C its norm falls.
+ * @param unclipped - whether the partner's update norm was ≤ C before clipping
+ * @returns +½ when unclipped, −½ when clipped
+ */
+export function centredClipBit(unclipped: boolean): number {
+  return unclipped ? 0.5 : -0.5;
+}
+
+/** L2 sensitivity of Σ(b_i − ½), the centred clipped-count query, under add/remove of one partner. */
+export const CLIP_COUNT_SENSITIVITY = 0.5;
+
+/**
+ * b̃ from the noised centred sum: (Σ(b_i − ½) + N(0, σ_b²)) / n + ½
+ * (Andrew et al. 2021, Algorithm 1; TF Privacy's quantile estimator adds the
+ * ½ back after normalising). Only the noised sum is a release; n is the
+ * round's participant count.
+ * @param noisedCentredSum - Σ(b_i − ½) + noise (from the coordinator's own noise, or the secure sum of partners' noised bits)
+ * @param clients - n, integer ≥ 1
+ * @returns b̃ (may fall outside [0, 1] because of the noise)
+ * @throws RangeError on a non-finite sum or invalid n
+ */
+export function unclippedFractionFromNoisedSum(noisedCentredSum: number, clients: number): number {
+  if (!Number.isSafeInteger(clients) || clients < 1) throw new RangeError(`unclippedFractionFromNoisedSum: clients must be an integer >= 1, got ${String(clients)}`);
+  if (typeof noisedCentredSum !== 'number' || !Number.isFinite(noisedCentredSum)) throw new RangeError(`unclippedFractionFromNoisedSum: the noised sum must be finite, got ${String(noisedCentredSum)}`);
+  return noisedCentredSum / clients + 0.5;
+}
+
+/**
+ * b̃ computed by a trusted curator (central mode): the centred count of
+ * partners whose update norm was ≤ C, noised once with N(0, σ_b²), then
+ * {@link unclippedFractionFromNoisedSum}.
  * @param unclippedCount - Σ b_i, integer in [0, n]
  * @param clients - n, integer ≥ 1
  * @param countStd - σ_b ≥ 0
@@ -187,7 +219,7 @@ export function noisedUnclippedFraction(unclippedCount: number, clients: number,
   if (!Number.isSafeInteger(unclippedCount) || unclippedCount < 0 || unclippedCount > clients) throw new RangeError(`noisedUnclippedFraction: unclippedCount must be an integer in [0, ${clients}], got ${String(unclippedCount)}`);
   if (typeof countStd !== 'number' || !(countStd >= 0) || !Number.isFinite(countStd)) throw new RangeError(`noisedUnclippedFraction: countStd must be >= 0, got ${String(countStd)}`);
   const noise = countStd === 0 ? 0 : gaussianNoise(1, countStd, rng)[0]!;
-  return (unclippedCount + noise) / clients;
+  return unclippedFractionFromNoisedSum(unclippedCount - clients / 2 + noise, clients);
 }
 
 /**
@@ -208,7 +240,8 @@ export function updateAdaptiveClip(state: AdaptiveClipState, noisedFraction: num
  * Noise multiplier for the update sum when adaptive clipping also spends
  * budget on the count: z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2), so that the pair of
  * queries together costs the same as one Gaussian query with multiplier z
- * (Andrew et al. 2021, §3.1). The count has sensitivity 1/2 after centering.
+ * (Andrew et al. 2021, §3.1). The count has sensitivity ½ after centring
+ * ({@link centredClipBit}).
  * @param noiseMultiplier - z, the multiplier the accountant charges, > 0
  * @param countStd - σ_b, must exceed z/2
  * @returns z_Δ ≥ z
@@ -220,4 +253,23 @@ export function adaptiveClipUpdateNoiseMultiplier(noiseMultiplier: number, count
     throw new RangeError(`adaptiveClipUpdateNoiseMultiplier: countStd must exceed noiseMultiplier/2 = ${noiseMultiplier / 2}, got ${String(countStd)}; raise countStd (the paper suggests about clients/20)`);
   }
   return (noiseMultiplier ** -2 - (2 * countStd) ** -2) ** -0.5;
+}
+
+/**
+ * The noise multiplier one round of adaptive clipping costs: the update sum
+ * (multiplier z_Δ, sensitivity C) composed with the centred clipped count
+ * (std σ_b, sensitivity ½, so multiplier 2σ_b). Gaussian RDP adds,
+ * α/(2z_Δ²) + α/(2(2σ_b)²) = α/(2z²), so z = (z_Δ⁻² + (2σ_b)⁻²)^(−1/2)
+ * (Andrew et al. 2021, §3.1; TF Privacy `QuantileAdaptiveClipSumQuery` and
+ * TFF `DifferentiallyPrivateFactory.gaussian_adaptive`). The inverse of
+ * {@link adaptiveClipUpdateNoiseMultiplier}.
+ * @param updateNoiseMultiplier - z_Δ > 0
+ * @param countStd - σ_b > 0
+ * @returns z ≤ min(z_Δ, 2σ_b)
+ * @throws RangeError on non-positive arguments
+ */
+export function adaptiveClipEffectiveNoiseMultiplier(updateNoiseMultiplier: number, countStd: number): number {
+  if (typeof updateNoiseMultiplier !== 'number' || !(updateNoiseMultiplier > 0) || !Number.isFinite(updateNoiseMultiplier)) throw new RangeError(`adaptiveClipEffectiveNoiseMultiplier: updateNoiseMultiplier must be > 0, got ${String(updateNoiseMultiplier)}`);
+  if (typeof countStd !== 'number' || !(countStd > 0) || !Number.isFinite(countStd)) throw new RangeError(`adaptiveClipEffectiveNoiseMultiplier: countStd must be > 0, got ${String(countStd)}`);
+  return (updateNoiseMultiplier ** -2 + (CLIP_COUNT_SENSITIVITY / countStd) ** 2) ** -0.5;
 }

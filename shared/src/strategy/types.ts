@@ -68,6 +68,11 @@ export interface MeanAggregateInfo {
   clients: number;
   /** Aggregated training metrics (example-weighted means), passed through. */
   metrics: Record<string, number>;
+  /**
+   * Distributed adaptive clipping: the secure sum's extra coordinate,
+   * Σ(b_i − ½) plus every partner's noise share on it (its only release).
+   */
+  noisedClipCount?: number;
 }
 
 /** Round context passed to configure* calls. */
