@@ -175,11 +175,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const mean = localScores.reduce((a, b) => a + b, 0) / localScores.length;
     out('');
     out(`held-out test set (${exp.test.n} customers no partner trained on; nothing was chosen on it):`);
-    out('  model                       AUC      log loss');
-    out(`  federated (round ${best.round} of ${committed.length})`.padEnd(30) + `${fedScore.auc.toFixed(4)}   ${fedScore.logloss.toFixed(4)}`);
-    out(`  local-only (mean of ${localScores.length})`.padEnd(30) + `${mean.toFixed(4)}            min ${Math.min(...localScores).toFixed(4)}, max ${Math.max(...localScores).toFixed(4)}`);
-    out(`  centralized (pooled data)`.padEnd(30) + `${central.auc.toFixed(4)}   ${central.logloss.toFixed(4)}`);
-    out(`  reference (L2 logistic, IRLS)`.padEnd(30) + `${rocAuc(refP, exp.test.y).toFixed(4)}   ${logLoss(refP, exp.test.y).toFixed(4)}`);
+    out('  model'.padEnd(32) + 'AUC      log loss');
+    out(`  federated (round ${best.round} of ${committed.length})`.padEnd(32) + `${fedScore.auc.toFixed(4)}   ${fedScore.logloss.toFixed(4)}`);
+    out(`  local-only (mean of ${localScores.length})`.padEnd(32) + `${mean.toFixed(4)}            min ${Math.min(...localScores).toFixed(4)}, max ${Math.max(...localScores).toFixed(4)}`);
+    out(`  centralized (pooled data)`.padEnd(32) + `${central.auc.toFixed(4)}   ${central.logloss.toFixed(4)}`);
+    out(`  reference (L2 logistic IRLS)`.padEnd(32) + `${rocAuc(refP, exp.test.y).toFixed(4)}   ${logLoss(refP, exp.test.y).toFixed(4)}`);
     out(`  (${localScores.map((s, i) => `${exp.partners[i]!.id} ${s.toFixed(4)}`).join(', ')})`);
     out(`  rounds and epochs chosen by the lowest validation loss (each partner's own ${Math.round(100 * exp.centralVal.n / (exp.centralVal.n + exp.central.n))}% validation rows).`);
     out('');
