@@ -63,6 +63,8 @@ export interface DpClipSettings {
   clip: number;
   noiseMultiplier: number;
   mode?: 'central' | 'distributed' | undefined;
+  /** Adaptive clipping (central mode: the coordinator clips and counts b_i on the raw updates itself). */
+  adaptiveClip?: unknown;
 }
 
 /**
@@ -108,7 +110,10 @@ export type NormBoundSource = 'maxUpdateNorm' | 'dp-clip' | 'median';
 export function resolveUpdateNormBound(limits: PartnerLimits, dp: DpClipSettings | undefined, norms: readonly number[], params: number, minClients: number): { bound: number; source: NormBoundSource } | null {
   if (limits.maxUpdateNorm !== undefined) return { bound: limits.maxUpdateNorm, source: 'maxUpdateNorm' };
   if (dp?.level === 'partner') {
-    if (dp.mode !== 'distributed') return { bound: dp.clip, source: 'dp-clip' };
+    // Central adaptive clipping: C moves every round and the DP wrapper must count b_i = [‖Δ‖ ≤ C] on the
+    // updates as sent, so a fixed clip here would mark every update "clipped"; the wrapper clips to its own C.
+    if (dp.mode !== 'distributed' && dp.adaptiveClip === undefined) return { bound: dp.clip, source: 'dp-clip' };
+    if (dp.mode !== 'distributed') return norms.length === 0 ? null : { bound: limits.medianNormFactor * lowerMedian(norms), source: 'median' };
     // A clipped update plus a N(0, s²I) share, s = σC/√m: ‖z‖ ≤ s(√P + 8) except with probability e^{−32} (Gaussian concentration of the norm).
     const share = (dp.noiseMultiplier * dp.clip) / Math.sqrt(Math.max(1, minClients));
     return { bound: dp.clip + share * (Math.sqrt(params) + 8), source: 'dp-clip' };
