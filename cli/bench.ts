@@ -15,7 +15,8 @@ const USAGE = `fedmart bench <what> [flags] --json
   secagg --clients N --params D --dropout P [--neighbours K]
                                       secure aggregation (Bonawitz et al. 2017 / SecAgg+) vs the plain sum of the survivors
   he --clients N --params D           CKKS encrypted aggregation (node-seal) vs the plain sum
-  psi --size N --overlap F            ECDH private set intersection of two parties of N ids each
+  psi --size N --overlap F            ECDH private set intersection of two parties of N ids each (ids hashed onto
+                                      Curve25519, RFC 9380) vs the native X25519 multiplications alone
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -127,7 +128,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       progress(`bench psi: two parties × ${size} ids, overlap ${overlap}`);
       const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
       const r = runPsiInMemory({ size, overlap });
-      result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: Math.round(r.seconds * 100) / 100 };
+      result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: round2(r.seconds), x25519FloorSeconds: round2(r.x25519FloorSeconds) };
       break;
     }
     case 'all': {
@@ -144,7 +145,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       progress('bench all: psi 20,000 ids, overlap 0.5');
       const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
       const psi = runPsiInMemory({ size: 20_000, overlap: 0.5 });
-      result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: Math.round(psi.seconds * 100) / 100 };
+      result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: round2(psi.seconds), x25519FloorSeconds: round2(psi.x25519FloorSeconds) };
       break;
     }
     default:
