@@ -136,7 +136,8 @@ describe('fedmart CLI', () => {
     const r = await run(['bench', 'aggregate', '--clients', '4', '--params', '10000', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ clients: 4, params: 10000, floatsPerSecond: expect.any(Number), plainFloatsPerSecond: expect.any(Number) });
+    expect(j).toMatchObject({ clients: 4, params: 10000, correct: true, floatsPerSecond: expect.any(Number), plainFloatsPerSecond: expect.any(Number) });
+    expect(j.maxAbsError).toBeLessThan(1e-6);
     expect(j.floatsPerSecond).toBeGreaterThan(0);
   });
 });
