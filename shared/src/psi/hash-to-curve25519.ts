@@ -12,22 +12,21 @@
  * so the map never takes a square root. The one branch of Elligator 2 (is
  * g(x1) a square?) is decided with a Jacobi symbol (binary algorithm), and
  * every projective denominator of a batch is inverted at once (Montgomery's
- * trick), so an identifier costs one Jacobi symbol and about 25 field
+ * trick), so an identifier costs one Jacobi symbol and 10 to 25 field
  * multiplications besides two SHA-512 calls.
  *
  * Why the NU suite and not `_RO_` (hash_to_curve). RO adds two independent
- * maps and so needs both points' y-coordinates: two square roots per id,
- * which in JavaScript BigInt cost more than the X25519 blinding itself and
- * would put `fedmart bench psi --size 100000` well over its 30 s budget. NU's
- * outputs are distinguishable from uniform points (the map reaches about
- * half of the curve; RFC 9380 §2.2.2 and §3 call it a nonuniform encoding),
- * but they are on the curve, deterministic, collision-resistant given
- * SHA-512, and nobody knows their discrete logarithms. What the PSI needs
- * from H is that a·H(x) hides x under DDH in the prime-order subgroup, which
- * holds for any fixed non-identity H(x); the classic security proof models
- * H as a random oracle onto the group, which NU only approximates. We state
- * this as a documented gap rather than hide it; swapping in RO changes only
- * {@link hashToCurve25519U}.
+ * maps and so needs both points' y-coordinates: two square roots per id. On
+ * this machine @noble/curves' RO hash costs about six native X25519
+ * multiplications per id (this NU encoding about a third of one), which
+ * would put `fedmart bench psi --size 100000` far over its 30 s budget.
+ * NU's outputs are distinguishable from uniform points (the map reaches
+ * about half of the curve; RFC 9380 §2.2.2 and §3 call it a nonuniform
+ * encoding), but they are on the curve, deterministic, collision-resistant
+ * given SHA-512, and nobody knows their discrete logarithms. The textbook
+ * proof of DH-based PSI models H as a random oracle onto the group, which
+ * NU only approximates: a documented gap, not a hidden one. Swapping in RO
+ * changes only {@link hashToCurve25519U}.
  *
  * Cofactor. The map's output Q lies in the full group E(GF(p)) of order
  * 8·ℓ; clear_cofactor multiplies by 8 (three x-only doublings), so P = 8·Q
