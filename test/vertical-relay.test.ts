@@ -134,10 +134,9 @@ describe('vertical FL through the coordinator relay (bank.csv)', () => {
     }
     expect(checkedParts).toBeGreaterThan(10);
 
-    // Assert: job start and end are in the audit log
-    const deadline = Date.now() + 5000;
+    // Assert: job start and end are in the audit log (polled until written; no wall-clock budget — a loaded machine only makes it slower)
     let actions: string[] = [];
-    while (Date.now() < deadline) {
+    for (;;) {
       actions = coord.store.listAudit(1000).filter((e) => e.subject === job).map((e) => e.action);
       if (actions.includes('vertical.job.ended')) break;
       await new Promise((r) => setTimeout(r, 50));
