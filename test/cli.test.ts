@@ -32,7 +32,8 @@ afterAll(async () => {
 
 const expectNoStack = (s: string) => expect(s).not.toMatch(/\n\s+at .+\(.*:\d+:\d+\)/);
 
-describe('fedmart CLI', () => {
+// Each case spawns real `fedmart` processes; on a loaded 2-core machine that takes minutes. The limit is a hang guard, not a speed budget.
+describe('fedmart CLI', { timeout: 600_000 }, () => {
   it('--help lists every subcommand with an example', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
