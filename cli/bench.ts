@@ -11,11 +11,13 @@ import { parseFlags, intFlag, numberFlag, progress } from './args.ts';
 
 const USAGE = `fedmart bench <what> [flags] --json
 
-  aggregate --clients N --params D    coordinator aggregation path (wire decode + FedAvg) vs a plain Float32Array sum
+  aggregate --clients N --params D    coordinator aggregation path (wire decode + FedAvg) vs a plain Float32Array sum;
+                                      "correct" compares the aggregate with an independent weighted mean
   secagg --clients N --params D --dropout P [--neighbours K]
                                       secure aggregation (Bonawitz et al. 2017 / SecAgg+) vs the plain sum of the survivors
   he --clients N --params D           CKKS encrypted aggregation (node-seal) vs the plain sum
-  psi --size N --overlap F            ECDH private set intersection of two parties of N ids each
+  psi --size N --overlap F            ECDH private set intersection of two parties of N ids each (ids hashed onto
+                                      Curve25519, RFC 9380) vs the native X25519 multiplications alone
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -40,7 +42,31 @@ export function timeMs(fn: () => void, reps: number): number {
   return medianOf(t);
 }
 
-export function benchAggregate(clients: number, params: number, reps = 5): { clients: number; params: number; floatsPerSecond: number; plainFloatsPerSecond: number; aggregateMs: number; plainSumMs: number; ratio: number } {
+/** What {@link benchAggregate} reports. */
+export type AggregateBench = {
+  clients: number;
+  params: number;
+  /** The timed FedAvg output equals an independent float64 weighted mean within float32 rounding. */
+  correct: boolean;
+  /** max_i |fedavg[i] − reference[i]|. */
+  maxAbsError: number;
+  floatsPerSecond: number;
+  plainFloatsPerSecond: number;
+  aggregateMs: number;
+  plainSumMs: number;
+  ratio: number;
+};
+
+/**
+ * Time the coordinator's aggregation path (wire decode + FedAvg) against a
+ * plain Float32Array sum of the same vectors, and check the aggregate it
+ * timed against an independent example-weighted mean computed here.
+ * @param clients - number of updates
+ * @param params - parameters per update
+ * @param reps - timed repetitions (median reported), after one warm-up
+ * @returns speed figures, the baseline, and whether the aggregate was right
+ */
+export function benchAggregate(clients: number, params: number, reps = 5): AggregateBench {
   const rand = seededRandom(1);
   const vectors: Float32Array[] = [];
   for (let c = 0; c < clients; c++) {
@@ -48,26 +74,42 @@ export function benchAggregate(clients: number, params: number, reps = 5): { cli
     for (let i = 0; i < params; i++) v[i] = rand() * 2 - 1;
     vectors.push(v);
   }
+  const examples = vectors.map((_, c) => 100 + c);
   // What arrives on the wire: each update as its own little-endian byte buffer.
   const wire = vectors.map((v) => Buffer.from(encodeFloat32(v)));
   const global = new Float32Array(params);
+  for (let i = 0; i < params; i++) global[i] = 0.5 - rand();
   const strategy = createStrategy('fedavg');
+  const timed: { weights: Float32Array | null } = { weights: null }; // the output of the last timed run
   const aggregateMs = timeMs(() => {
-    const updates: ClientUpdate[] = wire.map((b, c) => ({ nodeId: `c${c}`, numExamples: 100 + c, delta: decodeFloat32(b, params), metrics: {} }));
-    const out = strategy.aggregateTrain(1, global, updates, []);
-    if (!out.weights) throw new Error('aggregation returned no weights');
+    const updates: ClientUpdate[] = wire.map((b, c) => ({ nodeId: `c${c}`, numExamples: examples[c]!, delta: decodeFloat32(b, params), metrics: {} }));
+    timed.weights = strategy.aggregateTrain(1, global, updates, []).weights;
   }, reps);
   const plainSumMs = timeMs(() => {
     const acc = new Float32Array(params);
     for (const v of vectors) for (let i = 0; i < params; i++) acc[i]! += v[i]!;
   }, reps);
+  // Independent reference, straight from the definition: w + Σ n_k·Δ_k / Σ n_k, one coordinate at a time in float64.
+  const total = examples.reduce((a, b) => a + b, 0);
+  const aggregated = timed.weights;
+  let maxAbsError = aggregated === null ? Number.POSITIVE_INFINITY : 0;
+  let correct = aggregated !== null && aggregated.length === params;
+  for (let i = 0; correct && i < params; i++) {
+    let s = 0;
+    for (let c = 0; c < clients; c++) s += examples[c]! * vectors[c]![i]!;
+    const expected = global[i]! + s / total;
+    const err = Math.abs(aggregated![i]! - expected);
+    if (!(err <= maxAbsError)) maxAbsError = Number.isNaN(err) ? Number.POSITIVE_INFINITY : err;
+    // float32 rounding of a value of magnitude ≤ 2 is at most 2^-23·2; allow a few ulps.
+    if (!(err <= 4 * 2 ** -23 * Math.max(1, Math.abs(expected)))) correct = false;
+  }
   const floats = clients * params;
   return {
-    clients, params,
+    clients, params, correct, maxAbsError,
     floatsPerSecond: Math.round(floats / (aggregateMs / 1000)),
     plainFloatsPerSecond: Math.round(floats / (plainSumMs / 1000)),
-    aggregateMs: Math.round(aggregateMs * 100) / 100,
-    plainSumMs: Math.round(plainSumMs * 100) / 100,
+    aggregateMs: round2(aggregateMs),
+    plainSumMs: round2(plainSumMs),
     ratio: Math.round((plainSumMs / aggregateMs) * 1000) / 1000,
   };
 }
@@ -127,7 +169,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       progress(`bench psi: two parties × ${size} ids, overlap ${overlap}`);
       const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
       const r = runPsiInMemory({ size, overlap });
-      result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: Math.round(r.seconds * 100) / 100 };
+      result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: round2(r.seconds), x25519FloorSeconds: round2(r.x25519FloorSeconds) };
       break;
     }
     case 'all': {
@@ -144,7 +186,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       progress('bench all: psi 20,000 ids, overlap 0.5');
       const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
       const psi = runPsiInMemory({ size: 20_000, overlap: 0.5 });
-      result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: Math.round(psi.seconds * 100) / 100 };
+      result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: round2(psi.seconds), x25519FloorSeconds: round2(psi.x25519FloorSeconds) };
       break;
     }
     default:

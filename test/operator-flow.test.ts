@@ -21,7 +21,8 @@ function run(args: string[], cwd: string, env: Record<string, string> = {}): Pro
   });
 }
 
-function waitForLine(child: ChildProcess, re: RegExp, ms = 30_000): Promise<string> {
+// Generous waits: they guard against a hung process, not a slow one (two test runs at once on 2 cores are slow).
+function waitForLine(child: ChildProcess, re: RegExp, ms = 300_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; got: ${buf}`)), ms);
@@ -62,7 +63,7 @@ it('an operator runs a federation of partner processes with the CLI alone', asyn
       expect(enrolled.code, enrolled.stderr).toBe(0);
       const p = spawn(process.execPath, [BIN, 'partner', '--coordinator', url, '--data', file, '--sep', ';'], { cwd: dir, env: { ...process.env, FEDMART_TOKEN: enrolled.stdout.trim() }, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(p);
-      await waitForLine(p, /waiting for rounds/, 60_000);
+      await waitForLine(p, /waiting for rounds/);
     }
     const rounds = await run(['federation', 'rounds', ...common, '--federation', fed, '--count', '2', '--wait'], dir);
     const show = await run(['federation', 'show', ...common, '--federation', fed, '--json'], dir);
@@ -83,4 +84,4 @@ it('an operator runs a federation of partner processes with the CLI alone', asyn
     for (const c of children) c.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
   }
-}, 180_000);
+}, 900_000);

@@ -24,6 +24,7 @@ const LH_COLS = ['age', 'balance', 'housing', 'loan', 'contact', 'day', 'month',
 const FH_COLS = ['job', 'marital', 'education', 'default'];
 const TINY_MODEL = { kind: 'mlp', inputDim: 1, hidden: [] };
 const LOCAL = { localEpochs: 1, batchSize: 32, learningRate: 0.01, proximalMu: 0 };
+// Socket timeouts stay at the client's 60 s default: a refusal arrives at once, and a short budget only turns load into false failures.
 
 interface Frame {
   party: string;
@@ -134,17 +135,16 @@ describe('vertical FL through the coordinator relay (bank.csv)', () => {
     }
     expect(checkedParts).toBeGreaterThan(10);
 
-    // Assert: job start and end are in the audit log
-    const deadline = Date.now() + 5000;
+    // Assert: job start and end are in the audit log (polled until written; no wall-clock budget — a loaded machine only makes it slower)
     let actions: string[] = [];
-    while (Date.now() < deadline) {
+    for (;;) {
       actions = coord.store.listAudit(1000).filter((e) => e.subject === job).map((e) => e.action);
       if (actions.includes('vertical.job.ended')) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(actions).toContain('vertical.job.started');
     expect(actions).toContain('vertical.job.ended');
-  });
+  }, 600_000); // a hang guard, not a speed budget: two trainings through the relay take minutes on a loaded 2-core machine
 });
 
 describe('vertical relay: refusals', () => {
@@ -153,9 +153,9 @@ describe('vertical relay: refusals', () => {
     const horizontal = await createJob('horizontal');
     const hToken = await enroll(horizontal, 'some-party');
     // Act + Assert
-    await expect(connectVerticalChannel({ url: coord.url, token: 'not-a-token', timeoutMs: 5000 })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
-    await expect(connectVerticalChannel({ url: coord.url, token: coord.operatorToken, timeoutMs: 5000 })).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    await expect(connectVerticalChannel({ url: coord.url, token: hToken, timeoutMs: 5000 })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(connectVerticalChannel({ url: coord.url, token: 'not-a-token' })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(connectVerticalChannel({ url: coord.url, token: coord.operatorToken })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(connectVerticalChannel({ url: coord.url, token: hToken })).rejects.toMatchObject({ code: 'FORBIDDEN' });
   });
 
   it('answers an unknown recipient, a spoofed sender and a malformed header with an error and delivers nothing', async () => {
@@ -168,7 +168,7 @@ describe('vertical relay: refusals', () => {
       const w = encodeVerticalMessage({ session: job, from, to, seq: 0, type: 'vlr.decrypted', body: { step: 0, dims: 5 }, parts: [new Uint8Array(40)] });
       return { header: w.header, parts: [sealedLike] };
     };
-    const send = (f: unknown) => a.s.timeout(5000).emitWithAck('vmsg', f) as Promise<Ack>;
+    const send = (f: unknown) => a.s.timeout(60_000).emitWithAck('vmsg', f) as Promise<Ack>;
     try {
       // Act
       const unknown = await send(frame('alice', 'carol'));

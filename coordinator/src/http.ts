@@ -11,7 +11,7 @@ import {
 import { initWeights, parameterCount } from '@fedmart/shared/model';
 import type { z } from 'zod';
 import type { Principal, TokenAuthority } from './auth.ts';
-import type { Store } from './db/store.ts';
+import { verifiedWeightBytes, type Store } from './db/store.ts';
 import type { TokenRevocations } from './db/revocations.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
@@ -225,12 +225,13 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.get('/federations/:id/models/:version/weights', auth('operator', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
+    const bytes = verifiedWeightBytes(m); // a blob that no longer matches its SHA-256 is an error, never served
     res.set('content-type', 'application/octet-stream');
     res.set('x-fedmart-param-count', String(m.paramCount));
     res.set('x-fedmart-sha256', m.sha256);
     // CKKS federations: the blob is the encrypted aggregate; only partners can decrypt it.
     res.set('x-fedmart-encrypted', m.encrypted ? 'true' : 'false');
-    res.send(m.weights);
+    res.send(bytes);
   });
 
   api.get('/audit', auth('operator', 'compliance'), (req, res) => {

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
+import { FedmartError, isFedmartError, toFedmartError } from '@fedmart/shared/errors';
 import { createRound, transition, type RoundEvent, type RoundState, type TimedPhase, type RoundEffect, type SecAggPhase } from '@fedmart/shared/round';
 import type { FederationConfig, Metrics, EvaluateInstruction, RoundStatus } from '@fedmart/shared/protocol';
 import { CKKS_UPDATE_CLIP, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
@@ -15,7 +15,7 @@ import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
 import { boundExampleCount, boundUpdates, checkMetricRanges, type BoundedUpdates } from '@fedmart/shared/strategy/partner-bounds';
 import { SecAggRound, PHASE_OF_STAGE } from './protection/secagg-round.ts';
 import { CkksCustody, packChunks } from './protection/ckks-custody.ts';
-import { weightsOf } from './db/store.ts';
+import { verifiedWeightBytes, weightsOf } from './db/store.ts';
 import { createStrategy } from '@fedmart/shared/strategy/registry';
 import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@fedmart/shared/strategy/types';
 import { encodeFloat32 } from '@fedmart/shared/codec';
@@ -186,6 +186,23 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return { scheduleId: schedule.id, done };
   }
 
+  /**
+   * Record a round that cannot start as failed, with the reason, before any
+   * client is asked to train; the federation's current model stays.
+   * @returns the failed outcome (also emitted as `round-end`)
+   */
+  private refuseRound(federationId: string, r: { roundId: string; number: number; strategy: string; baseModelVersionId: string }, reason: string): RoundOutcome {
+    const startedAt = Date.now();
+    this.store.db.$client.transaction(() => {
+      this.store.createRound({ id: r.roundId, federationId, number: r.number, phase: 'scheduled', strategy: r.strategy, config: '{}', baseModelVersionId: r.baseModelVersionId, startedAt });
+      this.store.setRoundPhase(r.roundId, 'failed', reason);
+    }).immediate();
+    this.store.audit('coordinator', 'round.refused', r.roundId, { federationId, round: r.number, reason });
+    const outcome: RoundOutcome = { roundId: r.roundId, round: r.number, phase: 'failed', reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+    this.emit('round-end', { federationId, ...outcome });
+    return outcome;
+  }
+
   /** Run one round now (waits for any round in progress). */
   runRound(federationId: string): Promise<RoundOutcome> {
     const r = this.runner(federationId);
@@ -193,10 +210,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const fed = this.store.getFederation(federationId);
     const config = this.store.federationConfig(fed);
     const base = this.store.currentModelRow(federationId);
-    // A CKKS federation's versions ≥ 1 are encrypted aggregates: the coordinator has no plaintext weights to send.
-    const weights = base.encrypted ? new Float32Array(base.paramCount) : weightsOf(base);
     const number = this.store.nextRoundNumber(federationId);
     const roundId = `r_${randomUUID().slice(0, 12)}`;
+    let weights: Float32Array;
+    try {
+      // A CKKS federation's versions ≥ 1 are encrypted aggregates: the coordinator has no plaintext weights to send, but their blob is still checked.
+      weights = base.encrypted ? (verifiedWeightBytes(base), new Float32Array(base.paramCount)) : weightsOf(base);
+    } catch (err) {
+      if (!isFedmartError(err)) throw err;
+      return Promise.resolve(this.refuseRound(federationId, { roundId, number, strategy: config.strategy, baseModelVersionId: base.id }, `round ${number} refused before any training: ${err.message}`));
+    }
     const ctx = { round: number, global: weights, clients: [] as string[] };
     const localConfig = r.strategy.configureTrain(ctx, config.localTrain);
     this.store.createRound({ id: roundId, federationId, number, phase: 'scheduled', strategy: config.strategy, config: JSON.stringify(localConfig), baseModelVersionId: base.id, startedAt: Date.now() });

@@ -1,1 +1,1 @@
-export { HttpModelRegistry, type ModelRegistry, type PublishedModel, type Fetch } from './model-registry.ts';
+export { HttpModelRegistry, sha256Hex, type ModelRegistry, type PublishedModel, type Fetch } from './model-registry.ts';

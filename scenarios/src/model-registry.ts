@@ -4,6 +4,7 @@
  * tfjs uses for model IO (`tfjs-core/src/io/types.ts`), minus its global
  * singleton: registries are passed in.
  */
+import { createHash } from 'node:crypto';
 import { FedmartError } from '@fedmart/shared/errors';
 import { ModelSpecSchema, parameterCount, type ModelSpec } from '@fedmart/shared/model';
 import { decodeFloat32 } from '@fedmart/shared/codec';
@@ -38,8 +39,14 @@ const ModelMetaSchema = z.object({
 /** Minimal HTTP client surface (global `fetch` fits). */
 export type Fetch = (url: string, init?: { headers?: Record<string, string> }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown>; arrayBuffer(): Promise<ArrayBuffer> }>;
 
+/** SHA-256 of the weight bytes, lower-case hex, as the coordinator stores it. */
+export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
 /**
- * Reads published models from a coordinator's REST API.
+ * Reads published models from a coordinator's REST API. The weights'
+ * SHA-256 is always checked against the version's metadata before they are
+ * returned: a proxy, cache or disk that altered them makes `load` fail
+ * instead of handing a scenario a silently different model.
  * @example
  * const registry = new HttpModelRegistry('http://127.0.0.1:7300', token, fetch);
  * const model = await registry.load('f_123', 'latest');
@@ -49,8 +56,8 @@ export class HttpModelRegistry implements ModelRegistry {
     private readonly baseUrl: string,
     private readonly token: string,
     private readonly fetchImpl: Fetch,
-    /** Verifies the weights' SHA-256 (inject `node:crypto`); omitted = not checked. */
-    private readonly sha256?: (bytes: Uint8Array) => string,
+    /** Computes the weights' SHA-256 (hex); default `node:crypto`. Verification itself is not optional. */
+    private readonly sha256: (bytes: Uint8Array) => string = sha256Hex,
   ) {}
 
   private async get(path: string): Promise<{ json(): Promise<unknown>; arrayBuffer(): Promise<ArrayBuffer> }> {
@@ -62,6 +69,13 @@ export class HttpModelRegistry implements ModelRegistry {
     return res;
   }
 
+  /**
+   * Load one published model version.
+   * @param federationId - the federation
+   * @param version - a version number, or `'latest'` for the federation's current model
+   * @returns the spec, verified weights and lineage
+   * @throws FedmartError NOT_FOUND / UNAUTHENTICATED / FORBIDDEN as the coordinator answers; UNPROCESSABLE for unreadable metadata, an encrypted model, or weights whose SHA-256 does not match
+   */
   async load(federationId: string, version: number | 'latest'): Promise<PublishedModel> {
     let v = version;
     if (v === 'latest') {
@@ -76,7 +90,10 @@ export class HttpModelRegistry implements ModelRegistry {
     if (meta.data.encrypted) throw new FedmartError('UNPROCESSABLE', `model registry: version ${v} of ${federationId} is CKKS-encrypted (the coordinator never sees the joint model); load it from a partner that holds the key`);
     if (parameterCount(meta.data.spec) !== meta.data.paramCount) throw new FedmartError('UNPROCESSABLE', `model registry: spec and parameter count of version ${v} disagree`);
     const bytes = new Uint8Array(await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models/${v}/weights`)).arrayBuffer());
-    if (this.sha256 && this.sha256(bytes) !== meta.data.sha256) throw new FedmartError('UNPROCESSABLE', `model registry: weights of version ${v} do not match their SHA-256; refusing to use them`);
+    const got = this.sha256(bytes);
+    if (got !== meta.data.sha256) {
+      throw new FedmartError('UNPROCESSABLE', `model registry: weights of version ${v} of ${federationId} do not match their SHA-256 (expected ${meta.data.sha256.slice(0, 12)}…, got ${String(got).slice(0, 12)}…); refusing to use them — they were altered between the coordinator's store and here, load again or check the path`, { details: { expected: meta.data.sha256, got } });
+    }
     return { federationId, version: meta.data.version, spec: meta.data.spec, weights: decodeFloat32(bytes, meta.data.paramCount), sha256: meta.data.sha256, metrics: meta.data.metrics, participants: meta.data.participants };
   }
 }

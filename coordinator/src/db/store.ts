@@ -291,9 +291,38 @@ export class Store {
   }
 }
 
-/** Decode a stored model's weights (copy into an aligned Float32Array). */
-export function weightsOf(row: Pick<t.ModelVersionRow, 'weights' | 'paramCount'>): Float32Array {
+/**
+ * A stored model version's weight blob (plaintext floats or, under CKKS, the
+ * encrypted aggregate), checked against the SHA-256 recorded when it was
+ * committed. The database file is outside the coordinator's control
+ * (backups, disks, anyone with file access): bytes that no longer match are
+ * never served or trained on, they stop the caller with the reason.
+ * @param row - the model version row (with its blob)
+ * @returns the blob, verified
+ * @throws FedmartError UNAVAILABLE when the blob does not match its SHA-256
+ */
+export function verifiedWeightBytes(row: Pick<t.ModelVersionRow, 'id' | 'federationId' | 'version' | 'weights' | 'sha256'>): Buffer {
+  const got = createHash('sha256').update(row.weights).digest('hex');
+  if (got !== row.sha256) {
+    throw new FedmartError(
+      'UNAVAILABLE',
+      `model version ${row.version} of federation ${row.federationId} is corrupted: its stored weights do not match their SHA-256 (recorded ${row.sha256.slice(0, 12)}…, now ${got.slice(0, 12)}…), so they are neither served nor used as a base model; restore the data dir from a backup`,
+      { details: { modelVersionId: row.id, version: row.version, recorded: row.sha256, computed: got } },
+    );
+  }
+  return row.weights;
+}
+
+/**
+ * Decode a stored model's weights (copy into an aligned Float32Array) after
+ * {@link verifiedWeightBytes}.
+ * @param row - a plaintext model version row
+ * @returns the weights
+ * @throws FedmartError UNAVAILABLE when the blob does not match its SHA-256
+ */
+export function weightsOf(row: Pick<t.ModelVersionRow, 'id' | 'federationId' | 'version' | 'weights' | 'sha256' | 'paramCount'>): Float32Array {
+  const bytes = verifiedWeightBytes(row);
   const out = new Float32Array(row.paramCount);
-  new Uint8Array(out.buffer).set(row.weights.subarray(0, row.paramCount * 4));
+  new Uint8Array(out.buffer).set(bytes.subarray(0, row.paramCount * 4));
   return out;
 }

@@ -17,32 +17,35 @@
  * Group and map. Scalar multiplication is X25519 (RFC 7748) through
  * `node:crypto`, i.e. OpenSSL: ≈ 20 000 multiplications/s on this 2-core
  * machine, against ≈ 1 000/s for a pure-JS prime-order group. H(x) is
- * SHA-256("fedmart/psi/x25519/v1" ‖ 0x00 ‖ domain ‖ 0x00 ‖ utf8(x)) with the
- * top bit cleared, read as a Montgomery u-coordinate and passed to X25519 as
- * a "public key"; the party's scalar is its X25519 private key.
+ * RFC 9380 `encode_to_curve` for `curve25519_XMD:SHA-512_ELL2_NU_` (see
+ * `hash-to-curve25519.ts`) of I2OSP(len(domain), 4) ‖ domain ‖ x, with the
+ * DST {@link PSI_HASH_DST}: a point on Curve25519 itself, given to X25519 as
+ * its u-coordinate; the party's scalar is its X25519 private key.
  *
- * Why this commutes. X25519 computes x([k]·P) by a Montgomery ladder that
- * only needs the u-coordinate, where k is the clamped scalar (a multiple of
- * 8 in [2^254, 2^255)). For any u in GF(p), P is a point either on
- * Curve25519 or on its quadratic twist, and the ladder computes x([k]P) on
- * whichever of the two P lies on. Both are abelian groups, so
- * x([a][b]P) = x([b][a]P): the map u ↦ X25519(k, u) commutes for any two
- * scalars and any u. The test suite checks this on random inputs and on
- * hashed IDs.
+ * Why on the curve. Until v1 the hash was a raw SHA-256 read as a u, and
+ * about half of all ids landed on the quadratic twist. X25519 maps curve to
+ * curve and twist to twist, so every blinded value a·H(x) carried one bit
+ * of H(x) (is u³ + A·u² + u a square?) that anyone could read: a peer could
+ * test a guessed id's bit against a blinded value and halve its candidates
+ * per value. With the Elligator 2 map every H(x), hence every blinded value,
+ * is on the curve, and the bit is the constant 1
+ * (`test/adversary/psi-twist.test.ts`).
+ *
+ * Cofactor. X25519 clamps its scalar to 8·k', so a·H(x) = k'·(8·H(x)) lies
+ * in the prime-order subgroup (order ℓ ≈ 2^252) whatever small-order
+ * component H(x) has; blinded values are elements of that group, where
+ * (decisional) Diffie–Hellman is the standard assumption. Two ids whose
+ * encodings differ by a point of order ≤ 8 would collide; finding such a
+ * pair needs a SHA-512 pre-image search, so false matches are negligible.
+ *
+ * Why this commutes. X25519 computes x([k]·P) by a Montgomery ladder on the
+ * u-coordinate alone, so x([a][b]P) = x([b][a]P) for any two scalars.
  *
  * Caveats, stated honestly:
- * - This is not a hash-to-curve (RFC 9380): about half of all hashed IDs
- *   land on the twist, not on Curve25519. Privacy then rests on the hardness
- *   of (decisional) Diffie–Hellman in the large prime-order subgroups of both
- *   the curve (order ≈ 2^252) and its twist (order ≈ 2^253); Curve25519 was
- *   chosen to be twist-secure (Bernstein, PKC 2006), but DDH on the twist is a
- *   less studied assumption than on a prime-order group such as ristretto255.
- *   The design doc asks for a prime-order group; this is the fast
- *   approximation of it, see the report.
- * - Clamping multiplies by 8, which kills the small-order component of P:
- *   two u's that differ by a point of order ≤ 8 collide. Finding two IDs
- *   whose hashes are so related needs a hash pre-image search, so false
- *   matches are negligible, but the map is not injective.
+ * - NU, not RO: the encoding is not indifferentiable from a random oracle
+ *   (RFC 9380 §2.2.2); the classic proof of this PSI models H as one. The
+ *   RO suite needs two square roots per id and would miss the speed budget;
+ *   see `hash-to-curve25519.ts`.
  * - A party that deviates (semi-honest model only) can learn more, e.g. by
  *   not shuffling, or by re-blinding a guessed ID; the protocol also reveals
  *   both set sizes. A value that X25519 maps to zero (low-order input) is
@@ -52,8 +55,9 @@
  *
  * Pure: no I/O; scalars and shuffles use the `node:crypto` CSPRNG.
  */
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, randomBytes, randomInt, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, randomBytes, randomInt, type KeyObject } from 'node:crypto';
 import { FedmartError } from '../errors.ts';
+import { hashToCurve25519U, SUITE_ID } from './hash-to-curve25519.ts';
 
 /** What {@link PsiParty.intersect} reveals: the shared IDs, or only how many there are. */
 export type PsiMode = 'ids' | 'size';
@@ -83,19 +87,49 @@ export interface PsiResult {
 
 // DER prefix of a PKCS#8 X25519 private key (RFC 8410 §7): the 32-byte scalar follows.
 const PKCS8_X25519_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
-const HASH_PREFIX = 'fedmart/psi/x25519/v1';
+/** RFC 9380 domain separation tag of the PSI hash (§3.1: application, version, suite). */
+export const PSI_HASH_DST = `FEDMART-PSI-V2-${SUITE_ID}`;
+const DST_BYTES = new TextEncoder().encode(PSI_HASH_DST);
+
+function hashInput(id: string, domain: Uint8Array): Uint8Array {
+  const idBytes = Buffer.from(id, 'utf8');
+  const msg = new Uint8Array(4 + domain.length + idBytes.length);
+  new DataView(msg.buffer).setUint32(0, domain.length);
+  msg.set(domain, 4);
+  msg.set(idBytes, 4 + domain.length);
+  return msg;
+}
 
 /**
- * Hash an ID to a Montgomery u-coordinate (see the module doc).
- * @param id - the ID (any string; hashed as UTF-8)
+ * Hash IDs onto Curve25519 (see the module doc): RFC 9380 encode_to_curve
+ * without the final cofactor doubling, which X25519's clamping performs.
+ * @param ids - the IDs (any strings; hashed as UTF-8)
  * @param domain - domain separator shared by both parties
- * @returns 32 bytes, little-endian u with the top bit cleared
+ * @returns one 32-byte little-endian u-coordinate per ID, each on Curve25519 (never its twist)
+ * @throws TypeError if an ID is not a string
+ */
+export function hashIdsToU(ids: readonly string[], domain = ''): Uint8Array[] {
+  const d = new TextEncoder().encode(domain);
+  return hashToCurve25519U(
+    ids.map((id, i) => {
+      if (typeof id !== 'string') throw new TypeError(`hashIdsToU: ids[${i}] must be a string, got ${typeof id}`);
+      return hashInput(id, d);
+    }),
+    DST_BYTES,
+    false,
+  );
+}
+
+/**
+ * {@link hashIdsToU} for one ID.
+ * @param id - the ID
+ * @param domain - domain separator shared by both parties
+ * @returns its 32-byte u-coordinate on Curve25519
+ * @throws TypeError if the ID is not a string
  */
 export function hashIdToU(id: string, domain = ''): Uint8Array {
   if (typeof id !== 'string') throw new TypeError(`hashIdToU: id must be a string, got ${typeof id}`);
-  const u = createHash('sha256').update(HASH_PREFIX).update('\u0000').update(domain).update('\u0000').update(id, 'utf8').digest();
-  u[31] &= 0x7f; // RFC 7748 §5 ignores bit 255: clear it so no two hashes differ only there
-  return new Uint8Array(u);
+  return hashIdsToU([id], domain)[0]!;
 }
 
 /**
@@ -224,7 +258,8 @@ export class PsiParty {
   blindOwn(): Uint8Array[] {
     if (this.#blinded === undefined) {
       const order = cryptoShuffle(Array.from({ length: this.#ids.length }, (_, i) => i));
-      this.#blinded = order.map((i) => x25519Multiply(this.#key, hashIdToU(this.#ids[i]!, this.#domain)));
+      const hashed = hashIdsToU(order.map((i) => this.#ids[i]!), this.#domain);
+      this.#blinded = hashed.map((u) => x25519Multiply(this.#key, u));
       this.#order = order;
     }
     return this.#blinded.map((v) => v.slice());
