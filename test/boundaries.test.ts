@@ -27,8 +27,9 @@ function importsOf(text: string): string[] {
   return specs;
 }
 
+// socket.io-parser is allowed in shared: it is Socket.IO's I/O-free packet codec (STYLE.md §1's model of a pure module).
 const FORBIDDEN: Record<string, RegExp> = {
-  shared: /^(@fedmart\/(coordinator|client-node|scenarios)|node:(fs|net|http|https|child_process|dgram|worker_threads)|fs|net|http|better-sqlite3|express|socket\.io|drizzle-orm)/,
+  shared: /^(@fedmart\/(coordinator|client-node|scenarios)|node:(fs|net|http|https|child_process|dgram|worker_threads)|fs|net|http|better-sqlite3|express|socket\.io(?!-parser)|drizzle-orm)/,
   coordinator: /^@fedmart\/(client-node|scenarios)|^@tensorflow\//,
   'client-node': /^@fedmart\/(coordinator|scenarios)|^(express|better-sqlite3|drizzle-orm)$/,
   scenarios: /^@fedmart\/(coordinator|client-node)/,
