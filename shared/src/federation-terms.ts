@@ -90,7 +90,9 @@ export function checkAgainstTerms(terms: FederationTerms, facts: InstructionFact
   };
   const expected = terms.secureAggregation ? 'secagg' : terms.encryption === 'ckks' ? 'ckks' : undefined;
   if (facts.protection !== expected) refuse(`the instruction runs with protection '${facts.protection ?? 'none'}' but the terms say '${expected ?? 'none'}'`);
-  if (terms.dp && facts.dp === undefined) refuse(`the instruction carries no differential privacy but the terms require ${String(terms.dp.level)}-level DP`);
+  // Whether an instruction must carry DP settings depends on the DP mode (central partner-level
+  // noise carries none to the partner); that presence check belongs to the DP layer.
+  if (!terms.dp && facts.dp !== undefined) refuse(`the instruction carries differential-privacy settings but the terms have none`);
   if (terms.dp && facts.dp) {
     // σ and C may legitimately move between rounds (adaptive clipping splits the noise); those
     // checks belong to the DP layer, which calls this hook with its own facts.

@@ -17,7 +17,7 @@
  */
 import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { assertBytes, bytesToHex, concatBytes, equalBytes, lengthPrefixed, u32be } from './bytes.ts';
+import { assertBytes, bytesToHex, concatBytes, lengthPrefixed, u32be } from './bytes.ts';
 
 /** Length in bytes of an Ed25519 secret key (seed) and public key. */
 export const ED25519_KEY_BYTES = 32;
@@ -40,20 +40,22 @@ function der(prefix: Uint8Array, key: Uint8Array): Buffer {
   return Buffer.from(concatBytes(prefix, key));
 }
 
-// Parsed keys, cached per array (identity keys are used many times a round); each entry
-// keeps a copy of the bytes it was parsed from, so an array mutated in place is re-parsed.
-type Cached = { bytes: Uint8Array; key: KeyObject };
-const privateKeys = new WeakMap<Uint8Array, Cached>();
-const publicKeys = new WeakMap<Uint8Array, Cached>();
-function cachedKey(cache: WeakMap<Uint8Array, Cached>, raw: Uint8Array, parse: () => KeyObject): KeyObject {
-  const hit = cache.get(raw);
-  if (hit && equalBytes(hit.bytes, raw)) return hit.key;
-  const key = parse();
-  cache.set(raw, { bytes: raw.slice(), key });
+// Parsed public keys, cached by content (identity keys are verified many times a round, by
+// every client, from their own copies). Bounded: cleared when full.
+const PUBLIC_KEY_CACHE_SIZE = 4096;
+const publicKeys = new Map<string, KeyObject>();
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const hex = bytesToHex(publicKey);
+  let key = publicKeys.get(hex);
+  if (!key) {
+    if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.clear();
+    publicKeys.set(hex, (key = createPublicKey({ key: der(SPKI_PREFIX, publicKey), format: 'der', type: 'spki' })));
+  }
   return key;
 }
+// Secret keys are parsed per call: caching them would keep secrets alive in a global.
 function privateKeyObject(secretKey: Uint8Array): KeyObject {
-  return cachedKey(privateKeys, secretKey, () => createPrivateKey({ key: der(PKCS8_PREFIX, secretKey), format: 'der', type: 'pkcs8' }));
+  return createPrivateKey({ key: der(PKCS8_PREFIX, secretKey), format: 'der', type: 'pkcs8' });
 }
 
 /**
@@ -106,8 +108,7 @@ export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signat
   assertBytes('verifyEd25519: signature', signature);
   if (publicKey.length !== ED25519_KEY_BYTES || signature.length !== ED25519_SIGNATURE_BYTES) return false;
   try {
-    const key = cachedKey(publicKeys, publicKey, () => createPublicKey({ key: der(SPKI_PREFIX, publicKey), format: 'der', type: 'spki' }));
-    return verify(null, message, key, signature);
+    return verify(null, message, publicKeyObject(publicKey), signature);
   } catch {
     return false;
   }

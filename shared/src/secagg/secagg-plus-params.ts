@@ -204,10 +204,11 @@ export function chooseSecAggPlusParameters(assumptions: SecAggPlusAssumptions): 
     }
   }
   const k = n - 1;
-  const tMax = n - 1 - d;
   const t = chooseThreshold(n, k, gamma, delta, eta);
-  if (t > tMax || signatureThreshold > n - d) {
-    throw new FedmartError('CONFIG_ERROR', `secure aggregation: no parameters for ${n} clients with corrupted fraction ${gamma} and dropout rate ${delta}: even the complete graph needs more than ${n - d} live clients; lower corruptedFraction or dropoutRate, or select more clients`);
+  if (t > k || signatureThreshold > n) {
+    throw new FedmartError('CONFIG_ERROR', `secure aggregation: no parameters for ${n} clients with corrupted fraction ${gamma}: even the complete graph cannot keep corrupted clients below the threshold; lower corruptedFraction or select more clients`);
   }
-  return { neighbours: k, threshold: t, complete: true, signatureThreshold, securityLog2: Number.NEGATIVE_INFINITY, correctnessLog2: Number.NEGATIVE_INFINITY };
+  // Small federations may not tolerate δn dropouts at all (t > n − 1 − δn): the round then
+  // runs, and fails with the reason if too many clients actually drop.
+  return { neighbours: k, threshold: t, complete: true, signatureThreshold, securityLog2: Number.NEGATIVE_INFINITY, correctnessLog2: t <= k - d ? Number.NEGATIVE_INFINITY : 0 };
 }
