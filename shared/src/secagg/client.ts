@@ -284,13 +284,13 @@ export class SecAggClient {
    * Stage 3: sign the survivor set U3 (once per round), after checking it.
    * @param request - the survivor set
    * @returns the signature on (round, U3)
-   * @throws FedmartError INVALID_MESSAGE on a malformed set; CRYPTO_ERROR when the set leaves some member with fewer than t surviving neighbours (it would isolate that client's input) or omits this client; ROUND_FAILED when it is smaller than the signature threshold; PROTOCOL_MISMATCH out of order
+   * @throws FedmartError INVALID_MESSAGE on a malformed set; CRYPTO_ERROR when the set leaves some member with fewer than t surviving neighbours (it would isolate that client's input); ROUND_FAILED when it is smaller than the signature threshold; PROTOCOL_MISMATCH out of order
    */
   consistencyCheck(request: ConsistencyCheckRequest): ConsistencyCheckReply {
     return this.#run('consistency-check', request, () => {
       const params = this.#params!;
       const survivors = checkSurvivorSet(request.survivors, params);
-      if (!survivors.includes(this.clientId)) throw new FedmartError('CRYPTO_ERROR', `secure aggregation: consistency-check: the survivor set omits this client (${this.clientId}), which sent its masked input; refusing to sign`);
+      // A set that omits this client is safe to sign: its input then stays masked by its self-mask, which is never revealed.
       if (survivors.length < params.signatureThreshold) {
         throw roundFailed('consistency-check', `the survivor set has ${survivors.length} client(s), fewer than the ${params.signatureThreshold} signatures a client requires`);
       }

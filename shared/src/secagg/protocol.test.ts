@@ -106,9 +106,9 @@ describe('secure aggregation protocol (client + server state machines)', () => {
     }
   });
 
-  it('a client refuses to sign a survivor set that omits it, is malformed, or isolates a survivor', () => {
+  it('a client refuses to sign a survivor set that is malformed, too small, or isolates a survivor', () => {
     const cases: [(r: ConsistencyCheckRequest) => ConsistencyCheckRequest, string, RegExp][] = [
-      [(r) => ({ ...r, survivors: r.survivors.filter((u) => u !== r.clientId) }), 'CRYPTO_ERROR', /omits this client/],
+      [(r) => ({ ...r, survivors: r.survivors.slice(0, 3) }), 'ROUND_FAILED', /fewer than the 4 signatures/],
       [(r) => ({ ...r, survivors: [...r.survivors].reverse() }), 'INVALID_MESSAGE', /ascending/],
       [(r) => ({ ...r, survivors: [...r.survivors, 99] }), 'INVALID_MESSAGE', /99 is not a participant/],
     ];

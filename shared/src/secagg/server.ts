@@ -26,9 +26,9 @@
  * Survivors with fewer than t surviving neighbours are excluded rather than
  * failing the round (Bell et al. 2020): they are treated as dropped, their
  * masked input is taken out of the sum and their mask key recovered
- * instead. Exclusion runs to a fixpoint, so every client left in the sum
- * has at least t surviving neighbours, and every dropped or excluded client
- * either has none (no mask of it is in the sum) or at least t.
+ * instead, from the shares held by every client that sent masked input
+ * (excluded clients still sign and unmask). Exclusion runs to a fixpoint,
+ * so every client left in the sum has at least t neighbours in the sum.
  */
 import { equalBytes, isBytes, wipeBytes } from '../crypto/bytes.ts';
 import { addExpandedSeed } from '../crypto/prg.ts';
@@ -108,6 +108,8 @@ export class SecAggServer {
   #u3 = new Set<number>();
   #u3Sorted: number[] = [];
   #excluded: number[] = [];
+  /** clients that sent masked input (U3 plus the excluded) */
+  #online = new Set<number>();
   /** U4: survivors that signed U3 */
   #signatures = new Map<number, Uint8Array>();
   #revealed = new Map<number, UnmaskReply>();
@@ -262,25 +264,27 @@ export class SecAggServer {
 
   /**
    * Close stage 2: fix the survivor set U3 — excluding, to a fixpoint, any
-   * survivor with fewer than t surviving neighbours and the surviving
-   * neighbours of any dropped client with 1..t−1 of them — and ask every
-   * member of U3 to sign it.
-   * @returns one consistency-check request per survivor
+   * survivor with fewer than t neighbours in U3 — and ask every client that
+   * sent masked input to sign it.
+   * @returns one consistency-check request per client that sent masked input
    * @throws FedmartError ROUND_FAILED when U3 is smaller than the signature threshold; PROTOCOL_MISMATCH out of order
    */
   closeMaskedInput(): ConsistencyCheckRequest[] {
     this.#expect('masked-input', 'closeMaskedInput');
     const t = this.params.threshold;
-    const u3 = new Set(this.#masked.keys());
-    const aliveOf = (u: number) => this.#maskPeers.get(u)!.filter((v) => u3.has(v));
+    const online = new Set(this.#masked.keys());
+    const u3 = new Set(online);
+    const inU3 = (u: number) => this.#maskPeers.get(u)!.filter((v) => u3.has(v)).length;
     for (let changed = true; changed; ) {
       changed = false;
-      for (const u of this.#maskPeers.keys()) {
-        const alive = aliveOf(u);
-        const remove = u3.has(u) ? (alive.length < t ? [u] : []) : alive.length > 0 && alive.length < t ? alive : [];
-        for (const v of remove) u3.delete(v);
-        if (remove.length > 0) changed = true;
-      }
+      for (const u of [...u3]) if (inU3(u) < t) { u3.delete(u); changed = true; }
+    }
+    // A client whose input is not in the sum but whose masks are (a neighbour is in U3) needs its
+    // mask key back from t holders; every client that sent masked input, excluded ones too, holds shares.
+    for (const [w, peers] of this.#maskPeers) {
+      if (u3.has(w) || peers.every((v) => !u3.has(v))) continue;
+      const holders = peers.filter((v) => online.has(v)).length;
+      if (holders < t) this.#fail('masked-input', `client ${w} (${online.has(w) ? 'excluded' : 'dropped'}) has ${holders} neighbour(s) left holding its shares, fewer than the threshold t = ${t}`);
     }
     this.#excluded = [...this.#masked.keys()].filter((u) => !u3.has(u)).sort((a, b) => a - b);
     const sum = this.#sum;
@@ -289,6 +293,7 @@ export class SecAggServer {
       for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! - y[j]!) >>> 0;
     }
     this.#masked.clear();
+    this.#online = online;
     this.#u3 = u3;
     this.#u3Sorted = [...u3].sort((a, b) => a - b);
     const T = this.params.signatureThreshold;
@@ -296,7 +301,8 @@ export class SecAggServer {
       this.#fail('masked-input', `${u3.size} client(s) are left in the survivor set (${this.#excluded.length} excluded for fewer than t = ${t} surviving neighbours), fewer than the ${T} signatures the consistency check needs`);
     }
     this.#state = 'consistency-check';
-    return this.#u3Sorted.map((clientId) => ({ stage: 'consistency-check', roundId: this.params.roundId, clientId, survivors: this.#u3Sorted.slice() }));
+    // Excluded clients are online and hold shares: they sign and unmask too (their own input stays out).
+    return [...online].sort((a, b) => a - b).map((clientId) => ({ stage: 'consistency-check', roundId: this.params.roundId, clientId, survivors: this.#u3Sorted.slice() }));
   }
 
   /**
@@ -305,7 +311,7 @@ export class SecAggServer {
    * @throws FedmartError PROTOCOL_MISMATCH if stage 3 is not open; INVALID_MESSAGE on a malformed, duplicate or invalid signature (state unchanged)
    */
   receiveConsistencyCheck(reply: ConsistencyCheckReply): void {
-    const from = this.#checkReply('consistency-check', reply, this.#u3);
+    const from = this.#checkReply('consistency-check', reply, this.#online);
     if (this.#signatures.has(from)) throw invalid(`consistency-check: duplicate reply from client ${from}`);
     if (!isBytes(reply.signature) || !verifyEd25519(this.params.identities.get(from)!, survivorsSignedMessage(this.params.roundId, this.#u3Sorted), reply.signature)) {
       throw invalid(`consistency-check: client ${from}: not a valid signature on this round's survivor set`);
