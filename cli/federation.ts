@@ -145,11 +145,12 @@ export async function federationCommand(argv: string[]): Promise<number> {
     case 'show': {
       const fed = requireString(cmd, values, 'federation', 'the federation id');
       const api = await operatorApi(values);
-      const f = await api.get<{ federation: { id: string; name: string; config: { strategy: string } }; connected: { partnerName: string }[] }>(`/api/v1/federations/${encodeURIComponent(fed)}`);
+      const f = await api.get<{ federation: { id: string; name: string; config: { strategy: string } }; connected: { partnerName: string }[]; identities?: { partnerName: string; identityFingerprint: string }[] }>(`/api/v1/federations/${encodeURIComponent(fed)}`);
       const rounds = await api.get<{ rounds: { number: number; phase: string; reason: string | null }[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/rounds`);
       const models = await api.get<{ models: { version: number; participants: string[]; metrics: Record<string, number> }[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/models`);
       const text = [
         `${f.federation.id} "${f.federation.name}" (${f.federation.config.strategy}); connected: ${f.connected.map((c) => c.partnerName).join(', ') || 'none'}`,
+        ...(f.identities ?? []).map((x) => `  identity ${x.partnerName}: ${x.identityFingerprint}`),
         ...rounds.rounds.map((x) => `  round ${x.number}: ${x.phase}${x.reason ? ` (${x.reason})` : ''}`),
         ...models.models.map((m) => `  model v${m.version}: ${m.participants.length} participants${m.metrics.eval_auc !== undefined ? `, validation AUC ${m.metrics.eval_auc.toFixed(4)}` : ''}`),
       ].join('\n');

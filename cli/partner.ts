@@ -6,7 +6,9 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { DatasetSchemaSchema, encodeTable, validateTableAgainstSchema, type DatasetSchema } from '@fedmart/shared/data/index';
 import { formatIssues } from '@fedmart/shared/protocol';
 import { readSchemaFile, readTableFile } from '@fedmart/client-node/data/connectors';
+import path from 'node:path';
 import { startPartnerAgent } from '@fedmart/client-node/agent';
+import { PartnerIdentity } from '@fedmart/client-node/identity';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient, peekClaims } from './api-client.ts';
@@ -22,6 +24,11 @@ Runs a partner node: trains on FILE locally and sends only model updates.
   --schema FILE       data schema JSON (default: the federation's agreed schema)
   --sep CHAR          CSV separator (default: detected)
   --seed S            local shuffling seed (default 0)
+  --data-dir DIR      where this node keeps its Ed25519 identity key (0600) and the identity keys
+                      and federation terms it pinned (default ./.fedmart-partner/<partner>)
+  --accept-identity PARTNER=FINGERPRINT
+                      accept a peer's new identity key after the operator re-enrolled it and you
+                      compared its fingerprint with them (repeat the flag per partner)
 
 Example:
   fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data brand-a.csv --schema schema.json`;
@@ -29,6 +36,7 @@ Example:
 export async function partnerCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('partner', argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
+    'data-dir': { type: 'string' }, 'accept-identity': { type: 'string', multiple: true },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -61,8 +69,17 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const backend = await initBackend();
   log(`backend ${backend.name}; ${enc.n} rows (${data.trainN} train / ${data.valN} validation), ${enc.d} features`);
 
+  const accept: Record<string, string> = {};
+  for (const item of (values['accept-identity'] as string[] | undefined) ?? []) {
+    const m = /^([^=]+)=((?:[0-9a-f]{4}:){7}[0-9a-f]{4})$/.exec(item);
+    if (!m) throw new FedmartError('CONFIG_ERROR', `partner: --accept-identity expects PARTNER=FINGERPRINT (8 groups of 4 hex digits, as fedmart federation show prints), got "${item}"`);
+    accept[m[1]!] = m[2]!;
+  }
+  const dataDir = (values['data-dir'] as string | undefined) ?? path.join('.fedmart-partner', String(claims.sub ?? 'partner'));
+  const identity = PartnerIdentity.open(dataDir, accept);
+  log(`identity ${identity.fingerprint} (key in ${dataDir})`);
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, data, seed, log,
+    coordinatorUrl: url, token, data, seed, log, identity,
     onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
   });
   const w = await agent.ready;

@@ -41,8 +41,9 @@ function importsOf(text: string): string[] {
 /** Node built-ins that do I/O or reach the process, OS or module loader; with or without the `node:` prefix. */
 const IO_BUILTINS = 'fs|fs/promises|net|http|https|http2|child_process|dgram|worker_threads|cluster|os|module|dns|dns/promises|tls|readline|repl|vm|process|timers|timers/promises|inspector|v8|perf_hooks';
 
+// socket.io-parser is allowed in shared: it is Socket.IO's I/O-free packet codec (STYLE.md §1's model of a pure module).
 const FORBIDDEN: Record<string, RegExp> = {
-  shared: new RegExp(`^(@fedmart\\/(coordinator|client-node|scenarios)|(node:)?(${IO_BUILTINS})$|better-sqlite3|express|socket\\.io|drizzle-orm|@tensorflow\\/|node-fetch|undici|ws$)`),
+  shared: new RegExp(`^(@fedmart\\/(coordinator|client-node|scenarios)|(node:)?(${IO_BUILTINS})$|better-sqlite3|express|socket\\.io(?!-parser)|drizzle-orm|@tensorflow\\/|node-fetch|undici|ws$)`),
   coordinator: /^@fedmart\/(client-node|scenarios)|^@tensorflow\//,
   'client-node': /^@fedmart\/(coordinator|scenarios)|^(express|better-sqlite3|drizzle-orm)$/,
   scenarios: /^@fedmart\/(coordinator|client-node)/,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startCoordinator } from '@fedmart/coordinator';
 import { startPartnerAgent } from '@fedmart/client-node/agent';
+import { PartnerIdentity } from '@fedmart/client-node/identity';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { bankPartners, modelFor, startFixture, waitFor } from './helpers.ts';
 
@@ -84,6 +85,7 @@ describe('REST API', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-restart-'));
     try {
       const exp = await bankPartners();
+      const brandA = PartnerIdentity.ephemeral();
       let fed: string;
       let partnerToken: string;
       {
@@ -91,7 +93,7 @@ describe('REST API', () => {
         const fx = await startFixture(dir);
         fed = await fx.createFederation({ model: modelFor(exp), minClients: 2, timeouts: { selectingMs: 60_000, trainingMs: 60_000, evaluatingMs: 60_000 } });
         partnerToken = await fx.enroll(fed, 'brand-a');
-        const agent = startPartnerAgent({ coordinatorUrl: fx.url, token: partnerToken, data: exp.partners[0]!.data, reconnect: false });
+        const agent = startPartnerAgent({ coordinatorUrl: fx.url, token: partnerToken, data: exp.partners[0]!.data, reconnect: false, identity: brandA });
         await agent.ready;
         // minClients 2 with one client: the round waits in 'selecting' — then the coordinator goes down.
         void fx.coord.orchestrator.scheduleRounds(fed, 1).done;
@@ -114,7 +116,8 @@ describe('REST API', () => {
         expect((await coord.authority.verify(partnerToken)).fed).toBe(fed);
         expect((await readFile(path.join(dir, 'operator.token'), 'utf8')).trim()).toBe(coord.operatorToken);
         // and the next round can run
-        const agents = exp.partners.slice(0, 2).map((p, i) => startPartnerAgent({ coordinatorUrl: coord.url, token: i === 0 ? partnerToken : '', data: p.data, reconnect: false }));
+        // brand-a comes back with the identity key it was bound to at first connect.
+        const agents = exp.partners.slice(0, 2).map((p, i) => startPartnerAgent({ coordinatorUrl: coord.url, token: i === 0 ? partnerToken : '', data: p.data, reconnect: false, ...(i === 0 ? { identity: brandA } : {}) }));
         await agents[0]!.ready;
         await agents[1]!.close();
         const res = await fetch(`${coord.url}/api/v1/federations/${fed}/enrollments`, { method: 'POST', headers: { authorization: `Bearer ${coord.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ partner: 'brand-b' }) });

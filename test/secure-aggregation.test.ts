@@ -42,6 +42,7 @@ function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('secure aggregation in real rounds over Socket.IO', () => {
+  // Ten rounds of five stages with real processes' worth of crypto: a limit fit for a loaded machine.
   it('commits the survivors\' FedAvg at 0 %, 10 % and 30 % dropout at each stage, fails below the threshold keeping the model, and only ever sees masked inputs', async () => {
     // Arrange
     const exp = await bankPartners(6);

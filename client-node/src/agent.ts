@@ -19,13 +19,17 @@ import { trainRoundWithDp, type DpReleaseCharge } from './ml/dp-sgd.ts';
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { initBackend } from './ml/backend.ts';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
-import type { AdvertiseKeysRequest, MaskedInputRequest, SecAggStage, ShareKeysRequest, UnmaskRequest } from '@fedmart/shared/secagg/messages';
+import type { AdvertiseKeysRequest, ConsistencyCheckRequest, MaskedInputRequest, SecAggStage, ShareKeysRequest, UnmaskRequest } from '@fedmart/shared/secagg/messages';
 import {
   HeAggregateSchema, HeKeySchema, HeSetupSchema, HeWrapRequestSchema, SecAggRequestSchema,
   type SecureServerToClientEvents, type SecureTrainInstruction,
 } from '@fedmart/shared/protocol-secure';
 import { CkksPartner } from './protection/ckks-partner.ts';
 import { checkRoundParticipants, pinFederationTerms, planRoundDp, termsChange } from './protection/dp-terms.ts';
+import { PartnerIdentity } from './identity.ts';
+import { wireParser } from '@fedmart/shared/wire-parser';
+import { bytesToHex, hexToBytes } from '@fedmart/shared/crypto/bytes';
+import { federationTermsHash, type FederationTerms as ConsentTerms } from '@fedmart/shared/federation-terms';
 
 /** A partner's encoded local data, already split. */
 export interface LocalData {
@@ -73,6 +77,8 @@ export interface PartnerAgentOptions {
   terms?: FederationTerms;
   /** Called once when this agent pins the federation terms from its first welcome. */
   onTermsPinned?: (terms: FederationTerms) => void;
+  /** Long-term identity and pins (`identity.ts`); default: a fresh in-memory identity (no pins survive a restart). */
+  identity?: PartnerIdentity;
 }
 
 /** This partner's own privacy accounting: what its released updates cost it, per DP level. */
@@ -112,6 +118,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     reconnection: opts.reconnect ?? true,
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
+    parser: wireParser,
     ...opts.socketOptions,
   });
   let seq = 0;
@@ -132,6 +139,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   let terms: FederationTerms | null = opts.terms ?? null;
   // Weight of this partner's update in a secure/encrypted sum: its example count, or 1 under partner-level DP.
   let updateWeight = data.trainN;
+  const identity = opts.identity ?? PartnerIdentity.ephemeral();
+  let federationId = '';
 
   // Acks still outstanding; a disconnect settles them all, so nothing waits forever.
   const pending = new Set<(a: Ack) => void>();
@@ -169,7 +178,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       try {
         await initBackend();
         const numExamples = data.trainN;
-        const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0' } });
+        const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey) } });
         if (!ack.ok) throw new FedmartError(ack.error.code as never, ack.error.message);
       } catch (err) {
         if (!settled) rejectReady(toFedmartError(err));
@@ -204,6 +213,14 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           if (change) throw new FedmartError('FORBIDDEN', change);
         }
         spec = w.model as ModelSpec;
+        federationId = w.federationId;
+        // The terms' hash is also pinned in the partner's data dir, so the pin survives restarts.
+        if (w.terms) identity.checkTerms(w.federationId, federationTermsHash(w.terms as unknown as ConsentTerms));
+        for (const peer of w.identities ?? []) {
+          if (peer.partnerId === w.partnerId) {
+            if (peer.identityKey !== bytesToHex(identity.keyPair.publicKey)) throw new FedmartError('CRYPTO_ERROR', 'the coordinator lists another identity key for this partner than its own; refusing to join');
+          } else identity.checkPeer(w.federationId, peer.partnerId, hexToBytes(peer.identityKey));
+        }
         if (data.d !== spec.inputDim) {
           throw new FedmartError('DATA_ERROR', `local data has ${data.d} encoded features but the federation's model expects ${spec.inputDim}; use the federation's data schema (--schema) so both sides encode the same columns`);
         }
@@ -334,10 +351,14 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           if (terms) checkRoundParticipants(terms, req.participants.length, 'advertise-keys');
           sr.participants = req.participants.length;
           sr.neighbourDegree = req.neighbourDegree;
-          sr.client = new SecAggClient(req.clientId);
+          // Every participant's identity key must match this partner's pins (first use pins it).
+          for (const entry of req.identities) {
+            if (entry.id !== req.clientId) identity.checkPeer(federationId, entry.partnerId, entry.publicKey);
+          }
+          sr.client = new SecAggClient(req.clientId, identity.keyPair);
           sr.maxWeight = req.quantization.maxWeight ?? 1;
           const reply = sr.client.advertiseKeys(req as AdvertiseKeysRequest);
-          payload = { stage: reply.stage, clientId: reply.clientId, encryptionPublicKey: reply.encryptionPublicKey, maskingPublicKey: reply.maskingPublicKey };
+          payload = { stage: reply.stage, clientId: reply.clientId, encryptionPublicKey: reply.encryptionPublicKey, maskingPublicKey: reply.maskingPublicKey, signature: reply.signature };
           break;
         }
         case 'share-keys': {
@@ -355,10 +376,15 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           if (socket.connected) charge(u.charge);
           break;
         }
+        case 'consistency-check': {
+          const reply = requireClient(sr).consistencyCheck(req as ConsistencyCheckRequest);
+          payload = { stage: reply.stage, clientId: reply.clientId, signature: reply.signature };
+          break;
+        }
         case 'unmask': {
           // With a complete graph every survivor is our neighbour: no sum of fewer partners than the noise was split over.
-          if (terms && sr.neighbourDegree >= sr.participants - 1) checkRoundParticipants(terms, (req as UnmaskRequest).survived.length + 1, 'unmask');
-          // The core refuses to reveal both shares of one peer (that would unmask it).
+          if (terms && sr.neighbourDegree >= sr.participants - 1) checkRoundParticipants(terms, (req as UnmaskRequest).survivors.length, 'unmask');
+          // The core reveals shares only for the survivor set it signed, certified by T signatures.
           const reply = requireClient(sr).unmask(req as UnmaskRequest);
           payload = { stage: reply.stage, clientId: reply.clientId, shares: reply.shares };
           break;

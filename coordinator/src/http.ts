@@ -3,6 +3,8 @@
  * `GET /healthz`; roles `operator`, `partner`, `compliance`. Bodies are parsed
  * with zod; errors are `{ error: { code, message } }` with the matching status.
  */
+import { hexToBytes } from '@fedmart/shared/crypto/bytes';
+import { identityFingerprint } from '@fedmart/shared/crypto/ed25519';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import {
@@ -149,7 +151,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const p = req.principal!;
     // Partners see who is connected (names are public within a federation), but only their own example count.
     const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, ...(p.role !== 'partner' || c.partnerId === p.sub ? { numExamples: c.numExamples } : {}) }));
-    res.json({ federation: federationView(f), connected });
+    // Identity fingerprints of every bound partner: the operator and the partners compare them out of band.
+    const identities = store.listEnrollments(f.id).filter((e) => e.identityKey !== null).map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityFingerprint: identityFingerprint(hexToBytes(e.identityKey!)) }));
+    res.json({ federation: federationView(f), connected, identities });
   });
 
   api.post('/federations/:id/enrollments', auth('operator'), async (req, res) => {
@@ -164,7 +168,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   api.get('/federations/:id/enrollments', auth('operator', 'compliance'), (req, res) => {
     store.getFederation(param(req, 'id'));
-    res.json({ enrollments: store.listEnrollments(param(req, 'id')).map(({ tokenId: _t, ...e }) => ({ ...e, expiresAt: new Date(e.expiresAt).toISOString() })) });
+    res.json({ enrollments: store.listEnrollments(param(req, 'id')).map(({ tokenId: _t, ...e }) => ({ ...e, expiresAt: new Date(e.expiresAt).toISOString(), identityFingerprint: e.identityKey === null ? null : identityFingerprint(hexToBytes(e.identityKey)) })) });
   });
 
   api.delete('/federations/:id/enrollments/:enrollmentId', auth('operator'), (req, res) => {

@@ -31,6 +31,8 @@ export interface ClientLink {
   numExamples: number;
   /** What it declared at hello (uncapped; an honest SecAgg client folds min(this, maxWeight) into the secure sum). */
   declaredExamples: number;
+  /** The partner's Ed25519 identity key bound to its enrollment (absent for a partner that presented none). */
+  identityKey?: Uint8Array;
   sendTrain(t: SecureTrainInstruction, weights: Uint8Array): void;
   /** Send a protection-layer event (secure-aggregation request, CKKS key custody, encrypted aggregate). */
   emitSecure<E extends keyof SecureServerToClientEvents>(event: E, payload: Parameters<SecureServerToClientEvents[E]>[0]): void;
@@ -475,7 +477,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
             const unit = a.config.dp?.level === 'partner';
             const weights = new Map(effect.nodeIds.map((id) => [id, unit ? 1 : (r.clients.get(id)?.numExamples ?? 1)]));
             const declared = new Map(effect.nodeIds.map((id) => [id, unit ? 1 : (r.clients.get(id)?.declaredExamples ?? 1)]));
-            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length + securedExtraCoordinates(r.strategy), weights, a.config.secureAggregation!, declared);
+            const identities = new Map(effect.nodeIds.map((id) => [id, r.clients.get(id)?.identityKey]));
+            a.secagg = new SecAggRound(a.state.roundId, effect.nodeIds, a.global.length + securedExtraCoordinates(r.strategy), weights, a.config.secureAggregation!, identities, declared);
           } catch (err) {
             const reason = `secure aggregation cannot run this round: ${toFedmartError(err).message}`;
             setImmediate(() => { if (r.active === a) this.apply(r, { type: 'abort', reason }); });
@@ -534,7 +537,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private startTimer(r: FederationRunner, a: ActiveRound, phase: TimedPhase): void {
     this.clearTimer(a);
     const t = a.config.timeouts;
-    const ms = { selecting: t.selectingMs, training: t.trainingMs, evaluating: t.evaluatingMs, 'advertise-keys': t.advertiseKeysMs, 'share-keys': t.shareKeysMs, 'masked-input': t.maskedInputMs, unmasking: t.unmaskingMs }[phase];
+    const ms = { selecting: t.selectingMs, training: t.trainingMs, evaluating: t.evaluatingMs, 'advertise-keys': t.advertiseKeysMs, 'share-keys': t.shareKeysMs, 'masked-input': t.maskedInputMs, 'consistency-check': t.consistencyCheckMs, unmasking: t.unmaskingMs }[phase];
     a.timer = setTimeout(() => {
       a.timer = null;
       if (r.active === a) this.apply(r, { type: 'timeout', phase });

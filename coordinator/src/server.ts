@@ -2,6 +2,7 @@
  * Starts a coordinator: SQLite (via drizzle) under the data dir, the signing
  * key, express + Socket.IO on one HTTP server. Supports `await using`.
  */
+import { wireParser } from '@fedmart/shared/wire-parser';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { lookup } from 'node:dns/promises';
 import path from 'node:path';
@@ -88,7 +89,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
   const app = createHttpApp({ store, authority, orchestrator, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
   const http: HttpServer = createServer(app);
-  const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false } });
+  const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store, authority, orchestrator, log });
   attachVerticalRelay(io, { store, authority, log });

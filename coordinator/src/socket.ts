@@ -13,6 +13,8 @@ import {
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
 import { boundExampleCount } from '@fedmart/shared/strategy/partner-bounds';
+import { hexToBytes } from '@fedmart/shared/crypto/bytes';
+import { federationTermsHash, type FederationTerms as ConsentTerms } from '@fedmart/shared/federation-terms';
 import { SECURE_MESSAGE_TYPES, SecureClientEnvelopeSchema, type SecureServerToClientEvents } from '@fedmart/shared/protocol-secure';
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
@@ -101,15 +103,24 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
     const msg = parsed.data;
     const { federationId, partnerId } = socket.data;
     if (msg.type === 'hello') {
-      deps.store.markEnrollmentSeen(socket.data.enrollmentId, msg.payload.numExamples);
       const fed = deps.store.getFederation(federationId);
       const config = deps.store.federationConfig(fed);
       // The weight a partner gets is capped by its enrollment and the federation's limits (issue 8), whatever it declares.
       const declared = msg.payload.numExamples;
       const numExamples = boundExampleCount(declared, [socket.data.maxExamples, config.limits.maxExamplesPerPartner]);
       if (numExamples < declared) deps.store.audit('coordinator', 'partner.examples-capped', partnerId, { federationId, declared, weightedBy: numExamples });
+      const terms = federationTerms(config);
+      const { identityKey } = msg.payload;
+      if (identityKey === undefined && (config.secureAggregation || config.encryption === 'ckks')) {
+        throw new FedmartError('UNPROCESSABLE', `federation ${federationId} uses ${config.secureAggregation ? 'secure aggregation' : 'CKKS encryption'}, which needs each partner's identity key; the hello carried none — run a fedmart partner node (fedmart partner), which creates one in its data dir`);
+      }
+      // Trust on first use: the first key a partner presents is bound to its enrollment.
+      if (identityKey !== undefined) deps.store.bindIdentity(socket.data.enrollmentId, identityKey, federationTermsHash(terms as unknown as ConsentTerms));
+      deps.store.markEnrollmentSeen(socket.data.enrollmentId, declared);
+      const identities = deps.store.listEnrollments(federationId).filter((e) => e.identityKey !== null && e.status !== 'revoked').map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityKey: e.identityKey! }));
       const link: ClientLink = {
         partnerId, partnerName: socket.data.partnerName, numExamples, declaredExamples: declared,
+        ...(identityKey !== undefined ? { identityKey: hexToBytes(identityKey) } : {}),
         sendTrain: (t, w) => socket.emit('train', t, w),
         emitSecure: (event, payload) => (socket.emit as (e: string, p: unknown) => boolean)(event, payload),
         sendEvaluate: (e, w) => socket.emit('evaluate', e, w),
@@ -117,7 +128,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
         sendRejected: (r) => socket.emit('rejected', r),
         disconnect: (reason) => { socket.emit('protocol-error', { code: 'CONFLICT', message: reason }); socket.disconnect(true); },
       };
-      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, model: config.model, terms: federationTerms(config), ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}) });
+      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, model: config.model, terms, ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}), identities });
       socket.data.link = link;
       deps.orchestrator.attachClient(federationId, link);
       return;

@@ -51,7 +51,9 @@ export function bytesSchema(min: number, max = min) {
 // ---------------------------------------------------------------- secure aggregation
 
 /** Stage 0 reply: two fresh X25519 public keys. */
-const AdvertiseKeysPayload = z.object({ stage: z.literal('advertise-keys'), clientId: uint32Id, encryptionPublicKey: bytesSchema(32), maskingPublicKey: bytesSchema(32) }).strict();
+const AdvertiseKeysPayload = z.object({ stage: z.literal('advertise-keys'), clientId: uint32Id, encryptionPublicKey: bytesSchema(32), maskingPublicKey: bytesSchema(32), signature: bytesSchema(64) }).strict();
+/** Stage 3 reply: the survivor's Ed25519 signature on the survivor set. */
+const ConsistencyCheckPayload = z.object({ stage: z.literal('consistency-check'), clientId: uint32Id, signature: bytesSchema(64) }).strict();
 /** Stage 1 reply: one sealed bundle per neighbour; the coordinator relays them and cannot open them. */
 const ShareKeysPayload = z
   .object({ stage: z.literal('share-keys'), clientId: uint32Id, sealed: z.array(z.object({ from: uint32Id, to: uint32Id, box: bytesSchema(1, MAX_BOX_BYTES) }).strict()).max(MAX_NEIGHBOURS) })
@@ -65,7 +67,7 @@ const MaskedInputPayload = z
     metrics: MetricsSchema,
   })
   .strict();
-/** Stage 3 reply: the revealed shares. */
+/** Stage 4 reply: the revealed shares. */
 const UnmaskPayload = z
   .object({ stage: z.literal('unmask'), clientId: uint32Id, shares: z.array(z.object({ of: uint32Id, kind: z.enum(['mask-key', 'self-seed']), share: bytesSchema(68) }).strict()).max(MAX_NEIGHBOURS) })
   .strict();
@@ -75,7 +77,7 @@ export const SecAggReplyEnvelopeSchema = z.object({
   ...base,
   type: z.literal('secagg-reply'),
   roundId: id,
-  payload: z.discriminatedUnion('stage', [AdvertiseKeysPayload, ShareKeysPayload, MaskedInputPayload, UnmaskPayload]),
+  payload: z.discriminatedUnion('stage', [AdvertiseKeysPayload, ShareKeysPayload, MaskedInputPayload, ConsistencyCheckPayload, UnmaskPayload]),
 });
 export type SecAggReplyEnvelope = z.infer<typeof SecAggReplyEnvelopeSchema>;
 
@@ -86,11 +88,13 @@ export const SecAggRequestSchema = z.discriminatedUnion('stage', [
   z.object({
     stage: z.literal('advertise-keys'), protocol: z.literal(SECAGG_PROTOCOL), roundId: id, clientId: uint32Id,
     participants: z.array(uint32Id).min(3).max(100_000), vectorLength: z.number().int().min(1), quantization: QuantizationWire,
-    neighbourDegree: z.number().int().min(2), threshold: z.number().int().min(2), graphSeed: bytesSchema(32),
+    neighbourDegree: z.number().int().min(2), threshold: z.number().int().min(2), signatureThreshold: z.number().int().min(2), graphSeed: bytesSchema(32),
+    identities: z.array(z.object({ id: uint32Id, partnerId: id, publicKey: bytesSchema(32) })).min(3).max(100_000),
   }),
-  z.object({ stage: z.literal('share-keys'), roundId: id, clientId: uint32Id, peers: z.array(z.object({ id: uint32Id, encryptionPublicKey: bytesSchema(32), maskingPublicKey: bytesSchema(32) })).max(MAX_NEIGHBOURS) }),
+  z.object({ stage: z.literal('share-keys'), roundId: id, clientId: uint32Id, peers: z.array(z.object({ id: uint32Id, encryptionPublicKey: bytesSchema(32), maskingPublicKey: bytesSchema(32), signature: bytesSchema(64) })).max(MAX_NEIGHBOURS) }),
   z.object({ stage: z.literal('masked-input'), roundId: id, clientId: uint32Id, sealed: z.array(z.object({ from: uint32Id, to: uint32Id, box: bytesSchema(1, MAX_BOX_BYTES) })).max(MAX_NEIGHBOURS) }),
-  z.object({ stage: z.literal('unmask'), roundId: id, clientId: uint32Id, dropped: z.array(uint32Id).max(MAX_NEIGHBOURS), survived: z.array(uint32Id).max(MAX_NEIGHBOURS) }),
+  z.object({ stage: z.literal('consistency-check'), roundId: id, clientId: uint32Id, survivors: z.array(uint32Id).max(100_000) }),
+  z.object({ stage: z.literal('unmask'), roundId: id, clientId: uint32Id, survivors: z.array(uint32Id).max(100_000), signatures: z.array(z.object({ id: uint32Id, signature: bytesSchema(64) })).max(100_000) }),
 ]);
 export type SecAggRequestWire = z.infer<typeof SecAggRequestSchema>;
 

@@ -64,7 +64,9 @@ export const TimeoutsSchema = z.object({
   shareKeysMs: z.number().int().min(10).max(86_400_000).default(30_000),
   /** Secure aggregation, stage 2: local training plus the masked input (so as long as training). */
   maskedInputMs: z.number().int().min(10).max(86_400_000).default(120_000),
-  /** Secure aggregation, stage 3: collecting the shares that remove the masks. */
+  /** Secure aggregation, stage 3: collecting the survivors' signatures on the survivor set. */
+  consistencyCheckMs: z.number().int().min(10).max(86_400_000).default(30_000),
+  /** Secure aggregation, stage 4: collecting the shares that remove the masks. */
   unmaskingMs: z.number().int().min(10).max(86_400_000).default(30_000),
 });
 
@@ -75,10 +77,14 @@ export const TimeoutsSchema = z.object({
  */
 export const SecureAggregationConfigSchema = z
   .object({
-    /** Shamir threshold t (default ⌊k/2⌋ + 1; must satisfy k/2 < t ≤ k). */
+    /** Shamir threshold t (default: chosen with k from n, γ, δ as Bell et al. 2020; never below the smallest secure t). */
     threshold: z.number().int().min(2).max(100_000).optional(),
-    /** SecAgg+ degree k (even; default ⌈2·log2 n⌉; ≥ n − 1 means every pair masks). */
+    /** SecAgg+ degree k (even; default: the smallest k meeting 2^-40 security and 2^-30 correctness for n, γ, δ; ≥ n − 1 means every pair masks). */
     neighbours: z.number().int().min(2).max(100_000).optional(),
+    /** γ: fraction of partners assumed to collude with the coordinator (default 0.1). */
+    corruptedFraction: z.number().min(0).max(0.49).optional(),
+    /** δ: dropout rate the default k must tolerate (default 0.3). */
+    dropoutRate: z.number().min(0).max(0.9).optional(),
     /** Each coordinate of an update is clipped to [−clip, clip] before quantization. */
     clip: z.number().positive().max(1e6).default(1),
     /** Ring Z_{2^bits} the masked sum lives in. */
@@ -179,7 +185,7 @@ export const FederationConfigSchema = z.object({
   minClients: z.number().int().min(1).max(100_000).default(2),
   /** Fraction of live clients sampled into each round (at least minClients). */
   sampleFraction: z.number().gt(0).max(1).default(1),
-  timeouts: TimeoutsSchema.default({ selectingMs: 60_000, trainingMs: 120_000, evaluatingMs: 60_000, advertiseKeysMs: 30_000, shareKeysMs: 30_000, maskedInputMs: 120_000, unmaskingMs: 30_000 }),
+  timeouts: TimeoutsSchema.default({ selectingMs: 60_000, trainingMs: 120_000, evaluatingMs: 60_000, advertiseKeysMs: 30_000, shareKeysMs: 30_000, maskedInputMs: 120_000, consistencyCheckMs: 30_000, unmaskingMs: 30_000 }),
   /** Seed for client sampling and the initial model (non-secret). */
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
   /** The agreed data schema partners must follow (opaque to the coordinator). */
@@ -310,6 +316,8 @@ export const HelloSchema = z.object({
     consent: z.literal(true),
     /** Client software description, e.g. backend name. */
     agent: z.string().max(200).optional(),
+    /** Hex Ed25519 public key of the partner node's long-term identity (required for secure aggregation and CKKS). */
+    identityKey: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits (an Ed25519 public key)').optional(),
   }),
 });
 
@@ -455,6 +463,8 @@ export interface Welcome {
   dataSchema?: unknown;
   /** The federation's protection terms ({@link FederationTermsSchema}). */
   terms?: FederationTerms;
+  /** Every enrolled partner's identity key as bound by the coordinator (hex), for partners to pin. */
+  identities?: { partnerId: string; partnerName: string; identityKey: string }[];
 }
 
 /** Typed Socket.IO events, server → client. */

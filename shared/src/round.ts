@@ -8,7 +8,7 @@
  * scheduled → selecting → training → aggregating → evaluating → committed
  * with secure aggregation (Bonawitz et al. 2017, rounds 0–3), training is
  * replaced by its stages:
- *   selecting → advertise-keys → share-keys → masked-input → unmasking → aggregating → …
+ *   selecting → advertise-keys → share-keys → masked-input → consistency-check → unmasking → aggregating → …
  * any phase → failed(reason)
  * ```
  * Each secure-aggregation stage has its own timeout; a client that misses
@@ -21,14 +21,14 @@
  */
 
 /** Every phase a round can be in. */
-export const ROUND_PHASES = ['scheduled', 'selecting', 'training', 'advertise-keys', 'share-keys', 'masked-input', 'unmasking', 'aggregating', 'evaluating', 'committed', 'failed'] as const;
+export const ROUND_PHASES = ['scheduled', 'selecting', 'training', 'advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmasking', 'aggregating', 'evaluating', 'committed', 'failed'] as const;
 export type RoundPhase = (typeof ROUND_PHASES)[number];
 
 /** Phases a round never leaves. */
 export const TERMINAL_PHASES: ReadonlySet<RoundPhase> = new Set(['committed', 'failed']);
 
 /** The secure-aggregation stages, in order (they replace 'training'). */
-export const SECAGG_PHASES = ['advertise-keys', 'share-keys', 'masked-input', 'unmasking'] as const;
+export const SECAGG_PHASES = ['advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmasking'] as const;
 /** One secure-aggregation stage of a round. */
 export type SecAggPhase = (typeof SECAGG_PHASES)[number];
 
@@ -218,6 +218,7 @@ export function transition(state: RoundState, event: RoundEvent): TransitionResu
     case 'advertise-keys':
     case 'share-keys':
     case 'masked-input':
+    case 'consistency-check':
     case 'unmasking':
       return stageTransition(state, state.phase, event);
     case 'aggregating':
@@ -267,15 +268,16 @@ function select(state: RoundState, event: Extract<RoundEvent, { type: 'select' }
   };
 }
 
-const NEXT_STAGE: Readonly<Record<SecAggPhase, SecAggPhase | null>> = { 'advertise-keys': 'share-keys', 'share-keys': 'masked-input', 'masked-input': 'unmasking', unmasking: null };
+const NEXT_STAGE: Readonly<Record<SecAggPhase, SecAggPhase | null>> = { 'advertise-keys': 'share-keys', 'share-keys': 'masked-input', 'masked-input': 'consistency-check', 'consistency-check': 'unmasking', unmasking: null };
 
 /**
  * Fewest clients a stage may close with. Up to masked input this is the
- * round's minimum (they are the contributors); unmasking needs only enough
- * shares, which the SecAgg server core checks against the threshold t.
+ * round's minimum (they are the contributors); the consistency check and
+ * unmasking need only enough signatures and shares, which the SecAgg server
+ * core checks against its thresholds.
  */
 function stageMinimum(state: RoundState, stage: SecAggPhase): number {
-  return stage === 'unmasking' ? 1 : state.minClients;
+  return stage === 'unmasking' || stage === 'consistency-check' ? 1 : state.minClients;
 }
 
 function afterStageProgress(state: RoundState, stage: SecAggPhase): TransitionResult {
@@ -319,7 +321,7 @@ function stageTransition(state: RoundState, stage: SecAggPhase, event: RoundEven
       // Clients the SecAgg core left out (too few live neighbours) are dropped here.
       const failures = { ...state.failures };
       const nextMembers = [...event.next];
-      if (stage !== 'unmasking') {
+      if (stage !== 'unmasking' && stage !== 'consistency-check') {
         for (const n of p.replied) if (!nextMembers.includes(n) && !(n in failures)) failures[n] = `left out after stage ${stage}: too few live neighbours hold its shares`;
       }
       const trained = stage === 'masked-input' ? p.replied.filter((n) => nextMembers.includes(n)) : state.trained;

@@ -172,6 +172,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE privacy_ledger ADD COLUMN update_sigma REAL;
   ALTER TABLE privacy_ledger ADD COLUMN count_std REAL;
   `,
+  // 6: partner identity (issue 8): the Ed25519 key bound at first connect, and the terms hash consented to
+  `
+  ALTER TABLE enrollments ADD COLUMN identity_key TEXT;
+  ALTER TABLE enrollments ADD COLUMN terms_hash TEXT;
+  `,
 ];
 
 /**

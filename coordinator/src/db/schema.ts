@@ -36,6 +36,10 @@ export const enrollments = sqliteTable('enrollments', {
   createdAt: integer('created_at').notNull(),
   /** Most examples this partner may claim (agreed at enrollment); null = only the federation's limit applies. */
   maxExamples: integer('max_examples'),
+  /** Hex Ed25519 identity key bound at the partner's first connect; cleared when the operator re-enrolls it. */
+  identityKey: text('identity_key'),
+  /** Hex SHA-256 of the federation terms the partner consented to (`federationTermsHash`). */
+  termsHash: text('terms_hash'),
 }, (t) => [uniqueIndex('enrollments_fed_partner_idx').on(t.federationId, t.partnerId), index('enrollments_token_idx').on(t.tokenId)]);
 
 export const rounds = sqliteTable('rounds', {

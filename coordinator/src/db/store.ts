@@ -6,6 +6,8 @@
 import { and, asc, desc, eq, inArray, notInArray, sql } from 'drizzle-orm';
 import { createHash, randomUUID } from 'node:crypto';
 import { FedmartError } from '@fedmart/shared/errors';
+import { hexToBytes } from '@fedmart/shared/crypto/bytes';
+import { identityFingerprint } from '@fedmart/shared/crypto/ed25519';
 import { FederationConfigSchema, type FederationConfig, type Metrics } from '@fedmart/shared/protocol';
 import type { Db } from './client.ts';
 import * as t from './schema.ts';
@@ -120,11 +122,12 @@ export class Store {
   createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null): t.EnrollmentRow {
     const existing = this.db.select().from(t.enrollments).where(and(eq(t.enrollments.federationId, federationId), eq(t.enrollments.partnerId, partnerId))).get();
     if (existing) {
-      // Re-issuing replaces the old token (the old jti stops working).
-      this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status: existing.status === 'revoked' ? 'invited' : existing.status }).where(eq(t.enrollments.id, existing.id)).run();
-      return { ...existing, tokenId, expiresAt, maxExamples };
+      // Re-issuing replaces the old token (the old jti stops working) and releases the identity
+      // binding: re-enrolling is how an operator lets a partner come back with a new identity key.
+      this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status: existing.status === 'revoked' ? 'invited' : existing.status, identityKey: null }).where(eq(t.enrollments.id, existing.id)).run();
+      return { ...existing, tokenId, expiresAt, maxExamples, identityKey: null };
     }
-    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples };
+    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null };
     this.db.insert(t.enrollments).values(row).run();
     return row;
   }
@@ -148,6 +151,23 @@ export class Store {
     const row = this.db.select().from(t.enrollments).where(eq(t.enrollments.id, id)).get();
     if (!row) return;
     this.db.update(t.enrollments).set({ status: row.status === 'revoked' ? 'revoked' : 'active', consentedAt: row.consentedAt ?? now(), lastSeenAt: now(), numExamples }).where(eq(t.enrollments.id, id)).run();
+  }
+
+  /**
+   * Bind a partner's identity key to its enrollment on first connect (trust on first use); later
+   * connects must present the same key.
+   * @param id - enrollment id
+   * @param identityKey - hex Ed25519 public key
+   * @param termsHash - hex hash of the terms the partner consents to
+   * @throws FedmartError CONFLICT when a different key is already bound (the operator must re-enroll the partner)
+   */
+  bindIdentity(id: string, identityKey: string, termsHash: string | null): void {
+    const row = this.db.select().from(t.enrollments).where(eq(t.enrollments.id, id)).get();
+    if (!row) throw new FedmartError('NOT_FOUND', `enrollment ${id} not found`);
+    if (row.identityKey !== null && row.identityKey !== identityKey) {
+      throw new FedmartError('CONFLICT', `partner ${row.partnerId} connected with identity key ${identityFingerprint(hexToBytes(identityKey))}, but its enrollment is bound to ${identityFingerprint(hexToBytes(row.identityKey))}; if the partner really has a new key, the operator must re-enroll it (fedmart federation enroll) and the other partners must accept its new fingerprint`);
+    }
+    this.db.update(t.enrollments).set({ identityKey, termsHash }).where(eq(t.enrollments.id, id)).run();
   }
 
   revokeEnrollment(id: string): void {

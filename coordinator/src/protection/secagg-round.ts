@@ -18,7 +18,7 @@ import type { SecureAggregationConfig } from '@fedmart/shared/protocol';
 import type { SecAggPhase } from '@fedmart/shared/round';
 
 /** Round phase of each SecAgg core stage. */
-export const PHASE_OF_STAGE: Readonly<Record<SecAggStage, SecAggPhase>> = { 'advertise-keys': 'advertise-keys', 'share-keys': 'share-keys', 'masked-input': 'masked-input', unmask: 'unmasking' };
+export const PHASE_OF_STAGE: Readonly<Record<SecAggStage, SecAggPhase>> = { 'advertise-keys': 'advertise-keys', 'share-keys': 'share-keys', 'masked-input': 'masked-input', 'consistency-check': 'consistency-check', unmask: 'unmasking' };
 
 /** One round's secure aggregation, as the orchestrator drives it. */
 export class SecAggRound {
@@ -39,10 +39,11 @@ export class SecAggRound {
    * @param vectorLength - model parameter count
    * @param weights - each selected partner's declared example count (its weight)
    * @param config - the federation's secure-aggregation settings
+   * @param identityKeys - each selected partner's bound Ed25519 identity key (clients check the signatures under it)
    * @param declared - the weight each selected partner's client will fold in as it computes it (its hello count, or 1 under partner-level DP), before capping at maxWeight; snapshotted now because a partner that drops later leaves the orchestrator's client list
-   * @throws FedmartError CONFIG_ERROR when the settings do not fit this round (e.g. fewer than 3 clients)
+   * @throws FedmartError CONFIG_ERROR when the settings do not fit this round (e.g. fewer than 3 clients, or a partner without an identity key)
    */
-  constructor(roundId: string, selected: readonly string[], vectorLength: number, weights: ReadonlyMap<string, number>, config: SecureAggregationConfig, private readonly declared: ReadonlyMap<string, number> = weights) {
+  constructor(roundId: string, selected: readonly string[], vectorLength: number, weights: ReadonlyMap<string, number>, config: SecureAggregationConfig, identityKeys: ReadonlyMap<string, Uint8Array | undefined>, private readonly declared: ReadonlyMap<string, number> = weights) {
     const sorted = [...selected].sort();
     sorted.forEach((p, i) => {
       this.idOf.set(p, i + 1);
@@ -58,9 +59,20 @@ export class SecAggRound {
       // A configured degree at or above n − 1 means every pair masks (plain SecAgg).
       ...(config.neighbours !== undefined ? { neighbourDegree: config.neighbours >= n - 1 ? n - 1 : config.neighbours } : {}),
       ...(config.threshold !== undefined ? { threshold: config.threshold } : {}),
+      ...(config.corruptedFraction !== undefined ? { corruptedFraction: config.corruptedFraction } : {}),
+      ...(config.dropoutRate !== undefined ? { dropoutRate: config.dropoutRate } : {}),
       graphSeed: new Uint8Array(randomBytes(32)),
+      identities: sorted.map((p) => {
+        const publicKey = identityKeys.get(p);
+        if (!publicKey) throw new FedmartError('CONFIG_ERROR', `secure aggregation: partner ${p} presented no identity key; partners must run a fedmart client that signs its messages (upgrade it)`);
+        return { id: this.idOf.get(p)!, publicKey };
+      }),
     });
-    for (const req of this.server.advertiseKeysRequests()) this.pending.set(this.partnerOf.get(req.clientId)!, req);
+    for (const req of this.server.advertiseKeysRequests()) {
+      const partnerId = this.partnerOf.get(req.clientId)!;
+      // Partners pin identities by partner id: tell each which partner every client id is.
+      this.pending.set(partnerId, { ...req, identities: req.identities.map((e) => ({ ...e, partnerId: this.partnerOf.get(e.id)! })) } as SecAggRequest);
+    }
   }
 
   /** The request for `partnerId` at the stage about to be sent. */
@@ -80,7 +92,7 @@ export class SecAggRound {
     let reply: SecAggReply;
     switch (payload.stage) {
       case 'advertise-keys':
-        reply = { stage: 'advertise-keys', roundId, clientId, encryptionPublicKey: payload.encryptionPublicKey, maskingPublicKey: payload.maskingPublicKey };
+        reply = { stage: 'advertise-keys', roundId, clientId, encryptionPublicKey: payload.encryptionPublicKey, maskingPublicKey: payload.maskingPublicKey, signature: payload.signature };
         this.server.receiveAdvertiseKeys(reply);
         return;
       case 'share-keys':
@@ -95,6 +107,9 @@ export class SecAggRound {
         this.metrics.set(partnerId, payload.metrics);
         return;
       }
+      case 'consistency-check':
+        this.server.receiveConsistencyCheck({ stage: 'consistency-check', roundId, clientId, signature: payload.signature });
+        return;
       case 'unmask':
         this.server.receiveUnmask({ stage: 'unmask', roundId, clientId, shares: payload.shares });
         return;
@@ -117,6 +132,9 @@ export class SecAggRound {
         break;
       case 'masked-input':
         requests = this.server.closeMaskedInput();
+        break;
+      case 'consistency-check':
+        requests = this.server.closeConsistencyCheck();
         break;
       case 'unmasking':
         this.result = this.server.closeUnmask();

@@ -39,6 +39,7 @@
  * (inside `secagg/`); the public neighbourhood-graph seed is derived from
  * the round id.
  */
+import { generateEd25519KeyPair } from '../crypto/ed25519.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { FedmartError } from '../errors.ts';
 import { SecAggClient } from '../secagg/client.ts';
@@ -117,7 +118,7 @@ export interface SecureClusterSum {
  * Sum the partners' cluster sums with secure aggregation: every partner
  * holds its own {@link SecAggClient} and sees only its own vector; the
  * {@link SecAggServer} sees public keys, sealed share bundles and masked
- * vectors, and outputs only the sum. Runs the four stages in process (the
+ * vectors, and outputs only the sum. Runs the five stages in process (the
  * partners are separate objects here, not separate machines).
  *
  * @param contributions - one per partner, in partner order
@@ -134,19 +135,23 @@ export function secureSumClusterSums(contributions: readonly ClusterSums[], boun
   const scales = clusterSumScales(bounds, k, withPositives);
   const quantization = clusterSumQuantization(bounds.partners);
   const ids = contributions.map((_, i) => i + 1);
+  // In-process partners: fresh identity keys per run sign the advertised keys and the survivor set.
+  const keys = new Map(ids.map((id) => [id, generateEd25519KeyPair()]));
   const server = new SecAggServer({
     roundId,
     participants: ids,
     vectorLength: scales.length,
     quantization,
     graphSeed: sha256(new TextEncoder().encode(`fedmart/kmeans/graph/${roundId}`)),
+    identities: ids.map((id) => ({ id, publicKey: keys.get(id)!.publicKey })),
   });
-  const clients = new Map(ids.map((id) => [id, new SecAggClient(id)]));
+  const clients = new Map(ids.map((id) => [id, new SecAggClient(id, keys.get(id)!)]));
   const inputs = new Map(ids.map((id) => [id, pack(contributions[id - 1]!, scales, withPositives, id)]));
   for (const req of server.advertiseKeysRequests()) server.receiveAdvertiseKeys(clients.get(req.clientId)!.advertiseKeys(req));
   for (const req of server.closeAdvertiseKeys()) server.receiveShareKeys(clients.get(req.clientId)!.shareKeys(req));
   for (const req of server.closeShareKeys()) server.receiveMaskedInput(clients.get(req.clientId)!.maskInput(req, inputs.get(req.clientId)!, 1));
-  for (const req of server.closeMaskedInput()) server.receiveUnmask(clients.get(req.clientId)!.unmask(req));
+  for (const req of server.closeMaskedInput()) server.receiveConsistencyCheck(clients.get(req.clientId)!.consistencyCheck(req));
+  for (const req of server.closeConsistencyCheck()) server.receiveUnmask(clients.get(req.clientId)!.unmask(req));
   const result = server.closeUnmask();
   const sum = result.weightedSum;
   const unit = quantizationErrorBound(resolveQuantization(quantization), ids.length);

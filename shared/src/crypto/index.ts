@@ -6,6 +6,7 @@
  * | module | primitive | reference |
  * |---|---|---|
  * | `x25519.ts` | X25519 key agreement | RFC 7748 |
+ * | `ed25519.ts` | Ed25519 signatures (partner identity) | RFC 8032 |
  * | `kdf.ts` | HKDF-SHA256 | RFC 5869 |
  * | `aead.ts` | ChaCha20-Poly1305, random nonce prepended | RFC 8439 §2.8 |
  * | `prg.ts` | ChaCha20 keystream as a seed-expanding PRG | RFC 8439 §2.4 |
@@ -35,6 +36,7 @@
  *   predictable inputs.
  */
 export { X25519_KEY_BYTES, generateX25519KeyPair, getX25519PublicKey, x25519SharedSecret, x25519SharedSecrets, type X25519KeyPair } from './x25519.ts';
+export { ED25519_KEY_BYTES, ED25519_SIGNATURE_BYTES, generateEd25519KeyPair, getEd25519PublicKey, identityFingerprint, signEd25519, signedMessage, verifyEd25519, type Ed25519KeyPair } from './ed25519.ts';
 export { HKDF_SHA256_MAX_LENGTH, hkdfSha256 } from './kdf.ts';
 export {
   AEAD_KEY_BYTES,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { aeadOpen, aeadSeal, aeadSealWithNonceUnsafe, encodeAssociatedData } from './aead.ts';
+import { getEd25519PublicKey, identityFingerprint, signEd25519, verifyEd25519 } from './ed25519.ts';
 import { hkdfSha256 } from './kdf.ts';
 import { addExpandedSeed, expandSeed } from './prg.ts';
 import { combineShares, decodeShare, encodeShare, splitSecret, splitSecretWithCoefficientsUnsafe } from './shamir.ts';
@@ -15,6 +16,13 @@ const share = splitSecret(k32, 1, 1)[0]!;
 
 /** Every export that takes bytes, with the position of each bytes argument. */
 const BYTES_CALLS: [string, (x: unknown) => unknown][] = [
+  ['getEd25519PublicKey(sk)', (x) => getEd25519PublicKey(x as Uint8Array)],
+  ['signEd25519(sk, ·)', (x) => signEd25519(x as Uint8Array, ad)],
+  ['signEd25519(·, message)', (x) => signEd25519(k32, x as Uint8Array)],
+  ['verifyEd25519(pk, ·, ·)', (x) => verifyEd25519(x as Uint8Array, ad, new Uint8Array(64))],
+  ['verifyEd25519(·, message, ·)', (x) => verifyEd25519(k32, x as Uint8Array, new Uint8Array(64))],
+  ['verifyEd25519(·, ·, signature)', (x) => verifyEd25519(k32, ad, x as Uint8Array)],
+  ['identityFingerprint(pk)', (x) => identityFingerprint(x as Uint8Array)],
   ['getX25519PublicKey(sk)', (x) => getX25519PublicKey(x as Uint8Array)],
   ['x25519SharedSecret(sk, ·)', (x) => x25519SharedSecret(x as Uint8Array, pk)],
   ['x25519SharedSecret(·, pk)', (x) => x25519SharedSecret(k32, x as Uint8Array)],

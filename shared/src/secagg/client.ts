@@ -1,8 +1,9 @@
 /**
  * Client half of secure aggregation: Bonawitz et al., "Practical Secure
  * Aggregation for Privacy-Preserving Machine Learning", CCS 2017, Fig. 4
- * (honest-but-curious variant), with the SecAgg+ neighbourhoods of Bell et
- * al., CCS 2020. Pair: {@link SecAggServer} in `server.ts`.
+ * in its actively-secure form (§6: signed advertised keys and a
+ * consistency-check round), with the SecAgg+ neighbourhoods of Bell et al.,
+ * CCS 2020. Pair: {@link SecAggServer} in `server.ts`.
  *
  * A pure, staged state machine (the `check_stage` idea of Flower's
  * `secaggplus_mod.py`): each method handles one coordinator request and
@@ -12,12 +13,27 @@
  * something it did not expect).
  *
  * Stages: (0) advertise-keys: make X25519 pairs (c for share encryption, s
- * for mask agreement) → public keys. (1) share-keys: split s_sk and a fresh
+ * for mask agreement) → public keys, signed with the client's long-term
+ * Ed25519 identity key. (1) share-keys: check every neighbour's signature
+ * against the identity directory (which the partner checked against its
+ * pins), split s_sk and a fresh
  * self-mask seed b into t-of-m Shamir shares for the m neighbours, seal each
  * neighbour's pair under HKDF(X25519(c_sk, c_pk_v)). (2) masked-input:
  * y = q(w·Δ) ‖ w + PRG(b) + Σ_v ±PRG(HKDF(X25519(s_sk, s_pk_v))) mod 2^bits.
- * (3) unmask: for each neighbour, the b-share if it survived or the
- * s_sk-share if it dropped — never both for the same neighbour.
+ * (3) consistency-check: sign the survivor set U3 — once per round — after
+ * checking it is well formed, holds at least T clients, and gives every
+ * member at least t surviving neighbours (otherwise a coordinator could
+ * declare all of a client's neighbours dropped and isolate its input).
+ * (4) unmask: only for the very set it signed, and only with at least T
+ * valid signatures on it from distinct participants, reveal for each
+ * neighbour the b-share if it is in U3, the s_sk-share if not. The client
+ * decides which from the certified set; the coordinator's word is not used.
+ *
+ * Why this stops a coordinator lying about dropouts: honest clients sign one
+ * set per round and T > (n + c)/2, so at most one survivor set can gather T
+ * signatures; all honest holders then reveal the same kind of share for each
+ * peer, and the other kind can come only from corrupted neighbours, fewer
+ * than t by the SecAgg+ parameter choice (`secagg-plus-params.ts`).
  */
 import { randomBytes } from 'node:crypto';
 import { aeadOpen, aeadSeal, encodeAssociatedData } from '../crypto/aead.ts';
@@ -25,12 +41,16 @@ import { concatBytes, equalBytes, isBytes, u32be, wipeBytes } from '../crypto/by
 import { PRG_SEED_BYTES, addExpandedSeed } from '../crypto/prg.ts';
 import { SHAMIR_SHARE_BYTES, decodeShare, encodeShare, splitSecret, type ShamirShare } from '../crypto/shamir.ts';
 import { X25519_KEY_BYTES, generateX25519KeyPair, x25519SharedSecrets, type X25519KeyPair } from '../crypto/x25519.ts';
+import { ED25519_KEY_BYTES, getEd25519PublicKey, signEd25519, verifyEd25519, type Ed25519KeyPair } from '../crypto/ed25519.ts';
 import { FedmartError } from '../errors.ts';
-import { SHARE_BOX_PURPOSE, derivePairwiseSeed, deriveShareKey, pairwiseSign } from './keys.ts';
+import { SHARE_BOX_PURPOSE, advertiseSignedMessage, derivePairwiseSeed, deriveShareKey, pairwiseSign, survivorsSignedMessage } from './keys.ts';
 import {
   SECAGG_PROTOCOL,
+  SECAGG_STAGES,
   type AdvertiseKeysReply,
   type AdvertiseKeysRequest,
+  type ConsistencyCheckReply,
+  type ConsistencyCheckRequest,
   type MaskedInputReply,
   type MaskedInputRequest,
   type PeerKeys,
@@ -42,6 +62,7 @@ import {
   type UnmaskRequest,
 } from './messages.ts';
 import { resolveRoundParameters, type ResolvedRoundParameters } from './params.ts';
+import { DEFAULT_CORRUPTED_FRACTION } from './secagg-plus-params.ts';
 import { quantizeWeightedUpdate } from './quantize.ts';
 
 /** Plaintext of a sealed bundle: from (4) ‖ to (4) ‖ share of s_sk (68) ‖ share of b (68). */
@@ -55,18 +76,29 @@ interface HeldShares {
   selfSeed: ShamirShare;
 }
 
+/** Options of {@link SecAggClient}. */
+export interface SecAggClientOptions {
+  /** γ this client assumes: it refuses a round whose t or signature threshold is too low for it; default {@link DEFAULT_CORRUPTED_FRACTION} */
+  corruptedFraction?: number;
+}
+
 /**
  * One client's side of one secure-aggregation round.
  *
  * @example
- * const client = new SecAggClient(7);
+ * const client = new SecAggClient(7, identityKeyPair);
  * send(client.advertiseKeys(setupRequest));
  * send(client.shareKeys(shareKeysRequest));
  * send(client.maskInput(maskedInputRequest, update, exampleCount));
+ * send(client.consistencyCheck(consistencyRequest));
  * send(client.unmask(unmaskRequest));
  */
 export class SecAggClient {
   readonly clientId: number;
+  #identity: Ed25519KeyPair;
+  #corruptedFraction: number;
+  /** the survivor set this client signed (it signs one per round) */
+  #signedSurvivors: number[] | null = null;
   #state: SecAggClientState = 'advertise-keys';
   #params: ResolvedRoundParameters | null = null;
   #neighbours = new Set<number>();
@@ -79,11 +111,18 @@ export class SecAggClient {
 
   /**
    * @param clientId - this client's secure-aggregation id (positive uint32), assigned by the coordinator
-   * @throws RangeError on an invalid id
+   * @param identity - this partner's long-term Ed25519 identity key pair (signs advertised keys and the survivor set)
+   * @param options - the corrupted fraction this client assumes
+   * @throws RangeError on an invalid id; TypeError on a malformed identity key pair
    */
-  constructor(clientId: number) {
+  constructor(clientId: number, identity: Ed25519KeyPair, options: SecAggClientOptions = {}) {
     if (!Number.isSafeInteger(clientId) || clientId < 1 || clientId > 0xffffffff) throw new RangeError(`SecAggClient: clientId: expected a positive uint32, got ${String(clientId)}`);
+    if (typeof identity !== 'object' || identity === null || !isBytes(identity.secretKey) || identity.secretKey.length !== ED25519_KEY_BYTES || !isBytes(identity.publicKey) || !equalBytes(getEd25519PublicKey(identity.secretKey), identity.publicKey)) {
+      throw new TypeError('SecAggClient: identity: expected an Ed25519 key pair { secretKey, publicKey } (32 bytes each, matching)');
+    }
     this.clientId = clientId;
+    this.#identity = identity;
+    this.#corruptedFraction = options.corruptedFraction ?? DEFAULT_CORRUPTED_FRACTION;
   }
 
   /** The stage whose request the client expects next, or 'done'/'aborted'. */
@@ -107,20 +146,29 @@ export class SecAggClient {
         quantization: request.quantization,
         neighbourDegree: request.neighbourDegree,
         threshold: request.threshold,
+        signatureThreshold: request.signatureThreshold,
+        // Our own γ: the resolver refuses a t or signature threshold too low for it.
+        corruptedFraction: this.#corruptedFraction,
         graphSeed: request.graphSeed,
+        identities: request.identities,
       });
       const neighbours = params.graph.neighbours.get(this.clientId);
       if (!neighbours) throw mismatch(`client ${this.clientId} is not among the round's participants`);
+      const mine = params.identities.get(this.clientId)!;
+      if (!equalBytes(mine, this.#identity.publicKey)) throw new FedmartError('CRYPTO_ERROR', `secure aggregation: the round lists another identity key for client ${this.clientId} than this partner's own; refusing to take part`);
       this.#params = params;
       this.#neighbours = new Set(neighbours);
       this.#encryptionKeys = generateX25519KeyPair();
       this.#maskingKeys = generateX25519KeyPair();
+      const c = this.#encryptionKeys.publicKey;
+      const sk = this.#maskingKeys.publicKey;
       return {
         stage: 'advertise-keys',
         roundId: params.roundId,
         clientId: this.clientId,
-        encryptionPublicKey: this.#encryptionKeys.publicKey,
-        maskingPublicKey: this.#maskingKeys.publicKey,
+        encryptionPublicKey: c,
+        maskingPublicKey: sk,
+        signature: signEd25519(this.#identity.secretKey, advertiseSignedMessage(params.roundId, this.clientId, c, sk)),
       };
     });
   }
@@ -145,6 +193,10 @@ export class SecAggClient {
           // Bonawitz et al. Fig. 4 round 1: all advertised keys must be distinct.
           if (keys.some((seen) => equalBytes(seen, k))) throw new FedmartError('CRYPTO_ERROR', `share-keys: peer ${peer.id} advertised a public key already in use in this round; refusing to share`);
           keys.push(k);
+        }
+        // Bonawitz et al. §6 round 1: the keys must carry the peer's signature, so the relay cannot substitute its own.
+        if (!isBytes(peer.signature) || !verifyEd25519(params.identities.get(peer.id)!, advertiseSignedMessage(params.roundId, peer.id, peer.encryptionPublicKey, peer.maskingPublicKey), peer.signature)) {
+          throw new FedmartError('CRYPTO_ERROR', `secure aggregation: share-keys: the keys of peer ${peer.id} do not carry a valid signature under its identity key; the coordinator may be substituting keys — refusing to share`, { details: { peer: peer.id } });
         }
         this.#peers.set(peer.id, peer);
       }
@@ -229,42 +281,67 @@ export class SecAggClient {
   }
 
   /**
-   * Stage 3: reveal, for each listed neighbour, the share the coordinator
-   * needs — the self-seed share of a survivor or the mask-key share of a
-   * dropped neighbour. Refuses to reveal both for one neighbour.
-   * @param request - who dropped and who survived among our neighbours
+   * Stage 3: sign the survivor set U3 (once per round), after checking it.
+   * @param request - the survivor set
+   * @returns the signature on (round, U3)
+   * @throws FedmartError INVALID_MESSAGE on a malformed set; CRYPTO_ERROR when the set leaves some member with fewer than t surviving neighbours (it would isolate that client's input); ROUND_FAILED when it is smaller than the signature threshold; PROTOCOL_MISMATCH out of order
+   */
+  consistencyCheck(request: ConsistencyCheckRequest): ConsistencyCheckReply {
+    return this.#run('consistency-check', request, () => {
+      const params = this.#params!;
+      const survivors = checkSurvivorSet(request.survivors, params);
+      // A set that omits this client is safe to sign: its input then stays masked by its self-mask, which is never revealed.
+      if (survivors.length < params.signatureThreshold) {
+        throw roundFailed('consistency-check', `the survivor set has ${survivors.length} client(s), fewer than the ${params.signatureThreshold} signatures a client requires`);
+      }
+      const inSet = new Set(survivors);
+      for (const u of survivors) {
+        const alive = params.graph.neighbours.get(u)!.filter((v) => inSet.has(v)).length;
+        if (alive < params.threshold) {
+          throw new FedmartError('CRYPTO_ERROR', `secure aggregation: consistency-check: survivor ${u} has ${alive} surviving neighbour(s) in the set, fewer than t = ${params.threshold}; unmasking it would expose its individual input — refusing to sign`, { details: { peer: u } });
+        }
+      }
+      this.#signedSurvivors = survivors;
+      return { stage: 'consistency-check', roundId: params.roundId, clientId: this.clientId, signature: signEd25519(this.#identity.secretKey, survivorsSignedMessage(params.roundId, survivors)) };
+    });
+  }
+
+  /**
+   * Stage 4: reveal, for each neighbour we hold shares of, the self-seed
+   * share if it is in the certified survivor set and the mask-key share if
+   * not — only if the set is the one we signed and at least T distinct
+   * participants signed it too.
+   * @param request - the survivor set and the signatures collected on it
    * @returns the revealed shares
-   * @throws FedmartError CRYPTO_ERROR naming the peer if a neighbour is listed as both dropped and survived (or twice), or if we hold no share for it; ROUND_FAILED with fewer than t survivors; PROTOCOL_MISMATCH out of order
+   * @throws FedmartError CRYPTO_ERROR (naming the problem) when the set differs from the one we signed, or when fewer than T valid signatures support it — the coordinator may be showing clients different views, and no share is revealed; PROTOCOL_MISMATCH out of order
    */
   unmask(request: UnmaskRequest): UnmaskReply {
     return this.#run('unmask', request, () => {
       const params = this.#params!;
-      if (!Array.isArray(request.dropped) || !Array.isArray(request.survived)) throw invalid('unmask: expected dropped and survived id arrays');
-      const asked = new Map<number, 'dropped' | 'survived'>();
-      for (const [list, kind] of [[request.dropped, 'dropped'], [request.survived, 'survived']] as const) {
-        for (const id of list) {
-          const previous = asked.get(id);
-          if (previous !== undefined) {
-            throw new FedmartError(
-              'CRYPTO_ERROR',
-              previous === kind
-                ? `unmask: peer ${id} is listed twice as ${kind}; refusing to reveal any share`
-                : `unmask: peer ${id} is listed as both dropped and survived; revealing both its mask-key and self-seed shares would unmask its input — refusing`,
-              { details: { peer: id } },
-            );
-          }
-          if (id === this.clientId) throw new FedmartError('CRYPTO_ERROR', `unmask: asked to reveal a share of our own secrets (client ${id}); refusing`, { details: { peer: id } });
-          if (!this.#held.has(id)) throw new FedmartError('CRYPTO_ERROR', `unmask: peer ${String(id)} is not a neighbour we masked with; refusing`, { details: { peer: id } });
-          asked.set(id, kind);
-        }
+      if (!Array.isArray(request.survivors) || !Array.isArray(request.signatures)) throw invalid('unmask: expected survivors and signatures arrays');
+      const signed = this.#signedSurvivors!;
+      if (request.survivors.length !== signed.length || request.survivors.some((u, i) => u !== signed[i])) {
+        throw new FedmartError('CRYPTO_ERROR', `secure aggregation: unmask: the survivor set differs from the one this client signed (${request.survivors.length} vs ${signed.length} clients); the coordinator is showing different views — refusing to reveal any share`);
       }
-      if (request.survived.length < params.threshold) {
-        throw roundFailed('unmask', `client ${this.clientId} was told ${request.survived.length} neighbour(s) survived, fewer than the threshold t = ${params.threshold}`);
+      const message = survivorsSignedMessage(params.roundId, signed);
+      const signers = new Set<number>();
+      for (const entry of request.signatures) {
+        if (typeof entry !== 'object' || entry === null || signers.has(entry.id) || !isBytes(entry.signature)) continue;
+        const key = params.identities.get(entry.id);
+        if (key && verifyEd25519(key, message, entry.signature)) signers.add(entry.id);
+        if (signers.size >= params.signatureThreshold) break;
       }
+      if (signers.size < params.signatureThreshold) {
+        throw new FedmartError(
+          'CRYPTO_ERROR',
+          `secure aggregation: unmask: only ${signers.size} valid signature(s) from distinct participants on the survivor set, fewer than the ${params.signatureThreshold} required; the coordinator may be showing clients different survivor sets — refusing to reveal any share`,
+          { details: { signatures: signers.size, required: params.signatureThreshold } },
+        );
+      }
+      const inSet = new Set(signed);
       const shares: RevealedShare[] = [];
-      for (const [id, kind] of asked) {
-        const held = this.#held.get(id)!;
-        shares.push(kind === 'dropped' ? { of: id, kind: 'mask-key', share: encodeShare(held.maskKey) } : { of: id, kind: 'self-seed', share: encodeShare(held.selfSeed) });
+      for (const [id, held] of [...this.#held].sort((a, b) => a[0] - b[0])) {
+        shares.push(inSet.has(id) ? { of: id, kind: 'self-seed', share: encodeShare(held.selfSeed) } : { of: id, kind: 'mask-key', share: encodeShare(held.maskKey) });
       }
       this.#wipeHeldShares();
       return { stage: 'unmask', roundId: params.roundId, clientId: this.clientId, shares };
@@ -294,8 +371,7 @@ export class SecAggClient {
       if (request.clientId !== this.clientId) throw mismatch(`request is addressed to client ${String(request.clientId)}, this is client ${this.clientId}`);
       if (this.#params !== null && request.roundId !== this.#params.roundId) throw mismatch(`request is for round ${String(request.roundId)}, this client is in round ${this.#params.roundId}`);
       const reply = body();
-      const next = ['advertise-keys', 'share-keys', 'masked-input', 'unmask', 'done'] as const;
-      this.#state = next[next.indexOf(stage) + 1]!;
+      this.#state = SECAGG_STAGES[SECAGG_STAGES.indexOf(stage) + 1] ?? 'done';
       return reply;
     } catch (error) {
       this.abort();
@@ -314,6 +390,19 @@ export class SecAggClient {
     for (const held of this.#held.values()) wipeBytes(held.maskKey.value, held.selfSeed.value);
     this.#held.clear();
   }
+}
+
+/**
+ * Check a survivor set as both sides must: ascending, distinct participants.
+ * @throws FedmartError INVALID_MESSAGE otherwise
+ */
+export function checkSurvivorSet(survivors: unknown, params: ResolvedRoundParameters): number[] {
+  if (!Array.isArray(survivors)) throw invalid('consistency-check: survivors: expected an array of client ids');
+  survivors.forEach((u, i) => {
+    if (!params.graph.neighbours.has(u)) throw invalid(`consistency-check: survivors: ${String(u)} is not a participant`);
+    if (i > 0 && !(u > survivors[i - 1])) throw invalid('consistency-check: survivors: expected ascending, distinct ids');
+  });
+  return survivors.slice() as number[];
 }
 
 function mismatch(message: string): FedmartError {

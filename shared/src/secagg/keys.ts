@@ -6,7 +6,9 @@
  * §4: KA.agree followed by a KDF; RFC 5869 HKDF-SHA256 as the KDF).
  */
 import { concatBytes, lengthPrefixed, u32be } from '../crypto/bytes.ts';
+import { signedMessage } from '../crypto/ed25519.ts';
 import { hkdfSha256 } from '../crypto/kdf.ts';
+import { ADVERTISE_SIGNATURE_PURPOSE, SURVIVORS_SIGNATURE_PURPOSE } from './messages.ts';
 
 /** HKDF purpose label for the AEAD key protecting share bundles. */
 export const SHARE_KEY_PURPOSE = 'fedmart/secagg/v1/share-encryption';
@@ -52,4 +54,30 @@ export function derivePairwiseSeed(sharedSecret: Uint8Array, roundId: string, a:
  */
 export function pairwiseSign(self: number, peer: number): 1 | -1 {
   return self < peer ? 1 : -1;
+}
+
+/**
+ * Bytes a client signs when it advertises its keys (Bonawitz et al. 2017,
+ * §6, round 0: σ_u = SIG.sign(d_u^SK, c_u^PK ‖ s_u^PK)), bound to the protocol
+ * version, the round and the client id so a signature is never valid in
+ * another round or for another client.
+ * @param roundId - round identifier
+ * @param clientId - the advertising client
+ * @param encryptionPublicKey - c_pk
+ * @param maskingPublicKey - s_pk
+ * @returns the message to sign
+ */
+export function advertiseSignedMessage(roundId: string, clientId: number, encryptionPublicKey: Uint8Array, maskingPublicKey: Uint8Array): Uint8Array {
+  return signedMessage(ADVERTISE_SIGNATURE_PURPOSE, [roundId, u32be(clientId), encryptionPublicKey, maskingPublicKey]);
+}
+
+/**
+ * Bytes a survivor signs in the consistency check (Bonawitz et al. 2017, §6,
+ * round 3: SIG.sign(d_u^SK, U3)), bound to the round.
+ * @param roundId - round identifier
+ * @param survivors - U3, ascending
+ * @returns the message to sign
+ */
+export function survivorsSignedMessage(roundId: string, survivors: readonly number[]): Uint8Array {
+  return signedMessage(SURVIVORS_SIGNATURE_PURPOSE, [roundId, concatBytes(...survivors.map(u32be))]);
 }

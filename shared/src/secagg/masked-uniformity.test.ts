@@ -1,3 +1,4 @@
+import { generateEd25519KeyPair } from '../crypto/ed25519.ts';
 import { describe, expect, it } from 'vitest';
 import { SecAggClient } from './client.ts';
 import { quantizeWeightedUpdate, resolveQuantization, type QuantizationConfig } from './quantize.ts';
@@ -44,8 +45,9 @@ describe('a masked update looks uniformly random to the coordinator', () => {
   it('its bytes pass a chi-square uniformity test and are uncorrelated with the plaintext', () => {
     // Arrange: a highly structured update (a ramp) from client 1 in a real 4-client round
     const ids = [1, 2, 3, 4];
-    const server = new SecAggServer({ roundId: 'uniformity', participants: ids, vectorLength: L, quantization, graphSeed: new Uint8Array(32) });
-    const clients = new Map(ids.map((id) => [id, new SecAggClient(id)]));
+    const keys = new Map(ids.map((id) => [id, generateEd25519KeyPair()]));
+    const server = new SecAggServer({ roundId: 'uniformity', participants: ids, vectorLength: L, quantization, graphSeed: new Uint8Array(32), identities: ids.map((id) => ({ id, publicKey: keys.get(id)!.publicKey })) });
+    const clients = new Map(ids.map((id) => [id, new SecAggClient(id, keys.get(id)!)]));
     const ramp = Float32Array.from({ length: L }, (_, j) => (j % 1000) / 1000 - 0.5);
     for (const req of server.advertiseKeysRequests()) server.receiveAdvertiseKeys(clients.get(req.clientId)!.advertiseKeys(req));
     for (const req of server.closeAdvertiseKeys()) server.receiveShareKeys(clients.get(req.clientId)!.shareKeys(req));

@@ -1,6 +1,7 @@
 /**
- * Secure-aggregation messages (Bonawitz et al., CCS 2017, Fig. 4 rounds 0–3,
- * with SecAgg+ neighbourhoods). Each stage is one request from the
+ * Secure-aggregation messages (Bonawitz et al., CCS 2017, Fig. 4 rounds 0–4:
+ * the actively-secure variant with signed advertised keys and a
+ * consistency-check round, with SecAgg+ neighbourhoods). Each stage is one request from the
  * coordinator and one reply from each client; both carry the same `stage`.
  *
  * Every message is a plain object whose scalar fields form a small JSON part
@@ -13,13 +14,24 @@
  */
 import type { QuantizationConfig } from './quantize.ts';
 
-/** The four stages, in order. */
-export const SECAGG_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const;
+/** The five stages, in order. */
+export const SECAGG_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmask'] as const;
 /** One secure-aggregation stage. */
 export type SecAggStage = (typeof SECAGG_STAGES)[number];
 
 /** Protocol version carried in the setup request; a client refuses others. */
-export const SECAGG_PROTOCOL = 'fedmart/secagg+/v1';
+export const SECAGG_PROTOCOL = 'fedmart/secagg+/v2';
+
+/** Signature purposes (domain separation of every signed protocol message). */
+export const ADVERTISE_SIGNATURE_PURPOSE = 'fedmart/secagg/v2/advertise-keys';
+export const SURVIVORS_SIGNATURE_PURPOSE = 'fedmart/secagg/v2/survivor-set';
+
+/** A participant's long-term Ed25519 identity key, as the coordinator lists it (each partner checks it against its pins). */
+export interface IdentityEntry {
+  id: number;
+  /** binary: 32-byte Ed25519 public key */
+  publicKey: Uint8Array;
+}
 
 /** Stage 0 request (coordinator → client): round parameters. */
 export interface AdvertiseKeysRequest {
@@ -37,8 +49,12 @@ export interface AdvertiseKeysRequest {
   neighbourDegree: number;
   /** Shamir threshold t */
   threshold: number;
+  /** survivor-set signatures every client requires before unmasking */
+  signatureThreshold: number;
   /** binary: 32-byte public seed of the neighbourhood graph */
   graphSeed: Uint8Array;
+  /** identity key of every participant (one entry each) */
+  identities: IdentityEntry[];
 }
 
 /** Stage 0 reply: two fresh X25519 public keys. */
@@ -50,13 +66,16 @@ export interface AdvertiseKeysReply {
   encryptionPublicKey: Uint8Array;
   /** binary: s_pk, for agreeing pairwise masks with this client */
   maskingPublicKey: Uint8Array;
+  /** binary: Ed25519 signature of (round, id, c_pk, s_pk) under the client's identity key */
+  signature: Uint8Array;
 }
 
-/** A neighbour's advertised keys. */
+/** A neighbour's advertised keys, with its signature (the coordinator cannot substitute them). */
 export interface PeerKeys {
   id: number;
   encryptionPublicKey: Uint8Array;
   maskingPublicKey: Uint8Array;
+  signature: Uint8Array;
 }
 
 /** Stage 1 request: the keys of the client's neighbours that advertised. */
@@ -102,15 +121,40 @@ export interface MaskedInputReply {
   masked: Uint32Array;
 }
 
-/** Stage 3 request: which of the client's neighbours dropped and which survived. */
+/** Stage 3 request: the survivor set U3 (ascending) the coordinator will unmask. */
+export interface ConsistencyCheckRequest {
+  stage: 'consistency-check';
+  roundId: string;
+  clientId: number;
+  survivors: number[];
+}
+
+/** Stage 3 reply: the client's signature on (round, U3). An honest client signs one set per round. */
+export interface ConsistencyCheckReply {
+  stage: 'consistency-check';
+  roundId: string;
+  clientId: number;
+  /** binary: Ed25519 signature */
+  signature: Uint8Array;
+}
+
+/** One survivor's signature on the survivor set. */
+export interface SurvivorSignature {
+  id: number;
+  signature: Uint8Array;
+}
+
+/**
+ * Stage 4 request: the same survivor set and the signatures collected on it.
+ * The client works out itself which share to reveal for each neighbour: the
+ * self-seed share of a neighbour in the set, the mask-key share of one not in it.
+ */
 export interface UnmaskRequest {
   stage: 'unmask';
   roundId: string;
   clientId: number;
-  /** neighbours that shared keys but sent no masked input: reveal their s_sk share */
-  dropped: number[];
-  /** neighbours that sent masked input: reveal their self-mask seed share */
-  survived: number[];
+  survivors: number[];
+  signatures: SurvivorSignature[];
 }
 
 /** What a revealed share is a share of. */
@@ -125,7 +169,7 @@ export interface RevealedShare {
   share: Uint8Array;
 }
 
-/** Stage 3 reply. */
+/** Stage 4 reply. */
 export interface UnmaskReply {
   stage: 'unmask';
   roundId: string;
@@ -134,9 +178,9 @@ export interface UnmaskReply {
 }
 
 /** Any coordinator → client secure-aggregation message. */
-export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest;
+export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | ConsistencyCheckRequest | UnmaskRequest;
 /** Any client → coordinator secure-aggregation message. */
-export type SecAggReply = AdvertiseKeysReply | ShareKeysReply | MaskedInputReply | UnmaskReply;
+export type SecAggReply = AdvertiseKeysReply | ShareKeysReply | MaskedInputReply | ConsistencyCheckReply | UnmaskReply;
 
 /** A message split for the wire: JSON whose binary fields are replaced by `{_bin: i}` slot markers, and the attachments they point to. */
 export interface BinarySplit {

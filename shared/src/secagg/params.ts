@@ -4,9 +4,12 @@
  * generates keys), so a client never runs a weaker configuration than the
  * one it would accept.
  */
-import { isBytes } from '../crypto/bytes.ts';
+import { bytesToHex, isBytes } from '../crypto/bytes.ts';
 import { FedmartError } from '../errors.ts';
-import { GRAPH_SEED_BYTES, buildNeighbourGraph, defaultNeighbourDegree, type NeighbourGraph } from './graph.ts';
+import { ED25519_KEY_BYTES } from '../crypto/ed25519.ts';
+import { GRAPH_SEED_BYTES, buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
+import type { IdentityEntry } from './messages.ts';
+import { DEFAULT_CORRUPTED_FRACTION, DEFAULT_DROPOUT_RATE, chooseSecAggPlusParameters, chooseThreshold, minimumSecureThreshold, minimumSignatures } from './secagg-plus-params.ts';
 import { resolveQuantization, type QuantizationConfig, type ResolvedQuantization } from './quantize.ts';
 
 /** Largest vector a round may aggregate (2^26 parameters ≈ 256 MiB masked). */
@@ -20,12 +23,20 @@ export interface SecAggRoundParameters {
   /** model parameters per update */
   vectorLength: number;
   quantization: QuantizationConfig;
-  /** SecAgg+ degree k (default ⌈2·log2 n⌉ rounded to even; ≥ n − 1 means plain SecAgg) */
+  /** SecAgg+ degree k (default: {@link chooseSecAggPlusParameters} for n, γ, δ; ≥ n − 1 means plain SecAgg) */
   neighbourDegree?: number;
-  /** Shamir threshold t (default ⌊k/2⌋ + 1); must satisfy k/2 < t ≤ k */
+  /** Shamir threshold t (default: the smallest t secure for n, k, γ); 2 ≤ t ≤ k */
   threshold?: number;
+  /** survivor-set signatures required before unmasking (default {@link minimumSignatures}(n, γ)) */
+  signatureThreshold?: number;
+  /** γ: fraction of clients assumed corrupted, default {@link DEFAULT_CORRUPTED_FRACTION} */
+  corruptedFraction?: number;
+  /** δ: dropout rate the default k must tolerate, default 0.3 */
+  dropoutRate?: number;
   /** 32-byte public seed of the neighbourhood graph */
   graphSeed: Uint8Array;
+  /** the Ed25519 identity key of every participant */
+  identities: readonly IdentityEntry[];
 }
 
 /** Validated parameters with the derived graph and quantization. */
@@ -36,8 +47,12 @@ export interface ResolvedRoundParameters {
   readonly quantization: ResolvedQuantization;
   readonly graph: NeighbourGraph;
   readonly threshold: number;
+  readonly signatureThreshold: number;
+  readonly corruptedFraction: number;
   /** copy of the public graph seed */
   readonly graphSeed: Uint8Array;
+  /** participant id → Ed25519 identity key */
+  readonly identities: ReadonlyMap<number, Uint8Array>;
 }
 
 function configError(message: string): FedmartError {
@@ -45,23 +60,16 @@ function configError(message: string): FedmartError {
 }
 
 /**
- * Default threshold for a degree: ⌊k/2⌋ + 1, the smallest t with 2t > k.
- * @param degree - effective neighbour count k
- * @returns t
- */
-export function defaultThreshold(degree: number): number {
-  return Math.floor(degree / 2) + 1;
-}
-
-/**
  * Validate round parameters and build the neighbourhood graph.
  *
- * Why 2t > k: each neighbour reveals, for a given peer, either a share of
- * its mask key or a share of its self-mask seed, never both. A peer has at
- * most k share holders, so with 2t > k no coordinator can collect t shares
- * of both secrets of one client, and that client's input stays masked
- * (Bonawitz et al. 2017, §4, security argument for honest-but-curious and
- * for a server lying about dropouts).
+ * Defaults come from {@link chooseSecAggPlusParameters} (Bell et al. 2020).
+ * Explicit settings are checked against the same security bound: t must be
+ * at least {@link minimumSecureThreshold} for n, k and γ, and the signature
+ * threshold at least {@link minimumSignatures}(n, γ) — so neither the
+ * coordinator nor a misconfiguration can weaken a round below what a client
+ * with the same γ accepts. The old SecAgg rule 2t > k is no longer needed:
+ * the consistency check makes every honest holder reveal the same kind of
+ * share for a given peer.
  *
  * @param params - the round settings
  * @returns resolved parameters
@@ -86,7 +94,10 @@ export function resolveRoundParameters(params: SecAggRoundParameters): ResolvedR
   const q = resolveQuantization(quantization);
   if (participants.length > q.maxClients) throw configError(`quantization.maxClients (${q.maxClients}) is below the ${participants.length} participants; the sum could wrap`);
   const n = participants.length;
-  const k = params.neighbourDegree ?? defaultNeighbourDegree(n);
+  const gamma = params.corruptedFraction ?? DEFAULT_CORRUPTED_FRACTION;
+  if (typeof gamma !== 'number' || !(gamma >= 0 && gamma < 0.5)) throw configError(`corruptedFraction: expected a number in [0, 0.5), got ${String(gamma)}`);
+  const chosen = params.neighbourDegree === undefined ? chooseSecAggPlusParameters({ clients: n, corruptedFraction: gamma, ...(params.dropoutRate !== undefined ? { dropoutRate: params.dropoutRate } : {}) }) : null;
+  const k = params.neighbourDegree ?? chosen!.neighbours;
   if (!Number.isSafeInteger(k) || k < 2) throw configError(`neighbourDegree: expected an integer ≥ 2, got ${String(k)}`);
   if (k < n - 1 && k % 2 !== 0) throw configError(`neighbourDegree: expected an even k (or k ≥ n − 1 = ${n - 1} for plain SecAgg), got ${k}`);
   let graph: NeighbourGraph;
@@ -95,9 +106,29 @@ export function resolveRoundParameters(params: SecAggRoundParameters): ResolvedR
   } catch (cause) {
     throw new FedmartError('CONFIG_ERROR', `secure aggregation: cannot build the neighbourhood graph: ${(cause as Error).message}`, { cause });
   }
-  const t = params.threshold ?? defaultThreshold(graph.degree);
-  if (!Number.isSafeInteger(t) || 2 * t <= graph.degree || t > graph.degree || t < 2) {
-    throw configError(`threshold: expected an integer t with ${graph.degree}/2 < t ≤ ${graph.degree} and t ≥ 2 (so no coordinator can learn both secrets of a client), got ${String(t)}`);
+  const tMin = minimumSecureThreshold(n, graph.degree, gamma);
+  if (tMin > graph.degree) throw configError(`neighbourDegree: k = ${graph.degree} is too small for ${n} clients with corrupted fraction ${gamma}: some client would have t or more corrupted neighbours for every t ≤ k; use a larger k or leave it unset`);
+  const t = params.threshold ?? chosen?.threshold ?? chooseThreshold(n, graph.degree, gamma, params.dropoutRate ?? DEFAULT_DROPOUT_RATE);
+  if (!Number.isSafeInteger(t) || t < tMin || t > graph.degree) {
+    throw configError(`threshold: expected an integer t with ${tMin} ≤ t ≤ ${graph.degree} (below ${tMin}, corrupted neighbours could hold t shares with probability above 2^-40 for corrupted fraction ${gamma}), got ${String(t)}`);
   }
-  return Object.freeze({ roundId, participants: graph.ids, vectorLength, quantization: q, graph, threshold: t, graphSeed: graphSeed.slice() });
+  const sMin = Math.max(t, minimumSignatures(n, gamma));
+  const signatureThreshold = params.signatureThreshold ?? sMin;
+  if (!Number.isSafeInteger(signatureThreshold) || signatureThreshold < sMin || signatureThreshold > n) {
+    throw configError(`signatureThreshold: expected an integer in [${sMin}, ${n}] (an honest majority beyond the corrupted fraction ${gamma}, so only one survivor set can be certified), got ${String(signatureThreshold)}`);
+  }
+  if (!Array.isArray(params.identities)) throw configError('identities: expected one { id, publicKey } per participant');
+  const identities = new Map<number, Uint8Array>();
+  const keysSeen = new Set<string>();
+  for (const entry of params.identities) {
+    if (typeof entry !== 'object' || entry === null || !seen.has(entry.id)) throw configError(`identities: entry for ${String(entry?.id)}, which is not a participant`);
+    if (identities.has(entry.id)) throw configError(`identities: two entries for participant ${entry.id}`);
+    if (!isBytes(entry.publicKey) || entry.publicKey.length !== ED25519_KEY_BYTES) throw configError(`identities: participant ${entry.id}: expected a ${ED25519_KEY_BYTES}-byte Ed25519 public key`);
+    const hex = bytesToHex(entry.publicKey);
+    if (keysSeen.has(hex)) throw configError(`identities: participant ${entry.id} has the same identity key as another participant`);
+    keysSeen.add(hex);
+    identities.set(entry.id, entry.publicKey.slice());
+  }
+  if (identities.size !== n) throw configError(`identities: expected one entry per participant (${n}), got ${identities.size}`);
+  return Object.freeze({ roundId, participants: graph.ids, vectorLength, quantization: q, graph, threshold: t, signatureThreshold, corruptedFraction: gamma, graphSeed: graphSeed.slice(), identities });
 }

@@ -1,6 +1,7 @@
 /**
- * Coordinator half of secure aggregation (Bonawitz et al., CCS 2017, Fig. 4;
- * SecAgg+ neighbourhoods, Bell et al., CCS 2020). Pair: {@link SecAggClient}.
+ * Coordinator half of secure aggregation (Bonawitz et al., CCS 2017, Fig. 4,
+ * actively-secure variant of §6; SecAgg+ neighbourhoods, Bell et al.,
+ * CCS 2020). Pair: {@link SecAggClient}.
  *
  * A pure, staged state machine. For each stage the orchestrator calls
  * `receive…` for every reply that arrives, then `close…` when the stage's
@@ -18,18 +19,30 @@
  *   names the stage and the counts; the round is aborted.
  *
  * The coordinator sees public keys, relays sealed share bundles it cannot
- * open, and learns only Σ survivors' (weighted, quantized) updates.
+ * open, and learns only Σ survivors' (weighted, quantized) updates. It does
+ * not have to be trusted for that: clients check the signatures it relays
+ * and refuse to unmask without a certified survivor set (see `client.ts`).
+ *
+ * Survivors with fewer than t surviving neighbours are excluded rather than
+ * failing the round (Bell et al. 2020): they are treated as dropped, their
+ * masked input is taken out of the sum and their mask key recovered
+ * instead, from the shares held by every client that sent masked input
+ * (excluded clients still sign and unmask). Exclusion runs to a fixpoint,
+ * so every client left in the sum has at least t neighbours in the sum.
  */
 import { equalBytes, isBytes, wipeBytes } from '../crypto/bytes.ts';
 import { addExpandedSeed } from '../crypto/prg.ts';
 import { SHAMIR_SHARE_BYTES, combineShares, decodeShare, type ShamirShare } from '../crypto/shamir.ts';
 import { X25519_KEY_BYTES, getX25519PublicKey, x25519SharedSecrets } from '../crypto/x25519.ts';
+import { verifyEd25519 } from '../crypto/ed25519.ts';
 import { FedmartError } from '../errors.ts';
-import { derivePairwiseSeed, pairwiseSign } from './keys.ts';
+import { advertiseSignedMessage, derivePairwiseSeed, pairwiseSign, survivorsSignedMessage } from './keys.ts';
 import {
   SECAGG_PROTOCOL,
   type AdvertiseKeysReply,
   type AdvertiseKeysRequest,
+  type ConsistencyCheckReply,
+  type ConsistencyCheckRequest,
   type MaskedInputReply,
   type MaskedInputRequest,
   type SealedShares,
@@ -57,11 +70,14 @@ export interface SecAggResult {
   survivors: number[];
   /** selected ids whose input is not in the sum, ascending */
   dropped: number[];
+  /** of those, clients that sent masked input but were excluded for too few surviving neighbours */
+  excluded: number[];
 }
 
 interface Advertised {
   encryptionPublicKey: Uint8Array;
   maskingPublicKey: Uint8Array;
+  signature: Uint8Array;
 }
 
 /**
@@ -86,8 +102,16 @@ export class SecAggServer {
   /** per client in U2: the neighbours it masked with (neighbours in U2) */
   #maskPeers = new Map<number, number[]>();
   #sum: Uint32Array;
+  /** clients whose masked input arrived (kept until the survivor set is fixed, to take excluded ones out) */
+  #masked = new Map<number, Uint32Array>();
+  /** U3: the survivor set, fixed when stage 2 closes */
   #u3 = new Set<number>();
-  #unmaskAsked = new Map<number, UnmaskRequest>();
+  #u3Sorted: number[] = [];
+  #excluded: number[] = [];
+  /** clients that sent masked input (U3 plus the excluded) */
+  #online = new Set<number>();
+  /** U4: survivors that signed U3 */
+  #signatures = new Map<number, Uint8Array>();
   #revealed = new Map<number, UnmaskReply>();
 
   /**
@@ -129,7 +153,9 @@ export class SecAggServer {
       quantization: { clip: q.clip, maxClients: q.maxClients, maxWeight: q.maxWeight, bits: q.bits, rounding: q.rounding },
       neighbourDegree: p.graph.degree,
       threshold: p.threshold,
+      signatureThreshold: p.signatureThreshold,
       graphSeed: p.graphSeed.slice(),
+      identities: [...p.identities].map(([id, publicKey]) => ({ id, publicKey: publicKey.slice() })),
     }));
   }
 
@@ -147,7 +173,11 @@ export class SecAggServer {
       if ([other.encryptionPublicKey, other.maskingPublicKey].some((k) => equalBytes(k, c) || equalBytes(k, s))) throw invalid(`advertise-keys: client ${from} reused a public key of client ${id}`);
     }
     if (equalBytes(c, s)) throw invalid(`advertise-keys: client ${from} advertised the same key twice`);
-    this.#advertised.set(from, { encryptionPublicKey: c.slice(), maskingPublicKey: s.slice() });
+    // Relaying unsigned keys would only make the neighbours refuse later.
+    if (!isBytes(reply.signature) || !verifyEd25519(this.params.identities.get(from)!, advertiseSignedMessage(this.params.roundId, from, c, s), reply.signature)) {
+      throw invalid(`advertise-keys: client ${from}: the keys do not carry a valid signature under its identity key`);
+    }
+    this.#advertised.set(from, { encryptionPublicKey: c.slice(), maskingPublicKey: s.slice(), signature: reply.signature.slice() });
   }
 
   /**
@@ -218,7 +248,7 @@ export class SecAggServer {
    */
   receiveMaskedInput(reply: MaskedInputReply): void {
     const from = this.#checkReply('masked-input', reply, this.#u2);
-    if (this.#u3.has(from)) throw invalid(`masked-input: duplicate reply from client ${from}`);
+    if (this.#masked.has(from)) throw invalid(`masked-input: duplicate reply from client ${from}`);
     const y = reply.masked;
     const sum = this.#sum;
     if (!(y instanceof Uint32Array) || y.length !== sum.length) {
@@ -229,42 +259,78 @@ export class SecAggServer {
       for (let j = 0; j < y.length; j++) if (y[j]! > mask) throw invalid(`masked-input: client ${from}: word ${j} is outside Z_2^${this.params.quantization.bits}`);
     }
     for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! + y[j]!) >>> 0;
-    this.#u3.add(from);
+    this.#masked.set(from, y);
   }
 
   /**
-   * Close stage 2: fix the survivors and ask each for the shares needed to
-   * remove masks.
-   * @returns one unmask request per survivor
-   * @throws FedmartError ROUND_FAILED when fewer than t clients survived or some client's secrets have fewer than t surviving holders; PROTOCOL_MISMATCH out of order
+   * Close stage 2: fix the survivor set U3 — excluding, to a fixpoint, any
+   * survivor with fewer than t neighbours in U3 — and ask every client that
+   * sent masked input to sign it.
+   * @returns one consistency-check request per client that sent masked input
+   * @throws FedmartError ROUND_FAILED when U3 is smaller than the signature threshold; PROTOCOL_MISMATCH out of order
    */
-  closeMaskedInput(): UnmaskRequest[] {
+  closeMaskedInput(): ConsistencyCheckRequest[] {
     this.#expect('masked-input', 'closeMaskedInput');
     const t = this.params.threshold;
-    if (this.#u3.size < t) this.#fail('masked-input', `${this.#u3.size} of ${this.#u2.size} clients sent masked input, fewer than the threshold t = ${t}`);
-    for (const [u, peers] of this.#maskPeers) {
-      const alive = peers.filter((v) => this.#u3.has(v)).length;
-      const survived = this.#u3.has(u);
-      // A dropped client with no surviving neighbour left no mask in the sum.
-      if (alive < t && (survived || alive > 0)) {
-        this.#fail('masked-input', `client ${u} (${survived ? 'survived' : 'dropped'}) has ${alive} surviving neighbour(s) holding its shares, fewer than the threshold t = ${t}`);
-      }
+    const online = new Set(this.#masked.keys());
+    const u3 = new Set(online);
+    const inU3 = (u: number) => this.#maskPeers.get(u)!.filter((v) => u3.has(v)).length;
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const u of [...u3]) if (inU3(u) < t) { u3.delete(u); changed = true; }
     }
-    const requests: UnmaskRequest[] = [];
-    for (const v of [...this.#u3].sort((a, b) => a - b)) {
-      const peers = this.#maskPeers.get(v)!;
-      const request: UnmaskRequest = {
-        stage: 'unmask',
-        roundId: this.params.roundId,
-        clientId: v,
-        dropped: peers.filter((u) => !this.#u3.has(u)),
-        survived: peers.filter((u) => this.#u3.has(u)),
-      };
-      this.#unmaskAsked.set(v, request);
-      requests.push(request);
+    // A client whose input is not in the sum but whose masks are (a neighbour is in U3) needs its
+    // mask key back from t holders; every client that sent masked input, excluded ones too, holds shares.
+    for (const [w, peers] of this.#maskPeers) {
+      if (u3.has(w) || peers.every((v) => !u3.has(v))) continue;
+      const holders = peers.filter((v) => online.has(v)).length;
+      if (holders < t) this.#fail('masked-input', `client ${w} (${online.has(w) ? 'excluded' : 'dropped'}) has ${holders} neighbour(s) left holding its shares, fewer than the threshold t = ${t}`);
     }
+    this.#excluded = [...this.#masked.keys()].filter((u) => !u3.has(u)).sort((a, b) => a - b);
+    const sum = this.#sum;
+    for (const u of this.#excluded) {
+      const y = this.#masked.get(u)!;
+      for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! - y[j]!) >>> 0;
+    }
+    this.#masked.clear();
+    this.#online = online;
+    this.#u3 = u3;
+    this.#u3Sorted = [...u3].sort((a, b) => a - b);
+    const T = this.params.signatureThreshold;
+    if (u3.size < T) {
+      this.#fail('masked-input', `${u3.size} client(s) are left in the survivor set (${this.#excluded.length} excluded for fewer than t = ${t} surviving neighbours), fewer than the ${T} signatures the consistency check needs`);
+    }
+    this.#state = 'consistency-check';
+    // Excluded clients are online and hold shares: they sign and unmask too (their own input stays out).
+    return [...online].sort((a, b) => a - b).map((clientId) => ({ stage: 'consistency-check', roundId: this.params.roundId, clientId, survivors: this.#u3Sorted.slice() }));
+  }
+
+  /**
+   * Record a survivor's signature on U3.
+   * @param reply - stage 3 reply
+   * @throws FedmartError PROTOCOL_MISMATCH if stage 3 is not open; INVALID_MESSAGE on a malformed, duplicate or invalid signature (state unchanged)
+   */
+  receiveConsistencyCheck(reply: ConsistencyCheckReply): void {
+    const from = this.#checkReply('consistency-check', reply, this.#online);
+    if (this.#signatures.has(from)) throw invalid(`consistency-check: duplicate reply from client ${from}`);
+    if (!isBytes(reply.signature) || !verifyEd25519(this.params.identities.get(from)!, survivorsSignedMessage(this.params.roundId, this.#u3Sorted), reply.signature)) {
+      throw invalid(`consistency-check: client ${from}: not a valid signature on this round's survivor set`);
+    }
+    this.#signatures.set(from, reply.signature.slice());
+  }
+
+  /**
+   * Close stage 3: send U3 and the collected signatures to every signer.
+   * @returns one unmask request per signer (U4 ⊆ U3)
+   * @throws FedmartError ROUND_FAILED with fewer signatures than the threshold; PROTOCOL_MISMATCH out of order
+   */
+  closeConsistencyCheck(): UnmaskRequest[] {
+    this.#expect('consistency-check', 'closeConsistencyCheck');
+    const T = this.params.signatureThreshold;
+    if (this.#signatures.size < T) this.#fail('consistency-check', `${this.#signatures.size} of ${this.#u3.size} survivors signed the survivor set, fewer than the ${T} signatures clients require`);
+    const signatures = [...this.#signatures].sort((a, b) => a[0] - b[0]).map(([id, signature]) => ({ id, signature }));
     this.#state = 'unmask';
-    return requests;
+    return signatures.map(({ id }) => ({ stage: 'unmask', roundId: this.params.roundId, clientId: id, survivors: this.#u3Sorted.slice(), signatures }));
   }
 
   /**
@@ -273,13 +339,11 @@ export class SecAggServer {
    * @throws FedmartError PROTOCOL_MISMATCH if stage 3 is not open; INVALID_MESSAGE when the reply does not answer exactly what was asked (state unchanged)
    */
   receiveUnmask(reply: UnmaskReply): void {
-    const from = this.#checkReply('unmask', reply, this.#u3);
+    const from = this.#checkReply('unmask', reply, new Set(this.#signatures.keys()));
     if (this.#revealed.has(from)) throw invalid(`unmask: duplicate reply from client ${from}`);
-    const asked = this.#unmaskAsked.get(from)!;
-    if (!Array.isArray(reply.shares) || reply.shares.length !== asked.dropped.length + asked.survived.length) {
-      throw invalid(`unmask: client ${from} must reveal exactly ${asked.dropped.length + asked.survived.length} share(s)`);
-    }
-    const expectedKind = new Map<number, string>([...asked.dropped.map((u) => [u, 'mask-key'] as const), ...asked.survived.map((u) => [u, 'self-seed'] as const)]);
+    const peers = this.#maskPeers.get(from)!;
+    if (!Array.isArray(reply.shares) || reply.shares.length !== peers.length) throw invalid(`unmask: client ${from} must reveal exactly ${peers.length} share(s), one per neighbour it masked with`);
+    const expectedKind = new Map<number, string>(peers.map((u) => [u, this.#u3.has(u) ? 'self-seed' : 'mask-key']));
     const seen = new Set<number>();
     for (const s of reply.shares) {
       if (typeof s !== 'object' || s === null || expectedKind.get(s.of) !== s.kind || seen.has(s.of)) throw invalid(`unmask: client ${from} revealed an unexpected share (${String(s?.kind)} of ${String(s?.of)})`);
@@ -290,7 +354,7 @@ export class SecAggServer {
   }
 
   /**
-   * Close stage 3: reconstruct every survivor's self-mask seed and every
+   * Close stage 4: reconstruct every survivor's self-mask seed and every
    * dropped client's mask key, remove all masks, and dequantize.
    * @returns the weighted sum of the survivors' updates and their total weight
    * @throws FedmartError ROUND_FAILED when some secret has fewer than t revealed shares; CRYPTO_ERROR when shares are inconsistent or a reconstructed key does not match its advertised public key; PROTOCOL_MISMATCH out of order
@@ -350,7 +414,7 @@ export class SecAggServer {
     }
     const survivors = [...this.#u3].sort((a, b) => a - b);
     this.#state = 'done';
-    return { weightedSum, totalWeight, mean, survivors, dropped: this.params.participants.filter((id) => !this.#u3.has(id)) };
+    return { weightedSum, totalWeight, mean, survivors, dropped: this.params.participants.filter((id) => !this.#u3.has(id)), excluded: this.#excluded.slice() };
   }
 
   /** Abort the round (idempotent); later calls throw PROTOCOL_MISMATCH. */
@@ -358,6 +422,7 @@ export class SecAggServer {
     this.#state = 'aborted';
     this.#revealed.clear();
     this.#sealed.clear();
+    this.#masked.clear();
   }
 
   #reconstruct(shares: ShamirShare[], owner: number, what: string): Uint8Array {

@@ -26,15 +26,15 @@ describe('runSecAggInMemory: end-to-end rounds with dropouts', () => {
     const dropped = Math.round(dropout * 12);
     expect(r.droppedAt[stage]).toBe(dropped);
     expect(r.outcome, r.failure).toBe('ok');
-    // Clients dropping while unmasking already sent their masked input: they are in the sum.
-    expect(r.survivors).toBe(stage === 'unmask' ? 12 : 12 - dropped);
+    // Clients dropping at the consistency check or while unmasking already sent their masked input: they are in the sum.
+    expect(r.survivors).toBe(stage === 'unmask' || stage === 'consistency-check' ? 12 : 12 - dropped);
     expect(r.correct).toBe(true);
   });
 
-  it.each(SECAGG_STAGES)('10%% dropout at stage %s with SecAgg+ neighbourhoods (n = 40, k = 12) is correct', (stage) => {
+  it.each(SECAGG_STAGES)('10%% dropout at stage %s with SecAgg+ neighbourhoods (n = 40, default k = 18) is correct', (stage) => {
     const r = runSecAggInMemory({ clients: 40, params: 1000, dropout: 0.1, dropoutStage: stage, seed: 11 });
-    expect(r.neighbours).toBe(12);
-    expect(r.threshold).toBe(7);
+    expect(r.neighbours).toBe(18);
+    expect(r.threshold).toBe(6);
     expect(r.outcome, r.failure).toBe('ok');
     expect(r.correct).toBe(true);
   });
@@ -47,10 +47,10 @@ describe('runSecAggInMemory: end-to-end rounds with dropouts', () => {
   });
 
   it('reports (does not throw) a round that fails because too many clients dropped', () => {
-    // 5 of 10 drop before masking; t = 5 but each survivor has only 4 surviving neighbours
+    // 5 of 10 drop before masking; t = 5 but each survivor has only 4 surviving neighbours, so all are excluded
     const r = runSecAggInMemory({ clients: 10, params: 100, dropout: 0.5, dropoutStage: 'masked-input', neighbours: 9, seed: 2 });
     expect(r.outcome).toBe('failed');
-    expect(r.failure).toMatch(/stage 'masked-input'.*fewer than the threshold t = 5/);
+    expect(r.failure).toMatch(/stage 'masked-input': 0 client\(s\) are left in the survivor set \(5 excluded for fewer than t = 5 surviving neighbours\), fewer than the 6 signatures/);
     expect(r.correct).toBe(false);
   });
 

@@ -1,6 +1,6 @@
 /**
  * In-process secure-aggregation round: n {@link SecAggClient}s and one
- * {@link SecAggServer} driven through all four stages, with clients dropping
+ * {@link SecAggServer} driven through all five stages, with clients dropping
  * out at chosen or random stages. It measures the costs the protocol adds
  * over a plain (unprotected) weighted sum and checks the unmasked result
  * against that plain sum. Backs `fedmart bench secagg`.
@@ -12,6 +12,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { expandSeed } from '../crypto/prg.ts';
 import { isFedmartError } from '../errors.ts';
+import { generateEd25519KeyPair } from '../crypto/ed25519.ts';
 import { SecAggClient } from './client.ts';
 import { SECAGG_STAGES, wireByteLength, type SecAggStage } from './messages.ts';
 import { type QuantizationConfig, quantizationErrorBound } from './quantize.ts';
@@ -27,10 +28,12 @@ export interface SecAggSimulationOptions {
   dropout?: number;
   /** stage at which dropping clients stop replying; default 'random' (uniform per client) */
   dropoutStage?: SecAggStage | 'random';
-  /** SecAgg+ degree k; default ⌈2·log2 n⌉ rounded to even (≥ n − 1: plain SecAgg) */
+  /** SecAgg+ degree k; default from `chooseSecAggPlusParameters` (≥ n − 1: plain SecAgg) */
   neighbours?: number;
-  /** Shamir threshold t; default ⌊k/2⌋ + 1 */
+  /** Shamir threshold t; default the smallest secure t for k */
   threshold?: number;
+  /** γ assumed by server and clients; default 0.1 */
+  corruptedFraction?: number;
   /** seed of the non-secret randomness; default 1 */
   seed?: number;
   /** overrides of the default quantization { clip: 1, maxClients: n, maxWeight: 1000, bits: 32, rounding: 'stochastic' } */
@@ -48,12 +51,16 @@ export interface SecAggSimulationReport {
   droppedAt: Record<SecAggStage, number>;
   /** clients whose input is in the sum */
   survivors: number;
+  /** survivors excluded for too few surviving neighbours */
+  excluded: number;
+  /** survivor-set signatures each client required */
+  signatureThreshold: number;
   /** 'ok', or 'failed' with the reason (e.g. too many dropouts for the threshold) */
   outcome: 'ok' | 'failed';
   failure?: string;
   /** mean time a surviving client spent in protocol calls (incl. quantization), ms */
   clientMs: number;
-  /** server time to sum the masked inputs and unmask (stages 2–3), ms */
+  /** server time to sum the masked inputs, check the survivor-set signatures and unmask (stages 2–4), ms */
   serverMs: number;
   /** server time over all stages, ms */
   serverTotalMs: number;
@@ -146,8 +153,11 @@ export function runSecAggInMemory(options: SecAggSimulationOptions): SecAggSimul
       if (counts) serverMs += dt;
     }
   };
-  const server = timeServer(false, () => new SecAggServer({ roundId: `sim-${seed}`, participants: ids, vectorLength: L, quantization, neighbourDegree: options.neighbours, threshold: options.threshold, graphSeed }));
-  const agents = new Map(ids.map((id) => [id, new SecAggClient(id)]));
+  const identityKeys = new Map(ids.map((id) => [id, generateEd25519KeyPair()]));
+  const identities = ids.map((id) => ({ id, publicKey: identityKeys.get(id)!.publicKey }));
+  const gamma = options.corruptedFraction === undefined ? {} : { corruptedFraction: options.corruptedFraction };
+  const server = timeServer(false, () => new SecAggServer({ roundId: `sim-${seed}`, participants: ids, vectorLength: L, quantization, neighbourDegree: options.neighbours, threshold: options.threshold, graphSeed, identities, ...gamma }));
+  const agents = new Map(ids.map((id) => [id, new SecAggClient(id, identityKeys.get(id)!, gamma)]));
   const stageOf = (s: SecAggStage) => SECAGG_STAGES.indexOf(s);
   const replies = (stage: SecAggStage, id: number) => {
     const d = dropStage.get(id);
@@ -160,7 +170,7 @@ export function runSecAggInMemory(options: SecAggSimulationOptions): SecAggSimul
       const reply = act(agents.get(req.clientId)!, req);
       clientMs.set(req.clientId, clientMs.get(req.clientId)! + performance.now() - t0);
       clientBytes.set(req.clientId, clientBytes.get(req.clientId)! + wireByteLength(reply));
-      timeServer(stage === 'masked-input' || stage === 'unmask', () => receive(reply));
+      timeServer(stage !== 'advertise-keys' && stage !== 'share-keys', () => receive(reply));
     }
   };
 
@@ -170,7 +180,8 @@ export function runSecAggInMemory(options: SecAggSimulationOptions): SecAggSimul
     runStage('advertise-keys', timeServer(false, () => server.advertiseKeysRequests()), (c, r) => c.advertiseKeys(r), (r) => server.receiveAdvertiseKeys(r));
     runStage('share-keys', timeServer(false, () => server.closeAdvertiseKeys()), (c, r) => c.shareKeys(r), (r) => server.receiveShareKeys(r));
     runStage('masked-input', timeServer(false, () => server.closeShareKeys()), (c, r) => c.maskInput(r, updates.get(r.clientId)!, weights.get(r.clientId)!), (r) => server.receiveMaskedInput(r));
-    runStage('unmask', timeServer(true, () => server.closeMaskedInput()), (c, r) => c.unmask(r), (r) => server.receiveUnmask(r));
+    runStage('consistency-check', timeServer(true, () => server.closeMaskedInput()), (c, r) => c.consistencyCheck(r), (r) => server.receiveConsistencyCheck(r));
+    runStage('unmask', timeServer(true, () => server.closeConsistencyCheck()), (c, r) => c.unmask(r), (r) => server.receiveUnmask(r));
     result = timeServer(true, () => server.closeUnmask());
   } catch (error) {
     if (!isFedmartError(error, 'ROUND_FAILED')) throw error;
@@ -203,7 +214,8 @@ export function runSecAggInMemory(options: SecAggSimulationOptions): SecAggSimul
     maxAbsError = 0;
     for (let j = 0; j < L; j++) maxAbsError = Math.max(maxAbsError, Math.abs(result.weightedSum[j]! / result.totalWeight - reference[j]! / totalWeight));
     errorBound = quantizationErrorBound(server.params.quantization, survivors.length) / totalWeight;
-    const expectedSurvivors = ids.filter((id) => replies('masked-input', id) && agents.get(id)!.state !== 'aborted');
+    const excluded = new Set(result.excluded);
+    const expectedSurvivors = ids.filter((id) => replies('masked-input', id) && agents.get(id)!.state !== 'aborted' && !excluded.has(id));
     correct = result.totalWeight === totalWeight && maxAbsError <= errorBound * (1 + 1e-9) + 1e-12 && expectedSurvivors.length === survivors.length && expectedSurvivors.every((id, i) => survivors[i] === id);
   }
   const mean = (m: Map<number, number>) => (survivors.length === 0 ? 0 : survivors.reduce((acc, id) => acc + m.get(id)!, 0) / survivors.length);
@@ -214,6 +226,8 @@ export function runSecAggInMemory(options: SecAggSimulationOptions): SecAggSimul
     threshold: server.params.threshold,
     droppedAt,
     survivors: survivors.length,
+    excluded: result?.excluded.length ?? 0,
+    signatureThreshold: server.params.signatureThreshold,
     outcome: result ? 'ok' : 'failed',
     ...(failure === undefined ? {} : { failure }),
     clientMs: mean(clientMs),
