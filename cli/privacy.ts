@@ -242,7 +242,10 @@ export function dpFlags(values: Record<string, unknown>, plan: { rounds: number;
   const delta = values.delta === undefined ? 1e-5 : num(cmd, values, 'delta', OPEN01, 'a number in (0, 1), e.g. 1e-5');
   const clip = values.clip === undefined ? undefined : num(cmd, values, 'clip', POS, 'a clipping norm > 0');
   const local = values.dp === 'record' ? DP_RECORD_LOCAL_TRAIN : DEFAULT_LOCAL_TRAIN;
-  return calibrateSimulationDp({ level: values.dp, epsilon, delta, clip, rounds: plan.rounds, localEpochs: plan.localEpochs, batchSize: local.batchSize, learningRate: local.learningRate, partnerSizes: plan.partnerSizes });
+  if (values.dp !== 'record' && (values['dp-batch'] !== undefined || values['dp-lr'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-batch and --dp-lr set DP-SGD's batch and learning rate; they need --dp record`);
+  const batchSize = values['dp-batch'] === undefined ? local.batchSize : intFlag(cmd, values, 'dp-batch', local.batchSize, 1, 65536);
+  const learningRate = values['dp-lr'] === undefined ? local.learningRate : num(cmd, values, 'dp-lr', (x) => x > 0 && x <= 10, 'a learning rate in (0, 10]');
+  return calibrateSimulationDp({ level: values.dp, epsilon, delta, clip, rounds: plan.rounds, localEpochs: plan.localEpochs, batchSize, learningRate, partnerSizes: plan.partnerSizes });
 }
 
 /**

@@ -60,6 +60,7 @@ ${PROTECTION_USAGE}
                         record level trains with batch 2048, learning rate 0.05 (DP-SGD likes large batches).
                         Under DP no grid is searched (each setting tried would spend privacy):
                         one setting, early stopping on validation.
+  --dp-batch B, --dp-lr LR  with --dp record: DP-SGD's batch (default 2048) and learning rate (default 0.05)
   --dp-baselines        with --dp record: train local-only and centralized with DP-SGD at the same epsilon
                         (otherwise they are non-private, and the JSON says so)
   --explain             add global feature importance (permutation importance on each partner's own
@@ -83,7 +84,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     'partition-by': { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, 'local-epochs': { type: 'string' },
     strategy: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, drop: { type: 'string' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' },
-    grid: { type: 'string' }, 'val-fraction': { type: 'string' }, 'dp-baselines': { type: 'boolean' },
+    grid: { type: 'string' }, 'val-fraction': { type: 'string' }, 'dp-baselines': { type: 'boolean' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' },
     explain: { type: 'boolean' }, 'save-model': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
