@@ -57,10 +57,10 @@ ${PROTECTION_USAGE}
   --epsilon E           with --dp: privacy budget for all planned rounds (sigma is calibrated)
   --delta D             with --dp: delta (default 1e-5)
   --clip C              with --dp: clipping norm (default 3 for record, 0.5 for partner);
-                        record level trains with batch 2048, learning rate 0.05 (DP-SGD likes large batches).
+                        record level trains with batch 1024, learning rate 0.03 (DP-SGD likes large batches; chosen on validation).
                         Under DP no grid is searched (each setting tried would spend privacy):
                         one setting, early stopping on validation.
-  --dp-batch B, --dp-lr LR  with --dp record: DP-SGD's batch (default 2048) and learning rate (default 0.05)
+  --dp-batch B, --dp-lr LR  with --dp record: DP-SGD's batch (default 1024) and learning rate (default 0.03)
   --dp-baselines        with --dp record: train local-only and centralized with DP-SGD at the same epsilon
                         (otherwise they are non-private, and the JSON says so)
   --explain             add global feature importance (permutation importance on each partner's own
