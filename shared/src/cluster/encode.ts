@@ -75,7 +75,8 @@ export function encodeForClustering(agreed: Table, partnerTables: readonly Table
     schema0 = inferSchema(agreed, { label: opts.label, ...(opts.positive === undefined ? {} : { positive: opts.positive }), drop, source, highCardinality: 'top' });
   } else {
     if (opts.positive !== undefined) throw new FedmartError('CONFIG_ERROR', '--positive needs --label: name the label column whose value it is');
-    // No label: a placeholder name that is no column, so encoding reads no label.
+    // DatasetSchema requires a label column; segments without --label name one that no column has,
+    // so the encoder finds no label values (clustering never reads y; positiveRate is then omitted).
     let label = '(no label)';
     while (agreed.columns.includes(label)) label += '_';
     schema0 = { label, positive: ['1'], features: inferFeatures(agreed, { drop, source, highCardinality: 'top' }) };
