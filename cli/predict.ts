@@ -76,6 +76,7 @@ async function loadModel(ref: string, values: Record<string, unknown>): Promise<
   if (!schema.success) throw new FedmartError('UNPROCESSABLE', `predict: the dataSchema of federation ${federation} is invalid (${schema.error.issues[0]?.message}); fix the federation's schema`);
   const registry = new HttpModelRegistry(url, token, fetch, (b) => createHash('sha256').update(b).digest('hex'));
   const model = await registry.load(federation, ver === 'latest' ? 'latest' : Number(ver));
+  if (model.spec.kind !== 'mlp') throw new FedmartError('CONFIG_ERROR', `predict: federation ${federation} trains a scenario task's model (a tensor layout), not the tabular classifier; use that scenario's command (for example "fedmart recommend")`);
   return { spec: model.spec, weights: model.weights, schema: schema.data, source: { federation, version: model.version, sha256: model.sha256, metrics: model.metrics } };
 }
 

@@ -13,9 +13,9 @@ import {
   type Ack, type ClientToServerEvents, type EvaluateInstruction, type FederationTerms, type RoundStatus, type ServerToClientEvents, type TrainInstruction, type Welcome,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, encodeFloat32 } from '@fedmart/shared/codec';
-import { parameterCount, type ModelSpec } from '@fedmart/shared/model';
-import { evaluate } from './ml/trainer.ts';
-import { trainRoundWithDp, type DpReleaseCharge } from './ml/dp-sgd.ts';
+import { jointParameterCount, type JointModelSpec } from '@fedmart/shared/task/layout';
+import { runRoundWithDp, type DpReleaseCharge } from './ml/dp-sgd.ts';
+import { tabularTask, type LocalData, type PartnerTask } from './task.ts';
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { initBackend } from './ml/backend.ts';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
@@ -31,23 +31,15 @@ import { wireParser } from '@fedmart/shared/wire-parser';
 import { bytesToHex, hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { federationTermsHash, type FederationTerms as ConsentTerms } from '@fedmart/shared/federation-terms';
 
-/** A partner's encoded local data, already split. */
-export interface LocalData {
-  /** Feature matrix, row-major n×d. */
-  trainX: Float32Array;
-  trainY: Float32Array;
-  trainN: number;
-  valX: Float32Array;
-  valY: Float32Array;
-  valN: number;
-  d: number;
-}
+export type { LocalData, PartnerTask } from './task.ts';
 
 export interface PartnerAgentOptions {
   coordinatorUrl: string;
   token: string;
-  /** Encoded local data (encode it with the federation's data schema first). */
-  data: LocalData;
+  /** Encoded local data for the tabular task (encode it with the federation's data schema first); or give `task`. */
+  data?: LocalData;
+  /** The task this partner runs (`task.ts`); default: the tabular task over `data`. */
+  task?: PartnerTask;
   /** Seed for local shuffling (non-secret). */
   seed?: number;
   /** Progress sink. */
@@ -122,8 +114,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     ...opts.socketOptions,
   });
   let seq = 0;
-  const data: LocalData = opts.data;
-  let spec: ModelSpec | null = null;
+  if (!opts.task && !opts.data) throw new FedmartError('CONFIG_ERROR', 'startPartnerAgent needs either data (the tabular task) or a task');
+  const task: PartnerTask = opts.task ?? tabularTask(opts.data!);
+  let spec: JointModelSpec | null = null;
   let trained = 0;
   let work: Promise<void> = Promise.resolve();
   // This partner's own privacy spend per level (RDP composes across rounds), charged when an update leaves the
@@ -138,7 +131,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   // The federation terms accepted at the first welcome; every round instruction is checked against them.
   let terms: FederationTerms | null = opts.terms ?? null;
   // Weight of this partner's update in a secure/encrypted sum: its example count, or 1 under partner-level DP.
-  let updateWeight = data.trainN;
+  let updateWeight = task.numExamples;
   const identity = opts.identity ?? PartnerIdentity.ephemeral();
   let federationId = '';
 
@@ -177,7 +170,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     void (async () => {
       try {
         await initBackend();
-        const numExamples = data.trainN;
+        const numExamples = task.numExamples;
         const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey) } });
         if (!ack.ok) throw new FedmartError(ack.error.code as never, ack.error.message);
       } catch (err) {
@@ -212,7 +205,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           const change = termsChange(terms, fresh);
           if (change) throw new FedmartError('FORBIDDEN', change);
         }
-        spec = w.model as ModelSpec;
+        const taskId = w.task ?? 'binary';
+        if (taskId !== task.id) throw new FedmartError('CONFIG_ERROR', `the federation runs task "${taskId}" but this partner runs "${task.id}"; start the partner with that task (or join the federation meant for it)`);
+        task.accept(w.model, w.taskSpec);
+        spec = w.model;
         federationId = w.federationId;
         // The terms' hash is also pinned in the partner's data dir, so the pin survives restarts.
         if (w.terms) identity.checkTerms(w.federationId, federationTermsHash(w.terms as unknown as ConsentTerms));
@@ -220,9 +216,6 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           if (peer.partnerId === w.partnerId) {
             if (peer.identityKey !== bytesToHex(identity.keyPair.publicKey)) throw new FedmartError('CRYPTO_ERROR', 'the coordinator lists another identity key for this partner than its own; refusing to join');
           } else identity.checkPeer(w.federationId, peer.partnerId, hexToBytes(peer.identityKey));
-        }
-        if (data.d !== spec.inputDim) {
-          throw new FedmartError('DATA_ERROR', `local data has ${data.d} encoded features but the federation's model expects ${spec.inputDim}; use the federation's data schema (--schema) so both sides encode the same columns`);
         }
         if (!settled) resolveReady(w);
       } catch (err) {
@@ -414,10 +407,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       const agg = HeAggregateSchema.parse(raw);
       roundId = agg.roundId;
       const { weights } = await ckks.applyAggregate(agg);
-      const r = await evaluate(spec, weights, data.valX, data.valY, data.valN);
-      const metrics: Record<string, number> = { loss: r.loss, accuracy: r.accuracy };
-      if (Number.isFinite(r.auc)) metrics.auc = r.auc;
-      await send({ type: 'evaluate-result', roundId: agg.roundId, payload: { numExamples: r.numExamples, metrics } });
+      const r = await task.evaluate(weights);
+      await send({ type: 'evaluate-result', roundId: agg.roundId, payload: { numExamples: r.numExamples, metrics: r.metrics } });
     } catch (err) {
       log(`encrypted aggregate${roundId ? ` of ${roundId}` : ''} could not be applied: ${toFedmartError(err).message}`);
     }
@@ -434,7 +425,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       const { dp, ...config } = TrainConfigSchema.parse(t.config);
       // Refuse, before touching the data, an instruction that contradicts the pinned terms (dp-terms.ts).
       const plan = planRoundDp(terms, { protection: t.protection, dp });
-      const expected = parameterCount(spec);
+      const expected = jointParameterCount(spec);
       if (t.length !== expected) throw new FedmartError('INVALID_MESSAGE', `train instruction carries ${t.length} parameters, the model has ${expected}`);
       let global: Float32Array;
       if (t.protection === 'ckks') {
@@ -448,12 +439,12 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       } else global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
       // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
-      const result = await trainRoundWithDp({ spec, weights: global, x: data.trainX, y: data.trainY, n: data.trainN, config, seed: (opts.seed ?? 0) * 7919 + t.round }, plan, accountants[plan?.level ?? 'record']);
+      const result = await runRoundWithDp(task.round({ weights: global, config, round: t.round, seed: (opts.seed ?? 0) * 7919 + t.round }), plan, accountants[plan?.level ?? 'record']);
       const delta = result.delta;
       // Partner-level DP bounds each partner's influence by C only if every update weighs 1 in the sum.
-      updateWeight = plan?.level === 'partner' ? 1 : data.trainN;
+      updateWeight = plan?.level === 'partner' ? 1 : task.numExamples;
       const metrics: Record<string, number> = { ...result.metrics, seconds: (Date.now() - started) / 1000 };
-      opts.onLocalUpdate?.({ round: t.round, delta, numExamples: data.trainN });
+      opts.onLocalUpdate?.({ round: t.round, delta, numExamples: task.numExamples });
       if (t.protection === 'secagg') {
         // The masked-input stage picks the update up; it never leaves in the clear. A noised clip bit rides in the same secure sum.
         const masked = result.clipBit === undefined ? delta : Float32Array.from([...delta, result.clipBit]);
@@ -469,7 +460,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         return;
       }
       if (socket.connected) charge(result.charge);
-      const ack = await send({ type: 'train-result', roundId: t.roundId, payload: { numExamples: data.trainN, metrics, length: delta.length } }, encodeFloat32(delta));
+      const ack = await send({ type: 'train-result', roundId: t.roundId, payload: { numExamples: task.numExamples, metrics, length: delta.length } }, encodeFloat32(delta));
       if (ack.ok) trained++;
       else log(`round ${t.round}: update refused: ${ack.error.message}`);
     } catch (err) {
@@ -483,11 +474,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   async function onEvaluate(e: EvaluateInstruction, weightsBytes: Uint8Array): Promise<void> {
     try {
       if (!spec) return;
-      const weights = decodeFloat32(weightsBytes, parameterCount(spec));
-      const r = await evaluate(spec, weights, data.valX, data.valY, data.valN);
-      const metrics: Record<string, number> = { loss: r.loss, accuracy: r.accuracy };
-      if (Number.isFinite(r.auc)) metrics.auc = r.auc;
-      await send({ type: 'evaluate-result', roundId: e.roundId, payload: { numExamples: r.numExamples, metrics } });
+      const weights = decodeFloat32(weightsBytes, jointParameterCount(spec));
+      const r = await task.evaluate(weights);
+      await send({ type: 'evaluate-result', roundId: e.roundId, payload: { numExamples: r.numExamples, metrics: r.metrics } });
     } catch (err) {
       log(`round ${e.round}: evaluation failed: ${(err as Error).message}`);
     }

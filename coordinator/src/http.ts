@@ -10,7 +10,7 @@ import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import {
   CreateEnrollmentBodySchema, CreateFederationBodySchema, CreateTokenBodySchema, MAX_JSON_BODY_BYTES, PROTOCOL_VERSION, StartRoundsBodySchema, formatIssues, type Role,
 } from '@fedmart/shared/protocol';
-import { initWeights, parameterCount } from '@fedmart/shared/model';
+import { initJointWeights, jointParameterCount } from '@fedmart/shared/task/layout';
 import type { z } from 'zod';
 import type { Principal, TokenAuthority } from './auth.ts';
 import { verifiedWeightBytes, type Store } from './db/store.ts';
@@ -138,8 +138,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations', auth('operator'), (req, res) => {
     const body = parseBody(CreateFederationBodySchema, req.body);
     const spec = body.config.model;
-    const weights = initWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
-    if (weights.length !== parameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
+    const weights = initJointWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
+    if (weights.length !== jointParameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
     const { federation, model } = store.createFederation(body.name, body.config, weights);
     store.audit(req.principal!.sub, 'federation.created', federation.id, { name: body.name, strategy: body.config.strategy, params: model.paramCount });
     res.status(201).json({ federation: federationView(federation), model: modelView(model) });

@@ -128,7 +128,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
         sendRejected: (r) => socket.emit('rejected', r),
         disconnect: (reason) => { socket.emit('protocol-error', { code: 'CONFLICT', message: reason }); socket.disconnect(true); },
       };
-      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, model: config.model, terms, ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}), identities });
+      socket.emit('welcome', { federationId, partnerId, partnerName: socket.data.partnerName, protocolVersion: PROTOCOL_VERSION, task: config.task, model: config.model, ...(config.taskSpec !== undefined ? { taskSpec: config.taskSpec } : {}), terms, ...(config.dataSchema !== undefined ? { dataSchema: config.dataSchema } : {}), identities });
       socket.data.link = link;
       deps.orchestrator.attachClient(federationId, link);
       return;

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { FedmartError } from '@fedmart/shared/errors';
-import { ModelSpecSchema, parameterCount, type ModelSpec } from '@fedmart/shared/model';
+import { JointModelSpecSchema, jointParameterCount, type JointModelSpec } from '@fedmart/shared/task/layout';
 import { decodeFloat32 } from '@fedmart/shared/codec';
 import { z } from 'zod';
 
@@ -14,7 +14,8 @@ import { z } from 'zod';
 export interface PublishedModel {
   federationId: string;
   version: number;
-  spec: ModelSpec;
+  /** The joint model's layout: the tabular MLP spec, or a scenario task's tensor layout. */
+  spec: JointModelSpec;
   weights: Float32Array;
   sha256: string;
   metrics: Record<string, number>;
@@ -28,7 +29,7 @@ export interface ModelRegistry {
 
 const ModelMetaSchema = z.object({
   version: z.number().int().min(0),
-  spec: ModelSpecSchema,
+  spec: JointModelSpecSchema,
   paramCount: z.number().int().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   metrics: z.record(z.string(), z.number()),
@@ -88,7 +89,7 @@ export class HttpModelRegistry implements ModelRegistry {
     const meta = ModelMetaSchema.safeParse(metaRaw.model);
     if (!meta.success) throw new FedmartError('UNPROCESSABLE', `model registry: version ${v} of ${federationId} has unreadable metadata`);
     if (meta.data.encrypted) throw new FedmartError('UNPROCESSABLE', `model registry: version ${v} of ${federationId} is CKKS-encrypted (the coordinator never sees the joint model); load it from a partner that holds the key`);
-    if (parameterCount(meta.data.spec) !== meta.data.paramCount) throw new FedmartError('UNPROCESSABLE', `model registry: spec and parameter count of version ${v} disagree`);
+    if (jointParameterCount(meta.data.spec) !== meta.data.paramCount) throw new FedmartError('UNPROCESSABLE', `model registry: spec and parameter count of version ${v} disagree`);
     const bytes = new Uint8Array(await (await this.get(`/api/v1/federations/${encodeURIComponent(federationId)}/models/${v}/weights`)).arrayBuffer());
     const got = this.sha256(bytes);
     if (got !== meta.data.sha256) {

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { STRATEGY_IDS } from './strategy/types.ts';
 import { listStrategies } from './strategy/registry.ts';
 import { ModelSpecSchema } from './model.ts';
+import { JointModelSpecSchema, TaskIdSchema, type JointModelSpec } from './task/layout.ts';
 
 /** Bumped on any incompatible change to envelopes or events. */
 export const PROTOCOL_VERSION = 1;
@@ -164,8 +165,16 @@ export type PartnerLimitsConfig = z.infer<typeof PartnerLimitsSchema>;
 
 /** Everything an operator sets when creating a federation. */
 export const FederationConfigSchema = z.object({
-  task: z.literal('binary').default('binary'),
-  model: ModelSpecSchema,
+  /**
+   * What the partners' agents run (the task seam, `task/layout.ts`): `binary`
+   * is the tabular classifier over `model` (an MLP spec); a scenario task
+   * (`recommendation`, `pricing`, `text`…) describes its joint parameters
+   * with a tensor layout in `model` and its own settings in `taskSpec`.
+   */
+  task: TaskIdSchema.default('binary'),
+  model: JointModelSpecSchema,
+  /** The task's own settings (opaque to the coordinator; each partner's task checks it fits its data). */
+  taskSpec: z.unknown().optional(),
   strategy: z.enum(STRATEGY_IDS).default('fedavg'),
   strategyOptions: z
     .object({
@@ -208,6 +217,9 @@ export const FederationConfigSchema = z.object({
   /** 'vertical': the federation is a vertical FL job whose parties talk through the `/vertical` relay (absent = horizontal). */
   mode: z.enum(['horizontal', 'vertical']).optional(),
 }).superRefine((c, ctx) => {
+  if (c.task === 'binary' && c.model.kind !== 'mlp') ctx.addIssue({ code: 'custom', path: ['model'], message: "task 'binary' trains the tabular MLP: model must be { kind: 'mlp', inputDim, hidden }; a tensor layout needs the scenario task that defines it (set task)" });
+  if (c.task !== 'binary' && c.model.kind === 'mlp') ctx.addIssue({ code: 'custom', path: ['model'], message: `task '${c.task}' describes its joint parameters with a tensor layout ({ kind: 'tensors', tensors: [...] }), not an MLP spec` });
+  if (c.initialOutputBias !== undefined && c.model.kind !== 'mlp') ctx.addIssue({ code: 'custom', path: ['initialOutputBias'], message: 'initialOutputBias applies to the MLP of task binary only; a tensor layout sets initial values per tensor (init)' });
   const protectedBy = [c.secureAggregation ? 'secure aggregation' : null, c.encryption === 'ckks' ? 'CKKS encryption' : null].filter(Boolean);
   if (protectedBy.length === 2) {
     ctx.addIssue({ code: 'custom', path: ['encryption'], message: "secure aggregation and CKKS encryption cannot both be on (each already hides individual updates); choose one: drop secureAggregation or set encryption to 'none'" });
@@ -459,7 +471,10 @@ export interface Welcome {
   partnerId: string;
   partnerName: string;
   protocolVersion: number;
-  model: ModelSpecInput;
+  /** The task the partners run (absent from old coordinators: `binary`). */
+  task?: string;
+  model: JointModelSpec;
+  taskSpec?: unknown;
   dataSchema?: unknown;
   /** The federation's protection terms ({@link FederationTermsSchema}). */
   terms?: FederationTerms;

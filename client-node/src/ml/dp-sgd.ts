@@ -401,22 +401,78 @@ export interface DpReleaseCharge {
  * @param accountant - this partner's accountant of the plan's level (read, not modified)
  * @returns the update (new weights − global), the metrics to report, the charge, and, with distributed adaptive clipping, the noised centred clip bit that joins the secure sum
  */
-export async function trainRoundWithDp(args: TrainLocalArgs, plan: PartnerDpPlan | null, accountant: RdpAccountant): Promise<{ delta: Float32Array; metrics: Record<string, number>; charge: DpReleaseCharge | null; clipBit?: number }> {
+export async function trainRoundWithDp(args: TrainLocalArgs, plan: PartnerDpPlan | null, accountant: RdpAccountant): Promise<RoundRelease> {
+  return runRoundWithDp(tabularRoundTraining(args), plan, accountant);
+}
+
+/**
+ * The tabular MLP's round training (plain Adam epochs, or DP-SGD), for {@link runRoundWithDp}.
+ * @param args - trainLocal arguments (the global weights in `weights`, not mutated)
+ * @returns plain and record-level-DP training, each giving the update (new weights − global)
+ */
+export function tabularRoundTraining(args: TrainLocalArgs): RoundTraining {
   const global = args.weights;
   const diff = (w: Float32Array) => {
     const d = new Float32Array(global.length);
     for (let i = 0; i < d.length; i++) d[i] = w[i]! - global[i]!;
     return d;
   };
+  return {
+    plain: async () => {
+      const r = await trainLocal(args);
+      return { delta: diff(r.weights), metrics: { loss: r.loss } };
+    },
+    recordDp: async (dp) => {
+      const r = await trainDpSgd({ ...args, dp });
+      return { delta: diff(r.weights), q: r.q, steps: r.steps };
+    },
+  };
+}
+
+/** One round's update as it is released, with what releasing it costs (see {@link trainRoundWithDp}). */
+export interface RoundRelease {
+  delta: Float32Array;
+  metrics: Record<string, number>;
+  charge: DpReleaseCharge | null;
+  /** Distributed adaptive clipping: the noised centred clip bit that joins the secure sum. */
+  clipBit?: number;
+}
+
+/**
+ * How a task trains one round, as the DP layer needs it (the task seam,
+ * `client-node/src/task.ts`). `plain` trains without DP; `recordDp` runs
+ * DP-SGD over the task's own examples (per-example clipping to `clip`,
+ * Gaussian noise σ·C, Poisson rate q) and says which q and how many steps it
+ * took, so the charge is exact. A task without `recordDp` refuses
+ * record-level DP federations.
+ */
+export interface RoundTraining {
+  plain(): Promise<{ delta: Float32Array; metrics: Record<string, number> }>;
+  recordDp?(dp: DpSgdOptions): Promise<{ delta: Float32Array; q: number; steps: number; metrics?: Record<string, number> }>;
+}
+
+/**
+ * Apply the round's DP plan to any task's training: DP-SGD at record level
+ * (the task's `recordDp`), clipping + the partner's noise share of the
+ * update at partner level (here, task-independent), plain training without
+ * DP. The accountant is read, not stepped: the caller charges on release.
+ * @param t - the task's round training
+ * @param plan - the round's DP plan (from the pinned terms), or null
+ * @param accountant - this partner's accountant of the plan's level
+ * @returns the update to release, its metrics and its charge
+ * @throws FedmartError CONFIG_ERROR when record-level DP is asked of a task that cannot do it
+ */
+export async function runRoundWithDp(t: RoundTraining, plan: PartnerDpPlan | null, accountant: RdpAccountant): Promise<RoundRelease> {
   if (plan?.level === 'record') {
-    const r = await trainDpSgd({ ...args, dp: { clip: plan.clip, noiseMultiplier: plan.noiseMultiplier, sampleRate: plan.sampleRate } });
+    if (!t.recordDp) throw new FedmartError('CONFIG_ERROR', "this partner's task cannot train with record-level DP (no per-example clipping); the federation must use partner-level DP or none for it");
+    const r = await t.recordDp({ clip: plan.clip, noiseMultiplier: plan.noiseMultiplier, sampleRate: plan.sampleRate });
     const charge: DpReleaseCharge = { level: 'record', q: r.q, sigma: plan.noiseMultiplier, steps: r.steps, delta: plan.delta };
     const after = RdpAccountant.fromJSON(accountant.toJSON()).step(r.q, plan.noiseMultiplier, r.steps);
-    return { delta: diff(r.weights), metrics: { epsilon_record: after.epsilon(plan.delta).epsilon, dp_steps: r.steps, dp_q: r.q }, charge };
+    return { delta: r.delta, metrics: { ...(r.metrics ?? {}), epsilon_record: after.epsilon(plan.delta).epsilon, dp_steps: r.steps, dp_q: r.q }, charge };
   }
-  const r = await trainLocal(args);
-  const delta = diff(r.weights);
-  if (plan?.level !== 'partner') return { delta, metrics: { loss: r.loss }, charge: null };
+  const r = await t.plain();
+  const delta = r.delta;
+  if (plan?.level !== 'partner') return { delta, metrics: r.metrics, charge: null };
   const { unclipped } = privatizeUpdate(delta, plan);
   const charge: DpReleaseCharge = { level: 'partner', ...PARTNER_LEVEL_CHARGE, sigma: plan.noiseMultiplier, delta: plan.delta };
   // No training loss: it is a noiseless statistic of the partner's data, which partner-level DP protects.

@@ -1,0 +1,105 @@
+/**
+ * The task seam, partner side (`../shared/DESIGN.md`, "Scenarios as tasks").
+ *
+ * The partner agent runs whatever task it is handed: how its local rows are
+ * encoded, how one round of local training and evaluation runs, which
+ * parameters are joint (the flat vector the coordinator aggregates, laid
+ * out by the federation's `model`) and which stay local (a task may keep
+ * user embeddings or per-store effects in its own state: they never leave
+ * the partner), and how its metrics are named. The agent keeps everything
+ * else — consent, terms pinning, identities, SecAgg, CKKS, DP accounting —
+ * so protection wraps any task's joint parameters unchanged.
+ *
+ * The tabular binary classifier ({@link tabularTask}) is the first task;
+ * scenario modules (`scenarios/<name>/`) implement others.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import type { LocalTrainConfig } from '@fedmart/shared/strategy/types';
+import type { JointModelSpec } from '@fedmart/shared/task/layout';
+import type { ModelSpec } from '@fedmart/shared/model';
+import { evaluate } from './ml/trainer.ts';
+import { tabularRoundTraining, type RoundTraining } from './ml/dp-sgd.ts';
+
+/** What a round hands the task. */
+export interface TaskRoundArgs {
+  /** The global joint weights of this round (do not mutate). */
+  weights: Float32Array;
+  /** The round's local training hyper-parameters (epochs, batch, learning rate, μ, l2). */
+  config: LocalTrainConfig;
+  /** 1-based round number. */
+  round: number;
+  /** Seed for local shuffling and sampling (non-secret). */
+  seed: number;
+}
+
+/** A task's evaluation of joint weights on this partner's validation data. */
+export interface TaskEvaluation {
+  /** Examples the metrics are averaged over (the coordinator weights partners by it). */
+  numExamples: number;
+  /** Flat finite metrics; `loss` (lower is better) is what experiment selection reads. */
+  metrics: Record<string, number>;
+}
+
+/** A task a partner agent can run. */
+export interface PartnerTask {
+  /** Task id; must equal the federation's `task`. */
+  readonly id: string;
+  /** This partner's weight in the average: its training examples (declared at hello, capped by the coordinator). */
+  readonly numExamples: number;
+  /**
+   * Check that the federation's joint model and task settings fit this
+   * partner's data, and adopt them (called at every welcome).
+   * @throws FedmartError DATA_ERROR / CONFIG_ERROR naming the mismatch and what to do
+   */
+  accept(model: JointModelSpec, taskSpec: unknown): void;
+  /** One round of local training from the global weights: the update is the change of the joint weights. */
+  round(args: TaskRoundArgs): RoundTraining;
+  /** Evaluate joint weights on this partner's validation data. */
+  evaluate(weights: Float32Array): Promise<TaskEvaluation>;
+}
+
+/** A partner's encoded local data, already split (the tabular task's input). */
+export interface LocalData {
+  /** Feature matrix, row-major n×d. */
+  trainX: Float32Array;
+  trainY: Float32Array;
+  trainN: number;
+  valX: Float32Array;
+  valY: Float32Array;
+  valN: number;
+  d: number;
+}
+
+/**
+ * The first task: the binary tabular classifier (an MLP; `hidden: []` is
+ * logistic regression) over encoded rows, trained with TensorFlow.js.
+ * @param data - encoded local rows with the federation's data schema
+ * @returns the task
+ */
+export function tabularTask(data: LocalData): PartnerTask {
+  let spec: ModelSpec | null = null;
+  const need = (): ModelSpec => {
+    if (!spec) throw new FedmartError('UNAVAILABLE', 'the tabular task has no model yet (no welcome received)');
+    return spec;
+  };
+  return {
+    id: 'binary',
+    numExamples: data.trainN,
+    accept(model) {
+      if (model.kind !== 'mlp') throw new FedmartError('CONFIG_ERROR', "this partner runs the tabular task (binary), but the federation's model is a tensor layout of another task; start the partner with that scenario's task");
+      if (data.d !== model.inputDim) {
+        throw new FedmartError('DATA_ERROR', `local data has ${data.d} encoded features but the federation's model expects ${model.inputDim}; use the federation's data schema (--schema) so both sides encode the same columns`);
+      }
+      spec = model;
+    },
+    round({ weights, config, seed }) {
+      return tabularRoundTraining({ spec: need(), weights, x: data.trainX, y: data.trainY, n: data.trainN, config, seed });
+    },
+    async evaluate(weights) {
+      const r = await evaluate(need(), weights, data.valX, data.valY, data.valN);
+      const metrics: Record<string, number> = { loss: r.loss, accuracy: r.accuracy };
+      if (Number.isFinite(r.auc)) metrics.auc = r.auc;
+      return { numExamples: r.numExamples, metrics };
+    },
+  };
+}
