@@ -4,7 +4,7 @@
  * set up through the REST API exactly as an operator and partners would.
  */
 import { startCoordinator, type RoundOutcome } from '@fedmart/coordinator';
-import { startPartnerAgent, type PartnerAgent, type PartnerAgentOptions, type LocalData } from '@fedmart/client-node/agent';
+import { startPartnerAgent, type PartnerAgent, type PartnerAgentOptions, type LocalData, type PartnerTask } from '@fedmart/client-node/agent';
 import { weightsOf } from '@fedmart/coordinator/db/store';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
@@ -13,7 +13,8 @@ import { privacyReport, type PrivacyReport } from '@fedmart/coordinator/privacy'
 
 export interface FederateOptions {
   config: FederationConfigInput;
-  partners: { id: string; data: LocalData; dropAtStage?: PartnerAgentOptions['dropAtStage'] }[];
+  /** Each partner runs the tabular task over `data`, or the scenario task it is given (`task`, the seam of `client-node/src/task.ts`). */
+  partners: ({ id: string; dropAtStage?: PartnerAgentOptions['dropAtStage'] } & ({ data: LocalData; task?: undefined } | { task: PartnerTask; data?: undefined }))[];
   /** CKKS: the coordinator holds only ciphertexts, so the final model is read from a partner. */
   modelFromPartner?: boolean;
   /** Start each round only once every partner is connected (simulated dropouts reconnect between rounds). */
@@ -31,6 +32,8 @@ export interface RoundValidation {
   evalLoss: number;
   /** The example-weighted mean of the partners' validation AUCs (NaN if none). */
   evalAuc: number;
+  /** Every aggregated metric of the round (`eval_<name>` for each metric the tasks report, `train_<name>`…). */
+  metrics: Record<string, number>;
 }
 
 export interface FederateResult {
@@ -60,7 +63,7 @@ export async function runFederation(o: FederateOptions): Promise<FederateResult>
   try {
     for (const [i, p] of o.partners.entries()) {
       const { token } = await api.post<{ token: string }>(`/api/v1/federations/${federation.id}/enrollments`, { partner: p.id });
-      agents.push(startPartnerAgent({ coordinatorUrl: coord.url, token, data: p.data, seed: o.seed + i, reconnect: false, log: (m) => say(`  [${p.id}] ${m}`), ...(p.dropAtStage ? { dropAtStage: p.dropAtStage } : {}) }));
+      agents.push(startPartnerAgent({ coordinatorUrl: coord.url, token, ...(p.task ? { task: p.task } : { data: p.data }), seed: o.seed + i, reconnect: false, log: (m) => say(`  [${p.id}] ${m}`), ...(p.dropAtStage ? { dropAtStage: p.dropAtStage } : {}) }));
     }
     await Promise.all(agents.map((a) => a.ready));
     say(`federation ${federation.id}: ${agents.length} partners connected`);
@@ -68,7 +71,7 @@ export async function runFederation(o: FederateOptions): Promise<FederateResult>
     let best: FederateResult['best'] = null;
     coord.orchestrator.on('round-end', (e) => {
       if (e.phase !== 'committed' || e.modelVersion === undefined || e.federationId !== federation.id) return;
-      const v: RoundValidation = { round: e.round, modelVersion: e.modelVersion, evalLoss: e.metrics.eval_loss ?? Number.NaN, evalAuc: e.metrics.eval_auc ?? Number.NaN };
+      const v: RoundValidation = { round: e.round, modelVersion: e.modelVersion, evalLoss: e.metrics.eval_loss ?? Number.NaN, evalAuc: e.metrics.eval_auc ?? Number.NaN, metrics: { ...e.metrics } };
       history.push(v);
       // Early stopping on federated validation: keep the weights of the best round so far (ties: the earlier round).
       if (Number.isFinite(v.evalLoss) && (best === null || v.evalLoss < best.evalLoss)) {
