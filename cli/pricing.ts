@@ -108,7 +108,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   };
   const fed = await runFederation({ config, partners: parts.map((q) => ({ id: q.id, task: pricingTask(q.rows, q.rows) })), rounds: 1, seed: o.seed ?? 42, waitForAllPartners: true, onProgress: say });
   const participants = fed.outcomes.find((x) => x.phase === 'committed')!.participants.length;
-  const solved = solveCommitted(layout, fed.weights, participants, dpScale ?? 1);
+  const solved = solveCommitted(layout, fed.weights, participants);
   const pooled = pooledLsdv(rows, p, fe);
 
   const threshold = o.threshold ?? 2;

@@ -57,16 +57,15 @@ export function committedStats(layout: JointModelSpec, weights: Float32Array, pa
  * @param layout - the published layout
  * @param weights - committed weights
  * @param partners - P (participants of the committing round)
- * @param dpScale - the DP encoding's public scale (DP models only)
  * @returns product → fit, or an error message for products that cannot be solved
  */
-export function solveCommitted(layout: JointModelSpec, weights: Float32Array, partners: number, dpScale = 1): Map<string, ProductFit | { error: string }> {
+export function solveCommitted(layout: JointModelSpec, weights: Float32Array, partners: number): Map<string, ProductFit | { error: string }> {
   if (layout.kind !== 'tensors') throw new FedmartError('UNPROCESSABLE', 'pricing: the model is an MLP, not a pricing demand model');
   const meta = readLayout(layout);
   const p = meta.regressors.length;
   const out = new Map<string, ProductFit | { error: string }>();
   for (const [name, v] of committedStats(layout, weights, partners)) {
-    const st = unflattenStats(meta.encoding === 'dp' ? v.map((x) => x * dpScale) : v, p);
+    const st = unflattenStats(meta.encoding === 'dp' ? v.map((x) => x * meta.dpScale) : v, p);
     try {
       out.set(name, fitFromStats(st, p, `product "${name}"`, meta.fixedEffects));
     } catch (e) {

@@ -59,7 +59,7 @@ const META = 'pricing-ols-v1';
 export function pricingLayout(spec: PricingTaskSpec): TensorLayoutSpec {
   const p = spec.regressors.length;
   const s = statCount(p);
-  const head = `${META}|${spec.encoding}|fe=${spec.fixedEffects ? 1 : 0}|${spec.regressors.join(',')}`;
+  const head = `${META}|${spec.encoding}|fe=${spec.fixedEffects ? 1 : 0}|${spec.regressors.join(',')}${spec.encoding === 'dp' ? `|s=${spec.dpScale}` : ''}`;
   if (head.length > 100) throw new FedmartError('CONFIG_ERROR', `pricing: the regressor names (${spec.regressors.join(', ')}) are too long to publish with the model (100 characters in all); rename the columns`);
   const long = spec.products.find((k) => k.length > 90);
   if (long) throw new FedmartError('CONFIG_ERROR', `pricing: product name "${long.slice(0, 20)}…" is longer than 90 characters; shorten the product column's values`);
@@ -70,10 +70,10 @@ export function pricingLayout(spec: PricingTaskSpec): TensorLayoutSpec {
 }
 
 /** Read what {@link pricingLayout} wrote. */
-export function readLayout(layout: TensorLayoutSpec): { encoding: 'exact' | 'dp'; fixedEffects: boolean; regressors: string[]; products: string[] } {
+export function readLayout(layout: TensorLayoutSpec): { encoding: 'exact' | 'dp'; fixedEffects: boolean; regressors: string[]; products: string[]; dpScale: number } {
   const head = layout.tensors[0]?.name.split('|') ?? [];
   if (head[0] !== META || (head[1] !== 'exact' && head[1] !== 'dp')) throw new FedmartError('UNPROCESSABLE', `pricing: this model is not a pricing demand model (its first tensor is "${layout.tensors[0]?.name ?? ''}"); pass a federation of task pricing`);
-  return { encoding: head[1], fixedEffects: head[2] === 'fe=1', regressors: (head[3] ?? '').split(','), products: layout.tensors.slice(1).map((t) => t.name.replace(/^product:/, '')) };
+  return { encoding: head[1], fixedEffects: head[2] === 'fe=1', regressors: (head[3] ?? '').split(','), products: layout.tensors.slice(1).map((t) => t.name.replace(/^product:/, '')), dpScale: head[4]?.startsWith('s=') ? Number(head[4].slice(2)) : 1 };
 }
 
 /**
