@@ -103,7 +103,7 @@ export function priceSku(r: PriceRequest): PriceAnswer {
   if (policy === 'margin-optimal') target = e < -1 ? (c * e) / (1 + e) : null;
   else {
     const base = c * (1 + (r.targetMargin ?? 0.3));
-    const comp = r.competitorPrices?.length ? 0.3 * (1 - Math.min(...r.competitorPrices) / base) : 0;
+    const comp = r.competitorPrices?.length && base > 0 ? 0.3 * (1 - Math.min(...r.competitorPrices) / base) : 0;
     const score = -Math.min(1, Math.max(0, (Math.abs(e) - 1) / 4));
     target = base * (1 + comp + 0.5 * score);
   }
