@@ -13,6 +13,7 @@ import type { Table } from '@fedmart/shared/data/table';
 import { demandRows, fitFromStats, pooledLsdv, productStats, regressorNames, statCount, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
 import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
 import { pricingTask, solveCommitted } from '@fedmart/scenarios/pricing/task';
+import { backtest } from '@fedmart/scenarios/pricing/policy';
 import { LIMB_BOUND, LIMBS, pricingLayout, type PricingTaskSpec } from '@fedmart/scenarios/pricing/wire';
 import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
 import { runFederation } from './federate.ts';
@@ -20,7 +21,7 @@ import { runFederation } from './federate.ts';
 export const PRICING_SIMULATE_USAGE = `fedmart scenario pricing simulate --csv FILE (--quantity COL | --log-quantity COL) --price COL
     [--product COL] [--controls COLS] [--cross-prices COLS] [--fixed-effects COL]
     (--partition-by COL [--partners N] | --partners N) [--secure-agg] [--dp partner --epsilon E [--delta D]]
-    [--threshold 2] [--seed N] [--json]
+    [--threshold 2] [--time COL [--holdout 0.2] [--cost-share 0.6]] [--seed N] [--json]
 
 Log-log demand per product (log units on log own price, log cross prices, controls, fixed
 effects), estimated by exact federated least squares: each partner sends only its sufficient
@@ -34,6 +35,9 @@ each partner's local-only estimate.
   --secure-agg         partners' statistics are summed under secure aggregation
   --dp partner         partner-level DP (DP-FedAvg) on the statistics, at --epsilon (δ 1e-5)
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
+  --time COL           backtest: fit on all but the last --holdout share of periods, then replay
+                       the held-out periods under each policy (modelled margin, price volatility);
+                       unit cost = --cost-share × the product's mean training price (an assumption)
 
 e.g. fedmart scenario pricing simulate --csv "$(fedmart datasets fetch orangejuice)" --log-quantity logmove
        --price price --product brand --controls deal,feat --fixed-effects store --partners 6 --json`;
@@ -47,6 +51,11 @@ export interface PricingSimulateOptions {
   dp?: { epsilon: number; delta: number } | undefined;
   threshold?: number;
   seed?: number;
+  /** Backtest: the time column; its last `holdout` share of periods is held out (the model is fitted on the rest). */
+  time?: string | undefined;
+  holdout?: number;
+  /** Backtest: unit cost as a share of the product's mean training price (the data carry no costs). */
+  costShare?: number;
   onProgress?: (line: string) => void;
 }
 
@@ -63,7 +72,21 @@ const DP_ROW_CLIP = { x: 1, y: 3 };
 export async function simulatePricing(o: PricingSimulateOptions) {
   const started = Date.now();
   const say = o.onProgress ?? (() => {});
-  const rows = demandRows(o.table, o.spec);
+  const all = demandRows(o.table, o.spec);
+  let rows = all;
+  let heldOut: DemandRow[] = [];
+  let timeOf: ((r: DemandRow) => number) | null = null;
+  if (o.time) {
+    const tj = o.table.columns.indexOf(o.time);
+    if (tj < 0) throw new FedmartError('DATA_ERROR', `--time ${o.time}: the CSV has no column "${o.time}"`);
+    timeOf = (r) => Number(o.table.rows[r.index]![tj]);
+    const periods = [...new Set(all.map(timeOf))].sort((a, b) => a - b);
+    if (periods.some((t) => !Number.isFinite(t))) throw new FedmartError('DATA_ERROR', `--time ${o.time}: the column must be numeric (a week or day number)`);
+    const cut = periods[Math.floor(periods.length * (1 - (o.holdout ?? 0.2)))]!;
+    rows = all.filter((r) => timeOf!(r) < cut);
+    heldOut = all.filter((r) => timeOf!(r) >= cut);
+    say(`backtest: fitting on ${o.time} < ${cut} (${rows.length} rows), holding out ${heldOut.length} rows`);
+  }
   const regressors = regressorNames(o.spec);
   const p = regressors.length;
   const fe = Boolean(o.spec.fixedEffects);
@@ -143,6 +166,25 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     const f = solved.get(k);
     if (f && !('error' in f)) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f.elasticity - pooled.get(k)!.elasticity));
   }
+  let backtestOut: Record<string, ReturnType<typeof backtest>> | undefined;
+  if (timeOf && heldOut.length) {
+    backtestOut = {};
+    for (const k of products) {
+      const f = solved.get(k);
+      if (!f || 'error' in f) continue;
+      const train = rows.filter((r) => r.product === k);
+      const cost = (o.costShare ?? 0.6) * (train.reduce((t, r) => t + r.price, 0) / train.length);
+      const byT = new Map<number, { p: number; q: number; n: number }>();
+      for (const r of heldOut) {
+        if (r.product !== k) continue;
+        const t = timeOf(r);
+        const c = byT.get(t) ?? byT.set(t, { p: 0, q: 0, n: 0 }).get(t)!;
+        c.p += r.price; c.q += Math.exp(r.y); c.n++;
+      }
+      const periods = [...byT.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => ({ price: c.p / c.n, units: c.q }));
+      if (periods.length > 1) backtestOut[k] = backtest(periods, f.elasticity, cost, { threshold });
+    }
+  }
   const privacy = fed.privacy ? fed.privacy.totals.filter((t) => t.scope === 'federation').map((t) => ({ level: t.level, epsilon: t.epsilon, delta: t.delta })) : undefined;
   return {
     scenario: 'pricing' as const,
@@ -153,6 +195,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     localOnly: { elasticity: localOnly },
     comparison: { maxAbsElasticityDiff: maxAbsDiff },
     protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? { level: 'partner', epsilon: privacy?.[0]?.epsilon ?? null, delta: o.dp.delta, noiseMultiplier: dpConfig!.noiseMultiplier, sensitivityScale: dpScale } : null },
+    ...(backtestOut ? { backtest: { costShare: o.costShare ?? 0.6, heldOutRows: heldOut.length, byProduct: backtestOut, total: (['observed', 'margin-optimal', 'cost-plus'] as const).map((pol) => ({ policy: pol, margin: Object.values(backtestOut!).reduce((t, b) => t + b[pol].margin, 0), volatility: Object.values(backtestOut!).reduce((t, b) => t + b[pol].volatility, 0) / Math.max(1, Object.keys(backtestOut!).length) })) } } : {}),
     modelVersion: fed.outcomes.find((x) => x.phase === 'committed')!.modelVersion,
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
@@ -166,7 +209,7 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
     csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
     product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
     'partition-by': { type: 'string' }, partners: { type: 'string' }, 'secure-agg': { type: 'boolean' }, dp: { type: 'string' },
-    epsilon: { type: 'string' }, delta: { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    epsilon: { type: 'string' }, delta: { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
   });
   if (values.help) { process.stdout.write(PRICING_SIMULATE_USAGE + '\n'); return 0; }
   const cmd = 'scenario pricing simulate';
@@ -185,7 +228,7 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
     quantity: values.quantity as string | undefined, logQuantity: values['log-quantity'] as string | undefined, price,
     product: values.product as string | undefined, controls: list(values.controls), crossPrices: list(values['cross-prices']), fixedEffects: values['fixed-effects'] as string | undefined,
   };
-  const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });
+  const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), time: values.time as string | undefined, holdout: numberFlag(cmd, values, 'holdout', 0.2, 0.05, 0.5), costShare: numberFlag(cmd, values, 'cost-share', 0.6, 0, 0.99), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });
   process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
   return 0;
 }
