@@ -69,7 +69,7 @@ export function solveCommitted(layout: JointModelSpec, weights: Float32Array, pa
     try {
       out.set(name, fitFromStats(st, p, `product "${name}"`, meta.fixedEffects));
     } catch (e) {
-      out.set(name, { error: (e as Error).message });
+      out.set(name, { error: meta.encoding === 'dp' ? `pricing: product "${name}": the DP noise on its statistics left normal equations that are not positive definite (noise σ·C swamps the partners' statistics; see the README on partner-level DP with few partners)` : (e as Error).message });
     }
   }
   return out;
