@@ -85,7 +85,7 @@ export async function fetchPricePanel(name: PricePanel): Promise<string> {
 export async function datasetsCommand(argv: string[]): Promise<number> {
   const [verb, name] = argv;
   if (verb !== 'fetch' || !name || !(name in PRICE_PANELS)) {
-    throw new FedmartError('CONFIG_ERROR', `datasets: usage is "fedmart datasets fetch <${Object.keys(PRICE_PANELS).join('|')}>" (writes a long CSV to ${datasetCacheDir()})`);
+    throw new FedmartError('CONFIG_ERROR', `usage is "fedmart datasets fetch <${Object.keys(PRICE_PANELS).join('|')}>" (writes a long CSV to ${datasetCacheDir()})`);
   }
   process.stdout.write(`${await fetchPricePanel(name as PricePanel)}\n`);
   return 0;
