@@ -144,9 +144,10 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     federated.r2[k] = r6(f.r2);
     federated.class[k] = Math.abs(f.elasticity) >= threshold ? 'high' : 'low';
   }
-  const pooledOut = { elasticity: {} as Record<string, number>, se: {} as Record<string, number>, r2: {} as Record<string, number> };
+  const pooledOut = { elasticity: {} as Record<string, number | null>, se: {} as Record<string, number | null>, r2: {} as Record<string, number | null> };
   for (const k of products) {
     const f = pooled.get(k)!;
+    if ('error' in f) { pooledOut.elasticity[k] = pooledOut.se[k] = pooledOut.r2[k] = null; continue; }
     pooledOut.elasticity[k] = r6(f.elasticity);
     pooledOut.se[k] = r6(f.se);
     pooledOut.r2[k] = r6(f.r2);
@@ -164,7 +165,8 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   let maxAbsDiff = 0;
   for (const k of products) {
     const f = solved.get(k);
-    if (f && !('error' in f)) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f.elasticity - pooled.get(k)!.elasticity));
+    const g = pooled.get(k)!;
+    if (f && !('error' in f) && !('error' in g)) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f.elasticity - g.elasticity));
   }
   let backtestOut: Record<string, ReturnType<typeof backtest>> | undefined;
   if (timeOf && heldOut.length) {

@@ -33,7 +33,7 @@ if (!oj.table) console.log(`pricing tests skipped: ${oj.reason}`);
 if (!cheese.table) console.log(`pricing generality test skipped: ${cheese.reason}`);
 
 const OJ_SPEC: DemandSpec = { logQuantity: 'logmove', price: 'price', product: 'brand', controls: ['deal', 'feat'], crossPrices: [], fixedEffects: 'store' };
-const maxDiff = (a: Record<string, number | null>, b: Record<string, number>) => Math.max(...Object.keys(b).map((k) => Math.abs((a[k] ?? Number.NaN) - b[k]!)));
+const maxDiff = (a: Record<string, number | null>, b: Record<string, number | null>) => Math.max(...Object.keys(b).map((k) => Math.abs((a[k] ?? Number.NaN) - (b[k] ?? Number.NaN))));
 
 async function captureCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -62,15 +62,24 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
       expect(maxDiff(r.federated.r2, r.pooled.r2)).toBeLessThan(1e-6);
       for (const [k, e] of Object.entries(r.pooled.elasticity)) {
         // Montgomery (1997) and Rossi, Allenby & McCulloch (2005) report own-price elasticities of roughly −1 to −4 for these data.
+        expect(e).not.toBeNull();
         expect(e).toBeLessThan(-1);
         expect(e).toBeGreaterThan(-4);
         const lo = r.localOnly.elasticity[k]!;
         expect(lo.max - lo.min).toBeGreaterThan(0.1); // each partner alone is visibly noisier
-        expect(r.federated.class[k]).toBe(Math.abs(e) >= 2 ? 'high' : 'low');
+        expect(r.federated.class[k]).toBe(Math.abs(e!) >= 2 ? 'high' : 'low');
       }
       expect(r.protection.secureAggregation).toBe(secureAgg);
     }, 600_000);
   }
+
+  it('with log cross prices too, federated equals pooled within 1e-6; a product whose own price is among the cross prices is reported, not guessed', async () => {
+    const r = await simulatePricing({ table: oj.table!, spec: { ...OJ_SPEC, crossPrices: ['price1', 'price2'] }, partners: 6, secureAgg: true });
+    const solved = Object.fromEntries(Object.entries(r.pooled.elasticity).filter(([, v]) => v !== null));
+    expect(Object.keys(solved)).toHaveLength(9);
+    expect(maxDiff(r.federated.elasticity, solved)).toBeLessThan(1e-6);
+    expect(r.federated.errors?.['1']).toMatch(/singular/);
+  }, 600_000);
 
   it('--dp partner --epsilon 4: the statistics are noised and the ledger reports ε ≤ 4', async () => {
     const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, dp: { epsilon: 4, delta: 1e-5 } });

@@ -321,11 +321,22 @@ export const classifyElasticity = (e: number, threshold: number): ElasticityClas
  * @param fixedEffects - whether rows carry levels
  * @returns product → fit
  */
-export function pooledLsdv(rows: readonly DemandRow[], p: number, fixedEffects: boolean): Map<string, ProductFit> {
+export function pooledLsdv(rows: readonly DemandRow[], p: number, fixedEffects: boolean): Map<string, ProductFit | { error: string }> {
   const byProduct = new Map<string, DemandRow[]>();
   for (const r of rows) (byProduct.get(r.product) ?? byProduct.set(r.product, []).get(r.product)!).push(r);
-  const out = new Map<string, ProductFit>();
+  const out = new Map<string, ProductFit | { error: string }>();
   for (const [k, rs] of byProduct) {
+    try {
+      out.set(k, lsdvOne(rs, p, fixedEffects, k));
+    } catch (e) {
+      out.set(k, { error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+function lsdvOne(rs: readonly DemandRow[], p: number, fixedEffects: boolean, k: string): ProductFit {
+  {
     const lv = new Map<string, number>();
     if (fixedEffects) for (const r of rs) if (!lv.has(r.level)) lv.set(r.level, lv.size);
     const m = p + lv.size;
@@ -351,7 +362,6 @@ export function pooledLsdv(rows: readonly DemandRow[], p: number, fixedEffects: 
     const ssr = Math.max(0, yy - bxy);
     const df = rs.length - m;
     const sst = yy - (sy * sy) / rs.length;
-    out.set(k, { elasticity: beta[0]!, se: Math.sqrt((ssr / df) * invDiag[0]!), coefficients: [...beta.subarray(0, p)], r2: 1 - ssr / sst, r2Within: Number.NaN, n: rs.length, dfResidual: df });
+    return { elasticity: beta[0]!, se: Math.sqrt((ssr / df) * invDiag[0]!), coefficients: [...beta.subarray(0, p)], r2: 1 - ssr / sst, r2Within: Number.NaN, n: rs.length, dfResidual: df };
   }
-  return out;
 }
