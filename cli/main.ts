@@ -30,6 +30,12 @@ Commands:
                   e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
   bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
+  scenario      scenario modules: dynamic pricing from a jointly estimated demand model
+                  e.g. fedmart scenario pricing simulate --csv oj.csv --log-quantity logmove --price price --product brand --controls deal,feat --fixed-effects store --partners 6 --json
+  price         price a SKU within guardrails from a published pricing model
+                  e.g. fedmart price --model f_abc/latest --coordinator http://platform:7300 --product 5 --cost 0.02 --current-price 0.035 --json
+  datasets      fetch a real price panel (R package bayesm) into a cache as a long CSV
+                  e.g. fedmart datasets fetch orangejuice
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -47,6 +53,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
   segments: async () => (await import('./segments.ts')).segmentsCommand,
   predict: async () => (await import('./predict.ts')).predictCommand,
+  scenario: async () => (await import('./pricing.ts')).scenarioCommand,
+  price: async () => (await import('./price.ts')).priceCommand,
+  datasets: async () => (await import('./datasets.ts')).datasetsCommand,
 };
 
 /**

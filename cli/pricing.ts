@@ -1,0 +1,245 @@
+/**
+ * `fedmart scenario pricing simulate` and `fedmart price` (issue 11): a
+ * demand model estimated by exact federated least squares through the real
+ * coordinator and agents (`runFederation`), beside the pooled (centralized
+ * LSDV) estimate of the same specification and each partner's local-only
+ * estimate.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { computeSigma } from '@fedmart/shared/dp/rdp';
+import type { FederationConfigInput } from '@fedmart/shared/protocol';
+import { readTableFile } from '@fedmart/client-node/data/connectors';
+import type { Table } from '@fedmart/shared/data/table';
+import { demandRows, fitFromStats, pooledLsdv, productStats, regressorNames, statCount, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
+import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
+import { pricingTask, solveCommitted } from '@fedmart/scenarios/pricing/task';
+import { backtest } from '@fedmart/scenarios/pricing/policy';
+import { LIMB_BOUND, LIMBS, pricingLayout, type PricingTaskSpec } from '@fedmart/scenarios/pricing/wire';
+import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
+import { runFederation } from './federate.ts';
+
+export const PRICING_SIMULATE_USAGE = `fedmart scenario pricing simulate --csv FILE (--quantity COL | --log-quantity COL) --price COL
+    [--product COL] [--controls COLS] [--cross-prices COLS] [--fixed-effects COL]
+    (--partition-by COL [--partners N] | --partners N) [--secure-agg] [--dp partner --epsilon E [--delta D]]
+    [--threshold 2] [--time COL [--holdout 0.2] [--cost-share 0.6]] [--seed N] [--json]
+
+Log-log demand per product (log units on log own price, log cross prices, controls, fixed
+effects), estimated by exact federated least squares: each partner sends only its sufficient
+statistics (its fixed effects partialled out inside the partner) in one FedAvg round of a real
+coordinator; the coordinator side solves. Compared with the pooled OLS (dummy variables) and
+each partner's local-only estimate.
+
+  --partition-by COL   each value is a partner (with --partners N: values grouped into N);
+                       a fixed-effect level may not span partners
+  --partners N         alone: whole fixed-effect levels (or random rows) dealt to N partners
+  --secure-agg         partners' statistics are summed under secure aggregation
+  --dp partner         partner-level DP (DP-FedAvg) on the statistics, at --epsilon (δ 1e-5)
+  --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
+  --time COL           backtest: fit on all but the last --holdout share of periods, then replay
+                       the held-out periods under each policy (modelled margin, price volatility);
+                       unit cost = --cost-share × the product's mean training price (an assumption)
+
+e.g. fedmart scenario pricing simulate --csv "$(fedmart datasets fetch orangejuice)" --log-quantity logmove
+       --price price --product brand --controls deal,feat --fixed-effects store --partners 6 --json`;
+
+export interface PricingSimulateOptions {
+  table: Table;
+  spec: DemandSpec;
+  partitionBy?: string | undefined;
+  partners?: number | undefined;
+  secureAgg?: boolean;
+  dp?: { epsilon: number; delta: number } | undefined;
+  threshold?: number;
+  seed?: number;
+  /** Backtest: the time column; its last `holdout` share of periods is held out (the model is fitted on the rest). */
+  time?: string | undefined;
+  holdout?: number;
+  /** Backtest: unit cost as a share of the product's mean training price (the data carry no costs). */
+  costShare?: number;
+  onProgress?: (line: string) => void;
+}
+
+const r6 = (v: number): number => Number(v.toPrecision(10));
+
+/** Per-row clip for the DP encoding: generous public bounds on demeaned log prices, controls and log units. */
+const DP_ROW_CLIP = { x: 1, y: 3 };
+
+/**
+ * Run the pricing simulation.
+ * @returns the JSON object the CLI prints
+ * @throws FedmartError on bad columns, partitions or a federation that does not commit
+ */
+export async function simulatePricing(o: PricingSimulateOptions) {
+  const started = Date.now();
+  const say = o.onProgress ?? (() => {});
+  const all = demandRows(o.table, o.spec);
+  let rows = all;
+  let heldOut: DemandRow[] = [];
+  let timeOf: ((r: DemandRow) => number) | null = null;
+  if (o.time) {
+    const tj = o.table.columns.indexOf(o.time);
+    if (tj < 0) throw new FedmartError('DATA_ERROR', `--time ${o.time}: the CSV has no column "${o.time}"`);
+    timeOf = (r) => Number(o.table.rows[r.index]![tj]);
+    const periods = [...new Set(all.map(timeOf))].sort((a, b) => a - b);
+    if (periods.some((t) => !Number.isFinite(t))) throw new FedmartError('DATA_ERROR', `--time ${o.time}: the column must be numeric (a week or day number)`);
+    const cut = periods[Math.floor(periods.length * (1 - (o.holdout ?? 0.2)))]!;
+    rows = all.filter((r) => timeOf!(r) < cut);
+    heldOut = all.filter((r) => timeOf!(r) >= cut);
+    say(`backtest: fitting on ${o.time} < ${cut} (${rows.length} rows), holding out ${heldOut.length} rows`);
+  }
+  const regressors = regressorNames(o.spec);
+  const p = regressors.length;
+  const fe = Boolean(o.spec.fixedEffects);
+  const keys = o.partitionBy ? (() => {
+    const j = o.table.columns.indexOf(o.partitionBy!);
+    if (j < 0) throw new FedmartError('DATA_ERROR', `--partition-by ${o.partitionBy}: the CSV has no column "${o.partitionBy}"`);
+    return rows.map((r) => o.table.rows[r.index]![j]!);
+  })() : null;
+  const parts = partitionDemandRows(rows, keys, o.partners ?? null, o.seed ?? 42, o.partitionBy, fe);
+  const products = [...new Set(rows.map((r) => r.product))].sort((a, b) => (Number.isFinite(Number(a)) && Number.isFinite(Number(b)) ? Number(a) - Number(b) : a < b ? -1 : 1));
+  say(`${rows.length} rows, ${products.length} products, regressors ${regressors.join(', ')}; partners ${parts.map((q) => `${q.id}=${q.rows.length}`).join(', ')}`);
+
+  let dpScale: number | undefined;
+  let dpConfig: FederationConfigInput['dp'];
+  if (o.dp) {
+    // Sensitivity: each demeaned row contributes a statistics vector of L2 norm ≤ r (its entries are products of clipped
+    // values, plus n's 1), and a partner is at most nMax rows, so ‖stats‖ ≤ nMax·r; divided by dpScale = nMax·r the
+    // update has norm ≤ 1 = C and the agent's DP-FedAvg clip never binds. nMax is what partners declare at hello anyway.
+    const bx = Array(p).fill(DP_ROW_CLIP.x) as number[];
+    let rr = 1 + DP_ROW_CLIP.y ** 4;
+    for (let a = 0; a < p; a++) { rr += (bx[a]! * DP_ROW_CLIP.y) ** 2; for (let b = a; b < p; b++) rr += (bx[a]! * bx[b]!) ** 2; }
+    const nMax = Math.max(...parts.map((q) => q.rows.length));
+    dpScale = nMax * Math.sqrt(rr);
+    const delta = o.dp.delta;
+    const { sigma } = computeSigma({ q: 1, steps: 1, delta, epsilon: o.dp.epsilon });
+    dpConfig = { level: 'partner', noiseMultiplier: sigma, clip: 1, delta, ...(o.secureAgg ? { mode: 'distributed' as const } : {}) };
+  }
+  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowClip: { x: Array(p).fill(DP_ROW_CLIP.x) as number[], y: DP_ROW_CLIP.y } } : {}) };
+  const layout = pricingLayout(taskSpec);
+  const coords = products.length * statCount(p) * (o.dp ? 1 : LIMBS) + 1;
+  const config: FederationConfigInput = {
+    task: 'pricing',
+    model: layout,
+    taskSpec,
+    localTrain: { localEpochs: 1, batchSize: 1, learningRate: 1, proximalMu: 0 },
+    minClients: parts.length,
+    seed: o.seed ?? 42,
+    // Exact mode: the update is a vector of limbs |L| ≤ 2048, so its norm is at most 2048·√coords by construction.
+    limits: { maxUpdateNorm: o.dp ? 1 : LIMB_BOUND * Math.sqrt(coords) * 1.0001, maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
+    ...(o.secureAgg ? { secureAggregation: { clip: o.dp ? 1 + 8 * dpConfig!.noiseMultiplier / Math.sqrt(parts.length) + 1 : LIMB_BOUND, bits: 32 } } : {}),
+    ...(dpConfig ? { dp: dpConfig } : {}),
+  };
+  const fed = await runFederation({ config, partners: parts.map((q) => ({ id: q.id, task: pricingTask(q.rows, q.rows) })), rounds: 1, seed: o.seed ?? 42, waitForAllPartners: true, onProgress: say });
+  const participants = fed.outcomes.find((x) => x.phase === 'committed')!.participants.length;
+  const solved = solveCommitted(layout, fed.weights, participants);
+  const pooled = pooledLsdv(rows, p, fe);
+
+  const threshold = o.threshold ?? 2;
+  const federated = { elasticity: {} as Record<string, number | null>, se: {} as Record<string, number | null>, r2: {} as Record<string, number | null>, class: {} as Record<string, string | null>, errors: {} as Record<string, string> };
+  for (const k of products) {
+    const f = solved.get(k);
+    if (!f || 'error' in f) { federated.elasticity[k] = federated.se[k] = federated.r2[k] = federated.class[k] = null; federated.errors[k] = f && 'error' in f ? f.error : 'no statistics'; continue; }
+    federated.elasticity[k] = r6(f.elasticity);
+    federated.se[k] = r6(f.se);
+    federated.r2[k] = r6(f.r2);
+    federated.class[k] = Math.abs(f.elasticity) >= threshold ? 'high' : 'low';
+  }
+  const pooledOut = { elasticity: {} as Record<string, number | null>, se: {} as Record<string, number | null>, r2: {} as Record<string, number | null> };
+  for (const k of products) {
+    const f = pooled.get(k)!;
+    if ('error' in f) { pooledOut.elasticity[k] = pooledOut.se[k] = pooledOut.r2[k] = null; continue; }
+    pooledOut.elasticity[k] = r6(f.elasticity);
+    pooledOut.se[k] = r6(f.se);
+    pooledOut.r2[k] = r6(f.r2);
+  }
+  const localOnly: Record<string, { mean: number; min: number; max: number; partners: number }> = {};
+  for (const k of products) {
+    const es: number[] = [];
+    for (const q of parts) {
+      const st = productStats(q.rows.filter((r) => r.product === k), p, fe).get(k);
+      if (!st) continue;
+      try { es.push(fitFromStats(st, p, k, fe).elasticity); } catch { /* too few rows or a constant regressor at this partner */ }
+    }
+    if (es.length) localOnly[k] = { mean: r6(es.reduce((s, v) => s + v, 0) / es.length), min: r6(Math.min(...es)), max: r6(Math.max(...es)), partners: es.length };
+  }
+  let maxAbsDiff = 0;
+  for (const k of products) {
+    const f = solved.get(k);
+    const g = pooled.get(k)!;
+    if (f && !('error' in f) && !('error' in g)) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(f.elasticity - g.elasticity));
+  }
+  let backtestOut: Record<string, ReturnType<typeof backtest>> | undefined;
+  if (timeOf && heldOut.length) {
+    backtestOut = {};
+    for (const k of products) {
+      const f = solved.get(k);
+      if (!f || 'error' in f) continue;
+      const train = rows.filter((r) => r.product === k);
+      const cost = (o.costShare ?? 0.6) * (train.reduce((t, r) => t + r.price, 0) / train.length);
+      const byT = new Map<number, { p: number; q: number; n: number }>();
+      for (const r of heldOut) {
+        if (r.product !== k) continue;
+        const t = timeOf(r);
+        const c = byT.get(t) ?? byT.set(t, { p: 0, q: 0, n: 0 }).get(t)!;
+        c.p += r.price; c.q += Math.exp(r.y); c.n++;
+      }
+      const periods = [...byT.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => ({ price: c.p / c.n, units: c.q }));
+      if (periods.length > 1) backtestOut[k] = backtest(periods, f.elasticity, cost, { threshold });
+    }
+  }
+  const privacy = fed.privacy ? fed.privacy.totals.filter((t) => t.scope === 'federation').map((t) => ({ level: t.level, epsilon: t.epsilon, delta: t.delta })) : undefined;
+  return {
+    scenario: 'pricing' as const,
+    partners: parts.map((q) => ({ id: q.id, rows: q.rows.length })),
+    specification: { regressors, fixedEffects: o.spec.fixedEffects ?? null, products: products.length, rows: rows.length, threshold },
+    federated: { ...federated, errors: Object.keys(federated.errors).length ? federated.errors : undefined },
+    pooled: pooledOut,
+    localOnly: { elasticity: localOnly },
+    comparison: { maxAbsElasticityDiff: maxAbsDiff },
+    protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? { level: 'partner', epsilon: privacy?.[0]?.epsilon ?? null, delta: o.dp.delta, noiseMultiplier: dpConfig!.noiseMultiplier, sensitivityScale: dpScale } : null },
+    ...(backtestOut ? { backtest: { costShare: o.costShare ?? 0.6, heldOutRows: heldOut.length, byProduct: backtestOut, total: (['observed', 'margin-optimal', 'cost-plus'] as const).map((pol) => ({ policy: pol, margin: Object.values(backtestOut!).reduce((t, b) => t + b[pol].margin, 0), volatility: Object.values(backtestOut!).reduce((t, b) => t + b[pol].volatility, 0) / Math.max(1, Object.keys(backtestOut!).length) })) } } : {}),
+    modelVersion: fed.outcomes.find((x) => x.phase === 'committed')!.modelVersion,
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+}
+
+const list = (v: unknown): string[] => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+
+/** `fedmart scenario pricing simulate …`. */
+export async function pricingSimulateCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('scenario pricing simulate', argv, {
+    csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
+    product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
+    'partition-by': { type: 'string' }, partners: { type: 'string' }, 'secure-agg': { type: 'boolean' }, dp: { type: 'string' },
+    epsilon: { type: 'string' }, delta: { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (values.help) { process.stdout.write(PRICING_SIMULATE_USAGE + '\n'); return 0; }
+  const cmd = 'scenario pricing simulate';
+  const csv = requireString(cmd, values, 'csv', 'the price/quantity CSV');
+  const price = requireString(cmd, values, 'price', 'the own-price column');
+  if ((values.quantity === undefined) === (values['log-quantity'] === undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: give exactly one of --quantity COL (units) or --log-quantity COL (log units)`);
+  if (values['partition-by'] === undefined && values.partners === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: give --partition-by COL (each value a partner) or --partners N`);
+  const partners = values.partners === undefined ? undefined : intFlag(cmd, values, 'partners', 2, 2, 1000);
+  if (values.dp !== undefined && values.dp !== 'partner') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "partner" (DP-FedAvg on each partner's statistics), got "${String(values.dp)}"`);
+  if (values.dp === undefined && values.epsilon !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon needs --dp partner`);
+  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1) } : undefined;
+  if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp partner needs --epsilon E`);
+  const sep = values.sep as string | undefined;
+  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  const spec: DemandSpec = {
+    quantity: values.quantity as string | undefined, logQuantity: values['log-quantity'] as string | undefined, price,
+    product: values.product as string | undefined, controls: list(values.controls), crossPrices: list(values['cross-prices']), fixedEffects: values['fixed-effects'] as string | undefined,
+  };
+  const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), time: values.time as string | undefined, holdout: numberFlag(cmd, values, 'holdout', 0.2, 0.05, 0.5), costShare: numberFlag(cmd, values, 'cost-share', 0.6, 0, 0.99), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });
+  process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+  return 0;
+}
+
+/** `fedmart scenario <name> …`. */
+export async function scenarioCommand(argv: string[]): Promise<number> {
+  const [name, verb, ...rest] = argv;
+  if (name === 'pricing' && verb === 'simulate') return pricingSimulateCommand(rest);
+  throw new FedmartError('CONFIG_ERROR', `scenario: usage is "fedmart scenario pricing simulate …" (got "${[name, verb].filter(Boolean).join(' ')}"); run "fedmart scenario pricing simulate --help"`);
+}
+
+export type { DemandRow, ProductFit };
