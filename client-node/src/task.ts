@@ -14,49 +14,12 @@
  * scenario modules (`scenarios/<name>/`) implement others.
  */
 import { FedmartError } from '@fedmart/shared/errors';
-import type { LocalTrainConfig } from '@fedmart/shared/strategy/types';
-import type { JointModelSpec } from '@fedmart/shared/task/layout';
+import type { PartnerTask } from '@fedmart/shared/task/types';
 import type { ModelSpec } from '@fedmart/shared/model';
 import { evaluate } from './ml/trainer.ts';
-import { tabularRoundTraining, type RoundTraining } from './ml/dp-sgd.ts';
+import { tabularRoundTraining } from './ml/dp-sgd.ts';
 
-/** What a round hands the task. */
-export interface TaskRoundArgs {
-  /** The global joint weights of this round (do not mutate). */
-  weights: Float32Array;
-  /** The round's local training hyper-parameters (epochs, batch, learning rate, μ, l2). */
-  config: LocalTrainConfig;
-  /** 1-based round number. */
-  round: number;
-  /** Seed for local shuffling and sampling (non-secret). */
-  seed: number;
-}
-
-/** A task's evaluation of joint weights on this partner's validation data. */
-export interface TaskEvaluation {
-  /** Examples the metrics are averaged over (the coordinator weights partners by it). */
-  numExamples: number;
-  /** Flat finite metrics; `loss` (lower is better) is what experiment selection reads. */
-  metrics: Record<string, number>;
-}
-
-/** A task a partner agent can run. */
-export interface PartnerTask {
-  /** Task id; must equal the federation's `task`. */
-  readonly id: string;
-  /** This partner's weight in the average: its training examples (declared at hello, capped by the coordinator). */
-  readonly numExamples: number;
-  /**
-   * Check that the federation's joint model and task settings fit this
-   * partner's data, and adopt them (called at every welcome).
-   * @throws FedmartError DATA_ERROR / CONFIG_ERROR naming the mismatch and what to do
-   */
-  accept(model: JointModelSpec, taskSpec: unknown): void;
-  /** One round of local training from the global weights: the update is the change of the joint weights. */
-  round(args: TaskRoundArgs): RoundTraining;
-  /** Evaluate joint weights on this partner's validation data. */
-  evaluate(weights: Float32Array): Promise<TaskEvaluation>;
-}
+export type { PartnerTask, RoundTraining, RecordDpOptions, TaskEvaluation, TaskRoundArgs } from '@fedmart/shared/task/types';
 
 /** A partner's encoded local data, already split (the tabular task's input). */
 export interface LocalData {

@@ -47,6 +47,7 @@ import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/s
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { PARTNER_LEVEL_CHARGE, recordLevelCharge } from '@fedmart/shared/dp/plan';
 import type { PartnerDpPlan } from '../protection/dp-terms.ts';
+import type { RoundTraining } from '@fedmart/shared/task/types';
 import { initBackend } from './backend.ts';
 import { DEFAULT_OPTIMIZER } from './defaults.ts';
 import { disposeOptimizer, makeOptimizer, trainLocal, type TrainLocalArgs, type TrainLocalResult } from './trainer.ts';
@@ -438,18 +439,7 @@ export interface RoundRelease {
   clipBit?: number;
 }
 
-/**
- * How a task trains one round, as the DP layer needs it (the task seam,
- * `client-node/src/task.ts`). `plain` trains without DP; `recordDp` runs
- * DP-SGD over the task's own examples (per-example clipping to `clip`,
- * Gaussian noise σ·C, Poisson rate q) and says which q and how many steps it
- * took, so the charge is exact. A task without `recordDp` refuses
- * record-level DP federations.
- */
-export interface RoundTraining {
-  plain(): Promise<{ delta: Float32Array; metrics: Record<string, number> }>;
-  recordDp?(dp: DpSgdOptions): Promise<{ delta: Float32Array; q: number; steps: number; metrics?: Record<string, number> }>;
-}
+export type { RoundTraining } from '@fedmart/shared/task/types';
 
 /**
  * Apply the round's DP plan to any task's training: DP-SGD at record level
