@@ -258,7 +258,7 @@ export class SecAggServer {
     if (mask !== 0xffffffff) {
       for (let j = 0; j < y.length; j++) if (y[j]! > mask) throw invalid(`masked-input: client ${from}: word ${j} is outside Z_2^${this.params.quantization.bits}`);
     }
-    for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! + y[j]!) >>> 0;
+    addMod32(sum, y, 1);
     this.#masked.set(from, y);
   }
 
@@ -290,7 +290,7 @@ export class SecAggServer {
     const sum = this.#sum;
     for (const u of this.#excluded) {
       const y = this.#masked.get(u)!;
-      for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! - y[j]!) >>> 0;
+      addMod32(sum, y, -1);
     }
     this.#masked.clear();
     this.#online = online;
@@ -485,6 +485,15 @@ export class SecAggServer {
     this.abort();
     throw error;
   }
+}
+
+/** target ± x in Z_2^32, on Int32 views: `(a ± b) | 0` wraps exactly and keeps V8 on untagged int32 (see prg.ts). */
+function addMod32(target: Uint32Array, x: Uint32Array, sign: 1 | -1): void {
+  const t = new Int32Array(target.buffer, target.byteOffset, target.length);
+  const v = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const n = t.length;
+  if (sign === 1) for (let j = 0; j < n; j++) t[j] = (t[j]! + v[j]!) | 0;
+  else for (let j = 0; j < n; j++) t[j] = (t[j]! - v[j]!) | 0;
 }
 
 function invalid(message: string): FedmartError {
