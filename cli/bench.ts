@@ -7,6 +7,7 @@ import { decodeFloat32, encodeFloat32 } from '@fedmart/shared/codec';
 import { createStrategy } from '@fedmart/shared/strategy/registry';
 import { seededRandom } from '@fedmart/shared/model';
 import type { ClientUpdate } from '@fedmart/shared/strategy/types';
+import { availableParallelism } from 'node:os';
 import { parseFlags, intFlag, numberFlag, progress } from './args.ts';
 
 const USAGE = `fedmart bench <what> [flags] --json
@@ -16,8 +17,10 @@ const USAGE = `fedmart bench <what> [flags] --json
   secagg --clients N --params D --dropout P [--neighbours K]
                                       secure aggregation (Bonawitz et al. 2017 / SecAgg+) vs the plain sum of the survivors
   he --clients N --params D           CKKS encrypted aggregation (node-seal) vs the plain sum
-  psi --size N --overlap F            ECDH private set intersection of two parties of N ids each (ids hashed onto
-                                      Curve25519, RFC 9380) vs the native X25519 multiplications alone
+  psi --size N --overlap F [--threads T]
+                                      ECDH private set intersection of two parties of N ids each (ids hashed onto
+                                      Curve25519, RFC 9380) vs the native X25519 multiplications alone (one thread);
+                                      each party spreads its multiplications over T threads (default: the cores)
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -128,7 +131,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   const { values } = parseFlags(`bench ${what}`, rest, {
     clients: { type: 'string' }, params: { type: 'string' }, json: { type: 'boolean' }, reps: { type: 'string' },
-    dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' },
+    dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' }, threads: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -175,8 +178,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const overlap = numberFlag('bench psi', values, 'overlap', 0.5, 0, 1);
       progress(`bench psi: two parties × ${size} ids, overlap ${overlap}`);
       const { runPsiInMemory } = await import('@fedmart/shared/psi/simulate');
-      const r = runPsiInMemory({ size, overlap, cpuClock: cpuClockMs });
-      result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: round2(r.seconds), cpuSeconds: round2(r.cpuSeconds!), x25519FloorSeconds: round2(r.x25519FloorSeconds), threads: 1 };
+      const threads = intFlag('bench psi', values, 'threads', availableParallelism(), 1, 64);
+      const { X25519Pool } = await import('./x25519-pool.ts');
+      const pool = new X25519Pool(threads);
+      try {
+        const r = runPsiInMemory({ size, overlap, cpuClock: cpuClockMs, multiplyBatch: pool.multiplyBatch });
+        result = { size: r.size, overlap: r.overlap, intersection: r.intersection, correct: r.correct, seconds: round2(r.seconds), cpuSeconds: round2(r.cpuSeconds!), threads, x25519FloorSeconds: round2(r.x25519FloorSeconds) };
+      } finally {
+        await pool.close();
+      }
       break;
     }
     case 'all': {

@@ -101,13 +101,19 @@ function subtractWords4(target: Int32Array, a: Int32Array, b: Int32Array, c: Int
   for (let i = 0; i < n; i++) target[offset + i] = (target[offset + i]! - a[i]! - b[i]! - c[i]! - d[i]!) | 0;
 }
 
-/** Add (or subtract) every chunk into target[offset…], four at a time. */
-function applyChunks(target: Int32Array, chunks: Int32Array[], offset: number, add: boolean): void {
+/**
+ * Add (or subtract) the next `n` words of every stream into target[offset…],
+ * four streams at a time. Each group's chunks are generated right before
+ * they are consumed, so they are still in L1/L2 when added (generating every
+ * stream's chunk first would push megabytes through the cache).
+ */
+function applyStreams(target: Int32Array, streams: ReturnType<typeof openStream>[], offset: number, n: number, add: boolean): void {
   const one = add ? addWords : subtractWords;
   const four = add ? addWords4 : subtractWords4;
+  const next = (k: number) => asInt32(nextWords(streams[k]!, n));
   let k = 0;
-  for (; k + 4 <= chunks.length; k += 4) four(target, chunks[k]!, chunks[k + 1]!, chunks[k + 2]!, chunks[k + 3]!, offset);
-  for (; k < chunks.length; k++) one(target, chunks[k]!, offset);
+  for (; k + 4 <= streams.length; k += 4) four(target, next(k), next(k + 1), next(k + 2), next(k + 3), offset);
+  for (; k < streams.length; k++) one(target, next(k), offset);
 }
 
 const asInt32 = (w: Uint32Array): Int32Array => new Int32Array(w.buffer, w.byteOffset, w.length);
@@ -190,8 +196,8 @@ export function addExpandedSeeds(target: Uint32Array, masks: readonly SignedSeed
   const minus = masks.filter((m) => m.sign === -1).map((m) => openStream(m.seed, ZERO_NONCE, 0));
   for (let offset = 0; offset < target.length; offset += CHUNK_WORDS) {
     const n = Math.min(CHUNK_WORDS, target.length - offset);
-    applyChunks(acc, plus.map((c) => asInt32(nextWords(c, n))), offset, true);
-    applyChunks(acc, minus.map((c) => asInt32(nextWords(c, n))), offset, false);
+    applyStreams(acc, plus, offset, n, true);
+    applyStreams(acc, minus, offset, n, false);
   }
   return target;
 }

@@ -10,7 +10,7 @@
  */
 import { createSeededRng, shuffleInPlace } from '../data/rng.ts';
 import { randomBytes } from 'node:crypto';
-import { PsiParty, x25519Multiply, x25519PrivateKeyObject, type PsiMode } from './ecdh-psi.ts';
+import { PsiParty, x25519Multiply, x25519PrivateKeyObject, type PsiMode, type PsiPartyOptions } from './ecdh-psi.ts';
 
 /** Options of {@link runPsiInMemory}. */
 export interface PsiRunOptions {
@@ -24,6 +24,8 @@ export interface PsiRunOptions {
   readonly mode?: PsiMode;
   /** CPU-time clock in ms (e.g. from `process.cpuUsage()`), injected to keep this module free of process globals; when given, the protocol is also timed in CPU time. */
   readonly cpuClock?: () => number;
+  /** Passed to both parties' `multiplyBatch` (e.g. the CLI's thread pool); default: this thread. */
+  readonly multiplyBatch?: PsiPartyOptions['multiplyBatch'];
 }
 
 /** Result of {@link runPsiInMemory}. */
@@ -95,8 +97,9 @@ export function runPsiInMemory(opts: PsiRunOptions): PsiRunReport {
   // Act: the full exchange, as over the wire.
   const t = performance.now();
   const c0 = opts.cpuClock?.() ?? 0;
-  const a = new PsiParty(idsA, { mode });
-  const b = new PsiParty(idsB, { mode });
+  const partyOpts = { mode, ...(opts.multiplyBatch ? { multiplyBatch: opts.multiplyBatch } : {}) };
+  const a = new PsiParty(idsA, partyOpts);
+  const b = new PsiParty(idsB, partyOpts);
   const aToB = a.blindOwn();
   const bToA = b.blindOwn();
   const doubledForA = b.blindOther(aToB);
