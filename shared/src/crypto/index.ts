@@ -49,7 +49,7 @@ export {
   encodeAssociatedData,
   type AeadContext,
 } from './aead.ts';
-export { PRG_MAX_WORDS, PRG_NONCE_BYTES, PRG_SEED_BYTES, addExpandedSeed, expandSeed, type PrgOptions } from './prg.ts';
+export { PRG_MAX_WORDS, PRG_NONCE_BYTES, PRG_SEED_BYTES, addExpandedSeed, addExpandedSeeds, expandSeed, type PrgOptions, type SignedSeed } from './prg.ts';
 export {
   SHAMIR_ELEMENT_BYTES,
   SHAMIR_MAX_SECRET_BYTES,

@@ -3,7 +3,7 @@ import { chacha20 } from '@noble/ciphers/chacha.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hexToBytes } from './bytes.ts';
-import { addExpandedSeed, expandSeed } from './prg.ts';
+import { addExpandedSeed, addExpandedSeeds, expandSeed } from './prg.ts';
 
 const rfc = JSON.parse(readFileSync(new URL('../../../test/vectors/chacha20/rfc8439.json', import.meta.url), 'utf8')) as {
   vectors: { name: string; key: string; nonce: string; counter: number; keystream: string }[];
@@ -44,6 +44,28 @@ describe('expandSeed (ChaCha20 keystream PRG)', () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it('addExpandedSeeds (blocked, four masks per pass) equals one addExpandedSeed per mask, across chunk boundaries', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ seed: fc.uint8Array({ minLength: 32, maxLength: 32 }), sign: fc.constantFrom(1 as const, -1 as const) }), { maxLength: 11 }),
+        fc.integer({ min: 0, max: 9_000 }),
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        (masks, n, fill) => {
+          // Arrange
+          const expected = new Uint32Array(n).fill(fill);
+          for (const m of masks) addExpandedSeed(expected, m.seed, m.sign);
+          // Act
+          const got = addExpandedSeeds(new Uint32Array(n).fill(fill), masks);
+          // Assert
+          expect(got).toEqual(expected);
+        },
+      ),
+      { numRuns: 25 },
+    );
+    expect(() => addExpandedSeeds(new Uint32Array(2), [{ seed: new Uint8Array(32), sign: 0 as 1 }])).toThrow(/sign/);
+    expect(() => addExpandedSeeds(new Uint32Array(2), [{ seed: new Uint8Array(31), sign: 1 }])).toThrow(/seed/);
   });
 
   // Speed is measured by `fedmart bench secagg`, not asserted here (shared machines are noisy).

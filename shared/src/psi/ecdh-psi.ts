@@ -73,6 +73,14 @@ export interface PsiPartyOptions {
   readonly domain?: string;
   /** The 32-byte X25519 secret scalar. Only for known-answer tests; default fresh random. */
   readonly secretScalar?: Uint8Array;
+  /**
+   * How to run a batch of X25519 multiplications by this party's key; default
+   * {@link x25519MultiplyAll} in this thread. Injected so a runtime can spread
+   * the batch over threads (the CLI does, `cli/x25519-pool.ts`) while this
+   * module stays free of threads and I/O. It must return, in order, exactly
+   * `x25519Multiply(key, v)` for each v, and throw as it does.
+   */
+  readonly multiplyBatch?: (key: KeyObject, values: readonly Uint8Array[]) => Uint8Array[];
 }
 
 /** Result of {@link PsiParty.intersect}. `indices` and `ids` are present in mode "ids" only. */
@@ -167,6 +175,17 @@ export function x25519Multiply(key: KeyObject, u: Uint8Array): Uint8Array {
   }
 }
 
+/**
+ * {@link x25519Multiply} over a batch, in this thread.
+ * @param key - the party's X25519 private key
+ * @param values - 32-byte u-coordinates
+ * @returns key·u for each, in order
+ * @throws FedmartError CRYPTO_ERROR as x25519Multiply
+ */
+export function x25519MultiplyAll(key: KeyObject, values: readonly Uint8Array[]): Uint8Array[] {
+  return values.map((v) => x25519Multiply(key, v));
+}
+
 function key32(v: Uint8Array): string {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
 }
@@ -212,6 +231,7 @@ export class PsiParty {
   readonly #ids: string[];
   readonly #key: KeyObject;
   readonly #domain: string;
+  readonly #multiply: (key: KeyObject, values: readonly Uint8Array[]) => Uint8Array[];
   #blinded: Uint8Array[] | undefined;
   /** #order[j] = index into #ids of the j-th value of blindOwn(). */
   #order: number[] | undefined;
@@ -243,6 +263,8 @@ export class PsiParty {
     this.#ids = unique;
     this.#domain = domain;
     this.#key = x25519PrivateKeyObject(scalar);
+    if (opts.multiplyBatch !== undefined && typeof opts.multiplyBatch !== 'function') throw new TypeError('PsiParty: multiplyBatch must be a function');
+    this.#multiply = opts.multiplyBatch ?? x25519MultiplyAll;
   }
 
   /** The deduplicated IDs, in input order (what `indices` refer to). */
@@ -259,7 +281,7 @@ export class PsiParty {
     if (this.#blinded === undefined) {
       const order = cryptoShuffle(Array.from({ length: this.#ids.length }, (_, i) => i));
       const hashed = hashIdsToU(order.map((i) => this.#ids[i]!), this.#domain);
-      this.#blinded = hashed.map((u) => x25519Multiply(this.#key, u));
+      this.#blinded = this.#multiply(this.#key, hashed);
       this.#order = order;
     }
     return this.#blinded.map((v) => v.slice());
@@ -273,7 +295,7 @@ export class PsiParty {
    */
   blindOther(values: readonly Uint8Array[]): Uint8Array[] {
     checkBlindedList(values, 'blindOther');
-    const out = values.map((v) => x25519Multiply(this.#key, v));
+    const out = this.#multiply(this.#key, values);
     return this.mode === 'size' ? cryptoShuffle(out) : out;
   }
 

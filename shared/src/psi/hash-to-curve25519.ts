@@ -45,7 +45,17 @@
  *
  * Pure: no I/O; SHA-512 from `node:crypto`.
  */
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+
+/**
+ * SHA-512 of one buffer. `crypto.hash` (Node ≥ 20.12) is a one-shot call,
+ * about twice as fast as createHash().update().digest() on short inputs;
+ * older Nodes take the streaming path. Same digest either way.
+ */
+const sha512: (data: Uint8Array) => Uint8Array =
+  typeof (nodeCrypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (nodeCrypto as unknown as { hash(alg: string, data: Uint8Array, enc: 'buffer'): Buffer }).hash('sha512', data, 'buffer')
+    : (data) => nodeCrypto.createHash('sha512').update(data).digest();
 import { FedmartError } from '../errors.ts';
 
 /** The field prime p = 2^255 − 19. */
@@ -88,7 +98,7 @@ export function expandMessageXmdSha512(msg: Uint8Array, dst: Uint8Array, lenInBy
   first[o++] = 0;
   first.set(dst, o);
   first[o + dst.length] = dst.length;
-  const b0 = createHash('sha512').update(first).digest();
+  const b0 = sha512(first);
   const next = new Uint8Array(B_IN_BYTES + 1 + tail);
   next.set(dst, B_IN_BYTES + 1);
   next[B_IN_BYTES + 1 + dst.length] = dst.length;
@@ -97,7 +107,7 @@ export function expandMessageXmdSha512(msg: Uint8Array, dst: Uint8Array, lenInBy
   for (let i = 1; i <= ell; i++) {
     for (let j = 0; j < B_IN_BYTES; j++) next[j] = i === 1 ? b0[j]! : b0[j]! ^ prev[j]!;
     next[B_IN_BYTES] = i;
-    prev = createHash('sha512').update(next).digest();
+    prev = sha512(next);
     out.set(prev, (i - 1) * B_IN_BYTES);
   }
   return out.subarray(0, lenInBytes);

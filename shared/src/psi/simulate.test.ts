@@ -21,6 +21,17 @@ describe('runPsiInMemory', () => {
     expect(all).toMatchObject({ intersection: 200, correct: true });
   });
 
+  it('times the protocol on an injected CPU clock too, and only when given one', () => {
+    // Arrange: a fake clock that advances 1 ms per reading, so the figure is exact.
+    let now = 0;
+    // Act
+    const withClock = runPsiInMemory({ size: 20, overlap: 0.5, cpuClock: () => now++ });
+    const without = runPsiInMemory({ size: 20, overlap: 0.5 });
+    // Assert: read once before and once after the exchange
+    expect(withClock.cpuSeconds).toBe(0.001);
+    expect(without.cpuSeconds).toBeUndefined();
+  });
+
   it('is reproducible for a seed and rejects bad options', () => {
     expect(runPsiInMemory({ size: 50, overlap: 0.5, seed: 9 }).intersection).toBe(25);
     expect(() => runPsiInMemory({ size: 0, overlap: 0.5 })).toThrow(RangeError);

@@ -38,7 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { aeadOpen, aeadSeal, encodeAssociatedData } from '../crypto/aead.ts';
 import { concatBytes, equalBytes, isBytes, u32be, wipeBytes } from '../crypto/bytes.ts';
-import { PRG_SEED_BYTES, addExpandedSeed } from '../crypto/prg.ts';
+import { PRG_SEED_BYTES, addExpandedSeeds, type SignedSeed } from '../crypto/prg.ts';
 import { SHAMIR_SHARE_BYTES, decodeShare, encodeShare, splitSecret, type ShamirShare } from '../crypto/shamir.ts';
 import { X25519_KEY_BYTES, generateX25519KeyPair, x25519SharedSecrets, type X25519KeyPair } from '../crypto/x25519.ts';
 import { ED25519_KEY_BYTES, getEd25519PublicKey, signEd25519, verifyEd25519, type Ed25519KeyPair } from '../crypto/ed25519.ts';
@@ -264,14 +264,15 @@ export class SecAggClient {
         throw roundFailed('masked-input', `client ${this.clientId} received share bundles from ${this.#held.size} neighbour(s), fewer than the threshold t = ${params.threshold}`);
       }
       const y = quantizeWeightedUpdate(update, weight, params.quantization);
-      addExpandedSeed(y, this.#selfSeed!, 1);
       const maskPeers = [...this.#held.keys()].sort((a, b) => a - b);
       const agreed = x25519SharedSecrets(this.#maskingKeys!.secretKey, maskPeers.map((v) => this.#peers.get(v)!.maskingPublicKey));
-      maskPeers.forEach((v, i) => {
-        const seed = derivePairwiseSeed(agreed[i]!, params.roundId, this.clientId, v);
-        addExpandedSeed(y, seed, pairwiseSign(this.clientId, v));
-        wipeBytes(seed, agreed[i]);
-      });
+      const pairwise: SignedSeed[] = maskPeers.map((v, i) => ({ seed: derivePairwiseSeed(agreed[i]!, params.roundId, this.clientId, v), sign: pairwiseSign(this.clientId, v) }));
+      wipeBytes(...agreed);
+      try {
+        addExpandedSeeds(y, [{ seed: this.#selfSeed!, sign: 1 }, ...pairwise]);
+      } finally {
+        for (const m of pairwise) wipeBytes(m.seed);
+      }
       const mask = params.quantization.mask;
       if (mask !== 0xffffffff) for (let j = 0; j < y.length; j++) y[j] = (y[j]! & mask) >>> 0;
       // Our own secrets are no longer needed: neighbours hold the shares.

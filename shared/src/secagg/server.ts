@@ -31,7 +31,7 @@
  * so every client left in the sum has at least t neighbours in the sum.
  */
 import { equalBytes, isBytes, wipeBytes } from '../crypto/bytes.ts';
-import { addExpandedSeed } from '../crypto/prg.ts';
+import { addExpandedSeeds, type SignedSeed } from '../crypto/prg.ts';
 import { SHAMIR_SHARE_BYTES, combineShares, decodeShare, type ShamirShare } from '../crypto/shamir.ts';
 import { X25519_KEY_BYTES, getX25519PublicKey, x25519SharedSecrets } from '../crypto/x25519.ts';
 import { verifyEd25519 } from '../crypto/ed25519.ts';
@@ -258,7 +258,7 @@ export class SecAggServer {
     if (mask !== 0xffffffff) {
       for (let j = 0; j < y.length; j++) if (y[j]! > mask) throw invalid(`masked-input: client ${from}: word ${j} is outside Z_2^${this.params.quantization.bits}`);
     }
-    for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! + y[j]!) >>> 0;
+    addMod32(sum, y, 1);
     this.#masked.set(from, y);
   }
 
@@ -290,7 +290,7 @@ export class SecAggServer {
     const sum = this.#sum;
     for (const u of this.#excluded) {
       const y = this.#masked.get(u)!;
-      for (let j = 0; j < y.length; j++) sum[j] = (sum[j]! - y[j]!) >>> 0;
+      addMod32(sum, y, -1);
     }
     this.#masked.clear();
     this.#online = online;
@@ -378,13 +378,14 @@ export class SecAggServer {
     }
     const sum = this.#sum;
     const roundId = this.params.roundId;
+    // Reconstruct and check every secret first, then remove all masks in one blocked pass.
+    const masks: SignedSeed[] = [];
     for (const u of [...this.#u3].sort((a, b) => a - b)) {
       const shares = selfSeedShares.get(u) ?? [];
       if (shares.length < t) this.#fail('unmask', `survivor ${u}'s self-mask seed has ${shares.length} revealed share(s) from ${this.#revealed.size} responding client(s), fewer than the threshold t = ${t}`);
       const seed = this.#reconstruct(shares, u, 'self-mask seed');
       if (seed.length !== 32) this.#abortWith(new FedmartError('CRYPTO_ERROR', `unmask: survivor ${u}'s self-mask seed reconstructs to ${seed.length} bytes, expected 32; shares are inconsistent`));
-      addExpandedSeed(sum, seed, -1);
-      wipeBytes(seed);
+      masks.push({ seed, sign: -1 });
     }
     for (const [u, peers] of this.#maskPeers) {
       if (this.#u3.has(u)) continue;
@@ -399,12 +400,16 @@ export class SecAggServer {
       }
       const agreed = x25519SharedSecrets(secretKey, alive.map((v) => this.#advertised.get(v)!.maskingPublicKey));
       alive.forEach((v, i) => {
-        const seed = derivePairwiseSeed(agreed[i]!, roundId, u, v);
         // v applied pairwiseSign(v, u)·PRG(seed); take it out again.
-        addExpandedSeed(sum, seed, pairwiseSign(v, u) === 1 ? -1 : 1);
-        wipeBytes(seed, agreed[i]);
+        masks.push({ seed: derivePairwiseSeed(agreed[i]!, roundId, u, v), sign: pairwiseSign(v, u) === 1 ? -1 : 1 });
+        wipeBytes(agreed[i]);
       });
       wipeBytes(secretKey);
+    }
+    try {
+      addExpandedSeeds(sum, masks);
+    } finally {
+      for (const m of masks) wipeBytes(m.seed);
     }
     const { weightedSum, totalWeight } = dequantizeSum(sum, this.params.quantization);
     let mean: Float32Array | null = null;
@@ -480,6 +485,15 @@ export class SecAggServer {
     this.abort();
     throw error;
   }
+}
+
+/** target ± x in Z_2^32, on Int32 views: `(a ± b) | 0` wraps exactly and keeps V8 on untagged int32 (see prg.ts). */
+function addMod32(target: Uint32Array, x: Uint32Array, sign: 1 | -1): void {
+  const t = new Int32Array(target.buffer, target.byteOffset, target.length);
+  const v = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const n = t.length;
+  if (sign === 1) for (let j = 0; j < n; j++) t[j] = (t[j]! + v[j]!) | 0;
+  else for (let j = 0; j < n; j++) t[j] = (t[j]! - v[j]!) | 0;
 }
 
 function invalid(message: string): FedmartError {

@@ -18,6 +18,19 @@ describe('runSecAggInMemory: end-to-end rounds with dropouts', () => {
     }
   });
 
+  it('times server and plain sum on an injected CPU clock too, and only when given one', () => {
+    // Arrange: a fake clock that advances 1 ms per reading; each timed server call reads it twice (a 1 ms span).
+    let now = 0;
+    // Act
+    const r = runSecAggInMemory({ clients: 5, params: 10, seed: 2, cpuClock: () => now++ });
+    const plain = runSecAggInMemory({ clients: 5, params: 10, seed: 2 });
+    // Assert: 5 masked inputs received, then close + 5 receives at consistency-check and unmask each, and the final close: 5 + 6 + 6 + 1 = 18 timed calls
+    expect(r.outcome).toBe('ok');
+    expect(r.serverCpuMs).toBe(18);
+    expect(r.plainSumCpuMs).toBe(1);
+    expect(plain.serverCpuMs).toBeUndefined();
+  });
+
   it.each(cases)('%s dropout at stage %s (complete graph) is correct', (dropout, stage) => {
     // Arrange: 12 clients, k = 11, t = 6
     // Act
