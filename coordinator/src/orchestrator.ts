@@ -327,9 +327,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** CKKS: a partner's X25519 public key (for the wrapped federation key). */
-  acceptHePartnerKey(federationId: string, partnerId: string, publicKey: Uint8Array): void {
+  acceptHePartnerKey(federationId: string, partnerId: string, publicKey: Uint8Array, signature: Uint8Array): void {
     const r = this.requireCustody(federationId);
-    r.custody!.partnerKey(partnerId, publicKey, r.clients);
+    r.custody!.partnerKey(partnerId, publicKey, signature, r.clients);
   }
 
   /** CKKS: a partner holds the federation key (the key holder: it made a new one). */
@@ -341,9 +341,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** CKKS: the key holder wrapped the federation key for another partner; relay it. */
-  acceptHeWrapped(federationId: string, partnerId: string, to: string, keyId: string, wrapped: Uint8Array): void {
+  acceptHeWrapped(federationId: string, partnerId: string, to: string, keyId: string, wrapped: Uint8Array, signature: Uint8Array): void {
     const r = this.requireCustody(federationId);
-    r.custody!.relayWrapped(partnerId, to, keyId, wrapped, r.clients);
+    r.custody!.relayWrapped(partnerId, to, keyId, wrapped, signature, r.clients);
   }
 
   /**
