@@ -410,7 +410,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       if (!spec || !ckks) return;
       const agg = HeAggregateSchema.parse(raw);
       roundId = agg.roundId;
-      const { weights } = await ckks.applyAggregate(agg);
+      // The pinned terms' minimum participants: an "aggregate" of fewer is refused before decryption.
+      const { weights } = await ckks.applyAggregate(agg, Math.max(2, terms?.minClients ?? 2));
       const r = await task.evaluate(weights);
       await send({ type: 'evaluate-result', roundId: agg.roundId, payload: { numExamples: r.numExamples, metrics: r.metrics } });
     } catch (err) {
@@ -456,9 +457,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         return;
       }
       if (t.protection === 'ckks') {
-        const { chunks, length } = await ckks!.encryptUpdate(delta, updateWeight);
+        const { chunks, length, signature } = await ckks!.encryptUpdate(delta, updateWeight, t.roundId);
         if (socket.connected) charge(result.charge);
-        const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics } });
+        const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics, signature } });
         if (ack.ok) trained++;
         else log(`round ${t.round}: encrypted update refused: ${ack.error.message}`);
         return;

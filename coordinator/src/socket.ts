@@ -182,7 +182,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       case 'he-train-result': {
         const bytes = msg.payload.chunks.reduce((n, c) => n + c.byteLength, 0);
         if (bytes > MAX_ATTACHMENT_BYTES) throw new FedmartError('PAYLOAD_TOO_LARGE', `encrypted update of ${bytes} bytes exceeds the ${MAX_ATTACHMENT_BYTES}-byte limit`);
-        deps.orchestrator.acceptHeTrainResult(federationId, partnerId, msg.roundId, msg.payload.length, msg.payload.chunks, msg.payload.metrics);
+        deps.orchestrator.acceptHeTrainResult(federationId, partnerId, msg.roundId, msg.payload.length, msg.payload.chunks, msg.payload.metrics, msg.payload.signature);
         return;
       }
     }

@@ -123,6 +123,8 @@ export const HeTrainResultEnvelopeSchema = z.object({
       length: z.number().int().min(2),
       chunks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS),
       metrics: MetricsSchema,
+      /** Identity signature over {@link updateStatement} (the hash of the chunks' mask parts). */
+      signature: bytesSchema(64),
     })
     .strict(),
 });
@@ -166,6 +168,13 @@ export const HeAggregateSchema = z.object({
   /** Plaintext values (parameters + 1 weight coordinate). */
   length: z.number().int().min(2),
   chunks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS),
+  /** The federation key the contributors encrypted under. */
+  keyId: z.string().regex(/^[0-9a-f]{32}$/),
+  /**
+   * Every contributor's identity key, signature over {@link updateStatement}, and the mask parts c1 of its
+   * ciphertexts (public randomness): the partner re-adds the masks and compares them with the aggregate's.
+   */
+  contributors: z.array(z.object({ partnerId: id, identityKey: bytesSchema(32), signature: bytesSchema(64), masks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS) })).max(100_000),
 });
 export type HeAggregate = z.infer<typeof HeAggregateSchema>;
 
@@ -209,6 +218,17 @@ export function partnerKeyStatement(federationId: string, partnerId: string, pub
  */
 export function wrappedKeyStatement(f: { federationId: string; recipientId: string; keyId: string; recipientPublicKey: Uint8Array; holderPublicKey: Uint8Array; wrapped: Uint8Array }): Uint8Array {
   return signedMessage('fedmart/he/v1/wrapped-key', [f.recipientId, f.federationId, f.keyId, f.recipientPublicKey, f.holderPublicKey, sha256(f.wrapped)]);
+}
+
+/**
+ * What a partner signs with its identity key for its encrypted update: federation, round, federation key id,
+ * plaintext length and SHA-256 of the concatenated mask parts c1 of its ciphertext chunks. The mask of a
+ * CKKS sum is the sum of the masks, so these signatures bind an aggregate to the set of its contributors.
+ */
+export function updateStatement(f: { federationId: string; roundId: string; keyId: string; length: number; masks: readonly Uint8Array[] }): Uint8Array {
+  const h = sha256.create();
+  for (const m of f.masks) h.update(m);
+  return signedMessage('fedmart/he/v1/encrypted-update', [f.federationId, f.roundId, f.keyId, String(f.length), h.digest()]);
 }
 
 /** Default coordinate clip under CKKS: n·clip stays below 2^20 for n ≤ 65,536 examples, where CKKS at scale 2^40 keeps full precision. */

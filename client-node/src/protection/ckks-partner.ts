@@ -19,7 +19,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { generateX25519KeyPair, type X25519KeyPair } from '@fedmart/shared/crypto/x25519';
 import { createCkksContext, type CkksContext, type CkksSecretKey } from '@fedmart/shared/he/ckks';
 import { unwrapSecretKey, wrapSecretKey } from '@fedmart/shared/he/key-custody';
-import { keyWrapAssociatedData, partnerKeyStatement, wrappedKeyStatement, type HeAggregate, type HeSetup } from '@fedmart/shared/protocol-secure';
+import { keyWrapAssociatedData, partnerKeyStatement, updateStatement, wrappedKeyStatement, type HeAggregate, type HeSetup } from '@fedmart/shared/protocol-secure';
 import { signEd25519, verifyEd25519 } from '@fedmart/shared/crypto/ed25519';
 import { equalBytes } from '@fedmart/shared/crypto/bytes';
 import type { PartnerIdentity } from '../identity.ts';
@@ -160,7 +160,7 @@ export class CkksPartner {
    * @param numExamples - the weight n
    * @returns ciphertext chunks and the plaintext length
    */
-  async encryptUpdate(delta: Float32Array, numExamples: number): Promise<{ chunks: Uint8Array[]; length: number }> {
+  async encryptUpdate(delta: Float32Array, numExamples: number, roundId: string): Promise<{ chunks: Uint8Array[]; length: number; signature: Uint8Array }> {
     if (!this.ready || !this.setup) throw new FedmartError('UNAVAILABLE', 'cannot encrypt: this partner does not hold the federation key yet');
     const ctx = await this.ctx!;
     const c = this.setup.clip;
@@ -170,7 +170,36 @@ export class CkksPartner {
       v[i] = numExamples * (x > c ? c : x < -c ? -c : x);
     }
     v[delta.length] = numExamples;
-    return { chunks: ctx.encryptVector(v, this.sk!), length: v.length };
+    const chunks = ctx.encryptVector(v, this.sk!);
+    const statement = updateStatement({ federationId: this.setup.federationId, roundId, keyId: this.keyId!, length: v.length, masks: ctx.maskParts(chunks) });
+    return { chunks, length: v.length, signature: signEd25519(this.identity.keyPair.secretKey, statement) };
+  }
+
+  /**
+   * Before decrypting anything: the aggregate must list at least `minContributors` distinct partners, each
+   * with a valid signature by its pinned identity over its update's mask hash for this round and key, and
+   * the aggregate's mask parts must equal the sum of the listed masks (so it is the sum of exactly those
+   * ciphertexts; one forwarded ciphertext, or a sum of fewer partners, is refused).
+   * @throws FedmartError FORBIDDEN naming what is wrong
+   */
+  private async checkAggregate(agg: HeAggregate, minContributors: number): Promise<void> {
+    const { federationId } = this.setup!;
+    const ctx = await this.ctx!;
+    if (agg.keyId !== this.keyId) throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round} is under federation key ${agg.keyId}, this partner holds ${this.keyId}; refusing to decrypt`);
+    const ids = new Set(agg.contributors.map((c) => c.partnerId));
+    if (ids.size !== agg.contributors.length) throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round} lists a contributor twice; refusing to decrypt`);
+    if (ids.size < minContributors) throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round} carries ${ids.size} distinct contributor${ids.size === 1 ? '' : 's'}, the federation's terms require at least ${minContributors}; refusing to decrypt (it could be one partner's own update)`);
+    for (const c of agg.contributors) {
+      if (c.partnerId === this.setup!.partnerId) {
+        if (!equalBytes(c.identityKey, this.identity.keyPair.publicKey)) throw new FedmartError('FORBIDDEN', 'the aggregate lists this partner under another identity key; refusing to decrypt');
+      } else this.identity.checkPeer(federationId, c.partnerId, c.identityKey); // pin on first use; a changed key is refused
+      if (c.masks.length !== agg.chunks.length) throw new FedmartError('FORBIDDEN', `contributor ${c.partnerId} lists ${c.masks.length} mask parts for ${agg.chunks.length} chunks; refusing to decrypt`);
+      const statement = updateStatement({ federationId, roundId: agg.roundId, keyId: agg.keyId, length: agg.length, masks: c.masks });
+      if (!verifyEd25519(c.identityKey, statement, c.signature)) throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round} lists contributor ${c.partnerId} without its valid signature; refusing to decrypt`);
+    }
+    const expected = ctx.sumMasks(agg.contributors.map((c) => c.masks));
+    const actual = ctx.maskParts(agg.chunks);
+    if (!actual.every((m, i) => equalBytes(m, expected[i]!))) throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round} is not the sum of the listed contributors' ciphertexts (mask parts differ); refusing to decrypt`);
   }
 
   /**
@@ -178,8 +207,9 @@ export class CkksPartner {
    * @returns the new model version and weights (also remembered)
    * @throws FedmartError CONFLICT when this partner does not hold the base version
    */
-  async applyAggregate(agg: HeAggregate): Promise<{ version: number; weights: Float32Array; totalWeight: number }> {
+  async applyAggregate(agg: HeAggregate, minContributors: number): Promise<{ version: number; weights: Float32Array; totalWeight: number }> {
     if (!this.ready) throw new FedmartError('UNAVAILABLE', 'cannot decrypt: this partner does not hold the federation key yet');
+    await this.checkAggregate(agg, minContributors);
     const base = this.models.get(agg.modelVersion - 1);
     if (!base) throw new FedmartError('CONFLICT', `cannot apply the aggregate of round ${agg.round}: it builds on model version ${agg.modelVersion - 1}, which this partner does not hold (it holds ${[...this.models.keys()].join(', ') || 'none'})`);
     if (agg.length !== base.length + 1) throw new FedmartError('INVALID_MESSAGE', `encrypted aggregate holds ${agg.length} values, the model has ${base.length} parameters + 1 weight`);

@@ -42,6 +42,11 @@ export class CkksCustody {
     return (this.aggregator ??= createCkksAggregator(this.params));
   }
 
+  /** The current federation key id (null before the key holder made one). */
+  get currentKeyId(): string | null {
+    return this.keyId;
+  }
+
   /** True once a partner holds the current federation key. */
   isReady(partnerId: string): boolean {
     return this.keyId !== null && this.ready.has(partnerId);
