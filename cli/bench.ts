@@ -170,7 +170,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       progress(`bench he: ${clients} clients × ${params} params, CKKS N=8192`);
       const { runHeAggregationInMemory } = await import('@fedmart/shared/he/simulate');
       const r = await runHeAggregationInMemory({ clients, params });
-      result = { clients: r.clients, params: r.params, correct: r.correct, maxAbsError: r.maxAbsError, clientEncryptMs: round2(r.clientEncryptMs), serverAggregateMs: round2(r.serverAggregateMs), decryptMs: round2(r.decryptMs), bytesPerClient: r.bytesPerClient, plainBytesPerClient: r.plainBytesPerClient, plainSumMs: round2(r.plainSumMs) };
+      result = { clients: r.clients, params: r.params, correct: r.correct, maxAbsError: r.maxAbsError, clientEncryptMs: round2(r.clientEncryptMs), serverAggregateMs: round2(r.serverAggregateMs), decryptMs: round2(r.decryptMs), bytesPerClient: r.bytesPerClient, plainBytesPerClient: r.plainBytesPerClient, plainSumMs: round2(r.plainSumMs),
+        binding: { ok: r.binding.ok, clientSignMs: round2(r.binding.clientSignMs), serverMaskMs: round2(r.binding.serverMaskMs), partnerCheckMs: round2(r.binding.partnerCheckMs), aggregateBytes: r.binding.aggregateBytes, extraBytesPerPartner: r.binding.extraBytesPerPartner } };
       break;
     }
     case 'psi': {

@@ -134,6 +134,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   let updateWeight = task.numExamples;
   const identity = opts.identity ?? PartnerIdentity.ephemeral();
   let federationId = '';
+  let welcomedAs = '';
+
 
   // Acks still outstanding; a disconnect settles them all, so nothing waits forever.
   const pending = new Set<(a: Ack) => void>();
@@ -210,6 +212,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         task.accept(w.model, w.taskSpec);
         spec = w.model;
         federationId = w.federationId;
+        welcomedAs = w.partnerId;
         // The terms' hash is also pinned in the partner's data dir, so the pin survives restarts.
         if (w.terms) identity.checkTerms(w.federationId, federationTermsHash(w.terms as unknown as ConsentTerms));
         for (const peer of w.identities ?? []) {
@@ -240,9 +243,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   socket.on('he-setup', (raw) => {
     void heStep('setup', async () => {
       const setup = HeSetupSchema.parse(raw);
-      ckks ??= new CkksPartner(opts.onCkksSecretKey);
+      if (setup.federationId !== federationId || setup.partnerId !== welcomedAs) throw new FedmartError('INVALID_MESSAGE', 'the CKKS setup names another federation or partner than the welcome; refusing it');
+      ckks ??= new CkksPartner(identity, opts.onCkksSecretKey);
       const keyId = await ckks.configure(setup);
-      await sendChecked({ type: 'he-partner-key', payload: { publicKey: ckks.partnerKeys.publicKey } });
+      await sendChecked({ type: 'he-partner-key', payload: ckks.signedPartnerKey() });
       if (keyId) await sendChecked({ type: 'he-ready', payload: { keyId } });
     });
   });
@@ -250,7 +254,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     void heStep('wrap', async () => {
       const req = HeWrapRequestSchema.parse(raw);
       if (!ckks) throw new FedmartError('UNAVAILABLE', 'asked to wrap the federation key before the CKKS setup');
-      await sendChecked({ type: 'he-wrapped', payload: ckks.wrapFor(req.to, req.publicKey) });
+      await sendChecked({ type: 'he-wrapped', payload: ckks.wrapFor(req.to, req.identityKey, req.publicKey, req.signature) });
     });
   });
   socket.on('he-key', (raw) => {
@@ -406,7 +410,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       if (!spec || !ckks) return;
       const agg = HeAggregateSchema.parse(raw);
       roundId = agg.roundId;
-      const { weights } = await ckks.applyAggregate(agg);
+      // The pinned terms' minimum participants: an "aggregate" of fewer is refused before decryption.
+      const { weights } = await ckks.applyAggregate(agg, Math.max(2, terms?.minClients ?? 2));
       const r = await task.evaluate(weights);
       await send({ type: 'evaluate-result', roundId: agg.roundId, payload: { numExamples: r.numExamples, metrics: r.metrics } });
     } catch (err) {
@@ -452,9 +457,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         return;
       }
       if (t.protection === 'ckks') {
-        const { chunks, length } = await ckks!.encryptUpdate(delta, updateWeight);
+        const { chunks, length, signature } = await ckks!.encryptUpdate(delta, updateWeight, t.roundId);
         if (socket.connected) charge(result.charge);
-        const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics } });
+        const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics, signature } });
         if (ack.ok) trained++;
         else log(`round ${t.round}: encrypted update refused: ${ack.error.message}`);
         return;

@@ -117,6 +117,17 @@ export class PartnerIdentity {
   }
 
   /**
+   * The pinned identity key of a peer (or this partner's own key for its own id).
+   * @param federationId - the federation
+   * @param partnerId - the peer partner
+   * @returns the pinned key, or null when none is pinned (the peer was never listed in a welcome)
+   */
+  peerKey(federationId: string, partnerId: string): Uint8Array | null {
+    const pinned = this.#pins.peers[federationId]?.[partnerId];
+    return pinned === undefined ? null : hexToBytes(pinned);
+  }
+
+  /**
    * Pin the federation terms at consent, or check them against the pin.
    * @param federationId - the federation
    * @param termsHash - hash of the terms the coordinator presents

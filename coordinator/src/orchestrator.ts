@@ -9,12 +9,14 @@ import { randomUUID } from 'node:crypto';
 import { FedmartError, isFedmartError, toFedmartError } from '@fedmart/shared/errors';
 import { createRound, transition, type RoundEvent, type RoundState, type TimedPhase, type RoundEffect, type SecAggPhase } from '@fedmart/shared/round';
 import type { FederationConfig, Metrics, EvaluateInstruction, RoundStatus } from '@fedmart/shared/protocol';
-import { CKKS_UPDATE_CLIP, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
+import { CKKS_UPDATE_CLIP, updateStatement, type HeAggregate, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
 import { DEFAULT_CKKS_PARAMS, ckksChunkCount, resolveCkksParams } from '@fedmart/shared/he/ckks-params';
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
 import { boundExampleCount, boundUpdates, checkMetricRanges, type BoundedUpdates } from '@fedmart/shared/strategy/partner-bounds';
 import { SecAggRound, PHASE_OF_STAGE } from './protection/secagg-round.ts';
 import { CkksCustody, packChunks } from './protection/ckks-custody.ts';
+import { verifyEd25519 } from '@fedmart/shared/crypto/ed25519';
+import { hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { verifiedWeightBytes, weightsOf } from './db/store.ts';
 import { createStrategy } from '@fedmart/shared/strategy/registry';
 import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@fedmart/shared/strategy/types';
@@ -79,7 +81,13 @@ interface ActiveRound {
   /** Secure aggregation of this round (null when off). */
   secagg: SecAggRound | null;
   /** CKKS: encrypted updates, then the encrypted aggregate (null when off). */
-  ckks: { uploads: Map<string, { chunks: Uint8Array[]; numExamples: number; metrics: Metrics }>; aggregate: Uint8Array[] | null } | null;
+  ckks: {
+    uploads: Map<string, { chunks: Uint8Array[]; numExamples: number; metrics: Metrics; signature: Uint8Array }>;
+    aggregate: Uint8Array[] | null;
+    /** Key id and signed contributors (identity key, signature, mask parts) that travel with the aggregate. */
+    keyId: string | null;
+    contributors: HeAggregate['contributors'];
+  } | null;
   /** Version number of the base model (CKKS partners check they hold it). */
   baseVersion: number;
   /** True when the base model is an encrypted aggregate (CKKS, version ≥ 1): no plaintext weights go out. */
@@ -242,7 +250,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         newWeights: null,
         done: resolve,
         secagg: null,
-        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null } : null,
+        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null, keyId: null, contributors: [] } : null,
         baseVersion: base.version,
         baseEncrypted: base.encrypted,
         boundNotes: new Map(),
@@ -327,9 +335,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** CKKS: a partner's X25519 public key (for the wrapped federation key). */
-  acceptHePartnerKey(federationId: string, partnerId: string, publicKey: Uint8Array): void {
+  acceptHePartnerKey(federationId: string, partnerId: string, publicKey: Uint8Array, signature: Uint8Array): void {
     const r = this.requireCustody(federationId);
-    r.custody!.partnerKey(partnerId, publicKey, r.clients);
+    r.custody!.partnerKey(partnerId, publicKey, signature, r.clients);
   }
 
   /** CKKS: a partner holds the federation key (the key holder: it made a new one). */
@@ -341,16 +349,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** CKKS: the key holder wrapped the federation key for another partner; relay it. */
-  acceptHeWrapped(federationId: string, partnerId: string, to: string, keyId: string, wrapped: Uint8Array): void {
+  acceptHeWrapped(federationId: string, partnerId: string, to: string, keyId: string, wrapped: Uint8Array, signature: Uint8Array): void {
     const r = this.requireCustody(federationId);
-    r.custody!.relayWrapped(partnerId, to, keyId, wrapped, r.clients);
+    r.custody!.relayWrapped(partnerId, to, keyId, wrapped, signature, r.clients);
   }
 
   /**
    * CKKS: a partner's encrypted update, [n·clip(Δ), n] in ciphertext chunks.
    * @throws FedmartError INVALID_UPDATE on a wrong length or chunk count; CONFLICT when not expected
    */
-  acceptHeTrainResult(federationId: string, partnerId: string, roundId: string, length: number, chunks: Uint8Array[], metrics: Metrics): void {
+  acceptHeTrainResult(federationId: string, partnerId: string, roundId: string, length: number, chunks: Uint8Array[], metrics: Metrics, signature: Uint8Array): void {
     const r = this.requireRound(federationId, roundId);
     const a = r.active!;
     if (!a.ckks || !r.custody) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use CKKS; send a train-result`);
@@ -359,7 +367,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (chunks.length !== expected) throw new FedmartError('INVALID_UPDATE', `the encrypted update has ${chunks.length} ciphertext chunks, expected ${expected} for ${length} values`);
     const numExamples = r.clients.get(partnerId)?.numExamples ?? 0;
     const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
-      a.ckks!.uploads.set(partnerId, { chunks: chunks.map((c) => new Uint8Array(c)), numExamples, metrics });
+      a.ckks!.uploads.set(partnerId, { chunks: chunks.map((c) => new Uint8Array(c)), numExamples, metrics, signature: new Uint8Array(signature) });
       a.released.add(partnerId);
       this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
     });
@@ -515,7 +523,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       case 'send-evaluate': {
         if (a.ckks) {
           // Partners decrypt the aggregate, apply it to the model they hold, and evaluate in plaintext.
-          const aggregate = { roundId: a.state.roundId, round: a.state.round, modelVersion: a.baseVersion + 1, length: a.global.length + 1, chunks: a.ckks.aggregate! };
+          const aggregate: HeAggregate = { roundId: a.state.roundId, round: a.state.round, modelVersion: a.baseVersion + 1, length: a.global.length + 1, chunks: a.ckks.aggregate!, keyId: a.ckks.keyId!, contributors: a.ckks.contributors };
           for (const id of effect.nodeIds) r.clients.get(id)?.emitSecure('he-aggregate', aggregate);
           return;
         }
@@ -632,8 +640,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     try {
       const aggregator = await r.custody!.getAggregator();
       if (r.active !== a || a.state.phase !== 'aggregating') return;
-      const uploads = a.state.trained.map((id) => a.ckks!.uploads.get(id)!).filter(Boolean);
+      const keyId = r.custody!.currentKeyId;
+      if (keyId === null) throw new FedmartError('CONFLICT', 'no federation key');
+      // Each contributor's signed mask hash travels with the aggregate so partners can check it is the sum
+      // of at least the minimum number of partners' ciphertexts (ckks-partner.ts checkAggregate).
+      const contributors: HeAggregate['contributors'] = [];
+      const uploads: { chunks: Uint8Array[]; numExamples: number; metrics: Metrics }[] = [];
+      for (const id of a.state.trained) {
+        const u = a.ckks!.uploads.get(id);
+        const bound = r.clients.get(id)?.identityKey ?? this.store.listEnrollments(r.federationId).find((e) => e.partnerId === id)?.identityKey;
+        const identityKey = typeof bound === 'string' ? hexToBytes(bound) : bound;
+        if (!u || !identityKey) continue;
+        const masks = aggregator.maskParts(u.chunks);
+        if (!verifyEd25519(identityKey, updateStatement({ federationId: r.federationId, roundId: a.state.roundId, keyId, length: a.global.length + 1, masks }), u.signature)) {
+          this.store.audit('coordinator', 'he.update-signature-invalid', id, { federationId: r.federationId, roundId: a.state.roundId });
+          continue; // partners would refuse the whole aggregate; leave the unsigned update out
+        }
+        contributors.push({ partnerId: id, identityKey, signature: u.signature, masks });
+        uploads.push(u);
+      }
+      if (uploads.length === 0) throw new FedmartError('INVALID_UPDATE', 'no encrypted update carried a valid identity signature');
       a.ckks!.aggregate = aggregator.addCiphertexts(uploads.map((u) => u.chunks));
+      a.ckks!.keyId = keyId;
+      a.ckks!.contributors = contributors;
       a.ckks!.uploads.clear(); // individual ciphertexts are not kept past aggregation
       a.trainMetrics = weightedMetricMeans(uploads);
       const evaluators = [...r.clients.keys()].filter((id) => r.custody!.isReady(id));

@@ -171,18 +171,18 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
         deps.orchestrator.acceptSecAggReply(federationId, partnerId, msg.roundId, msg.payload);
         return;
       case 'he-partner-key':
-        deps.orchestrator.acceptHePartnerKey(federationId, partnerId, msg.payload.publicKey);
+        deps.orchestrator.acceptHePartnerKey(federationId, partnerId, msg.payload.publicKey, msg.payload.signature);
         return;
       case 'he-ready':
         deps.orchestrator.acceptHeReady(federationId, partnerId, msg.payload.keyId);
         return;
       case 'he-wrapped':
-        deps.orchestrator.acceptHeWrapped(federationId, partnerId, msg.payload.to, msg.payload.keyId, msg.payload.wrapped);
+        deps.orchestrator.acceptHeWrapped(federationId, partnerId, msg.payload.to, msg.payload.keyId, msg.payload.wrapped, msg.payload.signature);
         return;
       case 'he-train-result': {
         const bytes = msg.payload.chunks.reduce((n, c) => n + c.byteLength, 0);
         if (bytes > MAX_ATTACHMENT_BYTES) throw new FedmartError('PAYLOAD_TOO_LARGE', `encrypted update of ${bytes} bytes exceeds the ${MAX_ATTACHMENT_BYTES}-byte limit`);
-        deps.orchestrator.acceptHeTrainResult(federationId, partnerId, msg.roundId, msg.payload.length, msg.payload.chunks, msg.payload.metrics);
+        deps.orchestrator.acceptHeTrainResult(federationId, partnerId, msg.roundId, msg.payload.length, msg.payload.chunks, msg.payload.metrics, msg.payload.signature);
         return;
       }
     }

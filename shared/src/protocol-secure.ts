@@ -20,6 +20,8 @@ import { z } from 'zod';
 import { MetricsSchema, PROTOCOL_VERSION, type TrainInstruction } from './protocol.ts';
 import { CkksParamsSchema, type CkksParams } from './he/ckks-params.ts';
 import { SECAGG_PROTOCOL } from './secagg/messages.ts';
+import { signedMessage } from './crypto/ed25519.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 /** Largest sealed share bundle a client may send (the core allows 4096 bytes). */
 const MAX_BOX_BYTES = 4096;
@@ -101,12 +103,12 @@ export type SecAggRequestWire = z.infer<typeof SecAggRequestSchema>;
 // ---------------------------------------------------------------- CKKS
 
 /** A partner's X25519 public key, to which the key holder wraps the federation secret key. */
-export const HePartnerKeyEnvelopeSchema = z.object({ ...base, type: z.literal('he-partner-key'), payload: z.object({ publicKey: bytesSchema(32) }).strict() });
+export const HePartnerKeyEnvelopeSchema = z.object({ ...base, type: z.literal('he-partner-key'), payload: z.object({ publicKey: bytesSchema(32), signature: bytesSchema(64) }).strict() });
 /** The key holder's wrap of the federation secret key for one partner (opaque to the coordinator). */
 export const HeWrappedEnvelopeSchema = z.object({
   ...base,
   type: z.literal('he-wrapped'),
-  payload: z.object({ to: id, keyId: z.string().regex(/^[0-9a-f]{32}$/), wrapped: bytesSchema(49, MAX_WRAPPED_KEY_BYTES) }).strict(),
+  payload: z.object({ to: id, keyId: z.string().regex(/^[0-9a-f]{32}$/), wrapped: bytesSchema(49, MAX_WRAPPED_KEY_BYTES), signature: bytesSchema(64) }).strict(),
 });
 /** A partner holds the federation key (unwrapped it, or generated it as key holder). */
 export const HeReadyEnvelopeSchema = z.object({ ...base, type: z.literal('he-ready'), payload: z.object({ keyId: z.string().regex(/^[0-9a-f]{32}$/) }).strict() });
@@ -121,6 +123,8 @@ export const HeTrainResultEnvelopeSchema = z.object({
       length: z.number().int().min(2),
       chunks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS),
       metrics: MetricsSchema,
+      /** Identity signature over {@link updateStatement} (the hash of the chunks' mask parts). */
+      signature: bytesSchema(64),
     })
     .strict(),
 });
@@ -145,10 +149,16 @@ export const HeSetupSchema = z.object({
   clip: z.number().positive(),
 });
 export type HeSetup = z.infer<typeof HeSetupSchema>;
-/** Server → key holder: wrap the federation key for this partner. */
-export const HeWrapRequestSchema = z.object({ to: id, publicKey: bytesSchema(32) });
-/** Server → partner: the wrapped federation key, with the holder's public key to unwrap it. */
-export const HeKeySchema = z.object({ keyId: z.string().regex(/^[0-9a-f]{32}$/), holderPublicKey: bytesSchema(32), wrapped: bytesSchema(49, MAX_WRAPPED_KEY_BYTES) });
+/**
+ * Server → key holder: wrap the federation key for this partner, to its signed X25519 key. `identityKey` is
+ * the recipient's bound identity key: the holder pins it on first use (as in a welcome) and refuses a changed one.
+ */
+export const HeWrapRequestSchema = z.object({ to: id, identityKey: bytesSchema(32), publicKey: bytesSchema(32), signature: bytesSchema(64) });
+/**
+ * Server → partner: the wrapped federation key, with the holder's X25519 key to unwrap it, the recipient
+ * key it was wrapped to, and the holder's identity signature over {@link wrappedKeyStatement}.
+ */
+export const HeKeySchema = z.object({ keyId: z.string().regex(/^[0-9a-f]{32}$/), holderPublicKey: bytesSchema(32), holderIdentityKey: bytesSchema(32), recipientPublicKey: bytesSchema(32), wrapped: bytesSchema(49, MAX_WRAPPED_KEY_BYTES), signature: bytesSchema(64) });
 /** Server → partner: the encrypted aggregate of a round, to decrypt, apply and evaluate. */
 export const HeAggregateSchema = z.object({
   roundId: id,
@@ -158,6 +168,13 @@ export const HeAggregateSchema = z.object({
   /** Plaintext values (parameters + 1 weight coordinate). */
   length: z.number().int().min(2),
   chunks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS),
+  /** The federation key the contributors encrypted under. */
+  keyId: z.string().regex(/^[0-9a-f]{32}$/),
+  /**
+   * Every contributor's identity key, signature over {@link updateStatement}, and the mask parts c1 of its
+   * ciphertexts (public randomness): the partner re-adds the masks and compares them with the aggregate's.
+   */
+  contributors: z.array(z.object({ partnerId: id, identityKey: bytesSchema(32), signature: bytesSchema(64), masks: z.array(bytesSchema(1, 64 * 1024 * 1024)).min(1).max(MAX_CKKS_CHUNKS) })).max(100_000),
 });
 export type HeAggregate = z.infer<typeof HeAggregateSchema>;
 
@@ -184,6 +201,34 @@ export interface SecureServerToClientEvents {
  */
 export function keyWrapAssociatedData(federationId: string, keyId: string, recipientId: string): Uint8Array {
   return new TextEncoder().encode(`fedmart/he/federation-key|${federationId}|${keyId}|${recipientId}`);
+}
+
+/**
+ * What a partner signs with its identity key when it publishes its X25519 wrapping key: the key holder wraps
+ * the federation key only to a key its owner signed, so the coordinator cannot substitute its own.
+ */
+export function partnerKeyStatement(federationId: string, partnerId: string, publicKey: Uint8Array): Uint8Array {
+  return signedMessage('fedmart/he/v1/partner-key', [federationId, partnerId, publicKey]);
+}
+
+/**
+ * What the key holder signs with its identity key for each wrapped copy of the federation key: recipient,
+ * federation, key id, the recipient's wrapping key, the holder's own wrapping key and SHA-256 of the wrap.
+ * A recipient takes a key only with a valid signature by the pinned identity of the federation's key holder.
+ */
+export function wrappedKeyStatement(f: { federationId: string; recipientId: string; keyId: string; recipientPublicKey: Uint8Array; holderPublicKey: Uint8Array; wrapped: Uint8Array }): Uint8Array {
+  return signedMessage('fedmart/he/v1/wrapped-key', [f.recipientId, f.federationId, f.keyId, f.recipientPublicKey, f.holderPublicKey, sha256(f.wrapped)]);
+}
+
+/**
+ * What a partner signs with its identity key for its encrypted update: federation, round, federation key id,
+ * plaintext length and SHA-256 of the concatenated mask parts c1 of its ciphertext chunks. The mask of a
+ * CKKS sum is the sum of the masks, so these signatures bind an aggregate to the set of its contributors.
+ */
+export function updateStatement(f: { federationId: string; roundId: string; keyId: string; length: number; masks: readonly Uint8Array[] }): Uint8Array {
+  const h = sha256.create();
+  for (const m of f.masks) h.update(m);
+  return signedMessage('fedmart/he/v1/encrypted-update', [f.federationId, f.roundId, f.keyId, String(f.length), h.digest()]);
 }
 
 /** Default coordinate clip under CKKS: n·clip stays below 2^20 for n ≤ 65,536 examples, where CKKS at scale 2^40 keeps full precision. */

@@ -16,13 +16,15 @@ import { FedmartError } from '@fedmart/shared/errors';
 /** What the custody needs to reach a partner. */
 export interface CustodyLink {
   partnerId: string;
+  /** The partner's bound Ed25519 identity key (partners pin it on first use). */
+  identityKey?: Uint8Array;
   emitSecure(event: 'he-wrap' | 'he-key', payload: unknown): void;
 }
 
 /** Per-federation key-custody relay state. */
 export class CkksCustody {
-  /** Partners' X25519 public keys (public). */
-  private readonly partnerKeys = new Map<string, Uint8Array>();
+  /** Partners' X25519 public keys (public), each with its owner's identity signature (checked by the key holder). */
+  private readonly partnerKeys = new Map<string, { publicKey: Uint8Array; signature: Uint8Array }>();
   /** Partners that hold the current federation key. */
   private readonly ready = new Set<string>();
   private keyId: string | null = null;
@@ -40,6 +42,11 @@ export class CkksCustody {
     return (this.aggregator ??= createCkksAggregator(this.params));
   }
 
+  /** The current federation key id (null before the key holder made one). */
+  get currentKeyId(): string | null {
+    return this.keyId;
+  }
+
   /** True once a partner holds the current federation key. */
   isReady(partnerId: string): boolean {
     return this.keyId !== null && this.ready.has(partnerId);
@@ -51,8 +58,8 @@ export class CkksCustody {
   }
 
   /** A partner's X25519 public key arrived. */
-  partnerKey(partnerId: string, publicKey: Uint8Array, links: ReadonlyMap<string, CustodyLink>): void {
-    this.partnerKeys.set(partnerId, new Uint8Array(publicKey));
+  partnerKey(partnerId: string, publicKey: Uint8Array, signature: Uint8Array, links: ReadonlyMap<string, CustodyLink>): void {
+    this.partnerKeys.set(partnerId, { publicKey: new Uint8Array(publicKey), signature: new Uint8Array(signature) });
     if (partnerId !== this.holderId && this.keyId !== null && !this.ready.has(partnerId)) this.requestWrap(partnerId, links);
   }
 
@@ -81,19 +88,23 @@ export class CkksCustody {
   }
 
   /** The holder wrapped the key for `to`: relay it (the bytes are not kept). */
-  relayWrapped(from: string, to: string, keyId: string, wrapped: Uint8Array, links: ReadonlyMap<string, CustodyLink>): void {
+  relayWrapped(from: string, to: string, keyId: string, wrapped: Uint8Array, signature: Uint8Array, links: ReadonlyMap<string, CustodyLink>): void {
     if (from !== this.holderId) throw new FedmartError('FORBIDDEN', `only the key holder may hand out the federation key; partner ${from} is not it`);
     if (keyId !== this.keyId) throw new FedmartError('CONFLICT', `wrapped key ${keyId} is not the current federation key ${this.keyId ?? '(none)'}`);
     const link = links.get(to);
     if (!link) return; // gone: it will ask again on reconnect
-    link.emitSecure('he-key', { keyId, holderPublicKey: this.partnerKeys.get(this.holderId)!, wrapped });
+    const recipient = this.partnerKeys.get(to);
+    const holderIdentity = links.get(this.holderId)?.identityKey;
+    if (!recipient || !holderIdentity) return;
+    link.emitSecure('he-key', { keyId, holderPublicKey: this.partnerKeys.get(this.holderId)!.publicKey, holderIdentityKey: holderIdentity, recipientPublicKey: recipient.publicKey, wrapped, signature });
   }
 
   private requestWrap(partnerId: string, links: ReadonlyMap<string, CustodyLink>): void {
     const holder = links.get(this.holderId);
     const pk = this.partnerKeys.get(partnerId);
-    if (!holder || !pk) return;
-    holder.emitSecure('he-wrap', { to: partnerId, publicKey: pk });
+    const identityKey = links.get(partnerId)?.identityKey;
+    if (!holder || !pk || !identityKey) return;
+    holder.emitSecure('he-wrap', { to: partnerId, identityKey, publicKey: pk.publicKey, signature: pk.signature });
   }
 
   /** Release the aggregator. */

@@ -37,6 +37,22 @@ export interface CkksAggregator {
    * @throws RangeError on an empty list; FedmartError INVALID_UPDATE for a chunk-count mismatch or a ciphertext that does not load under these parameters
    */
   addCiphertexts(perClient: ReadonlyArray<ReadonlyArray<Uint8Array>>): Uint8Array[];
+  /**
+   * The public mask part c1 (= a, uniform randomness) of each ciphertext chunk, as RNS coefficients
+   * (uint64 little-endian, NTT form, prime by prime). It carries nothing about the plaintext, and SEAL's
+   * addition is exact and deterministic on it, so the mask of a sum is the sum of the masks: a partner can
+   * check an aggregate is the sum of the listed contributors' ciphertexts from their masks alone
+   * ({@link sumMasks}), without seeing their c0 parts (which it could decrypt).
+   * @throws FedmartError INVALID_UPDATE for a chunk that does not load
+   */
+  maskParts(chunks: ReadonlyArray<Uint8Array>): Uint8Array[];
+  /**
+   * Sum mask parts coefficient-wise modulo each data prime.
+   * @param perClient - one mask array (from {@link maskParts}) per contributor, same chunk count
+   * @returns the masks of the sum
+   * @throws RangeError on an empty list or mismatched sizes
+   */
+  sumMasks(perClient: ReadonlyArray<ReadonlyArray<Uint8Array>>): Uint8Array[];
   /** Free the wasm memory held by the context. The aggregator is unusable afterwards. */
   dispose(): void;
 }
@@ -115,6 +131,46 @@ export function aggregatorFromRuntime(params: CkksParams, rt: SealCkksRuntime): 
         tmp.delete();
       }
       return out;
+    },
+    maskParts(chunks) {
+      const ct = rt.seal.CipherText();
+      const none = rt.seal.ComprModeType.none as never;
+      const maskBytes = params.polyModulusDegree * rt.dataPrimeCount * 8;
+      try {
+        return chunks.map((bytes, c) => {
+          loadChecked(bytes, 0, c, ct);
+          // Uncompressed layout ends with the two polynomials' RNS coefficients: c0 then c1.
+          const raw = ct.saveArray(none);
+          return raw.slice(raw.byteLength - maskBytes);
+        });
+      } finally {
+        ct.delete();
+      }
+    },
+    sumMasks(perClient) {
+      if (perClient.length === 0) throw new RangeError('sumMasks: expected at least one contributor');
+      const N = params.polyModulusDegree;
+      const primes = Array.from(rt.context.firstContextData.parms.coeffModulus as BigUint64Array).slice(0, rt.dataPrimeCount);
+      const maskBytes = N * primes.length * 8;
+      return perClient[0]!.map((_, c) => {
+        const acc = new BigUint64Array(N * primes.length);
+        for (const masks of perClient) {
+          const m = masks[c];
+          if (m === undefined || m.byteLength !== maskBytes) throw new RangeError(`sumMasks: chunk ${c} mask must be ${maskBytes} bytes, got ${m?.byteLength ?? 'none'}`);
+          const v = new DataView(m.buffer, m.byteOffset, m.byteLength);
+          for (let j = 0; j < primes.length; j++) {
+            const q = primes[j]!;
+            for (let i = j * N; i < (j + 1) * N; i++) {
+              const s = acc[i]! + v.getBigUint64(i * 8, true);
+              acc[i] = s >= q ? s - q : s;
+            }
+          }
+        }
+        const out = new Uint8Array(maskBytes);
+        const w = new DataView(out.buffer);
+        for (let i = 0; i < acc.length; i++) w.setBigUint64(i * 8, acc[i]!, true);
+        return out;
+      });
     },
     dispose() {
       if (disposed) return;

@@ -120,6 +120,27 @@ describe('CKKS (node-seal)', () => {
     );
   });
 
+  it('the mask parts of a sum are the sum of the mask parts; one forwarded ciphertext does not match (issue 8, item 3)', () => {
+    // Arrange: three clients' updates, two chunks each
+    const updates = [1, 2, 3].map((k) => Float64Array.from({ length: 5000 }, (_, i) => Math.sin(k * i)));
+    const uploads = updates.map((u) => ckks.encryptVector(u, sk));
+    // Act
+    const sum = coordinator.addCiphertexts(uploads);
+    const perClient = uploads.map((u) => coordinator.maskParts(u));
+    const expected = ckks.sumMasks(perClient);
+    const actual = coordinator.maskParts(sum);
+    // Assert: c1 of the sum = Σ c1 (mod each prime), byte for byte; N·L uint64 per chunk
+    expect(actual.map((m) => m.byteLength)).toEqual([8192 * 3 * 8, 8192 * 3 * 8]);
+    expect(actual.every((m, i) => Buffer.from(m).equals(Buffer.from(expected[i]!)))).toBe(true);
+    // A single upload, or a sum of two, is not the sum of all three masks
+    const one = coordinator.maskParts(uploads[0]!);
+    const two = coordinator.maskParts(coordinator.addCiphertexts(uploads.slice(0, 2)));
+    expect(Buffer.from(one[0]!).equals(Buffer.from(expected[0]!))).toBe(false);
+    expect(Buffer.from(two[0]!).equals(Buffer.from(expected[0]!))).toBe(false);
+    // Masks are public randomness: encrypting the same vector twice gives different masks
+    expect(Buffer.from(coordinator.maskParts(ckks.encryptVector(updates[0]!, sk))[0]!).equals(Buffer.from(one[0]!))).toBe(false);
+  });
+
   it('ciphertext bytes reveal nothing recognisable of the plaintext and differ across encryptions', () => {
     // Arrange: a distinctive pattern repeated over a whole chunk.
     const values = new Float64Array(4096).fill(0.123456789);
@@ -165,7 +186,7 @@ describe('CKKS (node-seal)', () => {
     const serialised = JSON.stringify(coordinator);
     const agg2 = await createCkksAggregator(resolveCkksParams());
     // Assert
-    expect(Object.keys(coordinator).sort()).toEqual(['addCiphertexts', 'dispose', 'params', 'slotCount']);
+    expect(Object.keys(coordinator).sort()).toEqual(['addCiphertexts', 'dispose', 'maskParts', 'params', 'slotCount', 'sumMasks']);
     expect(keyNames.filter((k) => /secret|decrypt|keygen|sk\b/i.test(k))).toEqual([]);
     expect(byteBlobs).toEqual([]);
     expect(serialised).toBe(JSON.stringify({ params: ckks.params, slotCount: 4096 }));

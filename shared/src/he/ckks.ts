@@ -204,6 +204,8 @@ export async function createCkksContext(params: Partial<CkksParams> = {}): Promi
     params: aggregator.params,
     slotCount: aggregator.slotCount,
     addCiphertexts: (perClient) => aggregator.addCiphertexts(perClient),
+    maskParts: (chunks) => aggregator.maskParts(chunks),
+    sumMasks: (perClient) => aggregator.sumMasks(perClient),
     dispose() {
       encoder.delete();
       aggregator.dispose();

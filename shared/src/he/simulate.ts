@@ -10,6 +10,9 @@
  * keys and encryption randomness still come from SEAL's CSPRNG.
  */
 import { createSeededRng } from '../data/rng.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { generateEd25519KeyPair, signEd25519, verifyEd25519 } from '../crypto/ed25519.ts';
+import { equalBytes } from '../crypto/bytes.ts';
 import { createCkksAggregator } from './ckks-aggregator.ts';
 import { createCkksContext } from './ckks.ts';
 import type { CkksParams } from './ckks-params.ts';
@@ -51,6 +54,22 @@ export interface HeAggregationReport {
   readonly plainSumMs: number;
   /** The CKKS parameter set used. */
   readonly ckks: CkksParams;
+  /**
+   * Cost of binding the aggregate to its signed contributors (issue 8, item 3): each client hashes its
+   * chunks' mask parts and signs; the coordinator extracts every upload's masks; a partner re-adds the listed
+   * masks, compares them with the aggregate's and verifies every signature before decrypting.
+   */
+  readonly binding: {
+    /** The re-added masks equal the aggregate's (the check a partner makes). */
+    readonly ok: boolean;
+    readonly clientSignMs: number;
+    readonly serverMaskMs: number;
+    readonly partnerCheckMs: number;
+    /** Bytes of the encrypted aggregate a partner receives (the baseline). */
+    readonly aggregateBytes: number;
+    /** Extra bytes a partner receives with it: every contributor's masks, identity key and signature. */
+    readonly extraBytesPerPartner: number;
+  };
 }
 
 /**
@@ -98,6 +117,28 @@ export async function runHeAggregationInMemory(opts: HeAggregationOptions): Prom
     const sum = coordinator.addCiphertexts(uploads);
     const serverAggregateMs = performance.now() - t;
 
+    // Contributor binding, measured in the same run.
+    const ids = uploads.map(() => generateEd25519KeyPair());
+    const statement = (masks: Uint8Array[]) => {
+      const h = sha256.create();
+      for (const m of masks) h.update(m);
+      return h.digest();
+    };
+    t = performance.now();
+    const signatures = uploads.map((u, k) => signEd25519(ids[k]!.secretKey, statement(client.maskParts(u))));
+    const clientSignMs = (performance.now() - t) / clients;
+    t = performance.now();
+    const masks = uploads.map((u) => coordinator.maskParts(u));
+    const serverMaskMs = performance.now() - t;
+    t = performance.now();
+    let bindingOk = masks.every((m, k) => verifyEd25519(ids[k]!.publicKey, statement(m), signatures[k]!));
+    const expectedMasks = client.sumMasks(masks);
+    const actualMasks = client.maskParts(sum);
+    bindingOk &&= actualMasks.every((m, i) => equalBytes(m, expectedMasks[i]!));
+    const partnerCheckMs = performance.now() - t;
+    const aggregateBytes = sum.reduce((a, b) => a + b.byteLength, 0);
+    const extraBytesPerPartner = masks.reduce((a, m) => a + m.reduce((b, c) => b + c.byteLength, 0) + 32 + 64, 0);
+
     t = performance.now();
     const decrypted = client.decryptVector(sum, sk, params);
     const decryptMs = performance.now() - t;
@@ -123,6 +164,7 @@ export async function runHeAggregationInMemory(opts: HeAggregationOptions): Prom
       plainBytesPerClient: 4 * params,
       plainSumMs: measurePlainSum(inputs, params),
       ckks: client.params,
+      binding: { ok: bindingOk, clientSignMs, serverMaskMs, partnerCheckMs, aggregateBytes, extraBytesPerPartner },
     };
   } finally {
     coordinator.dispose();
