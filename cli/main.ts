@@ -30,6 +30,8 @@ Commands:
                   e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
   bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
+  scenario      scenario modules: federated text classification (vs local-only and centralized)
+                  e.g. fedmart scenario text simulate --csv reviews.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -47,6 +49,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
   segments: async () => (await import('./segments.ts')).segmentsCommand,
   predict: async () => (await import('./predict.ts')).predictCommand,
+  scenario: async () => (await import('./text.ts')).scenarioCommand,
 };
 
 /**
