@@ -32,6 +32,10 @@ Commands:
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
   scenario      scenario modules: federated text classification (vs local-only and centralized)
                   e.g. fedmart scenario text simulate --csv reviews.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json
+  service       customer-service triage with published text models (intent, sentiment, escalation)
+                  e.g. fedmart service classify --model f_abc/latest --text "where is my parcel" --json
+  content       advertising-law check of product copy (rules with sources, evasion-robust)
+                  e.g. fedmart content check --text "全网最佳，根治失眠" --market cn --json
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -50,6 +54,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   segments: async () => (await import('./segments.ts')).segmentsCommand,
   predict: async () => (await import('./predict.ts')).predictCommand,
   scenario: async () => (await import('./text.ts')).scenarioCommand,
+  service: async () => (await import('./service.ts')).serviceCommand,
+  content: async () => (await import('./service.ts')).contentCommand,
 };
 
 /**

@@ -9,8 +9,9 @@
  * - word unigrams and bigrams of lower-cased, NFKC-normalised tokens
  *   (letters/digits runs; each CJK character is its own token, so Chinese
  *   needs no segmenter);
- * - character 3-grams of each Latin word with boundary marks ("<wo", "wor",
- *   "rd>"), and character 1–3-grams of each CJK run.
+ * - character 2- and 3-grams of each CJK run (Chinese words without a
+ *   segmenter). Latin words get no character n-grams: on English reviews
+ *   they quadrupled the features for no gain in validation loss.
  * Each feature is hashed (FNV-1a 32-bit, with a per-kind prefix) into
  * `buckets` rows.
  *
@@ -134,10 +135,6 @@ export function featurize(text: string, buckets: number): Int32Array {
     const w = tokens[i]!;
     add(w, 1);
     if (i + 1 < tokens.length) add(w + ' ' + tokens[i + 1]!, 2);
-    if (w.length > 2 && !CJK.test(w)) {
-      const b = `<${w}>`;
-      for (let j = 0; j + 3 <= b.length; j++) add(b.slice(j, j + 3), 4);
-    }
   }
   if (out.length === 0) add('', 5);
   return Int32Array.from(out);
@@ -268,7 +265,7 @@ export function exampleGradient(p: TextParams, docs: Docs, i: number, s: Scratch
     hh += s.h[j]! * s.h[j]!;
   }
   if (!wantNorm) return { loss, sqNorm: Number.NaN };
-  // Σ_r (count_r/n)²: sort-free count with a small map (documents are short).
+  // Σ_r (count_r / n)², with a small map (documents are short).
   const counts = new Map<number, number>();
   for (let k = start; k < end; k++) counts.set(docs.ids[k]!, (counts.get(docs.ids[k]!) ?? 0) + 1);
   const n = end - start;
