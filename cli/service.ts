@@ -43,7 +43,12 @@ async function load(values: Record<string, unknown>, ref: string, cmd: string): 
   const token = (values.token as string | undefined) ?? process.env.FEDMART_TOKEN ?? process.env.FEDMART_OPERATOR_TOKEN;
   if (!token) throw new FedmartError('CONFIG_ERROR', `${cmd}: reading ${ref} from a coordinator needs a token: pass --token or set FEDMART_TOKEN`);
   const registry = new HttpModelRegistry(url, token, fetch, (b) => createHash('sha256').update(b).digest('hex'));
-  return loadTextClassifier(registry, m[1]!, m[2] === 'latest' ? 'latest' : Number(m[2]));
+  try {
+    return await loadTextClassifier(registry, m[1]!, m[2] === 'latest' ? 'latest' : Number(m[2]));
+  } catch (err) {
+    if (err instanceof TypeError) throw new FedmartError('UNAVAILABLE', `${cmd}: cannot reach the coordinator at ${url} (${err.message}); start it or pass --coordinator`);
+    throw err;
+  }
 }
 
 export async function serviceCommand(argv: string[]): Promise<number> {

@@ -31,7 +31,7 @@ import { round4 } from './experiment.ts';
 export const TEXT_SIMULATE_USAGE = `fedmart scenario text simulate --csv FILE --text COL --label COL (--partition-by COL | --partners N [--dirichlet A]) [options]
 
 Federated text classification (fastText-style: hashed word uni/bigrams and
-character n-grams, averaged embedding, linear softmax head) against
+CJK character n-grams, √n-pooled embedding, linear softmax head) against
 local-only and centralized training on the same rows. 20% of the rows
 (stratified) are a test split scored once per arm; each partner keeps 20%
 of its rows for validation, which alone chooses the learning rate, the
@@ -46,7 +46,7 @@ round/epoch and the calibration temperature.
   --rows N              use a seeded sample of N rows (default: all)
   --rounds R            federated rounds = every arm's epoch budget (default 15)
   --local-epochs E      local epochs per round (default 1)
-  --lr LIST             SGD learning rates searched by every arm (default 0.5,1)
+  --lr LIST             SGD learning rates searched by every arm (default 0.05,0.2)
   --buckets B           hash buckets (default ${DEFAULT_BUCKETS}); --dim D embedding size (default ${DEFAULT_DIM})
   --class-weights W     balanced|none (default balanced: each party weighs its own classes n/(C·n_c))
   --seed S              seed for splits and initial weights (default 42)
@@ -55,7 +55,7 @@ ${PROTECTION_USAGE}
   --sa-clip C           with --secure-agg: per-coordinate clip of an update (default 16)
   --dp record|partner   differential privacy (DP-SGD over each partner's texts, or DP-FedAvg)
   --epsilon E, --delta D, --clip C, --dp-batch B, --dp-lr LR   as for fedmart simulate
-                        (text defaults: --dp-batch 256, --dp-lr 0.5, --clip 1)
+                        (text defaults: --dp-batch 256, --dp-lr 0.1, --clip 1)
 
 Example:
   fedmart scenario text dataset fine-foods --out ff.jsonl
@@ -178,7 +178,7 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   const flags = { ...o.flags };
   if (flags.dp === 'record') {
     flags['dp-batch'] ??= '256';
-    flags['dp-lr'] ??= '0.5';
+    flags['dp-lr'] ??= '0.1';
     flags.clip ??= '1';
   }
   const dp = dpFlags(flags, { rounds: o.rounds, localEpochs: o.localEpochs, partnerSizes: partners.map((p) => p.train.n) });
@@ -302,7 +302,7 @@ async function simulate(argv: string[]): Promise<number> {
   const partitionBy = values['partition-by'] as string | undefined;
   if (partitionBy !== undefined && values.dirichlet !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dirichlet splits rows by label; it cannot be combined with --partition-by (which keeps each value's rows together)`);
   const seed = intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1);
-  const lrs = ((values.lr as string | undefined) ?? '0.5,1').split(',').map((s) => s.trim());
+  const lrs = ((values.lr as string | undefined) ?? '0.05,0.2').split(',').map((s) => s.trim());
   const learningRates = lrs.map((s) => {
     const n = Number(s);
     if (s === '' || !(n > 0 && n <= 10)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --lr must be a comma-separated list of rates in (0, 10], got "${String(values.lr)}"`);

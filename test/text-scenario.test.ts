@@ -65,7 +65,7 @@ describe('text model', () => {
 describe('fedmart scenario text: federated vs local-only vs centralized on real reviews', () => {
   it('4 partners at Dirichlet 0.5: federated macro-F1 ≥ 0.97 × centralized, local-only clearly lower', async (ctx) => {
     const input = await reviews(ctx);
-    const r = await runTextExperiment({ input, partners: 4, dirichlet: 0.5, rounds: 10, localEpochs: 1, learningRates: [0.5], buckets: 1 << 15, dim: 16, classWeighting: 'balanced', seed: 42, flags: {} });
+    const r = await runTextExperiment({ input, partners: 4, dirichlet: 0.5, rounds: 10, localEpochs: 1, learningRates: [0.2], buckets: 1 << 15, dim: 16, classWeighting: 'balanced', seed: 42, flags: {} });
     console.info(JSON.stringify({ federated: r.federated, localOnly: r.localOnly, centralized: r.centralized, seconds: r.seconds }));
     expect(r.classes).toEqual(['great', 'other']);
     expect(r.partners.reduce((s, p) => s + p.rows, 0)).toBe(4000);
@@ -76,7 +76,7 @@ describe('fedmart scenario text: federated vs local-only vs centralized on real 
 
   it('record-level DP through the seam: DP-SGD in each partner, the ledger charges the planned epsilon', async (ctx) => {
     const input = await reviews(ctx, 1500);
-    const r = await runTextExperiment({ input, partners: 3, rounds: 2, localEpochs: 1, learningRates: [0.5], buckets: 1 << 12, dim: 8, classWeighting: 'balanced', seed: 1, flags: { dp: 'record', epsilon: '8' } });
+    const r = await runTextExperiment({ input, partners: 3, rounds: 2, localEpochs: 1, learningRates: [0.1], buckets: 1 << 12, dim: 8, classWeighting: 'balanced', seed: 1, flags: { dp: 'record', epsilon: '8' } });
     const privacy = r.privacy as { level: string; epsilon: number; epsilonTarget: number; steps: number; ledgerVerified: boolean };
     expect(privacy.level).toBe('record');
     expect(privacy.epsilon).toBeGreaterThan(0);

@@ -2,7 +2,12 @@
  * The federated text classifier: a fastText-style model (Joulin, Grave,
  * Bojanowski, Mikolov 2017, "Bag of Tricks for Efficient Text
  * Classification", EACL): hashed features → rows of one embedding table,
- * averaged into a document vector h, then a linear softmax head.
+ * pooled into a document vector h = Σ rows / √n (the "sqrtn" combiner of
+ * TensorFlow's embedding_lookup_sparse), then a linear softmax head. With a
+ * plain mean, h moves by lr·∂h/n per example, so long texts (mails, movie
+ * reviews: 500–1,500 features) barely moved the embeddings and a class-weighted
+ * bias took over (SpamAssassin, 3 classes: validation accuracy 0.04 after 4
+ * epochs at lr 0.1 with the mean; 0.96 with √n at the same rate).
  *
  * Features (no vocabulary, so partners never exchange one; the hashing
  * trick of Weinberger et al. 2009):
@@ -196,7 +201,7 @@ export class Scratch {
 }
 
 /**
- * Forward pass: h = mean of the rows, z = h·W + b, then softmax(z / T) into `s.z`.
+ * Forward pass: h = Σ rows / √n, z = h·W + b, then softmax(z / T) into `s.z`.
  * @returns nothing; probabilities in s.z
  */
 export function forward(p: TextParams, ids: Int32Array, start: number, end: number, s: Scratch, temperature = 1): void {
@@ -208,7 +213,7 @@ export function forward(p: TextParams, ids: Int32Array, start: number, end: numb
     const base = ids[k]! * dim;
     for (let j = 0; j < dim; j++) h[j] = h[j]! + emb[base + j]!;
   }
-  const inv = 1 / Math.max(1, n);
+  const inv = 1 / Math.sqrt(Math.max(1, n));
   for (let j = 0; j < dim; j++) h[j] = h[j]! * inv;
   let max = -Infinity;
   for (let c = 0; c < classes; c++) {
@@ -238,8 +243,8 @@ export function predictProba(p: TextParams, ids: Int32Array, temperature = 1): F
 /**
  * Gradient pieces of one example's weighted cross-entropy, after {@link forward}:
  * g = w·(p − onehot) (∂/∂z), gh = W·g (∂/∂h). The full gradient is
- * ∂W = h ⊗ g, ∂b = g, ∂emb[r] = (count_r / n)·gh, so its squared L2 norm is
- * ‖g‖²(‖h‖² + 1) + ‖gh‖²·Σ_r (count_r / n)² — exact, without materialising it.
+ * ∂W = h ⊗ g, ∂b = g, ∂emb[r] = (count_r / √n)·gh, so its squared L2 norm is
+ * ‖g‖²(‖h‖² + 1) + ‖gh‖²·Σ_r count_r² / n — exact, without materialising it.
  * @returns the example's loss and its gradient's squared norm
  */
 export function exampleGradient(p: TextParams, docs: Docs, i: number, s: Scratch, weight: number, wantNorm: boolean): { loss: number; sqNorm: number } {
@@ -265,12 +270,12 @@ export function exampleGradient(p: TextParams, docs: Docs, i: number, s: Scratch
     hh += s.h[j]! * s.h[j]!;
   }
   if (!wantNorm) return { loss, sqNorm: Number.NaN };
-  // Σ_r (count_r / n)², with a small map (documents are short).
+  // Σ_r count_r² / n, with a small map (documents are short).
   const counts = new Map<number, number>();
   for (let k = start; k < end; k++) counts.set(docs.ids[k]!, (counts.get(docs.ids[k]!) ?? 0) + 1);
   const n = end - start;
   let rr = 0;
-  for (const c of counts.values()) rr += (c / n) ** 2;
+  for (const c of counts.values()) rr += (c * c) / n;
   return { loss, sqNorm: gg * (hh + 1) + ghh * rr };
 }
 
@@ -288,7 +293,7 @@ export function applyExample(p: TextParams, docs: Docs, i: number, s: Scratch, s
   }
   const start = docs.offsets[i]!;
   const end = docs.offsets[i + 1]!;
-  const f = step / Math.max(1, end - start);
+  const f = step / Math.sqrt(Math.max(1, end - start));
   for (let k = start; k < end; k++) {
     const base = docs.ids[k]! * dim;
     for (let j = 0; j < dim; j++) emb[base + j] = emb[base + j]! - f * s.gh[j]!;

@@ -103,7 +103,7 @@ export async function dpSgdText(p: TextParams, docs: Docs, o: { clip: number; no
       }
       const start = docs.offsets[i]!;
       const end = docs.offsets[i + 1]!;
-      const fr = f / Math.max(1, end - start);
+      const fr = f / Math.sqrt(Math.max(1, end - start));
       for (let kk = start; kk < end; kk++) {
         const r = docs.ids[kk]!;
         const base = r * p.dim;
