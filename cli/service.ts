@@ -37,16 +37,16 @@ With --model, a published text classifier also scores the copy (P(--positive)).`
 
 async function load(values: Record<string, unknown>, ref: string, cmd: string): Promise<TextClassifier & { version: number }> {
   const m = /^([A-Za-z0-9_-]+)\/(latest|\d+)$/.exec(ref);
-  if (!m) throw new FedmartError('CONFIG_ERROR', `${cmd}: a model is FEDERATION/VERSION such as f_abc/latest, got "${ref}"`);
+  if (!m) throw new FedmartError('CONFIG_ERROR', `a model is FEDERATION/VERSION such as f_abc/latest, got "${ref}"`);
   const url = (values.coordinator as string | undefined) ?? 'http://127.0.0.1:7300';
-  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --coordinator must be an http(s) URL such as http://127.0.0.1:7300, got "${url}"`);
+  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FedmartError('CONFIG_ERROR', `--coordinator must be an http(s) URL such as http://127.0.0.1:7300, got "${url}"`);
   const token = (values.token as string | undefined) ?? process.env.FEDMART_TOKEN ?? process.env.FEDMART_OPERATOR_TOKEN;
-  if (!token) throw new FedmartError('CONFIG_ERROR', `${cmd}: reading ${ref} from a coordinator needs a token: pass --token or set FEDMART_TOKEN`);
+  if (!token) throw new FedmartError('CONFIG_ERROR', `reading ${ref} from a coordinator needs a token: pass --token or set FEDMART_TOKEN`);
   const registry = new HttpModelRegistry(url, token, fetch, (b) => createHash('sha256').update(b).digest('hex'));
   try {
     return await loadTextClassifier(registry, m[1]!, m[2] === 'latest' ? 'latest' : Number(m[2]));
   } catch (err) {
-    if (err instanceof TypeError) throw new FedmartError('UNAVAILABLE', `${cmd}: cannot reach the coordinator at ${url} (${err.message}); start it or pass --coordinator`);
+    if (err instanceof TypeError) throw new FedmartError('UNAVAILABLE', `cannot reach the coordinator at ${url} (${err.message}); start it or pass --coordinator`);
     throw err;
   }
 }
