@@ -85,3 +85,14 @@ describe('fedmart scenario text: federated vs local-only vs centralized on real 
     expect(r.federated.macroF1).toBeGreaterThan(0.3);
   }, 600_000);
 });
+
+describe('fedmart bench text', () => {
+  it('times the JS classifier beside the same weights in tfjs, and both give the same probabilities', async () => {
+    const { benchText } = await import('../cli/bench-text.ts');
+    const r = await benchText({ texts: 50, epochs: 1 });
+    expect(r.agreement.maxAbsProbabilityDifference).toBeLessThan(1e-4);
+    expect(r.latencyMs.texts).toBe(50);
+    expect(r.training.examplesPerSecond).toBeGreaterThan(0);
+    expect(r.model.parameters).toBe(65536 * 16 + 16 * r.data.classes.length + 2 * r.data.classes.length);
+  }, 300_000);
+});
