@@ -8,7 +8,7 @@
  * R modeldata: great/other). classifyTicket's escalation reasons, and
  * `fedmart service classify --json` as a user runs it.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import { HttpModelRegistry } from '@fedmart/scenarios/model-registry';
@@ -21,6 +21,13 @@ import { classifyTicket } from '@fedmart/scenarios/service/index';
 import { startFixture, waitFor, type Fixture } from './helpers.ts';
 
 const BUCKETS = 1 << 14;
+
+/** Run the CLI without blocking this process (the coordinator answers from here). */
+function fedmart(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/fedmart.js', ...args], { encoding: 'utf8', timeout: 400_000 }, (err, stdout, stderr) => resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
 
 async function publish(fx: Fixture, texts: string[], labels: string[], rounds: number): Promise<{ fed: string; classes: string[]; test: { texts: string[]; labels: string[] } }> {
   const classes = [...new Set(labels)].sort();
@@ -89,13 +96,13 @@ describe('customer-service triage with federated text models', () => {
     expect(d.reasons.join(';')).toMatch(/strongly negative sentiment: P\(other\)/);
     expect(() => classifyTicket(ticket, { intent }, { humanOnlyIntents: ['refund'] })).toThrow(/not a class of the intent model/);
 
-    const cli = spawnSync(process.execPath, ['bin/fedmart.js', 'service', 'classify', '--model', `${intentFed.fed}/latest`, '--sentiment-model', `${sentimentFed.fed}/latest`, '--coordinator', fx.url, '--token', fx.coord.operatorToken, '--text', ticket, '--human-only', auto.intent, '--json'], { encoding: 'utf8', timeout: 400_000 });
+    const cli = await fedmart(['service', 'classify', '--model', `${intentFed.fed}/latest`, '--sentiment-model', `${sentimentFed.fed}/latest`, '--coordinator', fx.url, '--token', fx.coord.operatorToken, '--text', ticket, '--human-only', auto.intent, '--json']);
     expect(cli.status, cli.stderr).toBe(0);
     const out = JSON.parse(cli.stdout) as { intent: string; confidence: number; sentiment: { label: string }; escalate: boolean; reasons: string[] };
     expect(out.intent).toBe(auto.intent);
     expect(out.escalate).toBe(true);
     expect(out.reasons.join(';')).toContain('human-only');
-    const bad = spawnSync(process.execPath, ['bin/fedmart.js', 'service', 'classify', '--model', 'not a ref', '--text', 'x', '--token', 't'], { encoding: 'utf8', timeout: 400_000 });
+    const bad = await fedmart(['service', 'classify', '--model', 'not a ref', '--text', 'x', '--token', 't']);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^fedmart service: .*FEDERATION\/VERSION/)]);
   }, 1_200_000);
