@@ -86,3 +86,29 @@ describe('content rules: false positives on real product reviews', () => {
     expect(flagged).toBeGreaterThan(0); // reviews do say "#1" and "detox": the rules are live on real text
   }, 120_000);
 });
+
+describe('content check: the classifier for what the rules miss', () => {
+  it('a text model trained on real SpamAssassin spam vs ham scores held-out deceptive mail high, and checkCopy fails it', async () => {
+    const { loadTextDataset } = await import('@fedmart/scenarios/text/datasets');
+    const { featurizeAll, textLayout, trainSgd, viewParams, balancedClassWeights } = await import('@fedmart/scenarios/text/fasttext');
+    const { textClassifier } = await import('@fedmart/scenarios/text/classifier');
+    const { initJointWeights } = await import('@fedmart/shared/task/layout');
+    const rows = await loadTextDataset('spam', 1200, 9);
+    const classes = ['ham', 'spam'];
+    const train = rows.filter((_, i) => i % 4 !== 0);
+    const held = rows.filter((_, i) => i % 4 === 0);
+    const shape = { buckets: 1 << 14, dim: 16, classes };
+    const w = initJointWeights(textLayout(shape), 1);
+    const docs = featurizeAll(train.map((r) => r.text), train.map((r) => classes.indexOf(r.label)), shape.buckets);
+    await trainSgd(viewParams(w, shape), docs, { learningRate: 0.1, epochs: 4, seed: 1, classWeights: balancedClassWeights(docs.labels, 2) });
+    const classifier = textClassifier(shape, w);
+    let correct = 0;
+    for (const r of held) if ((checkCopy(r.text, 'us', { classifier, positive: 'spam' }).classifier.score! >= 0.5) === (r.label === 'spam')) correct++;
+    expect(correct / held.length).toBeGreaterThan(0.85);
+    const spam = held.find((r) => r.label === 'spam' && findViolations(r.text, 'us').length === 0 && classifier.proba(r.text)[1]! > 0.9)!;
+    const c = checkCopy(spam.text, 'us', { classifier, positive: 'spam' });
+    expect(c.violations).toEqual([]);
+    expect(c.pass).toBe(false);
+    expect(() => checkCopy('x', 'us', { classifier, positive: 'deceptive' })).toThrow(/has no class "deceptive"/);
+  }, 300_000);
+});
