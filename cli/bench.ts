@@ -21,6 +21,8 @@ const USAGE = `fedmart bench <what> [flags] --json
                                       ECDH private set intersection of two parties of N ids each (ids hashed onto
                                       Curve25519, RFC 9380) vs the native X25519 multiplications alone (one thread);
                                       each party spreads its multiplications over T threads (default: the cores)
+  text [--size N]                     text classifier on real reviews: p95 latency of one classification (JS) beside the
+                                      same weights' tfjs predict call; training examples/s (N texts timed, default 2000)
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -207,8 +209,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
       result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: round2(psi.seconds), x25519FloorSeconds: round2(psi.x25519FloorSeconds) };
       break;
     }
+    case 'text': {
+      const { benchText } = await import('./bench-text.ts');
+      result = await benchText({ texts: intFlag('bench text', values, 'size', 2000, 10, 100_000) });
+      break;
+    }
     default:
-      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, all`);
+      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, text, all`);
   }
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n');
   return 0;

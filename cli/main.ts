@@ -30,12 +30,17 @@ Commands:
                   e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
   bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
-  scenario      scenario modules: dynamic pricing from a jointly estimated demand model
+  scenario      scenario modules: dynamic pricing, federated text classification (fedmart scenario --help)
                   e.g. fedmart scenario pricing simulate --csv oj.csv --log-quantity logmove --price price --product brand --controls deal,feat --fixed-effects store --partners 6 --json
+                  e.g. fedmart scenario text simulate --csv reviews.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json
   price         price a SKU within guardrails from a published pricing model
                   e.g. fedmart price --model f_abc/latest --coordinator http://platform:7300 --product 5 --cost 0.02 --current-price 0.035 --json
-  datasets      fetch a real price panel (R package bayesm) into a cache as a long CSV
+  datasets      fetch a real data set into a cache (R packages) and convert it
                   e.g. fedmart datasets fetch orangejuice
+  service       customer-service triage with published text models (intent, sentiment, escalation)
+                  e.g. fedmart service classify --model f_abc/latest --text "where is my parcel" --json
+  content       advertising-law check of product copy (rules with sources, evasion-robust)
+                  e.g. fedmart content check --text "全网最佳，根治失眠" --market cn --json
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -53,9 +58,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
   segments: async () => (await import('./segments.ts')).segmentsCommand,
   predict: async () => (await import('./predict.ts')).predictCommand,
-  scenario: async () => (await import('./pricing.ts')).scenarioCommand,
+  scenario: async () => (await import('./scenario.ts')).scenarioCommand,
   price: async () => (await import('./price.ts')).priceCommand,
   datasets: async () => (await import('./datasets.ts')).datasetsCommand,
+  service: async () => (await import('./service.ts')).serviceCommand,
+  content: async () => (await import('./service.ts')).contentCommand,
 };
 
 /**

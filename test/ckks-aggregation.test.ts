@@ -55,7 +55,7 @@ describe('CKKS encrypted aggregation in real rounds over Socket.IO', () => {
       const outcomes = await fx.coord.orchestrator.scheduleRounds(fedId, 2).done;
 
       // Assert: both rounds committed with every partner and plaintext evaluation metrics
-      expect(outcomes.map((o) => o.phase)).toEqual(['committed', 'committed']);
+      expect(outcomes.map((o) => `${o.phase}${o.reason ? ` (${o.reason})` : ''}`)).toEqual(['committed', 'committed']);
       for (const o of outcomes) {
         expect(o.participants).toHaveLength(3);
         expect(o.metrics.eval_auc).toBeGreaterThan(0.5);
