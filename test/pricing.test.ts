@@ -93,9 +93,10 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
     const diffs = Object.keys(r.pooled.elasticity).map((k) => r.federated.elasticity[k]! - r.pooled.elasticity[k]!);
     expect(diffs.every(Number.isFinite)).toBe(true);
-    // Noised, so not the exact estimate; clipping bias and noise keep it within 1 of pooled (README: measured 0.49, not ±0.15).
+    // Noised, so not the exact estimate; clipping bias and noise: README measured max 0.375–0.854 over 7 runs (not ±0.15).
+    // 1.5 only catches a broken scale or sign (a mis-scaled solve is off by whole units).
     expect(Math.max(...diffs.map(Math.abs))).toBeGreaterThan(1e-3);
-    expect(Math.max(...diffs.map(Math.abs))).toBeLessThan(1);
+    expect(Math.max(...diffs.map(Math.abs))).toBeLessThan(1.5);
   }, 600_000);
 
   it('the consumer prices a SKU through the ModelRegistry (fedmart price) with the federated elasticity', async () => {
