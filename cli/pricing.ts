@@ -12,15 +12,26 @@ import { readTableFile } from '@fedmart/client-node/data/connectors';
 import type { Table } from '@fedmart/shared/data/table';
 import { demandRows, fitFromStats, pooledLsdv, productStats, regressorNames, statCount, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
 import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
-import { pricingTask, solveCommitted } from '@fedmart/scenarios/pricing/task';
+import { pricingTask, recordSensitivity, solveCommitted } from '@fedmart/scenarios/pricing/task';
 import { backtest } from '@fedmart/scenarios/pricing/policy';
 import { LIMB_BOUND, LIMBS, pricingLayout, type PricingTaskSpec } from '@fedmart/scenarios/pricing/wire';
 import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
 import { runFederation } from './federate.ts';
 
+/** Default public bound R on a demeaned row ‖(x̃, ỹ)‖₂ (log price, cross prices, controls, log units), `--dp-row-bound`. */
+export const DEFAULT_ROW_BOUND = 1;
+/**
+ * Public unit of each column before the row bound (not read from the data): a demeaned row is divided by these, then
+ * scaled onto the ball of radius R. Chosen from the spec: a weekly log price rarely moves by more than 0.6 from its
+ * store-product mean, a 0/1 control by at most 1, log units by about 3 (a promotion spike). Smaller units mean less
+ * noise but more clipping bias (measured in the README).
+ */
+const DP_SCALE = { logPrice: 0.6, control: 1, logUnits: 3 };
+
 export const PRICING_SIMULATE_USAGE = `fedmart scenario pricing simulate --csv FILE (--quantity COL | --log-quantity COL) --price COL
     [--product COL] [--controls COLS] [--cross-prices COLS] [--fixed-effects COL]
-    (--partition-by COL [--partners N] | --partners N) [--secure-agg] [--dp partner --epsilon E [--delta D]]
+    (--partition-by COL [--partners N] | --partners N) [--secure-agg]
+    [--dp partner|record --epsilon E [--delta D] [--dp-row-bound R]]
     [--threshold 2] [--time COL [--holdout 0.2] [--cost-share 0.6]] [--seed N] [--json]
 
 Log-log demand per product (log units on log own price, log cross prices, controls, fixed
@@ -33,7 +44,12 @@ each partner's local-only estimate.
                        a fixed-effect level may not span partners
   --partners N         alone: whole fixed-effect levels (or random rows) dealt to N partners
   --secure-agg         partners' statistics are summed under secure aggregation
-  --dp partner         partner-level DP (DP-FedAvg) on the statistics, at --epsilon (δ 1e-5)
+  --dp partner|record  each partner adds Gaussian noise to its own statistics (sufficient-
+                       statistics perturbation, Analyze Gauss): (ε, δ) record-level DP for
+                       every row (a store-week-product) against the coordinator and the
+                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger
+  --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
+                       onto it (default ${DEFAULT_ROW_BOUND})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
   --time COL           backtest: fit on all but the last --holdout share of periods, then replay
                        the held-out periods under each policy (modelled margin, price volatility);
@@ -48,7 +64,8 @@ export interface PricingSimulateOptions {
   partitionBy?: string | undefined;
   partners?: number | undefined;
   secureAgg?: boolean;
-  dp?: { epsilon: number; delta: number } | undefined;
+  /** Record-level DP, noise added by each partner to its own statistics (`--dp partner|record`). */
+  dp?: { epsilon: number; delta: number; rowBound?: number | undefined } | undefined;
   threshold?: number;
   seed?: number;
   /** Backtest: the time column; its last `holdout` share of periods is held out (the model is fitted on the rest). */
@@ -61,8 +78,6 @@ export interface PricingSimulateOptions {
 
 const r6 = (v: number): number => Number(v.toPrecision(10));
 
-/** Per-row clip for the DP encoding: generous public bounds on demeaned log prices, controls and log units. */
-const DP_ROW_CLIP = { x: 1, y: 3 };
 
 /**
  * Run the pricing simulation.
@@ -101,20 +116,22 @@ export async function simulatePricing(o: PricingSimulateOptions) {
 
   let dpScale: number | undefined;
   let dpConfig: FederationConfigInput['dp'];
+  let sensitivity = 0;
+  let rowScale: number[] | undefined;
+  const rowBound = o.dp?.rowBound ?? DEFAULT_ROW_BOUND;
   if (o.dp) {
-    // Sensitivity: each demeaned row contributes a statistics vector of L2 norm ≤ r (its entries are products of clipped
-    // values, plus n's 1), and a partner is at most nMax rows, so ‖stats‖ ≤ nMax·r; divided by dpScale = nMax·r the
-    // update has norm ≤ 1 = C and the agent's DP-FedAvg clip never binds. nMax is what partners declare at hello anyway.
-    const bx = Array(p).fill(DP_ROW_CLIP.x) as number[];
-    let rr = 1 + DP_ROW_CLIP.y ** 4;
-    for (let a = 0; a < p; a++) { rr += (bx[a]! * DP_ROW_CLIP.y) ** 2; for (let b = a; b < p; b++) rr += (bx[a]! * bx[b]!) ** 2; }
-    const nMax = Math.max(...parts.map((q) => q.rows.length));
-    dpScale = nMax * Math.sqrt(rr);
+    // Record-level DP by sufficient-statistics perturbation at each partner (task.ts, recordSensitivity): one Gaussian
+    // release of σ·Δ₂ per partner, q = 1, one step, which is what the ledger charges for sampleRate 1, batch 1, 1 epoch.
+    sensitivity = recordSensitivity(rowBound, fe);
     const delta = o.dp.delta;
     const { sigma } = computeSigma({ q: 1, steps: 1, delta, epsilon: o.dp.epsilon });
-    dpConfig = { level: 'partner', noiseMultiplier: sigma, clip: 1, delta, ...(o.secureAgg ? { mode: 'distributed' as const } : {}) };
+    // Public scale of the wire: a partner's statistics have norm ≤ nMax·√(R⁴ + 2) per product, so coordinates stay ≤ 1.
+    const nMax = Math.max(...parts.map((q) => q.rows.length));
+    dpScale = nMax * Math.sqrt(rowBound ** 4 + 2);
+    dpConfig = { level: 'record', noiseMultiplier: sigma, clip: sensitivity, sampleRate: 1, delta };
+    rowScale = [...regressors.map((name, j) => (j === 0 || name.startsWith('log_') ? DP_SCALE.logPrice : DP_SCALE.control)), DP_SCALE.logUnits];
   }
-  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowClip: { x: Array(p).fill(DP_ROW_CLIP.x) as number[], y: DP_ROW_CLIP.y } } : {}) };
+  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowBound, rowScale } : {}) };
   const layout = pricingLayout(taskSpec);
   const coords = products.length * statCount(p) * (o.dp ? 1 : LIMBS) + 1;
   const config: FederationConfigInput = {
@@ -125,13 +142,14 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     minClients: parts.length,
     seed: o.seed ?? 42,
     // Exact mode: the update is a vector of limbs |L| ≤ 2048, so its norm is at most 2048·√coords by construction.
-    limits: { maxUpdateNorm: o.dp ? 1 : LIMB_BOUND * Math.sqrt(coords) * 1.0001, maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
-    ...(o.secureAgg ? { secureAggregation: { clip: o.dp ? 1 + 8 * dpConfig!.noiseMultiplier / Math.sqrt(parts.length) + 1 : LIMB_BOUND, bits: 32 } } : {}),
+    // DP: ≤ 1 per product from the statistics plus the noise, σΔ₂/dpScale per coordinate (8 std is never exceeded in practice).
+    limits: { maxUpdateNorm: o.dp ? Math.sqrt(products.length) * (1 + (8 * dpConfig!.noiseMultiplier * sensitivity * Math.sqrt(statCount(p))) / dpScale!) : LIMB_BOUND * Math.sqrt(coords) * 1.0001, maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
+    ...(o.secureAgg ? { secureAggregation: { clip: o.dp ? 1 + (8 * dpConfig!.noiseMultiplier * sensitivity) / dpScale! : LIMB_BOUND, bits: 32 } } : {}),
     ...(dpConfig ? { dp: dpConfig } : {}),
   };
   const fed = await runFederation({ config, partners: parts.map((q) => ({ id: q.id, task: pricingTask(q.rows, q.rows) })), rounds: 1, seed: o.seed ?? 42, waitForAllPartners: true, onProgress: say });
   const participants = fed.outcomes.find((x) => x.phase === 'committed')!.participants.length;
-  const solved = solveCommitted(layout, fed.weights, participants);
+  const solved = solveCommitted(layout, fed.weights, participants, o.dp ? dpConfig!.noiseMultiplier * sensitivity : 0, rowScale);
   const pooled = pooledLsdv(rows, p, fe);
 
   const threshold = o.threshold ?? 2;
@@ -196,7 +214,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     pooled: pooledOut,
     localOnly: { elasticity: localOnly },
     comparison: { maxAbsElasticityDiff: maxAbsDiff },
-    protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? { level: 'partner', epsilon: privacy?.[0]?.epsilon ?? null, delta: o.dp.delta, noiseMultiplier: dpConfig!.noiseMultiplier, sensitivityScale: dpScale } : null },
+    protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? { level: 'record' as const, mechanism: 'sufficient-statistics perturbation (Analyze Gauss)', noiseAddedBy: 'each partner', record: 'one row', epsilon: privacy?.[0]?.epsilon ?? null, delta: o.dp.delta, noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity } : null },
     ...(backtestOut ? { backtest: { costShare: o.costShare ?? 0.6, heldOutRows: heldOut.length, byProduct: backtestOut, total: (['observed', 'margin-optimal', 'cost-plus'] as const).map((pol) => ({ policy: pol, margin: Object.values(backtestOut!).reduce((t, b) => t + b[pol].margin, 0), volatility: Object.values(backtestOut!).reduce((t, b) => t + b[pol].volatility, 0) / Math.max(1, Object.keys(backtestOut!).length) })) } } : {}),
     modelVersion: fed.outcomes.find((x) => x.phase === 'committed')!.modelVersion,
     seconds: Math.round((Date.now() - started) / 100) / 10,
@@ -211,7 +229,7 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
     csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
     product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
     'partition-by': { type: 'string' }, partners: { type: 'string' }, 'secure-agg': { type: 'boolean' }, dp: { type: 'string' },
-    epsilon: { type: 'string' }, delta: { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
   });
   if (values.help) { process.stdout.write(PRICING_SIMULATE_USAGE + '\n'); return 0; }
   const cmd = 'scenario pricing simulate';
@@ -220,10 +238,10 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
   if ((values.quantity === undefined) === (values['log-quantity'] === undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: give exactly one of --quantity COL (units) or --log-quantity COL (log units)`);
   if (values['partition-by'] === undefined && values.partners === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: give --partition-by COL (each value a partner) or --partners N`);
   const partners = values.partners === undefined ? undefined : intFlag(cmd, values, 'partners', 2, 2, 1000);
-  if (values.dp !== undefined && values.dp !== 'partner') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "partner" (DP-FedAvg on each partner's statistics), got "${String(values.dp)}"`);
-  if (values.dp === undefined && values.epsilon !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon needs --dp partner`);
-  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1) } : undefined;
-  if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp partner needs --epsilon E`);
+  if (values.dp !== undefined && values.dp !== 'partner' && values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "partner" or "record" (both: noise added at each partner, record-level guarantee), got "${String(values.dp)}"`);
+  if (values.dp === undefined && (values.epsilon !== undefined || values['dp-row-bound'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon and --dp-row-bound need --dp partner`);
+  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000) } : undefined;
+  if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp ${String(values.dp)} needs --epsilon E`);
   const sep = values.sep as string | undefined;
   const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
   const spec: DemandSpec = {

@@ -114,15 +114,16 @@ export interface ProductStats {
   sumY2: number;
 }
 
-/** Optional per-row clipping of the demeaned values (bounded contributions for DP). */
+/**
+ * Optional per-row clipping for record-level DP: each demeaned row (x̃, ỹ) is
+ * scaled onto the L2 ball ‖(x̃, ỹ)‖ ≤ radius, and the raw Σy, Σy² (unbounded)
+ * are not computed (0), so every released coordinate is bounded (task.ts).
+ */
 export interface RowClip {
-  /** |x̃_j| ≤ x[j] */
-  x: number[];
-  /** |ỹ| ≤ y */
-  y: number;
+  radius: number;
+  /** Public scale of each regressor and, last, of y: the clipped row is (x̃/scale, ỹ/scale_y). */
+  scale: number[];
 }
-
-const clamp = (v: number, b: number): number => (v > b ? b : v < -b ? -b : v);
 
 /**
  * Sufficient statistics per product of some rows (one partner's, or all).
@@ -164,8 +165,13 @@ export function productStats(rows: readonly DemandRow[], p: number, fixedEffects
       lv.add(r.level);
     } else for (let j = 0; j < p; j++) xt[j] = r.x[j]!;
     if (clip) {
-      yt = clamp(yt, clip.y);
-      for (let j = 0; j < p; j++) xt[j] = clamp(xt[j]!, clip.x[j]!);
+      yt /= clip.scale[p]!;
+      for (let j = 0; j < p; j++) xt[j]! /= clip.scale[j]!;
+      let sq = yt * yt;
+      for (let j = 0; j < p; j++) sq += xt[j]! * xt[j]!;
+      const f = sq > clip.radius * clip.radius ? clip.radius / Math.sqrt(sq) : 1;
+      yt *= f;
+      for (let j = 0; j < p; j++) xt[j]! *= f;
     }
     for (let a = 0; a < p; a++) {
       s.xty[a]! += xt[a]! * yt;
@@ -173,8 +179,10 @@ export function productStats(rows: readonly DemandRow[], p: number, fixedEffects
     }
     s.yty += yt * yt;
     s.n++;
-    s.sumY += r.y;
-    s.sumY2 += r.y * r.y;
+    if (!clip) {
+      s.sumY += r.y;
+      s.sumY2 += r.y * r.y;
+    }
   }
   for (const [k, s] of out) {
     for (let a = 0; a < p; a++) for (let b = 0; b < a; b++) s.xtx[a * p + b] = s.xtx[b * p + a]!;

@@ -17,7 +17,7 @@
  * P is the number of partners in the committing round (the model version's
  * participants).
  *
- * With partner-level DP the statistics are instead sent as one scaled float
+ * With record-level DP the statistics are instead sent as one scaled float
  * vector (noise and limbs do not mix), see `dpScale` in the task spec.
  *
  * Pure: no I/O.
@@ -38,12 +38,14 @@ export interface PricingTaskSpec {
   products: string[];
   regressors: string[];
   fixedEffects: boolean;
-  /** 'exact' = limbs; 'dp' = scaled floats clipped and noised by partner-level DP. */
+  /** 'exact' = limbs; 'dp' = scaled floats, each partner's clipped and noised (record-level DP, `task.ts`). */
   encoding: 'exact' | 'dp';
-  /** DP only: statistics are divided by this public bound so a partner's vector has L2 norm ≤ 1. */
+  /** DP only: statistics travel divided by this public constant (keeps coordinates O(1) for Float32 and SecAgg). */
   dpScale?: number;
-  /** DP only: per-row clip of the demeaned regressors and response. */
-  rowClip?: { x: number[]; y: number };
+  /** DP only: the public bound R on each demeaned row, ‖(x̃, ỹ)‖₂ ≤ R. */
+  rowBound?: number;
+  /** DP only: public scale of each regressor and, last, of log units; rows are divided by it before the bound. */
+  rowScale?: number[];
 }
 
 /** Tensor names carry what a consumer needs to read the model without the task spec. */
