@@ -1,7 +1,9 @@
 /**
  * Locations of the real public datasets fedmart ships with or fetches.
  */
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedmartError } from '@fedmart/shared/errors';
@@ -28,3 +30,55 @@ export function bankMarketingPath(variant: 'full' | 'small' = 'full'): string {
 
 /** Columns of the bank data that must not be features. */
 export const BANK_LEAKY_COLUMNS = ['duration'];
+
+/** The R command that exports MovieLens small from dslabs. */
+const MOVIELENS_R = 'data(movielens, package="dslabs"); write.csv(movielens, commandArgs(TRUE)[1], row.names=FALSE)';
+/** What to install when R or dslabs is missing (Debian/Ubuntu). */
+export const MOVIELENS_INSTALL = 'apt-get install -y --no-install-recommends r-base-core r-cran-dslabs (or, in R: install.packages("dslabs"))';
+
+/** Where fetched datasets are cached: $FEDMART_DATA_DIR, else ~/.cache/fedmart. */
+export function datasetCacheDir(): string {
+  return process.env.FEDMART_DATA_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'fedmart');
+}
+
+/**
+ * MovieLens small (100,004 ratings, 671 users, 9,066 movies; Harper & Konstan
+ * 2015), as shipped by the R package dslabs: columns movieId, title, year,
+ * genres, userId, rating, timestamp. Exported once into the cache.
+ * @returns the CSV path
+ * @throws FedmartError UNAVAILABLE naming exactly what to install when Rscript or dslabs is missing
+ */
+export function fetchMovielens(): string {
+  const out = path.join(datasetCacheDir(), 'movielens.csv');
+  if (existsSync(out)) return out;
+  mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const r = spawnSync('Rscript', ['-e', MOVIELENS_R, tmp], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    const why = r.error ? 'Rscript is not installed' : /there is no package called|dslabs/.test(r.stderr) ? 'the R package dslabs is not installed' : `Rscript failed: ${r.stderr.trim().split('\n').pop()}`;
+    throw new FedmartError('UNAVAILABLE', `cannot fetch MovieLens: ${why}; install it with: ${MOVIELENS_INSTALL}`);
+  }
+  renameSync(tmp, out);
+  return out;
+}
+
+/** The MovieLens CSV if it can be had here, else null with the reason (tests skip with it). */
+export function movielensOrReason(): { path: string } | { reason: string } {
+  try {
+    return { path: fetchMovielens() };
+  } catch (err) {
+    return { reason: (err as Error).message };
+  }
+}
+
+/** `fedmart datasets fetch movielens`. */
+export async function datasetsCommand(argv: string[]): Promise<number> {
+  const [sub, name] = argv;
+  if (sub === '--help' || sub === '-h' || sub === undefined) {
+    process.stdout.write('fedmart datasets fetch movielens   export MovieLens small (R package dslabs) to the cache ($FEDMART_DATA_DIR or ~/.cache/fedmart) and print its path\n');
+    return sub === undefined ? 1 : 0;
+  }
+  if (sub !== 'fetch' || name !== 'movielens') throw new FedmartError('CONFIG_ERROR', `datasets: unknown command "${argv.join(' ')}"; available: fedmart datasets fetch movielens`);
+  process.stdout.write(fetchMovielens() + '\n');
+  return 0;
+}

@@ -30,6 +30,12 @@ Commands:
                   e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
   bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
+  scenario      scenario simulations: cross-brand recommendation (Wide & Deep, user embeddings stay local)
+                  e.g. fedmart scenario recommendation simulate --csv movielens.csv --user userId --item movieId --time timestamp --item-features genres --json
+  recommend     top-k items for one of a brand's users from a published recommendation model
+                  e.g. fedmart recommend --model out/model.json --data out/partner-1.csv --user 15 --k 10 --json
+  datasets      fetch and convert public datasets (movielens)
+                  e.g. fedmart datasets fetch movielens
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -47,6 +53,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
   segments: async () => (await import('./segments.ts')).segmentsCommand,
   predict: async () => (await import('./predict.ts')).predictCommand,
+  scenario: async () => (await import('./recommendation.ts')).scenarioCommand,
+  recommend: async () => (await import('./recommend.ts')).recommendCommand,
+  datasets: async () => (await import('./datasets.ts')).datasetsCommand,
 };
 
 /**
