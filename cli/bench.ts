@@ -18,6 +18,8 @@ const USAGE = `fedmart bench <what> [flags] --json
   he --clients N --params D           CKKS encrypted aggregation (node-seal) vs the plain sum
   psi --size N --overlap F            ECDH private set intersection of two parties of N ids each (ids hashed onto
                                       Curve25519, RFC 9380) vs the native X25519 multiplications alone
+  recommendation                      MovieLens: the recommendation task's local epoch vs a plain TensorFlow.js loop, bytes
+                                      per round per partner with and without sparse rows, recommend latency per user
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -189,8 +191,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
       result.psi = { size: 20_000, overlap: 0.5, intersection: psi.intersection, correct: psi.correct, seconds: round2(psi.seconds), x25519FloorSeconds: round2(psi.x25519FloorSeconds) };
       break;
     }
+    case 'recommendation': {
+      const { benchRecommendation } = await import('./bench-recommendation.ts');
+      result = await benchRecommendation();
+      break;
+    }
     default:
-      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, all`);
+      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, recommendation, all`);
   }
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n');
   return 0;

@@ -49,17 +49,38 @@ export function datasetCacheDir(): string {
  * @throws FedmartError UNAVAILABLE naming exactly what to install when Rscript or dslabs is missing
  */
 export function fetchMovielens(): string {
-  const out = path.join(datasetCacheDir(), 'movielens.csv');
+  return exportWithR('movielens.csv', MOVIELENS_R, 'dslabs', MOVIELENS_INSTALL);
+}
+
+/** Export an R dataset once into the cache (atomically: a half-written file never counts). */
+function exportWithR(file: string, script: string, pkg: string, install: string): string {
+  const out = path.join(datasetCacheDir(), file);
   if (existsSync(out)) return out;
   mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const r = spawnSync('Rscript', ['-e', MOVIELENS_R, tmp], { encoding: 'utf8' });
+  const r = spawnSync('Rscript', ['-e', script, tmp], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    const why = r.error ? 'Rscript is not installed' : /there is no package called|dslabs/.test(r.stderr) ? 'the R package dslabs is not installed' : `Rscript failed: ${r.stderr.trim().split('\n').pop()}`;
-    throw new FedmartError('UNAVAILABLE', `cannot fetch MovieLens: ${why}; install it with: ${MOVIELENS_INSTALL}`);
+    const why = r.error ? 'Rscript is not installed' : new RegExp(`there is no package called|${pkg}`).test(r.stderr) ? `the R package ${pkg} is not installed` : `Rscript failed: ${r.stderr.trim().split('\n').pop()}`;
+    throw new FedmartError('UNAVAILABLE', `cannot fetch ${file.replace(/\.csv$/, '')}: ${why}; install it with: ${install}`);
   }
   renameSync(tmp, out);
   return out;
+}
+
+/** What to install for the Scotch data (R package bayesm). */
+export const SCOTCH_INSTALL = 'apt-get install -y --no-install-recommends r-base-core r-cran-bayesm (or, in R: install.packages("bayesm"))';
+/** bayesm's Scotch survey (2,218 respondents × 21 whisky brands drunk in the last year) as implicit (respondent, brand) pairs. */
+const SCOTCH_R = 'data(Scotch, package="bayesm"); w <- which(Scotch == 1, arr.ind = TRUE); write.csv(data.frame(respondent = w[, 1], brand = colnames(Scotch)[w[, 2]]), commandArgs(TRUE)[1], row.names = FALSE)';
+
+/**
+ * The Scotch survey of the R package bayesm (Rossi, Allenby, McCulloch 2005):
+ * implicit feedback only (no ratings, timestamps or item features), rows
+ * (respondent, brand).
+ * @returns the CSV path
+ * @throws FedmartError UNAVAILABLE naming exactly what to install
+ */
+export function fetchScotch(): string {
+  return exportWithR('scotch.csv', SCOTCH_R, 'bayesm', SCOTCH_INSTALL);
 }
 
 /** The MovieLens CSV if it can be had here, else null with the reason (tests skip with it). */
@@ -75,10 +96,11 @@ export function movielensOrReason(): { path: string } | { reason: string } {
 export async function datasetsCommand(argv: string[]): Promise<number> {
   const [sub, name] = argv;
   if (sub === '--help' || sub === '-h' || sub === undefined) {
+    process.stdout.write('fedmart datasets fetch scotch      export bayesm\'s Scotch survey (respondent, brand; implicit only) to the same cache\n');
     process.stdout.write('fedmart datasets fetch movielens   export MovieLens small (R package dslabs) to the cache ($FEDMART_DATA_DIR or ~/.cache/fedmart) and print its path\n');
     return sub === undefined ? 1 : 0;
   }
-  if (sub !== 'fetch' || name !== 'movielens') throw new FedmartError('CONFIG_ERROR', `datasets: unknown command "${argv.join(' ')}"; available: fedmart datasets fetch movielens`);
-  process.stdout.write(fetchMovielens() + '\n');
+  if (sub !== 'fetch' || (name !== 'movielens' && name !== 'scotch')) throw new FedmartError('CONFIG_ERROR', `datasets: unknown command "${argv.join(' ')}"; available: fedmart datasets fetch movielens|scotch`);
+  process.stdout.write((name === 'movielens' ? fetchMovielens() : fetchScotch()) + '\n');
   return 0;
 }

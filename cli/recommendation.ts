@@ -44,6 +44,7 @@ interaction per user; choices are made on the second-to-last.
   --secure-agg            secure aggregation of the joint parameters
   --dp record --epsilon E [--delta D] [--clip C] [--dp-batch B] [--dp-lr LR]
                           interaction-level DP-SGD in every brand
+  --arms LIST             comma-separated arms to run besides federated (default local,centralized,mf,popularity; "none" for federated alone)
   --save DIR              write the chosen federated model (DIR/model.json) and each brand's CSV for fedmart recommend
   --json                  print one JSON object`;
 
@@ -83,7 +84,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   const { values } = parseFlags(cmd, argv, {
     csv: { type: 'string' }, user: { type: 'string' }, item: { type: 'string' }, rating: { type: 'string' }, 'min-rating': { type: 'string' }, time: { type: 'string' },
     'item-features': { type: 'string' }, 'partition-by': { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, epochs: { type: 'string' },
-    lr: { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' }, json: { type: 'boolean' },
+    lr: { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' }, arms: { type: 'string' }, json: { type: 'boolean' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
@@ -112,20 +113,26 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   progress(`${s.data.users.length} users, ${s.data.items.length} items, ${s.data.featureNames.length} item feature values, ${s.data.histories.reduce((a, h) => a + h.length, 0)} interactions; partners: ${s.partners.map((p) => `${p.id}=${p.users.length} users`).join(', ')}`);
 
   // Popularity and the single-party arms.
+  const ARMS = ['local', 'centralized', 'mf', 'popularity'];
+  const arms = values.arms === undefined ? ARMS : values.arms === 'none' ? [] : String(values.arms).split(',').map((a) => a.trim());
+  for (const a of arms) if (!ARMS.includes(a)) throw new FedmartError('CONFIG_ERROR', `${cmd}: unknown arm "${a}" in --arms; choose from ${ARMS.join(', ')} or "none"`);
   const all = s.splits.map((_, u) => u);
-  const pop = popularityMetrics(spec.items, [partyOf(s, spec, all, seed)]).result();
-  const central = trainSingleParty(partyOf(s, spec, all, seed), spec, t, epochs, seed);
-  progress(`centralized: epoch ${central.epoch} chosen on validation (HR@10 ${central.valHr10.toFixed(4)})`);
+  const pop = arms.includes('popularity') ? popularityMetrics(spec.items, [partyOf(s, spec, all, seed)]).result() : null;
+  const central = arms.includes('centralized') ? trainSingleParty(partyOf(s, spec, all, seed), spec, t, epochs, seed) : null;
+  if (central) progress(`centralized: epoch ${central.epoch} chosen on validation (HR@10 ${central.valHr10.toFixed(4)})`);
   const mfSpec = scenarioSpec(s, { dim, hidden, mf: true });
-  const mf = trainSingleParty(partyOf(s, mfSpec, all, seed), mfSpec, t, epochs, seed);
-  const local = new RankingAccumulator();
-  for (const p of s.partners) local.merge(trainSingleParty(partyOf(s, spec, p.users, seed + 1), spec, t, epochs, seed).test);
+  const mf = arms.includes('mf') ? trainSingleParty(partyOf(s, mfSpec, all, seed), mfSpec, t, epochs, seed) : null;
+  let local: RankingAccumulator | null = null;
+  if (arms.includes('local')) {
+    local = new RankingAccumulator();
+    for (const p of s.partners) local.merge(trainSingleParty(partyOf(s, spec, p.users, seed + 1), spec, t, epochs, seed).test);
+  }
   progress(`single-party arms done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
 
   // Federated: the recommendation task in real agents against a real coordinator.
   const tasks: RecommendationTask[] = s.partners.map((p, k) => recommendationTask(partyOf(s, spec, p.users, seed + 100 + k), train));
   const protection = protectionFromFlags(values, partners, seed);
-  const dp = values.dp === undefined ? undefined : dpFlags({ ...values, 'dp-batch': values['dp-batch'] ?? '512', 'dp-lr': values['dp-lr'] ?? '20' }, { rounds, localEpochs: 1, partnerSizes: tasks.map((x) => x.numExamples) });
+  const dp = values.dp === undefined ? undefined : dpFlags({ ...values, 'dp-batch': values['dp-batch'] ?? '512', 'dp-lr': values['dp-lr'] ?? '10' }, { rounds, localEpochs: 1, partnerSizes: tasks.map((x) => x.numExamples) });
   if (dp) progress(`dp: record (interaction) level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
   const fed = await runFederation({
     config: {
@@ -155,11 +162,11 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     scenario: 'recommendation',
     partners: s.partners.map((p, k) => ({ id: p.id, users: p.users.length, interactions: tasks[k]!.numExamples + 2 * p.users.length })),
     federated: arm(fedTest.result()),
-    localOnly: arm(local.result()),
-    centralized: arm(central.test.result()),
-    popularity: arm(pop),
-    mf: arm(mf.test.result()),
-    selection: { federatedRound: chosen.round, centralizedEpoch: central.epoch, mfEpoch: mf.epoch, on: 'validation HR@10 (second-to-last interaction per user)' },
+    ...(local ? { localOnly: arm(local.result()) } : {}),
+    ...(central ? { centralized: arm(central.test.result()) } : {}),
+    ...(pop ? { popularity: arm(pop) } : {}),
+    ...(mf ? { mf: arm(mf.test.result()) } : {}),
+    selection: { federatedRound: chosen.round, ...(central ? { centralizedEpoch: central.epoch } : {}), ...(mf ? { mfEpoch: mf.epoch } : {}), on: 'validation HR@10 (second-to-last interaction per user)' },
     ...(dp ? { privacy: { ...simulationPrivacy(dp, fed.privacy), unit: 'interaction (one observed user-item pair with its sampled negatives)' } } : {}),
     ...(protection.summary ? { protection: protection.summary } : {}),
     seconds: Math.round((Date.now() - started) / 100) / 10,

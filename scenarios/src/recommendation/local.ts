@@ -57,6 +57,17 @@ export class LocalRecommender {
     return loss;
   }
 
+  /** {@link train}, yielding to the event loop every `slice` examples (for partner nodes: heartbeats keep flowing). */
+  async trainYielding(flat: Float32Array, t: TrainSettings, epochs: number, seed: number, touched?: Uint8Array, slice = 2000): Promise<number> {
+    let loss = 0;
+    for (let e = 0; e < epochs; e++) {
+      const run = this.model.epochRunner(flat, this.users, this.examples, this.seen, t, seed * 131 + e, touched);
+      while (run.step(slice)) await new Promise((r) => setImmediate(r));
+      loss = run.meanLoss();
+    }
+    return loss;
+  }
+
   /**
    * Ranking metrics of joint weights with these (or given) user parameters.
    * @param which - 'val' ranks the validation item, 'test' the test item

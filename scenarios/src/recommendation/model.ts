@@ -418,6 +418,16 @@ export class WideDeep {
    * @returns mean loss per example
    */
   epoch(flat: Float32Array, users: UserParams, examples: { user: Int32Array; item: Int32Array }, seen: readonly Set<number>[], t: TrainSettings, seed: number, touched?: Uint8Array): number {
+    const run = this.epochRunner(flat, users, examples, seen, t, seed, touched);
+    run.step(examples.user.length);
+    return run.meanLoss();
+  }
+
+  /**
+   * The same epoch, run in slices (`step(count)`), so a caller can yield to
+   * the event loop between slices (a partner node keeps its socket alive).
+   */
+  epochRunner(flat: Float32Array, users: UserParams, examples: { user: Int32Array; item: Int32Array }, seen: readonly Set<number>[], t: TrainSettings, seed: number, touched?: Uint8Array): { step(count: number): boolean; meanLoss(): number } {
     const j = jointViews(this.spec, flat);
     const rng = createSeededRng(seed);
     const n = examples.user.length;
@@ -431,15 +441,22 @@ export class WideDeep {
     }
     const neg = Math.min(t.negatives, this.maxNegatives, this.spec.items - 1);
     let loss = 0;
-    for (let k = 0; k < n; k++) {
-      const e = order[k]!;
-      const u = examples.user[e]!;
-      const i = examples.item[e]!;
-      this.sampleNegatives(rng, i, seen[u]!, neg);
-      loss += this.exampleGrad(j, users, u, i, neg);
-      this.apply(j, users, u, t.learningRate, t.l2, 1, touched);
-    }
-    return n ? loss / n : 0;
+    let k = 0;
+    return {
+      step: (count) => {
+        const end = Math.min(n, k + count);
+        for (; k < end; k++) {
+          const e = order[k]!;
+          const u = examples.user[e]!;
+          const i = examples.item[e]!;
+          this.sampleNegatives(rng, i, seen[u]!, neg);
+          loss += this.exampleGrad(j, users, u, i, neg);
+          this.apply(j, users, u, t.learningRate, t.l2, 1, touched);
+        }
+        return k < n;
+      },
+      meanLoss: () => (n ? loss / n : 0),
+    };
   }
 
   /**

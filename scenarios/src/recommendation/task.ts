@@ -79,7 +79,7 @@ export function recommendationTask(local: LocalRecommender, spec: RecTrainSpec):
         plain: async () => {
           const w = Float32Array.from(weights);
           const mask = new Uint8Array(local.spec.items);
-          const loss = local.train(w, t, config.localEpochs, seed, mask);
+          const loss = await local.trainYielding(w, t, config.localEpochs, seed, mask);
           touched = mask.reduce((s, x) => s + x, 0);
           return { delta: diff(w, weights), metrics: { loss, touched_rows: touched } };
         },
@@ -94,7 +94,7 @@ export function recommendationTask(local: LocalRecommender, spec: RecTrainSpec):
           for (let s = 0; s < steps; s++) {
             const count = poissonSample(n, q, rows, rng);
             local.model.dpStep(w, local.users, local.examples, rows, count, { clip: dp.clip, sigma: dp.noiseMultiplier, expectedBatch: q * n, learningRate: config.learningRate, negatives: spec.negatives, negRng, noise: (len, std) => gaussianNoise(len, std, rng), clipFactor: perExampleClipFactor });
-            if (s % 4 === 3) await new Promise((r) => setImmediate(r));
+            await new Promise((r) => setImmediate(r));
           }
           if (!w.every(Number.isFinite)) throw new FedmartError('INVALID_UPDATE', `DP-SGD diverged after ${steps} steps (learning rate ${config.learningRate}); lower the learning rate`);
           return { delta: diff(w, weights), q, steps };
