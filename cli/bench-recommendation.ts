@@ -113,13 +113,6 @@ export async function benchRecommendation(): Promise<Record<string, unknown>> {
   party.train(w, t, 1, 1);
   const jsPerSecond = party.numExamples / ((performance.now() - t0) / 1000);
   progress(`bench recommendation: hand-written epoch ${Math.round(jsPerSecond)} examples/s on ${mid.id} (${party.numExamples} examples); TensorFlow.js loop…`);
-  const tfBatch = 256;
-  // The wasm backend has no UnsortedSegmentSum (the gradient of a gather): the plain loop runs on tfjs's CPU backend.
-  await import('@tensorflow/tfjs-backend-cpu');
-  const before = tf.getBackend();
-  await tf.setBackend('cpu');
-  const tfBackend = tf.getBackend();
-  const tfPerSecond = await tfjsExamplesPerSecond(partyOf(s, spec, mid.users, 1), spec, Math.min(party.numExamples, 4096), tfBatch).finally(() => tf.setBackend(before));
   // Bytes per round per partner: dense float32 vs sparse (touched item rows: id + embedding + bias; the rest dense).
   const dense = params * 4;
   const denseRest = (params - spec.items * (spec.dim + 1)) * 4;
@@ -141,6 +134,12 @@ export async function benchRecommendation(): Promise<Record<string, unknown>> {
     rec.topK(hist, 10, s.data.users[u]!);
     times.push(performance.now() - a);
   }
+  const tfBatch = 256;
+  // The wasm backend has no UnsortedSegmentSum (the gradient of a gather): the plain loop runs on tfjs's CPU backend, last (switching back is not needed).
+  await import('@tensorflow/tfjs-backend-cpu');
+  await tf.setBackend('cpu');
+  const tfBackend = tf.getBackend();
+  const tfPerSecond = await tfjsExamplesPerSecond(partyOf(s, spec, mid.users, 1), spec, Math.min(party.numExamples, 4096), tfBatch);
   times.sort((a, b) => a - b);
   return {
     dataset: 'MovieLens small (dslabs), 6 partners by dominant genre',
