@@ -84,6 +84,7 @@ async function tfjsExamplesPerSecond(party: LocalRecommender, spec: RecModelSpec
     });
   };
   step();
+  progress('bench recommendation: TensorFlow.js warm-up step done');
   const t0 = performance.now();
   while (done < examples) {
     step();
@@ -112,7 +113,7 @@ export async function benchRecommendation(): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   party.train(w, t, 1, 1);
   const jsPerSecond = party.numExamples / ((performance.now() - t0) / 1000);
-  progress(`bench recommendation: hand-written epoch ${Math.round(jsPerSecond)} examples/s on ${mid.id} (${party.numExamples} examples); TensorFlow.js loop…`);
+  progress(`bench recommendation: hand-written epoch ${Math.round(jsPerSecond)} examples/s on ${mid.id} (${party.numExamples} examples); bytes per round…`);
   // Bytes per round per partner: dense float32 vs sparse (touched item rows: id + embedding + bias; the rest dense).
   const dense = params * 4;
   const denseRest = (params - spec.items * (spec.dim + 1)) * 4;
@@ -123,6 +124,7 @@ export async function benchRecommendation(): Promise<Record<string, unknown>> {
     const rows = mask.reduce((a, x) => a + x, 0);
     return { id: p.id, users: p.users.length, touchedItemRows: rows, denseBytes: dense, sparseBytes: denseRest + rows * (4 + 4 * (spec.dim + 1)) };
   });
+  progress('bench recommendation: bytes done; recommend latency…');
   // recommend latency per user after load (fold-in + full-catalogue scoring).
   const file = modelFileOf(s.data, spec, w, { user: 'userId', item: 'movieId' });
   const published = await new FileModelRegistry(file).load('simulation', 'latest');
@@ -135,11 +137,12 @@ export async function benchRecommendation(): Promise<Record<string, unknown>> {
     times.push(performance.now() - a);
   }
   const tfBatch = 256;
+  progress('bench recommendation: TensorFlow.js loop…');
   // The wasm backend has no UnsortedSegmentSum (the gradient of a gather): the plain loop runs on tfjs's CPU backend, last (switching back is not needed).
   await import('@tensorflow/tfjs-backend-cpu');
   await tf.setBackend('cpu');
   const tfBackend = tf.getBackend();
-  const tfPerSecond = await tfjsExamplesPerSecond(partyOf(s, spec, mid.users, 1), spec, Math.min(party.numExamples, 4096), tfBatch);
+  const tfPerSecond = await tfjsExamplesPerSecond(partyOf(s, spec, mid.users, 1), spec, Math.min(party.numExamples, 1024), tfBatch);
   times.sort((a, b) => a - b);
   return {
     dataset: 'MovieLens small (dslabs), 6 partners by dominant genre',
