@@ -23,6 +23,8 @@ const USAGE = `fedmart bench <what> [flags] --json
                                       each party spreads its multiplications over T threads (default: the cores)
   text [--size N]                     text classifier on real reviews: p95 latency of one classification (JS) beside the
                                       same weights' tfjs predict call; training examples/s (N texts timed, default 2000)
+  recommendation                      MovieLens: the recommendation task's local epoch vs a plain TensorFlow.js loop, bytes
+                                      per round per partner with and without sparse rows, recommend latency per user
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -214,8 +216,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
       result = await benchText({ texts: intFlag('bench text', values, 'size', 2000, 10, 100_000) });
       break;
     }
+    case 'recommendation': {
+      const { benchRecommendation } = await import('./bench-recommendation.ts');
+      result = await benchRecommendation();
+      break;
+    }
     default:
-      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, text, all`);
+      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, text, recommendation, all`);
   }
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n');
   return 0;

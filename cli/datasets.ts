@@ -1,7 +1,9 @@
 /**
  * Locations of the real public datasets fedmart ships with or fetches.
  */
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedmartError } from '@fedmart/shared/errors';
@@ -29,64 +31,96 @@ export function bankMarketingPath(variant: 'full' | 'small' = 'full'): string {
 /** Columns of the bank data that must not be features. */
 export const BANK_LEAKY_COLUMNS = ['duration'];
 
-/** Real retail price panels read from the Debian package r-cran-bayesm (Rossi, Allenby & McCulloch 2005, "Bayesian Statistics and Marketing"). */
-export const PRICE_PANELS = {
+/**
+ * Real data sets exported from Debian's R data packages (`Rscript`, the
+ * package named in `pkg`); `OUT` in the script is the output path.
+ */
+export const R_DATASETS = {
   /**
-   * Dominick's Finer Foods refrigerated orange juice: 83 stores, 11 brands,
-   * weekly (bayesm `orangeJuice$yx`). Long form: one row per store, week,
-   * brand, with the brand's own price, all brands' prices (price1..price11),
-   * deal, feat and logmove (log units).
+   * MovieLens small (100,004 ratings, 671 users, 9,066 movies; Harper &
+   * Konstan 2015), as shipped by dslabs: movieId, title, year, genres,
+   * userId, rating, timestamp.
+   */
+  movielens: { file: 'movielens.csv', pkg: 'dslabs', r: 'data(movielens, package="dslabs"); write.csv(movielens, OUT, row.names=FALSE)' },
+  /** bayesm's Scotch survey (2,218 respondents × 21 whisky brands drunk in the last year) as implicit (respondent, brand) pairs. */
+  scotch: { file: 'scotch.csv', pkg: 'bayesm', r: 'data(Scotch, package="bayesm"); w <- which(Scotch == 1, arr.ind = TRUE); write.csv(data.frame(respondent = w[, 1], brand = colnames(Scotch)[w[, 2]]), OUT, row.names = FALSE)' },
+  /**
+   * Dominick's Finer Foods refrigerated orange juice (Rossi, Allenby &
+   * McCulloch 2005): 83 stores, 11 brands, weekly (bayesm `orangeJuice$yx`).
+   * Long form: one row per store, week, brand, with the brand's own price,
+   * all brands' prices (price1..price11), deal, feat and logmove (log units).
    */
   orangejuice: {
     file: 'orangejuice.csv',
+    pkg: 'bayesm',
     r: `data(orangeJuice, package="bayesm"); d <- orangeJuice$yx; own <- d[cbind(seq_len(nrow(d)), match(paste0("price", d$brand), names(d)))]; out <- data.frame(store=d$store, week=d$week, brand=d$brand, price=own, d[, paste0("price", 1:11)], deal=d$deal, feat=d$feat, logmove=d$logmove); write.csv(out, OUT, row.names=FALSE)`,
   },
-  /**
-   * Sliced cheese: 88 retailers (key accounts), weekly volume, price and
-   * display activity (bayesm `cheese`: RETAILER, VOLUME, DISP, PRICE).
-   */
+  /** Sliced cheese: 88 retailers (key accounts), weekly volume, price and display activity (bayesm `cheese`). */
   cheese: {
     file: 'cheese.csv',
+    pkg: 'bayesm',
     r: `data(cheese, package="bayesm"); write.csv(data.frame(retailer=cheese$RETAILER, volume=cheese$VOLUME, disp=cheese$DISP, price=cheese$PRICE), OUT, row.names=FALSE)`,
   },
 } as const;
-export type PricePanel = keyof typeof PRICE_PANELS;
+export type RDataset = keyof typeof R_DATASETS;
+/** The retail price panels of the pricing scenario. */
+export type PricePanel = 'orangejuice' | 'cheese';
 
-/** Where fetched data sets are cached: $FEDMART_CACHE, else ~/.cache/fedmart. */
+/** What to install when R or a data package is missing (Debian/Ubuntu). */
+export const installHint = (pkg: string) => `apt-get install -y --no-install-recommends r-base-core r-cran-${pkg.toLowerCase()} (or, in R: install.packages("${pkg}"))`;
+export const MOVIELENS_INSTALL = installHint('dslabs');
+
+/** Where fetched data sets are cached: $FEDMART_CACHE (or $FEDMART_DATA_DIR), else $XDG_CACHE_HOME/fedmart, else ~/.cache/fedmart. */
 export function datasetCacheDir(): string {
-  return process.env.FEDMART_CACHE ?? path.join(process.env.HOME ?? '.', '.cache', 'fedmart');
+  return process.env.FEDMART_CACHE ?? process.env.FEDMART_DATA_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'fedmart');
 }
 
 /**
- * Write a price panel's long CSV into the cache (once) with Rscript and bayesm.
- * @param name - `orangejuice` or `cheese`
+ * Export an R data set once into the cache (atomically: a half-written file never counts).
+ * @param name - a key of {@link R_DATASETS}
  * @returns the CSV path
- * @throws FedmartError DATA_ERROR naming what to install when R or bayesm is missing
+ * @throws FedmartError UNAVAILABLE naming exactly what to install when Rscript or the package is missing
  */
-export async function fetchPricePanel(name: PricePanel): Promise<string> {
-  const { mkdirSync, renameSync } = await import('node:fs');
-  const { spawnSync } = await import('node:child_process');
-  const panel = PRICE_PANELS[name];
-  const dir = datasetCacheDir();
-  const out = path.join(dir, panel.file);
+export function fetchRDataset(name: RDataset): string {
+  const d = R_DATASETS[name];
+  const out = path.join(datasetCacheDir(), d.file);
   if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const r = spawnSync('Rscript', ['-e', panel.r.replace('OUT', JSON.stringify(tmp))], { encoding: 'utf8' });
+  const r = spawnSync('Rscript', ['-e', d.r.replace('OUT', JSON.stringify(tmp))], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    const why = r.error ? 'Rscript is not installed' : (r.stderr || '').trim().split('\n').slice(-1)[0];
-    throw new FedmartError('DATA_ERROR', `datasets fetch ${name}: ${why}; install R and bayesm (Debian/Ubuntu: apt-get install r-base-core r-cran-bayesm) and run again`);
+    const why = r.error ? 'Rscript is not installed' : new RegExp(`there is no package called|${d.pkg}`).test(r.stderr) ? `the R package ${d.pkg} is not installed` : `Rscript failed: ${(r.stderr || '').trim().split('\n').pop()}`;
+    throw new FedmartError('UNAVAILABLE', `cannot fetch ${name}: ${why}; install it with: ${installHint(d.pkg)}`);
   }
   renameSync(tmp, out);
   return out;
 }
 
-/** `fedmart datasets fetch <orangejuice|cheese>`: print the CSV's path. */
+/** MovieLens small from dslabs (see {@link R_DATASETS}). */
+export const fetchMovielens = (): string => fetchRDataset('movielens');
+/** bayesm's Scotch survey (see {@link R_DATASETS}). */
+export const fetchScotch = (): string => fetchRDataset('scotch');
+/** A retail price panel of bayesm (see {@link R_DATASETS}). */
+export const fetchPricePanel = async (name: PricePanel): Promise<string> => fetchRDataset(name);
+
+/** The MovieLens CSV if it can be had here, else null with the reason (tests skip with it). */
+export function movielensOrReason(): { path: string } | { reason: string } {
+  try {
+    return { path: fetchMovielens() };
+  } catch (err) {
+    return { reason: (err as Error).message };
+  }
+}
+
+/** `fedmart datasets fetch <name>`: export the set into the cache and print the CSV's path. */
 export async function datasetsCommand(argv: string[]): Promise<number> {
   const [verb, name] = argv;
-  if (verb !== 'fetch' || !name || !(name in PRICE_PANELS)) {
-    throw new FedmartError('CONFIG_ERROR', `usage is "fedmart datasets fetch <${Object.keys(PRICE_PANELS).join('|')}>" (writes a long CSV to ${datasetCacheDir()})`);
+  const names = Object.keys(R_DATASETS).join('|');
+  if (verb === '--help' || verb === '-h' || verb === undefined) {
+    process.stdout.write(`fedmart datasets fetch <${names}>   export a real data set from its R package to the cache (${datasetCacheDir()}) and print its path\n`);
+    return verb === undefined ? 1 : 0;
   }
-  process.stdout.write(`${await fetchPricePanel(name as PricePanel)}\n`);
+  if (verb !== 'fetch' || !name || !(name in R_DATASETS)) throw new FedmartError('CONFIG_ERROR', `datasets: usage is "fedmart datasets fetch <${names}>" (got "${argv.join(' ')}")`);
+  process.stdout.write(`${fetchRDataset(name as RDataset)}\n`);
   return 0;
 }

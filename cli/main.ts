@@ -28,19 +28,22 @@ Commands:
                   e.g. fedmart segments --csv bank.csv --sep ';' --label y --drop duration --k 5 --partition-by job --json
   predict       score rows with a published model (file or federation/version), with --explain
                   e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
-  bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, all
+  bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, text, recommendation, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
-  scenario      scenario modules: dynamic pricing, federated text classification (fedmart scenario --help)
+  scenario      scenario modules: recommendation, dynamic pricing, federated text classification (fedmart scenario --help)
+                  e.g. fedmart scenario recommendation simulate --csv movielens.csv --user userId --item movieId --time timestamp --item-features genres --json
                   e.g. fedmart scenario pricing simulate --csv oj.csv --log-quantity logmove --price price --product brand --controls deal,feat --fixed-effects store --partners 6 --json
                   e.g. fedmart scenario text simulate --csv reviews.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json
   price         price a SKU within guardrails from a published pricing model
                   e.g. fedmart price --model f_abc/latest --coordinator http://platform:7300 --product 5 --cost 0.02 --current-price 0.035 --json
-  datasets      fetch a real data set into a cache (R packages) and convert it
-                  e.g. fedmart datasets fetch orangejuice
+  datasets      fetch a real data set into a cache (R packages) and convert it: movielens, scotch, orangejuice, cheese
+                  e.g. fedmart datasets fetch movielens
   service       customer-service triage with published text models (intent, sentiment, escalation)
                   e.g. fedmart service classify --model f_abc/latest --text "where is my parcel" --json
   content       advertising-law check of product copy (rules with sources, evasion-robust)
                   e.g. fedmart content check --text "全网最佳，根治失眠" --market cn --json
+  recommend     top-k items for one of a brand's users from a published recommendation model
+                  e.g. fedmart recommend --model out/model.json --data out/partner-1.csv --user 15 --k 10 --json
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -63,6 +66,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   datasets: async () => (await import('./datasets.ts')).datasetsCommand,
   service: async () => (await import('./service.ts')).serviceCommand,
   content: async () => (await import('./service.ts')).contentCommand,
+  recommend: async () => (await import('./recommend.ts')).recommendCommand,
 };
 
 /**

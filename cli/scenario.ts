@@ -8,6 +8,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 /** Scenario name → its command (called with the arguments after `scenario`, name first). */
 const SCENARIOS: Record<string, { about: string; load: () => Promise<Command> }> = {
+  recommendation: { about: 'cross-brand recommendation (Wide & Deep; user embeddings stay at each brand)', load: async () => (await import('./recommendation.ts')).scenarioCommand },
   pricing: { about: 'dynamic pricing from a jointly estimated demand model (exact federated least squares)', load: async () => (await import('./pricing.ts')).scenarioCommand },
   text: { about: 'federated text classification (fastText-style), for service triage and copy checks', load: async () => (await import('./text.ts')).scenarioCommand },
 };

@@ -8,6 +8,7 @@
  */
 import type { LocalTrainConfig } from '../strategy/types.ts';
 import type { JointModelSpec } from './layout.ts';
+import type { RandomSource } from '../dp/gaussian.ts';
 
 /** What a round hands the task. */
 export interface TaskRoundArgs {
@@ -29,6 +30,8 @@ export interface RecordDpOptions {
   noiseMultiplier: number;
   /** q: Poisson sampling rate (absent: the task's batch size / its example count). */
   sampleRate?: number | undefined;
+  /** Byte source for sampling and noise (default: the platform CSPRNG; tests pass a seeded one). */
+  rng?: RandomSource;
 }
 
 /**
