@@ -96,6 +96,8 @@ export interface SocketChannelOptions {
   readonly timeoutMs?: number;
   /** This channel's X25519 key pair (default: a fresh one). Tests pass one to check the sealing. */
   readonly keyPair?: X25519KeyPair;
+  /** A data session of a vertical federation (round `r<N>`, scoring `p<K>`): the relay job is `<federation>/<session>`. */
+  readonly session?: string;
 }
 
 /** A {@link VerticalChannel} over the coordinator relay. */
@@ -128,7 +130,7 @@ export async function connectVerticalChannel(o: SocketChannelOptions): Promise<S
   const timeoutMs = o.timeoutMs ?? 60_000;
   const keyPair = o.keyPair ?? generateX25519KeyPair();
   const socket: Socket<VerticalRelayServerEvents, VerticalRelayClientEvents> = io(`${o.url}${VERTICAL_NAMESPACE}`, {
-    auth: { token: o.token }, transports: ['websocket'], reconnection: false, forceNew: true,
+    auth: { token: o.token, ...(o.session !== undefined ? { session: o.session } : {}) }, transports: ['websocket'], reconnection: false, forceNew: true,
   });
   const peerKeys = new Map<string, Uint8Array>();
   const pairKeys = new Map<string, Uint8Array>();
