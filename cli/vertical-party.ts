@@ -186,6 +186,8 @@ export interface VerticalPartyOptions {
  */
 export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socket: Socket; closed: Promise<string>; data: VerticalPartyData; dataDir: string }> {
   const { spec } = o;
+  // Load the ML backend before joining, so that a round never starts on a half-ready party.
+  if (spec.model === 'splitnn') await initBackend();
   const socket: Socket = io(`${o.url}${VERTICAL_NAMESPACE}`, { auth: { token: o.token, control: true }, transports: ['websocket'], reconnection: false, forceNew: true });
   const party = await new Promise<string>((resolve, reject) => {
     socket.once('welcome', (w: { party: string }) => resolve(w.party));
@@ -351,7 +353,6 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     }
   });
   socket.on('vpredict', (m: { request: string; session: string; round: number; ids: string[]; explain: boolean }) => void runPredict(m));
-  if (spec.model === 'splitnn') await initBackend();
   const closed = new Promise<string>((resolve) => socket.on('disconnect', (reason) => resolve(String(reason))));
   return { socket, closed, data, dataDir };
 }

@@ -51,13 +51,16 @@ async function lrReference(demo: VerticalDemo, round: number, ids: readonly stri
 describe('vertical federation between real processes: LR', () => {
   let dir: string;
   let demo: VerticalDemo;
+  let passed = false;
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vfed-'));
     demo = await startVerticalDemo({ dataDir: dir, model: 'lr', epochs: 5, rows: 8000, batchSize: 512, learningRate: 0.05 });
   }, HANG);
   afterAll(async () => {
     await demo?.stop();
-    await rm(dir, { recursive: true, force: true });
+    // Keep the parties' logs of a failed run for diagnosis.
+    if (passed) await rm(dir, { recursive: true, force: true });
+    else console.error(`vertical federation test: party logs kept in ${dir}/parties/*.log`);
   }, HANG);
 
   it('refuses a bad vertical spec at creation (REST and CLI)', async () => {
@@ -128,19 +131,23 @@ describe('vertical federation between real processes: LR', () => {
     expect(again.version).toBe(v1.version + 1);
     const ref3 = await lrReference(demo, r3.number, ids.slice(0, 10));
     expect(Math.max(...again.p.map((p, i) => Math.abs(p - ref3[i]!)))).toBeLessThan(1e-6);
+    passed = true;
   }, HANG);
 });
 
 describe('vertical federation between real processes: split NN', () => {
   let dir: string;
   let demo: VerticalDemo;
+  let passed = false;
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vfed-snn-'));
     demo = await startVerticalDemo({ dataDir: dir, model: 'splitnn', epochs: 5, rows: 12000, batchSize: 256, learningRate: 0.01 });
   }, HANG);
   afterAll(async () => {
     await demo?.stop();
-    await rm(dir, { recursive: true, force: true });
+    // Keep the parties' logs of a failed run for diagnosis.
+    if (passed) await rm(dir, { recursive: true, force: true });
+    else console.error(`vertical federation test: party logs kept in ${dir}/parties/*.log`);
   }, HANG);
 
   it('trains a split NN across the processes and predicts through them like the in-process model', async () => {
@@ -155,5 +162,6 @@ describe('vertical federation between real processes: split NN', () => {
     const served = await demo.api.post<{ p: number[] }>(`/api/v1/federations/${demo.federation}/vertical/predict`, { ids });
     const local = await demo.inProcessScores(r.number, ids);
     expect(Math.max(...served.p.map((p, i) => Math.abs(p - local[i]!)))).toBeLessThan(1e-6);
+    passed = true;
   }, HANG);
 });
