@@ -36,6 +36,12 @@ export interface CoordinatorOptions {
   log?: (msg: string) => void;
   /** Mint a new operator token even if the stored one is still good, and revoke the old one. */
   rotateOperatorToken?: boolean;
+  /**
+   * How long a client may go without answering a ping before it counts as gone (Socket.IO's
+   * pingTimeout; default 20 s). Vertical parties compute PSI for all their IDs in one synchronous
+   * pass, which on a loaded machine can block their event loop longer than that.
+   */
+  pingTimeoutMs?: number;
 }
 
 export interface Coordinator {
@@ -91,7 +97,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
   const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
   const http: HttpServer = createServer(app);
-  const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
+  const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store, authority, orchestrator, log });
   attachVerticalRelay(io, { store, authority, log, rounds: verticalRounds });
