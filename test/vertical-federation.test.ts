@@ -141,7 +141,7 @@ describe('vertical federation between real processes: split NN', () => {
   let passed = false;
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vfed-snn-'));
-    demo = await startVerticalDemo({ dataDir: dir, model: 'splitnn', epochs: 5, rows: 12000, batchSize: 256, learningRate: 0.01 });
+    demo = await startVerticalDemo({ dataDir: dir, model: 'splitnn', epochs: 2, rows: 12000, batchSize: 256, learningRate: 0.01 });
   }, HANG);
   afterAll(async () => {
     await demo?.stop();
