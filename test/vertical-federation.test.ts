@@ -165,3 +165,21 @@ describe('vertical federation between real processes: split NN', () => {
     passed = true;
   }, HANG);
 });
+
+it('fedmart demo --mode vertical --exit --json prints the issue\'s JSON', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vdemo-'));
+  try {
+    const r = await cli(['demo', '--mode', 'vertical', '--exit', '--json', '--rows', '3000', '--epochs', '3', '--batch-size', '512', '--data-dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { processes: number; psi: { intersection: number; seconds: number }; vertical: { auc: number }; labelHolderOnly: { auc: number }; centralized: { auc: number }; predict: { ids: number; maxAbsDiff: number } };
+    expect(j.processes).toBe(3);
+    expect(j.psi.intersection).toBeGreaterThan(1500);
+    expect(j.psi.seconds).toBeGreaterThan(0);
+    expect(j.vertical.auc).toBeGreaterThan(j.labelHolderOnly.auc);
+    expect(j.centralized.auc).toBeGreaterThan(0.5);
+    expect(j.predict).toEqual({ ids: 100, maxAbsDiff: expect.any(Number) });
+    expect(j.predict.maxAbsDiff).toBeLessThan(1e-6);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, HANG);
