@@ -5,27 +5,28 @@ import path from 'node:path';
 import { startCoordinator } from '@fedmart/coordinator';
 import { parseFlags, intFlag, progress } from './args.ts';
 
-const USAGE = `fedmart coordinator [--port 7300] [--host 127.0.0.1] [--data-dir ./.fedmart] [--rotate-operator-token]
+const USAGE = `fedmart coordinator [--port 7300] [--host 127.0.0.1] [--data-dir ./.fedmart] [--rotate-operator-token] [--ping-timeout S]
 
 Starts the coordinator: REST API under /api/v1, Socket.IO namespace /federation,
 SQLite database and signing key in the data dir (made 0700, its files 0600).
 The operator token lives in <data-dir>/operator.token: a restart reuses it while
 it is valid; --rotate-operator-token mints a new one and revokes the old one.
 --host 0.0.0.0 binds every interface (put a TLS-terminating proxy in front; see
-the README).
+the README). --ping-timeout S: how long a silent client counts as connected (default
+20; raise it for vertical federations with large PSI on busy machines, e.g. 300).
 
 Example:
   fedmart coordinator --port 7300 --data-dir ./.fedmart`;
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('coordinator', argv, { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, 'rotate-operator-token': { type: 'boolean' } });
+  const { values } = parseFlags('coordinator', argv, { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, 'rotate-operator-token': { type: 'boolean' }, 'ping-timeout': { type: 'string' } });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
   const port = intFlag('coordinator', values, 'port', 7300, 0, 65535);
   const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? '.fedmart');
-  const coord = await startCoordinator({ port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, rotateOperatorToken: values['rotate-operator-token'] === true });
+  const coord = await startCoordinator({ port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, rotateOperatorToken: values['rotate-operator-token'] === true, pingTimeoutMs: intFlag('coordinator', values, 'ping-timeout', 20, 5, 3600) * 1000 });
   if (coord.interruptedRounds.length) progress(`marked ${coord.interruptedRounds.length} interrupted round(s) failed; the last committed models stay current`);
   process.stdout.write(`fedmart coordinator listening on ${coord.url}\n  data dir: ${dataDir}\n  operator token: ${path.join(dataDir, 'operator.token')}\n  health: ${coord.url}/healthz\n`);
   await new Promise<void>((resolve) => {

@@ -32,12 +32,19 @@ only its own rows (split by job: non-IID), FedAvg rounds with live progress, the
 the federated vs local-only vs centralized comparison. Keeps serving the API
 afterwards unless --exit is given.
 
+--mode vertical: a coordinator and three party processes on the bank data split by
+columns (fedmart demo --mode vertical --help).
+
 Example:
   fedmart demo --rounds 8 --partners 5`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 
 export async function demoCommand(argv: string[]): Promise<number> {
+  const mi = argv.indexOf('--mode');
+  if (mi >= 0 && argv[mi + 1] === 'vertical') return verticalDemoCommand([...argv.slice(0, mi), ...argv.slice(mi + 2)]);
+  if (mi >= 0 && argv[mi + 1] !== 'horizontal') throw new FedmartError('CONFIG_ERROR', `demo: --mode must be horizontal or vertical, got "${argv[mi + 1] ?? ''}"`);
+  if (mi >= 0) argv = [...argv.slice(0, mi), ...argv.slice(mi + 2)];
   const { values } = parseFlags('demo', argv, {
     rounds: { type: 'string' }, partners: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
     exit: { type: 'boolean' }, seed: { type: 'string' }, 'partition-by': { type: 'string' }, 'local-epochs': { type: 'string' },
@@ -213,4 +220,46 @@ function printRoundTable(out: (s: string) => void, outcomes: RoundOutcome[]): vo
     const f = (x: number | undefined) => (x === undefined ? '—'.padEnd(8) : x.toFixed(4).padEnd(8));
     out(`${String(o.round).padEnd(7)}${o.phase.padEnd(12)}${String(o.participants.length).padEnd(9)}${f(m.train_loss)}    ${f(m.eval_loss)}  ${f(m.eval_auc)}  ${o.seconds.toFixed(1)}${o.reason ? `  ${o.reason}` : ''}`);
   }
+}
+
+const VERTICAL_USAGE = `fedmart demo --mode vertical [--model lr|splitnn] [--epochs 20] [--rows N] [--batch-size B]
+                             [--learning-rate R] [--data-dir ./.fedmart-vertical] [--exit] [--json]
+
+A vertical federation between three real processes on the UCI Bank Marketing data
+(duration dropped): platform (label y; age, job, marital, education, default,
+balance), brand-a (housing, loan, contact, day, month), brand-b (campaign, pdays,
+previous, poutcome); 80 % of customers shared by all. Prints PSI size and time,
+the vertical test AUC beside the label holder alone and a centralized model on
+the same shared held-out customers, and predict-through-the-parties vs the
+in-process model for 100 of them. The coordinator and parties stop at the end.`;
+
+async function verticalDemoCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('demo --mode vertical', argv, {
+    model: { type: 'string' }, epochs: { type: 'string' }, rows: { type: 'string' }, 'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' },
+    'data-dir': { type: 'string' }, exit: { type: 'boolean' }, json: { type: 'boolean' }, seed: { type: 'string' }, port: { type: 'string' },
+  });
+  if (values.help) {
+    process.stdout.write(VERTICAL_USAGE + '\n');
+    return 0;
+  }
+  const cmd = 'demo --mode vertical';
+  const model = (values.model as string | undefined) ?? 'lr';
+  if (model !== 'lr' && model !== 'splitnn') throw new FedmartError('CONFIG_ERROR', `${cmd}: --model must be lr or splitnn, got "${model}"`);
+  const lrFlag = values['learning-rate'];
+  const lr = lrFlag === undefined ? undefined : Number(lrFlag);
+  if (lr !== undefined && !(lr > 0 && lr <= 10)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --learning-rate must be a number in (0, 10], got "${String(lrFlag)}"`);
+  if (model === 'splitnn') await initBackend();
+  const { runVerticalDemo } = await import('./vertical-demo.ts');
+  const r = await runVerticalDemo({
+    dataDir: path.resolve((values['data-dir'] as string | undefined) ?? '.fedmart-vertical'), model, epochs: intFlag(cmd, values, 'epochs', 20, 1, 1000),
+    ...(values.rows !== undefined ? { rows: intFlag(cmd, values, 'rows', 45211, 500, 45211) } : {}),
+    ...(values['batch-size'] !== undefined ? { batchSize: intFlag(cmd, values, 'batch-size', 256, 16, 1_000_000) } : {}),
+    ...(lr !== undefined ? { learningRate: lr } : {}),
+    seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), port: intFlag(cmd, values, 'port', 0, 0, 65535), log: progress,
+  });
+  if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
+  else {
+    process.stdout.write(`vertical ${r.model} between ${r.processes} processes (federation ${r.federation})\n  PSI: ${r.psi.intersection} shared training customers in ${r.psi.seconds} s\n  test AUC on shared held-out customers: vertical ${r.vertical.auc.toFixed(4)}, label holder alone ${r.labelHolderOnly.auc.toFixed(4)}, centralized ${r.centralized.auc.toFixed(4)}\n  predict through the parties for ${r.predict.ids} customers: max |p - in-process| = ${r.predict.maxAbsDiff.toExponential(2)}\n`);
+  }
+  return 0;
 }

@@ -11,6 +11,8 @@ import { readSchemaFile, readTableFile, writeSchemaFile } from '@fedmart/client-
 import { DEFAULT_LOCAL_TRAIN, DEFAULT_MODEL_HIDDEN } from '@fedmart/client-node/ml/defaults';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient } from './api-client.ts';
+import { VerticalSpecSchema, parsePartiesFlag } from '@fedmart/shared/vertical-spec';
+import { formatIssues } from '@fedmart/shared/protocol';
 
 const USAGE = `fedmart federation <create|enroll|rounds|show> [flags]
 
@@ -20,6 +22,11 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
 
   create  --name NAME --schema FILE.json [--strategy fedavg] [--min-clients 2]
           [--hidden 32] [--local-epochs 1] [--learning-rate 0.01] [--batch-size 256]
+  create  --mode vertical --name NAME --label-holder NAME:col,col --label COL [--positive V]
+          --parties "NAME:col,col;NAME:col" --id COL [--id-rule trim|exact|trim-lower]
+          --model lr|splitnn [--epochs 20] [--batch-size B] [--learning-rate R]
+          [--noise S (split NN embedding noise)] [--test-fraction 0.2] [--round-timeout 3600]
+          (vertical rounds: fedmart federation rounds; scoring: fedmart predict --federation)
   enroll  --federation ID --partner NAME [--expires-in SECONDS] [--max-examples N]   → prints the partner's token
           (--max-examples: the most examples this partner is weighted by, as agreed with it)
   rounds  --federation ID --count R [--wait]                      → schedules R rounds
@@ -42,7 +49,7 @@ representative sample, or let partners compute and combine their own sums).
 Example:
   fedmart schema infer --csv bank.csv --sep ';' --label y --drop duration --out schema.json`;
 
-async function operatorApi(values: Record<string, unknown>): Promise<ApiClient> {
+export async function operatorApi(values: Record<string, unknown>): Promise<ApiClient> {
   const url = (values.coordinator as string | undefined) ?? 'http://127.0.0.1:7300';
   if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FedmartError('CONFIG_ERROR', `--coordinator must be an http(s) URL such as http://127.0.0.1:7300, got "${url}"`);
   let token = (values.token as string | undefined) ?? process.env.FEDMART_OPERATOR_TOKEN;
@@ -69,6 +76,8 @@ export async function federationCommand(argv: string[]): Promise<number> {
     coordinator: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
     name: { type: 'string' }, schema: { type: 'string' }, strategy: { type: 'string' }, 'min-clients': { type: 'string' }, hidden: { type: 'string' },
     'local-epochs': { type: 'string' }, 'learning-rate': { type: 'string' }, 'batch-size': { type: 'string' },
+    mode: { type: 'string' }, 'label-holder': { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, parties: { type: 'string' }, id: { type: 'string' },
+    'id-rule': { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, noise: { type: 'string' }, 'test-fraction': { type: 'string' }, 'round-timeout': { type: 'string' }, seed: { type: 'string' },
     federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' },
   });
   if (values.help) {
@@ -78,6 +87,8 @@ export async function federationCommand(argv: string[]): Promise<number> {
   const cmd = `federation ${sub}`;
   switch (sub) {
     case 'create': {
+      if (values.mode === 'vertical') return createVertical(cmd, values);
+      if (values.mode !== undefined && values.mode !== 'horizontal') throw new FedmartError('CONFIG_ERROR', `${cmd}: --mode must be horizontal or vertical, got "${String(values.mode)}"`);
       const name = requireString(cmd, values, 'name', 'a name for the federation');
       const schema = await readSchemaFile(requireString(cmd, values, 'schema', 'the agreed data schema, e.g. from "fedmart schema infer"'));
       const strategy = (values.strategy as string | undefined) ?? 'fedavg';
@@ -117,6 +128,8 @@ export async function federationCommand(argv: string[]): Promise<number> {
       const fed = requireString(cmd, values, 'federation', 'the federation id');
       const count = intFlag(cmd, values, 'count', 1, 1, 10_000);
       const api = await operatorApi(values);
+      const fv = await api.get<{ federation: { config: { mode?: string } } }>(`/api/v1/federations/${encodeURIComponent(fed)}`);
+      if (fv.federation.config.mode === 'vertical') return verticalRounds(api, fed, count, values);
       const before = (await api.get<{ rounds: { number: number }[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/rounds`)).rounds.length;
       const r = await api.post<{ scheduleId: string }>(`/api/v1/federations/${encodeURIComponent(fed)}/rounds`, { count });
       if (!values.wait) {
@@ -154,7 +167,13 @@ export async function federationCommand(argv: string[]): Promise<number> {
         ...rounds.rounds.map((x) => `  round ${x.number}: ${x.phase}${x.reason ? ` (${x.reason})` : ''}`),
         ...models.models.map((m) => `  model v${m.version}: ${m.participants.length} participants${m.metrics.eval_auc !== undefined ? `, validation AUC ${m.metrics.eval_auc.toFixed(4)}` : ''}`),
       ].join('\n');
-      out(values, { ...f, rounds: rounds.rounds, models: models.models }, text);
+      const isVertical = (f.federation.config as { mode?: string }).mode === 'vertical';
+      const vertical = isVertical ? await api.get<{ spec: unknown; connected: string[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/vertical`).catch(() => undefined) : undefined;
+      const vtext = vertical === undefined ? '' : `\n  vertical parties connected: ${vertical.connected.join(', ') || 'none'}` + rounds.rounds.map((x) => {
+        const m = (x as { metrics?: Record<string, number> | null }).metrics;
+        return m?.psi_intersection !== undefined ? `\n  round ${x.number}: PSI ${m.psi_intersection} shared customers in ${m.psi_seconds} s, test AUC ${m.auc?.toFixed(4)} (label holder alone ${m.label_holder_only_auc?.toFixed(4)})` : '';
+      }).join('');
+      out(values, { ...f, rounds: rounds.rounds, models: models.models, ...(vertical ? { vertical } : {}) }, text + vtext);
       return 0;
     }
     default:
@@ -184,4 +203,66 @@ export async function schemaCommand(argv: string[]): Promise<number> {
     progress(`wrote ${values.out}: ${schema.features.length} features (${featureDim(schema)} encoded), label ${schema.label} = ${schema.positive.join('|')}`);
   } else process.stdout.write(JSON.stringify(schema, null, 2) + '\n');
   return 0;
+}
+
+/** `federation create --mode vertical`: parties, their declared columns, the ID column and the model; validated by the coordinator too. */
+async function createVertical(cmd: string, values: Record<string, unknown>): Promise<number> {
+  const name = requireString(cmd, values, 'name', 'a name for the federation');
+  const lhSpec = requireString(cmd, values, 'label-holder', 'the label holder and its columns, e.g. platform:age,balance');
+  const [lh] = parsePartiesFlag(lhSpec);
+  if (lh === undefined || lh.party === '' || lh.columns.length === 0) throw new FedmartError('CONFIG_ERROR', `${cmd}: --label-holder must be NAME:col,col (the label holder's party name and its feature columns), got "${lhSpec}"`);
+  const fhSpec = requireString(cmd, values, 'parties', 'the feature holders and their columns, e.g. "brand-a:job,education;brand-b:loan"');
+  const fhs = parsePartiesFlag(fhSpec);
+  const bad = fhs.find((f) => f.party === '' || f.columns.length === 0);
+  if (fhs.length === 0 || bad) throw new FedmartError('CONFIG_ERROR', `${cmd}: --parties must be "NAME:col,col;NAME:col,..." (each feature holder and its columns), got "${fhSpec}"`);
+  const model = (values.model as string | undefined) ?? 'lr';
+  if (model !== 'lr' && model !== 'splitnn') throw new FedmartError('CONFIG_ERROR', `${cmd}: --model must be lr or splitnn, got "${model}"`);
+  const num = (flag: string) => (values[flag] === undefined ? undefined : Number(values[flag]));
+  const vertical = {
+    labelHolder: { party: lh.party, label: requireString(cmd, values, 'label', 'the binary label column the label holder holds'), ...(typeof values.positive === 'string' ? { positive: values.positive } : {}), columns: lh.columns },
+    featureHolders: fhs,
+    idColumn: requireString(cmd, values, 'id', 'the customer-ID column every party holds'),
+    ...(values['id-rule'] !== undefined ? { idNormalisation: values['id-rule'] } : {}),
+    model,
+    epochs: intFlag(cmd, values, 'epochs', 20, 1, 1000),
+    ...(values['batch-size'] !== undefined ? { batchSize: intFlag(cmd, values, 'batch-size', 256, 16, 1_000_000) } : {}),
+    ...(values['learning-rate'] !== undefined ? { learningRate: num('learning-rate') } : {}),
+    ...(values['test-fraction'] !== undefined ? { testFraction: num('test-fraction') } : {}),
+    ...(values['round-timeout'] !== undefined ? { roundTimeoutSeconds: intFlag(cmd, values, 'round-timeout', 3600, 10, 86_400) } : {}),
+    ...(values.seed !== undefined ? { seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1) } : {}),
+    protections: model === 'lr' ? { ckks: true } : { embeddingNoise: num('noise') ?? 0 },
+  };
+  if (model === 'lr' && values.noise !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --noise adds Gaussian noise to split NN embeddings; vertical LR is protected by CKKS (use --model splitnn)`);
+  const parsed = VerticalSpecSchema.safeParse(vertical);
+  if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `${cmd}: ${formatIssues(parsed.error.issues)}`);
+  // The coordinator's model field is nominal for a vertical federation: the parts live with the parties.
+  const config = { mode: 'vertical', vertical: parsed.data, model: { kind: 'mlp', inputDim: 1, hidden: [] }, localTrain: { ...DEFAULT_LOCAL_TRAIN } };
+  const api = await operatorApi(values);
+  const r = await api.post<{ federation: { id: string } }>('/api/v1/federations', { name, config });
+  out(values, r, `created vertical federation ${r.federation.id} ("${name}"): ${model}, label holder ${lh.party}, feature holders ${fhs.map((f) => f.party).join(', ')}; enroll each party with fedmart federation enroll --federation ${r.federation.id} --partner NAME`);
+  return 0;
+}
+
+/** `federation rounds` on a vertical federation: one coordinator-driven round after another, each waited for (commit or fail). */
+async function verticalRounds(api: ApiClient, fed: string, count: number, values: Record<string, unknown>): Promise<number> {
+  type Round = { id: string; number: number; phase: string; reason: string | null; metrics: Record<string, number> | null };
+  const done: Round[] = [];
+  for (let k = 0; k < count; k++) {
+    const r = await api.post<{ roundId: string; number: number }>(`/api/v1/federations/${encodeURIComponent(fed)}/vertical/rounds`, {});
+    progress(`round ${r.number} started`);
+    let last = '';
+    for (;;) {
+      const x = (await api.get<{ round: Round }>(`/api/v1/rounds/${encodeURIComponent(r.roundId)}`)).round;
+      if (x.phase !== last) progress(`round ${x.number}: ${(last = x.phase)}${x.reason ? ` (${x.reason})` : ''}`);
+      if (x.phase === 'committed' || x.phase === 'failed') {
+        done.push(x);
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    if (done.at(-1)!.phase === 'failed') break;
+  }
+  const ok = done.filter((x) => x.phase === 'committed').length;
+  out(values, { rounds: done }, `${ok} of ${count} vertical round(s) committed${done.at(-1)?.metrics?.auc !== undefined ? `; test AUC ${done.at(-1)!.metrics!.auc!.toFixed(4)}` : ''}`);
+  return ok === count ? 0 : 1;
 }

@@ -13,6 +13,8 @@ import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient, peekClaims } from './api-client.ts';
 import { splitLocal } from './experiment.ts';
+import { VerticalSpecSchema } from '@fedmart/shared/vertical-spec';
+import { prepareVerticalParty, runVerticalParty } from './vertical-party.ts';
 
 const USAGE = `fedmart partner --coordinator URL --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
 
@@ -24,6 +26,7 @@ Runs a partner node: trains on FILE locally and sends only model updates.
   --schema FILE       data schema JSON (default: the federation's agreed schema)
   --sep CHAR          CSV separator (default: detected)
   --seed S            local shuffling seed (default 0)
+  --id COL            vertical federations: your customer-ID column (must be the federation's ID column)
   --data-dir DIR      where this node keeps its Ed25519 identity key (0600) and the identity keys
                       and federation terms it pinned (default ./.fedmart-partner/<partner>)
   --accept-identity PARTNER=FINGERPRINT
@@ -36,7 +39,7 @@ Example:
 export async function partnerCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('partner', argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
-    'data-dir': { type: 'string' }, 'accept-identity': { type: 'string', multiple: true },
+    'data-dir': { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -53,11 +56,18 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const log = (m: string) => progress(`[${name}] ${m}`);
 
   let schema: DatasetSchema;
+  type FedView = { federation: { config: { dataSchema?: unknown; mode?: string; vertical?: unknown } } };
+  let view: FedView | undefined;
+  if (typeof claims.fed === 'string') {
+    const fetched = new ApiClient(url, token).get<FedView>(`/api/v1/federations/${claims.fed}`);
+    view = typeof values.schema === 'string' ? await fetched.catch(() => undefined) : await fetched;
+  }
+  if (view?.federation.config.mode === 'vertical') return verticalPartner(url, token, String(claims.fed), name, view.federation.config.vertical, values, dataPath);
+  if (values.id !== undefined) throw new FedmartError('CONFIG_ERROR', 'partner: --id names the customer-ID column of a vertical federation; this federation is horizontal');
   if (typeof values.schema === 'string') schema = await readSchemaFile(values.schema);
   else {
     if (typeof claims.fed !== 'string') throw new FedmartError('UNAUTHENTICATED', 'partner: the token names no federation; pass the enrollment token exactly as issued');
-    const api = new ApiClient(url, token);
-    const { federation } = await api.get<{ federation: { config: { dataSchema?: unknown } } }>(`/api/v1/federations/${claims.fed}`);
+    const { federation } = view!;
     const parsed = DatasetSchemaSchema.safeParse(federation.config.dataSchema);
     if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `partner: the federation has no usable data schema (${formatIssues(parsed.error.issues)}); pass --schema FILE.json`);
     schema = parsed.data;
@@ -98,4 +108,30 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   await agent.close();
   log(`left after training in ${agent.roundsTrained()} round(s)`);
   return 0;
+}
+
+/** `fedmart partner` in a vertical federation: own columns only, rounds and scoring over the relay (cli/vertical-party.ts). */
+async function verticalPartner(url: string, token: string, federation: string, name: string, rawSpec: unknown, values: Record<string, unknown>, dataPath: string): Promise<number> {
+  const spec = VerticalSpecSchema.safeParse(rawSpec);
+  if (!spec.success) throw new FedmartError('CONFIG_ERROR', `partner: federation ${federation} is vertical but has no party spec (${formatIssues(spec.error.issues)}); the operator creates it with fedmart federation create --mode vertical --label-holder ... --parties ...`);
+  const id = values.id as string | undefined;
+  if (id !== undefined && id !== spec.data.idColumn) throw new FedmartError('CONFIG_ERROR', `partner: --id ${id} is not the federation's customer-ID column "${spec.data.idColumn}"; rename your column or pass --id ${spec.data.idColumn}`);
+  const table = await readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {});
+  let log = (m: string) => progress(`[${name}] ${m}`);
+  const { socket, closed, data, dataDir } = await runVerticalParty({
+    url, token, federation, spec: spec.data, log: (party, m) => progress(`[${party}] ${m}`),
+    prepare: (party) => prepareVerticalParty(table, spec.data, party, federation, dataPath),
+    dataDir: (party) => (values['data-dir'] as string | undefined) ?? path.join('.fedmart-partner', party),
+  });
+  log = (m: string) => progress(`[${data.party}] ${m}`);
+  log(`vertical ${data.role}: ${data.all.ids.length} customers (${data.train.ids.length} train / ${data.test.ids.length} held out by ID hash), ${data.columns.length} own columns → ${data.all.d} encoded`);
+  log(`joined vertical federation ${federation}; model parts go to ${path.join(dataDir, 'vertical', federation)}; waiting for rounds (Ctrl-C to leave)`);
+  const why = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('interrupted'));
+    process.once('SIGTERM', () => resolve('terminated'));
+    void closed.then((r) => resolve(`the coordinator closed our connection (${r})`));
+  });
+  socket.close();
+  log(`left: ${why}`);
+  return why.startsWith('the coordinator') ? 1 : 0;
 }

@@ -19,6 +19,8 @@ import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { parseFlags, requireString, intFlag } from './args.ts';
 import { ApiClient } from './api-client.ts';
 import { readModelFile } from './model-file.ts';
+import { readFile } from 'node:fs/promises';
+import { operatorApi } from './federation.ts';
 
 export const PREDICT_USAGE = `fedmart predict --model <FILE | FEDERATION/VERSION> --csv ROWS.csv [options]
 
@@ -39,6 +41,11 @@ AUC and log loss are printed too.
   --coordinator URL     for FEDERATION/VERSION (default http://127.0.0.1:7300)
   --token T             partner or operator token (or FEDMART_TOKEN, FEDMART_OPERATOR_TOKEN)
   --json                print one JSON object on stdout
+
+Vertical federations (every party computes its part; combined at the label holder):
+  fedmart predict --federation F --id ID [--id ID2 …] [--ids FILE] [--explain] [--json]
+  --ids FILE            one customer ID per line (batch scoring)
+  (operator token: --token, FEDMART_OPERATOR_TOKEN or <--data-dir>/operator.token)
 
 Example:
   fedmart predict --model bank-model.json --csv customers.csv --sep ';' --explain --top 3 --json
@@ -96,11 +103,13 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('predict', argv, {
     model: { type: 'string' }, csv: { type: 'string' }, sep: { type: 'string' }, explain: { type: 'boolean' }, top: { type: 'string' },
     coordinator: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' },
+    federation: { type: 'string' }, id: { type: 'string', multiple: true }, ids: { type: 'string' }, 'data-dir': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(PREDICT_USAGE + '\n');
     return 0;
   }
+  if (values.federation !== undefined) return predictVertical(values);
   const ref = requireString('predict', values, 'model', 'a model file or FEDERATION/VERSION such as f_abc/latest');
   const csv = requireString('predict', values, 'csv', 'the rows to score');
   const top = intFlag('predict', values, 'top', 5, 1, 10_000);
@@ -163,5 +172,30 @@ export async function predictCommand(argv: string[]): Promise<number> {
     lines.push(`${String(p.row).padStart(5)}  ${(p.probability as number).toFixed(4).padStart(11)}  ${(p.logit as number).toFixed(3).padStart(8)}${cs ? `  ${cs}` : ''}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+/** `fedmart predict --federation F --id ID …`: the vertical inference protocol through the coordinator. */
+async function predictVertical(values: Record<string, unknown>): Promise<number> {
+  const fed = values.federation as string;
+  const ids = [...((values.id as string[] | undefined) ?? [])];
+  if (typeof values.ids === 'string') {
+    const text = await readFile(values.ids, 'utf8').catch(() => {
+      throw new FedmartError('CONFIG_ERROR', `predict: cannot read --ids ${String(values.ids)}; give a file with one customer ID per line`);
+    });
+    ids.push(...text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean));
+  }
+  if (ids.length === 0) throw new FedmartError('CONFIG_ERROR', 'predict --federation: name the customers to score with --id ID (repeatable) or --ids FILE');
+  if (values.model !== undefined || values.csv !== undefined) throw new FedmartError('CONFIG_ERROR', 'predict --federation scores customers by ID through the parties; do not pass --model or --csv with it');
+  const api = await operatorApi(values);
+  const r = await api.post<{ version: number; ids: string[]; p: number[]; contributions?: Record<string, number[]> }>(`/api/v1/federations/${encodeURIComponent(fed)}/vertical/predict`, { ids, explain: values.explain === true });
+  if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
+  else {
+    process.stdout.write(`model v${r.version} of ${fed}\n`);
+    r.ids.forEach((id, i) => {
+      const c = r.contributions ? '  ' + Object.entries(r.contributions).map(([q, v]) => `${q} ${v[i]! >= 0 ? '+' : ''}${v[i]!.toFixed(3)}`).join(', ') : '';
+      process.stdout.write(`${id}\t${r.p[i]!.toFixed(6)}${c}\n`);
+    });
+  }
   return 0;
 }

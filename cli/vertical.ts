@@ -139,7 +139,7 @@ function project(table: Table, cols: readonly string[]): Table {
 }
 
 /** One party's schema from its own training rows (types, categories, then mean/std of its own rows). */
-function partySchema(train: Table, label: string | undefined, positive: string | undefined, id: string, source: string): DatasetSchema {
+export function partySchema(train: Table, label: string | undefined, positive: string | undefined, id: string, source: string): DatasetSchema {
   let t = train;
   let lab = label;
   if (lab === undefined) {

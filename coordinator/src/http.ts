@@ -16,6 +16,8 @@ import type { Principal, TokenAuthority } from './auth.ts';
 import { verifiedWeightBytes, type Store } from './db/store.ts';
 import type { TokenRevocations } from './db/revocations.ts';
 import type { Orchestrator } from './orchestrator.ts';
+import type { VerticalRounds } from './vertical-rounds.ts';
+import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-relay';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
 
@@ -29,6 +31,8 @@ export interface HttpDeps {
   store: Store;
   authority: TokenAuthority;
   orchestrator: Orchestrator;
+  /** Rounds and scoring of vertical federations with parties (absent: those routes answer 503). */
+  verticalRounds?: VerticalRounds;
   /** Revoked token ids (the revoke route appends to it). */
   revocations: TokenRevocations;
   /** Close the live sockets of a revoked token; returns how many. */
@@ -191,6 +195,29 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const { scheduleId, done } = orchestrator.scheduleRounds(f.id, body.count);
     done.catch((err) => deps.log?.(`schedule ${scheduleId} failed: ${(err as Error).message}`));
     res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
+  });
+
+  const vertical = (): VerticalRounds => {
+    if (deps.verticalRounds === undefined) throw new FedmartError('UNAVAILABLE', 'this coordinator does not run vertical rounds');
+    return deps.verticalRounds;
+  };
+  api.get('/federations/:id/vertical', auth('operator', 'compliance', 'partner'), (req, res) => {
+    sameFederation(req, param(req, 'id'));
+    const spec = vertical().spec(param(req, 'id'));
+    res.json({ spec, connected: vertical().connected(param(req, 'id')) });
+  });
+  api.post('/federations/:id/vertical/rounds', auth('operator'), (req, res) => {
+    const r = vertical().startRound(param(req, 'id'));
+    store.audit(req.principal!.sub, 'vertical.round.requested', r.roundId, {});
+    res.status(202).json(r);
+  });
+  api.post('/federations/:id/vertical/predict', auth('operator'), async (req, res) => {
+    const body = parseBody(VerticalPredictBodySchema, req.body);
+    const fed = param(req, 'id');
+    const version = store.currentModelRow(fed).version;
+    const r = await vertical().predict(fed, body.ids, body.explain);
+    store.audit(req.principal!.sub, 'vertical.predict', fed, { ids: body.ids.length, version });
+    res.json({ federationId: fed, version, ids: body.ids, p: r.p, ...(r.contributions ? { contributions: r.contributions } : {}) });
   });
 
   api.get('/federations/:id/rounds', auth('operator', 'compliance', 'partner'), (req, res) => {

@@ -17,6 +17,7 @@ import { recordReleasedSpend } from './privacy.ts';
 import { createHttpApp } from './http.ts';
 import { attachFederationNamespace } from './socket.ts';
 import { attachVerticalRelay } from './vertical-relay.ts';
+import { VerticalRounds } from './vertical-rounds.ts';
 import { TokenRevocations } from './db/revocations.ts';
 import { prepareDataDir, restrictFiles } from './data-dir.ts';
 import { operatorTokenAtStart } from './operator-token.ts';
@@ -35,6 +36,12 @@ export interface CoordinatorOptions {
   log?: (msg: string) => void;
   /** Mint a new operator token even if the stored one is still good, and revoke the old one. */
   rotateOperatorToken?: boolean;
+  /**
+   * How long a client may go without answering a ping before it counts as gone (Socket.IO's
+   * pingTimeout; default 20 s). Vertical parties compute PSI for all their IDs in one synchronous
+   * pass, which on a loaded machine can block their event loop longer than that.
+   */
+  pingTimeoutMs?: number;
 }
 
 export interface Coordinator {
@@ -86,13 +93,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
   const orchestrator = new Orchestrator(store);
+  const verticalRounds = new VerticalRounds(store, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
-  const app = createHttpApp({ store, authority, orchestrator, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
+  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
   const http: HttpServer = createServer(app);
-  const io = new IoServer(http, { maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
+  const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store, authority, orchestrator, log });
-  attachVerticalRelay(io, { store, authority, log });
+  attachVerticalRelay(io, { store, authority, log, rounds: verticalRounds });
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
@@ -125,6 +133,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const close = () =>
     (closing ??= (async () => {
       orchestrator.close();
+      verticalRounds.close();
       io.disconnectSockets(true);
       await new Promise<void>((resolve) => {
         // io.close() also closes the HTTP server; idle keep-alive connections

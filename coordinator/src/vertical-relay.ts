@@ -28,12 +28,13 @@ import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import { formatIssues, type Ack } from '@fedmart/shared/protocol';
 import { VerticalBodySchemas, VerticalHeaderSchema } from '@fedmart/shared/protocol-vertical';
 import {
-  MAX_VERTICAL_RELAY_BYTES, RelayOutboundFrameSchema, VERTICAL_NAMESPACE, VERTICAL_PUBLIC_KEY_BYTES,
+  MAX_VERTICAL_RELAY_BYTES, RelayOutboundFrameSchema, VERTICAL_SESSION, VERTICAL_NAMESPACE, VERTICAL_PUBLIC_KEY_BYTES,
   type RelayPeerKey, type VerticalRelayClientEvents, type VerticalRelayServerEvents,
 } from '@fedmart/shared/protocol-vertical-relay';
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
 import type { Store } from './db/store.ts';
+import type { VerticalRounds } from './vertical-rounds.ts';
 
 /** Bytes ChaCha20-Poly1305 adds to each sealed part (nonce + tag); a shorter part cannot be a sealed box. */
 const SEALED_OVERHEAD_BYTES = 28;
@@ -44,6 +45,8 @@ export interface VerticalSocketData {
   job: string;
   party: string;
   partnerId: string;
+  /** A control connection of a vertical federation between real partners (`vertical-rounds.ts`). */
+  control?: { federationId: string };
 }
 
 type RelaySocket = Socket<VerticalRelayClientEvents, VerticalRelayServerEvents, Record<string, never>, VerticalSocketData>;
@@ -62,6 +65,8 @@ export interface VerticalRelayDeps {
   log?: (msg: string) => void;
   /** Largest total byte size of one message's parts (default {@link MAX_VERTICAL_RELAY_BYTES}). */
   maxMessageBytes?: number;
+  /** Rounds and scoring of vertical federations with a spec (control connections). */
+  rounds?: VerticalRounds;
 }
 
 /**
@@ -85,8 +90,18 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         if (config.mode !== 'vertical') throw new FedmartError('FORBIDDEN', `federation ${fed.id} is not a vertical job (its config has mode "${config.mode ?? 'horizontal'}"); create the job with config.mode = "vertical"`);
         const party = deps.store.getPartner(enrollment.partnerId)?.name ?? enrollment.partnerId;
         if (!PARTY_ID.test(party)) throw new FedmartError('FORBIDDEN', `partner name "${party}" cannot be a vertical party id (expected letters, digits and . _ : - only); enroll the party under such a name`);
-        if (jobs.get(fed.id)?.parties.has(party)) throw new FedmartError('CONFLICT', `party ${party} is already connected to job ${fed.id}; close the other connection first`);
-        socket.data = { job: fed.id, party, partnerId: enrollment.partnerId };
+        const auth = socket.handshake.auth as { control?: unknown; session?: unknown };
+        if (auth.control === true) {
+          if (deps.rounds === undefined) throw new FedmartError('UNAVAILABLE', 'this coordinator does not run vertical rounds');
+          deps.rounds.check(fed.id, party);
+          socket.data = { job: fed.id, party, partnerId: enrollment.partnerId, control: { federationId: fed.id } };
+          next();
+          return;
+        }
+        if (auth.session !== undefined && (typeof auth.session !== 'string' || !VERTICAL_SESSION.test(auth.session))) throw new FedmartError('INVALID_MESSAGE', `vertical relay: auth.session must be lowercase letters, digits and - (1-32), got ${JSON.stringify(auth.session)}`);
+        const jobKey = typeof auth.session === 'string' ? `${fed.id}/${auth.session}` : fed.id;
+        if (jobs.get(jobKey)?.parties.has(party)) throw new FedmartError('CONFLICT', `party ${party} is already connected to job ${jobKey}; close the other connection first`);
+        socket.data = { job: jobKey, party, partnerId: enrollment.partnerId };
         next();
       } catch (err) {
         next(handshakeError(err));
@@ -96,6 +111,17 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
 
   nsp.on('connection', (socket: RelaySocket) => {
     const { job: jobId, party } = socket.data;
+    if (socket.data.control !== undefined) {
+      try {
+        deps.rounds!.attach(socket as unknown as Socket, socket.data.control.federationId, party);
+        socket.emit('welcome', { job: jobId, party, peers: [] });
+      } catch (err) {
+        // Lost a race with another control connection of the same party between handshake and connection.
+        log(`vertical relay: control connection of ${party} refused: ${toFedmartError(err).message}`);
+        socket.disconnect(true);
+      }
+      return;
+    }
     let job = jobs.get(jobId);
     if (job === undefined) {
       job = { parties: new Map(), messages: 0, bytes: 0, startedAt: Date.now() };
@@ -163,7 +189,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         if (total > maxBytes) throw new FedmartError('PAYLOAD_TOO_LARGE', `vertical relay: ${total} bytes of parts exceed the ${maxBytes}-byte limit; send smaller batches`);
         const target = j.parties.get(h.data.to);
         if (target === undefined) {
-          const enrolled = deps.store.listEnrollments(jobId).some((e) => e.partnerName === h.data.to && e.status !== 'revoked');
+          const enrolled = deps.store.listEnrollments(jobId.split('/')[0]!).some((e) => e.partnerName === h.data.to && e.status !== 'revoked');
           if (enrolled) throw new FedmartError('UNAVAILABLE', `vertical relay: party "${h.data.to}" of job ${jobId} is not connected; retry when it is`);
           throw new FedmartError('NOT_FOUND', `vertical relay: no party "${h.data.to}" in job ${jobId}; parties connected: ${[...j.parties.keys()].join(', ')}`);
         }

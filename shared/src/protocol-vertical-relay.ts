@@ -78,3 +78,43 @@ export interface VerticalRelayServerEvents {
   vmsg: (frame: RelayInboundFrame) => void;
   'peer-left': (p: { party: string }) => void;
 }
+
+/**
+ * Control connections of vertical federations between real partners (a party
+ * connects with `auth: { token, control: true }`; `coordinator/src/vertical-rounds.ts`):
+ * server → party `vround` ({ round, session }), `vabort` ({ round, reason }),
+ * `vpredict` ({ request, session, round, ids, explain }); party → server
+ * `vstatus` ({@link VerticalStatus}) and `vpredict-result` ({@link VerticalPredictResult}).
+ * Data sessions: `auth: { token, session }` joins the relay job `<federation>/<session>`.
+ */
+export const VERTICAL_SESSION = /^[a-z0-9-]{1,32}$/;
+
+const metricsSchema = z.record(z.string().max(64), z.number());
+
+/** A party's report on a round. */
+export const VerticalStatusSchema = z
+  .object({
+    round: z.number().int().min(1),
+    phase: z.enum(['aligned', 'done', 'failed']),
+    psi: z.object({ intersection: z.number().int().min(0), seconds: z.number().min(0) }).strict().optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    metrics: metricsSchema.optional(),
+    reason: z.string().max(2000).optional(),
+  })
+  .strict();
+export type VerticalStatus = z.infer<typeof VerticalStatusSchema>;
+
+/** A party's answer to a scoring request: the label holder's scores, or any party's error. */
+export const VerticalPredictResultSchema = z
+  .object({
+    request: z.string().min(1).max(64),
+    p: z.array(z.number()).max(100_000).optional(),
+    /** Per party: its additive logit contribution per ID (LR with explain); the label holder's includes the bias. */
+    contributions: z.record(z.string().max(128), z.array(z.number()).max(100_000)).optional(),
+    error: z.string().max(2000).optional(),
+  })
+  .strict();
+export type VerticalPredictResult = z.infer<typeof VerticalPredictResultSchema>;
+
+/** POST /api/v1/federations/:id/vertical/predict */
+export const VerticalPredictBodySchema = z.object({ ids: z.array(z.string().min(1).max(256)).min(1).max(10_000), explain: z.boolean().default(false) }).strict();

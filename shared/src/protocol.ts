@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { STRATEGY_IDS } from './strategy/types.ts';
 import { listStrategies } from './strategy/registry.ts';
 import { ModelSpecSchema } from './model.ts';
+import { VerticalSpecSchema } from './vertical-spec.ts';
 import { JointModelSpecSchema, TaskIdSchema, type JointModelSpec } from './task/layout.ts';
 
 /** Bumped on any incompatible change to envelopes or events. */
@@ -216,7 +217,10 @@ export const FederationConfigSchema = z.object({
   limits: PartnerLimitsSchema.default({ maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'clip' }),
   /** 'vertical': the federation is a vertical FL job whose parties talk through the `/vertical` relay (absent = horizontal). */
   mode: z.enum(['horizontal', 'vertical']).optional(),
+  /** Vertical federations between real partners: parties, columns, ID rule, model (`vertical-spec.ts`). */
+  vertical: VerticalSpecSchema.optional(),
 }).superRefine((c, ctx) => {
+  if (c.vertical !== undefined && c.mode !== 'vertical') ctx.addIssue({ code: 'custom', path: ['vertical'], message: "a vertical spec needs mode 'vertical'" });
   if (c.task === 'binary' && c.model.kind !== 'mlp') ctx.addIssue({ code: 'custom', path: ['model'], message: "task 'binary' trains the tabular MLP: model must be { kind: 'mlp', inputDim, hidden }; a tensor layout needs the scenario task that defines it (set task)" });
   if (c.task !== 'binary' && c.model.kind === 'mlp') ctx.addIssue({ code: 'custom', path: ['model'], message: `task '${c.task}' describes its joint parameters with a tensor layout ({ kind: 'tensors', tensors: [...] }), not an MLP spec` });
   if (c.initialOutputBias !== undefined && c.model.kind !== 'mlp') ctx.addIssue({ code: 'custom', path: ['initialOutputBias'], message: 'initialOutputBias applies to the MLP of task binary only; a tensor layout sets initial values per tensor (init)' });

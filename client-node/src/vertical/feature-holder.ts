@@ -34,6 +34,11 @@ export interface FeatureHolderOptions {
   readonly onGradient?: (step: number, gradient: Float64Array) => void;
 }
 
+/** A feature holder's part of a trained vertical model (what it keeps on its disk). */
+export type FeatureHolderPart =
+  | { kind: 'lr'; w: number[] }
+  | { kind: 'splitnn'; embeddingDim: number; bottomWidths: number[]; bottom: number[][] };
+
 /** What {@link FeatureHolder.serve} reports when the label holder ends the session. */
 export interface ServeReport {
   readonly steps: number;
@@ -51,6 +56,7 @@ export class FeatureHolder {
   readonly #o: FeatureHolderOptions;
   readonly #aligned = new Map<string, Int32Array>();
   #state: State = { kind: 'idle' };
+  #lastPart: FeatureHolderPart | undefined;
 
   /**
    * @param channel - this party's channel
@@ -129,8 +135,15 @@ export class FeatureHolder {
     }
   }
 
+  /** This party's part of the model trained in the last {@link serve} (its LR weights or bottom model), or undefined. */
+  lastPart(): FeatureHolderPart | undefined {
+    return this.#lastPart;
+  }
+
   #reset(): void {
     const s = this.#state;
+    if (s.kind === 'lr') this.#lastPart = { kind: 'lr', w: Array.from(s.w) };
+    if (s.kind === 'snn') this.#lastPart = { kind: 'splitnn', embeddingDim: s.dim, bottomWidths: [...s.bottom.widths], bottom: s.bottom.exportWeights() };
     if (s.kind === 'lr') s.evaluator.dispose();
     if (s.kind === 'snn') {
       s.bottom.dispose();

@@ -161,6 +161,11 @@ export interface VerticalTrainReport {
   readonly labelDp?: LabelDpPlan;
 }
 
+/** The label holder's part of a trained vertical model (what it keeps on its disk). */
+export type LabelHolderPart =
+  | { kind: 'lr'; w: number[]; bias: number }
+  | { kind: 'splitnn'; embeddingDim: number; bottomWidths: number[]; bottom: number[][]; topWidths: number[]; top: number[][] };
+
 /** Std of the label holder's secret initial LR weights when feature holders take part (see trainLr). */
 const SECRET_INIT_STD = 2 ** -16;
 
@@ -495,6 +500,17 @@ export class LabelHolder {
     p.set(probs.dataSync() as Float32Array);
     probs.dispose();
     return { p, y };
+  }
+
+  /**
+   * This party's part of the trained model (call before {@link finish}).
+   * LR: own weights and the bias; split NN: own bottom model and the top model.
+   */
+  exportPart(): LabelHolderPart {
+    const m = this.#model;
+    if (m === undefined) throw new FedmartError('CONFIG_ERROR', 'LabelHolder.exportPart: no model yet; train first');
+    if (m.kind === 'lr') return { kind: 'lr', w: Array.from(m.w), bias: m.bias[0]! };
+    return { kind: 'splitnn', embeddingDim: m.embeddingDim, bottomWidths: [...m.bottom.widths], bottom: m.bottom.exportWeights(), topWidths: [...m.top.widths], top: m.top.exportWeights() };
   }
 
   /** Tell every feature holder the session is over, and free the model. */

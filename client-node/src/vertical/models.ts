@@ -7,6 +7,7 @@
  * learning for health", arXiv:1812.00564, 2018).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { FedmartError } from '@fedmart/shared/errors';
 import { seededRandom } from '@fedmart/shared/model';
 
 /** Adam (Kingma & Ba, ICLR 2015) on a Float64Array of parameters, β1 0.9, β2 0.999, ε 1e-8. */
@@ -130,6 +131,18 @@ export class DenseStack {
       h = l + 1 < layers || this.reluOut ? tf.relu(z) : z;
     }
     return h;
+  }
+  /** The weights, layer by layer (kernel, bias, …), as plain arrays. */
+  exportWeights(): number[][] {
+    return this.vars.map((v) => Array.from(v.dataSync() as Float32Array));
+  }
+  /** Overwrite the weights with {@link exportWeights} output of a stack of the same widths. */
+  importWeights(w: readonly (readonly number[])[]): void {
+    if (w.length !== this.vars.length) throw new FedmartError('DATA_ERROR', `model part: expected ${this.vars.length} weight arrays, got ${w.length}`);
+    this.vars.forEach((v, i) => {
+      if (w[i]!.length !== v.size) throw new FedmartError('DATA_ERROR', `model part: weight array ${i} has ${w[i]!.length} values, expected ${v.size}`);
+      v.assign(tf.tensor(Float32Array.from(w[i]!), v.shape));
+    });
   }
   /** Free the variables. */
   dispose(): void {

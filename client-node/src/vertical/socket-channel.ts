@@ -96,6 +96,8 @@ export interface SocketChannelOptions {
   readonly timeoutMs?: number;
   /** This channel's X25519 key pair (default: a fresh one). Tests pass one to check the sealing. */
   readonly keyPair?: X25519KeyPair;
+  /** A data session of a vertical federation (round `r<N>`, scoring `p<K>`): the relay job is `<federation>/<session>`. */
+  readonly session?: string;
 }
 
 /** A {@link VerticalChannel} over the coordinator relay. */
@@ -128,7 +130,7 @@ export async function connectVerticalChannel(o: SocketChannelOptions): Promise<S
   const timeoutMs = o.timeoutMs ?? 60_000;
   const keyPair = o.keyPair ?? generateX25519KeyPair();
   const socket: Socket<VerticalRelayServerEvents, VerticalRelayClientEvents> = io(`${o.url}${VERTICAL_NAMESPACE}`, {
-    auth: { token: o.token }, transports: ['websocket'], reconnection: false, forceNew: true,
+    auth: { token: o.token, ...(o.session !== undefined ? { session: o.session } : {}) }, transports: ['websocket'], reconnection: false, forceNew: true,
   });
   const peerKeys = new Map<string, Uint8Array>();
   const pairKeys = new Map<string, Uint8Array>();
@@ -163,6 +165,31 @@ export async function connectVerticalChannel(o: SocketChannelOptions): Promise<S
     keyWaiters.clear();
   };
 
+  // Listen before the welcome: a peer's key or message can arrive in the same network read as the welcome,
+  // and would be dropped if the listeners were only registered once the welcome promise settled.
+  socket.on('peer-key', (k: unknown) => {
+    const p = RelayPeerKeySchema.safeParse(normalizeBinary(k));
+    if (p.success && p.data.party !== self) addKey(p.data.party, p.data.publicKey);
+  });
+  socket.on('vmsg', (raw: unknown) => {
+    const p = RelayInboundFrameSchema.safeParse(normalizeBinary(raw));
+    if (!p.success) return; // the receiver cannot attribute a malformed frame; the relay validated its own output
+    const b = box(p.data.from);
+    if (b.waiter !== undefined) {
+      const w = b.waiter;
+      b.waiter = undefined;
+      w.resolve(p.data);
+    } else b.queue.push(p.data);
+  });
+  socket.on('peer-left', (m: unknown) => {
+    const party = (m as { party?: unknown } | null)?.party;
+    if (typeof party !== 'string') return;
+    const b = box(party);
+    b.left = true;
+    const w = b.waiter;
+    b.waiter = undefined;
+    w?.reject(new FedmartError('UNAVAILABLE', `vertical peer ${party} disconnected from the relay before sending the expected message`));
+  });
   const welcome = await new Promise<{ job: string; party: string }>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.close();
@@ -190,29 +217,6 @@ export async function connectVerticalChannel(o: SocketChannelOptions): Promise<S
   self = welcome.party;
   job = welcome.job;
 
-  socket.on('peer-key', (k: unknown) => {
-    const p = RelayPeerKeySchema.safeParse(normalizeBinary(k));
-    if (p.success && p.data.party !== self) addKey(p.data.party, p.data.publicKey);
-  });
-  socket.on('vmsg', (raw: unknown) => {
-    const p = RelayInboundFrameSchema.safeParse(normalizeBinary(raw));
-    if (!p.success) return; // the receiver cannot attribute a malformed frame; the relay validated its own output
-    const b = box(p.data.from);
-    if (b.waiter !== undefined) {
-      const w = b.waiter;
-      b.waiter = undefined;
-      w.resolve(p.data);
-    } else b.queue.push(p.data);
-  });
-  socket.on('peer-left', (m: unknown) => {
-    const party = (m as { party?: unknown } | null)?.party;
-    if (typeof party !== 'string') return;
-    const b = box(party);
-    b.left = true;
-    const w = b.waiter;
-    b.waiter = undefined;
-    w?.reject(new FedmartError('UNAVAILABLE', `vertical peer ${party} disconnected from the relay before sending the expected message`));
-  });
   socket.on('disconnect', (reason) => failAll(new FedmartError('UNAVAILABLE', `vertical relay connection of ${self} closed (${reason})`)));
 
   const ackOrThrow = (a: Ack, what: string) => {
