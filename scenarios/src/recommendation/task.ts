@@ -4,8 +4,8 @@
  * parameters on its own customers' interactions; its user parameters live
  * only in this object and are never part of an update.
  */
-import type { PartnerTask } from '@fedmart/client-node/task';
-import { perExampleClipFactor, poissonSample } from '@fedmart/client-node/ml/dp-sgd';
+import type { PartnerTask } from '@fedmart/shared/task/types';
+import { perExampleClipFactor, poissonSample } from '@fedmart/shared/dp/sampling';
 import { FedmartError } from '@fedmart/shared/errors';
 import { cryptoRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { recordLevelCharge } from '@fedmart/shared/dp/plan';

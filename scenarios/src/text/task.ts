@@ -12,11 +12,11 @@
  * the partner's validation rows (so the weighted mean is the pooled count /
  * pooled rows, and macro-F1 follows) when there are ≤ 16 classes.
  */
-import type { PartnerTask } from '@fedmart/client-node/task';
+import type { PartnerTask } from '@fedmart/shared/task/types';
 import { FedmartError } from '@fedmart/shared/errors';
 import { recordLevelCharge } from '@fedmart/shared/dp/plan';
 import { cryptoRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
-import { perExampleClipFactor, poissonSample } from '@fedmart/client-node/ml/dp-sgd';
+import { perExampleClipFactor, poissonSample } from '@fedmart/shared/dp/sampling';
 import { balancedClassWeights, evaluateDocs, exampleGradient, shapeOfLayout, trainSgd, viewParams, Scratch, type Docs, type EvalStats, type TextModelShape, type TextParams } from './fasttext.ts';
 
 /** Task id of the text classifier. */
