@@ -34,7 +34,8 @@ describe('CKKS encrypted aggregation in real rounds over Socket.IO', () => {
     // Arrange
     const exp = await bankPartners(3);
     await using fx = await startFixture();
-    const fedId = await fx.createFederation({ model: modelFor(exp), minClients: 3, encryption: 'ckks', keyHolder: exp.partners[1]!.id });
+    // Key custody (signed wraps) and the contributor check take seconds each on a loaded 2-core machine: generous phase timeouts (hang guards only).
+    const fedId = await fx.createFederation({ model: modelFor(exp), minClients: 3, encryption: 'ckks', keyHolder: exp.partners[1]!.id, timeouts: { selectingMs: 120_000, trainingMs: 180_000, evaluatingMs: 120_000 } });
     const received: unknown[] = [];
     fx.coord.io.of('/federation').on('connection', (s) => s.onAny((...args: unknown[]) => received.push(args)));
     const secretKeys: Uint8Array[] = [];
