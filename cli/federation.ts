@@ -194,7 +194,7 @@ export async function schemaCommand(argv: string[]): Promise<number> {
   }
   const csv = requireString('schema infer', values, 'csv', 'a CSV with the columns partners will use');
   const label = requireString('schema infer', values, 'label', 'the binary label column');
-  const table = await readTableFile(csv, typeof values.sep === 'string' ? { sep: values.sep } : {});
+  const table = await readTableFile(csv, { flag: '--csv', ...(typeof values.sep === 'string' ? { sep: values.sep } : {}) });
   const drop = typeof values.drop === 'string' ? values.drop.split(',').map((s) => s.trim()).filter(Boolean) : [];
   const schema0 = inferSchema(table, { label, ...(typeof values.positive === 'string' ? { positive: values.positive } : {}), drop, source: csv, highCardinality: 'top' });
   const schema = applyNumericStats(schema0, computeNumericStats(table, schema0));

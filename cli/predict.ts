@@ -118,7 +118,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
 
   const loaded = await loadModel(ref, values);
   assertSchemaFitsModel(loaded.spec.inputDim, loaded.schema);
-  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  const table = await readTableFile(csv, { flag: '--csv', ...(sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep }) });
   const enc = encodeTable(table, loaded.schema, { requireLabel: false, source: csv });
   const model = denseModel(loaded.spec, loaded.weights);
   const groups = featureGroups(loaded.schema);

@@ -243,7 +243,7 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
   const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000) } : undefined;
   if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp ${String(values.dp)} needs --epsilon E`);
   const sep = values.sep as string | undefined;
-  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  const table = await readTableFile(csv, { flag: '--csv', ...(sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep }) });
   const spec: DemandSpec = {
     quantity: values.quantity as string | undefined, logQuantity: values['log-quantity'] as string | undefined, price,
     product: values.product as string | undefined, controls: list(values.controls), crossPrices: list(values['cross-prices']), fixedEffects: values['fixed-effects'] as string | undefined,

@@ -105,7 +105,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   const learningRate = numberFlag(cmd, values, 'lr', REC_DEFAULTS.learningRate, 1e-6, 10);
   const minRating = values['min-rating'] === undefined ? undefined : numberFlag(cmd, values, 'min-rating', 0, -1e12, 1e12);
   if (values.dp !== undefined && values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "record" (interaction-level DP-SGD in each brand); partner-level DP hides a whole brand and needs hundreds of them`);
-  const table = await readTableFile(csv);
+  const table = await readTableFile(csv, { flag: '--csv' });
   const s = prepareScenario(table, { user, item, rating: values.rating as string | undefined, minRating, time: values.time as string | undefined, itemFeatures: typeof values['item-features'] === 'string' ? values['item-features'].split(',').map((c) => c.trim()).filter(Boolean) : undefined }, { partners, partitionBy: values['partition-by'] as string | undefined, seed });
   const spec = scenarioSpec(s, { dim, hidden });
   const train: RecTrainSpec = { model: spec, negatives: REC_DEFAULTS.negatives, l2: REC_DEFAULTS.l2 };

@@ -158,7 +158,7 @@ export async function segmentsCommand(argv: string[]): Promise<number> {
   const drop = typeof values.drop === 'string' ? values.drop.split(',').map((s) => s.trim()).filter(Boolean) : [];
   const assignmentsDir = values['assignments-dir'] as string | undefined;
 
-  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  const table = await readTableFile(csv, { flag: '--csv', ...(sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep }) });
   progress(`read ${table.rows.length} rows × ${table.columns.length} columns from ${csv}`);
   if (k > table.rows.length) throw new FedmartError('CONFIG_ERROR', `segments: --k ${k} is more than the ${table.rows.length} rows of ${csv}; choose fewer segments`);
   const split = splitRows(table, { ...(partitionBy === undefined ? {} : { partitionBy }), partners, seed, source: csv });

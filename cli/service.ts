@@ -51,14 +51,22 @@ async function load(values: Record<string, unknown>, ref: string, cmd: string): 
   }
 }
 
+/**
+ * A command with one subcommand: null when `sub` is it; else print the usage and
+ * return the exit code for a help request or nothing, or throw for an unknown one.
+ */
+function onlySubcommand(command: string, sub: string | undefined, want: string, usage: string): number | null {
+  if (sub === want) return null;
+  process.stdout.write(usage + '\n');
+  if (sub === undefined || sub === '--help' || sub === '-h') return sub ? 0 : 2;
+  throw new FedmartError('CONFIG_ERROR', `${command}: unknown subcommand "${sub}"; use ${want}`);
+}
+
 export async function serviceCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const cmd = 'service classify';
-  if (sub !== 'classify') {
-    process.stdout.write(SERVICE_USAGE + '\n');
-    if (sub === undefined || sub === '--help' || sub === '-h') return sub ? 0 : 2;
-    throw new FedmartError('CONFIG_ERROR', `service: unknown subcommand "${sub}"; use classify`);
-  }
+  const early = onlySubcommand('service', sub, 'classify', SERVICE_USAGE);
+  if (early !== null) return early;
   const { values } = parseFlags(cmd, rest, {
     model: { type: 'string' }, 'sentiment-model': { type: 'string' }, text: { type: 'string' }, 'human-only': { type: 'string' },
     'min-confidence': { type: 'string' }, 'negative-threshold': { type: 'string' }, 'negative-class': { type: 'string' },
@@ -86,11 +94,8 @@ export async function serviceCommand(argv: string[]): Promise<number> {
 export async function contentCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const cmd = 'content check';
-  if (sub !== 'check') {
-    process.stdout.write(CONTENT_USAGE + '\n');
-    if (sub === undefined || sub === '--help' || sub === '-h') return sub ? 0 : 2;
-    throw new FedmartError('CONFIG_ERROR', `content: unknown subcommand "${sub}"; use check`);
-  }
+  const early = onlySubcommand('content', sub, 'check', CONTENT_USAGE);
+  if (early !== null) return early;
   const { values } = parseFlags(cmd, rest, { text: { type: 'string' }, market: { type: 'string' }, model: { type: 'string' }, positive: { type: 'string' }, threshold: { type: 'string' }, coordinator: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) {
     process.stdout.write(CONTENT_USAGE + '\n');

@@ -117,7 +117,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
 
   const backend = await initBackend();
   progress(`backend: ${backend.name} (${backend.detail})`);
-  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  const table = await readTableFile(csv, { flag: '--csv', ...(sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep }) });
   progress(`read ${table.rows.length} rows × ${table.columns.length} columns from ${csv}`);
   const exp = prepareExperiment({ table, label, ...(values.positive !== undefined ? { positive: values.positive as string } : {}), partitionBy, partners, seed, drop, valFraction, source: csv });
   const localTrain = experimentLocalTrain(exp, localEpochs);

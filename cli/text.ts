@@ -248,7 +248,7 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
 
 /** Read the text, label and partition columns of a table file. */
 export async function readTextInput(file: string, textCol: string, labelCol: string, partitionBy?: string): Promise<TextInput> {
-  const table = await readTableFile(file);
+  const table = await readTableFile(file, { flag: '--csv' });
   const col = (name: string, flag: string) => {
     const i = table.columns.indexOf(name);
     if (i === -1) throw new FedmartError('DATA_ERROR', `${file} has no column "${name}" (${flag}); its columns are: ${table.columns.slice(0, 20).join(', ')}`);

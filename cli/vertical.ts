@@ -393,7 +393,7 @@ export async function simulateVerticalCommand(argv: string[]): Promise<number> {
     const backend = await initBackend();
     progress(`backend: ${backend.name} (${backend.detail})`);
   }
-  const table = await readTableFile(csv, sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep });
+  const table = await readTableFile(csv, { flag: '--csv', ...(sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep }) });
   progress(`read ${table.rows.length} rows × ${table.columns.length} columns from ${csv}`);
   const missingDrop = drop.filter((c) => !table.columns.includes(c));
   if (missingDrop.length) throw new FedmartError('CONFIG_ERROR', `${cmd}: --drop names ${missingDrop.join(', ')}, not in the data; columns are: ${table.columns.join(', ')}`);

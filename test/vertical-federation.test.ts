@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,20 +48,31 @@ async function lrReference(demo: VerticalDemo, round: number, ids: readonly stri
   return Array.from(z, (v) => 1 / (1 + Math.exp(-v)));
 }
 
-describe('vertical federation between real processes: LR', () => {
-  let dir: string;
-  let demo: VerticalDemo;
-  let passed = false;
+/**
+ * Start the coordinator and the party processes for one describe block, and
+ * stop them after it; the parties' logs are kept when the block did not pass.
+ */
+function partyProcesses(prefix: string, opts: Omit<Parameters<typeof startVerticalDemo>[0], 'dataDir'>, started: (d: VerticalDemo, dir: string) => void): { passed(): void } {
+  let dir = '';
+  let demo: VerticalDemo | undefined;
+  let ok = false;
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vfed-'));
-    demo = await startVerticalDemo({ dataDir: dir, model: 'lr', epochs: 5, rows: 8000, batchSize: 512, learningRate: 0.05 });
+    dir = await mkdtemp(path.join(tmpdir(), prefix));
+    demo = await startVerticalDemo({ dataDir: dir, ...opts });
+    started(demo, dir);
   }, HANG);
   afterAll(async () => {
     await demo?.stop();
-    // Keep the parties' logs of a failed run for diagnosis.
-    if (passed) await rm(dir, { recursive: true, force: true });
+    if (ok) await rm(dir, { recursive: true, force: true });
     else console.error(`vertical federation test: party logs kept in ${dir}/parties/*.log`);
   }, HANG);
+  return { passed: () => { ok = true; } };
+}
+
+describe('vertical federation between real processes: LR', () => {
+  let demo!: VerticalDemo;
+  let dir = '';
+  const run = partyProcesses('fedmart-vfed-', { model: 'lr', epochs: 5, rows: 8000, batchSize: 512, learningRate: 0.05 }, (d, at) => { demo = d; dir = at; });
 
   it('refuses a bad vertical spec at creation (REST and CLI)', async () => {
     const good = demo.spec;
@@ -102,7 +113,7 @@ describe('vertical federation between real processes: LR', () => {
     // predict for 100 ids through the parties (the CLI) vs the in-process model.
     const ids = testIds.slice(0, 100);
     const idFile = path.join(dir, 'ids.txt');
-    await import('node:fs/promises').then((fs) => fs.writeFile(idFile, ids.join('\n')));
+    await writeFile(idFile, ids.join('\n'));
     const pr = await cli(['predict', '--federation', demo.federation, '--ids', idFile, '--explain', '--json', '--coordinator', demo.coordinator.url, '--token', demo.coordinator.operatorToken]);
     expect(pr.code, pr.stderr).toBe(0);
     const served = JSON.parse(pr.stdout) as { p: number[]; contributions: Record<string, number[]> };
@@ -131,24 +142,13 @@ describe('vertical federation between real processes: LR', () => {
     expect(again.version).toBe(v1.version + 1);
     const ref3 = await lrReference(demo, r3.number, ids.slice(0, 10));
     expect(Math.max(...again.p.map((p, i) => Math.abs(p - ref3[i]!)))).toBeLessThan(1e-6);
-    passed = true;
+    run.passed();
   }, HANG);
 });
 
 describe('vertical federation between real processes: split NN', () => {
-  let dir: string;
-  let demo: VerticalDemo;
-  let passed = false;
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vfed-snn-'));
-    demo = await startVerticalDemo({ dataDir: dir, model: 'splitnn', epochs: 2, rows: 12000, batchSize: 256, learningRate: 0.01 });
-  }, HANG);
-  afterAll(async () => {
-    await demo?.stop();
-    // Keep the parties' logs of a failed run for diagnosis.
-    if (passed) await rm(dir, { recursive: true, force: true });
-    else console.error(`vertical federation test: party logs kept in ${dir}/parties/*.log`);
-  }, HANG);
+  let demo!: VerticalDemo;
+  const run = partyProcesses('fedmart-vfed-snn-', { model: 'splitnn', epochs: 2, rows: 12000, batchSize: 256, learningRate: 0.01 }, (d) => (demo = d));
 
   it('trains a split NN across the processes and predicts through them like the in-process model', async () => {
     const r = await demo.round();
@@ -162,7 +162,7 @@ describe('vertical federation between real processes: split NN', () => {
     const served = await demo.api.post<{ p: number[] }>(`/api/v1/federations/${demo.federation}/vertical/predict`, { ids });
     const local = await demo.inProcessScores(r.number, ids);
     expect(Math.max(...served.p.map((p, i) => Math.abs(p - local[i]!)))).toBeLessThan(1e-6);
-    passed = true;
+    run.passed();
   }, HANG);
 });
 

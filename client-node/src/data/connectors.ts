@@ -16,15 +16,15 @@ export const TABLE_EXTENSIONS = { csv: ['.csv', '.tsv', '.txt'], jsonl: ['.jsonl
  * Read a table from a CSV/TSV (`.csv`, `.tsv`, `.txt`) or JSON Lines
  * (`.jsonl`, `.ndjson`) file, as UTF-8.
  *
- * @param path - file path (the `--data` flag)
- * @param opts - `sep` for delimited files; auto-detected when undefined (tab for `.tsv`)
+ * @param path - file path
+ * @param opts - `sep` for delimited files, auto-detected when undefined (tab for `.tsv`); `flag`: the CLI flag that named the file, for error messages (default `--data`)
  * @returns the parsed table
  * @throws FedmartError DATA_ERROR on an unsupported extension, a missing,
  *   unreadable or empty file, or a parse error (with the line number)
  * @example
  * const table = await readTableFile('data/bank-full.csv');
  */
-export async function readTableFile(path: string, opts: { sep?: string } = {}): Promise<Table> {
+export async function readTableFile(path: string, opts: { sep?: string; flag?: string } = {}): Promise<Table> {
   if (typeof path !== 'string' || path === '') throw new TypeError('readTableFile: path must be a non-empty string');
   const ext = extname(path).toLowerCase();
   const isCsv = (TABLE_EXTENSIONS.csv as readonly string[]).includes(ext);
@@ -33,7 +33,7 @@ export async function readTableFile(path: string, opts: { sep?: string } = {}): 
     const all = [...TABLE_EXTENSIONS.csv, ...TABLE_EXTENSIONS.jsonl].join(', ');
     throw new FedmartError('DATA_ERROR', `cannot read ${path}: unsupported file type ${JSON.stringify(ext || '(no extension)')}; supported extensions are ${all}; convert the file or rename it`);
   }
-  const text = await readText(path, '--data');
+  const text = await readText(path, opts.flag ?? '--data');
   if (!/\S/.test(text)) {
     throw new FedmartError('DATA_ERROR', `cannot read ${path}: the file is empty; expected ${isCsv ? 'a header line and data rows' : 'one JSON object per line'}`);
   }
