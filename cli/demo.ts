@@ -120,8 +120,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
         }
       });
     });
+    const partnerTokens: string[] = [];
     for (const [i, p] of exp.partners.entries()) {
       const { token } = await api.post<{ token: string }>(`/api/v1/federations/${federation.id}/enrollments`, { partner: p.id });
+      partnerTokens.push(token);
       const log = createWriteStream(path.join(runDir, `${p.id}.log`));
       const child = spawn(process.execPath, [BIN, 'partner', '--coordinator', coord.url, '--data', files[i]!, '--schema', schemaPath, '--name', p.id, '--seed', String(seed + i)], {
         env: { ...process.env, FEDMART_TOKEN: token },
@@ -133,6 +135,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       out(`  started ${p.id} as process ${child.pid} (its data: ${path.relative(process.cwd(), files[i]!)})`);
     }
     await connected;
+    await printPortalLinks(out, coord, api, exp.partners[0]!.id, partnerTokens[0]!);
 
     // ---- rounds, with live progress
     const live = process.stderr.isTTY;
@@ -210,6 +213,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
   });
   await stopAll();
   return 0;
+}
+
+/**
+ * The portal's address and a sign-in link per role (the token rides in the URL fragment, which
+ * the browser never sends to the server; the portal moves it to session storage at once).
+ */
+async function printPortalLinks(out: (s: string) => void, coord: Coordinator, api: ApiClient, partnerName: string, partnerToken: string): Promise<void> {
+  const { token: complianceToken } = await api.post<{ token: string }>('/api/v1/tokens', { subject: 'compliance-officer', role: 'compliance', expiresInSeconds: 7 * 24 * 3600 });
+  out(`portal: ${coord.url}/  (watch the rounds live; sign in as)`);
+  out(`  operator:    ${coord.url}/#token=${coord.operatorToken}`);
+  out(`  compliance:  ${coord.url}/#token=${complianceToken}`);
+  out(`  partner ${partnerName}: ${coord.url}/#token=${partnerToken}`);
 }
 
 function printRoundTable(out: (s: string) => void, outcomes: RoundOutcome[]): void {

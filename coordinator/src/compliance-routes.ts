@@ -5,7 +5,7 @@
  * may set caps; `operator` may read. Partner tokens get 403.
  *
  * - GET  /federations/:id/privacy[?format=json|csv]   full report / ledger CSV
- * - GET  /federations/:id/privacy/partners/:partnerId  one partner's totals and history
+ * - GET  /federations/:id/privacy/partners/:partnerId  one partner's totals and history (also that partner itself)
  * - GET  /federations/:id/privacy/refused             rounds refused for budget
  * - GET  /federations/:id/privacy/caps                caps in force and their history
  * - PUT  /federations/:id/privacy/caps                set or lift one cap (compliance only)
@@ -52,9 +52,12 @@ export function createComplianceRouter(deps: ComplianceRouteDeps): express.Route
     res.json(report);
   });
 
-  router.get('/federations/:id/privacy/partners/:partnerId', readers, (req, res) => {
-    const report = privacyReport(store, param(req, 'id'));
+  // A partner may read its own budget (and only its own, in its own federation).
+  router.get('/federations/:id/privacy/partners/:partnerId', auth('compliance', 'operator', 'partner'), (req, res) => {
     const partnerId = param(req, 'partnerId');
+    const p = req.principal!;
+    if (p.role === 'partner' && (p.fed !== param(req, 'id') || p.sub !== partnerId)) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own privacy budget, in its own federation');
+    const report = privacyReport(store, param(req, 'id'));
     const totals = report.totals.filter((x) => x.partnerId === partnerId);
     if (totals.length === 0 && !report.history.some((h) => h.partnerId === partnerId)) {
       throw new FedmartError('NOT_FOUND', `partner "${partnerId}" has no budget in federation ${report.federationId}; list partners with GET /api/v1/federations/${report.federationId}/enrollments`);

@@ -20,6 +20,7 @@ import type { VerticalRounds } from './vertical-rounds.ts';
 import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-relay';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
+import { DEFAULT_PORTAL_DIR, portalRouter } from './portal.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -39,6 +40,8 @@ export interface HttpDeps {
   disconnectToken: (jti: string) => number;
   version: string;
   log?: (msg: string) => void;
+  /** The built partner portal served at `/` (default `partner-portal/dist`; null: off). */
+  portalDir?: string | null;
 }
 
 function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
@@ -274,6 +277,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   api.use(createComplianceRouter({ store, auth }));
   app.use('/api/v1', api);
+  app.use(portalRouter(deps.portalDir === undefined ? DEFAULT_PORTAL_DIR : deps.portalDir));
 
   app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));
 

@@ -47,6 +47,7 @@ import { clipToNormInPlace, adaptiveClipEffectiveNoiseMultiplier, adaptiveClipUp
 import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
 import type { AggregateResult, ClientEvaluation, ClientFailure, ClientUpdate, LocalTrainConfig, MeanAggregateInfo, RoundContext, Strategy, StrategyId } from '@fedmart/shared/strategy/types';
+import type { BudgetTotal, LedgerEntry, LedgerVerification, PrivacyCap, PrivacyReport } from '@fedmart/shared/api-views';
 import type { Store } from './db/store.ts';
 import * as t from './db/schema.ts';
 import type { RoundOutcome } from './orchestrator.ts';
@@ -54,6 +55,7 @@ import type { RoundOutcome } from './orchestrator.ts';
 /** The two DP levels. */
 export const DP_LEVELS = ['record', 'partner'] as const;
 export type DpLevel = (typeof DP_LEVELS)[number];
+export type { BudgetTotal, LedgerEntry, LedgerVerification, PrivacyCap, PrivacyReport };
 
 // ================================================================ strategy wrapper
 
@@ -370,16 +372,6 @@ export function recordReleasedSpend(store: Store, r: { federationId: string; rou
 
 // ================================================================ caps
 
-/** A cap in force. */
-export interface PrivacyCap {
-  federationId: string;
-  /** null: the whole federation. */
-  partnerId: string | null;
-  level: DpLevel;
-  epsilon: number;
-  setBy: string;
-  setAt: string;
-}
 
 function capLabel(c: { partnerId: string | null; level: DpLevel; epsilon: number }, partnerName?: string): string {
   return `the ${c.level}-level cap of ${c.partnerId === null ? 'the federation' : `partner ${partnerName ?? c.partnerId}`} (epsilon ${c.epsilon})`;
@@ -491,65 +483,8 @@ export function refuseRoundOverBudget(store: Store, r: { federationId: string; r
 
 // ================================================================ report
 
-/** One ledger row as the compliance API shows it. */
-export interface LedgerEntry {
-  id: number;
-  roundId: string | null;
-  round: number | null;
-  modelVersion: number | null;
-  partnerId: string | null;
-  partnerName: string | null;
-  level: DpLevel;
-  kind: 'spent' | 'refused';
-  /** spent: false when the round failed after updates were released (charged, no model version). */
-  committed: boolean;
-  /** spent: cumulative ε of this scope after the round; refused: the projected ε. */
-  epsilon: number | null;
-  delta: number | null;
-  sigma: number | null;
-  /** z_Δ on the update sum; with adaptive clipping σ = (z_Δ⁻² + (2σ_b)⁻²)^(−1/2). */
-  updateSigma: number | null;
-  /** σ_b on the centred clipped count (adaptive clipping). */
-  countStd: number | null;
-  q: number | null;
-  steps: number | null;
-  clip: number | null;
-  reason: string | null;
-  createdAt: string;
-}
 
-/** A budget total, recomputed from the accountant state. */
-export interface BudgetTotal {
-  scope: 'federation' | 'partner';
-  partnerId: string | null;
-  partnerName: string | null;
-  level: DpLevel;
-  epsilon: number;
-  /** Rényi order of the tightest bound. */
-  order: number | null;
-  delta: number;
-  /** Rounds charged. */
-  rounds: number;
-  /** The cap in force, if any. */
-  cap: number | null;
-  /** The partner's own accountant, as reported with its last update (record level). */
-  reportedEpsilon: number | null;
-}
 
-/** The compliance report of one federation. */
-export interface PrivacyReport {
-  federationId: string;
-  federationName: string;
-  generatedAt: string;
-  accountant: 'rdp';
-  dp: DpConfig | null;
-  totals: BudgetTotal[];
-  caps: PrivacyCap[];
-  capHistory: { partnerId: string | null; level: string; epsilon: number | null; setBy: string; setAt: string }[];
-  history: LedgerEntry[];
-  refused: LedgerEntry[];
-  verification: LedgerVerification;
-}
 
 /** Every ledger row of a federation, oldest first. */
 function ledgerRows(store: Store, federationId: string): t.PrivacyLedgerRow[] {
@@ -638,12 +573,6 @@ export function privacyReportCsv(report: PrivacyReport): string {
 }
 
 /** Result of {@link verifyPrivacyLedger}. */
-export interface LedgerVerification {
-  ok: boolean;
-  /** Committed model versions (after version 0) checked. */
-  committedRounds: number;
-  problems: string[];
-}
 
 function sameRdp(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
   return a.length === b.length && a.every((x, i) => {

@@ -42,6 +42,8 @@ export interface CoordinatorOptions {
    * pass, which on a loaded machine can block their event loop longer than that.
    */
   pingTimeoutMs?: number;
+  /** The built partner portal served at `/` (default `partner-portal/dist`; null: no portal). */
+  portalDir?: string | null;
 }
 
 export interface Coordinator {
@@ -95,7 +97,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const orchestrator = new Orchestrator(store);
   const verticalRounds = new VerticalRounds(store, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
-  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
+  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log, ...(opts.portalDir !== undefined ? { portalDir: opts.portalDir } : {}) });
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
