@@ -7,7 +7,9 @@
  * the consumer prices through the ModelRegistry; the CLI refuses bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseCsv, type Table } from '@fedmart/shared/data/table';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import { fetchPricePanel } from '../cli/datasets.ts';
@@ -137,6 +139,28 @@ describe.skipIf(!cheese.table)('generality: the bayesm cheese panel (one product
     expect(Math.abs(r.federated.elasticity.all! - r.pooled.elasticity.all!)).toBeLessThan(0.01);
     expect(r.pooled.elasticity.all!).toBeLessThan(0);
   }, 600_000);
+
+  it('the CLI assumes no column names: upper-case RETAILER/VOL/PRICE/DISPLAY, one retailer per partner (88 partners, names with , / \' made enrollable)', async () => {
+    // Seen failing before partnerNames(): "invalid request body: partner: use letters, digits, spaces and . @ & ( ) + - _".
+    const dir = mkdtempSync(join(tmpdir(), 'fedmart-cheese-'));
+    const csv = join(dir, 'panel.csv');
+    const t = cheese.table!;
+    const rename: Record<string, string> = { retailer: 'RETAILER', volume: 'VOL', disp: 'DISPLAY', price: 'PRICE' };
+    const quote = (v: string) => `"${v.replace(/"/g, '""')}"`;
+    writeFileSync(csv, [t.columns.map((c) => quote(rename[c] ?? c)).join(','), ...t.rows.map((r) => r.map(quote).join(','))].join('\n') + '\n');
+    try {
+      const res = await captureCli(['scenario', 'pricing', 'simulate', '--csv', csv, '--quantity', 'VOL', '--price', 'PRICE', '--controls', 'DISPLAY', '--fixed-effects', 'RETAILER', '--partition-by', 'RETAILER', '--json']);
+      expect(res.code, res.err).toBe(0);
+      const r = JSON.parse(res.out);
+      expect(r.partners).toHaveLength(new Set(t.rows.map((row) => row[t.columns.indexOf('retailer')])).size);
+      expect(r.partners.map((q: { id: string }) => q.id)).toContain('RETAILER ALBANY_NY - PRICE CHOPPER');
+      expect(r.specification.regressors).toEqual(['log_price', 'DISPLAY']);
+      expect(Math.abs(r.federated.elasticity.all - r.pooled.elasticity.all)).toBeLessThan(0.01);
+      expect(r.localOnly.elasticity.all.max - r.localOnly.elasticity.all.min).toBeGreaterThan(1); // one retailer alone: far noisier
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 900_000);
 });
 
 describe.skipIf(!oj.table)('pricing CLI refuses bad input with one clear line', () => {
