@@ -91,6 +91,18 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(dp.epsilon).toBeGreaterThan(3.5);
     expect(dp.epsilon).toBeLessThanOrEqual(4);
     expect(dp.sensitivity).toBeCloseTo(Math.sqrt(9 + 2), 12); // Δ₂ = √((3R²)² + 2) at R = 1
+    // The same single release by the exact curve (Balle & Wang 2018): 3.698 < the ledger's RDP 4.
+    expect(dp.epsilonTight).toBeCloseTo(3.698, 3);
+    expect(dp.protects).toMatch(/each row .* not a whole partner/);
+    // The error decomposition: clipping bias and first-order noise per brand; noise on Xᵀy is the larger noise part.
+    const err = r.dpError!;
+    expect(Object.keys(err.byProduct)).toHaveLength(11);
+    for (const t of Object.values(err.byProduct)) {
+      expect(t.noiseSdFromXty).toBeGreaterThan(t.noiseSdFromXtx);
+      expect(t.noiseSd).toBeCloseTo(Math.hypot(t.noiseSdFromXtx, t.noiseSdFromXty), 6);
+    }
+    expect(err.maxAbsClipBias).toBeGreaterThan(0.15); // why ±0.15 is out of reach (README)
+    expect(err.maxNoiseSdIf.distributedNoise).toBeCloseTo(err.maxNoiseSd / Math.sqrt(6), 6);
     // Whole-partner DP-FedAvg left no elasticity solvable with 6 partners; per-record noise does.
     expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
     const diffs = Object.keys(r.pooled.elasticity).map((k) => r.federated.elasticity[k]! - r.pooled.elasticity[k]!);
@@ -99,6 +111,18 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     // 1.5 only catches a broken scale or sign (a mis-scaled solve is off by whole units).
     expect(Math.max(...diffs.map(Math.abs))).toBeGreaterThan(1e-3);
     expect(Math.max(...diffs.map(Math.abs))).toBeLessThan(1.5);
+  }, 600_000);
+
+  it('dp-sweep: over 108 public-unit choices, even distributed noise + analytic σ leave the worst brand above ±0.15 (clipping bias vs noise)', async () => {
+    const res = await captureCli(['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove', '--price', 'price', '--product', 'brand', '--controls', 'deal,feat', '--fixed-effects', 'store', '--partners', '6', '--epsilon', '4', '--json']);
+    expect(res.code, res.err).toBe(0);
+    const r = JSON.parse(res.out);
+    expect(r.points).toBe(108);
+    expect(r.sigma.analytic).toBeCloseTo(1.0811618, 6);
+    expect(r.default.units).toEqual({ logPrice: 0.6, control: 1, logUnits: 3 });
+    expect(r.default.worstBias).toBeGreaterThan(0.3);
+    expect(r.default.bothLevers).toBeLessThan(r.default.asRun);
+    for (const key of ['asRun', 'bothLevers'] as const) expect(r[key === 'asRun' ? 'bestAsRun' : 'bestWithBothLevers'][0][key]).toBeGreaterThan(0.15);
   }, 600_000);
 
   it('the consumer prices a SKU through the ModelRegistry (fedmart price) with the federated elasticity', async () => {
