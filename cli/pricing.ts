@@ -49,7 +49,9 @@ each partner's local-only estimate.
   --dp partner|record  each partner adds Gaussian noise to its own statistics (sufficient-
                        statistics perturbation, Analyze Gauss): (ε, δ) record-level DP for
                        every row (a store-week-product) against the coordinator and the
-                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger
+                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger;
+                       the JSON's dpError splits the error into clipping bias and noise
+                       (fedmart scenario pricing dp-sweep: the trade-off over column units)
   --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
                        onto it (default ${DEFAULT_ROW_BOUND})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2

@@ -196,6 +196,8 @@ describe.skipIf(!oj.table)('pricing CLI refuses bad input with one clear line', 
     [[...base, '--fixed-effects', 'store', '--partition-by', 'week', '--partners', '3'], /fixed-effect level "\d+" has rows in/],
     [[...base, '--partners', '3', '--dp', 'central'], /--dp must be "partner" or "record"/],
     [[...base, '--partners', '3', '--epsilon', '4'], /--epsilon and --dp-row-bound need --dp partner/],
+    [['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove'], /missing --price/],
+    [['scenario', 'pricing', 'fit'], /pricing dp-sweep/],
     [['price', '--model', 'not a ref', '--product', '1', '--cost', '1', '--current-price', '2'], /FEDERATION\/VERSION/],
     [['price', '--model', 'f_x/1', '--product', '1', '--current-price', '2'], /missing --cost/],
   ];
