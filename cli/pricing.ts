@@ -7,6 +7,8 @@
  */
 import { FedmartError } from '@fedmart/shared/errors';
 import { computeSigma } from '@fedmart/shared/dp/rdp';
+import { analyticGaussianEpsilon, analyticGaussianSigma } from '@fedmart/shared/dp/analytic-gaussian';
+import { elasticityErrorTerms } from '@fedmart/scenarios/pricing/dp-error';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import type { Table } from '@fedmart/shared/data/table';
@@ -47,7 +49,9 @@ each partner's local-only estimate.
   --dp partner|record  each partner adds Gaussian noise to its own statistics (sufficient-
                        statistics perturbation, Analyze Gauss): (ε, δ) record-level DP for
                        every row (a store-week-product) against the coordinator and the
-                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger
+                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger;
+                       the JSON's dpError splits the error into clipping bias and noise
+                       (fedmart scenario pricing dp-sweep: the trade-off over column units)
   --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
                        onto it (default ${DEFAULT_ROW_BOUND})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
@@ -77,6 +81,50 @@ export interface PricingSimulateOptions {
 }
 
 const r6 = (v: number): number => Number(v.toPrecision(10));
+
+/** Public unit of each regressor (log prices, controls) and, last, of log units: the `RowClip.scale` of a DP release. */
+function unitsOf(regressors: readonly string[], u: { logPrice: number; control: number; logUnits: number }): number[] {
+  return [...regressors.map((name, j) => (j === 0 || name.startsWith('log_') ? u.logPrice : u.control)), u.logUnits];
+}
+
+/**
+ * The DP error trade-off over a grid of public units (`fedmart scenario pricing dp-sweep`): for each choice, the worst
+ * product's |clipping bias| + 3 × first-order noise std (dp-error.ts), with the noise of the release as run (each
+ * partner adds σΔ₂, σ from the RDP accountant) and with both levers (one σΔ₂ split over the partners, σ from the analytic
+ * Gaussian mechanism). It reads the pooled data, so it is an analysis of this panel, not a way for a real federation to
+ * pick its units (that would look at everyone's rows).
+ */
+export function pricingDpSweep(o: { table: Table; spec: DemandSpec; partners: number; epsilon: number; delta: number; rowBound: number }) {
+  const rows = demandRows(o.table, o.spec);
+  const regressors = regressorNames(o.spec);
+  const p = regressors.length;
+  const fe = Boolean(o.spec.fixedEffects);
+  const pooled = pooledLsdv(rows, p, fe);
+  const delta2 = recordSensitivity(o.rowBound, fe);
+  const rdp = computeSigma({ q: 1, steps: 1, delta: o.delta, epsilon: o.epsilon }).sigma;
+  const analytic = analyticGaussianSigma(o.epsilon, o.delta);
+  const settings = { asRun: rdp * delta2 * Math.sqrt(o.partners), bothLevers: analytic * delta2 };
+  const grid: { units: { logPrice: number; control: number; logUnits: number }; asRun: number; bothLevers: number; worstBias: number }[] = [];
+  for (const logPrice of [0.3, 0.45, 0.6, 0.8, 1, 1.3]) for (const control of [1, 2, 4]) for (const logUnits of [1.5, 2, 3, 4, 6, 8]) {
+    const units = { logPrice, control, logUnits };
+    const scale = unitsOf(regressors, units);
+    const clipped = productStats(rows, p, fe, { radius: o.rowBound, scale });
+    const point = { units, asRun: 0, bothLevers: 0, worstBias: 0 };
+    for (const [k, c] of clipped) {
+      const g = pooled.get(k)!;
+      if ('error' in g) continue;
+      for (const key of ['asRun', 'bothLevers'] as const) {
+        const t = elasticityErrorTerms(c, p, g.elasticity, settings[key], scale);
+        point[key] = Math.max(point[key], r6(Math.abs(t.clipBias) + 3 * t.noiseSd));
+        point.worstBias = Math.max(point.worstBias, r6(Math.abs(t.clipBias)));
+      }
+    }
+    grid.push(point);
+  }
+  const best = (key: 'asRun' | 'bothLevers') => [...grid].sort((a, b) => a[key] - b[key]).slice(0, 5);
+  const current = grid.find((g) => g.units.logPrice === DP_SCALE.logPrice && g.units.control === DP_SCALE.control && g.units.logUnits === DP_SCALE.logUnits);
+  return { scenario: 'pricing' as const, analysis: 'dp-sweep' as const, criterion: 'max over products of |clipping bias| + 3 × noise std (elasticity units)', rowBound: o.rowBound, sigma: { rdp, analytic }, sensitivity: delta2, partners: o.partners, points: grid.length, default: current, bestAsRun: best('asRun'), bestWithBothLevers: best('bothLevers') };
+}
 
 
 /**
@@ -129,7 +177,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     const nMax = Math.max(...parts.map((q) => q.rows.length));
     dpScale = nMax * Math.sqrt(rowBound ** 4 + 2);
     dpConfig = { level: 'record', noiseMultiplier: sigma, clip: sensitivity, sampleRate: 1, delta };
-    rowScale = [...regressors.map((name, j) => (j === 0 || name.startsWith('log_') ? DP_SCALE.logPrice : DP_SCALE.control)), DP_SCALE.logUnits];
+    rowScale = unitsOf(regressors, DP_SCALE);
   }
   const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowBound, rowScale } : {}) };
   const layout = pricingLayout(taskSpec);
@@ -205,6 +253,32 @@ export async function simulatePricing(o: PricingSimulateOptions) {
       if (periods.length > 1) backtestOut[k] = backtest(periods, f.elasticity, cost, { threshold });
     }
   }
+  // DP: where the error comes from (clipping bias vs noise on XᵀX / Xᵀy), from the noiseless clipped statistics (dp-error.ts).
+  let dpError: { byProduct: Record<string, ReturnType<typeof elasticityErrorTerms>>; maxAbsClipBias: number; maxNoiseSd: number; maxNoiseSdIf: { distributedNoise: number; analyticSigma: number; both: number } } | undefined;
+  if (o.dp) {
+    const clippedAll = productStats(rows, p, fe, { radius: rowBound, scale: rowScale! });
+    const sumNoiseStd = dpConfig!.noiseMultiplier * sensitivity * Math.sqrt(parts.length); // every partner adds σΔ₂
+    const byProduct: Record<string, ReturnType<typeof elasticityErrorTerms>> = {};
+    for (const k of products) {
+      const g = pooled.get(k)!;
+      const c = clippedAll.get(k);
+      if ('error' in g || !c) continue;
+      try {
+        const t = elasticityErrorTerms(c, p, g.elasticity, sumNoiseStd, rowScale!);
+        byProduct[k] = { clipBias: r6(t.clipBias), noiseSd: r6(t.noiseSd), noiseSdFromXtx: r6(t.noiseSdFromXtx), noiseSdFromXty: r6(t.noiseSdFromXty) };
+      } catch { /* singular clipped statistics: reported by the solve */ }
+    }
+    const terms = Object.values(byProduct);
+    const maxNoise = Math.max(...terms.map((t) => t.noiseSd));
+    const analytic = analyticGaussianSigma(o.dp.epsilon, o.dp.delta);
+    dpError = {
+      byProduct,
+      maxAbsClipBias: Math.max(...terms.map((t) => Math.abs(t.clipBias))),
+      maxNoiseSd: maxNoise,
+      // The same release with the noise split over the P partners (needs secure aggregation), or calibrated by the analytic Gaussian mechanism.
+      maxNoiseSdIf: { distributedNoise: r6(maxNoise / Math.sqrt(parts.length)), analyticSigma: r6((maxNoise * analytic) / dpConfig!.noiseMultiplier), both: r6((maxNoise * analytic) / dpConfig!.noiseMultiplier / Math.sqrt(parts.length)) },
+    };
+  }
   const privacy = fed.privacy ? fed.privacy.totals.filter((t) => t.scope === 'federation').map((t) => ({ level: t.level, epsilon: t.epsilon, delta: t.delta })) : undefined;
   return {
     scenario: 'pricing' as const,
@@ -214,7 +288,14 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     pooled: pooledOut,
     localOnly: { elasticity: localOnly },
     comparison: { maxAbsElasticityDiff: maxAbsDiff },
-    protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? { level: 'record' as const, mechanism: 'sufficient-statistics perturbation (Analyze Gauss)', noiseAddedBy: 'each partner', record: 'one row', epsilon: privacy?.[0]?.epsilon ?? null, delta: o.dp.delta, noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity } : null },
+    protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? {
+      level: 'record' as const, mechanism: 'sufficient-statistics perturbation (Analyze Gauss)', noiseAddedBy: 'each partner', record: 'one row',
+      protects: 'each row (one observation of the CSV) of every partner, against the coordinator, the other partners and every reader of the model; not a whole partner (see README)',
+      caveat: `the sensitivity bound holds for rows whose demeaned values lie within the row bound ${rowBound} (in the public column units) of their fixed-effect cell's mean; an outlier's pull on its cell mean is not bounded`,
+      epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier, o.dp.delta)), delta: o.dp.delta,
+      noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, rowScale, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity,
+    } : null },
+    ...(dpError ? { dpError } : {}),
     ...(backtestOut ? { backtest: { costShare: o.costShare ?? 0.6, heldOutRows: heldOut.length, byProduct: backtestOut, total: (['observed', 'margin-optimal', 'cost-plus'] as const).map((pol) => ({ policy: pol, margin: Object.values(backtestOut!).reduce((t, b) => t + b[pol].margin, 0), volatility: Object.values(backtestOut!).reduce((t, b) => t + b[pol].volatility, 0) / Math.max(1, Object.keys(backtestOut!).length) })) } } : {}),
     modelVersion: fed.outcomes.find((x) => x.phase === 'committed')!.modelVersion,
     seconds: Math.round((Date.now() - started) / 100) / 10,
@@ -233,31 +314,53 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
   });
   if (values.help) { process.stdout.write(PRICING_SIMULATE_USAGE + '\n'); return 0; }
   const cmd = 'scenario pricing simulate';
-  const csv = requireString(cmd, values, 'csv', 'the price/quantity CSV');
-  const price = requireString(cmd, values, 'price', 'the own-price column');
-  if ((values.quantity === undefined) === (values['log-quantity'] === undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: give exactly one of --quantity COL (units) or --log-quantity COL (log units)`);
   if (values['partition-by'] === undefined && values.partners === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: give --partition-by COL (each value a partner) or --partners N`);
   const partners = values.partners === undefined ? undefined : intFlag(cmd, values, 'partners', 2, 2, 1000);
   if (values.dp !== undefined && values.dp !== 'partner' && values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "partner" or "record" (both: noise added at each partner, record-level guarantee), got "${String(values.dp)}"`);
   if (values.dp === undefined && (values.epsilon !== undefined || values['dp-row-bound'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon and --dp-row-bound need --dp partner`);
   const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000) } : undefined;
   if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp ${String(values.dp)} needs --epsilon E`);
+  const { table, spec } = await readDemandInput(cmd, values);
+  const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), time: values.time as string | undefined, holdout: numberFlag(cmd, values, 'holdout', 0.2, 0.05, 0.5), costShare: numberFlag(cmd, values, 'cost-share', 0.6, 0, 0.99), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });
+  process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+  return 0;
+}
+
+/** `fedmart scenario pricing dp-sweep --csv FILE (data flags as simulate) [--partners 6] [--epsilon 4] [--delta 1e-5] [--dp-row-bound 1] [--json]`. */
+export async function pricingDpSweepCommand(argv: string[]): Promise<number> {
+  const cmd = 'scenario pricing dp-sweep';
+  const { values } = parseFlags(cmd, argv, {
+    csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
+    product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
+    partners: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (values.help) { process.stdout.write(`fedmart ${cmd} --csv FILE (--quantity COL | --log-quantity COL) --price COL [--product COL] [--controls COLS]\n    [--cross-prices COLS] [--fixed-effects COL] [--partners 6] [--epsilon 4] [--delta 1e-5] [--dp-row-bound 1] [--json]\n\nThe DP error trade-off of --dp partner over a grid of public column units, from the pooled data (analysis only).\n`); return 0; }
+  const { table, spec } = await readDemandInput(cmd, values);
+  const out = pricingDpSweep({ table, spec, partners: intFlag(cmd, values, 'partners', 6, 2, 1000), epsilon: numberFlag(cmd, values, 'epsilon', 4, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000) });
+  process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+  return 0;
+}
+
+/** The CSV and demand specification flags shared by simulate and dp-sweep. */
+async function readDemandInput(cmd: string, values: Record<string, unknown>): Promise<{ table: Table; spec: DemandSpec }> {
+  const csv = requireString(cmd, values, 'csv', 'the price/quantity CSV');
+  const price = requireString(cmd, values, 'price', 'the own-price column');
+  if ((values.quantity === undefined) === (values['log-quantity'] === undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: give exactly one of --quantity COL (units) or --log-quantity COL (log units)`);
   const sep = values.sep as string | undefined;
   const table = await readTableFile(csv, { flag: '--csv', ...(sep === undefined ? {} : { sep: sep === '\\t' ? '\t' : sep }) });
   const spec: DemandSpec = {
     quantity: values.quantity as string | undefined, logQuantity: values['log-quantity'] as string | undefined, price,
     product: values.product as string | undefined, controls: list(values.controls), crossPrices: list(values['cross-prices']), fixedEffects: values['fixed-effects'] as string | undefined,
   };
-  const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), time: values.time as string | undefined, holdout: numberFlag(cmd, values, 'holdout', 0.2, 0.05, 0.5), costShare: numberFlag(cmd, values, 'cost-share', 0.6, 0, 0.99), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });
-  process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
-  return 0;
+  return { table, spec };
 }
 
 /** `fedmart scenario <name> …`. */
 export async function scenarioCommand(argv: string[]): Promise<number> {
   const [name, verb, ...rest] = argv;
   if (name === 'pricing' && verb === 'simulate') return pricingSimulateCommand(rest);
-  throw new FedmartError('CONFIG_ERROR', `scenario: usage is "fedmart scenario pricing simulate …" (got "${[name, verb].filter(Boolean).join(' ')}"); run "fedmart scenario pricing simulate --help"`);
+  if (name === 'pricing' && verb === 'dp-sweep') return pricingDpSweepCommand(rest);
+  throw new FedmartError('CONFIG_ERROR', `scenario: usage is "fedmart scenario pricing simulate …" or "fedmart scenario pricing dp-sweep …" (got "${[name, verb].filter(Boolean).join(' ')}"); run "fedmart scenario pricing simulate --help"`);
 }
 
 export type { DemandRow, ProductFit };

@@ -7,7 +7,9 @@
  * the consumer prices through the ModelRegistry; the CLI refuses bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseCsv, type Table } from '@fedmart/shared/data/table';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import { fetchPricePanel } from '../cli/datasets.ts';
@@ -89,6 +91,18 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(dp.epsilon).toBeGreaterThan(3.5);
     expect(dp.epsilon).toBeLessThanOrEqual(4);
     expect(dp.sensitivity).toBeCloseTo(Math.sqrt(9 + 2), 12); // Δ₂ = √((3R²)² + 2) at R = 1
+    // The same single release by the exact curve (Balle & Wang 2018): 3.698 < the ledger's RDP 4.
+    expect(dp.epsilonTight).toBeCloseTo(3.698, 3);
+    expect(dp.protects).toMatch(/each row .* not a whole partner/);
+    // The error decomposition: clipping bias and first-order noise per brand; noise on Xᵀy is the larger noise part.
+    const err = r.dpError!;
+    expect(Object.keys(err.byProduct)).toHaveLength(11);
+    for (const t of Object.values(err.byProduct)) {
+      expect(t.noiseSdFromXty).toBeGreaterThan(t.noiseSdFromXtx);
+      expect(t.noiseSd).toBeCloseTo(Math.hypot(t.noiseSdFromXtx, t.noiseSdFromXty), 6);
+    }
+    expect(err.maxAbsClipBias).toBeGreaterThan(0.15); // why ±0.15 is out of reach (README)
+    expect(err.maxNoiseSdIf.distributedNoise).toBeCloseTo(err.maxNoiseSd / Math.sqrt(6), 6);
     // Whole-partner DP-FedAvg left no elasticity solvable with 6 partners; per-record noise does.
     expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
     const diffs = Object.keys(r.pooled.elasticity).map((k) => r.federated.elasticity[k]! - r.pooled.elasticity[k]!);
@@ -97,6 +111,18 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     // 1.5 only catches a broken scale or sign (a mis-scaled solve is off by whole units).
     expect(Math.max(...diffs.map(Math.abs))).toBeGreaterThan(1e-3);
     expect(Math.max(...diffs.map(Math.abs))).toBeLessThan(1.5);
+  }, 600_000);
+
+  it('dp-sweep: over 108 public-unit choices, even distributed noise + analytic σ leave the worst brand above ±0.15 (clipping bias vs noise)', async () => {
+    const res = await captureCli(['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove', '--price', 'price', '--product', 'brand', '--controls', 'deal,feat', '--fixed-effects', 'store', '--partners', '6', '--epsilon', '4', '--json']);
+    expect(res.code, res.err).toBe(0);
+    const r = JSON.parse(res.out);
+    expect(r.points).toBe(108);
+    expect(r.sigma.analytic).toBeCloseTo(1.0811618, 6);
+    expect(r.default.units).toEqual({ logPrice: 0.6, control: 1, logUnits: 3 });
+    expect(r.default.worstBias).toBeGreaterThan(0.3);
+    expect(r.default.bothLevers).toBeLessThan(r.default.asRun);
+    for (const key of ['asRun', 'bothLevers'] as const) expect(r[key === 'asRun' ? 'bestAsRun' : 'bestWithBothLevers'][0][key]).toBeGreaterThan(0.15);
   }, 600_000);
 
   it('the consumer prices a SKU through the ModelRegistry (fedmart price) with the federated elasticity', async () => {
@@ -137,6 +163,28 @@ describe.skipIf(!cheese.table)('generality: the bayesm cheese panel (one product
     expect(Math.abs(r.federated.elasticity.all! - r.pooled.elasticity.all!)).toBeLessThan(0.01);
     expect(r.pooled.elasticity.all!).toBeLessThan(0);
   }, 600_000);
+
+  it('the CLI assumes no column names: upper-case RETAILER/VOL/PRICE/DISPLAY, one retailer per partner (88 partners, names with , / \' made enrollable)', async () => {
+    // Seen failing before partnerNames(): "invalid request body: partner: use letters, digits, spaces and . @ & ( ) + - _".
+    const dir = mkdtempSync(join(tmpdir(), 'fedmart-cheese-'));
+    const csv = join(dir, 'panel.csv');
+    const t = cheese.table!;
+    const rename: Record<string, string> = { retailer: 'RETAILER', volume: 'VOL', disp: 'DISPLAY', price: 'PRICE' };
+    const quote = (v: string) => `"${v.replace(/"/g, '""')}"`;
+    writeFileSync(csv, [t.columns.map((c) => quote(rename[c] ?? c)).join(','), ...t.rows.map((r) => r.map(quote).join(','))].join('\n') + '\n');
+    try {
+      const res = await captureCli(['scenario', 'pricing', 'simulate', '--csv', csv, '--quantity', 'VOL', '--price', 'PRICE', '--controls', 'DISPLAY', '--fixed-effects', 'RETAILER', '--partition-by', 'RETAILER', '--json']);
+      expect(res.code, res.err).toBe(0);
+      const r = JSON.parse(res.out);
+      expect(r.partners).toHaveLength(new Set(t.rows.map((row) => row[t.columns.indexOf('retailer')])).size);
+      expect(r.partners.map((q: { id: string }) => q.id)).toContain('RETAILER ALBANY_NY - PRICE CHOPPER');
+      expect(r.specification.regressors).toEqual(['log_price', 'DISPLAY']);
+      expect(Math.abs(r.federated.elasticity.all - r.pooled.elasticity.all)).toBeLessThan(0.01);
+      expect(r.localOnly.elasticity.all.max - r.localOnly.elasticity.all.min).toBeGreaterThan(1); // one retailer alone: far noisier
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 900_000);
 });
 
 describe.skipIf(!oj.table)('pricing CLI refuses bad input with one clear line', () => {
@@ -148,6 +196,8 @@ describe.skipIf(!oj.table)('pricing CLI refuses bad input with one clear line', 
     [[...base, '--fixed-effects', 'store', '--partition-by', 'week', '--partners', '3'], /fixed-effect level "\d+" has rows in/],
     [[...base, '--partners', '3', '--dp', 'central'], /--dp must be "partner" or "record"/],
     [[...base, '--partners', '3', '--epsilon', '4'], /--epsilon and --dp-row-bound need --dp partner/],
+    [['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove'], /missing --price/],
+    [['scenario', 'pricing', 'fit'], /pricing dp-sweep/],
     [['price', '--model', 'not a ref', '--product', '1', '--cost', '1', '--current-price', '2'], /FEDERATION\/VERSION/],
     [['price', '--model', 'f_x/1', '--product', '1', '--current-price', '2'], /missing --cost/],
   ];

@@ -18,6 +18,26 @@ import { partitionByColumn } from '@fedmart/shared/data/split';
 import { createSeededRng, randomInt } from '@fedmart/shared/data/rng';
 import type { DemandRow } from './demand.ts';
 
+/** Characters a partner name may hold (the enrollment API's rule: letters, digits, spaces and . @ & ( ) + - _). */
+const NAME_UNSAFE = /[^\w .@&()+-]/g;
+
+/**
+ * Partner names from partition values: characters the enrollment API refuses (`=`, `,`, `/`, `'`…) become `_`,
+ * names are cut to 60 characters, and a name already taken is made unique with a ` (k)` suffix.
+ * @param raw - one name per partner
+ * @returns enrollable, unique names in the same order
+ */
+export function partnerNames(raw: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return raw.map((r) => {
+    const base = r.replace(NAME_UNSAFE, '_').trim().slice(0, 60) || 'partner';
+    let name = base;
+    for (let k = 2; seen.has(name); k++) name = `${base} (${k})`;
+    seen.add(name);
+    return name;
+  });
+}
+
 /**
  * @param rows - demand rows
  * @param keys - the partition column's value per row (null: by fixed-effect level, or at random)
@@ -37,7 +57,7 @@ export function partitionDemandRows(rows: readonly DemandRow[], keys: readonly s
       if (values.length > 200) throw new FedmartError('CONFIG_ERROR', `pricing: --partition-by ${column} has ${values.length} distinct values, more than 200 partners; add --partners N to group them`);
       const idx = new Map(values.map((v, i) => [v, i]));
       assign = Int32Array.from(keys, (k) => idx.get(k)!);
-      names = values.map((v) => `${column}=${v}`.slice(0, 60));
+      names = partnerNames(values.map((v) => `${column} ${v}`));
     } else {
       const part = partitionByColumn(keys, partners, seed, { column });
       assign = part.assignment;
