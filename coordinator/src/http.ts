@@ -20,6 +20,7 @@ import type { VerticalRounds } from './vertical-rounds.ts';
 import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-relay';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
+import { createScheduleRouter } from './schedule-routes.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -192,8 +193,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations/:id/rounds', auth('operator'), (req, res) => {
     const f = store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
-    const { scheduleId, done } = orchestrator.scheduleRounds(f.id, body.count);
-    done.catch((err) => deps.log?.(`schedule ${scheduleId} failed: ${(err as Error).message}`));
+    const { scheduleId } = orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub);
     res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
   });
 
@@ -224,11 +224,6 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     sameFederation(req, param(req, 'id'));
     store.getFederation(param(req, 'id'));
     res.json({ rounds: store.listRounds(param(req, 'id')).map(roundView) });
-  });
-
-  api.get('/federations/:id/schedules', auth('operator', 'compliance'), (req, res) => {
-    store.getFederation(param(req, 'id'));
-    res.json({ schedules: store.listSchedules(param(req, 'id')) });
   });
 
   api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
@@ -273,6 +268,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   });
 
   api.use(createComplianceRouter({ store, auth }));
+  api.use(createScheduleRouter({ store, auth, scheduler: orchestrator.scheduler }));
   app.use('/api/v1', api);
 
   app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));

@@ -12,6 +12,7 @@ import { MAX_ATTACHMENT_BYTES } from '@fedmart/shared/protocol';
 import { TokenAuthority } from './auth.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { Store } from './db/store.ts';
+import type { ScheduleClock } from './scheduler.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { recordReleasedSpend } from './privacy.ts';
 import { createHttpApp } from './http.ts';
@@ -42,6 +43,8 @@ export interface CoordinatorOptions {
    * pass, which on a loaded machine can block their event loop longer than that.
    */
   pingTimeoutMs?: number;
+  /** Clock of schedule ticks (tests pass a fake one; default: Node's timers). */
+  scheduleClock?: ScheduleClock;
 }
 
 export interface Coordinator {
@@ -92,7 +95,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
   const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
-  const orchestrator = new Orchestrator(store);
+  const orchestrator = new Orchestrator(store, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
   const verticalRounds = new VerticalRounds(store, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
   const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
@@ -128,6 +131,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, revocations }, opts.dataDir, opts.rotateOperatorToken === true);
   if (origin !== 'reused') store.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
+  // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
+  orchestrator.scheduler.resumeOpen();
 
   let closing: Promise<void> | null = null;
   const close = () =>
