@@ -126,9 +126,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     super();
     this.scheduler = new Scheduler(store, {
       runRound: (federationId, o) => this.runRound(federationId, o),
-      hasActiveRound: (federationId) => this.runners.get(federationId)?.active != null,
+      hasActiveRound: (federationId) => this.isRoundActive(federationId),
       projectNextRound: (federationId) => this.projectNextRound(federationId),
     }, opts.clock);
+  }
+
+  /** Whether a round of the federation is in progress. */
+  isRoundActive(federationId: string): boolean {
+    return this.runners.get(federationId)?.active != null;
   }
 
   /**
