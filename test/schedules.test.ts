@@ -256,16 +256,17 @@ describe('schedule outcomes', () => {
     await using fx = await startFixture();
     const { token } = await fx.api.post<{ token: string }>('/api/v1/tokens', { role: 'compliance', subject: 'officer' });
     const officer = new ApiClient(fx.url, token);
+    const seen: number[] = [];
     await fc.assert(
       fc.asyncProperty(
-        fc.double({ min: 0.5, max: 4, noNaN: true }), fc.double({ min: 0.6, max: 1.6, noNaN: true }), fc.integer({ min: 64, max: 512 }), fc.boolean(),
+        fc.double({ min: 0.5, max: 4, noNaN: true }), fc.double({ min: 1.2, max: 3, noNaN: true }), fc.integer({ min: 32, max: 256 }), fc.boolean(),
         async (cap, sigma, batchSize, perPartner) => {
           const dp = { level: 'record' as const, noiseMultiplier: sigma, clip: 1, delta: 1e-5 };
           const fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: { ...LOCAL, batchSize }, dp } as Cfg, `dp ${cap} ${sigma} ${batchSize}`);
           const agents = await connectBankPartners(fx, fed);
           const partnerId = fx.coord.store.listEnrollments(fed)[0]!.partnerId;
           await officer.request('PUT', `/api/v1/federations/${fed}/privacy/caps`, { level: 'record', epsilon: cap, ...(perPartner ? { partnerId } : {}) });
-          const s = await create(fx, fed, { kind: 'until-converged', maxRounds: 6, tolerance: 0, patience: 6 });
+          const s = await create(fx, fed, { kind: 'until-converged', maxRounds: 4, tolerance: 0, patience: 4 });
           const done = await waitSchedule(fx, s.id, (x) => x.status !== 'pending' && x.status !== 'running', 'the schedule to stop');
           await Promise.all(agents.map((a) => a.close()));
           const report = privacyReport(fx.coord.store, fed);
@@ -275,11 +276,16 @@ describe('schedule outcomes', () => {
           expect(report.refused).toHaveLength(0);
           expect(done.failed).toBe(0);
           expect(done.status).toBe('done');
-          if (done.completed < 6) expect(done.reason).toMatch(/^stopped before the next round: privacy budget exceeded: round \d+ would bring .* above/);
-          else expect(done.reason).toMatch(/reached the maximum of 6/);
+          if (done.completed < 4) expect(done.reason).toMatch(/^stopped before the next round: privacy budget exceeded: round \d+ would bring .* above/);
+          else expect(done.reason).toMatch(/reached the maximum of 4/);
+          // It stopped no earlier than needed: one more round would have overspent.
+          if (done.completed < 4) expect(fx.coord.orchestrator.projectNextRound(fed)).toMatch(/privacy budget exceeded/);
+          seen.push(done.completed);
         },
       ),
-      { numRuns: 5 },
+      { numRuns: 6 },
     );
+    // The generated settings cover stops before the first round, after some rounds, and at the maximum.
+    expect(seen.some((n) => n > 0 && n < 4), `committed rounds per run: ${seen}`).toBe(true);
   });
 });
