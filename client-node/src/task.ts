@@ -55,8 +55,8 @@ export function tabularTask(data: LocalData): PartnerTask {
       }
       spec = model;
     },
-    round({ weights, config, seed }) {
-      return tabularRoundTraining({ spec: need(), weights, x: data.trainX, y: data.trainY, n: data.trainN, config, seed });
+    round({ weights, config, seed, signal, onProgress }) {
+      return tabularRoundTraining({ spec: need(), weights, x: data.trainX, y: data.trainY, n: data.trainN, config, seed, signal, onProgress });
     },
     async evaluate(weights) {
       const r = await evaluate(need(), weights, data.valX, data.valY, data.valN);

@@ -62,6 +62,8 @@ export interface RoundOutcome {
 export interface OrchestratorEvents {
   phase: [{ federationId: string; roundId: string; round: number; phase: string; reason?: string; selected: number; reported: number; evaluated: number; elapsedMs: number }];
   'client-report': [{ federationId: string; roundId: string; round: number; partnerId: string; kind: 'train' | 'evaluate' | 'failed'; reason?: string }];
+  /** A selected partner reported training progress; `deadline` is when the phase now times out. */
+  'client-progress': [{ federationId: string; roundId: string; round: number; partnerId: string; step: number; steps: number; epoch: number; deadline: number }];
   'round-end': [{ federationId: string } & RoundOutcome];
   'client-connected': [{ federationId: string; partnerId: string; partnerName: string; connected: number }];
   'client-disconnected': [{ federationId: string; partnerId: string; partnerName: string; connected: number }];
@@ -76,6 +78,8 @@ interface ActiveRound {
   updates: Map<string, ClientUpdate>;
   evaluations: Map<string, ClientEvaluation>;
   timer: NodeJS.Timeout | null;
+  /** The timed phase, when it began and when it times out (progress reports move the deadline). */
+  timed: { phase: TimedPhase; startedAt: number; deadline: number } | null;
   trainMetrics: Record<string, number>;
   newWeights: Float32Array | null;
   done: (o: RoundOutcome) => void;
@@ -249,6 +253,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         updates: new Map(),
         evaluations: new Map(),
         timer: null,
+        timed: null,
         trainMetrics: {},
         newWeights: null,
         done: resolve,
@@ -549,6 +554,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.clearTimer(a);
     const t = a.config.timeouts;
     const ms = { selecting: t.selectingMs, training: t.trainingMs, evaluating: t.evaluatingMs, 'advertise-keys': t.advertiseKeysMs, 'share-keys': t.shareKeysMs, 'masked-input': t.maskedInputMs, 'consistency-check': t.consistencyCheckMs, unmasking: t.unmaskingMs }[phase];
+    a.timed = { phase, startedAt: Date.now(), deadline: Date.now() + ms };
+    this.armTimer(r, a, phase, ms);
+  }
+
+  private armTimer(r: FederationRunner, a: ActiveRound, phase: TimedPhase, ms: number): void {
+    if (a.timer) clearTimeout(a.timer);
     a.timer = setTimeout(() => {
       a.timer = null;
       if (r.active === a) this.apply(r, { type: 'timeout', phase });
@@ -556,9 +567,34 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     a.timer.unref?.();
   }
 
+  /**
+   * A selected partner that is still training reports progress: the training
+   * phase (masked-input under SecAgg) waits trainingMs (maskedInputMs) more from now, but never longer than
+   * timeouts.trainingMaxMs (default 10 × trainingMs) after the phase began.
+   * @throws FedmartError CONFLICT when the round is not in progress
+   */
+  acceptTrainProgress(federationId: string, partnerId: string, roundId: string, p: { step: number; steps: number; epoch: number }): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    if (!a.state.selected.includes(partnerId)) throw new FedmartError('CONFLICT', `partner ${partnerId} is not training in round ${a.state.round}; progress reports are for selected partners`);
+    const timed = a.timed;
+    if (timed && (timed.phase === 'training' || timed.phase === 'masked-input') && a.state.phase === timed.phase && !a.state.trained.includes(partnerId)) {
+      const t = a.config.timeouts;
+      const step = timed.phase === 'training' ? t.trainingMs : t.maskedInputMs;
+      const cap = timed.startedAt + (t.trainingMaxMs ?? 10 * t.trainingMs);
+      const deadline = Math.min(cap, Date.now() + step);
+      if (deadline > timed.deadline) {
+        timed.deadline = deadline;
+        this.armTimer(r, a, timed.phase, deadline - Date.now());
+      }
+    }
+    this.emit('client-progress', { federationId, roundId, round: a.state.round, partnerId, ...p, deadline: timed?.deadline ?? 0 });
+  }
+
   private clearTimer(a: ActiveRound): void {
     if (a.timer) clearTimeout(a.timer);
     a.timer = null;
+    a.timed = null;
   }
 
   private aggregate(r: FederationRunner, a: ActiveRound): void {
