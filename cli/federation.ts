@@ -14,8 +14,9 @@ import { ApiClient } from './api-client.ts';
 import { VerticalSpecSchema, parsePartiesFlag } from '@fedmart/shared/vertical-spec';
 import { formatIssues } from '@fedmart/shared/protocol';
 import { waitForSchedule } from './schedule.ts';
+import { watchFederation } from './watch.ts';
 
-const USAGE = `fedmart federation <create|enroll|rounds|show> [flags]
+const USAGE = `fedmart federation <create|enroll|rounds|show|watch> [flags]
 
 Operator commands against a running coordinator. The operator token is read
 from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
@@ -32,6 +33,8 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
           (--max-examples: the most examples this partner is weighted by, as agreed with it)
   rounds  --federation ID --count R [--wait]                      → schedules R rounds (--wait: exit 1 if any failed)
   show    --federation ID                                         → federation, rounds, models
+  watch   --federation ID [--rounds N] [--json]                   → live events: phases, reports, dropouts, ledger
+          (any token: --token with a partner's enrollment token shows only that partner's events)
 
 Common: --coordinator URL (default http://127.0.0.1:7300), --json
 
@@ -79,7 +82,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
     'local-epochs': { type: 'string' }, 'learning-rate': { type: 'string' }, 'batch-size': { type: 'string' },
     mode: { type: 'string' }, 'label-holder': { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, parties: { type: 'string' }, id: { type: 'string' },
     'id-rule': { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, noise: { type: 'string' }, 'test-fraction': { type: 'string' }, 'round-timeout': { type: 'string' }, seed: { type: 'string' },
-    federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' },
+    federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' }, rounds: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -139,6 +142,11 @@ export async function federationCommand(argv: string[]): Promise<number> {
       }
       return waitForSchedule(api, r.scheduleId, values, before);
     }
+    case 'watch': {
+      const fed = requireString(cmd, values, 'federation', 'the federation id');
+      const api = await operatorApi(values);
+      return watchFederation(api, fed, { json: values.json === true, ...(values.rounds !== undefined ? { rounds: intFlag(cmd, values, 'rounds', 1, 1, 1_000_000) } : {}) });
+    }
     case 'show': {
       const fed = requireString(cmd, values, 'federation', 'the federation id');
       const api = await operatorApi(values);
@@ -161,7 +169,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new FedmartError('CONFIG_ERROR', `federation: unknown subcommand "${sub}"; choose one of: create, enroll, rounds, show`);
+      throw new FedmartError('CONFIG_ERROR', `federation: unknown subcommand "${sub}"; choose one of: create, enroll, rounds, show, watch`);
   }
 }
 

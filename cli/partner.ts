@@ -89,7 +89,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const identity = PartnerIdentity.open(dataDir, accept);
   log(`identity ${identity.fingerprint} (key in ${dataDir})`);
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, data, seed, log, identity,
+    coordinatorUrl: url, token, data, seed, log, identity, trainInWorker: true,
     onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
   });
   const w = await agent.ready;

@@ -72,6 +72,8 @@ export interface PartnerAgentOptions {
   onTermsPinned?: (terms: FederationTerms) => void;
   /** Long-term identity and pins (`identity.ts`); default: a fresh in-memory identity (no pins survive a restart). */
   identity?: PartnerIdentity;
+  /** Train the tabular task in a worker thread (worker-trainer.ts): the event loop stays free during any batch, and close() stops training at once. */
+  trainInWorker?: boolean;
   /** Least time between two `train-progress` reports while training (default 5 s): the coordinator extends its wait on each. */
   progressEveryMs?: number;
 }
@@ -118,7 +120,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   });
   let seq = 0;
   if (!opts.task && !opts.data) throw new FedmartError('CONFIG_ERROR', 'startPartnerAgent needs either data (the tabular task) or a task');
-  const task: PartnerTask = opts.task ?? tabularTask(opts.data!);
+  const task: PartnerTask = opts.task ?? tabularTask(opts.data!, { worker: opts.trainInWorker === true });
   let spec: JointModelSpec | null = null;
   let trained = 0;
   let work: Promise<void> = Promise.resolve();

@@ -21,6 +21,7 @@ import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-rel
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
 import { createScheduleRouter } from './schedule-routes.ts';
+import type { CoordinatorMetrics } from './metrics.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -40,6 +41,8 @@ export interface HttpDeps {
   disconnectToken: (jti: string) => number;
   version: string;
   log?: (msg: string) => void;
+  /** Prometheus metrics served at GET /metrics to operator and compliance tokens (metrics.ts). */
+  metrics?: CoordinatorMetrics;
 }
 
 function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
@@ -270,6 +273,10 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.use(createComplianceRouter({ store, auth }));
   api.use(createScheduleRouter({ store, auth, scheduler: orchestrator.scheduler }));
   app.use('/api/v1', api);
+  app.get('/metrics', auth('operator', 'compliance'), async (_req, res) => {
+    if (!deps.metrics) throw new FedmartError('UNAVAILABLE', 'this coordinator does not collect metrics');
+    res.set('content-type', deps.metrics.registry.contentType).send(await deps.metrics.render());
+  });
 
   app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));
 

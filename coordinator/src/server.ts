@@ -13,6 +13,10 @@ import { TokenAuthority } from './auth.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { Store } from './db/store.ts';
 import type { ScheduleClock } from './scheduler.ts';
+import type { Logger } from 'pino';
+import { createMetrics } from './metrics.ts';
+import { attachEventStream } from './events.ts';
+import { logOrchestrator } from './logger.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { recordReleasedSpend } from './privacy.ts';
 import { createHttpApp } from './http.ts';
@@ -45,6 +49,8 @@ export interface CoordinatorOptions {
   pingTimeoutMs?: number;
   /** Clock of schedule ticks (tests pass a fake one; default: Node's timers). */
   scheduleClock?: ScheduleClock;
+  /** Structured log (pino, logger.ts) of rounds, partners and schedules; absent: none. */
+  logger?: Logger;
 }
 
 export interface Coordinator {
@@ -98,12 +104,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const orchestrator = new Orchestrator(store, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
   const verticalRounds = new VerticalRounds(store, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
-  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log });
+  const metrics = createMetrics({ orchestrator, store });
+  if (opts.logger) logOrchestrator(opts.logger, orchestrator);
+  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log, metrics });
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store, authority, orchestrator, log });
   attachVerticalRelay(io, { store, authority, log, rounds: verticalRounds });
+  attachEventStream(io, { store, authority, orchestrator });
+  metrics.attachIo(io);
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
