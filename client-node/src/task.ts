@@ -56,6 +56,7 @@ export function tabularTask(data: LocalData, opts: { worker?: boolean } = {}): P
         throw new FedmartError('DATA_ERROR', `local data has ${data.d} encoded features but the federation's model expects ${model.inputDim}; use the federation's data schema (--schema) so both sides encode the same columns`);
       }
       spec = model;
+      worker?.warm();
     },
     round({ weights, config, seed, signal, onProgress }) {
       if (!worker) return tabularRoundTraining({ spec: need(), weights, x: data.trainX, y: data.trainY, n: data.trainN, config, seed, signal, onProgress });

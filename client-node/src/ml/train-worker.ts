@@ -10,6 +10,10 @@ import { toFedmartError } from '@fedmart/shared/errors';
 import { trainLocal } from './trainer.ts';
 import { trainDpSgd } from './dp-sgd.ts';
 import type { TrainRequest, TrainWorkerData, WorkerReply } from './worker-trainer.ts';
+import { initBackend } from './backend.ts';
+
+// Load the backend at once, so the first round does not wait for it.
+void initBackend().catch(() => {});
 
 const data = workerData as TrainWorkerData;
 const port = parentPort!;

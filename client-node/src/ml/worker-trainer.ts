@@ -22,6 +22,8 @@ export type WorkerReply =
   | { type: 'done'; weights: Float32Array; loss?: number; q?: number; steps?: number }
   | { type: 'error'; code: string; message: string };
 
+/** While a round trains, the main thread reports the worker alive this often (the agent throttles what it sends). */
+const ALIVE_EVERY_MS = 1000;
 const BOOT = new URL('./train-worker-boot.mjs', import.meta.url);
 const ENTRY = new URL('./train-worker.ts', import.meta.url).href;
 
@@ -37,14 +39,22 @@ export class WorkerTrainer {
     if (signal?.aborted) return Promise.reject(new FedmartError('UNAVAILABLE', 'local training stopped before it began: the partner is shutting down; nothing was sent'));
     const w = (this.worker ??= this.start());
     return new Promise((resolve, reject) => {
+      // The worker is alive (starting its backend, or inside a long batch): say so between its own reports.
+      let last: TrainProgress = { step: 0, steps: 0, epoch: 0 };
+      const alive = setInterval(() => onProgress?.(last), ALIVE_EVERY_MS);
+      alive.unref();
       const cleanup = () => {
+        clearInterval(alive);
         w.off('message', onMessage);
         w.off('error', onError);
         w.off('exit', onExit);
         signal?.removeEventListener('abort', onAbort);
       };
       const onMessage = (m: WorkerReply) => {
-        if (m.type === 'progress') return onProgress?.(m.progress);
+        if (m.type === 'progress') {
+          last = m.progress;
+          return onProgress?.(m.progress);
+        }
         cleanup();
         if (m.type === 'done') resolve(m);
         else reject(new FedmartError(m.code as ErrorCode, m.message));
@@ -71,6 +81,11 @@ export class WorkerTrainer {
       signal?.addEventListener('abort', onAbort, { once: true });
       w.postMessage(req);
     });
+  }
+
+  /** Start the worker now (its backend loads while the partner waits for a round). */
+  warm(): void {
+    this.worker ??= this.start();
   }
 
   /** Stop the worker (idle or not). */
