@@ -96,7 +96,7 @@ it('a partner process training a 1024×1024 MLP for minutes per epoch completes 
     expect(stopMs).toBeLessThan(2000);
     expect(code).toBe(0);
     expect(childLog).toMatch(/SIGTERM: stopping/);
-    expect(childLog).toMatch(/local training stopped at step \d+ of \d+/);
+    expect(childLog).toMatch(/local training stopped/);
     for (const f of await readdir(path.join(dir, 'partner'))) {
       expect(f).not.toMatch(/\.tmp/);
       if (f.endsWith('.json')) JSON.parse(await readFile(path.join(dir, 'partner', f), 'utf8'));
