@@ -226,6 +226,14 @@ describe('schedule outcomes', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^fedmart schedule: invalid schedule: cron "61 \* \* \* \*": Invalid value for minute: 61; use 5 fields/);
     expect(list.stdout.trim().split('\n')).toHaveLength(2);
+    // Bad REST bodies and roles: one clear line each, nothing created
+    const badZone = await fx.api.request('POST', `/api/v1/federations/${fed}/schedules`, { kind: 'cron', cron: '0 2 * * *', timezone: 'Mars/Base' }).catch((e: Error) => e);
+    expect(String(badZone)).toMatch(/time zone "Mars\/Base" is not an IANA time zone; pass one such as UTC or Europe\/Paris/);
+    const badKind = await fx.api.request('POST', `/api/v1/federations/${fed}/schedules`, { kind: 'hourly' }).catch((e: Error) => e);
+    expect(String(badKind)).toMatch(/invalid schedule: .*kinds are now \(rounds\), cron/);
+    const asPartner = await new ApiClient(fx.url, await fx.enroll(fed, 'brand-z')).request('POST', `/api/v1/federations/${fed}/schedules`, { kind: 'now', rounds: 1 }).catch((e: Error) => e);
+    expect(String(asPartner)).toMatch(/needs role operator/);
+    expect(fx.coord.store.listSchedules(fed)).toHaveLength(2);
     expect(list.stdout).toMatch(/failed: 2 round\(s\) now; 0 committed, 2 failed/);
   });
 
