@@ -3,9 +3,11 @@
  */
 import path from 'node:path';
 import { startCoordinator } from '@fedmart/coordinator';
+import { FedmartError } from '@fedmart/shared/errors';
+import { LOG_LEVELS, createLogger, type LogLevel } from '@fedmart/coordinator/logger';
 import { parseFlags, intFlag, progress } from './args.ts';
 
-const USAGE = `fedmart coordinator [--port 7300] [--host 127.0.0.1] [--data-dir ./.fedmart] [--rotate-operator-token] [--ping-timeout S]
+const USAGE = `fedmart coordinator [--port 7300] [--host 127.0.0.1] [--data-dir ./.fedmart] [--rotate-operator-token] [--ping-timeout S] [--log-level info]
 
 Starts the coordinator: REST API under /api/v1, Socket.IO namespace /federation,
 SQLite database and signing key in the data dir (made 0700, its files 0600).
@@ -14,19 +16,25 @@ it is valid; --rotate-operator-token mints a new one and revokes the old one.
 --host 0.0.0.0 binds every interface (put a TLS-terminating proxy in front; see
 the README). --ping-timeout S: how long a silent client counts as connected (default
 20; raise it for vertical federations with large PSI on busy machines, e.g. 300).
+--log-level trace|debug|info|warn|error|fatal|silent (default info): structured JSON
+logs (pino) on stderr with federationId, roundId, phase and partnerId fields.
+Prometheus metrics: GET /metrics with an operator or compliance Bearer token.
+Live events: Socket.IO namespace /events (fedmart federation watch).
 
 Example:
   fedmart coordinator --port 7300 --data-dir ./.fedmart`;
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('coordinator', argv, { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, 'rotate-operator-token': { type: 'boolean' }, 'ping-timeout': { type: 'string' } });
+  const { values } = parseFlags('coordinator', argv, { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, 'rotate-operator-token': { type: 'boolean' }, 'ping-timeout': { type: 'string' }, 'log-level': { type: 'string' } });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
   const port = intFlag('coordinator', values, 'port', 7300, 0, 65535);
+  const level = (values['log-level'] as string | undefined) ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new FedmartError('CONFIG_ERROR', `coordinator: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? '.fedmart');
-  const coord = await startCoordinator({ port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, rotateOperatorToken: values['rotate-operator-token'] === true, pingTimeoutMs: intFlag('coordinator', values, 'ping-timeout', 20, 5, 3600) * 1000 });
+  const coord = await startCoordinator({ port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, logger: createLogger(level as LogLevel), rotateOperatorToken: values['rotate-operator-token'] === true, pingTimeoutMs: intFlag('coordinator', values, 'ping-timeout', 20, 5, 3600) * 1000 });
   if (coord.interruptedRounds.length) progress(`marked ${coord.interruptedRounds.length} interrupted round(s) failed; the last committed models stay current`);
   process.stdout.write(`fedmart coordinator listening on ${coord.url}\n  data dir: ${dataDir}\n  operator token: ${path.join(dataDir, 'operator.token')}\n  health: ${coord.url}/healthz\n`);
   await new Promise<void>((resolve) => {

@@ -13,8 +13,10 @@ import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient } from './api-client.ts';
 import { VerticalSpecSchema, parsePartiesFlag } from '@fedmart/shared/vertical-spec';
 import { formatIssues } from '@fedmart/shared/protocol';
+import { waitForSchedule } from './schedule.ts';
+import { watchFederation } from './watch.ts';
 
-const USAGE = `fedmart federation <create|enroll|rounds|show> [flags]
+const USAGE = `fedmart federation <create|enroll|rounds|show|watch> [flags]
 
 Operator commands against a running coordinator. The operator token is read
 from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
@@ -29,8 +31,10 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
           (vertical rounds: fedmart federation rounds; scoring: fedmart predict --federation)
   enroll  --federation ID --partner NAME [--expires-in SECONDS] [--max-examples N]   → prints the partner's token
           (--max-examples: the most examples this partner is weighted by, as agreed with it)
-  rounds  --federation ID --count R [--wait]                      → schedules R rounds
+  rounds  --federation ID --count R [--wait]                      → schedules R rounds (--wait: exit 1 if any failed)
   show    --federation ID                                         → federation, rounds, models
+  watch   --federation ID [--rounds N] [--json]                   → live events: phases, reports, dropouts, ledger
+          (any token: --token with a partner's enrollment token shows only that partner's events)
 
 Common: --coordinator URL (default http://127.0.0.1:7300), --json
 
@@ -78,7 +82,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
     'local-epochs': { type: 'string' }, 'learning-rate': { type: 'string' }, 'batch-size': { type: 'string' },
     mode: { type: 'string' }, 'label-holder': { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, parties: { type: 'string' }, id: { type: 'string' },
     'id-rule': { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, noise: { type: 'string' }, 'test-fraction': { type: 'string' }, 'round-timeout': { type: 'string' }, seed: { type: 'string' },
-    federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' },
+    federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' }, rounds: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -136,24 +140,12 @@ export async function federationCommand(argv: string[]): Promise<number> {
         out(values, r, `scheduled ${count} round(s) (schedule ${r.scheduleId}); follow them with: fedmart federation show --federation ${fed}`);
         return 0;
       }
-      type Round = { number: number; phase: string; reason: string | null; metrics: Record<string, number> | null };
-      let rounds: Round[] = [];
-      const seen = new Set<number>();
-      for (;;) {
-        rounds = (await api.get<{ rounds: Round[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/rounds`)).rounds.slice(before);
-        for (const x of rounds) {
-          if ((x.phase === 'committed' || x.phase === 'failed') && !seen.has(x.number)) {
-            seen.add(x.number);
-            progress(`round ${x.number} ${x.phase}${x.reason ? ` (${x.reason})` : ''}${x.metrics?.eval_auc !== undefined ? `, validation AUC ${x.metrics.eval_auc.toFixed(4)}` : ''}`);
-          }
-        }
-        const schedule = (await api.get<{ schedules: { id: string; status: string; reason: string | null }[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/schedules`)).schedules.find((s) => s.id === r.scheduleId);
-        if (schedule && schedule.status !== 'pending' && schedule.status !== 'running') {
-          out(values, { scheduleId: r.scheduleId, status: schedule.status, rounds }, `schedule ${schedule.status}${schedule.reason ? `: ${schedule.reason}` : ''}; ${rounds.filter((x) => x.phase === 'committed').length} of ${count} round(s) committed`);
-          return schedule.status === 'done' ? 0 : 1;
-        }
-        await new Promise((res) => setTimeout(res, 500));
-      }
+      return waitForSchedule(api, r.scheduleId, values, before);
+    }
+    case 'watch': {
+      const fed = requireString(cmd, values, 'federation', 'the federation id');
+      const api = await operatorApi(values);
+      return watchFederation(api, fed, { json: values.json === true, ...(values.rounds !== undefined ? { rounds: intFlag(cmd, values, 'rounds', 1, 1, 1_000_000) } : {}) });
     }
     case 'show': {
       const fed = requireString(cmd, values, 'federation', 'the federation id');
@@ -177,7 +169,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new FedmartError('CONFIG_ERROR', `federation: unknown subcommand "${sub}"; choose one of: create, enroll, rounds, show`);
+      throw new FedmartError('CONFIG_ERROR', `federation: unknown subcommand "${sub}"; choose one of: create, enroll, rounds, show, watch`);
   }
 }
 

@@ -16,6 +16,8 @@ Commands:
                   e.g. fedmart coordinator --port 7300 --data-dir ./.fedmart
   federation    operator commands: create a federation, enroll partners, run rounds, show
                   e.g. fedmart federation enroll --federation f_123 --partner brand-a
+  schedule      schedules of rounds: now, cron (time zone), every, until converged; pause/resume/cancel
+                  e.g. fedmart schedule create --federation f_123 --kind cron --cron "0 2 * * *" --timezone Europe/Paris
   schema        infer the agreed data schema from a CSV
                   e.g. fedmart schema infer --csv sample.csv --label y --out schema.json
   partner       run a partner node over local data
@@ -57,6 +59,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   partner: async () => (await import('./partner.ts')).partnerCommand,
   bench: async () => (await import('./bench.ts')).benchCommand,
   federation: async () => (await import('./federation.ts')).federationCommand,
+  schedule: async () => (await import('./schedule.ts')).scheduleCommand,
   schema: async () => (await import('./federation.ts')).schemaCommand,
   privacy: async () => (await import('./privacy.ts')).privacyCommand,
   segments: async () => (await import('./segments.ts')).segmentsCommand,

@@ -89,15 +89,20 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const identity = PartnerIdentity.open(dataDir, accept);
   log(`identity ${identity.fingerprint} (key in ${dataDir})`);
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, data, seed, log, identity,
+    coordinatorUrl: url, token, data, seed, log, identity, trainInWorker: true,
     onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
   });
   const w = await agent.ready;
   if (values.name === undefined) name = w.partnerName;
   log(`joined federation ${w.federationId} as ${w.partnerName}; waiting for rounds (Ctrl-C to leave)`);
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    // A signal stops training at its next yield (within ~100 ms of work): nothing half-trained is sent, nothing half-written stays.
+    const stop = (signal: string) => {
+      log(`${signal}: stopping`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
     agent.socket.on('disconnect', (reason) => {
       if (reason === 'io server disconnect') {
         log('the coordinator closed our connection');

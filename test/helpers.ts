@@ -4,7 +4,7 @@
  * enroll partners through the real REST API; real bank data partitions.
  */
 import { io, type Socket } from 'socket.io-client';
-import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
+import { startCoordinator, type Coordinator, type CoordinatorOptions } from '@fedmart/coordinator';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { startPartnerAgent, type LocalData, type PartnerAgent, type PartnerAgentOptions } from '@fedmart/client-node/agent';
 import { FEDERATION_NAMESPACE, PROTOCOL_VERSION, type FederationConfigInput } from '@fedmart/shared/protocol';
@@ -20,8 +20,8 @@ export interface Fixture extends AsyncDisposable {
   enroll(federationId: string, partner: string): Promise<string>;
 }
 
-export async function startFixture(dataDir: string | null = null): Promise<Fixture> {
-  const coord = await startCoordinator({ port: 0, dataDir });
+export async function startFixture(dataDir: string | null = null, coordOpts: Partial<CoordinatorOptions> = {}): Promise<Fixture> {
+  const coord = await startCoordinator({ port: 0, dataDir, ...coordOpts });
   const api = new ApiClient(coord.url, coord.operatorToken);
   return {
     coord, api, url: coord.url,

@@ -16,6 +16,7 @@ import { decodeFloat32, encodeFloat32 } from '@fedmart/shared/codec';
 import { jointParameterCount, type JointModelSpec } from '@fedmart/shared/task/layout';
 import { runRoundWithDp, type DpReleaseCharge } from './ml/dp-sgd.ts';
 import { tabularTask, type LocalData, type PartnerTask } from './task.ts';
+import type { TrainProgress } from '@fedmart/shared/task/types';
 import { RdpAccountant } from '@fedmart/shared/dp/rdp';
 import { initBackend } from './ml/backend.ts';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
@@ -71,6 +72,10 @@ export interface PartnerAgentOptions {
   onTermsPinned?: (terms: FederationTerms) => void;
   /** Long-term identity and pins (`identity.ts`); default: a fresh in-memory identity (no pins survive a restart). */
   identity?: PartnerIdentity;
+  /** Train the tabular task in a worker thread (worker-trainer.ts): the event loop stays free during any batch, and close() stops training at once. */
+  trainInWorker?: boolean;
+  /** Least time between two `train-progress` reports while training (default 5 s): the coordinator extends its wait on each. */
+  progressEveryMs?: number;
 }
 
 /** This partner's own privacy accounting: what its released updates cost it, per DP level. */
@@ -115,7 +120,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   });
   let seq = 0;
   if (!opts.task && !opts.data) throw new FedmartError('CONFIG_ERROR', 'startPartnerAgent needs either data (the tabular task) or a task');
-  const task: PartnerTask = opts.task ?? tabularTask(opts.data!);
+  const task: PartnerTask = opts.task ?? tabularTask(opts.data!, { worker: opts.trainInWorker === true });
   let spec: JointModelSpec | null = null;
   let trained = 0;
   let work: Promise<void> = Promise.resolve();
@@ -294,6 +299,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   let secRound: SecRound | null = null;
   let ckks: CkksPartner | null = null;
   let closed = false;
+  /** Aborted by close(): training stops at its next yield. */
+  const stopping = new AbortController();
   let reconnectTimer: NodeJS.Timeout | null = null;
 
   function newSecRound(t: SecureTrainInstruction): SecRound {
@@ -444,7 +451,15 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       } else global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
       // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
-      const result = await runRoundWithDp(task.round({ weights: global, config, round: t.round, seed: (opts.seed ?? 0) * 7919 + t.round }), plan, accountants[plan?.level ?? 'record']);
+      // Training yields every ~100 ms (heartbeats, status, signals), stops when the agent closes, and reports progress.
+      let lastProgress = Date.now();
+      const onProgress = (p: TrainProgress) => {
+        if (Date.now() - lastProgress < (opts.progressEveryMs ?? 5000) || !socket.connected) return;
+        lastProgress = Date.now();
+        void send({ type: 'train-progress', roundId: t.roundId, payload: p }).then((ack) => { if (!ack.ok) log(`round ${t.round}: progress report refused: ${ack.error.message}`); });
+      };
+      const result = await runRoundWithDp(task.round({ weights: global, config, round: t.round, seed: (opts.seed ?? 0) * 7919 + t.round, signal: stopping.signal, onProgress }), plan, accountants[plan?.level ?? 'record']);
+      if (stopping.signal.aborted) return; // stopping: nothing is sent or charged
       const delta = result.delta;
       // Partner-level DP bounds each partner's influence by C only if every update weighs 1 in the sum.
       updateWeight = plan?.level === 'partner' ? 1 : task.numExamples;
@@ -470,6 +485,11 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       else log(`round ${t.round}: update refused: ${ack.error.message}`);
     } catch (err) {
       const e = toFedmartError(err);
+      if (stopping.signal.aborted) {
+        log(`round ${t.round}: ${e.message}`);
+        sr?.reject(e);
+        return;
+      }
       log(`round ${t.round}: training failed: ${e.message}`);
       sr?.reject(e);
       await send({ type: 'train-error', roundId: t.roundId, payload: { code: e.code, message: e.message.slice(0, 2000) } });
@@ -489,6 +509,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
 
   const close = async () => {
     closed = true;
+    stopping.abort(); // training in progress ends at its next yield (within ~100 ms of work)
     if (reconnectTimer) clearTimeout(reconnectTimer);
     socket.disconnect();
     await work.catch(() => {});

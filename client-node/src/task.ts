@@ -18,6 +18,7 @@ import type { PartnerTask } from '@fedmart/shared/task/types';
 import type { ModelSpec } from '@fedmart/shared/model';
 import { evaluate } from './ml/trainer.ts';
 import { tabularRoundTraining } from './ml/dp-sgd.ts';
+import { WorkerTrainer } from './ml/worker-trainer.ts';
 
 export type { PartnerTask, RoundTraining, RecordDpOptions, TaskEvaluation, TaskRoundArgs } from '@fedmart/shared/task/types';
 
@@ -39,8 +40,9 @@ export interface LocalData {
  * @param data - encoded local rows with the federation's data schema
  * @returns the task
  */
-export function tabularTask(data: LocalData): PartnerTask {
+export function tabularTask(data: LocalData, opts: { worker?: boolean } = {}): PartnerTask {
   let spec: ModelSpec | null = null;
+  const worker = opts.worker ? new WorkerTrainer({ x: data.trainX, y: data.trainY, n: data.trainN }) : null;
   const need = (): ModelSpec => {
     if (!spec) throw new FedmartError('UNAVAILABLE', 'the tabular task has no model yet (no welcome received)');
     return spec;
@@ -54,9 +56,23 @@ export function tabularTask(data: LocalData): PartnerTask {
         throw new FedmartError('DATA_ERROR', `local data has ${data.d} encoded features but the federation's model expects ${model.inputDim}; use the federation's data schema (--schema) so both sides encode the same columns`);
       }
       spec = model;
+      worker?.warm();
     },
-    round({ weights, config, seed }) {
-      return tabularRoundTraining({ spec: need(), weights, x: data.trainX, y: data.trainY, n: data.trainN, config, seed });
+    round({ weights, config, seed, signal, onProgress }) {
+      if (!worker) return tabularRoundTraining({ spec: need(), weights, x: data.trainX, y: data.trainY, n: data.trainN, config, seed, signal, onProgress });
+      // In the worker thread: the same training code, and stopping terminates it at once.
+      const diff = (w: Float32Array) => w.map((v, i) => v - weights[i]!);
+      const req = { spec: need(), weights, config, seed };
+      return {
+        plain: async () => {
+          const r = await worker.train(req, signal, onProgress);
+          return { delta: diff(r.weights), metrics: { loss: r.loss ?? Number.NaN } };
+        },
+        recordDp: async (dp) => {
+          const r = await worker.train({ ...req, dp: { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, sampleRate: dp.sampleRate } }, signal, onProgress);
+          return { delta: diff(r.weights), q: r.q!, steps: r.steps! };
+        },
+      };
     },
     async evaluate(weights) {
       const r = await evaluate(need(), weights, data.valX, data.valY, data.valN);

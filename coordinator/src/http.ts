@@ -21,6 +21,8 @@ import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-rel
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
 import { DEFAULT_PORTAL_DIR, portalRouter } from './portal.ts';
+import { createScheduleRouter } from './schedule-routes.ts';
+import type { CoordinatorMetrics } from './metrics.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -42,6 +44,8 @@ export interface HttpDeps {
   log?: (msg: string) => void;
   /** The built partner portal served at `/` (default `partner-portal/dist`; null: off). */
   portalDir?: string | null;
+  /** Prometheus metrics served at GET /metrics to operator and compliance tokens (metrics.ts). */
+  metrics?: CoordinatorMetrics;
 }
 
 function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
@@ -195,8 +199,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations/:id/rounds', auth('operator'), (req, res) => {
     const f = store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
-    const { scheduleId, done } = orchestrator.scheduleRounds(f.id, body.count);
-    done.catch((err) => deps.log?.(`schedule ${scheduleId} failed: ${(err as Error).message}`));
+    const { scheduleId } = orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub);
     res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
   });
 
@@ -227,11 +230,6 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     sameFederation(req, param(req, 'id'));
     store.getFederation(param(req, 'id'));
     res.json({ rounds: store.listRounds(param(req, 'id')).map(roundView) });
-  });
-
-  api.get('/federations/:id/schedules', auth('operator', 'compliance'), (req, res) => {
-    store.getFederation(param(req, 'id'));
-    res.json({ schedules: store.listSchedules(param(req, 'id')) });
   });
 
   api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
@@ -276,7 +274,12 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   });
 
   api.use(createComplianceRouter({ store, auth }));
+  api.use(createScheduleRouter({ store, auth, scheduler: orchestrator.scheduler }));
   app.use('/api/v1', api);
+  app.get('/metrics', auth('operator', 'compliance'), async (_req, res) => {
+    if (!deps.metrics) throw new FedmartError('UNAVAILABLE', 'this coordinator does not collect metrics');
+    res.set('content-type', deps.metrics.registry.contentType).send(await deps.metrics.render());
+  });
   app.use(portalRouter(deps.portalDir === undefined ? DEFAULT_PORTAL_DIR : deps.portalDir));
 
   app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));

@@ -23,7 +23,8 @@ import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@f
 import { encodeFloat32 } from '@fedmart/shared/codec';
 import { seededRandom } from '@fedmart/shared/model';
 import type { Store } from './db/store.ts';
-import { recordReleasedSpend, recordRoundSpend, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
+import { projectRoundOverBudget, recordReleasedSpend, recordRoundSpend, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
+import { Scheduler, type ScheduleClock } from './scheduler.ts';
 
 /** How the orchestrator reaches one connected client (implemented by the Socket.IO transport). */
 export interface ClientLink {
@@ -61,6 +62,8 @@ export interface RoundOutcome {
 export interface OrchestratorEvents {
   phase: [{ federationId: string; roundId: string; round: number; phase: string; reason?: string; selected: number; reported: number; evaluated: number; elapsedMs: number }];
   'client-report': [{ federationId: string; roundId: string; round: number; partnerId: string; kind: 'train' | 'evaluate' | 'failed'; reason?: string }];
+  /** A selected partner reported training progress; `deadline` is when the phase now times out. */
+  'client-progress': [{ federationId: string; roundId: string; round: number; partnerId: string; step: number; steps: number; epoch: number; deadline: number }];
   'round-end': [{ federationId: string } & RoundOutcome];
   'client-connected': [{ federationId: string; partnerId: string; partnerName: string; connected: number }];
   'client-disconnected': [{ federationId: string; partnerId: string; partnerName: string; connected: number }];
@@ -75,6 +78,8 @@ interface ActiveRound {
   updates: Map<string, ClientUpdate>;
   evaluations: Map<string, ClientEvaluation>;
   timer: NodeJS.Timeout | null;
+  /** The timed phase, when it began and when it times out (progress reports move the deadline). */
+  timed: { phase: TimedPhase; startedAt: number; deadline: number } | null;
   trainMetrics: Record<string, number>;
   newWeights: Float32Array | null;
   done: (o: RoundOutcome) => void;
@@ -102,7 +107,6 @@ class FederationRunner {
   readonly clients = new Map<string, ClientLink>();
   strategy: Strategy;
   active: ActiveRound | null = null;
-  queue: Promise<unknown> = Promise.resolve();
   /** CKKS key-custody relay (encryption 'ckks' only; created when the key holder is known). */
   custody: CkksCustody | null = null;
   private rand: () => number;
@@ -119,10 +123,34 @@ class FederationRunner {
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly runners = new Map<string, FederationRunner>();
-  private closed = false;
+  /** Schedules of rounds (scheduler.ts); every schedule's rounds run through {@link runRound}. */
+  readonly scheduler: Scheduler;
 
-  constructor(private readonly store: Store) {
+  constructor(private readonly store: Store, opts: { clock?: ScheduleClock } = {}) {
     super();
+    this.scheduler = new Scheduler(store, {
+      runRound: (federationId, o) => this.runRound(federationId, o),
+      hasActiveRound: (federationId) => this.isRoundActive(federationId),
+      projectNextRound: (federationId) => this.projectNextRound(federationId),
+    }, opts.clock);
+  }
+
+  /** Whether a round of the federation is in progress. */
+  isRoundActive(federationId: string): boolean {
+    return this.runners.get(federationId)?.active != null;
+  }
+
+  /**
+   * Would the federation's next round exceed a privacy cap? The same projection
+   * {@link runRound} refuses by, with the local config the round would get; writes nothing.
+   * @returns the reason, or null when the round fits every cap
+   */
+  projectNextRound(federationId: string): string | null {
+    const r = this.runner(federationId);
+    const config = this.store.federationConfig(this.store.getFederation(federationId));
+    const round = this.store.nextRoundNumber(federationId);
+    const localConfig = r.strategy.configureTrain({ round, global: new Float32Array(0), clients: [] }, config.localTrain);
+    return projectRoundOverBudget(this.store, { federationId, round, config: { ...config, localTrain: localConfig } })?.reason ?? null;
   }
 
   private runner(federationId: string): FederationRunner {
@@ -167,32 +195,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * Queue `count` rounds for a federation; they run one after another.
+   * Queue `count` rounds for a federation (a schedule of kind `now`); they run one after another.
    * @returns the schedule id and a promise of all outcomes
    */
-  scheduleRounds(federationId: string, count: number): { scheduleId: string; done: Promise<RoundOutcome[]> } {
-    const r = this.runner(federationId);
-    const schedule = this.store.createSchedule(federationId, count);
-    this.store.audit('coordinator', 'schedule.created', federationId, { scheduleId: schedule.id, rounds: count });
-    const done: Promise<RoundOutcome[]> = r.queue.then(async () => {
-      const outcomes: RoundOutcome[] = [];
-      this.store.updateSchedule(schedule.id, { status: 'running' });
-      let consecutiveFailures = 0;
-      for (let i = 0; i < count; i++) {
-        if (this.closed) break;
-        const outcome = await this.runRound(federationId);
-        outcomes.push(outcome);
-        this.store.updateSchedule(schedule.id, { remaining: count - i - 1 });
-        consecutiveFailures = outcome.phase === 'failed' ? consecutiveFailures + 1 : 0;
-        if (consecutiveFailures >= 3) {
-          this.store.updateSchedule(schedule.id, { status: 'failed', reason: `3 rounds in a row failed; last: ${outcome.reason}` });
-          return outcomes;
-        }
-      }
-      this.store.updateSchedule(schedule.id, { status: this.closed ? 'cancelled' : 'done' });
-      return outcomes;
-    });
-    r.queue = done.catch(() => undefined);
+  scheduleRounds(federationId: string, count: number, actor = 'coordinator'): { scheduleId: string; done: Promise<RoundOutcome[]> } {
+    const { schedule, done } = this.scheduler.create(federationId, { kind: 'now', rounds: count }, actor);
     return { scheduleId: schedule.id, done };
   }
 
@@ -214,14 +221,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /** Run one round now (waits for any round in progress). */
-  runRound(federationId: string): Promise<RoundOutcome> {
+  runRound(federationId: string, opts: { roundId?: string } = {}): Promise<RoundOutcome> {
     const r = this.runner(federationId);
     if (r.active) throw new FedmartError('CONFLICT', `federation ${federationId} already has round ${r.active.state.round} in progress; queue rounds with scheduleRounds`);
     const fed = this.store.getFederation(federationId);
     const config = this.store.federationConfig(fed);
     const base = this.store.currentModelRow(federationId);
     const number = this.store.nextRoundNumber(federationId);
-    const roundId = `r_${randomUUID().slice(0, 12)}`;
+    const roundId = opts.roundId ?? `r_${randomUUID().slice(0, 12)}`;
     let weights: Float32Array;
     try {
       // A CKKS federation's versions ≥ 1 are encrypted aggregates: the coordinator has no plaintext weights to send, but their blob is still checked.
@@ -246,6 +253,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         updates: new Map(),
         evaluations: new Map(),
         timer: null,
+        timed: null,
         trainMetrics: {},
         newWeights: null,
         done: resolve,
@@ -546,6 +554,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.clearTimer(a);
     const t = a.config.timeouts;
     const ms = { selecting: t.selectingMs, training: t.trainingMs, evaluating: t.evaluatingMs, 'advertise-keys': t.advertiseKeysMs, 'share-keys': t.shareKeysMs, 'masked-input': t.maskedInputMs, 'consistency-check': t.consistencyCheckMs, unmasking: t.unmaskingMs }[phase];
+    a.timed = { phase, startedAt: Date.now(), deadline: Date.now() + ms };
+    this.armTimer(r, a, phase, ms);
+  }
+
+  private armTimer(r: FederationRunner, a: ActiveRound, phase: TimedPhase, ms: number): void {
+    if (a.timer) clearTimeout(a.timer);
     a.timer = setTimeout(() => {
       a.timer = null;
       if (r.active === a) this.apply(r, { type: 'timeout', phase });
@@ -553,9 +567,34 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     a.timer.unref?.();
   }
 
+  /**
+   * A selected partner that is still training reports progress: the training
+   * phase (masked-input under SecAgg) waits trainingMs (maskedInputMs) more from now, but never longer than
+   * timeouts.trainingMaxMs (default 10 × trainingMs) after the phase began.
+   * @throws FedmartError CONFLICT when the round is not in progress
+   */
+  acceptTrainProgress(federationId: string, partnerId: string, roundId: string, p: { step: number; steps: number; epoch: number }): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    if (!a.state.selected.includes(partnerId)) throw new FedmartError('CONFLICT', `partner ${partnerId} is not training in round ${a.state.round}; progress reports are for selected partners`);
+    const timed = a.timed;
+    if (timed && (timed.phase === 'training' || timed.phase === 'masked-input') && a.state.phase === timed.phase && !a.state.trained.includes(partnerId)) {
+      const t = a.config.timeouts;
+      const step = timed.phase === 'training' ? t.trainingMs : t.maskedInputMs;
+      const cap = timed.startedAt + (t.trainingMaxMs ?? 10 * t.trainingMs);
+      const deadline = Math.min(cap, Date.now() + step);
+      if (deadline > timed.deadline) {
+        timed.deadline = deadline;
+        this.armTimer(r, a, timed.phase, deadline - Date.now());
+      }
+    }
+    this.emit('client-progress', { federationId, roundId, round: a.state.round, partnerId, ...p, deadline: timed?.deadline ?? 0 });
+  }
+
   private clearTimer(a: ActiveRound): void {
     if (a.timer) clearTimeout(a.timer);
     a.timer = null;
+    a.timed = null;
   }
 
   private aggregate(r: FederationRunner, a: ActiveRound): void {
@@ -716,7 +755,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /** Stop all timers and fail rounds in progress (used on shutdown). */
   close(): void {
-    this.closed = true;
+    this.scheduler.close();
     for (const r of this.runners.values()) {
       if (r.active) this.apply(r, { type: 'abort', reason: 'interrupted: the coordinator is shutting down' });
     }

@@ -429,6 +429,40 @@ export function listPrivacyCaps(store: Store, federationId: string): PrivacyCap[
  * @returns the failed outcome, or null when the round may run
  */
 export function refuseRoundOverBudget(store: Store, r: { federationId: string; roundId: string; round: number; config: FederationConfig }): RoundOutcome | null {
+  const projection = projectRoundOverBudget(store, r);
+  if (projection === null) return null;
+  const { reason, violations, delta, dp, names } = projection;
+  const now = Date.now();
+  store.db.$client.transaction(() => {
+    store.setRoundPhase(r.roundId, 'failed', reason);
+    for (const v of violations) {
+      store.db.insert(t.privacyLedger).values({
+        federationId: r.federationId, partnerId: v.cap.partnerId, roundId: r.roundId, modelVersionId: null, level: v.cap.level, kind: 'refused',
+        epsilon: Number.isFinite(v.projected) ? v.projected : null, delta, sigma: dp?.noiseMultiplier ?? null, q: v.charge?.q ?? null, steps: v.charge?.steps ?? null,
+        clip: dp?.clip ?? null, accountant: null, reason: `${capLabel(v.cap, names.get(v.cap.partnerId ?? ''))}: projected epsilon ${Number.isFinite(v.projected) ? v.projected.toFixed(4) : 'unbounded'}`, createdAt: now,
+      }).run();
+    }
+  }).immediate();
+  store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
+  return { roundId: r.roundId, round: r.round, phase: 'failed', reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+}
+
+/** Why the next round would break a cap (see {@link projectRoundOverBudget}). */
+export interface BudgetProjection {
+  reason: string;
+  violations: { cap: PrivacyCap; projected: number; charge: DpRoundCharge | null }[];
+  delta: number | null;
+  dp: FederationConfig['dp'];
+  names: Map<string, string>;
+}
+
+/**
+ * The projection behind {@link refuseRoundOverBudget}, writing nothing: would a
+ * round with this config bring any capped scope above its cap? Schedules ask
+ * before each round so they stop cleanly instead of having the round refused.
+ * @returns the reason and the caps that would be exceeded, or null when the round fits every cap
+ */
+export function projectRoundOverBudget(store: Store, r: { federationId: string; round: number; config: FederationConfig }): BudgetProjection | null {
   const caps = listPrivacyCaps(store, r.federationId);
   if (caps.length === 0) return null;
   const dp = r.config.dp;
@@ -466,19 +500,7 @@ export function refuseRoundOverBudget(store: Store, r: { federationId: string; r
   const reason = dp
     ? `privacy budget exceeded: round ${r.round} would bring ${first.cap.partnerId === null ? 'the federation' : `partner ${names.get(first.cap.partnerId) ?? first.cap.partnerId}`} to ${first.cap.level}-level epsilon ${first.projected.toFixed(4)} (delta ${delta}), above ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))}${violations.length > 1 ? ` and ${violations.length - 1} more cap(s)` : ''}; the round was refused before any training — a compliance officer may raise the cap`
     : `privacy budget exceeded: ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))} is set but this federation has no differential privacy, so a round would spend unbounded epsilon; refused before any training — configure dp or lift the cap`;
-  const now = Date.now();
-  store.db.$client.transaction(() => {
-    store.setRoundPhase(r.roundId, 'failed', reason);
-    for (const v of violations) {
-      store.db.insert(t.privacyLedger).values({
-        federationId: r.federationId, partnerId: v.cap.partnerId, roundId: r.roundId, modelVersionId: null, level: v.cap.level, kind: 'refused',
-        epsilon: Number.isFinite(v.projected) ? v.projected : null, delta, sigma: dp?.noiseMultiplier ?? null, q: v.charge?.q ?? null, steps: v.charge?.steps ?? null,
-        clip: dp?.clip ?? null, accountant: null, reason: `${capLabel(v.cap, names.get(v.cap.partnerId ?? ''))}: projected epsilon ${Number.isFinite(v.projected) ? v.projected.toFixed(4) : 'unbounded'}`, createdAt: now,
-      }).run();
-    }
-  }).immediate();
-  store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
-  return { roundId: r.roundId, round: r.round, phase: 'failed', reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+  return { reason, violations, delta, dp, names };
 }
 
 // ================================================================ report

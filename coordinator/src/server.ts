@@ -12,6 +12,11 @@ import { MAX_ATTACHMENT_BYTES } from '@fedmart/shared/protocol';
 import { TokenAuthority } from './auth.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { Store } from './db/store.ts';
+import type { ScheduleClock } from './scheduler.ts';
+import type { Logger } from 'pino';
+import { createMetrics } from './metrics.ts';
+import { attachEventStream } from './events.ts';
+import { logOrchestrator } from './logger.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { recordReleasedSpend } from './privacy.ts';
 import { createHttpApp } from './http.ts';
@@ -44,6 +49,10 @@ export interface CoordinatorOptions {
   pingTimeoutMs?: number;
   /** The built partner portal served at `/` (default `partner-portal/dist`; null: no portal). */
   portalDir?: string | null;
+  /** Clock of schedule ticks (tests pass a fake one; default: Node's timers). */
+  scheduleClock?: ScheduleClock;
+  /** Structured log (pino, logger.ts) of rounds, partners and schedules; absent: none. */
+  logger?: Logger;
 }
 
 export interface Coordinator {
@@ -94,15 +103,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
   const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
-  const orchestrator = new Orchestrator(store);
+  const orchestrator = new Orchestrator(store, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
   const verticalRounds = new VerticalRounds(store, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
-  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log, ...(opts.portalDir !== undefined ? { portalDir: opts.portalDir } : {}) });
+  const metrics = createMetrics({ orchestrator, store });
+  if (opts.logger) logOrchestrator(opts.logger, orchestrator);
+  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log, metrics, ...(opts.portalDir !== undefined ? { portalDir: opts.portalDir } : {}) });
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store, authority, orchestrator, log });
   attachVerticalRelay(io, { store, authority, log, rounds: verticalRounds });
+  attachEventStream(io, { store, authority, orchestrator });
+  metrics.attachIo(io);
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
@@ -130,6 +143,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, revocations }, opts.dataDir, opts.rotateOperatorToken === true);
   if (origin !== 'reused') store.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
+  // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
+  orchestrator.scheduler.resumeOpen();
 
   let closing: Promise<void> | null = null;
   const close = () =>

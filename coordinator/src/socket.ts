@@ -148,6 +148,9 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       case 'evaluate-result':
         deps.orchestrator.acceptEvaluation(federationId, partnerId, msg.roundId, msg.payload.numExamples, msg.payload.metrics);
         return;
+      case 'train-progress':
+        deps.orchestrator.acceptTrainProgress(federationId, partnerId, msg.roundId, msg.payload);
+        return;
     }
   }
 

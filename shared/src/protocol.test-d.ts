@@ -6,7 +6,7 @@ import type { ClientEnvelope, ClientMessageType, FederationConfig, ServerToClien
 import type { ErrorCode } from './errors.ts';
 
 // The envelope is a closed union on `type`.
-expectTypeOf<ClientMessageType>().toEqualTypeOf<'hello' | 'train-result' | 'train-error' | 'evaluate-result'>();
+expectTypeOf<ClientMessageType>().toEqualTypeOf<'hello' | 'train-result' | 'train-error' | 'evaluate-result' | 'train-progress'>();
 // A train result carries its round and the float count of the binary attachment.
 expectTypeOf<Extract<ClientEnvelope, { type: 'train-result' }>['roundId']>().toEqualTypeOf<string>();
 expectTypeOf<Extract<ClientEnvelope, { type: 'train-result' }>['payload']['length']>().toEqualTypeOf<number>();

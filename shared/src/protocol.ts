@@ -70,6 +70,12 @@ export const TimeoutsSchema = z.object({
   consistencyCheckMs: z.number().int().min(10).max(86_400_000).default(30_000),
   /** Secure aggregation, stage 4: collecting the shares that remove the masks. */
   unmaskingMs: z.number().int().min(10).max(86_400_000).default(30_000),
+  /**
+   * Longest a training phase may last while selected partners report progress
+   * (`train-progress`): each report moves the deadline to trainingMs (maskedInputMs) from now,
+   * never past this many ms after the phase began. Absent: 10 × trainingMs.
+   */
+  trainingMaxMs: z.number().int().min(10).max(7 * 86_400_000).optional(),
 });
 
 /**
@@ -363,7 +369,15 @@ export const EvaluateResultSchema = z.object({
   payload: z.object({ numExamples: z.number().int().min(0), metrics: MetricsSchema }),
 });
 
-export const ClientEnvelopeSchema = z.discriminatedUnion('type', [HelloSchema, TrainResultSchema, TrainErrorSchema, EvaluateResultSchema]);
+/** A selected partner still training: how far it is (the coordinator extends its wait, within timeouts.trainingMaxMs). */
+export const TrainProgressSchema = z.object({
+  ...base,
+  type: z.literal('train-progress'),
+  roundId: id,
+  payload: z.object({ step: z.number().int().min(0), steps: z.number().int().min(0), epoch: z.number().int().min(0) }),
+});
+
+export const ClientEnvelopeSchema = z.discriminatedUnion('type', [HelloSchema, TrainResultSchema, TrainErrorSchema, EvaluateResultSchema, TrainProgressSchema]);
 export type ClientEnvelope = z.infer<typeof ClientEnvelopeSchema>;
 export type ClientMessageType = ClientEnvelope['type'];
 

@@ -53,7 +53,7 @@ import { perExampleClipFactor, poissonSample } from '@fedmart/shared/dp/sampling
 export { perExampleClipFactor, poissonSample };
 import { initBackend } from './backend.ts';
 import { DEFAULT_OPTIMIZER } from './defaults.ts';
-import { disposeOptimizer, makeOptimizer, trainLocal, type TrainLocalArgs, type TrainLocalResult } from './trainer.ts';
+import { disposeOptimizer, makeOptimizer, trainLocal, trainingCheckpoint, type TrainLocalArgs, type TrainLocalResult } from './trainer.ts';
 
 
 /** Offsets of each layer's weight matrix and bias in the flat parameter vector. */
@@ -257,8 +257,6 @@ export interface DpSgdResult extends TrainLocalResult {
   clipped: number;
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 /**
  * Local training with DP-SGD: ⌈localEpochs/q⌉ steps of Poisson sampling,
  * per-example clipping, Gaussian noise and the same optimizer as
@@ -315,7 +313,7 @@ export async function trainDpSgd(args: TrainLocalArgs & { dp: DpSgdOptions }): P
         off += data.length;
       }
       // Long local training must not starve the node's socket heartbeats.
-      if (step % 16 === 15) await yieldToEventLoop();
+      if (step % 16 === 15) await trainingCheckpoint(args.signal, args.onProgress, { step: step + 1, steps, epoch: 1 + Math.floor((step * config.localEpochs) / steps) });
     }
     if (!params.every(Number.isFinite)) {
       throw new FedmartError('INVALID_UPDATE', `DP-SGD diverged: weights became non-finite after ${steps} steps (learningRate ${config.learningRate}); lower the learning rate`);

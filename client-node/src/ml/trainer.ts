@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FedmartError } from '@fedmart/shared/errors';
 import { parameterCount, parameterShapes, seededRandom, splitWeights, type ModelSpec } from '@fedmart/shared/model';
 import type { LocalTrainConfig } from '@fedmart/shared/strategy/types';
+import type { TrainProgress } from '@fedmart/shared/task/types';
 import { initBackend } from './backend.ts';
 import { DEFAULT_OPTIMIZER, type OptimizerKind } from './defaults.ts';
 import { accuracy, logLoss, rocAuc } from '@fedmart/shared/metrics';
@@ -46,6 +47,10 @@ export interface TrainLocalArgs {
    * epoch starts.
    */
   onEpochWeights?: (epoch: number, weights: Float32Array) => void | Promise<void>;
+  /** Stops training at the next yield (FedmartError UNAVAILABLE). */
+  signal?: AbortSignal | undefined;
+  /** Called at every yield with the steps done and planned. */
+  onProgress?: ((p: TrainProgress) => void) | undefined;
 }
 
 /** Result of {@link trainLocal}. */
@@ -161,6 +166,17 @@ function flatten(spec: ModelSpec, tensors: readonly tf.Tensor[]): Float32Array {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * Hand the event loop a turn (heartbeats, status replies, signals), then stop
+ * if the partner is stopping. Shared by plain training and DP-SGD.
+ * @throws FedmartError UNAVAILABLE when `signal` was aborted
+ */
+export async function trainingCheckpoint(signal: AbortSignal | undefined, onProgress: ((p: TrainProgress) => void) | undefined, p: TrainProgress): Promise<void> {
+  await yieldToEventLoop();
+  if (signal?.aborted) throw new FedmartError('UNAVAILABLE', `local training stopped at step ${p.step} of ${p.steps}: the partner is shutting down; nothing was sent`);
+  onProgress?.(p);
+}
+
 /** Longest stretch of training work between two turns of the event loop. */
 const YIELD_EVERY_MS = 100;
 
@@ -204,6 +220,7 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
   let steps = 0;
   let lastLoss = Number.NaN;
   let lastYield = Date.now();
+  const totalSteps = config.localEpochs * Math.ceil(n / config.batchSize);
   try {
     for (let epoch = 1; epoch <= config.localEpochs; epoch++) {
       permutation(n, rand, order);
@@ -238,7 +255,7 @@ export async function trainLocal(args: TrainLocalArgs): Promise<TrainLocalResult
         // A long epoch must not starve the node's socket heartbeats (Socket.IO drops a
         // client whose pong is ~20 s late): hand the event loop a turn every ~100 ms of work.
         if (Date.now() - lastYield > YIELD_EVERY_MS) {
-          await yieldToEventLoop();
+          await trainingCheckpoint(args.signal, args.onProgress, { step: steps, steps: totalSteps, epoch });
           lastYield = Date.now();
         }
       }

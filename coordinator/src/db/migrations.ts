@@ -177,6 +177,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE enrollments ADD COLUMN identity_key TEXT;
   ALTER TABLE enrollments ADD COLUMN terms_hash TEXT;
   `,
+  // (issue 13, item 1) schedules: kind settings, round counts by outcome, overrun skips, the next tick and the round in flight (resume after a restart)
+  `
+  ALTER TABLE schedules ADD COLUMN spec TEXT;
+  ALTER TABLE schedules ADD COLUMN completed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE schedules ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE schedules ADD COLUMN next_run_at INTEGER;
+  ALTER TABLE schedules ADD COLUMN current_round_id TEXT;
+  ALTER TABLE schedules ADD COLUMN progress TEXT;
+  `,
 ];
 
 /**

@@ -143,14 +143,27 @@ export const privacyCaps = sqliteTable('privacy_caps', {
 export const schedules = sqliteTable('schedules', {
   id: text('id').primaryKey(),
   federationId: text('federation_id').notNull().references(() => federations.id),
-  kind: text('kind', { enum: ['now', 'cron', 'until-converged'] }).notNull(),
-  /** Rounds requested / remaining. */
+  kind: text('kind', { enum: ['now', 'cron', 'every', 'until-converged'] }).notNull(),
+  /** Rounds requested (0 = no limit: cron/every until cancelled) / remaining. */
   requested: integer('requested').notNull(),
   remaining: integer('remaining').notNull(),
-  status: text('status', { enum: ['pending', 'running', 'done', 'failed', 'cancelled'] }).notNull(),
+  status: text('status', { enum: ['pending', 'running', 'paused', 'done', 'failed', 'cancelled'] }).notNull(),
   reason: text('reason'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
+  /** The kind's settings (ScheduleSpec JSON: cron + time zone, interval, convergence rule); null on rows from before issue 13 (kind now). */
+  spec: text('spec'),
+  /** Rounds of this schedule that committed / failed (refused and interrupted rounds count as failed). */
+  completed: integer('completed').notNull().default(0),
+  failed: integer('failed').notNull().default(0),
+  /** Ticks that arrived while a round of the federation was running (skipped, not queued). */
+  skipped: integer('skipped').notNull().default(0),
+  /** When the next tick is due (ms since epoch; cron/every), null otherwise. */
+  nextRunAt: integer('next_run_at'),
+  /** The round this schedule is running, so a restart can count it (it is failed as interrupted). */
+  currentRoundId: text('current_round_id'),
+  /** Until-converged: the metric's best value and rounds without improvement (JSON). */
+  progress: text('progress'),
 });
 
 /** Token ids (`jti`) an operator revoked, or the coordinator retired when rotating its operator token. Append-only. */

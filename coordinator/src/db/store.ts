@@ -228,7 +228,6 @@ export class Store {
     if (open.length === 0) return [];
     const ids = open.map((r) => r.id);
     this.db.update(t.rounds).set({ phase: 'failed', reason: 'interrupted: the coordinator restarted during this round', updatedAt: now(), endedAt: now() }).where(inArray(t.rounds.id, ids)).run();
-    this.db.update(t.schedules).set({ status: 'failed', reason: 'interrupted: the coordinator restarted', updatedAt: now() }).where(inArray(t.schedules.status, ['pending', 'running'])).run();
     return ids;
   }
 
@@ -296,14 +295,25 @@ export class Store {
   }
 
   // ------------------------------------------------------------ schedules
-  createSchedule(federationId: string, requested: number): t.ScheduleRow {
-    const row: t.ScheduleRow = { id: `s_${randomUUID().slice(0, 12)}`, federationId, kind: 'now', requested, remaining: requested, status: 'pending', reason: null, createdAt: now(), updatedAt: now() };
+  createSchedule(federationId: string, s: { kind: t.ScheduleRow['kind']; requested: number; spec: string; nextRunAt: number | null; at: number }): t.ScheduleRow {
+    const row: t.ScheduleRow = { id: `s_${randomUUID().slice(0, 12)}`, federationId, kind: s.kind, requested: s.requested, remaining: s.requested, status: 'pending', reason: null, createdAt: s.at, updatedAt: s.at, spec: s.spec, completed: 0, failed: 0, skipped: 0, nextRunAt: s.nextRunAt, currentRoundId: null, progress: null };
     this.db.insert(t.schedules).values(row).run();
     return row;
   }
 
-  updateSchedule(id: string, fields: Partial<Pick<t.ScheduleRow, 'remaining' | 'status' | 'reason'>>): void {
+  updateSchedule(id: string, fields: Partial<Pick<t.ScheduleRow, 'remaining' | 'status' | 'reason' | 'completed' | 'failed' | 'skipped' | 'nextRunAt' | 'currentRoundId' | 'progress'>>): void {
     this.db.update(t.schedules).set({ ...fields, updatedAt: now() }).where(eq(t.schedules.id, id)).run();
+  }
+
+  getSchedule(id: string): t.ScheduleRow {
+    const row = this.db.select().from(t.schedules).where(eq(t.schedules.id, id)).get();
+    if (!row) throw new FedmartError('NOT_FOUND', `schedule ${id} not found; list them with: fedmart schedule list --federation F`);
+    return row;
+  }
+
+  /** Schedules that still have rounds to run (resumed at start-up). */
+  listOpenSchedules(): t.ScheduleRow[] {
+    return this.db.select().from(t.schedules).where(inArray(t.schedules.status, ['pending', 'running', 'paused'])).orderBy(asc(t.schedules.createdAt)).all();
   }
 
   listSchedules(federationId: string): t.ScheduleRow[] {

@@ -20,6 +20,19 @@ export interface TaskRoundArgs {
   round: number;
   /** Seed for local shuffling and sampling (non-secret). */
   seed: number;
+  /** Aborted when the partner stops (SIGTERM, close): training ends at its next yield with FedmartError UNAVAILABLE, writing nothing. */
+  signal?: AbortSignal;
+  /** Called as training advances (at most every few hundred ms), so the agent can tell the coordinator it is still working. */
+  onProgress?: (p: TrainProgress) => void;
+}
+
+/** How far one round's local training is. */
+export interface TrainProgress {
+  /** Optimizer steps done / planned this round. */
+  step: number;
+  steps: number;
+  /** 1-based epoch in progress. */
+  epoch: number;
 }
 
 /** Record-level DP asked of a task: DP-SGD over its own examples (Abadi et al. 2016). */

@@ -1,0 +1,400 @@
+/**
+ * Schedules of training rounds (issue 13, item 1). Kinds `now`, `cron`
+ * (croner, in an IANA time zone), `every` and `until-converged`; see
+ * `@fedmart/shared/protocol-schedule` for what each means.
+ *
+ * - Every round a schedule starts goes through one queue per federation, so
+ *   rounds never overlap. A cron/every tick that arrives while a round of the
+ *   federation runs (or is queued) is skipped: counted, audited
+ *   (`schedule.tick-skipped`) and emitted, never queued (no pile-up).
+ * - Until-converged asks the privacy projection before each round
+ *   (`projectNextRound`, the same projection that refuses an over-budget
+ *   round) and stops with the reason instead of starting a round that a cap
+ *   would refuse — so it never overspends and never ends `failed` for budget.
+ * - Everything is persisted in `schedules`: status, counts, the next tick, the
+ *   round in flight. At start-up {@link Scheduler.resumeOpen} counts a round
+ *   that the restart interrupted (failed as today) and carries on; a cron/every
+ *   tick missed while the coordinator was down runs once at start-up.
+ * - A finished schedule is `failed` when none of its rounds committed and at
+ *   least one failed, `done` otherwise (its reason says how many failed);
+ *   `now`/`until-converged` stop `failed` after 3 failed rounds in a row.
+ * - Pause stops future rounds (a round in progress finishes); resume plans
+ *   the next tick from now; cancel ends the schedule (the round in progress finishes).
+ *
+ * The clock is injected ({@link ScheduleClock}) so tests drive ticks with a fake clock.
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { Cron } from 'croner';
+import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
+import { ScheduleSpecSchema, isScheduleFinished, type ScheduleSpec, type ScheduleStatus, type ScheduleView } from '@fedmart/shared/protocol-schedule';
+import { formatIssues } from '@fedmart/shared/protocol';
+import type { Store } from './db/store.ts';
+import type { ScheduleRow } from './db/schema.ts';
+import type { RoundOutcome } from './orchestrator.ts';
+
+/** Time source and timers of schedules (real by default; a fake one in tests). */
+export interface ScheduleClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node's timers (unref'd, so a pending tick never keeps the process alive). */
+export const systemClock: ScheduleClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** What the scheduler needs from the orchestrator. */
+export interface RoundRunner {
+  runRound(federationId: string, opts: { roundId: string }): Promise<RoundOutcome>;
+  /** Whether a round of the federation is in progress (started outside the scheduler too). */
+  hasActiveRound(federationId: string): boolean;
+  /** Why the federation's next round would exceed a privacy cap, or null when it fits. */
+  projectNextRound(federationId: string): string | null;
+}
+
+export interface SchedulerEvents {
+  schedule: [ScheduleView];
+  'tick-skipped': [{ federationId: string; scheduleId: string; scheduledFor: string; reason: string }];
+}
+
+/** setTimeout's longest delay; a later tick is re-planned when this fires. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+const MAX_CONSECUTIVE_FAILURES = 3;
+
+interface Progress { best?: number; stale?: number; consecutiveFailures?: number }
+
+/**
+ * Parse and check a schedule's settings (cron syntax, time zone).
+ * @throws FedmartError BAD_REQUEST naming the problem
+ */
+export function parseScheduleSpec(input: unknown): ScheduleSpec {
+  const r = ScheduleSpecSchema.safeParse(input ?? {});
+  if (!r.success) throw new FedmartError('BAD_REQUEST', `invalid schedule: ${formatIssues(r.error.issues)}; kinds are now (rounds), cron (cron, timezone, maxRounds), every (everySeconds, maxRounds), until-converged (maxRounds, metric, goal, tolerance, patience)`);
+  const spec = r.data;
+  if (spec.kind === 'cron') {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: spec.timezone });
+    } catch {
+      throw new FedmartError('BAD_REQUEST', `invalid schedule: time zone "${spec.timezone}" is not an IANA time zone; pass one such as UTC or Europe/Paris`);
+    }
+    try {
+      if (cronOf(spec).nextRun() === null) throw new Error('it never fires');
+    } catch (err) {
+      throw new FedmartError('BAD_REQUEST', `invalid schedule: cron "${spec.cron}": ${(err as Error).message.replace(/^CronPattern: /, '')}; use 5 fields (minute hour day month weekday) or 6 with seconds first`);
+    }
+  }
+  return spec;
+}
+
+function cronOf(spec: Extract<ScheduleSpec, { kind: 'cron' }>): Cron {
+  return new Cron(spec.cron, { timezone: spec.timezone, paused: true });
+}
+
+function maxRoundsOf(spec: ScheduleSpec): number {
+  return spec.kind === 'now' ? spec.rounds : (spec.maxRounds ?? 0);
+}
+
+/** The REST view of a schedule row. */
+export function scheduleView(row: ScheduleRow): ScheduleView {
+  const spec: ScheduleSpec = row.spec ? (JSON.parse(row.spec) as ScheduleSpec) : { kind: 'now', rounds: row.requested };
+  return {
+    id: row.id, federationId: row.federationId, kind: spec.kind, spec, status: row.status, reason: row.reason,
+    maxRounds: row.requested === 0 ? null : row.requested, completed: row.completed, failed: row.failed, skipped: row.skipped,
+    nextRunAt: row.nextRunAt === null ? null : new Date(row.nextRunAt).toISOString(),
+    progress: row.progress ? (JSON.parse(row.progress) as Progress) : null,
+    createdAt: new Date(row.createdAt).toISOString(), updatedAt: new Date(row.updatedAt).toISOString(),
+  };
+}
+
+export class Scheduler extends EventEmitter<SchedulerEvents> {
+  private readonly timers = new Map<string, unknown>();
+  /** In-process waiters of a schedule's outcomes (`Orchestrator.scheduleRounds`). */
+  private readonly waiters = new Map<string, { outcomes: RoundOutcome[]; resolve: (o: RoundOutcome[]) => void }>();
+  /** Per federation: the tail of its round queue and how many jobs hold or wait for it. */
+  private readonly queues = new Map<string, { tail: Promise<void>; holders: number }>();
+  /** now/until-converged schedules whose loop is running. */
+  private readonly loops = new Set<string>();
+  private closed = false;
+
+  constructor(private readonly store: Store, private readonly runner: RoundRunner, private readonly clock: ScheduleClock = systemClock) {
+    super();
+  }
+
+  /**
+   * Create a schedule and start it.
+   * @param actor - who asked (audited)
+   * @returns the stored row and a promise of the outcomes of the rounds it runs in this process
+   */
+  create(federationId: string, input: unknown, actor: string): { schedule: ScheduleView; done: Promise<RoundOutcome[]> } {
+    const fed = this.store.getFederation(federationId);
+    if (fed.status !== 'active') throw new FedmartError('CONFLICT', `federation ${federationId} is ${fed.status}; schedules need an active federation`);
+    const spec = parseScheduleSpec(input);
+    const at = this.clock.now();
+    const row = this.store.createSchedule(federationId, { kind: spec.kind, requested: maxRoundsOf(spec), spec: JSON.stringify(spec), nextRunAt: this.nextTick(spec, at, at), at });
+    this.store.audit(actor, 'schedule.created', row.id, { federationId, ...spec });
+    const done = new Promise<RoundOutcome[]>((resolve) => this.waiters.set(row.id, { outcomes: [], resolve }));
+    this.emitView(row.id);
+    this.activate(row.id);
+    return { schedule: scheduleView(this.store.getSchedule(row.id)), done };
+  }
+
+  get(id: string): ScheduleView {
+    return scheduleView(this.store.getSchedule(id));
+  }
+
+  list(federationId: string): ScheduleView[] {
+    return this.store.listSchedules(federationId).map(scheduleView);
+  }
+
+  pause(id: string, actor: string): ScheduleView {
+    const row = this.store.getSchedule(id);
+    if (row.status === 'paused') return scheduleView(row);
+    if (isScheduleFinished(row.status)) throw new FedmartError('CONFLICT', `schedule ${id} is ${row.status}; only a pending or running schedule can be paused`);
+    this.clearTimer(id);
+    this.store.updateSchedule(id, { status: 'paused', nextRunAt: null });
+    this.store.audit(actor, 'schedule.paused', id, { federationId: row.federationId });
+    return this.emitView(id);
+  }
+
+  resume(id: string, actor: string): ScheduleView {
+    const row = this.store.getSchedule(id);
+    if (row.status !== 'paused') throw new FedmartError('CONFLICT', `schedule ${id} is ${row.status}, not paused; only a paused schedule can be resumed`);
+    const spec = scheduleView(row).spec;
+    const at = this.clock.now();
+    this.store.updateSchedule(id, { status: row.completed + row.failed > 0 ? 'running' : 'pending', nextRunAt: this.nextTick(spec, at, at) });
+    this.store.audit(actor, 'schedule.resumed', id, { federationId: row.federationId });
+    this.activate(id);
+    return this.emitView(id);
+  }
+
+  cancel(id: string, actor: string): ScheduleView {
+    const row = this.store.getSchedule(id);
+    if (isScheduleFinished(row.status)) throw new FedmartError('CONFLICT', `schedule ${id} is already ${row.status}`);
+    this.finish(id, 'cancelled', `cancelled by ${actor}`);
+    this.store.audit(actor, 'schedule.cancelled', id, { federationId: row.federationId });
+    return scheduleView(this.store.getSchedule(id));
+  }
+
+  /**
+   * At start-up: carry on every schedule that was pending, running or paused.
+   * A round it was running when the coordinator stopped was failed as interrupted and counts as failed.
+   */
+  resumeOpen(): void {
+    for (const row of this.store.listOpenSchedules()) {
+      if (row.currentRoundId !== null) {
+        const phase = this.roundPhase(row.currentRoundId);
+        const committed = phase === 'committed';
+        this.store.updateSchedule(row.id, { currentRoundId: null, ...(committed ? { completed: row.completed + 1 } : { failed: row.failed + 1 }), ...(row.requested > 0 ? { remaining: Math.max(0, row.remaining - 1) } : {}) });
+      }
+      this.store.audit('coordinator', 'schedule.resumed-after-restart', row.id, { federationId: row.federationId, status: row.status });
+      this.activate(row.id);
+    }
+  }
+
+  /** Stop timers; open schedules stay open in the database (a restart resumes them). */
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.timers.keys()]) this.clearTimer(id);
+    for (const [id, w] of this.waiters) {
+      w.resolve(w.outcomes);
+      this.waiters.delete(id);
+    }
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private roundPhase(roundId: string): string | null {
+    try {
+      return this.store.getRound(roundId).phase;
+    } catch {
+      return null;
+    }
+  }
+
+  /** First tick at or after `from` (cron/every), null for the other kinds. */
+  private nextTick(spec: ScheduleSpec, from: number, createdAt: number): number | null {
+    if (spec.kind === 'cron') return cronOf(spec).nextRun(new Date(from))?.getTime() ?? null;
+    if (spec.kind === 'every') {
+      const period = spec.everySeconds * 1000;
+      return createdAt + (Math.floor((from - createdAt) / period) + 1) * period;
+    }
+    return null;
+  }
+
+  private activate(id: string): void {
+    if (this.closed) return;
+    const row = this.store.getSchedule(id);
+    if (row.status === 'paused' || isScheduleFinished(row.status)) return;
+    if (row.requested > 0 && row.remaining === 0) return this.finish(id);
+    if (row.kind === 'cron' || row.kind === 'every') this.planTimer(id);
+    else void this.runLoop(id);
+  }
+
+  private planTimer(id: string): void {
+    this.clearTimer(id);
+    const row = this.store.getSchedule(id);
+    if (row.nextRunAt === null) return this.finish(id, undefined, 'the cron expression has no further ticks');
+    const delay = Math.min(MAX_DELAY_MS, Math.max(0, row.nextRunAt - this.clock.now()));
+    this.timers.set(id, this.clock.setTimeout(() => {
+      this.timers.delete(id);
+      this.onTick(id);
+    }, delay));
+  }
+
+  private clearTimer(id: string): void {
+    const h = this.timers.get(id);
+    if (h !== undefined) this.clock.clearTimeout(h);
+    this.timers.delete(id);
+  }
+
+  private onTick(id: string): void {
+    if (this.closed) return;
+    const row = this.store.getSchedule(id);
+    if (row.status === 'paused' || isScheduleFinished(row.status) || row.nextRunAt === null) return;
+    const now = this.clock.now();
+    if (now < row.nextRunAt) return this.planTimer(id); // a long delay was split
+    const spec = scheduleView(row).spec;
+    const due = row.nextRunAt;
+    // Plan the following tick first, so a tick can arrive while this round runs.
+    this.store.updateSchedule(id, { nextRunAt: this.nextTick(spec, now, row.createdAt) });
+    this.planTimer(id);
+    const q = this.queues.get(row.federationId);
+    if ((q && q.holders > 0) || this.runner.hasActiveRound(row.federationId)) {
+      const reason = 'a round of this federation was still running; the tick was skipped';
+      this.store.updateSchedule(id, { skipped: row.skipped + 1 });
+      this.store.audit('coordinator', 'schedule.tick-skipped', id, { federationId: row.federationId, scheduledFor: new Date(due).toISOString(), reason });
+      this.emit('tick-skipped', { federationId: row.federationId, scheduleId: id, scheduledFor: new Date(due).toISOString(), reason });
+      this.emitView(id);
+      return;
+    }
+    void this.exclusive(row.federationId, async () => {
+      if (!this.isLive(id)) return;
+      await this.runOne(id);
+      const after = this.store.getSchedule(id);
+      if (after.requested > 0 && after.remaining === 0) this.finish(id);
+    });
+  }
+
+  /** now / until-converged: rounds back to back while the schedule is live. */
+  private async runLoop(id: string): Promise<void> {
+    if (this.loops.has(id)) return;
+    this.loops.add(id);
+    const fed = this.store.getSchedule(id).federationId;
+    try {
+      await this.exclusive(fed, async () => {
+        for (;;) {
+          if (!this.isLive(id)) return;
+          const row = this.store.getSchedule(id);
+          const spec = scheduleView(row).spec;
+          if (row.requested > 0 && row.remaining === 0) return this.finish(id, undefined, spec.kind === 'until-converged' ? `reached the maximum of ${row.requested} round(s) before converging` : undefined);
+          const progress: Progress = row.progress ? JSON.parse(row.progress) : {};
+          if ((progress.consecutiveFailures ?? 0) >= MAX_CONSECUTIVE_FAILURES) return this.finish(id, 'failed', `${MAX_CONSECUTIVE_FAILURES} rounds in a row failed; last: ${this.lastFailure(id)}`);
+          if (spec.kind === 'until-converged') {
+            if ((progress.stale ?? 0) >= spec.patience) return this.finish(id, 'done', `converged: ${spec.metric} improved by less than ${spec.tolerance} for ${spec.patience} round(s) in a row (best ${progress.best})`);
+            const overBudget = this.runner.projectNextRound(fed);
+            if (overBudget !== null) return this.finish(id, 'done', `stopped before the next round: ${overBudget.replace(/; the round was refused before any training.*$/, '')}`);
+          }
+          await this.runOne(id);
+        }
+      });
+    } finally {
+      this.loops.delete(id);
+    }
+  }
+
+  private lastOutcome = new Map<string, RoundOutcome>();
+  private lastFailure(id: string): string {
+    return this.lastOutcome.get(id)?.reason ?? 'see the rounds';
+  }
+
+  private isLive(id: string): boolean {
+    if (this.closed) return false;
+    const s = this.store.getSchedule(id).status;
+    return s === 'pending' || s === 'running';
+  }
+
+  /** Run one round for the schedule and record its outcome. */
+  private async runOne(id: string): Promise<void> {
+    const row = this.store.getSchedule(id);
+    const roundId = `r_${randomUUID().slice(0, 12)}`;
+    this.store.updateSchedule(id, { status: row.status === 'pending' ? 'running' : row.status, currentRoundId: roundId });
+    this.emitView(id);
+    let outcome: RoundOutcome;
+    try {
+      outcome = await this.runner.runRound(row.federationId, { roundId });
+    } catch (err) {
+      outcome = { roundId, round: 0, phase: 'failed', reason: `the round could not start: ${toFedmartError(err).message}`, metrics: {}, participants: [], failures: {}, seconds: 0 };
+    }
+    if (this.closed) return; // the coordinator is stopping: the round was interrupted, resumeOpen counts it
+    this.lastOutcome.set(id, outcome);
+    this.waiters.get(id)?.outcomes.push(outcome);
+    const now = this.store.getSchedule(id);
+    const spec = scheduleView(now).spec;
+    const progress: Progress = now.progress ? JSON.parse(now.progress) : {};
+    const ok = outcome.phase === 'committed';
+    progress.consecutiveFailures = ok ? 0 : (progress.consecutiveFailures ?? 0) + 1;
+    if (ok && spec.kind === 'until-converged') {
+      const v = outcome.metrics[spec.metric];
+      if (v === undefined || !Number.isFinite(v)) {
+        progress.stale = (progress.stale ?? 0) + 1; // no value: no progress
+      } else if (progress.best === undefined) {
+        progress.best = v;
+        progress.stale = 0;
+      } else {
+        const gain = spec.goal === 'min' ? progress.best - v : v - progress.best;
+        if (gain >= spec.tolerance) progress.stale = 0;
+        else progress.stale = (progress.stale ?? 0) + 1;
+        if (gain > 0) progress.best = v;
+      }
+    }
+    this.store.updateSchedule(id, {
+      currentRoundId: null, progress: JSON.stringify(progress),
+      ...(ok ? { completed: now.completed + 1 } : { failed: now.failed + 1 }),
+      ...(now.requested > 0 ? { remaining: Math.max(0, now.remaining - 1) } : {}),
+    });
+    this.emitView(id);
+  }
+
+  /**
+   * End a schedule. Without an explicit status: `failed` when no round committed and one failed, else `done`.
+   */
+  private finish(id: string, status?: ScheduleStatus, reason?: string): void {
+    const row = this.store.getSchedule(id);
+    if (isScheduleFinished(row.status)) return;
+    this.clearTimer(id);
+    const final: ScheduleStatus = status === 'cancelled' || status === 'failed' ? status : row.completed === 0 && row.failed > 0 ? 'failed' : 'done';
+    const failedNote = row.failed > 0 ? `${row.failed} of ${row.completed + row.failed} round(s) failed${final === 'failed' && status !== 'failed' ? `; last: ${this.lastFailure(id)}` : ''}` : null;
+    const why = [reason, failedNote].filter(Boolean).join('; ') || null;
+    this.store.updateSchedule(id, { status: final, reason: why, nextRunAt: null, ...(final === 'cancelled' ? {} : { remaining: 0 }) });
+    this.store.audit('coordinator', 'schedule.ended', id, { federationId: row.federationId, status: final, completed: row.completed, failed: row.failed, skipped: row.skipped, ...(why ? { reason: why } : {}) });
+    const w = this.waiters.get(id);
+    if (w) {
+      this.waiters.delete(id);
+      w.resolve(w.outcomes);
+    }
+    this.emitView(id);
+  }
+
+  private emitView(id: string): ScheduleView {
+    const v = scheduleView(this.store.getSchedule(id));
+    this.emit('schedule', v);
+    return v;
+  }
+
+  /** Run `fn` after every earlier job of the federation (one round at a time). */
+  private exclusive(federationId: string, fn: () => Promise<void>): Promise<void> {
+    let q = this.queues.get(federationId);
+    if (!q) this.queues.set(federationId, (q = { tail: Promise.resolve(), holders: 0 }));
+    const queue = q;
+    queue.holders++;
+    const run = queue.tail.then(fn).finally(() => {
+      queue.holders--;
+    });
+    queue.tail = run.catch(() => undefined);
+    return run;
+  }
+}
