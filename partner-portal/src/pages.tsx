@@ -5,6 +5,9 @@ import type { Session } from './session.ts';
 import { LineChart, type Series } from './chart.tsx';
 import { fmtEpsilon, fmtMetric, fmtSeconds, fmtTime } from './format.ts';
 import { useLoad } from './hooks.ts';
+import type { LiveEvent } from './events.ts';
+
+const forFederation = (id: string, types: string[]) => (e: LiveEvent) => e.federationId === id && types.includes(e.type);
 import { Terms } from './terms.tsx';
 import { CreateFederation } from './create.tsx';
 import { ActionButton, CopyField, ErrorBox, Section, download } from './ui.tsx';
@@ -70,8 +73,8 @@ function RoundsTable(props: { rounds: RoundView[] }) {
 /** The operator's view of one federation: who is connected, rounds live, metrics, enrollments. */
 export function OperatorFederation(props: { api: Api; id: string }) {
   const { api, id } = props;
-  const detail = useLoad(() => api.get<FederationDetail>(`/federations/${id}`), [id], LIVE_MS * 2);
-  const rounds = useLoad(() => api.get<{ rounds: RoundView[] }>(`/federations/${id}/rounds`), [id], LIVE_MS);
+  const detail = useLoad(() => api.get<FederationDetail>(`/federations/${id}`), [id], LIVE_MS * 2, forFederation(id, ['connected', 'disconnected']));
+  const rounds = useLoad(() => api.get<{ rounds: RoundView[] }>(`/federations/${id}/rounds`), [id], LIVE_MS, forFederation(id, ['phase', 'round-end']));
   const enrollments = useLoad(() => api.get<{ enrollments: EnrollmentView[] }>(`/federations/${id}/enrollments`), [id], LIVE_MS * 5);
   const [count, setCount] = useState('5');
   const [partner, setPartner] = useState('');
@@ -205,7 +208,7 @@ function epsilonSeries(totals: BudgetTotal[], history: LedgerEntry[]): { x: numb
 /** The compliance officer's view: ε over rounds against caps, caps, refusals, the report. */
 export function CompliancePrivacy(props: { api: Api; id: string }) {
   const { api, id } = props;
-  const report = useLoad(() => api.get<PrivacyReport>(`/federations/${id}/privacy`), [id], LIVE_MS);
+  const report = useLoad(() => api.get<PrivacyReport>(`/federations/${id}/privacy`), [id], LIVE_MS, forFederation(id, ['ledger', 'round-end']));
   const [level, setLevel] = useState<'record' | 'partner'>('record');
   const [partnerId, setPartnerId] = useState('');
   const [eps, setEps] = useState('');
@@ -272,11 +275,11 @@ export function PartnerFederation(props: { api: Api; session: Session }) {
     const recent = rounds.slice(-20);
     const mine = await Promise.all(recent.map((r) => api.get<{ participants: ParticipantView[] }>(`/rounds/${r.id}`).then((x) => x.participants.find((p) => p.partnerId === me) ?? null)));
     return { rounds: recent, mine };
-  }, [id], LIVE_MS * 2);
+  }, [id], LIVE_MS * 2, forFederation(id, ['phase', 'round-end', 'report', 'refusal', 'dropout']));
   const budget = useLoad(() => api.get<{ totals: BudgetTotal[]; history: LedgerEntry[] }>(`/federations/${id}/privacy/partners/${encodeURIComponent(me)}`).catch((e: Error & { status?: number }) => {
     if ((e as { status?: number }).status === 404) return { totals: [], history: [] };
     throw e;
-  }), [id], LIVE_MS);
+  }), [id], LIVE_MS, forFederation(id, ['ledger', 'round-end']));
   const chart = budget.data ? epsilonSeries(budget.data.totals, budget.data.history) : null;
   const local = rounds.data ? { x: rounds.data.rounds.map((r) => r.number), series: [
     { label: 'global (aggregated) AUC', values: rounds.data.rounds.map((r) => r.metrics?.eval_auc ?? null) },
