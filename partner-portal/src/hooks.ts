@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { eventsConnected, onEvent, onEventsStatus, type LiveEvent } from './events.ts';
 
 export interface Loaded<T> {
   data: T | null;
@@ -11,7 +12,7 @@ export interface Loaded<T> {
  * Load with `fn` and reload every `everyMs` (0: once). Keeps the last good
  * data while a reload is in flight, shows the error in words when one fails.
  */
-export function useLoad<T>(fn: () => Promise<T>, deps: unknown[], everyMs = 0): Loaded<T> {
+export function useLoad<T>(fn: () => Promise<T>, deps: unknown[], everyMs = 0, live?: (e: LiveEvent) => boolean): Loaded<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
@@ -23,13 +24,24 @@ export function useLoad<T>(fn: () => Promise<T>, deps: unknown[], everyMs = 0): 
       (e: Error) => { if (mine === seq.current) { setError(e.message); setLoading(false); } },
     );
   }, deps);
+  const [streaming, setStreaming] = useState(eventsConnected());
+  useEffect(() => onEventsStatus(setStreaming), []);
   useEffect(() => {
     setLoading(true);
     run();
     if (everyMs <= 0) return;
-    const t = setInterval(run, everyMs);
+    // With the live stream up, events trigger the reloads and the poll only backs it up.
+    const t = setInterval(run, live && streaming ? Math.max(everyMs, 10_000) : everyMs);
     return () => clearInterval(t);
-  }, [run, everyMs]);
+  }, [run, everyMs, streaming]);
+  useEffect(() => {
+    if (!live) return;
+    let pending: ReturnType<typeof setTimeout> | null = null;
+    return onEvent((e) => {
+      if (!live(e) || pending !== null) return;
+      pending = setTimeout(() => { pending = null; run(); }, 50); // coalesce a burst of events into one reload
+    });
+  }, [run]);
   return { data, error, loading, reload: run };
 }
 

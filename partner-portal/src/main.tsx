@@ -14,6 +14,8 @@ import { useRoute } from './hooks.ts';
 import { CompliancePrivacy, FederationList, OperatorFederation, PartnerFederation } from './pages.tsx';
 import { endSession, loadSession, startSession, type Session } from './session.ts';
 import { ErrorBox } from './ui.tsx';
+import { closeEvents, onEventsStatus, openEvents, eventsConnected } from './events.ts';
+import { useEffect } from 'preact/hooks';
 
 const ROLE_TITLE = { operator: 'Operator', compliance: 'Compliance officer', partner: 'Partner (brand)' } as const;
 
@@ -44,6 +46,13 @@ function App() {
   const [session, setSession] = useState<Session | null>(typeof initial === 'object' ? initial : null);
   const [signInError, setSignInError] = useState<string | null>(typeof initial === 'string' ? initial : null);
   const route = useRoute();
+  const [live, setLive] = useState(eventsConnected());
+  useEffect(() => onEventsStatus(setLive), []);
+  useEffect(() => {
+    if (!session) return;
+    openEvents(session.token);
+    return closeEvents;
+  }, [session]);
   const api = useMemo(() => (session ? createApi(session.token, (msg) => {
     endSession();
     setSession(null);
@@ -65,8 +74,9 @@ function App() {
       <header>
         <a href="#/" class="brand">fedmart</a>
         <span class="who" data-testid="who">{ROLE_TITLE[role]}: {session.claims.sub}</span>
+        <span class="live" data-testid="live" title={live ? 'live: views update as the coordinator reports' : 'the live stream is down: views refresh every few seconds'}>{live ? '● live' : '○ polling'}</span>
         <span class="tz">times in {viewerTimeZone}</span>
-        <button type="button" onClick={() => { endSession(); setSession(null); }}>Sign out</button>
+        <button type="button" onClick={() => { endSession(); closeEvents(); setSession(null); }}>Sign out</button>
       </header>
       <main>
         {fedId !== undefined && role !== 'partner' ? <nav aria-label="breadcrumb"><a href="#/">All federations</a></nav> : null}

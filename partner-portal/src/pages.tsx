@@ -1,10 +1,13 @@
 import { useState } from 'preact/hooks';
-import type { BudgetTotal, EnrollmentView, FederationDetail, FederationView, LedgerEntry, ParticipantView, PrivacyReport, RoundView } from '@fedmart/shared/api-views';
+import type { BudgetTotal, EnrollmentView, FederationDetail, FederationView, LedgerEntry, ModelVersionView, ParticipantView, PrivacyReport, RoundView } from '@fedmart/shared/api-views';
 import type { Api } from './api.ts';
 import type { Session } from './session.ts';
 import { LineChart, type Series } from './chart.tsx';
 import { fmtEpsilon, fmtMetric, fmtSeconds, fmtTime } from './format.ts';
 import { useLoad } from './hooks.ts';
+import type { LiveEvent } from './events.ts';
+
+const forFederation = (id: string, types: string[]) => (e: LiveEvent) => e.federationId === id && types.includes(e.type);
 import { Terms } from './terms.tsx';
 import { CreateFederation } from './create.tsx';
 import { ActionButton, CopyField, ErrorBox, Section, download } from './ui.tsx';
@@ -45,33 +48,72 @@ function metricSeries(rounds: RoundView[], names: string[]): { x: number[]; seri
   return { x: done.map((r) => r.number), series: names.map((n) => ({ label: n, values: done.map((r) => r.metrics?.[n] ?? null) })) };
 }
 
-function RoundsTable(props: { rounds: RoundView[] }) {
+/** Who was selected in a round, who reported, who dropped out and why (the round's log). */
+function RoundDetail(props: { api: Api; round: RoundView }) {
+  const { api, round } = props;
+  const d = useLoad(() => api.get<{ participants: ParticipantView[] }>(`/rounds/${round.id}`), [round.id, round.phase]);
+  return (
+    <tr class="detail"><td colSpan={7}>
+      <ErrorBox error={d.error} />
+      {d.data ? (
+        d.data.participants.length === 0 ? <p class="muted">No partner was selected{round.reason ? `: ${round.reason}` : ''}.</p> : (
+          <table data-testid="round-participants">
+            <thead><tr><th scope="col">Partner</th><th scope="col">Status</th><th scope="col">Examples</th><th scope="col">Local AUC</th><th scope="col">Reason</th></tr></thead>
+            <tbody>{d.data.participants.map((p) => <tr key={p.partnerId}><td>{p.partnerId}</td><td>{p.status}</td><td>{p.numExamples?.toLocaleString() ?? '—'}</td><td>{fmtMetric('auc', p.evalMetrics?.auc)}</td><td>{p.reason ?? ''}</td></tr>)}</tbody>
+          </table>
+        )
+      ) : null}
+    </td></tr>
+  );
+}
+
+function RoundsTable(props: { rounds: RoundView[]; api?: Api }) {
   const rows = [...props.rounds].reverse().slice(0, 50);
+  const [open, setOpen] = useState<string | null>(null);
   return (
     <table data-testid="rounds-table">
       <thead><tr><th scope="col">Round</th><th scope="col">Phase</th><th scope="col">Validation AUC</th><th scope="col">Validation loss</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Reason</th></tr></thead>
       <tbody>
-        {rows.map((r) => (
+        {rows.flatMap((r) => [
           <tr key={r.id} class={`phase-${r.phase}`}>
-            <td>{r.number}</td>
+            <td>{props.api ? <button type="button" class="link" aria-expanded={open === r.id} aria-label={`round ${r.number}: who took part`} onClick={() => setOpen(open === r.id ? null : r.id)}>{r.number}</button> : r.number}</td>
             <td data-testid="round-phase">{r.phase}</td>
             <td>{fmtMetric('auc', r.metrics?.eval_auc)}</td>
             <td>{fmtMetric('loss', r.metrics?.eval_loss)}</td>
             <td>{fmtTime(r.startedAt)}</td>
             <td>{fmtSeconds(r.startedAt, r.endedAt)}</td>
             <td>{r.reason ?? ''}</td>
-          </tr>
-        ))}
+          </tr>,
+          ...(open === r.id && props.api ? [<RoundDetail key={`${r.id}-d`} api={props.api} round={r} />] : []),
+        ])}
       </tbody>
     </table>
+  );
+}
+
+/** Model versions: each committed round's model with its lineage and checksum. */
+export function ModelVersions(props: { api: Api; id: string }) {
+  const models = useLoad(() => props.api.get<{ currentModelVersionId: string | null; models: ModelVersionView[] }>(`/federations/${props.id}/models`), [props.id], LIVE_MS * 5, forFederation(props.id, ['round-end']));
+  return (
+    <Section title="Model versions" id="models">
+      <ErrorBox error={models.error} />
+      {models.data ? (
+        <table data-testid="models-table">
+          <thead><tr><th scope="col">Version</th><th scope="col">Validation AUC</th><th scope="col">Parameters</th><th scope="col">SHA-256</th><th scope="col">Created</th></tr></thead>
+          <tbody>{[...models.data.models].reverse().slice(0, 30).map((m) => (
+            <tr key={m.id}><td>{m.version}{m.id === models.data!.currentModelVersionId ? ' (current)' : ''}</td><td>{fmtMetric('auc', m.metrics?.eval_auc)}</td><td>{m.paramCount.toLocaleString()}</td><td><code>{m.sha256.slice(0, 16)}…</code></td><td>{fmtTime(m.createdAt)}</td></tr>
+          ))}</tbody>
+        </table>
+      ) : null}
+    </Section>
   );
 }
 
 /** The operator's view of one federation: who is connected, rounds live, metrics, enrollments. */
 export function OperatorFederation(props: { api: Api; id: string }) {
   const { api, id } = props;
-  const detail = useLoad(() => api.get<FederationDetail>(`/federations/${id}`), [id], LIVE_MS * 2);
-  const rounds = useLoad(() => api.get<{ rounds: RoundView[] }>(`/federations/${id}/rounds`), [id], LIVE_MS);
+  const detail = useLoad(() => api.get<FederationDetail>(`/federations/${id}`), [id], LIVE_MS * 2, forFederation(id, ['connected', 'disconnected']));
+  const rounds = useLoad(() => api.get<{ rounds: RoundView[] }>(`/federations/${id}/rounds`), [id], LIVE_MS, forFederation(id, ['phase', 'round-end']));
   const enrollments = useLoad(() => api.get<{ enrollments: EnrollmentView[] }>(`/federations/${id}/enrollments`), [id], LIVE_MS * 5);
   const [count, setCount] = useState('5');
   const [partner, setPartner] = useState('');
@@ -98,8 +140,9 @@ export function OperatorFederation(props: { api: Api; id: string }) {
         </form>
         <ErrorBox error={rounds.error} />
         {chart ? <LineChart title="Validation AUC of the committed model, by round" x={chart.x} xLabel="round" yLabel="AUC" series={chart.series} testId="metrics-chart" /> : null}
-        {rounds.data ? <RoundsTable rounds={rounds.data.rounds} /> : null}
+        {rounds.data ? <RoundsTable rounds={rounds.data.rounds} api={api} /> : null}
       </Section>
+      <ModelVersions api={api} id={id} />
       <Section title="Enrollments" id="enrollments">
         <form class="inline" onSubmit={(e) => e.preventDefault()}>
           <label>Partner name <input value={partner} onInput={(e) => setPartner((e.currentTarget as HTMLInputElement).value)} /></label>
@@ -205,7 +248,7 @@ function epsilonSeries(totals: BudgetTotal[], history: LedgerEntry[]): { x: numb
 /** The compliance officer's view: ε over rounds against caps, caps, refusals, the report. */
 export function CompliancePrivacy(props: { api: Api; id: string }) {
   const { api, id } = props;
-  const report = useLoad(() => api.get<PrivacyReport>(`/federations/${id}/privacy`), [id], LIVE_MS);
+  const report = useLoad(() => api.get<PrivacyReport>(`/federations/${id}/privacy`), [id], LIVE_MS, forFederation(id, ['ledger', 'round-end']));
   const [level, setLevel] = useState<'record' | 'partner'>('record');
   const [partnerId, setPartnerId] = useState('');
   const [eps, setEps] = useState('');
@@ -272,11 +315,11 @@ export function PartnerFederation(props: { api: Api; session: Session }) {
     const recent = rounds.slice(-20);
     const mine = await Promise.all(recent.map((r) => api.get<{ participants: ParticipantView[] }>(`/rounds/${r.id}`).then((x) => x.participants.find((p) => p.partnerId === me) ?? null)));
     return { rounds: recent, mine };
-  }, [id], LIVE_MS * 2);
+  }, [id], LIVE_MS * 2, forFederation(id, ['phase', 'round-end', 'report', 'refusal', 'dropout']));
   const budget = useLoad(() => api.get<{ totals: BudgetTotal[]; history: LedgerEntry[] }>(`/federations/${id}/privacy/partners/${encodeURIComponent(me)}`).catch((e: Error & { status?: number }) => {
     if ((e as { status?: number }).status === 404) return { totals: [], history: [] };
     throw e;
-  }), [id], LIVE_MS);
+  }), [id], LIVE_MS, forFederation(id, ['ledger', 'round-end']));
   const chart = budget.data ? epsilonSeries(budget.data.totals, budget.data.history) : null;
   const local = rounds.data ? { x: rounds.data.rounds.map((r) => r.number), series: [
     { label: 'global (aggregated) AUC', values: rounds.data.rounds.map((r) => r.metrics?.eval_auc ?? null) },
@@ -295,6 +338,7 @@ export function PartnerFederation(props: { api: Api; session: Session }) {
         <ErrorBox error={budget.error} />
         {budget.data ? <><BudgetTable totals={budget.data.totals} history={budget.data.history} />{chart ? <LineChart title="Your ε spent by round" x={chart.x} xLabel="round" yLabel="ε" series={chart.series} testId="partner-epsilon-chart" /> : null}</> : null}
       </Section>
+      <ModelVersions api={api} id={id} />
       <Section title="Your participation" id="participation">
         <ErrorBox error={rounds.error} />
         {local ? <LineChart title="Local vs global validation AUC" x={local.x} xLabel="round" yLabel="AUC" series={local.series} /> : null}

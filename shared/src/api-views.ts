@@ -159,3 +159,21 @@ export interface LedgerVerification {
 }
 
 export type { DpConfig };
+
+/** `GET /federations/:id/models[/:version]` (a partner sees itself only in `participants`). */
+export interface ModelVersionView {
+  id: string;
+  federationId: string;
+  version: number;
+  roundId: string | null;
+  parentId: string | null;
+  strategy: string | null;
+  participants: string[];
+  metrics: Record<string, number> | null;
+  spec: unknown;
+  paramCount: number;
+  sha256: string;
+  encrypted: boolean;
+  createdAt: string;
+  [key: string]: unknown;
+}

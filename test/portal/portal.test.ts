@@ -111,6 +111,10 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await page.getByTestId('run-rounds').click();
     await expect.poll(async () => (await page.getByTestId('round-phase').allTextContents()).filter((t) => t === 'committed').length, { timeout: 240_000, interval: 500 }).toBe(2);
     await expect.poll(() => page.locator('[data-testid=metrics-chart] canvas').count(), POLL).toBeGreaterThan(0);
+    // the round's log: who took part, and the committed model versions
+    await page.getByRole('button', { name: /round 1: who took part/ }).click();
+    await expect.poll(() => page.locator('[data-testid=round-participants] tbody tr').count(), POLL).toBe(3);
+    await expect.poll(() => page.locator('[data-testid=models-table] tbody tr').count(), POLL).toBe(3); // versions 0, 1, 2
     await page.screenshot({ path: path.join(ARTIFACTS, 'operator.png'), fullPage: true });
     await ctx.close();
   }, 360_000);
