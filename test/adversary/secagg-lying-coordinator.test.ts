@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { generateEd25519KeyPair } from '@fedmart/shared/crypto/ed25519';
 import { combineShares, decodeShare } from '@fedmart/shared/crypto/shamir';
-import { addExpandedSeed } from '@fedmart/shared/crypto/prg';
+import { addMask } from '@fedmart/shared/secagg/mask-prg';
 import { x25519SharedSecret } from '@fedmart/shared/crypto/x25519';
 import { isFedmartError } from '@fedmart/shared/errors';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
@@ -63,12 +63,12 @@ function reconstructTarget(ctx: ReturnType<typeof runUpToMaskedInput>, replies: 
   const selfShares = replies.flatMap((r) => r.shares.filter((s) => s.of === TARGET && s.kind === 'self-seed').map((s) => decodeShare(s.share)));
   if (selfShares.length < ctx.t) return null;
   const y = ctx.masked.get(TARGET)!.masked.slice();
-  addExpandedSeed(y, combineShares(selfShares), -1);
+  addMask(y, combineShares(selfShares), -1);
   for (const v of ctx.graph.get(TARGET)!) {
     const shares = replies.flatMap((r) => r.shares.filter((s) => s.of === v && s.kind === 'mask-key').map((s) => decodeShare(s.share)));
     if (shares.length < ctx.t) return null;
     const seed = derivePairwiseSeed(x25519SharedSecret(combineShares(shares), ctx.maskingKeys.get(TARGET)!), ROUND, TARGET, v);
-    addExpandedSeed(y, seed, pairwiseSign(TARGET, v) === 1 ? -1 : 1);
+    addMask(y, seed, pairwiseSign(TARGET, v) === 1 ? -1 : 1);
   }
   return dequantizeSum(y, ctx.server.params.quantization).weightedSum;
 }

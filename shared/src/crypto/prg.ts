@@ -80,23 +80,27 @@ function nextWords(cipher: ReturnType<typeof openStream>, n: number): Uint32Arra
  * wrapping 32-bit sum, and V8 keeps int32 values untagged, where Uint32
  * words above 2^31 would be boxed as doubles. Monomorphic, allocation-free.
  */
-function addWords(target: Int32Array, chunk: Int32Array, offset: number): void {
+/** @internal also used by the secure-aggregation mask PRG (`secagg/mask-prg.ts`). */
+export function addWords(target: Int32Array, chunk: Int32Array, offset: number): void {
   const n = chunk.length;
   for (let i = 0; i < n; i++) target[offset + i] = (target[offset + i]! + chunk[i]!) | 0;
 }
 
-function subtractWords(target: Int32Array, chunk: Int32Array, offset: number): void {
+/** @internal also used by the secure-aggregation mask PRG (`secagg/mask-prg.ts`). */
+export function subtractWords(target: Int32Array, chunk: Int32Array, offset: number): void {
   const n = chunk.length;
   for (let i = 0; i < n; i++) target[offset + i] = (target[offset + i]! - chunk[i]!) | 0;
 }
 
 /** target += a + b + c + d: one load/store of target for four masks (the sum of five int32 is exact in a double before `| 0`). */
-function addWords4(target: Int32Array, a: Int32Array, b: Int32Array, c: Int32Array, d: Int32Array, offset: number): void {
+/** @internal also used by the secure-aggregation mask PRG (`secagg/mask-prg.ts`). */
+export function addWords4(target: Int32Array, a: Int32Array, b: Int32Array, c: Int32Array, d: Int32Array, offset: number): void {
   const n = a.length;
   for (let i = 0; i < n; i++) target[offset + i] = (target[offset + i]! + a[i]! + b[i]! + c[i]! + d[i]!) | 0;
 }
 
-function subtractWords4(target: Int32Array, a: Int32Array, b: Int32Array, c: Int32Array, d: Int32Array, offset: number): void {
+/** @internal also used by the secure-aggregation mask PRG (`secagg/mask-prg.ts`). */
+export function subtractWords4(target: Int32Array, a: Int32Array, b: Int32Array, c: Int32Array, d: Int32Array, offset: number): void {
   const n = a.length;
   for (let i = 0; i < n; i++) target[offset + i] = (target[offset + i]! - a[i]! - b[i]! - c[i]! - d[i]!) | 0;
 }

@@ -38,7 +38,7 @@
 import { randomBytes } from 'node:crypto';
 import { aeadOpen, aeadSeal, encodeAssociatedData } from '../crypto/aead.ts';
 import { concatBytes, equalBytes, isBytes, u32be, wipeBytes } from '../crypto/bytes.ts';
-import { PRG_SEED_BYTES, addExpandedSeeds, type SignedSeed } from '../crypto/prg.ts';
+import { MASK_SEED_BYTES, addMasks, type SignedMask } from './mask-prg.ts';
 import { SHAMIR_SHARE_BYTES, decodeShare, encodeShare, splitSecret, type ShamirShare } from '../crypto/shamir.ts';
 import { X25519_KEY_BYTES, generateX25519KeyPair, x25519SharedSecrets, type X25519KeyPair } from '../crypto/x25519.ts';
 import { ED25519_KEY_BYTES, getEd25519PublicKey, signEd25519, verifyEd25519, type Ed25519KeyPair } from '../crypto/ed25519.ts';
@@ -203,7 +203,7 @@ export class SecAggClient {
       const t = params.threshold;
       if (this.#peers.size < t) throw roundFailed('share-keys', `client ${this.clientId} has ${this.#peers.size} neighbour(s) with keys, fewer than the threshold t = ${t}`);
       const ids = [...this.#peers.keys()].sort((a, b) => a - b);
-      const selfSeed = new Uint8Array(randomBytes(PRG_SEED_BYTES));
+      const selfSeed = new Uint8Array(randomBytes(MASK_SEED_BYTES));
       this.#selfSeed = selfSeed;
       const maskKeyShares = splitSecret(this.#maskingKeys!.secretKey, t, ids.length);
       const selfSeedShares = splitSecret(selfSeed, t, ids.length);
@@ -266,10 +266,10 @@ export class SecAggClient {
       const y = quantizeWeightedUpdate(update, weight, params.quantization);
       const maskPeers = [...this.#held.keys()].sort((a, b) => a - b);
       const agreed = x25519SharedSecrets(this.#maskingKeys!.secretKey, maskPeers.map((v) => this.#peers.get(v)!.maskingPublicKey));
-      const pairwise: SignedSeed[] = maskPeers.map((v, i) => ({ seed: derivePairwiseSeed(agreed[i]!, params.roundId, this.clientId, v), sign: pairwiseSign(this.clientId, v) }));
+      const pairwise: SignedMask[] = maskPeers.map((v, i) => ({ seed: derivePairwiseSeed(agreed[i]!, params.roundId, this.clientId, v), sign: pairwiseSign(this.clientId, v) }));
       wipeBytes(...agreed);
       try {
-        addExpandedSeeds(y, [{ seed: this.#selfSeed!, sign: 1 }, ...pairwise]);
+        addMasks(y, [{ seed: this.#selfSeed!, sign: 1 }, ...pairwise]);
       } finally {
         for (const m of pairwise) wipeBytes(m.seed);
       }

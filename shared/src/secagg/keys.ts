@@ -17,8 +17,20 @@ export const PAIRWISE_MASK_PURPOSE = 'fedmart/secagg/v1/pairwise-mask';
 /** AEAD associated-data purpose for share bundles. */
 export const SHARE_BOX_PURPOSE = 'fedmart/secagg/v1/share-box';
 
+/** lengthPrefixed(purpose) ‖ lengthPrefixed(roundId), cached: the server derives hundreds of pair seeds per round. */
+const infoPrefixes = new Map<string, Uint8Array>();
+function infoPrefix(purpose: string, roundId: string): Uint8Array {
+  const key = `${purpose}\u0000${roundId}`;
+  let prefix = infoPrefixes.get(key);
+  if (!prefix) {
+    if (infoPrefixes.size >= 64) infoPrefixes.clear();
+    infoPrefixes.set(key, (prefix = concatBytes(lengthPrefixed(purpose), lengthPrefixed(roundId))));
+  }
+  return prefix;
+}
+
 function pairInfo(purpose: string, roundId: string, a: number, b: number): Uint8Array {
-  return concatBytes(lengthPrefixed(purpose), lengthPrefixed(roundId), u32be(Math.min(a, b)), u32be(Math.max(a, b)));
+  return concatBytes(infoPrefix(purpose, roundId), u32be(Math.min(a, b)), u32be(Math.max(a, b)));
 }
 
 /**

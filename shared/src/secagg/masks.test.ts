@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { addExpandedSeed } from '../crypto/prg.ts';
+import { addMask } from './mask-prg.ts';
 import { generateX25519KeyPair, x25519SharedSecret } from '../crypto/x25519.ts';
 import { derivePairwiseSeed, pairwiseSign } from './keys.ts';
 
@@ -17,7 +17,7 @@ describe('pairwise masks (Bonawitz et al. 2017, §4)', () => {
           for (const v of ids) {
             if (v === u) continue;
             const seed = derivePairwiseSeed(x25519SharedSecret(keys.get(u)!.secretKey, keys.get(v)!.publicKey), 'round-1', u, v);
-            addExpandedSeed(masked, seed, pairwiseSign(u, v));
+            addMask(masked, seed, pairwiseSign(u, v));
           }
           for (let j = 0; j < length; j++) total[j] = (total[j]! + masked[j]!) >>> 0;
         }

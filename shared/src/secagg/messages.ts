@@ -20,7 +20,7 @@ export const SECAGG_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'c
 export type SecAggStage = (typeof SECAGG_STAGES)[number];
 
 /** Protocol version carried in the setup request; a client refuses others. */
-export const SECAGG_PROTOCOL = 'fedmart/secagg+/v2';
+export const SECAGG_PROTOCOL = 'fedmart/secagg+/v3';
 
 /** Signature purposes (domain separation of every signed protocol message). */
 export const ADVERTISE_SIGNATURE_PURPOSE = 'fedmart/secagg/v2/advertise-keys';

@@ -31,11 +31,11 @@
  * so every client left in the sum has at least t neighbours in the sum.
  */
 import { equalBytes, isBytes, wipeBytes } from '../crypto/bytes.ts';
-import { addExpandedSeeds, type SignedSeed } from '../crypto/prg.ts';
 import { SHAMIR_SHARE_BYTES, combineShares, decodeShare, type ShamirShare } from '../crypto/shamir.ts';
 import { X25519_KEY_BYTES, getX25519PublicKey, x25519SharedSecrets } from '../crypto/x25519.ts';
 import { verifyEd25519 } from '../crypto/ed25519.ts';
 import { FedmartError } from '../errors.ts';
+import { MaskedSum, type SignedMask } from './mask-prg.ts';
 import { advertiseSignedMessage, derivePairwiseSeed, pairwiseSign, survivorsSignedMessage } from './keys.ts';
 import {
   SECAGG_PROTOCOL,
@@ -101,12 +101,14 @@ export class SecAggServer {
   #u2 = new Set<number>();
   /** per client in U2: the neighbours it masked with (neighbours in U2) */
   #maskPeers = new Map<number, number[]>();
-  #sum: Uint32Array;
+  #sum: MaskedSum;
   /** clients whose masked input arrived (kept until the survivor set is fixed, to take excluded ones out) */
   #masked = new Map<number, Uint32Array>();
   /** U3: the survivor set, fixed when stage 2 closes */
   #u3 = new Set<number>();
   #u3Sorted: number[] = [];
+  /** the bytes every survivor signs over U3 (built once, checked against every signature) */
+  #u3Message: Uint8Array = new Uint8Array(0);
   #excluded: number[] = [];
   /** clients that sent masked input (U3 plus the excluded) */
   #online = new Set<number>();
@@ -121,7 +123,7 @@ export class SecAggServer {
   constructor(params: SecAggRoundParameters) {
     this.params = resolveRoundParameters(params);
     this.#participants = new Set(this.params.participants);
-    this.#sum = new Uint32Array(this.params.vectorLength + 1);
+    this.#sum = new MaskedSum(this.params.vectorLength + 1);
   }
 
   /** The open stage, or 'done'/'aborted'. */
@@ -258,7 +260,7 @@ export class SecAggServer {
     if (mask !== 0xffffffff) {
       for (let j = 0; j < y.length; j++) if (y[j]! > mask) throw invalid(`masked-input: client ${from}: word ${j} is outside Z_2^${this.params.quantization.bits}`);
     }
-    addMod32(sum, y, 1);
+    sum.add(y, 1);
     this.#masked.set(from, y);
   }
 
@@ -290,12 +292,13 @@ export class SecAggServer {
     const sum = this.#sum;
     for (const u of this.#excluded) {
       const y = this.#masked.get(u)!;
-      addMod32(sum, y, -1);
+      sum.add(y, -1);
     }
     this.#masked.clear();
     this.#online = online;
     this.#u3 = u3;
     this.#u3Sorted = [...u3].sort((a, b) => a - b);
+    this.#u3Message = survivorsSignedMessage(this.params.roundId, this.#u3Sorted);
     const T = this.params.signatureThreshold;
     if (u3.size < T) {
       this.#fail('masked-input', `${u3.size} client(s) are left in the survivor set (${this.#excluded.length} excluded for fewer than t = ${t} surviving neighbours), fewer than the ${T} signatures the consistency check needs`);
@@ -313,7 +316,7 @@ export class SecAggServer {
   receiveConsistencyCheck(reply: ConsistencyCheckReply): void {
     const from = this.#checkReply('consistency-check', reply, this.#online);
     if (this.#signatures.has(from)) throw invalid(`consistency-check: duplicate reply from client ${from}`);
-    if (!isBytes(reply.signature) || !verifyEd25519(this.params.identities.get(from)!, survivorsSignedMessage(this.params.roundId, this.#u3Sorted), reply.signature)) {
+    if (!isBytes(reply.signature) || !verifyEd25519(this.params.identities.get(from)!, this.#u3Message, reply.signature)) {
       throw invalid(`consistency-check: client ${from}: not a valid signature on this round's survivor set`);
     }
     this.#signatures.set(from, reply.signature.slice());
@@ -379,7 +382,7 @@ export class SecAggServer {
     const sum = this.#sum;
     const roundId = this.params.roundId;
     // Reconstruct and check every secret first, then remove all masks in one blocked pass.
-    const masks: SignedSeed[] = [];
+    const masks: SignedMask[] = [];
     for (const u of [...this.#u3].sort((a, b) => a - b)) {
       const shares = selfSeedShares.get(u) ?? [];
       if (shares.length < t) this.#fail('unmask', `survivor ${u}'s self-mask seed has ${shares.length} revealed share(s) from ${this.#revealed.size} responding client(s), fewer than the threshold t = ${t}`);
@@ -407,11 +410,13 @@ export class SecAggServer {
       wipeBytes(secretKey);
     }
     try {
-      addExpandedSeeds(sum, masks);
+      sum.addMasks(masks);
     } finally {
       for (const m of masks) wipeBytes(m.seed);
     }
-    const { weightedSum, totalWeight } = dequantizeSum(sum, this.params.quantization);
+    const words = sum.read();
+    sum.wipe();
+    const { weightedSum, totalWeight } = dequantizeSum(words, this.params.quantization);
     let mean: Float32Array | null = null;
     if (totalWeight > 0) {
       mean = new Float32Array(weightedSum.length);
@@ -430,9 +435,16 @@ export class SecAggServer {
     this.#masked.clear();
   }
 
+  /**
+   * Interpolate from exactly t shares (the lowest holder indices): any t determine the
+   * secret, and interpolating through all ~k revealed shares costs O(k²) big-field work
+   * per secret without adding a check (a forged share is caught the same way either way:
+   * the encoding check, and for mask keys the advertised public key).
+   */
   #reconstruct(shares: ShamirShare[], owner: number, what: string): Uint8Array {
+    const chosen = shares.slice().sort((a, b) => a.index - b.index).slice(0, this.params.threshold);
     try {
-      return combineShares(shares);
+      return combineShares(chosen);
     } catch (cause) {
       this.#abortWith(new FedmartError('CRYPTO_ERROR', `unmask: the ${shares.length} revealed shares of client ${owner}'s ${what} are inconsistent; the round cannot be unmasked`, { cause }));
     }
@@ -485,15 +497,6 @@ export class SecAggServer {
     this.abort();
     throw error;
   }
-}
-
-/** target ± x in Z_2^32, on Int32 views: `(a ± b) | 0` wraps exactly and keeps V8 on untagged int32 (see prg.ts). */
-function addMod32(target: Uint32Array, x: Uint32Array, sign: 1 | -1): void {
-  const t = new Int32Array(target.buffer, target.byteOffset, target.length);
-  const v = new Int32Array(x.buffer, x.byteOffset, x.length);
-  const n = t.length;
-  if (sign === 1) for (let j = 0; j < n; j++) t[j] = (t[j]! + v[j]!) | 0;
-  else for (let j = 0; j < n; j++) t[j] = (t[j]! - v[j]!) | 0;
 }
 
 function invalid(message: string): FedmartError {
