@@ -110,6 +110,11 @@ export function prepareVerticalParty(table: Table, spec: VerticalSpec, party: st
   return { party, role: isLh ? 'label-holder' : 'feature-holder', columns, schema, all, train: subset(all, trainIdx, isLh), test: subset(all, testIdx, isLh) };
 }
 
+/** The training options a spec gives (the label holder's run and the centralized reference use the same). */
+export function verticalTrainOptions(spec: VerticalSpec): { epochs: number; seed: number; batchSize?: number; learningRate?: number } {
+  return { epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}) };
+}
+
 /** Encode rows of a party's table with a saved part's schema (scoring; tests use it for the in-process model). */
 export function encodeWithPart(table: Table, file: VerticalPartFile, idColumn: string, rule: VerticalSpec['idNormalisation']): PartyRows {
   const need = [idColumn, ...file.columns];
@@ -230,10 +235,8 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         log(`round ${round}: PSI ${psi.size} shared training customers in ${psi.seconds.toFixed(2)} s`);
         await status({ round, phase: 'aligned', psi: { intersection: psi.size, seconds: Math.round(psi.seconds * 1000) / 1000 } });
         const psiTest = await lh.align('test');
-        const train = async (h: LabelHolder) =>
-          spec.model === 'lr'
-            ? h.trainLr({ epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}), onEpoch: (e, l) => log(`round ${round}: epoch ${e} loss ${l.toFixed(4)}`) })
-            : h.trainSplitNn({ epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}), noiseStd: spec.protections.embeddingNoise ?? 0, onEpoch: (e, l) => log(`round ${round}: epoch ${e} loss ${l.toFixed(4)}`) });
+        const onEpoch = (e: number, l: number) => log(`round ${round}: epoch ${e} loss ${l.toFixed(4)}`);
+        const train = async (h: LabelHolder) => (spec.model === 'lr' ? h.trainLr({ ...verticalTrainOptions(spec), onEpoch }) : h.trainSplitNn({ ...verticalTrainOptions(spec), noiseStd: spec.protections.embeddingNoise ?? 0, onEpoch }));
         const rep = await train(lh);
         const pred = await lh.predict('test');
         const part = lh.exportPart();
