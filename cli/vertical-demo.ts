@@ -100,7 +100,7 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
   const table: Table = { columns: [BANK_ID_COLUMN, ...keep], rows: take.map((r, i) => [`c${String(i).padStart(6, '0')}`, ...keep.map((c) => raw.rows[r]![raw.columns.indexOf(c)]!)]) };
 
   await mkdir(o.dataDir, { recursive: true });
-  const coordinator = await startCoordinator({ port: o.port ?? 0, dataDir: path.join(o.dataDir, 'coordinator'), log: () => undefined, pingTimeoutMs: 300_000 });
+  const coordinator = await startCoordinator({ port: o.port ?? 0, dataDir: path.join(o.dataDir, 'coordinator'), log: () => undefined });
   const api = new ApiClient(coordinator.url, coordinator.operatorToken);
   const processes = new Map<string, ChildProcess>();
   try {

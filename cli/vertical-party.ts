@@ -15,6 +15,7 @@
  * party holds out the same customers without exchanging anything.
  */
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,6 +33,7 @@ import { DenseStack, gatherRows, matVec } from '@fedmart/client-node/vertical/mo
 import type { FeatureHolderPart } from '@fedmart/client-node/vertical/feature-holder';
 import type { LabelHolderPart } from '@fedmart/client-node/vertical/label-holder';
 import { partySchema } from './vertical.ts';
+import { X25519Pool } from './x25519-pool.ts';
 
 /** A party's encoded rows: every row (for scoring), and the train / test sets by the ID hash. */
 export interface VerticalPartyData {
@@ -210,6 +212,8 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
   }
   const log = (m: string) => o.log(party, m);
   const dataDir = o.dataDir(party);
+  // PSI spreads each chunk's X25519 multiplications over this machine's cores (align.ts yields between chunks).
+  const pool = new X25519Pool(Math.min(availableParallelism(), 8));
   const fhs = spec.featureHolders.map((f) => f.party);
   const lhName = spec.labelHolder.party;
   type Current = { round: number; ch?: SocketVerticalChannel; aborted?: string };
@@ -230,7 +234,7 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
       let metrics: Record<string, number> | undefined;
       if (data.role === 'label-holder') {
         await ch.waitForPeers(fhs);
-        const lh = new LabelHolder(ch, { featureHolders: fhs, sets: { train: data.train as LabelledRows, test: data.test as LabelledRows }, session: ch.job });
+        const lh = new LabelHolder(ch, { featureHolders: fhs, sets: { train: data.train as LabelledRows, test: data.test as LabelledRows }, session: ch.job, multiplyBatch: pool.multiplyBatch });
         const psi = await lh.align('train');
         log(`round ${round}: PSI ${psi.size} shared training customers in ${psi.seconds.toFixed(2)} s`);
         await status({ round, phase: 'aligned', psi: { intersection: psi.size, seconds: Math.round(psi.seconds * 1000) / 1000 } });
@@ -257,7 +261,7 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         log(`round ${round}: vertical test AUC ${metrics.auc!.toFixed(4)}, label holder alone ${metrics.label_holder_only_auc!.toFixed(4)} (${pred.p.length} shared test customers)`);
       } else {
         await ch.waitForPeers([lhName]);
-        const fh = new FeatureHolder(ch, { labelHolder: lhName, sets: { train: data.train, test: data.test }, session: ch.job });
+        const fh = new FeatureHolder(ch, { labelHolder: lhName, sets: { train: data.train, test: data.test }, session: ch.job, multiplyBatch: pool.multiplyBatch });
         await fh.align('train');
         await fh.align('test');
         const rep = await fh.serve();
@@ -356,6 +360,9 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     }
   });
   socket.on('vpredict', (m: { request: string; session: string; round: number; ids: string[]; explain: boolean }) => void runPredict(m));
-  const closed = new Promise<string>((resolve) => socket.on('disconnect', (reason) => resolve(String(reason))));
+  const closed = new Promise<string>((resolve) => socket.on('disconnect', (reason) => {
+    void pool.close();
+    resolve(String(reason));
+  }));
   return { socket, closed, data, dataDir };
 }
