@@ -53,6 +53,12 @@ export interface VerticalDemoOptions {
   readonly learningRate?: number;
   readonly seed?: number;
   readonly port?: number;
+  /**
+   * The coordinator's Socket.IO ping timeout (default Socket.IO's 20 s). Tests that run the coordinator and
+   * three parties on one heavily loaded machine raise it as a hang guard: a starved process can miss a
+   * heartbeat however short its synchronous steps are. PSI itself no longer blocks (align.ts).
+   */
+  readonly pingTimeoutMs?: number;
   readonly log?: (m: string) => void;
 }
 
@@ -100,7 +106,7 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
   const table: Table = { columns: [BANK_ID_COLUMN, ...keep], rows: take.map((r, i) => [`c${String(i).padStart(6, '0')}`, ...keep.map((c) => raw.rows[r]![raw.columns.indexOf(c)]!)]) };
 
   await mkdir(o.dataDir, { recursive: true });
-  const coordinator = await startCoordinator({ port: o.port ?? 0, dataDir: path.join(o.dataDir, 'coordinator'), log: () => undefined });
+  const coordinator = await startCoordinator({ port: o.port ?? 0, dataDir: path.join(o.dataDir, 'coordinator'), log: () => undefined, ...(o.pingTimeoutMs !== undefined ? { pingTimeoutMs: o.pingTimeoutMs } : {}) });
   const api = new ApiClient(coordinator.url, coordinator.operatorToken);
   const processes = new Map<string, ChildProcess>();
   try {

@@ -44,6 +44,8 @@ export interface VerticalPartyData {
   readonly all: LabelledRows | PartyRows;
   readonly train: LabelledRows | PartyRows;
   readonly test: LabelledRows | PartyRows;
+  /** The own columns as read (normalised IDs first), to re-encode with an older part's schema after the file changed. */
+  readonly source: Table;
 }
 
 /** What a party keeps on its disk per committed round. */
@@ -109,7 +111,37 @@ export function prepareVerticalParty(table: Table, spec: VerticalSpec, party: st
   const schema = partySchema(trainTable, isLh ? spec.labelHolder.label : undefined, isLh ? spec.labelHolder.positive : undefined, spec.idColumn, party);
   const enc = encodeTable(projected, schema, { requireLabel: isLh, source });
   const all = (isLh ? { ids: rows.map((r) => r[0]!), x: enc.x, d: enc.d, y: enc.y } : { ids: rows.map((r) => r[0]!), x: enc.x, d: enc.d }) as LabelledRows | PartyRows;
-  return { party, role: isLh ? 'label-holder' : 'feature-holder', columns, schema, all, train: subset(all, trainIdx, isLh), test: subset(all, testIdx, isLh) };
+  return { party, role: isLh ? 'label-holder' : 'feature-holder', columns, schema, all, train: subset(all, trainIdx, isLh), test: subset(all, testIdx, isLh), source: projected };
+}
+
+/** A party's rows encoded as a saved part expects: the current encoding, or (after the file changed) the current rows re-encoded with the part's schema. */
+function rowsForPart(data: VerticalPartyData, file: VerticalPartFile): PartyRows {
+  if (JSON.stringify(file.schema) === JSON.stringify(data.schema)) return data.all;
+  const enc = encodeTable(data.source, file.schema, { requireLabel: false, source: data.party });
+  return { ids: data.all.ids, x: enc.x, d: enc.d };
+}
+
+/**
+ * A party's data file as `runVerticalParty` reads it: `prepare` checks and encodes it; `reload` reads it
+ * again when its bytes changed (SHA-256 of the file), so the next round aligns and trains on the new rows
+ * without a restart.
+ * @param read - reads and parses the file
+ * @param bytes - reads the raw bytes (for the change check)
+ */
+export async function partyFileSource(o: { read: () => Promise<Table>; bytes: () => Promise<Uint8Array>; spec: VerticalSpec; federation: string; source: string }): Promise<Pick<VerticalPartyOptions, 'prepare' | 'reload'>> {
+  const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+  let seen = digest(await o.bytes());
+  const table = await o.read();
+  return {
+    prepare: (party) => prepareVerticalParty(table, o.spec, party, o.federation, o.source),
+    reload: async (party) => {
+      const now = digest(await o.bytes());
+      if (now === seen) return undefined;
+      const data = prepareVerticalParty(await o.read(), o.spec, party, o.federation, o.source);
+      seen = now;
+      return data;
+    },
+  };
 }
 
 /** The training options a spec gives (the label holder's run and the centralized reference use the same). */
@@ -182,6 +214,11 @@ export interface VerticalPartyOptions {
   readonly spec: VerticalSpec;
   /** Check and encode the local file once the coordinator has said which party this token is. */
   readonly prepare: (party: string) => VerticalPartyData;
+  /**
+   * Called at the start of every round: the party's data again if its file changed since it was last
+   * read (then this round's PSI aligns the new rows), else undefined. See {@link partyFileSource}.
+   */
+  readonly reload?: (party: string) => Promise<VerticalPartyData | undefined>;
   /** This party's data dir (model parts go under `vertical/<federation>/`), from its name. */
   readonly dataDir: (party: string) => string;
   readonly log: (party: string, m: string) => void;
@@ -227,6 +264,11 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     const me: Current = { round };
     current = me;
     try {
+      const fresh = await o.reload?.(data.party);
+      if (fresh !== undefined) {
+        data = fresh;
+        log(`round ${round}: the data file changed; re-read ${data.all.ids.length} customers (${data.train.ids.length} train / ${data.test.ids.length} held out), aligning again`);
+      }
       const ch = await connectVerticalChannel({ url: o.url, token: o.token, session, timeoutMs: 120_000 });
       me.ch = ch;
       if (me.aborted) throw new FedmartError('UNAVAILABLE', me.aborted);
@@ -309,18 +351,19 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     let ch: SocketVerticalChannel | undefined;
     try {
       const file = await loadPart(req.round);
-      const pos = new Map(data.all.ids.map((id, i) => [id, i]));
+      const all = rowsForPart(data, file);
+      const pos = new Map(all.ids.map((id, i) => [id, i]));
       const rows = req.ids.map((raw) => {
         const r = pos.get(normaliseId(raw, spec.idNormalisation));
         if (r === undefined) throw new FedmartError('NOT_FOUND', `${data.party} holds no customer with ID "${raw}"`);
         return r;
       });
       const m = rows.length;
-      const x = gatherRows(data.all.x, data.all.d, Int32Array.from(rows));
+      const x = gatherRows(all.x, all.d, Int32Array.from(rows));
       ch = await connectVerticalChannel({ url: o.url, token: o.token, session: req.session, timeoutMs: 120_000 });
       if (data.role === 'feature-holder') {
         await ch.waitForPeers([lhName]);
-        const c = partContribution(file.part, x, m, data.all.d);
+        const c = partContribution(file.part, x, m, all.d);
         if (c instanceof Float64Array) await ch.send(lhName, 'vlr.partial', { step: 0, rows: m }, [vectorBytes(c)]);
         else await ch.send(lhName, 'snn.embedding', { step: 0, rows: m, dim: (file.part as { embeddingDim: number }).embeddingDim }, [vectorBytes(c)]);
         await ch.receive(lhName, 'done');
@@ -340,7 +383,7 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         }
       }
       for (const fh of fhs) await ch.send(fh, 'done', { reason: 'scored' });
-      const r = combineAtLabelHolder(file.part as LabelHolderPart, x, m, data.all.d, others);
+      const r = combineAtLabelHolder(file.part as LabelHolderPart, x, m, all.d, others);
       await reply({ request: req.request, p: r.p, ...(req.explain && r.contributions ? { contributions: Object.fromEntries([lhName, ...fhs].map((q, k) => [q, r.contributions![k]!])) } : {}) });
     } catch (err) {
       await reply({ request: req.request, error: toFedmartError(err).message.slice(0, 2000) });

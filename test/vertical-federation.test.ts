@@ -27,6 +27,8 @@ import { startVerticalDemo, type VerticalDemo } from '../cli/vertical-demo.ts';
 import { encodeWithPart, partPath, type VerticalPartFile } from '../cli/vertical-party.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
+/** Heartbeat guard against a starved process on the shared 2-core machine (cli/vertical-demo.ts). */
+const LOAD_GUARD = 180_000;
 const HANG = 1_800_000;
 const ROWS = 10_000;
 
@@ -78,7 +80,7 @@ function partyProcesses(prefix: string, opts: Omit<Parameters<typeof startVertic
 describe('vertical federation between real processes: LR', () => {
   let demo!: VerticalDemo;
   let dir = '';
-  const run = partyProcesses('fedmart-vfed-', { model: 'lr', epochs: 20, rows: ROWS, batchSize: 2048, learningRate: 0.1 }, (d, at) => { demo = d; dir = at; });
+  const run = partyProcesses('fedmart-vfed-', { model: 'lr', epochs: 20, rows: ROWS, batchSize: 2048, learningRate: 0.1, pingTimeoutMs: LOAD_GUARD }, (d, at) => { demo = d; dir = at; });
 
   it('refuses a bad vertical spec at creation (REST and CLI)', async () => {
     const good = demo.spec;
@@ -155,7 +157,7 @@ describe('vertical federation between real processes: LR', () => {
 
 describe('vertical federation between real processes: split NN', () => {
   let demo!: VerticalDemo;
-  const run = partyProcesses('fedmart-vfed-snn-', { model: 'splitnn', epochs: 20, rows: ROWS, batchSize: 256, learningRate: 0.01 }, (d) => (demo = d));
+  const run = partyProcesses('fedmart-vfed-snn-', { model: 'splitnn', epochs: 20, rows: ROWS, batchSize: 256, learningRate: 0.01, pingTimeoutMs: LOAD_GUARD }, (d) => (demo = d));
 
   it('trains a split NN across the processes and predicts through them like the in-process model', async () => {
     const r = await demo.round();

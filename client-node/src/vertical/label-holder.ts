@@ -381,6 +381,7 @@ export class LabelHolder {
         }
         loss = lossSum / n;
         o.onEpoch?.(epoch, loss);
+        await new Promise((r) => setImmediate(r));
       }
     } finally {
       sk?.dispose();
