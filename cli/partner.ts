@@ -6,6 +6,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { DatasetSchemaSchema, encodeTable, validateTableAgainstSchema, type DatasetSchema } from '@fedmart/shared/data/index';
 import { formatIssues } from '@fedmart/shared/protocol';
 import { readSchemaFile, readTableFile } from '@fedmart/client-node/data/connectors';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startPartnerAgent } from '@fedmart/client-node/agent';
 import { PartnerIdentity } from '@fedmart/client-node/identity';
@@ -14,7 +15,7 @@ import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient, peekClaims } from './api-client.ts';
 import { splitLocal } from './experiment.ts';
 import { VerticalSpecSchema } from '@fedmart/shared/vertical-spec';
-import { prepareVerticalParty, runVerticalParty } from './vertical-party.ts';
+import { partyFileSource, runVerticalParty } from './vertical-party.ts';
 
 const USAGE = `fedmart partner --coordinator URL --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
 
@@ -121,11 +122,10 @@ async function verticalPartner(url: string, token: string, federation: string, n
   if (!spec.success) throw new FedmartError('CONFIG_ERROR', `partner: federation ${federation} is vertical but has no party spec (${formatIssues(spec.error.issues)}); the operator creates it with fedmart federation create --mode vertical --label-holder ... --parties ...`);
   const id = values.id as string | undefined;
   if (id !== undefined && id !== spec.data.idColumn) throw new FedmartError('CONFIG_ERROR', `partner: --id ${id} is not the federation's customer-ID column "${spec.data.idColumn}"; rename your column or pass --id ${spec.data.idColumn}`);
-  const table = await readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {});
+  const file = await partyFileSource({ read: () => readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {}), bytes: () => readFile(dataPath), spec: spec.data, federation, source: dataPath });
   let log = (m: string) => progress(`[${name}] ${m}`);
   const { socket, closed, data, dataDir } = await runVerticalParty({
-    url, token, federation, spec: spec.data, log: (party, m) => progress(`[${party}] ${m}`),
-    prepare: (party) => prepareVerticalParty(table, spec.data, party, federation, dataPath),
+    url, token, federation, spec: spec.data, log: (party, m) => progress(`[${party}] ${m}`), ...file,
     dataDir: (party) => (values['data-dir'] as string | undefined) ?? path.join('.fedmart-partner', party),
   });
   log = (m: string) => progress(`[${data.party}] ${m}`);

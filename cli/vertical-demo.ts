@@ -17,17 +17,17 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedmartError } from '@fedmart/shared/errors';
-import { createSeededRng, encodeTable, shuffleInPlace, type Table } from '@fedmart/shared/data/index';
+import { createSeededRng, shuffleInPlace, type Table } from '@fedmart/shared/data/index';
 import { rocAuc } from '@fedmart/shared/metrics';
 import { VerticalSpecSchema, type VerticalSpec } from '@fedmart/shared/vertical-spec';
 import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
 import { readTableFile, writeCsv } from '@fedmart/client-node/data/connectors';
-import { LabelHolder, type LabelledRows } from '@fedmart/client-node/vertical/index';
+import type { LabelledRows } from '@fedmart/client-node/vertical/index';
+import { joinPartyRows, trainCentralizedReference } from '@fedmart/client-node/vertical/centralized';
 import type { LabelHolderPart } from '@fedmart/client-node/vertical/label-holder';
 import { ApiClient } from './api-client.ts';
 import { bankMarketingPath, BANK_LEAKY_COLUMNS } from './datasets.ts';
-import { combineAtLabelHolder, encodeWithPart, isTestId, partContribution, partPath, type VerticalPartFile } from './vertical-party.ts';
-import { partySchema } from './vertical.ts';
+import { combineAtLabelHolder, encodeWithPart, isTestId, partContribution, partPath, prepareVerticalParty, verticalTrainOptions, type VerticalPartFile } from './vertical-party.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 
@@ -53,6 +53,12 @@ export interface VerticalDemoOptions {
   readonly learningRate?: number;
   readonly seed?: number;
   readonly port?: number;
+  /**
+   * The coordinator's Socket.IO ping timeout (default Socket.IO's 20 s). Tests that run the coordinator and
+   * three parties on one heavily loaded machine raise it as a hang guard: a starved process can miss a
+   * heartbeat however short its synchronous steps are. PSI itself no longer blocks (align.ts).
+   */
+  readonly pingTimeoutMs?: number;
   readonly log?: (m: string) => void;
 }
 
@@ -100,7 +106,7 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
   const table: Table = { columns: [BANK_ID_COLUMN, ...keep], rows: take.map((r, i) => [`c${String(i).padStart(6, '0')}`, ...keep.map((c) => raw.rows[r]![raw.columns.indexOf(c)]!)]) };
 
   await mkdir(o.dataDir, { recursive: true });
-  const coordinator = await startCoordinator({ port: o.port ?? 0, dataDir: path.join(o.dataDir, 'coordinator'), log: () => undefined, pingTimeoutMs: 300_000 });
+  const coordinator = await startCoordinator({ port: o.port ?? 0, dataDir: path.join(o.dataDir, 'coordinator'), log: () => undefined, ...(o.pingTimeoutMs !== undefined ? { pingTimeoutMs: o.pingTimeoutMs } : {}) });
   const api = new ApiClient(coordinator.url, coordinator.operatorToken);
   const processes = new Map<string, ChildProcess>();
   try {
@@ -159,7 +165,6 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
       if (!t) tables.set(p, (t = await readTableFile(partyFiles[p]!)));
       return t;
     };
-    const colsOf = (cols: readonly string[]) => cols;
     return {
       coordinator, api, federation: fed, spec, table, partyFiles, partyDirs, processes, startParty,
       async kill9(p) {
@@ -200,22 +205,12 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
         return combineAtLabelHolder(rows[0]!.part as LabelHolderPart, rows[0]!.x, want.length, rows[0]!.d, others).p;
       },
       async centralizedAuc(testIds) {
-        const all = colsOf([BANK_ID_COLUMN, ...spec.labelHolder.columns, ...spec.featureHolders.flatMap((f) => f.columns), 'y']);
-        const trainRows = table.rows.flatMap((r, i) => (isTestId(fed, r[0]!, spec.testFraction) ? [] : [i]));
-        const pos = new Map(table.rows.map((r, i) => [r[0]!, i]));
-        const cTrain = project(table, all, trainRows);
-        const cTest = project(table, all, testIds.map((id) => pos.get(id)!));
-        const schema = partySchema(cTrain, 'y', 'yes', BANK_ID_COLUMN, 'centralized');
-        const e = encodeTable(cTrain, schema);
-        const te = encodeTable(cTest, schema);
-        const central = new LabelHolder(null, { featureHolders: [], sets: { train: { ids: cTrain.rows.map((r) => r[0]!), x: e.x, d: e.d, y: e.y } as LabelledRows, test: { ids: cTest.rows.map((r) => r[0]!), x: te.x, d: te.d, y: te.y } } });
-        await central.align('train');
-        await central.align('test');
-        const common = { epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}) };
-        if (spec.model === 'lr') await central.trainLr(common);
-        else await central.trainSplitNn({ ...common, noiseStd: 0 });
-        const p = await central.predict('test');
-        await central.finish();
+        // The same algorithm on the joined columns of the shared training customers (client-node/src/vertical/centralized.ts):
+        // each party's columns encoded as that party encodes them, the same seed, batches, learning rate and epochs.
+        const data = await Promise.all(parties.map(async (p) => prepareVerticalParty(await partyTable(p), spec, p, fed, partyFiles[p]!)));
+        const train = joinPartyRows(data[0]!.train as LabelledRows, data.slice(1).map((d) => d.train));
+        const test = joinPartyRows(data[0]!.test as LabelledRows, data.slice(1).map((d) => d.test), testIds);
+        const p = await trainCentralizedReference(spec.model, train, test, verticalTrainOptions(spec));
         return rocAuc(p.p, p.y);
       },
       async stop() {

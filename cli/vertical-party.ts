@@ -15,6 +15,7 @@
  * party holds out the same customers without exchanging anything.
  */
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,6 +33,7 @@ import { DenseStack, gatherRows, matVec } from '@fedmart/client-node/vertical/mo
 import type { FeatureHolderPart } from '@fedmart/client-node/vertical/feature-holder';
 import type { LabelHolderPart } from '@fedmart/client-node/vertical/label-holder';
 import { partySchema } from './vertical.ts';
+import { X25519Pool } from './x25519-pool.ts';
 
 /** A party's encoded rows: every row (for scoring), and the train / test sets by the ID hash. */
 export interface VerticalPartyData {
@@ -42,6 +44,8 @@ export interface VerticalPartyData {
   readonly all: LabelledRows | PartyRows;
   readonly train: LabelledRows | PartyRows;
   readonly test: LabelledRows | PartyRows;
+  /** The own columns as read (normalised IDs first), to re-encode with an older part's schema after the file changed. */
+  readonly source: Table;
 }
 
 /** What a party keeps on its disk per committed round. */
@@ -107,7 +111,42 @@ export function prepareVerticalParty(table: Table, spec: VerticalSpec, party: st
   const schema = partySchema(trainTable, isLh ? spec.labelHolder.label : undefined, isLh ? spec.labelHolder.positive : undefined, spec.idColumn, party);
   const enc = encodeTable(projected, schema, { requireLabel: isLh, source });
   const all = (isLh ? { ids: rows.map((r) => r[0]!), x: enc.x, d: enc.d, y: enc.y } : { ids: rows.map((r) => r[0]!), x: enc.x, d: enc.d }) as LabelledRows | PartyRows;
-  return { party, role: isLh ? 'label-holder' : 'feature-holder', columns, schema, all, train: subset(all, trainIdx, isLh), test: subset(all, testIdx, isLh) };
+  return { party, role: isLh ? 'label-holder' : 'feature-holder', columns, schema, all, train: subset(all, trainIdx, isLh), test: subset(all, testIdx, isLh), source: projected };
+}
+
+/** A party's rows encoded as a saved part expects: the current encoding, or (after the file changed) the current rows re-encoded with the part's schema. */
+function rowsForPart(data: VerticalPartyData, file: VerticalPartFile): PartyRows {
+  if (JSON.stringify(file.schema) === JSON.stringify(data.schema)) return data.all;
+  const enc = encodeTable(data.source, file.schema, { requireLabel: false, source: data.party });
+  return { ids: data.all.ids, x: enc.x, d: enc.d };
+}
+
+/**
+ * A party's data file as `runVerticalParty` reads it: `prepare` checks and encodes it; `reload` reads it
+ * again when its bytes changed (SHA-256 of the file), so the next round aligns and trains on the new rows
+ * without a restart.
+ * @param read - reads and parses the file
+ * @param bytes - reads the raw bytes (for the change check)
+ */
+export async function partyFileSource(o: { read: () => Promise<Table>; bytes: () => Promise<Uint8Array>; spec: VerticalSpec; federation: string; source: string }): Promise<Pick<VerticalPartyOptions, 'prepare' | 'reload'>> {
+  const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+  let seen = digest(await o.bytes());
+  const table = await o.read();
+  return {
+    prepare: (party) => prepareVerticalParty(table, o.spec, party, o.federation, o.source),
+    reload: async (party) => {
+      const now = digest(await o.bytes());
+      if (now === seen) return undefined;
+      const data = prepareVerticalParty(await o.read(), o.spec, party, o.federation, o.source);
+      seen = now;
+      return data;
+    },
+  };
+}
+
+/** The training options a spec gives (the label holder's run and the centralized reference use the same). */
+export function verticalTrainOptions(spec: VerticalSpec): { epochs: number; seed: number; batchSize?: number; learningRate?: number } {
+  return { epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}) };
 }
 
 /** Encode rows of a party's table with a saved part's schema (scoring; tests use it for the in-process model). */
@@ -175,6 +214,11 @@ export interface VerticalPartyOptions {
   readonly spec: VerticalSpec;
   /** Check and encode the local file once the coordinator has said which party this token is. */
   readonly prepare: (party: string) => VerticalPartyData;
+  /**
+   * Called at the start of every round: the party's data again if its file changed since it was last
+   * read (then this round's PSI aligns the new rows), else undefined. See {@link partyFileSource}.
+   */
+  readonly reload?: (party: string) => Promise<VerticalPartyData | undefined>;
   /** This party's data dir (model parts go under `vertical/<federation>/`), from its name. */
   readonly dataDir: (party: string) => string;
   readonly log: (party: string, m: string) => void;
@@ -205,6 +249,8 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
   }
   const log = (m: string) => o.log(party, m);
   const dataDir = o.dataDir(party);
+  // PSI spreads each chunk's X25519 multiplications over this machine's cores (align.ts yields between chunks).
+  const pool = new X25519Pool(Math.min(availableParallelism(), 8));
   const fhs = spec.featureHolders.map((f) => f.party);
   const lhName = spec.labelHolder.party;
   type Current = { round: number; ch?: SocketVerticalChannel; aborted?: string };
@@ -218,6 +264,11 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     const me: Current = { round };
     current = me;
     try {
+      const fresh = await o.reload?.(data.party);
+      if (fresh !== undefined) {
+        data = fresh;
+        log(`round ${round}: the data file changed; re-read ${data.all.ids.length} customers (${data.train.ids.length} train / ${data.test.ids.length} held out), aligning again`);
+      }
       const ch = await connectVerticalChannel({ url: o.url, token: o.token, session, timeoutMs: 120_000 });
       me.ch = ch;
       if (me.aborted) throw new FedmartError('UNAVAILABLE', me.aborted);
@@ -225,15 +276,13 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
       let metrics: Record<string, number> | undefined;
       if (data.role === 'label-holder') {
         await ch.waitForPeers(fhs);
-        const lh = new LabelHolder(ch, { featureHolders: fhs, sets: { train: data.train as LabelledRows, test: data.test as LabelledRows }, session: ch.job });
+        const lh = new LabelHolder(ch, { featureHolders: fhs, sets: { train: data.train as LabelledRows, test: data.test as LabelledRows }, session: ch.job, multiplyBatch: pool.multiplyBatch });
         const psi = await lh.align('train');
         log(`round ${round}: PSI ${psi.size} shared training customers in ${psi.seconds.toFixed(2)} s`);
         await status({ round, phase: 'aligned', psi: { intersection: psi.size, seconds: Math.round(psi.seconds * 1000) / 1000 } });
         const psiTest = await lh.align('test');
-        const train = async (h: LabelHolder) =>
-          spec.model === 'lr'
-            ? h.trainLr({ epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}), onEpoch: (e, l) => log(`round ${round}: epoch ${e} loss ${l.toFixed(4)}`) })
-            : h.trainSplitNn({ epochs: spec.epochs, seed: spec.seed, ...(spec.batchSize ? { batchSize: spec.batchSize } : {}), ...(spec.learningRate ? { learningRate: spec.learningRate } : {}), noiseStd: spec.protections.embeddingNoise ?? 0, onEpoch: (e, l) => log(`round ${round}: epoch ${e} loss ${l.toFixed(4)}`) });
+        const onEpoch = (e: number, l: number) => log(`round ${round}: epoch ${e} loss ${l.toFixed(4)}`);
+        const train = async (h: LabelHolder) => (spec.model === 'lr' ? h.trainLr({ ...verticalTrainOptions(spec), onEpoch }) : h.trainSplitNn({ ...verticalTrainOptions(spec), noiseStd: spec.protections.embeddingNoise ?? 0, onEpoch }));
         const rep = await train(lh);
         const pred = await lh.predict('test');
         const part = lh.exportPart();
@@ -254,7 +303,7 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         log(`round ${round}: vertical test AUC ${metrics.auc!.toFixed(4)}, label holder alone ${metrics.label_holder_only_auc!.toFixed(4)} (${pred.p.length} shared test customers)`);
       } else {
         await ch.waitForPeers([lhName]);
-        const fh = new FeatureHolder(ch, { labelHolder: lhName, sets: { train: data.train, test: data.test }, session: ch.job });
+        const fh = new FeatureHolder(ch, { labelHolder: lhName, sets: { train: data.train, test: data.test }, session: ch.job, multiplyBatch: pool.multiplyBatch });
         await fh.align('train');
         await fh.align('test');
         const rep = await fh.serve();
@@ -302,18 +351,19 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     let ch: SocketVerticalChannel | undefined;
     try {
       const file = await loadPart(req.round);
-      const pos = new Map(data.all.ids.map((id, i) => [id, i]));
+      const all = rowsForPart(data, file);
+      const pos = new Map(all.ids.map((id, i) => [id, i]));
       const rows = req.ids.map((raw) => {
         const r = pos.get(normaliseId(raw, spec.idNormalisation));
         if (r === undefined) throw new FedmartError('NOT_FOUND', `${data.party} holds no customer with ID "${raw}"`);
         return r;
       });
       const m = rows.length;
-      const x = gatherRows(data.all.x, data.all.d, Int32Array.from(rows));
+      const x = gatherRows(all.x, all.d, Int32Array.from(rows));
       ch = await connectVerticalChannel({ url: o.url, token: o.token, session: req.session, timeoutMs: 120_000 });
       if (data.role === 'feature-holder') {
         await ch.waitForPeers([lhName]);
-        const c = partContribution(file.part, x, m, data.all.d);
+        const c = partContribution(file.part, x, m, all.d);
         if (c instanceof Float64Array) await ch.send(lhName, 'vlr.partial', { step: 0, rows: m }, [vectorBytes(c)]);
         else await ch.send(lhName, 'snn.embedding', { step: 0, rows: m, dim: (file.part as { embeddingDim: number }).embeddingDim }, [vectorBytes(c)]);
         await ch.receive(lhName, 'done');
@@ -333,7 +383,7 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         }
       }
       for (const fh of fhs) await ch.send(fh, 'done', { reason: 'scored' });
-      const r = combineAtLabelHolder(file.part as LabelHolderPart, x, m, data.all.d, others);
+      const r = combineAtLabelHolder(file.part as LabelHolderPart, x, m, all.d, others);
       await reply({ request: req.request, p: r.p, ...(req.explain && r.contributions ? { contributions: Object.fromEntries([lhName, ...fhs].map((q, k) => [q, r.contributions![k]!])) } : {}) });
     } catch (err) {
       await reply({ request: req.request, error: toFedmartError(err).message.slice(0, 2000) });
@@ -353,6 +403,9 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
     }
   });
   socket.on('vpredict', (m: { request: string; session: string; round: number; ids: string[]; explain: boolean }) => void runPredict(m));
-  const closed = new Promise<string>((resolve) => socket.on('disconnect', (reason) => resolve(String(reason))));
+  const closed = new Promise<string>((resolve) => socket.on('disconnect', (reason) => {
+    void pool.close();
+    resolve(String(reason));
+  }));
   return { socket, closed, data, dataDir };
 }

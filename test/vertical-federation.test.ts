@@ -7,8 +7,13 @@
  * PSI through the relay, train LR (CKKS) and split NN in coordinator-driven
  * rounds, commit with lineage, predict through the parties; kill -9 of a
  * feature holder mid-round fails the round with the reason and, after it
- * restarts, the next round commits. Epochs and rows are modest so this runs
- * in minutes on a loaded machine; the README has the full-data 20-epoch run.
+ * restarts, the next round commits. 20 epochs of each model, as the issue
+ * asks, on a 10,000-customer sample so that it runs in minutes on a loaded
+ * machine; the README has the full-data runs. The centralized reference is
+ * the same algorithm on the joined columns (same rows, seeds, batches,
+ * learning rate, epochs; client-node/src/vertical/centralized.ts), so the
+ * 0.01 bound holds by construction, not by the sample's luck: what remains
+ * is the protocol's own approximation (CKKS, flooding).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,7 +27,10 @@ import { startVerticalDemo, type VerticalDemo } from '../cli/vertical-demo.ts';
 import { encodeWithPart, partPath, type VerticalPartFile } from '../cli/vertical-party.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
-const HANG = 900_000;
+/** Heartbeat guard against a starved process on the shared 2-core machine (cli/vertical-demo.ts). */
+const LOAD_GUARD = 180_000;
+const HANG = 1_800_000;
+const ROWS = 10_000;
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -72,7 +80,7 @@ function partyProcesses(prefix: string, opts: Omit<Parameters<typeof startVertic
 describe('vertical federation between real processes: LR', () => {
   let demo!: VerticalDemo;
   let dir = '';
-  const run = partyProcesses('fedmart-vfed-', { model: 'lr', epochs: 5, rows: 8000, batchSize: 512, learningRate: 0.05 }, (d, at) => { demo = d; dir = at; });
+  const run = partyProcesses('fedmart-vfed-', { model: 'lr', epochs: 20, rows: ROWS, batchSize: 2048, learningRate: 0.1, pingTimeoutMs: LOAD_GUARD }, (d, at) => { demo = d; dir = at; });
 
   it('refuses a bad vertical spec at creation (REST and CLI)', async () => {
     const good = demo.spec;
@@ -91,15 +99,14 @@ describe('vertical federation between real processes: LR', () => {
     const m = r1.metrics!;
     const testIds = demo.sharedTestIds();
     // PSI found exactly the customers shared by all three (training split), and it is recorded with its time.
-    const trainShared = 8000 * 0.8 - testIds.length;
+    const trainShared = ROWS * 0.8 - testIds.length;
     expect(m.psi_intersection).toBe(trainShared);
     expect(m.psi_seconds).toBeGreaterThan(0);
     expect(m.test_rows).toBe(testIds.length);
     const central = await demo.centralizedAuc(testIds);
+    console.log(`vertical ${demo.spec.model}, ${demo.spec.epochs} epochs: AUC ${m.auc!.toFixed(4)}, label holder alone ${m.label_holder_only_auc!.toFixed(4)}, centralized ${central.toFixed(4)} on ${testIds.length} shared test ids`);
     expect(m.auc).toBeGreaterThan(m.label_holder_only_auc!);
-    // The issue's 0.01 bound is measured on the full data (README, `demo --mode vertical --epochs 20`); on this
-    // subsample (~1,600 test ids) the run-to-run spread of the gap alone reaches 0.012, so the test allows 0.02.
-    expect(Math.abs(m.auc! - central)).toBeLessThan(0.02);
+    expect(Math.abs(m.auc! - central)).toBeLessThan(0.01);
 
     // Lineage: parties and the SHA-256 of each part as it sits on that party's disk.
     const models = (await demo.api.get<{ models: { version: number; spec: { kind: string; parts: { party: string; sha256: string }[] }; metrics: Record<string, number> }[] }>(`/api/v1/federations/${demo.federation}/models`)).models;
@@ -150,7 +157,7 @@ describe('vertical federation between real processes: LR', () => {
 
 describe('vertical federation between real processes: split NN', () => {
   let demo!: VerticalDemo;
-  const run = partyProcesses('fedmart-vfed-snn-', { model: 'splitnn', epochs: 2, rows: 12000, batchSize: 256, learningRate: 0.01 }, (d) => (demo = d));
+  const run = partyProcesses('fedmart-vfed-snn-', { model: 'splitnn', epochs: 20, rows: ROWS, batchSize: 256, learningRate: 0.01, pingTimeoutMs: LOAD_GUARD }, (d) => (demo = d));
 
   it('trains a split NN across the processes and predicts through them like the in-process model', async () => {
     const r = await demo.round();
@@ -158,10 +165,9 @@ describe('vertical federation between real processes: split NN', () => {
     const m = r.metrics!;
     const testIds = demo.sharedTestIds();
     const central = await demo.centralizedAuc(testIds);
+    console.log(`vertical ${demo.spec.model}, ${demo.spec.epochs} epochs: AUC ${m.auc!.toFixed(4)}, label holder alone ${m.label_holder_only_auc!.toFixed(4)}, centralized ${central.toFixed(4)} on ${testIds.length} shared test ids`);
     expect(m.auc).toBeGreaterThan(m.label_holder_only_auc!);
-    // The issue's 0.01 bound is measured on the full data (README, `demo --mode vertical --epochs 20`); on this
-    // subsample (~1,600 test ids) the run-to-run spread of the gap alone reaches 0.012, so the test allows 0.02.
-    expect(Math.abs(m.auc! - central)).toBeLessThan(0.02);
+    expect(Math.abs(m.auc! - central)).toBeLessThan(0.01);
     const ids = testIds.slice(0, 100);
     const served = await demo.api.post<{ p: number[] }>(`/api/v1/federations/${demo.federation}/vertical/predict`, { ids });
     const local = await demo.inProcessScores(r.number, ids);

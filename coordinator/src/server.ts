@@ -43,8 +43,7 @@ export interface CoordinatorOptions {
   rotateOperatorToken?: boolean;
   /**
    * How long a client may go without answering a ping before it counts as gone (Socket.IO's
-   * pingTimeout; default 20 s). Vertical parties compute PSI for all their IDs in one synchronous
-   * pass, which on a loaded machine can block their event loop longer than that.
+   * pingTimeout; default 20 s), for clients on slow links or very loaded machines.
    */
   pingTimeoutMs?: number;
   /** The built partner portal served at `/` (default `partner-portal/dist`; null: no portal). */

@@ -12,9 +12,17 @@
  *
  * Message order per pair (both sides send before receiving, so neither
  * waits on the other): psi.blinded{own} → psi.blinded{double}.
+ *
+ * The event loop stays free. Hashing onto the curve and blinding cost ~50 µs
+ * per ID; done in one pass, 30,000 IDs froze a party for tens of seconds and
+ * the coordinator dropped it as silent (Socket.IO heartbeats unanswered). So
+ * the work runs in chunks of {@link PSI_CHUNK} IDs with a `setImmediate`
+ * between them (`PsiParty.blindOwnChunked` / `blindOtherChunked`); a runtime
+ * may also spread each chunk over threads (`multiplyBatch`, the CLI's X25519
+ * worker pool).
  */
 import { FedmartError } from '@fedmart/shared/errors';
-import { PSI_ELEMENT_BYTES, PsiParty, type PsiMode } from '@fedmart/shared/psi/ecdh-psi';
+import { PSI_ELEMENT_BYTES, PsiParty, type PsiMode, type PsiPartyOptions } from '@fedmart/shared/psi/ecdh-psi';
 import type { VerticalChannel } from './channel.ts';
 
 /** Result of an alignment: the size, and in mode "ids" the own row of each aligned position. */
@@ -41,6 +49,14 @@ function unpackBlinded(bytes: Uint8Array): Uint8Array[] {
   return out;
 }
 
+/** IDs hashed and blinded between two turns of the event loop (~50 ms of work on one core). */
+export const PSI_CHUNK = 1024;
+
+/** Let timers and socket I/O (heartbeats) run. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Sort by UTF-16 code units (locale-independent, the same on every machine). */
 export function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -57,16 +73,16 @@ export function compareIds(a: string, b: string): number {
  * @returns the intersection (ids sorted in the common order) and its size
  * @throws FedmartError INVALID_MESSAGE if the peer deviates from the message order or sends malformed values
  */
-export async function psiWithPeer(ch: VerticalChannel, peer: string, ids: readonly string[], opts: { set: string; mode?: PsiMode; session?: string }): Promise<{ size: number; ids?: string[] }> {
+export async function psiWithPeer(ch: VerticalChannel, peer: string, ids: readonly string[], opts: { set: string; mode?: PsiMode; session?: string; multiplyBatch?: PsiPartyOptions['multiplyBatch'] }): Promise<{ size: number; ids?: string[] }> {
   const mode = opts.mode ?? 'ids';
-  const party = new PsiParty(ids, { mode, domain: `${opts.session ?? ''}/${opts.set}` });
-  const own = party.blindOwn();
+  const party = new PsiParty(ids, { mode, domain: `${opts.session ?? ''}/${opts.set}`, ...(opts.multiplyBatch ? { multiplyBatch: opts.multiplyBatch } : {}) });
+  const own = await party.blindOwnChunked(yieldToEventLoop, PSI_CHUNK);
   await ch.send(peer, 'psi.blinded', { set: opts.set, stage: 'own', count: own.length, mode }, [packBlinded(own)]);
   const theirs = await ch.receive(peer, 'psi.blinded');
   if (theirs.body.stage !== 'own' || theirs.body.set !== opts.set || theirs.body.mode !== mode) {
     throw new FedmartError('INVALID_MESSAGE', `PSI with ${peer}: expected its own blinded IDs for set "${opts.set}" in mode ${mode}, got stage ${theirs.body.stage}, set "${theirs.body.set}", mode ${theirs.body.mode}; both parties must align the same set in the same mode`);
   }
-  const theirDouble = party.blindOther(unpackBlinded(theirs.parts[0]!));
+  const theirDouble = await party.blindOtherChunked(unpackBlinded(theirs.parts[0]!), yieldToEventLoop, PSI_CHUNK);
   await ch.send(peer, 'psi.blinded', { set: opts.set, stage: 'double', count: theirDouble.length, mode }, [packBlinded(theirDouble)]);
   const mine = await ch.receive(peer, 'psi.blinded');
   if (mine.body.stage !== 'double' || mine.body.set !== opts.set) {

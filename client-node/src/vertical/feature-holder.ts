@@ -13,7 +13,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { createVerticalCkksEvaluator, uniformMask, DEFAULT_GRADIENT_MASK_BOUND, type VerticalCkksEvaluator } from '@fedmart/shared/he/ckks-ops';
 import { readVector, vectorBytes, type VerticalBody, type VerticalMessage } from '@fedmart/shared/protocol-vertical';
-import type { PsiMode } from '@fedmart/shared/psi/ecdh-psi';
+import type { PsiMode, PsiPartyOptions } from '@fedmart/shared/psi/ecdh-psi';
 import { initBackend } from '../ml/backend.ts';
 import { psiWithPeer, rowsOf, type Alignment } from './align.ts';
 import type { VerticalChannel } from './channel.ts';
@@ -30,6 +30,8 @@ export interface FeatureHolderOptions {
   readonly session?: string;
   /** Bound of the uniform mask on encrypted gradients (default 2^30). */
   readonly maskBound?: number;
+  /** How PSI runs a batch of X25519 multiplications (default this thread; the CLI passes its worker pool). */
+  readonly multiplyBatch?: PsiPartyOptions['multiplyBatch'];
   /** Observer of each unmasked LR gradient (e.g. for tests); gets a copy. */
   readonly onGradient?: (step: number, gradient: Float64Array) => void;
 }
@@ -86,7 +88,7 @@ export class FeatureHolder {
     const started = performance.now();
     const own = this.#set(set);
     const lh = this.#o.labelHolder;
-    const r = await psiWithPeer(this.#ch, lh, own.ids, { set, mode, session: this.#o.session ?? 'vertical' });
+    const r = await psiWithPeer(this.#ch, lh, own.ids, { set, mode, session: this.#o.session ?? 'vertical', ...(this.#o.multiplyBatch ? { multiplyBatch: this.#o.multiplyBatch } : {}) });
     if (mode === 'size') return { size: r.size, seconds: (performance.now() - started) / 1000 };
     const sel = await this.#ch.receive(lh, 'align.select');
     if (sel.body.set !== set) throw new FedmartError('INVALID_MESSAGE', `alignment: expected the selection for set "${set}", got one for "${sel.body.set}"`);

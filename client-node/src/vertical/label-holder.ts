@@ -88,7 +88,7 @@ import { DEFAULT_CKKS_PARAMS, type CkksParams } from '@fedmart/shared/he/ckks-pa
 import { readVector, vectorBytes } from '@fedmart/shared/protocol-vertical';
 import { checkVerticalBatching, cutVerticalBatches, planLabelDp, type LabelDpPlan } from '@fedmart/shared/vertical-leakage';
 import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
-import type { PsiMode } from '@fedmart/shared/psi/ecdh-psi';
+import type { PsiMode, PsiPartyOptions } from '@fedmart/shared/psi/ecdh-psi';
 import { initBackend } from '../ml/backend.ts';
 import { compareIds, psiWithPeer, rowsOf, type Alignment } from './align.ts';
 import type { VerticalChannel } from './channel.ts';
@@ -189,6 +189,7 @@ export class LabelHolder {
   readonly #fhs: readonly string[];
   readonly #sets: Readonly<Record<string, LabelledRows>>;
   readonly #session: string;
+  readonly #multiply: PsiPartyOptions['multiplyBatch'];
   readonly #aligned = new Map<string, Int32Array>();
   #model: Model | undefined;
   #step = 0;
@@ -198,8 +199,9 @@ export class LabelHolder {
    * @param opts.featureHolders - ids of the feature holders
    * @param opts.sets - this party's rows per set name ("train", "test", …)
    * @param opts.session - session id (PSI hash domain); both sides the same
+   * @param opts.multiplyBatch - how PSI runs a batch of X25519 multiplications (default this thread)
    */
-  constructor(channel: VerticalChannel | null, opts: { featureHolders: readonly string[]; sets: Record<string, LabelledRows>; session?: string }) {
+  constructor(channel: VerticalChannel | null, opts: { featureHolders: readonly string[]; sets: Record<string, LabelledRows>; session?: string; multiplyBatch?: PsiPartyOptions['multiplyBatch'] }) {
     if (opts.featureHolders.length > 0 && channel === null) throw new TypeError('LabelHolder: a channel is needed to talk to feature holders');
     for (const [name, s] of Object.entries(opts.sets)) {
       if (s.x.length !== s.ids.length * s.d || s.y.length !== s.ids.length) {
@@ -210,6 +212,7 @@ export class LabelHolder {
     this.#fhs = [...opts.featureHolders];
     this.#sets = opts.sets;
     this.#session = opts.session ?? 'vertical';
+    this.#multiply = opts.multiplyBatch;
   }
 
   #set(name: string): LabelledRows {
@@ -245,7 +248,7 @@ export class LabelHolder {
     const perPeer: string[][] = [];
     let sizeOnly = Number.POSITIVE_INFINITY;
     for (const fh of this.#fhs) {
-      const r = await psiWithPeer(ch, fh, own.ids, { set, mode, session: this.#session });
+      const r = await psiWithPeer(ch, fh, own.ids, { set, mode, session: this.#session, ...(this.#multiply ? { multiplyBatch: this.#multiply } : {}) });
       if (mode === 'size') sizeOnly = Math.min(sizeOnly, r.size);
       else perPeer.push(r.ids!);
     }
@@ -378,6 +381,7 @@ export class LabelHolder {
         }
         loss = lossSum / n;
         o.onEpoch?.(epoch, loss);
+        await new Promise((r) => setImmediate(r));
       }
     } finally {
       sk?.dispose();

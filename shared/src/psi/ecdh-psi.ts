@@ -288,6 +288,47 @@ export class PsiParty {
   }
 
   /**
+   * {@link blindOwn} in chunks of `chunk` IDs, awaiting `pause()` after each,
+   * so that a runtime with an event loop can answer heartbeats while a large
+   * set is hashed and blinded (the vertical parties pass a setImmediate).
+   * The same values as blindOwn; computed once, shared with it.
+   * @param pause - awaited between chunks
+   * @param chunk - IDs per chunk (default 1024)
+   */
+  async blindOwnChunked(pause: () => Promise<void>, chunk = 1024): Promise<Uint8Array[]> {
+    if (this.#blinded === undefined) {
+      const order = cryptoShuffle(Array.from({ length: this.#ids.length }, (_, i) => i));
+      const out: Uint8Array[] = [];
+      for (let i = 0; i < order.length; i += chunk) {
+        const hashed = hashIdsToU(order.slice(i, i + chunk).map((j) => this.#ids[j]!), this.#domain);
+        for (const v of this.#multiply(this.#key, hashed)) out.push(v);
+        await pause();
+      }
+      if (this.#blinded === undefined) {
+        this.#blinded = out;
+        this.#order = order;
+      }
+    }
+    return this.#blinded.map((v) => v.slice());
+  }
+
+  /**
+   * {@link blindOther} in chunks of `chunk` values, awaiting `pause()` after each.
+   * @param values - the peer's blinded IDs
+   * @param pause - awaited between chunks
+   * @param chunk - values per chunk (default 1024)
+   */
+  async blindOtherChunked(values: readonly Uint8Array[], pause: () => Promise<void>, chunk = 1024): Promise<Uint8Array[]> {
+    checkBlindedList(values, 'blindOther');
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < values.length; i += chunk) {
+      for (const v of this.#multiply(this.#key, values.slice(i, i + chunk))) out.push(v);
+      await pause();
+    }
+    return this.mode === 'size' ? cryptoShuffle(out) : out;
+  }
+
+  /**
    * Re-blind the peer's blinded IDs with this party's scalar.
    * @param values - the peer's `blindOwn()` output
    * @returns the doubly-blinded values: in the same order (mode "ids") or shuffled (mode "size") — send back to the peer
