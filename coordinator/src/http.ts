@@ -20,6 +20,7 @@ import type { VerticalRounds } from './vertical-rounds.ts';
 import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-relay';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
+import { createAuditRouter } from './audit-routes.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -273,6 +274,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   });
 
   api.use(createComplianceRouter({ store, auth }));
+  api.use(createAuditRouter({ store, auth }));
   app.use('/api/v1', api);
 
   app.use((req, _res, next) => next(new FedmartError('NOT_FOUND', `no route ${req.method} ${req.path}; see the README for the API`)));

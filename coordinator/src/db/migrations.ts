@@ -177,6 +177,22 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE enrollments ADD COLUMN identity_key TEXT;
   ALTER TABLE enrollments ADD COLUMN terms_hash TEXT;
   `,
+  // (issue 13, audit) the audit log becomes an RFC 6962 Merkle tree with signed tree heads: the linear chain's
+  // columns go (leaves are recomputed from the entries), heads are stored append-only; a migrated log gets its
+  // first signed head at the next start (AuditLog.checkAtStart)
+  `
+  ALTER TABLE audit_log DROP COLUMN prev_hash;
+  ALTER TABLE audit_log DROP COLUMN hash;
+  CREATE TABLE audit_tree_heads (
+    size INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    public_key TEXT NOT NULL,
+    signature TEXT NOT NULL
+  );
+  CREATE TRIGGER audit_tree_heads_no_update BEFORE UPDATE ON audit_tree_heads BEGIN SELECT RAISE(ABORT, 'audit_tree_heads is append-only'); END;
+  CREATE TRIGGER audit_tree_heads_no_delete BEFORE DELETE ON audit_tree_heads BEGIN SELECT RAISE(ABORT, 'audit_tree_heads is append-only'); END;
+  `,
 ];
 
 /**

@@ -168,9 +168,22 @@ export const auditLog = sqliteTable('audit_log', {
   action: text('action').notNull(),
   subject: text('subject'),
   data: text('data'),
-  prevHash: text('prev_hash').notNull(),
-  /** sha256(prevHash ‖ canonical JSON of this entry), hex. */
-  hash: text('hash').notNull(),
+});
+
+/**
+ * Signed tree heads of the audit log (issue 13): after every append, the RFC 6962 root of the first `size`
+ * entries, signed with the coordinator's log key (`@fedmart/shared/audit-log`). Append-only.
+ */
+export const auditTreeHeads = sqliteTable('audit_tree_heads', {
+  size: integer('size').primaryKey(),
+  /** MTH of entries 1..size, hex. */
+  root: text('root').notNull(),
+  /** ms since the epoch. */
+  timestamp: integer('timestamp').notNull(),
+  /** The log key (Ed25519 public key), hex. */
+  publicKey: text('public_key').notNull(),
+  /** Ed25519 signature over `treeHeadMessage`, hex. */
+  signature: text('signature').notNull(),
 });
 
 export type PartnerRow = typeof partners.$inferSelect;
@@ -183,4 +196,5 @@ export type PrivacyLedgerRow = typeof privacyLedger.$inferSelect;
 export type PrivacyCapRow = typeof privacyCaps.$inferSelect;
 export type ScheduleRow = typeof schedules.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;
+export type AuditTreeHeadRow = typeof auditTreeHeads.$inferSelect;
 export type RevokedTokenRow = typeof revokedTokens.$inferSelect;

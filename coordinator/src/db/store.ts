@@ -9,51 +9,35 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { identityFingerprint } from '@fedmart/shared/crypto/ed25519';
 import { FederationConfigSchema, type FederationConfig, type Metrics } from '@fedmart/shared/protocol';
+import type { Ed25519KeyPair } from '@fedmart/shared/crypto/ed25519';
 import type { Db } from './client.ts';
+import { AuditLog } from './audit-log.ts';
 import * as t from './schema.ts';
 
 const now = () => Date.now();
 
-/** Audit-chain genesis value. */
-export const AUDIT_GENESIS = '0'.repeat(64);
-
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  const keys = Object.keys(value as object).sort();
-  return `{${keys.filter((k) => (value as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-/** Hash of one audit entry chained to the previous one. */
-export function auditHash(prevHash: string, entry: { at: number; actor: string; action: string; subject: string | null; data: string | null }): string {
-  return createHash('sha256').update(prevHash).update(canonical(entry)).digest('hex');
-}
-
 export class Store {
-  constructor(readonly db: Db) {}
-
   // ------------------------------------------------------------ audit
-  /** Append to the hash-chained, append-only audit log. */
-  audit(actor: string, action: string, subject: string | null = null, data: unknown = null): void {
-    const sqlite = this.db.$client;
-    sqlite.transaction(() => {
-      const last = this.db.select({ hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).get();
-      const prevHash = last?.hash ?? AUDIT_GENESIS;
-      const entry = { at: now(), actor, action, subject, data: data === null ? null : JSON.stringify(data) };
-      this.db.insert(t.auditLog).values({ ...entry, prevHash, hash: auditHash(prevHash, entry) }).run();
-    }).immediate();
+  /** The verifiable audit log (RFC 6962 Merkle tree with signed heads, `audit-log.ts`). */
+  readonly auditLog: AuditLog;
+
+  /**
+   * @param db - the database
+   * @param logKey - the coordinator's log key (`log-key.ts`); null: read-only use, appending audit entries throws
+   */
+  constructor(readonly db: Db, logKey: Ed25519KeyPair | null = null) {
+    this.auditLog = new AuditLog(db, logKey);
   }
 
-  /** Recompute the chain. @returns the first broken sequence number, or null when intact. */
-  verifyAudit(): { ok: boolean; entries: number; brokenAt: number | null } {
-    const rows = this.db.select().from(t.auditLog).orderBy(asc(t.auditLog.seq)).all();
-    let prev = AUDIT_GENESIS;
-    for (const r of rows) {
-      const h = auditHash(prev, { at: r.at, actor: r.actor, action: r.action, subject: r.subject, data: r.data });
-      if (r.prevHash !== prev || r.hash !== h) return { ok: false, entries: rows.length, brokenAt: r.seq };
-      prev = r.hash;
-    }
-    return { ok: true, entries: rows.length, brokenAt: null };
+  /** Append an audit entry and sign the new tree head (one transaction). */
+  audit(actor: string, action: string, subject: string | null = null, data: unknown = null): void {
+    this.auditLog.append(actor, action, subject, data);
+  }
+
+  /** Verify the stored log against its signed heads. @returns the first bad sequence number, or null when intact. */
+  verifyAudit(): { ok: boolean; entries: number; brokenAt: number | null; reason: string | null } {
+    const v = this.auditLog.verify();
+    return { ok: v.ok, entries: v.entries, brokenAt: v.firstBad?.seq ?? null, reason: v.firstBad?.reason ?? null };
   }
 
   listAudit(limit = 200, afterSeq = 0): t.AuditRow[] {
