@@ -9,6 +9,7 @@ import { readSchemaFile, readTableFile } from '@fedmart/client-node/data/connect
 import path from 'node:path';
 import { startPartnerAgent } from '@fedmart/client-node/agent';
 import { PartnerIdentity } from '@fedmart/client-node/identity';
+import { AuditHeadStore } from '@fedmart/client-node/audit-head';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient, peekClaims } from './api-client.ts';
@@ -28,7 +29,8 @@ Runs a partner node: trains on FILE locally and sends only model updates.
   --seed S            local shuffling seed (default 0)
   --id COL            vertical federations: your customer-ID column (must be the federation's ID column)
   --data-dir DIR      where this node keeps its Ed25519 identity key (0600) and the identity keys
-                      and federation terms it pinned (default ./.fedmart-partner/<partner>)
+                      and federation terms it pinned, and the newest audit tree head it saw
+                      (checked at every connection; default ./.fedmart-partner/<partner>)
   --accept-identity PARTNER=FINGERPRINT
                       accept a peer's new identity key after the operator re-enrolled it and you
                       compared its fingerprint with them (repeat the flag per partner)
@@ -89,7 +91,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const identity = PartnerIdentity.open(dataDir, accept);
   log(`identity ${identity.fingerprint} (key in ${dataDir})`);
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, data, seed, log, identity,
+    coordinatorUrl: url, token, data, seed, log, identity, auditHeads: AuditHeadStore.open(dataDir),
     onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
   });
   const w = await agent.ready;
