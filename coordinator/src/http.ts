@@ -21,6 +21,7 @@ import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-rel
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
 import { createAuditRouter } from './audit-routes.ts';
+import { createModelRouter } from './model-routes.ts';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -57,7 +58,7 @@ function roundView(r: RoundRow) {
   return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
 function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal) {
-  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
+  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString(), releaseStatus: m.releaseStatus, publishRequestedBy: m.publishRequestedBy, approvedBy: m.approvedBy, publishedAt: m.publishedAt === null ? null : new Date(m.publishedAt).toISOString() };
 }
 
 /**
@@ -241,6 +242,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.json({ round: roundView(r), participants });
   });
 
+  api.use(createModelRouter({ store, auth }));
   api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const f = store.getFederation(param(req, 'id'));

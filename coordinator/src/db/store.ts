@@ -71,13 +71,14 @@ export class Store {
     const fedId = `f_${randomUUID().slice(0, 12)}`;
     const modelId = `m_${randomUUID().slice(0, 12)}`;
     return this.db.$client.transaction(() => {
-      const federation: t.FederationRow = { id: fedId, name, config: JSON.stringify(config), status: 'active', currentModelVersionId: modelId, createdAt: now() };
+      const federation: t.FederationRow = { id: fedId, name, config: JSON.stringify(config), status: 'active', currentModelVersionId: modelId, createdAt: now(), endedAt: null };
       this.db.insert(t.federations).values(federation).run();
       const weights = Buffer.from(initialWeights.buffer, initialWeights.byteOffset, initialWeights.byteLength);
       const model: t.ModelVersionRow = {
         id: modelId, federationId: fedId, version: 0, roundId: null, parentId: null, strategy: config.strategy,
         participants: '[]', metrics: '{}', spec: JSON.stringify(config.model), paramCount: initialWeights.length,
         weights: Buffer.from(weights), sha256: createHash('sha256').update(weights).digest('hex'), createdAt: now(), encrypted: false,
+        ...initialRelease(config),
       };
       this.db.insert(t.modelVersions).values(model).run();
       return { federation, model };
@@ -111,7 +112,7 @@ export class Store {
       this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status: existing.status === 'revoked' ? 'invited' : existing.status, identityKey: null }).where(eq(t.enrollments.id, existing.id)).run();
       return { ...existing, tokenId, expiresAt, maxExamples, identityKey: null };
     }
-    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null };
+    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
     this.db.insert(t.enrollments).values(row).run();
     return row;
   }
@@ -232,7 +233,10 @@ export class Store {
         strategy: args.strategy, participants: JSON.stringify(args.participants), metrics: JSON.stringify(args.metrics), spec: JSON.stringify(args.spec),
         paramCount: args.encrypted ? args.encrypted.paramCount : args.weights.length, weights: Buffer.from(bytes), sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: now(),
         encrypted: args.encrypted !== undefined,
+        ...initialRelease(this.federationConfig(this.getFederation(args.federationId))),
       };
+      // Auto-published versions retire the one published before them.
+      if (row.releaseStatus === 'published') this.db.update(t.modelVersions).set({ releaseStatus: 'retired' }).where(and(eq(t.modelVersions.federationId, args.federationId), eq(t.modelVersions.releaseStatus, 'published'))).run();
       this.db.insert(t.modelVersions).values(row).run();
       this.db.update(t.rounds).set({ phase: 'committed', metrics: JSON.stringify(args.metrics), updatedAt: now(), endedAt: now() }).where(eq(t.rounds.id, args.roundId)).run();
       this.db.update(t.federations).set({ currentModelVersionId: row.id }).where(eq(t.federations.id, args.federationId)).run();
@@ -255,7 +259,7 @@ export class Store {
 
   listModelVersions(federationId: string): Omit<t.ModelVersionRow, 'weights'>[] {
     return this.db
-      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt, encrypted: t.modelVersions.encrypted })
+      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt, encrypted: t.modelVersions.encrypted, releaseStatus: t.modelVersions.releaseStatus, publishRequestedBy: t.modelVersions.publishRequestedBy, approvedBy: t.modelVersions.approvedBy, publishedAt: t.modelVersions.publishedAt })
       .from(t.modelVersions)
       .where(eq(t.modelVersions.federationId, federationId))
       .orderBy(asc(t.modelVersions.version))
@@ -329,4 +333,13 @@ export function weightsOf(row: Pick<t.ModelVersionRow, 'id' | 'federationId' | '
   const out = new Float32Array(row.paramCount);
   new Uint8Array(out.buffer).set(bytes.subarray(0, row.paramCount * 4));
   return out;
+}
+
+/**
+ * Release fields of a new model version: published at once when the federation has no release policy (as
+ * before issue 13) or asks for autoPublish; otherwise a candidate waiting for `fedmart model publish`.
+ */
+function initialRelease(config: FederationConfig): Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy' | 'publishedAt'> {
+  const auto = config.release === undefined || (config.release.autoPublish && !config.release.requiresApproval);
+  return { releaseStatus: auto ? 'published' : 'candidate', publishRequestedBy: null, approvedBy: null, publishedAt: auto ? now() : null };
 }
