@@ -28,6 +28,7 @@ import { CkksPartner } from './protection/ckks-partner.ts';
 import { checkRoundParticipants, pinFederationTerms, planRoundDp, termsChange } from './protection/dp-terms.ts';
 import { PartnerIdentity } from './identity.ts';
 import { AuditHeadStore, checkCoordinatorAuditLog } from './audit-head.ts';
+import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
 import type { SignedTreeHead } from '@fedmart/shared/audit-log';
 import { wireParser } from '@fedmart/shared/wire-parser';
 import { bytesToHex, hexToBytes } from '@fedmart/shared/crypto/bytes';
@@ -73,6 +74,8 @@ export interface PartnerAgentOptions {
   onTermsPinned?: (terms: FederationTerms) => void;
   /** Long-term identity and pins (`identity.ts`); default: a fresh in-memory identity (no pins survive a restart). */
   identity?: PartnerIdentity;
+  /** The purposes this partner's data may serve (`@fedmart/shared/consent`); a federation with another purpose is refused. Absent: not stated. */
+  purposes?: Purpose[];
   /** Newest audit tree head seen (`audit-head.ts`), checked at every connection; default: in memory. */
   auditHeads?: AuditHeadStore;
 }
@@ -182,7 +185,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       try {
         await initBackend();
         const numExamples = task.numExamples;
-        const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey) } });
+        const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey), ...(opts.purposes ? { purposes: opts.purposes } : {}) } });
         if (!ack.ok) throw new FedmartError(ack.error.code as never, ack.error.message);
       } catch (err) {
         if (!settled) rejectReady(toFedmartError(err));
@@ -208,6 +211,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   socket.on('welcome', (w) => {
     void (async () => {
       try {
+        // Consent by purpose: this partner decides, whatever the coordinator checked.
+        const notCovered = purposeRefusal(opts.purposes ?? null, w.purpose ?? null);
+        if (notCovered) throw new FedmartError('FORBIDDEN', `refusing to take part in ${w.federationId}: ${notCovered}`);
         const fresh = pinFederationTerms(w.terms);
         if (terms === null) {
           terms = fresh;

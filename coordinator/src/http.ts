@@ -22,6 +22,7 @@ import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
 import { createAuditRouter } from './audit-routes.ts';
 import { createModelRouter } from './model-routes.ts';
+import { purposeRefusal } from '@fedmart/shared/consent';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -165,10 +166,13 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations/:id/enrollments', auth('operator'), async (req, res) => {
     const f = store.getFederation(param(req, 'id'));
     const body = parseBody(CreateEnrollmentBodySchema, req.body);
+    const refusal = body.purposes ? purposeRefusal(body.purposes, store.federationConfig(f).purpose) : null;
+    if (refusal) throw new FedmartError('CONFLICT', `cannot enroll ${body.partner} in ${f.id}: ${refusal}; enroll it in a federation its consent covers, or record the purposes it agreed to`);
     const partner = store.ensurePartner(body.partner);
     const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
     const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
-    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}) });
+    if (body.purposes) store.setEnrollmentPurposes(e.id, body.purposes);
+    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}), ...(body.purposes ? { purposes: body.purposes } : {}) });
     res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString(), maxExamples: e.maxExamples }, token: t.token });
   });
 
@@ -195,6 +199,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const f = store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
     const { scheduleId, done } = orchestrator.scheduleRounds(f.id, body.count);
+    store.audit(req.principal!.sub, 'rounds.requested', f.id, { scheduleId, rounds: body.count });
     done.catch((err) => deps.log?.(`schedule ${scheduleId} failed: ${(err as Error).message}`));
     res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
   });

@@ -155,6 +155,16 @@ export class Store {
     this.db.update(t.enrollments).set({ identityKey, termsHash }).where(eq(t.enrollments.id, id)).run();
   }
 
+  /**
+   * Record the purposes a partner consented to (enrollment or hello).
+   * @returns the purposes recorded before (null: none stated)
+   */
+  setEnrollmentPurposes(id: string, purposes: readonly string[]): string[] | null {
+    const row = this.db.select({ purposes: t.enrollments.purposes }).from(t.enrollments).where(eq(t.enrollments.id, id)).get();
+    this.db.update(t.enrollments).set({ purposes: JSON.stringify(purposes) }).where(eq(t.enrollments.id, id)).run();
+    return row?.purposes ? (JSON.parse(row.purposes) as string[]) : null;
+  }
+
   revokeEnrollment(id: string): void {
     this.db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, id)).run();
   }
