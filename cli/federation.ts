@@ -14,7 +14,7 @@ import { ApiClient } from './api-client.ts';
 import { VerticalSpecSchema, parsePartiesFlag } from '@fedmart/shared/vertical-spec';
 import { formatIssues } from '@fedmart/shared/protocol';
 
-const USAGE = `fedmart federation <create|enroll|rounds|show> [flags]
+const USAGE = `fedmart federation <create|enroll|rounds|show|list|archive|delete> [flags]
 
 Operator commands against a running coordinator. The operator token is read
 from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
@@ -31,6 +31,10 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
           (--max-examples: the most examples this partner is weighted by, as agreed with it)
   rounds  --federation ID --count R [--wait]                      → schedules R rounds
   show    --federation ID                                         → federation, rounds, models
+  list                                                            → every federation with its status
+  archive --federation ID     no more rounds or enrollments, tokens revoked; everything is kept
+  delete  --federation ID     deletes model weights and per-partner records; keeps the audit log,
+                              the privacy ledger, the config, round outcomes and model lineage
 
 Common: --coordinator URL (default http://127.0.0.1:7300), --json
 
@@ -154,6 +158,20 @@ export async function federationCommand(argv: string[]): Promise<number> {
         }
         await new Promise((res) => setTimeout(res, 500));
       }
+    }
+    case 'list': {
+      const api = await operatorApi(values);
+      const r = await api.get<{ federations: { id: string; name: string; status: string; createdAt: string; config: { task?: string; strategy: string; purpose?: string } }[] }>('/api/v1/federations');
+      out(values, r, r.federations.map((f) => `${f.id}  ${f.status.padEnd(8)}  ${(f.config.task ?? 'binary').padEnd(14)}  ${f.config.strategy.padEnd(8)}  ${(f.config.purpose ?? '-').padEnd(19)}  ${f.createdAt}  "${f.name}"`).join('\n') || 'no federations');
+      return 0;
+    }
+    case 'archive':
+    case 'delete': {
+      const fed = requireString(cmd, values, 'federation', 'the federation id (fedmart federation list)');
+      const api = await operatorApi(values);
+      const r = await api.request<{ status: string; retention: { kept: string[]; deleted: string[] } }>(sub === 'archive' ? 'POST' : 'DELETE', `/api/v1/federations/${encodeURIComponent(fed)}${sub === 'archive' ? '/archive' : ''}`, sub === 'archive' ? {} : undefined);
+      out(values, r, `${fed}: ${r.status}\n  kept: ${r.retention.kept.join('; ')}${r.retention.deleted.length ? `\n  deleted: ${r.retention.deleted.join('; ')}` : ''}`);
+      return 0;
     }
     case 'show': {
       const fed = requireString(cmd, values, 'federation', 'the federation id');

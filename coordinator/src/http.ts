@@ -22,6 +22,7 @@ import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
 import { createComplianceRouter } from './compliance-routes.ts';
 import { createAuditRouter } from './audit-routes.ts';
 import { createModelRouter } from './model-routes.ts';
+import { createFederationRouter, validateFederationConfig } from './federation-routes.ts';
 import { purposeRefusal } from '@fedmart/shared/consent';
 
 declare module 'express-serve-static-core' {
@@ -118,6 +119,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     if (p.role === 'partner' && p.fed !== federationId) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own federation');
   };
 
+  api.use(createFederationRouter({ store, orchestrator, auth }));
   api.post('/tokens', auth('operator'), async (req, res) => {
     const body = parseBody(CreateTokenBodySchema, req.body);
     const t = await authority.issue({ sub: body.subject, role: body.role }, body.expiresInSeconds);
@@ -144,6 +146,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   api.post('/federations', auth('operator'), (req, res) => {
     const body = parseBody(CreateFederationBodySchema, req.body);
+    validateFederationConfig(body.config);
     const spec = body.config.model;
     const weights = initJointWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
     if (weights.length !== jointParameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
