@@ -16,7 +16,7 @@ import { formatIssues } from '@fedmart/shared/protocol';
 import { waitForSchedule } from './schedule.ts';
 import { watchFederation } from './watch.ts';
 
-const USAGE = `fedmart federation <create|enroll|rounds|show|watch> [flags]
+const USAGE = `fedmart federation <create|enroll|rounds|show|watch|list|archive|delete> [flags]
 
 Operator commands against a running coordinator. The operator token is read
 from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
@@ -24,6 +24,8 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
 
   create  --name NAME --schema FILE.json [--strategy fedavg] [--min-clients 2]
           [--hidden 32] [--local-epochs 1] [--learning-rate 0.01] [--batch-size 256]
+          [--purpose purchase-prediction|recommendation|pricing|service|content|segments]
+          [--requires-approval (publishing a model version needs a compliance officer's approval)]
   create  --mode vertical --name NAME --label-holder NAME:col,col --label COL [--positive V]
           --parties "NAME:col,col;NAME:col" --id COL [--id-rule trim|exact|trim-lower]
           --model lr|splitnn [--epochs 20] [--batch-size B] [--learning-rate R]
@@ -31,10 +33,15 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
           (vertical rounds: fedmart federation rounds; scoring: fedmart predict --federation)
   enroll  --federation ID --partner NAME [--expires-in SECONDS] [--max-examples N]   → prints the partner's token
           (--max-examples: the most examples this partner is weighted by, as agreed with it)
+          [--purposes a,b] the purposes the partner agreed its data may serve (refused if they exclude the federation's)
   rounds  --federation ID --count R [--wait]                      → schedules R rounds (--wait: exit 1 if any failed)
   show    --federation ID                                         → federation, rounds, models
   watch   --federation ID [--rounds N] [--json]                   → live events: phases, reports, dropouts, ledger
           (any token: --token with a partner's enrollment token shows only that partner's events)
+  list                                                            → every federation with its status
+  archive --federation ID     no more rounds or enrollments, tokens revoked; everything is kept
+  delete  --federation ID     deletes model weights and per-partner records; keeps the audit log,
+                              the privacy ledger, the config, round outcomes and model lineage
 
 Common: --coordinator URL (default http://127.0.0.1:7300), --json
 
@@ -79,6 +86,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(`federation ${sub}`, rest, {
     coordinator: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
     name: { type: 'string' }, schema: { type: 'string' }, strategy: { type: 'string' }, 'min-clients': { type: 'string' }, hidden: { type: 'string' },
+    purpose: { type: 'string' }, purposes: { type: 'string' }, 'requires-approval': { type: 'boolean' },
     'local-epochs': { type: 'string' }, 'learning-rate': { type: 'string' }, 'batch-size': { type: 'string' },
     mode: { type: 'string' }, 'label-holder': { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, parties: { type: 'string' }, id: { type: 'string' },
     'id-rule': { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, noise: { type: 'string' }, 'test-fraction': { type: 'string' }, 'round-timeout': { type: 'string' }, seed: { type: 'string' },
@@ -107,6 +115,8 @@ export async function federationCommand(argv: string[]): Promise<number> {
         localTrain: { ...DEFAULT_LOCAL_TRAIN, localEpochs: intFlag(cmd, values, 'local-epochs', 1, 1, 1000), batchSize: intFlag(cmd, values, 'batch-size', DEFAULT_LOCAL_TRAIN.batchSize, 1, 65536), learningRate: lr },
         minClients: intFlag(cmd, values, 'min-clients', 2, 1, 100_000),
         dataSchema: schema,
+        ...(values.purpose !== undefined ? { purpose: values.purpose } : {}),
+        ...(values['requires-approval'] ? { release: { requiresApproval: true } } : {}),
       };
       const api = await operatorApi(values);
       const r = await api.post<{ federation: { id: string }; model: { paramCount: number } }>('/api/v1/federations', { name, config });
@@ -119,7 +129,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
       const expiresInSeconds = intFlag(cmd, values, 'expires-in', 7 * 86_400, 60, 365 * 86_400);
       const maxExamples = values['max-examples'] === undefined ? undefined : intFlag(cmd, values, 'max-examples', 1, 1, 2 ** 31 - 1);
       const api = await operatorApi(values);
-      const r = await api.post<{ token: string; enrollment: { expiresAt: string } }>(`/api/v1/federations/${encodeURIComponent(fed)}/enrollments`, { partner, expiresInSeconds, ...(maxExamples !== undefined ? { maxExamples } : {}) });
+      const r = await api.post<{ token: string; enrollment: { expiresAt: string } }>(`/api/v1/federations/${encodeURIComponent(fed)}/enrollments`, { partner, expiresInSeconds, ...(maxExamples !== undefined ? { maxExamples } : {}), ...(typeof values.purposes === 'string' ? { purposes: values.purposes.split(',').map((x) => x.trim()).filter(Boolean) } : {}) });
       if (values.json) out(values, r, '');
       else {
         progress(`enrolled ${partner} in ${fed}; the token expires ${r.enrollment.expiresAt}. Give it to the partner privately; they run:`);
@@ -146,6 +156,20 @@ export async function federationCommand(argv: string[]): Promise<number> {
       const fed = requireString(cmd, values, 'federation', 'the federation id');
       const api = await operatorApi(values);
       return watchFederation(api, fed, { json: values.json === true, ...(values.rounds !== undefined ? { rounds: intFlag(cmd, values, 'rounds', 1, 1, 1_000_000) } : {}) });
+    }
+    case 'list': {
+      const api = await operatorApi(values);
+      const r = await api.get<{ federations: { id: string; name: string; status: string; createdAt: string; config: { task?: string; strategy: string; purpose?: string } }[] }>('/api/v1/federations');
+      out(values, r, r.federations.map((f) => `${f.id}  ${f.status.padEnd(8)}  ${(f.config.task ?? 'binary').padEnd(14)}  ${f.config.strategy.padEnd(8)}  ${(f.config.purpose ?? '-').padEnd(19)}  ${f.createdAt}  "${f.name}"`).join('\n') || 'no federations');
+      return 0;
+    }
+    case 'archive':
+    case 'delete': {
+      const fed = requireString(cmd, values, 'federation', 'the federation id (fedmart federation list)');
+      const api = await operatorApi(values);
+      const r = await api.request<{ status: string; retention: { kept: string[]; deleted: string[] } }>(sub === 'archive' ? 'POST' : 'DELETE', `/api/v1/federations/${encodeURIComponent(fed)}${sub === 'archive' ? '/archive' : ''}`, sub === 'archive' ? {} : undefined);
+      out(values, r, `${fed}: ${r.status}\n  kept: ${r.retention.kept.join('; ')}${r.retention.deleted.length ? `\n  deleted: ${r.retention.deleted.join('; ')}` : ''}`);
+      return 0;
     }
     case 'show': {
       const fed = requireString(cmd, values, 'federation', 'the federation id');

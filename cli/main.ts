@@ -46,6 +46,10 @@ Commands:
                   e.g. fedmart content check --text "全网最佳，根治失眠" --market cn --json
   recommend     top-k items for one of a brand's users from a published recommendation model
                   e.g. fedmart recommend --model out/model.json --data out/partner-1.csv --user 15 --k 10 --json
+  model         model release (candidate → approved → published → retired) and portable export (TF.js layers format)
+                  e.g. fedmart model export --federation f_123 --out ./bank-model
+  audit         verify the coordinator's Merkle audit log (signed tree heads, consistency with a saved head)
+                  e.g. fedmart audit verify --coordinator http://127.0.0.1:7300 --from-head head.json
   privacy       differential-privacy accountant and the privacy ledger report
                   e.g. fedmart privacy epsilon --q 0.01 --sigma 1.1 --steps 1000 --delta 1e-5 --json
 `;
@@ -70,6 +74,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   service: async () => (await import('./service.ts')).serviceCommand,
   content: async () => (await import('./service.ts')).contentCommand,
   recommend: async () => (await import('./recommend.ts')).recommendCommand,
+  audit: async () => (await import('./audit.ts')).auditCommand,
+  model: async () => (await import('./model.ts')).modelCommand,
 };
 
 /**

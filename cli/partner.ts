@@ -10,6 +10,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startPartnerAgent } from '@fedmart/client-node/agent';
 import { PartnerIdentity } from '@fedmart/client-node/identity';
+import { AuditHeadStore } from '@fedmart/client-node/audit-head';
+import { PURPOSES, PurposesSchema, type Purpose } from '@fedmart/shared/consent';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient, peekClaims } from './api-client.ts';
@@ -29,7 +31,10 @@ Runs a partner node: trains on FILE locally and sends only model updates.
   --seed S            local shuffling seed (default 0)
   --id COL            vertical federations: your customer-ID column (must be the federation's ID column)
   --data-dir DIR      where this node keeps its Ed25519 identity key (0600) and the identity keys
-                      and federation terms it pinned (default ./.fedmart-partner/<partner>)
+                      and federation terms it pinned, and the newest audit tree head it saw
+                      (checked at every connection; default ./.fedmart-partner/<partner>)
+  --purposes LIST     the purposes your data may serve, comma-separated (${PURPOSES.join(', ')});
+                      a federation declaring another purpose is refused (default: not stated)
   --accept-identity PARTNER=FINGERPRINT
                       accept a peer's new identity key after the operator re-enrolled it and you
                       compared its fingerprint with them (repeat the flag per partner)
@@ -40,7 +45,7 @@ Example:
 export async function partnerCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('partner', argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
-    'data-dir': { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' },
+    'data-dir': { type: 'string' }, purposes: { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -90,7 +95,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const identity = PartnerIdentity.open(dataDir, accept);
   log(`identity ${identity.fingerprint} (key in ${dataDir})`);
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, data, seed, log, identity, trainInWorker: true,
+    coordinatorUrl: url, token, data, seed, log, identity, trainInWorker: true, auditHeads: AuditHeadStore.open(dataDir), ...purposesFlag(values.purposes),
     onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
   });
   const w = await agent.ready;
@@ -139,4 +144,12 @@ async function verticalPartner(url: string, token: string, federation: string, n
   socket.close();
   log(`left: ${why}`);
   return why.startsWith('the coordinator') ? 1 : 0;
+}
+
+/** `--purposes a,b` → the agent's consent option (issue 13, item 5). */
+function purposesFlag(raw: unknown): { purposes?: Purpose[] } {
+  if (raw === undefined) return {};
+  const parsed = PurposesSchema.safeParse(String(raw).split(',').map((x) => x.trim()).filter(Boolean));
+  if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `partner: --purposes must list purposes from ${PURPOSES.join(', ')} (comma-separated, no repeats), got "${String(raw)}"`);
+  return { purposes: parsed.data };
 }

@@ -28,6 +28,9 @@ import {
 import { CkksPartner } from './protection/ckks-partner.ts';
 import { checkRoundParticipants, pinFederationTerms, planRoundDp, termsChange } from './protection/dp-terms.ts';
 import { PartnerIdentity } from './identity.ts';
+import { AuditHeadStore, checkCoordinatorAuditLog } from './audit-head.ts';
+import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
+import type { SignedTreeHead } from '@fedmart/shared/audit-log';
 import { wireParser } from '@fedmart/shared/wire-parser';
 import { bytesToHex, hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { federationTermsHash, type FederationTerms as ConsentTerms } from '@fedmart/shared/federation-terms';
@@ -76,6 +79,10 @@ export interface PartnerAgentOptions {
   trainInWorker?: boolean;
   /** Least time between two `train-progress` reports while training (default 5 s): the coordinator extends its wait on each. */
   progressEveryMs?: number;
+  /** The purposes this partner's data may serve (`@fedmart/shared/consent`); a federation with another purpose is refused. Absent: not stated. */
+  purposes?: Purpose[];
+  /** Newest audit tree head seen (`audit-head.ts`), checked at every connection; default: in memory. */
+  auditHeads?: AuditHeadStore;
 }
 
 /** This partner's own privacy accounting: what its released updates cost it, per DP level. */
@@ -98,6 +105,8 @@ export interface PartnerAgent {
   terms(): FederationTerms | null;
   /** What this partner's released updates cost it, by its own accountants. */
   privacySpent(): PartnerPrivacySpent;
+  /** The newest signed audit tree head this partner checked (null before the first welcome). */
+  auditHead(): SignedTreeHead | null;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -140,6 +149,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   const identity = opts.identity ?? PartnerIdentity.ephemeral();
   let federationId = '';
   let welcomedAs = '';
+  const auditHeads = opts.auditHeads ?? AuditHeadStore.ephemeral();
+  // Set when the coordinator's audit log does not extend the head this partner holds: no training until resolved.
+  let auditRefusal: FedmartError | null = null;
 
 
   // Acks still outstanding; a disconnect settles them all, so nothing waits forever.
@@ -178,7 +190,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       try {
         await initBackend();
         const numExamples = task.numExamples;
-        const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey) } });
+        const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey), ...(opts.purposes ? { purposes: opts.purposes } : {}) } });
         if (!ack.ok) throw new FedmartError(ack.error.code as never, ack.error.message);
       } catch (err) {
         if (!settled) rejectReady(toFedmartError(err));
@@ -204,6 +216,9 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   socket.on('welcome', (w) => {
     void (async () => {
       try {
+        // Consent by purpose: this partner decides, whatever the coordinator checked.
+        const notCovered = purposeRefusal(opts.purposes ?? null, w.purpose ?? null);
+        if (notCovered) throw new FedmartError('FORBIDDEN', `refusing to take part in ${w.federationId}: ${notCovered}`);
         const fresh = pinFederationTerms(w.terms);
         if (terms === null) {
           terms = fresh;
@@ -224,6 +239,14 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
           if (peer.partnerId === w.partnerId) {
             if (peer.identityKey !== bytesToHex(identity.keyPair.publicKey)) throw new FedmartError('CRYPTO_ERROR', 'the coordinator lists another identity key for this partner than its own; refusing to join');
           } else identity.checkPeer(w.federationId, peer.partnerId, hexToBytes(peer.identityKey));
+        }
+        // Every connection: the coordinator's audit log must extend the newest tree head this partner saw.
+        try {
+          await checkCoordinatorAuditLog({ coordinatorUrl: opts.coordinatorUrl, token: opts.token, store: auditHeads });
+          auditRefusal = null;
+        } catch (err) {
+          auditRefusal = toFedmartError(err);
+          throw auditRefusal;
         }
         if (!settled) resolveReady(w);
       } catch (err) {
@@ -434,6 +457,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     try {
       if (!spec) throw new FedmartError('UNAVAILABLE', 'received a train instruction before the welcome');
       if (!terms) throw new FedmartError('UNAVAILABLE', 'received a train instruction before the federation terms were pinned');
+      if (auditRefusal) throw auditRefusal;
       const { dp, ...config } = TrainConfigSchema.parse(t.config);
       // Refuse, before touching the data, an instruction that contradicts the pinned terms (dp-terms.ts).
       const plan = planRoundDp(terms, { protection: t.protection, dp });
@@ -519,5 +543,5 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     const of = (level: 'record' | 'partner') => (dp?.level === level ? { epsilon: releases[level] ? accountants[level].epsilon(dp.delta).epsilon : 0, delta: dp.delta, releases: releases[level] } : null);
     return { record: of('record'), partner: of('partner') };
   };
-  return { socket: socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>, ready, roundsTrained: () => trained, currentModel: () => ckks?.latest() ?? null, terms: () => terms, privacySpent, close, [Symbol.asyncDispose]: close };
+  return { socket: socket as unknown as Socket<ServerToClientEvents, ClientToServerEvents>, ready, roundsTrained: () => trained, currentModel: () => ckks?.latest() ?? null, terms: () => terms, privacySpent, auditHead: () => auditHeads.head, close, [Symbol.asyncDispose]: close };
 }

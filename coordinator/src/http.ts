@@ -23,6 +23,10 @@ import { createComplianceRouter } from './compliance-routes.ts';
 import { DEFAULT_PORTAL_DIR, portalRouter } from './portal.ts';
 import { createScheduleRouter } from './schedule-routes.ts';
 import type { CoordinatorMetrics } from './metrics.ts';
+import { createAuditRouter } from './audit-routes.ts';
+import { createModelRouter } from './model-routes.ts';
+import { createFederationRouter, validateFederationConfig } from './federation-routes.ts';
+import { purposeRefusal } from '@fedmart/shared/consent';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -63,7 +67,7 @@ function roundView(r: RoundRow) {
   return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
 function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal) {
-  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString() };
+  return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString(), releaseStatus: m.releaseStatus, publishRequestedBy: m.publishRequestedBy, approvedBy: m.approvedBy, publishedAt: m.publishedAt === null ? null : new Date(m.publishedAt).toISOString() };
 }
 
 /**
@@ -122,6 +126,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     if (p.role === 'partner' && p.fed !== federationId) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own federation');
   };
 
+  api.use(createFederationRouter({ store, orchestrator, auth }));
   api.post('/tokens', auth('operator'), async (req, res) => {
     const body = parseBody(CreateTokenBodySchema, req.body);
     const t = await authority.issue({ sub: body.subject, role: body.role }, body.expiresInSeconds);
@@ -148,6 +153,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   api.post('/federations', auth('operator'), (req, res) => {
     const body = parseBody(CreateFederationBodySchema, req.body);
+    validateFederationConfig(body.config);
     const spec = body.config.model;
     const weights = initJointWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
     if (weights.length !== jointParameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
@@ -170,10 +176,13 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations/:id/enrollments', auth('operator'), async (req, res) => {
     const f = store.getFederation(param(req, 'id'));
     const body = parseBody(CreateEnrollmentBodySchema, req.body);
+    const refusal = body.purposes ? purposeRefusal(body.purposes, store.federationConfig(f).purpose) : null;
+    if (refusal) throw new FedmartError('CONFLICT', `cannot enroll ${body.partner} in ${f.id}: ${refusal}; enroll it in a federation its consent covers, or record the purposes it agreed to`);
     const partner = store.ensurePartner(body.partner);
     const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
     const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
-    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}) });
+    if (body.purposes) store.setEnrollmentPurposes(e.id, body.purposes);
+    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}), ...(body.purposes ? { purposes: body.purposes } : {}) });
     res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString(), maxExamples: e.maxExamples }, token: t.token });
   });
 
@@ -241,6 +250,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.json({ round: roundView(r), participants });
   });
 
+  api.use(createModelRouter({ store, auth }));
   api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     const f = store.getFederation(param(req, 'id'));
@@ -275,6 +285,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   api.use(createComplianceRouter({ store, auth }));
   api.use(createScheduleRouter({ store, auth, scheduler: orchestrator.scheduler }));
+  api.use(createAuditRouter({ store, auth }));
   app.use('/api/v1', api);
   app.get('/metrics', auth('operator', 'compliance'), async (_req, res) => {
     if (!deps.metrics) throw new FedmartError('UNAVAILABLE', 'this coordinator does not collect metrics');

@@ -26,6 +26,7 @@ import { VerticalRounds } from './vertical-rounds.ts';
 import { TokenRevocations } from './db/revocations.ts';
 import { prepareDataDir, restrictFiles } from './data-dir.ts';
 import { operatorTokenAtStart } from './operator-token.ts';
+import { LOG_KEY_FILE, openLogKey } from './log-key.ts';
 import { guardDefaultNamespace, disconnectToken } from './socket-auth.ts';
 
 export const COORDINATOR_VERSION = '0.1.0';
@@ -92,7 +93,22 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     throw new FedmartError('CONFIG_ERROR', `cannot open database ${dbFile}: ${(err as Error).message}`, { cause: err });
   }
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['fedmart.db', 'fedmart.db-wal', 'fedmart.db-shm']);
-  const store = new Store(db);
+  let logKey;
+  try {
+    logKey = openLogKey(opts.dataDir);
+    if (opts.dataDir !== null) await restrictFiles(opts.dataDir, [LOG_KEY_FILE]);
+  } catch (err) {
+    db.$client.close();
+    throw err;
+  }
+  const store = new Store(db, logKey);
+  try {
+    // Rows that no longer reproduce the newest signed head are refused before anything is appended.
+    store.auditLog.checkAtStart();
+  } catch (err) {
+    db.$client.close();
+    throw err;
+  }
   const revocations = new TokenRevocations(db);
   const interruptedRounds = store.failInterruptedRounds();
   for (const id of interruptedRounds) {

@@ -11,6 +11,7 @@
  *
  * Pure: no I/O.
  */
+import { PurposeSchema, PurposesSchema, ReleasePolicySchema, type Purpose } from './consent.ts';
 import { z } from 'zod';
 import { STRATEGY_IDS } from './strategy/types.ts';
 import { listStrategies } from './strategy/registry.ts';
@@ -225,7 +226,12 @@ export const FederationConfigSchema = z.object({
   mode: z.enum(['horizontal', 'vertical']).optional(),
   /** Vertical federations between real partners: parties, columns, ID rule, model (`vertical-spec.ts`). */
   vertical: VerticalSpecSchema.optional(),
+  /** What the joint model is for; partners whose consent does not cover it refuse to take part (`consent.ts`). */
+  purpose: PurposeSchema.optional(),
+  /** How model versions are released (`consent.ts`; absent: each committed version is published at once). */
+  release: ReleasePolicySchema.optional(),
 }).superRefine((c, ctx) => {
+  if (c.release?.requiresApproval && c.release.autoPublish) ctx.addIssue({ code: 'custom', path: ['release', 'autoPublish'], message: 'autoPublish cannot be combined with requiresApproval: an approved release is published by the approval' });
   if (c.vertical !== undefined && c.mode !== 'vertical') ctx.addIssue({ code: 'custom', path: ['vertical'], message: "a vertical spec needs mode 'vertical'" });
   if (c.task === 'binary' && c.model.kind !== 'mlp') ctx.addIssue({ code: 'custom', path: ['model'], message: "task 'binary' trains the tabular MLP: model must be { kind: 'mlp', inputDim, hidden }; a tensor layout needs the scenario task that defines it (set task)" });
   if (c.task !== 'binary' && c.model.kind === 'mlp') ctx.addIssue({ code: 'custom', path: ['model'], message: `task '${c.task}' describes its joint parameters with a tensor layout ({ kind: 'tensors', tensors: [...] }), not an MLP spec` });
@@ -297,6 +303,8 @@ export const CreateEnrollmentBodySchema = z.object({
   expiresInSeconds: z.number().int().min(60).max(365 * 86_400).default(7 * 86_400),
   /** Most examples this partner may be weighted by (agreed with it; absent: the federation's limits.maxExamplesPerPartner). */
   maxExamples: z.number().int().min(1).max(2 ** 31 - 1).optional(),
+  /** The purposes the partner stated its data may serve (`consent.ts`); enrollment in a federation whose purpose they do not cover is refused. */
+  purposes: PurposesSchema.optional(),
 });
 
 /** POST /api/v1/federations/:id/rounds */
@@ -340,6 +348,8 @@ export const HelloSchema = z.object({
     agent: z.string().max(200).optional(),
     /** Hex Ed25519 public key of the partner node's long-term identity (required for secure aggregation and CKKS). */
     identityKey: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits (an Ed25519 public key)').optional(),
+    /** The purposes this partner's data may serve (absent: not stated). Recorded and audited by the coordinator. */
+    purposes: PurposesSchema.optional(),
   }),
 });
 
@@ -498,6 +508,8 @@ export interface Welcome {
   terms?: FederationTerms;
   /** Every enrolled partner's identity key as bound by the coordinator (hex), for partners to pin. */
   identities?: { partnerId: string; partnerName: string; identityKey: string }[];
+  /** The federation's declared purpose (`consent.ts`); a partner whose consent does not cover it refuses. */
+  purpose?: Purpose;
 }
 
 /** Typed Socket.IO events, server → client. */

@@ -187,6 +187,35 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE schedules ADD COLUMN current_round_id TEXT;
   ALTER TABLE schedules ADD COLUMN progress TEXT;
   `,
+  // (issue 13, audit) the audit log becomes an RFC 6962 Merkle tree with signed tree heads: the linear chain's
+  // columns go (leaves are recomputed from the entries), heads are stored append-only; a migrated log gets its
+  // first signed head at the next start (AuditLog.checkAtStart)
+  `
+  ALTER TABLE audit_log DROP COLUMN prev_hash;
+  ALTER TABLE audit_log DROP COLUMN hash;
+  CREATE TABLE audit_tree_heads (
+    size INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    public_key TEXT NOT NULL,
+    signature TEXT NOT NULL
+  );
+  CREATE TRIGGER audit_tree_heads_no_update BEFORE UPDATE ON audit_tree_heads BEGIN SELECT RAISE(ABORT, 'audit_tree_heads is append-only'); END;
+  CREATE TRIGGER audit_tree_heads_no_delete BEFORE DELETE ON audit_tree_heads BEGIN SELECT RAISE(ABORT, 'audit_tree_heads is append-only'); END;
+  `,
+  // (issue 13, release + consent + lifecycle) model versions move candidate → approved → published → retired
+  // (existing versions: the current one is published, older ones retired); who asked and who approved; the
+  // purposes a partner consented to; when a federation was archived or deleted
+  `
+  ALTER TABLE model_versions ADD COLUMN release_status TEXT NOT NULL DEFAULT 'candidate';
+  ALTER TABLE model_versions ADD COLUMN publish_requested_by TEXT;
+  ALTER TABLE model_versions ADD COLUMN approved_by TEXT;
+  ALTER TABLE model_versions ADD COLUMN published_at INTEGER;
+  UPDATE model_versions SET release_status = 'retired' WHERE id NOT IN (SELECT current_model_version_id FROM federations WHERE current_model_version_id IS NOT NULL);
+  UPDATE model_versions SET release_status = 'published', published_at = created_at WHERE id IN (SELECT current_model_version_id FROM federations);
+  ALTER TABLE enrollments ADD COLUMN purposes TEXT;
+  ALTER TABLE federations ADD COLUMN ended_at INTEGER;
+  `,
 ];
 
 /**

@@ -16,10 +16,12 @@ export const federations = sqliteTable('federations', {
   name: text('name').notNull(),
   /** FederationConfig as JSON (validated on read). */
   config: text('config').notNull(),
-  status: text('status', { enum: ['active', 'archived'] }).notNull().default('active'),
+  status: text('status', { enum: ['active', 'archived', 'deleted'] }).notNull().default('active'),
   /** The model version clients receive next; null before the first commit. */
   currentModelVersionId: text('current_model_version_id'),
   createdAt: integer('created_at').notNull(),
+  /** When it was archived or deleted (issue 13). */
+  endedAt: integer('ended_at'),
 });
 
 export const enrollments = sqliteTable('enrollments', {
@@ -40,6 +42,8 @@ export const enrollments = sqliteTable('enrollments', {
   identityKey: text('identity_key'),
   /** Hex SHA-256 of the federation terms the partner consented to (`federationTermsHash`). */
   termsHash: text('terms_hash'),
+  /** JSON array of the purposes the partner consented to (enrollment, then its latest hello); null: not stated. */
+  purposes: text('purposes'),
 }, (t) => [uniqueIndex('enrollments_fed_partner_idx').on(t.federationId, t.partnerId), index('enrollments_token_idx').on(t.tokenId)]);
 
 export const rounds = sqliteTable('rounds', {
@@ -92,6 +96,14 @@ export const modelVersions = sqliteTable('model_versions', {
   createdAt: integer('created_at').notNull(),
   /** CKKS federations: `weights` holds the packed ciphertexts of the round's encrypted aggregate [Σ n·Δ, Σ n], not plaintext parameters. */
   encrypted: integer('encrypted', { mode: 'boolean' }).notNull().default(false),
+  /** candidate → approved → published → retired (issue 13); scenarios read published versions only. */
+  releaseStatus: text('release_status', { enum: ['candidate', 'approved', 'published', 'retired'] }).notNull().default('candidate'),
+  /** The operator who asked to publish this version (awaiting approval when the policy requires it). */
+  publishRequestedBy: text('publish_requested_by'),
+  /** The compliance officer who approved it. */
+  approvedBy: text('approved_by'),
+  /** When it was (last) published; set once published, so a rollback can re-publish it. */
+  publishedAt: integer('published_at'),
 }, (t) => [uniqueIndex('model_versions_fed_version_idx').on(t.federationId, t.version)]);
 
 export const privacyLedger = sqliteTable('privacy_ledger', {
@@ -181,9 +193,22 @@ export const auditLog = sqliteTable('audit_log', {
   action: text('action').notNull(),
   subject: text('subject'),
   data: text('data'),
-  prevHash: text('prev_hash').notNull(),
-  /** sha256(prevHash ‖ canonical JSON of this entry), hex. */
-  hash: text('hash').notNull(),
+});
+
+/**
+ * Signed tree heads of the audit log (issue 13): after every append, the RFC 6962 root of the first `size`
+ * entries, signed with the coordinator's log key (`@fedmart/shared/audit-log`). Append-only.
+ */
+export const auditTreeHeads = sqliteTable('audit_tree_heads', {
+  size: integer('size').primaryKey(),
+  /** MTH of entries 1..size, hex. */
+  root: text('root').notNull(),
+  /** ms since the epoch. */
+  timestamp: integer('timestamp').notNull(),
+  /** The log key (Ed25519 public key), hex. */
+  publicKey: text('public_key').notNull(),
+  /** Ed25519 signature over `treeHeadMessage`, hex. */
+  signature: text('signature').notNull(),
 });
 
 export type PartnerRow = typeof partners.$inferSelect;
@@ -196,4 +221,5 @@ export type PrivacyLedgerRow = typeof privacyLedger.$inferSelect;
 export type PrivacyCapRow = typeof privacyCaps.$inferSelect;
 export type ScheduleRow = typeof schedules.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;
+export type AuditTreeHeadRow = typeof auditTreeHeads.$inferSelect;
 export type RevokedTokenRow = typeof revokedTokens.$inferSelect;

@@ -9,51 +9,35 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { identityFingerprint } from '@fedmart/shared/crypto/ed25519';
 import { FederationConfigSchema, type FederationConfig, type Metrics } from '@fedmart/shared/protocol';
+import type { Ed25519KeyPair } from '@fedmart/shared/crypto/ed25519';
 import type { Db } from './client.ts';
+import { AuditLog } from './audit-log.ts';
 import * as t from './schema.ts';
 
 const now = () => Date.now();
 
-/** Audit-chain genesis value. */
-export const AUDIT_GENESIS = '0'.repeat(64);
-
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  const keys = Object.keys(value as object).sort();
-  return `{${keys.filter((k) => (value as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-/** Hash of one audit entry chained to the previous one. */
-export function auditHash(prevHash: string, entry: { at: number; actor: string; action: string; subject: string | null; data: string | null }): string {
-  return createHash('sha256').update(prevHash).update(canonical(entry)).digest('hex');
-}
-
 export class Store {
-  constructor(readonly db: Db) {}
-
   // ------------------------------------------------------------ audit
-  /** Append to the hash-chained, append-only audit log. */
-  audit(actor: string, action: string, subject: string | null = null, data: unknown = null): void {
-    const sqlite = this.db.$client;
-    sqlite.transaction(() => {
-      const last = this.db.select({ hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).get();
-      const prevHash = last?.hash ?? AUDIT_GENESIS;
-      const entry = { at: now(), actor, action, subject, data: data === null ? null : JSON.stringify(data) };
-      this.db.insert(t.auditLog).values({ ...entry, prevHash, hash: auditHash(prevHash, entry) }).run();
-    }).immediate();
+  /** The verifiable audit log (RFC 6962 Merkle tree with signed heads, `audit-log.ts`). */
+  readonly auditLog: AuditLog;
+
+  /**
+   * @param db - the database
+   * @param logKey - the coordinator's log key (`log-key.ts`); null: read-only use, appending audit entries throws
+   */
+  constructor(readonly db: Db, logKey: Ed25519KeyPair | null = null) {
+    this.auditLog = new AuditLog(db, logKey);
   }
 
-  /** Recompute the chain. @returns the first broken sequence number, or null when intact. */
-  verifyAudit(): { ok: boolean; entries: number; brokenAt: number | null } {
-    const rows = this.db.select().from(t.auditLog).orderBy(asc(t.auditLog.seq)).all();
-    let prev = AUDIT_GENESIS;
-    for (const r of rows) {
-      const h = auditHash(prev, { at: r.at, actor: r.actor, action: r.action, subject: r.subject, data: r.data });
-      if (r.prevHash !== prev || r.hash !== h) return { ok: false, entries: rows.length, brokenAt: r.seq };
-      prev = r.hash;
-    }
-    return { ok: true, entries: rows.length, brokenAt: null };
+  /** Append an audit entry and sign the new tree head (one transaction). */
+  audit(actor: string, action: string, subject: string | null = null, data: unknown = null): void {
+    this.auditLog.append(actor, action, subject, data);
+  }
+
+  /** Verify the stored log against its signed heads. @returns the first bad sequence number, or null when intact. */
+  verifyAudit(): { ok: boolean; entries: number; brokenAt: number | null; reason: string | null } {
+    const v = this.auditLog.verify();
+    return { ok: v.ok, entries: v.entries, brokenAt: v.firstBad?.seq ?? null, reason: v.firstBad?.reason ?? null };
   }
 
   listAudit(limit = 200, afterSeq = 0): t.AuditRow[] {
@@ -87,13 +71,14 @@ export class Store {
     const fedId = `f_${randomUUID().slice(0, 12)}`;
     const modelId = `m_${randomUUID().slice(0, 12)}`;
     return this.db.$client.transaction(() => {
-      const federation: t.FederationRow = { id: fedId, name, config: JSON.stringify(config), status: 'active', currentModelVersionId: modelId, createdAt: now() };
+      const federation: t.FederationRow = { id: fedId, name, config: JSON.stringify(config), status: 'active', currentModelVersionId: modelId, createdAt: now(), endedAt: null };
       this.db.insert(t.federations).values(federation).run();
       const weights = Buffer.from(initialWeights.buffer, initialWeights.byteOffset, initialWeights.byteLength);
       const model: t.ModelVersionRow = {
         id: modelId, federationId: fedId, version: 0, roundId: null, parentId: null, strategy: config.strategy,
         participants: '[]', metrics: '{}', spec: JSON.stringify(config.model), paramCount: initialWeights.length,
         weights: Buffer.from(weights), sha256: createHash('sha256').update(weights).digest('hex'), createdAt: now(), encrypted: false,
+        ...initialRelease(config),
       };
       this.db.insert(t.modelVersions).values(model).run();
       return { federation, model };
@@ -127,7 +112,7 @@ export class Store {
       this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status: existing.status === 'revoked' ? 'invited' : existing.status, identityKey: null }).where(eq(t.enrollments.id, existing.id)).run();
       return { ...existing, tokenId, expiresAt, maxExamples, identityKey: null };
     }
-    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null };
+    const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
     this.db.insert(t.enrollments).values(row).run();
     return row;
   }
@@ -168,6 +153,16 @@ export class Store {
       throw new FedmartError('CONFLICT', `partner ${row.partnerId} connected with identity key ${identityFingerprint(hexToBytes(identityKey))}, but its enrollment is bound to ${identityFingerprint(hexToBytes(row.identityKey))}; if the partner really has a new key, the operator must re-enroll it (fedmart federation enroll) and the other partners must accept its new fingerprint`);
     }
     this.db.update(t.enrollments).set({ identityKey, termsHash }).where(eq(t.enrollments.id, id)).run();
+  }
+
+  /**
+   * Record the purposes a partner consented to (enrollment or hello).
+   * @returns the purposes recorded before (null: none stated)
+   */
+  setEnrollmentPurposes(id: string, purposes: readonly string[]): string[] | null {
+    const row = this.db.select({ purposes: t.enrollments.purposes }).from(t.enrollments).where(eq(t.enrollments.id, id)).get();
+    this.db.update(t.enrollments).set({ purposes: JSON.stringify(purposes) }).where(eq(t.enrollments.id, id)).run();
+    return row?.purposes ? (JSON.parse(row.purposes) as string[]) : null;
   }
 
   revokeEnrollment(id: string): void {
@@ -247,7 +242,10 @@ export class Store {
         strategy: args.strategy, participants: JSON.stringify(args.participants), metrics: JSON.stringify(args.metrics), spec: JSON.stringify(args.spec),
         paramCount: args.encrypted ? args.encrypted.paramCount : args.weights.length, weights: Buffer.from(bytes), sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: now(),
         encrypted: args.encrypted !== undefined,
+        ...initialRelease(this.federationConfig(this.getFederation(args.federationId))),
       };
+      // Auto-published versions retire the one published before them.
+      if (row.releaseStatus === 'published') this.db.update(t.modelVersions).set({ releaseStatus: 'retired' }).where(and(eq(t.modelVersions.federationId, args.federationId), eq(t.modelVersions.releaseStatus, 'published'))).run();
       this.db.insert(t.modelVersions).values(row).run();
       this.db.update(t.rounds).set({ phase: 'committed', metrics: JSON.stringify(args.metrics), updatedAt: now(), endedAt: now() }).where(eq(t.rounds.id, args.roundId)).run();
       this.db.update(t.federations).set({ currentModelVersionId: row.id }).where(eq(t.federations.id, args.federationId)).run();
@@ -270,7 +268,7 @@ export class Store {
 
   listModelVersions(federationId: string): Omit<t.ModelVersionRow, 'weights'>[] {
     return this.db
-      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt, encrypted: t.modelVersions.encrypted })
+      .select({ id: t.modelVersions.id, federationId: t.modelVersions.federationId, version: t.modelVersions.version, roundId: t.modelVersions.roundId, parentId: t.modelVersions.parentId, strategy: t.modelVersions.strategy, participants: t.modelVersions.participants, metrics: t.modelVersions.metrics, spec: t.modelVersions.spec, paramCount: t.modelVersions.paramCount, sha256: t.modelVersions.sha256, createdAt: t.modelVersions.createdAt, encrypted: t.modelVersions.encrypted, releaseStatus: t.modelVersions.releaseStatus, publishRequestedBy: t.modelVersions.publishRequestedBy, approvedBy: t.modelVersions.approvedBy, publishedAt: t.modelVersions.publishedAt })
       .from(t.modelVersions)
       .where(eq(t.modelVersions.federationId, federationId))
       .orderBy(asc(t.modelVersions.version))
@@ -355,4 +353,13 @@ export function weightsOf(row: Pick<t.ModelVersionRow, 'id' | 'federationId' | '
   const out = new Float32Array(row.paramCount);
   new Uint8Array(out.buffer).set(bytes.subarray(0, row.paramCount * 4));
   return out;
+}
+
+/**
+ * Release fields of a new model version: published at once when the federation has no release policy (as
+ * before issue 13) or asks for autoPublish; otherwise a candidate waiting for `fedmart model publish`.
+ */
+function initialRelease(config: FederationConfig): Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy' | 'publishedAt'> {
+  const auto = config.release === undefined || (config.release.autoPublish && !config.release.requiresApproval);
+  return { releaseStatus: auto ? 'published' : 'candidate', publishRequestedBy: null, approvedBy: null, publishedAt: auto ? now() : null };
 }

@@ -1,0 +1,76 @@
+/**
+ * Verifiable audit log API (under `/api/v1`, issue 13 item 4). Tree heads
+ * and consistency proofs are readable by every role (a partner checks them at
+ * every connection; they reveal only sizes and hashes); entries and their
+ * inclusion proofs by operators and compliance officers.
+ *
+ * - GET /audit/sth                       newest signed tree head
+ * - GET /audit/heads?after=&limit=       stored signed heads, oldest first
+ * - GET /audit/consistency?from=m[&to=n] PROOF(m, D[n]) (RFC 6962 §2.1.2), n defaults to the newest head
+ * - GET /audit/entries?after=&limit=    entries exactly as stored (data as JSON text)
+ * - GET /audit/entries/:seq/proof[?size=n] the entry (as stored) and its audit path (RFC 6962 §2.1.1)
+ */
+import express, { type Request, type RequestHandler } from 'express';
+import { identityFingerprint } from '@fedmart/shared/crypto/ed25519';
+import { hexToBytes } from '@fedmart/shared/crypto/bytes';
+import { FedmartError } from '@fedmart/shared/errors';
+import type { Role } from '@fedmart/shared/protocol';
+import type { Store } from './db/store.ts';
+
+/** What the router needs from the HTTP app. */
+export interface AuditRouteDeps {
+  store: Store;
+  /** The app's auth middleware factory. */
+  auth: (...roles: Role[]) => RequestHandler;
+}
+
+function intQuery(req: Request, name: string, fallback?: number): number | undefined {
+  const raw = req.query[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !Number.isSafeInteger(n) || n < 0) throw new FedmartError('BAD_REQUEST', `query "${name}" must be a non-negative integer, got "${String(raw)}"`);
+  return n;
+}
+
+/**
+ * Build the audit router (mount it on the `/api/v1` router).
+ * @returns an express router
+ */
+export function createAuditRouter(deps: AuditRouteDeps): express.Router {
+  const { store, auth } = deps;
+  const log = store.auditLog;
+  const router = express.Router();
+
+  router.get('/audit/sth', auth('operator', 'compliance', 'partner'), (_req, res) => {
+    const head = log.newestHead();
+    if (!head) throw new FedmartError('NOT_FOUND', 'the audit log is empty: no tree head signed yet');
+    res.json({ head, fingerprint: identityFingerprint(hexToBytes(head.publicKey)) });
+  });
+
+  router.get('/audit/heads', auth('operator', 'compliance'), (req, res) => {
+    const after = intQuery(req, 'after', 0)!;
+    const limit = Math.min(10_000, Math.max(1, intQuery(req, 'limit', 1000)!));
+    res.json({ heads: log.listHeads(after, limit) });
+  });
+
+  router.get('/audit/consistency', auth('operator', 'compliance', 'partner'), (req, res) => {
+    const from = intQuery(req, 'from');
+    if (from === undefined) throw new FedmartError('BAD_REQUEST', 'query "from" (the tree size you hold) is required, e.g. /api/v1/audit/consistency?from=120');
+    res.json(log.consistency(from, intQuery(req, 'to')));
+  });
+
+  router.get('/audit/entries/:seq/proof', auth('operator', 'compliance'), (req, res) => {
+    const seq = Number(req.params.seq);
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new FedmartError('BAD_REQUEST', `entry sequence number must be a positive integer, got "${String(req.params.seq)}"`);
+    res.json(log.inclusion(seq, intQuery(req, 'size')));
+  });
+
+  // Entries exactly as stored (`data` is the JSON text the leaf hashes), for verifiers.
+  router.get('/audit/entries', auth('operator', 'compliance'), (req, res) => {
+    const after = intQuery(req, 'after', 0)!;
+    const limit = Math.min(10_000, Math.max(1, intQuery(req, 'limit', 1000)!));
+    res.json({ entries: store.listAudit(limit, after) });
+  });
+
+  return router;
+}

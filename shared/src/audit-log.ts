@@ -1,0 +1,179 @@
+/**
+ * The verifiable audit log (issue 13, item 4): every audit entry is a leaf of
+ * an RFC 6962 Merkle tree (`crypto/merkle.ts`), and after every append the
+ * coordinator signs a tree head (size, root, timestamp) with its Ed25519 log
+ * key. Whoever holds an earlier head (a partner, a compliance officer, a file
+ * from `fedmart audit head`) can check with a consistency proof that the
+ * newer log extends it, so history that was rewritten, reordered or
+ * truncated after they saw it is detected — even by someone with write
+ * access to the database, who can recompute hashes but cannot sign heads
+ * older partners already hold.
+ *
+ * This module is pure (encoding, verification); the coordinator stores rows
+ * and heads, the CLI and partners fetch and verify them.
+ */
+import { z } from 'zod';
+import { bytesToHex, hexToBytes } from './crypto/bytes.ts';
+import { verifyEd25519 } from './crypto/ed25519.ts';
+import { MerkleFrontier, merkleLeafHash, verifyConsistency } from './crypto/merkle.ts';
+
+/** One stored audit entry, as the coordinator keeps it (`data` is the JSON text, or null). */
+export interface AuditEntry {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  subject: string | null;
+  data: string | null;
+}
+
+const HEX32 = z.string().regex(/^[0-9a-f]{64}$/, 'a 32-byte value as 64 lowercase hex digits');
+
+/** A signed tree head (STH) as the API serves it and partners store it. */
+export const SignedTreeHeadSchema = z.object({
+  /** Number of entries the tree covers. */
+  size: z.number().int().nonnegative(),
+  /** MTH of the first `size` entries, hex. */
+  root: HEX32,
+  /** When the coordinator signed it, ms since the epoch. */
+  timestamp: z.number().int().nonnegative(),
+  /** The coordinator's Ed25519 log key, hex. */
+  publicKey: HEX32,
+  /** Ed25519 signature over {@link treeHeadMessage}, hex. */
+  signature: z.string().regex(/^[0-9a-f]{128}$/, 'a 64-byte signature as 128 hex digits'),
+});
+export type SignedTreeHead = z.infer<typeof SignedTreeHeadSchema>;
+
+/** Consistency proof body of `GET /api/v1/audit/consistency`. */
+export const ConsistencyProofSchema = z.object({ from: z.number().int().nonnegative(), to: z.number().int().nonnegative(), proof: z.array(HEX32) });
+/** Inclusion proof body of `GET /api/v1/audit/entries/:seq/proof`. */
+export const InclusionProofSchema = z.object({ leafIndex: z.number().int().nonnegative(), treeSize: z.number().int().positive(), proof: z.array(HEX32) });
+
+const utf8 = new TextEncoder();
+
+/**
+ * The bytes of an entry's Merkle leaf: a JSON array (strings, integers, nulls — one encoding per entry, so
+ * any change to any field, including its sequence number, changes the leaf).
+ * @param e - the entry
+ * @returns UTF-8 bytes hashed with {@link merkleLeafHash}
+ */
+export function auditLeafBytes(e: AuditEntry): Uint8Array {
+  return utf8.encode(JSON.stringify(['fedmart/audit/v1/entry', e.seq, e.at, e.actor, e.action, e.subject, e.data]));
+}
+
+/** Merkle leaf hash of an audit entry. */
+export function auditLeafHash(e: AuditEntry): Uint8Array {
+  return merkleLeafHash(auditLeafBytes(e));
+}
+
+/**
+ * The bytes a tree head's signature covers (domain-separated, versioned).
+ * @param h - size, root (hex), timestamp
+ */
+export function treeHeadMessage(h: Pick<SignedTreeHead, 'size' | 'root' | 'timestamp'>): Uint8Array {
+  return utf8.encode(JSON.stringify(['fedmart/audit/v1/tree-head', h.size, h.root, h.timestamp]));
+}
+
+/**
+ * Check a tree head's signature.
+ * @param h - the head
+ * @param publicKey - the log key to trust (hex); default: the key the head names
+ * @returns true only when the head is signed by that key
+ */
+export function verifyTreeHead(h: SignedTreeHead, publicKey: string = h.publicKey): boolean {
+  if (h.publicKey !== publicKey) return false;
+  return verifyEd25519(hexToBytes(publicKey), treeHeadMessage(h), hexToBytes(h.signature));
+}
+
+/** Outcome of {@link verifyAuditLog}. */
+export interface AuditVerification {
+  ok: boolean;
+  /** Entries checked. */
+  entries: number;
+  /** Size and root of the newest signed head that verified (null: none). */
+  head: { size: number; root: string } | null;
+  /** The first bad entry (sequence number) and why; null when the log verifies. */
+  firstBad: { seq: number; reason: string } | null;
+}
+
+/**
+ * Verify a whole audit log against its signed tree heads and, optionally, a head obtained earlier
+ * (from a partner's data dir or a saved file): sequence numbers run 1..n without gaps, every head is
+ * signed by the log key, every head's root is the MTH of the entries it covers, every entry is covered
+ * by a head, and the earlier head is a prefix of this log.
+ * @param args.entries - entries in sequence order
+ * @param args.heads - stored heads in size order
+ * @param args.trusted - a head obtained earlier (its key is then the only one trusted)
+ * @returns the verdict with the first bad entry
+ */
+export function verifyAuditLog(args: { entries: readonly AuditEntry[]; heads: readonly SignedTreeHead[]; trusted?: SignedTreeHead | null }): AuditVerification {
+  const { entries, heads } = args;
+  const trusted = args.trusted ?? null;
+  const problems: { seq: number; reason: string }[] = [];
+  const newest = heads.length > 0 ? heads[heads.length - 1]! : null;
+  const key = trusted?.publicKey ?? newest?.publicKey ?? null;
+  const n = entries.length;
+
+  for (let i = 0; i < n; i++) {
+    const seq = entries[i]!.seq;
+    if (seq !== i + 1) {
+      problems.push(seq > i + 1 ? { seq: i + 1, reason: `entry ${i + 1} is missing (the log jumps from ${i} to ${seq}): it was deleted` } : { seq, reason: `entry ${seq} appears out of order or twice (at position ${i + 1})` });
+      break;
+    }
+  }
+  if (trusted !== null && !verifyTreeHead(trusted)) problems.push({ seq: 1, reason: `the trusted tree head (size ${trusted.size}) has an invalid signature; it is not a head this coordinator signed` });
+  const checks = [...heads.map((h) => ({ h, trusted: false })), ...(trusted ? [{ h: trusted, trusted: true }] : [])].sort((a, b) => a.h.size - b.h.size);
+  if (newest === null && n > 0) problems.push({ seq: 1, reason: `no signed tree head covers the ${n} entries` });
+  if (newest !== null && trusted !== null && trusted.size > newest.size) {
+    problems.push({ seq: newest.size + 1, reason: `the log was truncated or rolled back: the trusted head covers ${trusted.size} entries, the newest signed head only ${newest.size}` });
+  }
+  if (newest !== null && newest.size < n) problems.push({ seq: newest.size + 1, reason: `entries ${newest.size + 1}..${n} are not covered by any signed tree head (appended without the log key)` });
+
+  const frontier = new MerkleFrontier();
+  let lastGood: { size: number; root: string } | null = null;
+  let k = 0;
+  for (const { h, trusted: isTrusted } of checks) {
+    const label = isTrusted ? `the trusted tree head (size ${h.size})` : `the tree head of size ${h.size}`;
+    if (!isTrusted && (key === null || !verifyTreeHead(h, key))) {
+      problems.push({ seq: Math.max(1, h.size), reason: `${label} is not signed by the log key ${key?.slice(0, 16) ?? '?'}…` });
+      break;
+    }
+    if (h.size > n) {
+      problems.push({ seq: n + 1, reason: `${label} covers ${h.size} entries but the log holds ${n}: entries ${n + 1}..${h.size} were deleted` });
+      break;
+    }
+    while (k < h.size) frontier.append(auditLeafHash(entries[k++]!));
+    const root = bytesToHex(frontier.root());
+    if (root !== h.root) {
+      const from = (lastGood?.size ?? 0) + 1;
+      problems.push({ seq: from, reason: from === h.size ? `entry ${h.size} was altered: ${label} does not match the stored entries` : `one of entries ${from}..${h.size} was altered: ${label} does not match the stored entries` });
+      break;
+    }
+    if (!isTrusted) lastGood = { size: h.size, root };
+  }
+  problems.sort((a, b) => a.seq - b.seq);
+  return { ok: problems.length === 0, entries: n, head: lastGood, firstBad: problems[0] ?? null };
+}
+
+/**
+ * Check that a newer signed head extends an older one (what a partner does at every connection).
+ * @param older - the head held from before (null: first contact, only the new head's signature is checked)
+ * @param newer - the head just received
+ * @param proof - PROOF(older.size, D[newer.size]), hex (ignored when older is null)
+ * @returns null when consistent, otherwise the reason
+ */
+export function checkHeadExtends(older: SignedTreeHead | null, newer: SignedTreeHead, proof: readonly string[]): string | null {
+  if (!verifyTreeHead(newer, older?.publicKey ?? newer.publicKey)) {
+    return older && older.publicKey !== newer.publicKey
+      ? `the coordinator's audit log is now signed by another key (${newer.publicKey.slice(0, 16)}…, was ${older.publicKey.slice(0, 16)}…)`
+      : `the coordinator's tree head of size ${newer.size} has an invalid signature`;
+  }
+  if (older === null) return null;
+  if (newer.size < older.size) return `the coordinator's audit log shrank: it now has ${newer.size} entries, this partner saw ${older.size}; history was truncated or rolled back`;
+  if (!HEX_LIST.safeParse(proof).success) return 'the consistency proof is malformed';
+  if (!verifyConsistency(older.size, newer.size, hexToBytes(older.root), hexToBytes(newer.root), proof.map(hexToBytes))) {
+    return `the coordinator's audit log of ${newer.size} entries does not extend the ${older.size} entries this partner saw (consistency proof fails): history was rewritten`;
+  }
+  return null;
+}
+const HEX_LIST = z.array(HEX32);
