@@ -14,7 +14,9 @@
  */
 import { z } from 'zod';
 import { bytesToHex, hexToBytes } from './crypto/bytes.ts';
-import { verifyEd25519 } from './crypto/ed25519.ts';
+// @noble/curves (pure JS, RFC 8032 rules with zip215 off) rather than node:crypto, so the same check runs in
+// the partner portal in the browser.
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { MerkleFrontier, merkleLeafHash, verifyConsistency } from './crypto/merkle.ts';
 
 /** One stored audit entry, as the coordinator keeps it (`data` is the JSON text, or null). */
@@ -82,7 +84,11 @@ export function treeHeadMessage(h: Pick<SignedTreeHead, 'size' | 'root' | 'times
  */
 export function verifyTreeHead(h: SignedTreeHead, publicKey: string = h.publicKey): boolean {
   if (h.publicKey !== publicKey) return false;
-  return verifyEd25519(hexToBytes(publicKey), treeHeadMessage(h), hexToBytes(h.signature));
+  try {
+    return ed25519.verify(hexToBytes(h.signature), treeHeadMessage(h), hexToBytes(publicKey), { zip215: false });
+  } catch {
+    return false;
+  }
 }
 
 /** Outcome of {@link verifyAuditLog}. */
