@@ -120,7 +120,8 @@ export interface ScoreParts {
  * W1ᵀ[p; q] = W1pᵀ p + W1qᵀ q, so W1qᵀ q_i + b1 is computed once per item.
  */
 export class Scorer {
-  private readonly itemPre: Float32Array;
+  /** W1qᵀ q_i + b1 per item (items × hidden). */
+  readonly itemPre: Float32Array;
   constructor(readonly spec: RecModelSpec, readonly joint: JointViews, readonly feats: ItemFeatures) {
     const { items, dim, hidden } = spec;
     this.itemPre = new Float32Array(items * hidden);
