@@ -16,7 +16,7 @@ import { initRecWeights, recLayout, type RecModelSpec } from '@fedmart/scenarios
 import { popularityMetrics, type LocalRecommender, type RecTrainSpec } from '@fedmart/scenarios/recommendation/local';
 import { RankingAccumulator, type RankingMetrics } from '@fedmart/scenarios/recommendation/metrics';
 import { recommendationTask, RECOMMENDATION_TASK, type RecommendationTask } from '@fedmart/scenarios/recommendation/task';
-import { FOLD_IN_EPOCHS, modelFileOf } from '@fedmart/scenarios/recommendation/recommend';
+import { FOLD_IN_EPOCHS, FOLD_IN_MAX_STEPS, modelFileOf } from '@fedmart/scenarios/recommendation/recommend';
 import { catalogueOf, recommendationFederationConfig } from '@fedmart/scenarios/recommendation/federation';
 import { operatorApi } from './federation.ts';
 import { intFlag, numberFlag, parseFlags, progress, requireString } from './args.ts';
@@ -187,7 +187,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   // Federated: the recommendation task in real agents against a real coordinator.
   const evalUsers = (values['eval-users'] as string | undefined) ?? 'trained';
   if (evalUsers !== 'trained' && evalUsers !== 'served') throw new FedmartError('CONFIG_ERROR', `${cmd}: --eval-users must be "trained" or "served", got "${evalUsers}"`);
-  const foldInEval = evalUsers === 'served' ? { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives, epochs: FOLD_IN_EPOCHS } : undefined;
+  const foldInEval = evalUsers === 'served' ? { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives, epochs: FOLD_IN_EPOCHS, maxSteps: FOLD_IN_MAX_STEPS } : undefined;
   const tasks: RecommendationTask[] = s.partners.map((p, k) => recommendationTask(partyOf(s, spec, p.users, seed + 100 + k), train, foldInEval ? { foldInEval } : {}));
   const protection = protectionFromFlags(values, partners, seed);
   const dp = values.dp === undefined ? undefined : dpFlags({ ...values, 'dp-batch': values['dp-batch'] ?? '512', 'dp-lr': values['dp-lr'] ?? '10' }, { rounds, localEpochs: 1, partnerSizes: tasks.map((x) => x.numExamples) });

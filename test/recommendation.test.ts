@@ -153,15 +153,15 @@ describe.skipIf('reason' in ml)('recommendation scenario on MovieLens (real coor
     let worst = 0;
     for (const sp of s.splits.slice(0, 25)) {
       const key = s.data.users[sp.user]!;
-      const fast = rec.fold(sp.train, key);
-      const base = rec.fold(sp.train, key, true);
+      const fast = rec.fold(sp.train, key, { uncapped: true });
+      const base = rec.fold(sp.train, key, { baseline: true });
       for (let d = 0; d < fast.p.length; d++) worst = Math.max(worst, Math.abs(fast.p[d]! - base.p[d]!));
       for (let d = 0; d < fast.c.length; d++) worst = Math.max(worst, Math.abs(fast.c[d]! - base.c[d]!));
     }
     expect(worst).toBeLessThan(1e-4);
     // The same ranking as the baseline for one user (top-k by the heap = a full sort).
     const hist = historyOf(data, { user: 'userId', item: 'movieId' }, '15');
-    expect(rec.topK(hist, 10, '15').map((r) => r.item)).toEqual(rec.topK(hist, 10, '15', { baseline: true }).map((r) => r.item));
+    expect(rec.topK(hist, 10, '15', { uncapped: true }).map((r) => r.item)).toEqual(rec.topK(hist, 10, '15', { baseline: true }).map((r) => r.item));
     const tampered = new FileModelRegistry({ ...file, weights: Buffer.from(Float32Array.from(fed.weights, (x, i) => (i === 0 ? x + 1 : x)).buffer).toString('base64') });
     await expect(tampered.load('simulation', 'latest')).rejects.toThrow(/SHA-256/);
   }, 600_000);

@@ -29,7 +29,12 @@ export interface FoldInSettings {
   l2: number;
   negatives: number;
   epochs: number;
+  /** Cap on SGD steps (history items × epochs): long histories get fewer epochs, at least one (default: no cap). */
+  maxSteps?: number;
 }
+
+/** Epochs of a fold-in over `n` history items under the settings' step cap. */
+export const foldInEpochs = (t: FoldInSettings, n: number): number => (t.maxSteps === undefined ? t.epochs : Math.max(1, Math.min(t.epochs, Math.floor(t.maxSteps / Math.max(1, n)))));
 
 /** Per-model caches of the fold-in: A[h] = v_h · W1p[:, h] (hidden × dim). */
 export class FoldIn {
@@ -131,7 +136,8 @@ export class FoldIn {
     const seen = new Set<number>(Array.from(history));
     const neg = Math.min(t.negatives, this.negs.length, items - 1);
     const { gp, gc, beta, aPos, aNeg, userPre, A } = this;
-    for (let e = 0; e < t.epochs; e++) {
+    const epochs = foldInEpochs(t, history.length);
+    for (let e = 0; e < epochs; e++) {
       for (let k = 0; k < history.length; k++) {
         const i = history[k]!;
         this.sample(rng, i, seen, neg);
