@@ -8,7 +8,7 @@ import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent
 import { parseCsv, type Table } from '@fedmart/shared/data/table';
 import { readFileSync } from 'node:fs';
 import { prepareScenario, partyOf, scenarioSpec, REC_DEFAULTS } from '@fedmart/scenarios/recommendation/scenario';
-import { recLayout } from '@fedmart/scenarios/recommendation/model';
+import { initRecWeights, recLayout } from '@fedmart/scenarios/recommendation/model';
 import { popularityMetrics, type LocalRecommender, type RecTrainSpec } from '@fedmart/scenarios/recommendation/local';
 import { brandTask, catalogueOf, parseRecFederationSpec, recommendationFederationConfig } from '@fedmart/scenarios/recommendation/federation';
 import { RankingAccumulator } from '@fedmart/scenarios/recommendation/metrics';
@@ -128,6 +128,21 @@ describe.skipIf('reason' in ml)('recommendation scenario on MovieLens (real coor
     for (const it of local.splits[0]!.train) expect(ids.has(catalogue.items[it]!)).toBe(true);
     expect(() => brandTask({ columns: t.columns.filter((c) => c !== 'movieId'), rows: [] }, spec, 1, 'brand.csv')).toThrow(/movieId/);
     expect(() => parseRecFederationSpec({ ...config.taskSpec, catalogue: undefined }, 'f_test')).toThrow(/scenario recommendation create/);
+  });
+
+  it('--eval-users served: a task scores its users refitted to the frozen joint model (the serving fold-in), not the trained state', async () => {
+    const { s, spec, config } = scenario(60, 1);
+    const train = config.taskSpec;
+    const fold = { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives, epochs: 5 };
+    const local = partyOf(s, spec, s.partners[0]!.users, 4);
+    const task = recommendationTask(local, train, { foldInEval: fold });
+    const w = initRecWeights(spec, 2);
+    local.train(w, { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives }, 2, 1);
+    const r = await task.evaluate(w);
+    const served = local.foldInUsers(w, fold, 1);
+    expect(r.metrics.hr10).toBe(local.evaluate(w, 'val', false, served).result().hr10);
+    expect(Array.from(task.usersAt(w).p)).toEqual(Array.from(served.p));
+    expect(Array.from(task.usersAt(w).p)).not.toEqual(Array.from(local.users.p));
   });
 
   it('recommend() reads the model through a ModelRegistry and returns the top k unseen items, best first, with reasons', async () => {
