@@ -101,6 +101,12 @@ describe.skipIf('reason' in ml)('recommendation federation between real partner 
         expect(other.status).toBe(404);
         expect(String((other.body.error as { message: string }).message)).toMatch(/no rows in the partner data/);
         expect((await getJson(`${url}?user=${user}&k=zero`)).status).toBe(400);
+        // fedmart recommend over the coordinator (catalogue from the federation's taskSpec) gives the endpoint's answer.
+        const cliRec = await cli(['recommend', '--model', `${fed}/latest`, '--data', files[k]!, '--user', user, '--k', '10', '--coordinator', fx.url, '--token', fx.coord.operatorToken, '--json']);
+        expect(cliRec.code, cliRec.stderr).toBe(0);
+        const fromCli = JSON.parse(cliRec.stdout) as { model: string; recommendations: unknown[] };
+        expect(fromCli.model).toBe(`${fed}/1`);
+        expect(fromCli.recommendations).toEqual(recs);
       }
     } catch (err) {
       for (const p of procs) console.error(p.log());
