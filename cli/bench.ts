@@ -25,6 +25,7 @@ const USAGE = `fedmart bench <what> [flags] --json
                                       same weights' tfjs predict call; training examples/s (N texts timed, default 2000)
   recommendation                      MovieLens: the recommendation task's local epoch vs a plain TensorFlow.js loop, bytes
                                       per round per partner with and without sparse rows, recommend latency per user
+                                      (--only recommend: the recommend latency and held-out fold-in HR alone)
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -135,7 +136,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   const { values } = parseFlags(`bench ${what}`, rest, {
     clients: { type: 'string' }, params: { type: 'string' }, json: { type: 'boolean' }, reps: { type: 'string' },
-    dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' }, threads: { type: 'string' },
+    dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' }, threads: { type: 'string' }, only: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -218,7 +219,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     case 'recommendation': {
       const { benchRecommendation } = await import('./bench-recommendation.ts');
-      result = await benchRecommendation();
+      const only = values.only as string | undefined;
+      if (only !== undefined && only !== 'recommend') throw new FedmartError('CONFIG_ERROR', `bench recommendation: --only takes "recommend" (the recommend latency and fold-in quality alone), got "${only}"`);
+      result = await benchRecommendation({ recommendOnly: only === 'recommend' });
       break;
     }
     default:

@@ -17,7 +17,9 @@ import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient, peekClaims } from './api-client.ts';
 import { splitLocal } from './experiment.ts';
 import { VerticalSpecSchema } from '@fedmart/shared/vertical-spec';
-import { partyFileSource, runVerticalParty } from './vertical-party.ts';
+import { partyFileSource, prepareVerticalParty, runVerticalParty } from './vertical-party.ts';
+import { RECOMMENDATION_TASK } from '@fedmart/scenarios/recommendation/task';
+import { recommendationNode, type RecommendationNode } from './recommendation-partner.ts';
 
 const USAGE = `fedmart partner --coordinator URL --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
 
@@ -35,6 +37,8 @@ Runs a partner node: trains on FILE locally and sends only model updates.
                       (checked at every connection; default ./.fedmart-partner/<partner>)
   --purposes LIST     the purposes your data may serve, comma-separated (${PURPOSES.join(', ')});
                       a federation declaring another purpose is refused (default: not stated)
+  --serve PORT        recommendation federations: serve GET http://127.0.0.1:PORT/recommend?user=ID&k=10
+                      for your own customers from the published model (0: any free port)
   --accept-identity PARTNER=FINGERPRINT
                       accept a peer's new identity key after the operator re-enrolled it and you
                       compared its fingerprint with them (repeat the flag per partner)
@@ -45,7 +49,7 @@ Example:
 export async function partnerCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('partner', argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
-    'data-dir': { type: 'string' }, purposes: { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' },
+    'data-dir': { type: 'string' }, purposes: { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' }, serve: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -62,7 +66,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const log = (m: string) => progress(`[${name}] ${m}`);
 
   let schema: DatasetSchema;
-  type FedView = { federation: { config: { dataSchema?: unknown; mode?: string; vertical?: unknown } } };
+  type FedView = { federation: { config: { dataSchema?: unknown; mode?: string; vertical?: unknown; task?: string; taskSpec?: unknown } } };
   let view: FedView | undefined;
   if (typeof claims.fed === 'string') {
     const fetched = new ApiClient(url, token).get<FedView>(`/api/v1/federations/${claims.fed}`);
@@ -70,20 +74,30 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   }
   if (view?.federation.config.mode === 'vertical') return verticalPartner(url, token, String(claims.fed), name, view.federation.config.vertical, values, dataPath);
   if (values.id !== undefined) throw new FedmartError('CONFIG_ERROR', 'partner: --id names the customer-ID column of a vertical federation; this federation is horizontal');
-  if (typeof values.schema === 'string') schema = await readSchemaFile(values.schema);
-  else {
-    if (typeof claims.fed !== 'string') throw new FedmartError('UNAUTHENTICATED', 'partner: the token names no federation; pass the enrollment token exactly as issued');
-    const { federation } = view!;
-    const parsed = DatasetSchemaSchema.safeParse(federation.config.dataSchema);
-    if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `partner: the federation has no usable data schema (${formatIssues(parsed.error.issues)}); pass --schema FILE.json`);
-    schema = parsed.data;
+  const servePort = values.serve === undefined ? undefined : intFlag('partner', values, 'serve', 0, 0, 65535);
+  // A recommendation federation: the task comes from the federation's task id and taskSpec (cli/recommendation-partner.ts).
+  const rec = view?.federation.config.task === RECOMMENDATION_TASK
+    ? recommendationNode({ url, token, federation: String(claims.fed), taskSpec: view.federation.config.taskSpec, table: await readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {}), source: dataPath, seed, serve: servePort, log })
+    : null;
+  if (!rec && servePort !== undefined) throw new FedmartError('CONFIG_ERROR', `partner: --serve serves recommendations, but this federation runs task "${view?.federation.config.task ?? 'binary'}"`);
+  const node = rec ? { task: rec.task } : { data: await tabularData() };
+  async function tabularData() {
+    if (typeof values.schema === 'string') schema = await readSchemaFile(values.schema);
+    else {
+      if (typeof claims.fed !== 'string') throw new FedmartError('UNAUTHENTICATED', 'partner: the token names no federation; pass the enrollment token exactly as issued');
+      const { federation } = view!;
+      const parsed = DatasetSchemaSchema.safeParse(federation.config.dataSchema);
+      if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `partner: the federation has no usable data schema (${formatIssues(parsed.error.issues)}); pass --schema FILE.json`);
+      schema = parsed.data;
+    }
+    const table = await readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {});
+    validateTableAgainstSchema(table, schema, { source: dataPath });
+    const enc = encodeTable(table, schema, { source: dataPath });
+    const data = splitLocal(enc, 0.1, seed + 1);
+    const backend = await initBackend();
+    log(`backend ${backend.name}; ${enc.n} rows (${data.trainN} train / ${data.valN} validation), ${enc.d} features`);
+    return data;
   }
-  const table = await readTableFile(dataPath, typeof values.sep === 'string' ? { sep: values.sep } : {});
-  validateTableAgainstSchema(table, schema, { source: dataPath });
-  const enc = encodeTable(table, schema, { source: dataPath });
-  const data = splitLocal(enc, 0.1, seed + 1);
-  const backend = await initBackend();
-  log(`backend ${backend.name}; ${enc.n} rows (${data.trainN} train / ${data.valN} validation), ${enc.d} features`);
 
   const accept: Record<string, string> = {};
   for (const item of (values['accept-identity'] as string[] | undefined) ?? []) {
@@ -94,11 +108,17 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   const dataDir = (values['data-dir'] as string | undefined) ?? path.join('.fedmart-partner', String(claims.sub ?? 'partner'));
   const identity = PartnerIdentity.open(dataDir, accept);
   log(`identity ${identity.fingerprint} (key in ${dataDir})`);
+  let served: Awaited<ReturnType<RecommendationNode['serve']>> = null;
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, data, seed, log, identity, trainInWorker: true, auditHeads: AuditHeadStore.open(dataDir), ...purposesFlag(values.purposes),
-    onStatus: (s) => log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`),
+    coordinatorUrl: url, token, ...node, seed, log, identity, trainInWorker: true, auditHeads: AuditHeadStore.open(dataDir), ...purposesFlag(values.purposes),
+    onStatus: (s) => {
+      log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`);
+      if (s.phase === 'committed') served?.invalidate();
+    },
   });
   const w = await agent.ready;
+  served = (await rec?.serve()) ?? null;
+  if (served) log(`serving recommendations for this brand's customers on ${served.url}?user=ID&k=10`);
   if (values.name === undefined) name = w.partnerName;
   log(`joined federation ${w.federationId} as ${w.partnerName}; waiting for rounds (Ctrl-C to leave)`);
   await new Promise<void>((resolve) => {
@@ -116,6 +136,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
       }
     });
   });
+  served?.close();
   await agent.close();
   log(`left after training in ${agent.roundsTrained()} round(s)`);
   return 0;

@@ -9,7 +9,10 @@ import { createHash } from 'node:crypto';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { FedmartError } from '@fedmart/shared/errors';
 import { HttpModelRegistry, type ModelRegistry } from '@fedmart/scenarios';
-import { FileModelRegistry, parseModelFile, recommend } from '@fedmart/scenarios/recommendation/recommend';
+import { FileModelRegistry, historiesOf, historyLookup, parseModelFile, RecommendationService, type Catalogue } from '@fedmart/scenarios/recommendation/recommend';
+import { parseRecFederationSpec } from '@fedmart/scenarios/recommendation/federation';
+import type { RecModelSpec } from '@fedmart/scenarios/recommendation/model';
+import { ApiClient } from './api-client.ts';
 import { intFlag, parseFlags, requireString } from './args.ts';
 
 const USAGE = `fedmart recommend --model <FILE | FEDERATION/VERSION> --data PARTNER.csv --user ID [--k 10] [--json]
@@ -21,7 +24,8 @@ user parameters are never published.
 
   --model FILE|ID/VER   model.json from "fedmart scenario recommendation simulate --save DIR",
                         or a federation's version on a coordinator (f_abc/3, f_abc/latest)
-  --catalogue FILE      with ID/VER: the model file holding the federation's catalogue
+  --catalogue FILE      with ID/VER: a model file holding the catalogue (default: the federation's own,
+                        for federations made with fedmart scenario recommendation create)
   --coordinator URL     with ID/VER (default http://127.0.0.1:7300); --token T (or FEDMART_TOKEN)
   --data FILE           the brand's interactions
   --user-column COL, --item-column COL   (default: the columns the model was trained with)
@@ -42,11 +46,12 @@ export async function recommendCommand(argv: string[]): Promise<number> {
   const user = requireString('recommend', values, 'user', 'the customer id');
   const k = intFlag('recommend', values, 'k', 10, 1, 1000);
   const byId = /^[A-Za-z0-9_-]+\/(\d+|latest)$/.test(ref) && !ref.endsWith('.json');
-  const catPath = byId ? requireString('recommend', values, 'catalogue', 'the model file holding the catalogue the federation was trained over') : ref;
-  const file = parseModelFile(readText(catPath), catPath);
   let registry: ModelRegistry;
-  let federation = file.federationId;
-  let version: number | 'latest' = file.version;
+  let federation: string;
+  let version: number | 'latest';
+  let catalogue: Catalogue;
+  let model: RecModelSpec;
+  let trained: { user: string; item: string };
   if (byId) {
     const [fed, ver] = ref.split('/') as [string, string];
     const url = (values.coordinator as string | undefined) ?? 'http://127.0.0.1:7300';
@@ -55,14 +60,29 @@ export async function recommendCommand(argv: string[]): Promise<number> {
     registry = new HttpModelRegistry(url, token, fetch, (b) => createHash('sha256').update(b).digest('hex'));
     federation = fed;
     version = ver === 'latest' ? 'latest' : Number(ver);
-  } else registry = new FileModelRegistry(file);
+    if (typeof values.catalogue === 'string') {
+      const file = parseModelFile(readText(values.catalogue), values.catalogue);
+      ({ catalogue, model } = file);
+      trained = file.columns;
+    } else {
+      // A federation created with its catalogue (fedmart scenario recommendation create) carries it in its taskSpec.
+      const view = await new ApiClient(url, token).get<{ federation: { config: { taskSpec?: unknown } } }>(`/api/v1/federations/${encodeURIComponent(fed)}`);
+      const spec = parseRecFederationSpec(view.federation.config.taskSpec, fed);
+      ({ catalogue, model } = spec);
+      trained = spec.columns;
+    }
+  } else {
+    const file = parseModelFile(readText(ref), ref);
+    registry = new FileModelRegistry(file);
+    ({ federationId: federation, version, catalogue, model } = file);
+    trained = file.columns;
+  }
   const data = await readTableFile(dataPath);
-  const columns = { user: (values['user-column'] as string | undefined) ?? file.columns.user, item: (values['item-column'] as string | undefined) ?? file.columns.item };
-  const started = performance.now();
-  const recs = await recommend({ registry, federation, version, catalogue: file.catalogue, model: file.model, data, columns, user, k });
-  const out = { user, model: `${federation}/${version}`, k, recommendations: recs, ms: Math.round((performance.now() - started) * 10) / 10 };
+  const columns = { user: (values['user-column'] as string | undefined) ?? trained.user, item: (values['item-column'] as string | undefined) ?? trained.item };
+  const service = new RecommendationService(registry, federation, catalogue, model, historyLookup(historiesOf(data, columns), columns.user));
+  const out = await service.answer(user, k, version);
   if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
-  else for (const [n, r] of recs.entries()) process.stdout.write(`${n + 1}. ${r.item}  score ${r.score} (wide ${r.reason.wide}, deep ${r.reason.deep})  because of ${r.reason.becauseOf.join(', ')}\n`);
+  else for (const [n, r] of out.recommendations.entries()) process.stdout.write(`${n + 1}. ${r.item}  score ${r.score} (wide ${r.reason.wide}, deep ${r.reason.deep})  because of ${r.reason.becauseOf.join(', ')}\n`);
   return 0;
 }
 

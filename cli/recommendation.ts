@@ -16,7 +16,9 @@ import { initRecWeights, recLayout, type RecModelSpec } from '@fedmart/scenarios
 import { popularityMetrics, type LocalRecommender, type RecTrainSpec } from '@fedmart/scenarios/recommendation/local';
 import { RankingAccumulator, type RankingMetrics } from '@fedmart/scenarios/recommendation/metrics';
 import { recommendationTask, RECOMMENDATION_TASK, type RecommendationTask } from '@fedmart/scenarios/recommendation/task';
-import { modelFileOf } from '@fedmart/scenarios/recommendation/recommend';
+import { FOLD_IN_EPOCHS, FOLD_IN_MAX_STEPS, modelFileOf } from '@fedmart/scenarios/recommendation/recommend';
+import { catalogueOf, recommendationFederationConfig } from '@fedmart/scenarios/recommendation/federation';
+import { operatorApi } from './federation.ts';
 import { intFlag, numberFlag, parseFlags, progress, requireString } from './args.ts';
 import { runFederation } from './federate.ts';
 import { protectionFromFlags, PROTECTION_FLAG_OPTIONS } from './protection-flags.ts';
@@ -44,6 +46,9 @@ interaction per user; choices are made on the second-to-last.
   --secure-agg            secure aggregation of the joint parameters
   --dp record --epsilon E [--delta D] [--clip C] [--dp-batch B] [--dp-lr LR]
                           interaction-level DP-SGD in every brand
+  --eval-users trained|served  federated arm: score users with the state trained in the rounds (default), or as
+                          the brand serves them: refitted to their history against the frozen joint model
+                          (the fold-in of fedmart recommend; local, nothing released)
   --arms LIST             comma-separated arms to run besides federated (default local,centralized,mf,popularity; "none" for federated alone)
   --save DIR              write the chosen federated model (DIR/model.json) and each brand's CSV for fedmart recommend
   --json                  print one JSON object`;
@@ -69,14 +74,64 @@ export function trainSingleParty(party: LocalRecommender, spec: RecModelSpec, t:
 /** `fedmart scenario <name> <command>`. */
 export async function scenarioCommand(argv: string[]): Promise<number> {
   const [name, sub, ...rest] = argv;
+  if (name === 'recommendation' && sub === 'create') return createRecommendationFederation(rest);
   if (name !== 'recommendation' || sub !== 'simulate') {
     if (name === undefined || name === '--help' || name === '-h') {
       process.stdout.write(REC_SIMULATE_USAGE + '\n');
       return 0;
     }
-    throw new FedmartError('CONFIG_ERROR', `scenario: unknown scenario command "${[name, sub].filter(Boolean).join(' ')}"; available: fedmart scenario recommendation simulate (--help)`);
+    throw new FedmartError('CONFIG_ERROR', `scenario: unknown scenario command "${[name, sub].filter(Boolean).join(' ')}"; available: fedmart scenario recommendation simulate|create (--help)`);
   }
   return simulateRecommendation(rest);
+}
+
+export const REC_CREATE_USAGE = `fedmart scenario recommendation create --name NAME --catalogue FILE --item COL --user COL [options]
+
+Creates a recommendation federation on a coordinator (operator token): the
+public item catalogue (item ids in FILE's order of first appearance, with
+their --item-features) and the columns every brand's interaction file uses
+travel in the federation's taskSpec. Brands then join with
+"fedmart partner --data THEIR.csv [--serve PORT]".
+
+  --catalogue FILE        items (or interactions) with the item column and its features
+  --item COL, --user COL  the item and user id columns of the brands' files
+  --item-features COLS    comma-separated categorical item columns of FILE
+  --time COL              the brands' timestamp column (orders each customer's history)
+  --rating COL --min-rating R   brands keep interactions rated >= R
+  --dim D, --hidden H     model size (default ${REC_DEFAULTS.dim}, ${REC_DEFAULTS.hidden}); --lr LR (default ${REC_DEFAULTS.learningRate})
+  --min-clients N         brands per round (default 2)
+  --coordinator URL --token T   (default http://127.0.0.1:7300, FEDMART_OPERATOR_TOKEN)
+  --json                  print the coordinator's answer`;
+
+async function createRecommendationFederation(argv: string[]): Promise<number> {
+  const cmd = 'scenario recommendation create';
+  const { values } = parseFlags(cmd, argv, {
+    name: { type: 'string' }, catalogue: { type: 'string' }, item: { type: 'string' }, user: { type: 'string' }, 'item-features': { type: 'string' }, time: { type: 'string' },
+    rating: { type: 'string' }, 'min-rating': { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, lr: { type: 'string' }, 'min-clients': { type: 'string' },
+    coordinator: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (values.help) {
+    process.stdout.write(REC_CREATE_USAGE + '\n');
+    return 0;
+  }
+  const name = requireString(cmd, values, 'name', 'a name for the federation');
+  const file = requireString(cmd, values, 'catalogue', 'the item catalogue file');
+  const item = requireString(cmd, values, 'item', 'the item id column');
+  const user = requireString(cmd, values, 'user', "the user id column of the brands' files");
+  if (values['min-rating'] !== undefined && values.rating === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --min-rating needs --rating COL`);
+  const features = typeof values['item-features'] === 'string' ? values['item-features'].split(',').map((c) => c.trim()).filter(Boolean) : [];
+  const catalogue = catalogueOf(await readTableFile(file, { flag: '--catalogue' }), item, features);
+  const config = recommendationFederationConfig({
+    catalogue,
+    columns: { user, item, ...(typeof values.time === 'string' ? { time: values.time } : {}), ...(typeof values.rating === 'string' ? { rating: values.rating } : {}), ...(values['min-rating'] !== undefined ? { minRating: numberFlag(cmd, values, 'min-rating', 0, -1e12, 1e12) } : {}) },
+    dim: intFlag(cmd, values, 'dim', REC_DEFAULTS.dim, 1, 1024), hidden: intFlag(cmd, values, 'hidden', REC_DEFAULTS.hidden, 0, 1024),
+    learningRate: numberFlag(cmd, values, 'lr', REC_DEFAULTS.learningRate, 1e-6, 10), minClients: intFlag(cmd, values, 'min-clients', 2, 1, 100_000),
+  });
+  const api = await operatorApi(values);
+  const r = await api.post<{ federation: { id: string }; model: { paramCount: number } }>('/api/v1/federations', { name, config });
+  if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
+  else process.stdout.write(`created recommendation federation ${r.federation.id} ("${name}"): ${catalogue.items.length} items, ${catalogue.featureNames.length} feature values, ${r.model.paramCount} joint parameters\n`);
+  return 0;
 }
 
 async function simulateRecommendation(argv: string[]): Promise<number> {
@@ -85,7 +140,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     csv: { type: 'string' }, user: { type: 'string' }, item: { type: 'string' }, rating: { type: 'string' }, 'min-rating': { type: 'string' }, time: { type: 'string' },
     'item-features': { type: 'string' }, 'partition-by': { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, epochs: { type: 'string' },
     lr: { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' }, arms: { type: 'string' }, json: { type: 'boolean' },
-    dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' },
+    dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' }, 'eval-users': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
   if (values.help) {
@@ -130,7 +185,10 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   progress(`single-party arms done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
 
   // Federated: the recommendation task in real agents against a real coordinator.
-  const tasks: RecommendationTask[] = s.partners.map((p, k) => recommendationTask(partyOf(s, spec, p.users, seed + 100 + k), train));
+  const evalUsers = (values['eval-users'] as string | undefined) ?? 'trained';
+  if (evalUsers !== 'trained' && evalUsers !== 'served') throw new FedmartError('CONFIG_ERROR', `${cmd}: --eval-users must be "trained" or "served", got "${evalUsers}"`);
+  const foldInEval = evalUsers === 'served' ? { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives, epochs: FOLD_IN_EPOCHS, maxSteps: FOLD_IN_MAX_STEPS } : undefined;
+  const tasks: RecommendationTask[] = s.partners.map((p, k) => recommendationTask(partyOf(s, spec, p.users, seed + 100 + k), train, foldInEval ? { foldInEval } : {}));
   const protection = protectionFromFlags(values, partners, seed);
   const dp = values.dp === undefined ? undefined : dpFlags({ ...values, 'dp-batch': values['dp-batch'] ?? '512', 'dp-lr': values['dp-lr'] ?? '10' }, { rounds, localEpochs: 1, partnerSizes: tasks.map((x) => x.numExamples) });
   if (dp) progress(`dp: record (interaction) level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
@@ -166,7 +224,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     ...(central ? { centralized: arm(central.test.result()) } : {}),
     ...(pop ? { popularity: arm(pop) } : {}),
     ...(mf ? { mf: arm(mf.test.result()) } : {}),
-    selection: { federatedRound: chosen.round, ...(central ? { centralizedEpoch: central.epoch } : {}), ...(mf ? { mfEpoch: mf.epoch } : {}), on: 'validation HR@10 (second-to-last interaction per user)' },
+    selection: { federatedRound: chosen.round, federatedUsers: evalUsers, ...(central ? { centralizedEpoch: central.epoch } : {}), ...(mf ? { mfEpoch: mf.epoch } : {}), on: 'validation HR@10 (second-to-last interaction per user)' },
     ...(dp ? { privacy: { ...simulationPrivacy(dp, fed.privacy), unit: 'interaction (one observed user-item pair with its sampled negatives)' } } : {}),
     ...(protection.summary ? { protection: protection.summary } : {}),
     seconds: Math.round((Date.now() - started) / 100) / 10,

@@ -8,11 +8,12 @@ import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent
 import { parseCsv, type Table } from '@fedmart/shared/data/table';
 import { readFileSync } from 'node:fs';
 import { prepareScenario, partyOf, scenarioSpec, REC_DEFAULTS } from '@fedmart/scenarios/recommendation/scenario';
-import { recLayout } from '@fedmart/scenarios/recommendation/model';
-import { popularityMetrics, type RecTrainSpec } from '@fedmart/scenarios/recommendation/local';
+import { initRecWeights, recLayout } from '@fedmart/scenarios/recommendation/model';
+import { popularityMetrics, type LocalRecommender, type RecTrainSpec } from '@fedmart/scenarios/recommendation/local';
+import { brandTask, catalogueOf, parseRecFederationSpec, recommendationFederationConfig } from '@fedmart/scenarios/recommendation/federation';
 import { RankingAccumulator } from '@fedmart/scenarios/recommendation/metrics';
 import { recommendationTask, RECOMMENDATION_TASK, type RecommendationTask } from '@fedmart/scenarios/recommendation/task';
-import { FileModelRegistry, historyOf, modelFileOf, recommend } from '@fedmart/scenarios/recommendation/recommend';
+import { FileModelRegistry, historyOf, modelFileOf, recommend, Recommender } from '@fedmart/scenarios/recommendation/recommend';
 import { movielensOrReason } from '../cli/datasets.ts';
 import { runFederation } from '../cli/federate.ts';
 import { startFixture } from './helpers.ts';
@@ -110,6 +111,40 @@ describe.skipIf('reason' in ml)('recommendation scenario on MovieLens (real coor
     }
   }, 600_000);
 
+  it('a brand maps its own file onto the federation catalogue; items outside it are ignored, a missing column is named', () => {
+    const t = subset(60);
+    const catalogue = catalogueOf(t, 'movieId', ['genres']);
+    const config = recommendationFederationConfig({ catalogue, columns: { user: 'userId', item: 'movieId', time: 'timestamp' }, dim: 8, hidden: 8, minClients: 2 });
+    const spec = parseRecFederationSpec(config.taskSpec, 'f_test');
+    const ui = t.columns.indexOf('userId');
+    const ii = t.columns.indexOf('movieId');
+    const mine = { columns: t.columns, rows: [...t.rows.filter((r) => Number(r[ui]) % 2 === 0), [...t.rows[0]!.map((c, k) => (k === ii ? 'not-in-catalogue' : k === ui ? '2' : c))]] };
+    const brand = brandTask(mine, spec, 1, 'brand.csv');
+    expect(brand.unknownItems).toBe(1);
+    expect(brand.histories.get('2')!.includes('not-in-catalogue')).toBe(false);
+    // Catalogue indices: every training item of the brand's users is the catalogue row of that id.
+    const local = brand.task.local as LocalRecommender;
+    const ids = new Set(mine.rows.filter((r) => r[ui] === brand.users[0]).map((r) => r[ii]!));
+    for (const it of local.splits[0]!.train) expect(ids.has(catalogue.items[it]!)).toBe(true);
+    expect(() => brandTask({ columns: t.columns.filter((c) => c !== 'movieId'), rows: [] }, spec, 1, 'brand.csv')).toThrow(/movieId/);
+    expect(() => parseRecFederationSpec({ ...config.taskSpec, catalogue: undefined }, 'f_test')).toThrow(/scenario recommendation create/);
+  });
+
+  it('--eval-users served: a task scores its users refitted to the frozen joint model (the serving fold-in), not the trained state', async () => {
+    const { s, spec, config } = scenario(60, 1);
+    const train = config.taskSpec;
+    const fold = { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives, epochs: 5 };
+    const local = partyOf(s, spec, s.partners[0]!.users, 4);
+    const task = recommendationTask(local, train, { foldInEval: fold });
+    const w = initRecWeights(spec, 2);
+    local.train(w, { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives }, 2, 1);
+    const r = await task.evaluate(w);
+    const served = local.foldInUsers(w, fold, 1);
+    expect(r.metrics.hr10).toBe(local.evaluate(w, 'val', false, served).result().hr10);
+    expect(Array.from(task.usersAt(w).p)).toEqual(Array.from(served.p));
+    expect(Array.from(task.usersAt(w).p)).not.toEqual(Array.from(local.users.p));
+  });
+
   it('recommend() reads the model through a ModelRegistry and returns the top k unseen items, best first, with reasons', async () => {
     const { s, spec, tasks, config } = scenario(150, 2);
     const fed = await runFederation({ config, partners: tasks.map((task, k) => ({ id: `brand-${k + 1}`, task })), rounds: 2, seed: 3 });
@@ -128,6 +163,20 @@ describe.skipIf('reason' in ml)('recommendation scenario on MovieLens (real coor
       }
     }
     await expect(recommend({ registry, federation: 'simulation', version: 'latest', catalogue: file.catalogue, model: file.model, data, columns: { user: 'userId', item: 'movieId' }, user: 'nobody', k: 5 })).rejects.toThrow(/no rows in the partner data/);
+    // The serving fold-in (user-only gradient, cached item pre-activations) gives the baseline SGD fold-in's user vector.
+    const rec = new Recommender(await registry.load('simulation', 'latest'), file.catalogue, file.model);
+    let worst = 0;
+    for (const sp of s.splits.slice(0, 25)) {
+      const key = s.data.users[sp.user]!;
+      const fast = rec.fold(sp.train, key, { uncapped: true });
+      const base = rec.fold(sp.train, key, { baseline: true });
+      for (let d = 0; d < fast.p.length; d++) worst = Math.max(worst, Math.abs(fast.p[d]! - base.p[d]!));
+      for (let d = 0; d < fast.c.length; d++) worst = Math.max(worst, Math.abs(fast.c[d]! - base.c[d]!));
+    }
+    expect(worst).toBeLessThan(1e-4);
+    // The same ranking as the baseline for one user (top-k by the heap = a full sort).
+    const hist = historyOf(data, { user: 'userId', item: 'movieId' }, '15');
+    expect(rec.topK(hist, 10, '15', { uncapped: true }).map((r) => r.item)).toEqual(rec.topK(hist, 10, '15', { baseline: true }).map((r) => r.item));
     const tampered = new FileModelRegistry({ ...file, weights: Buffer.from(Float32Array.from(fed.weights, (x, i) => (i === 0 ? x + 1 : x)).buffer).toString('base64') });
     await expect(tampered.load('simulation', 'latest')).rejects.toThrow(/SHA-256/);
   }, 600_000);

@@ -56,11 +56,7 @@ export function readInteractions(table: Table, cols: InteractionColumns, seed: n
   const ti = cols.time === undefined ? -1 : columnIndex(table, cols.time, '--time');
   const fi = (cols.itemFeatures ?? []).map((c) => columnIndex(table, c, '--item-features'));
   if (cols.minRating !== undefined && ri < 0) throw new FedmartError('CONFIG_ERROR', '--min-rating needs --rating COL (the column holding the ratings)');
-  const itemIndex = new Map<string, number>();
-  const items: string[] = [];
-  const featureIndex = new Map<string, number>();
-  const featureNames: string[] = [];
-  const itemFeats: Set<number>[] = [];
+  const catalogue = new CatalogueBuilder(ii, fi);
   const userIndex = new Map<string, number>();
   const users: string[] = [];
   const events: { t: number; item: number }[][] = [];
@@ -68,27 +64,8 @@ export function readInteractions(table: Table, cols: InteractionColumns, seed: n
     const u = row[ui]!;
     const it = row[ii]!;
     if (u === '' || it === '') throw new FedmartError('DATA_ERROR', `row ${r + 2}: empty ${u === '' ? `user (${cols.user})` : `item (${cols.item})`} cell; every interaction needs a user and an item`);
-    let item = itemIndex.get(it);
-    if (item === undefined) {
-      item = items.length;
-      itemIndex.set(it, item);
-      items.push(it);
-      itemFeats.push(new Set());
-    }
     // Item features are public catalogue facts: read them for every row, kept or not.
-    for (const f of fi) {
-      for (const v of row[f]!.split('|')) {
-        const name = v.trim();
-        if (name === '' || name === '(no genres listed)' || name === 'NA') continue;
-        let id = featureIndex.get(name);
-        if (id === undefined) {
-          id = featureNames.length;
-          featureIndex.set(name, id);
-          featureNames.push(name);
-        }
-        itemFeats[item]!.add(id);
-      }
-    }
+    const item = catalogue.add(row);
     if (ri >= 0 && cols.minRating !== undefined) {
       const rating = Number(row[ri]);
       if (row[ri]!.trim() === '' || !Number.isFinite(rating)) throw new FedmartError('DATA_ERROR', `row ${r + 2}: rating "${row[ri]}" in column ${cols.rating} is not a number; fix the cell or drop --rating`);
@@ -109,6 +86,7 @@ export function readInteractions(table: Table, cols: InteractionColumns, seed: n
     }
     events[user]!.push({ t, item });
   }
+  const { items, featureNames, itemFeatures } = catalogue.result();
   if (items.length < 2) throw new FedmartError('DATA_ERROR', `the table has ${items.length} distinct item(s) in column ${cols.item}; a recommender needs a catalogue of at least 2 (columns: ${listColumns(table.columns)})`);
   const rng = createSeededRng(seed);
   const keptUsers: string[] = [];
@@ -130,7 +108,48 @@ export function readInteractions(table: Table, cols: InteractionColumns, seed: n
     histories.push(Int32Array.from(h));
   }
   if (histories.length < 2) throw new FedmartError('DATA_ERROR', `only ${histories.length} user(s) have 3 or more distinct items (one to train on, one to validate, one to test); a recommendation needs more users${cols.minRating !== undefined ? ', or a lower --min-rating' : ''}`);
-  return { users: keptUsers, items, featureNames, itemFeatures: itemFeats.map((s) => Int32Array.from([...s].sort((a, b) => a - b))), histories, timed: ti >= 0 };
+  return { users: keptUsers, items, featureNames, itemFeatures, histories, timed: ti >= 0 };
+}
+
+/** The catalogue as rows are read: item ids in order of first appearance and their categorical features (`a|b` cells: several values). */
+export class CatalogueBuilder {
+  private readonly itemIndex = new Map<string, number>();
+  private readonly items: string[] = [];
+  private readonly featureIndex = new Map<string, number>();
+  private readonly featureNames: string[] = [];
+  private readonly itemFeats: Set<number>[] = [];
+  /** @param ii - the item column's index; fi - the feature columns' indices */
+  constructor(private readonly ii: number, private readonly fi: readonly number[]) {}
+
+  /** Add one row's item and features; @returns the item's index */
+  add(row: readonly string[]): number {
+    const it = row[this.ii]!;
+    let item = this.itemIndex.get(it);
+    if (item === undefined) {
+      item = this.items.length;
+      this.itemIndex.set(it, item);
+      this.items.push(it);
+      this.itemFeats.push(new Set());
+    }
+    for (const f of this.fi) {
+      for (const v of row[f]!.split('|')) {
+        const name = v.trim();
+        if (name === '' || name === '(no genres listed)' || name === 'NA') continue;
+        let id = this.featureIndex.get(name);
+        if (id === undefined) {
+          id = this.featureNames.length;
+          this.featureIndex.set(name, id);
+          this.featureNames.push(name);
+        }
+        this.itemFeats[item]!.add(id);
+      }
+    }
+    return item;
+  }
+
+  result(): { items: string[]; featureNames: string[]; itemFeatures: Int32Array[] } {
+    return { items: this.items, featureNames: this.featureNames, itemFeatures: this.itemFeats.map((s) => Int32Array.from([...s].sort((a, b) => a - b))) };
+  }
 }
 
 /** One user's leave-last-out split: train items, the validation item (second-to-last), the test item (last). */

@@ -6,6 +6,7 @@
 import { createSeededRng } from '@fedmart/shared/data/rng';
 import type { UserSplit } from './data.ts';
 import { RankingAccumulator } from './metrics.ts';
+import { FoldIn, type FoldInSettings } from './foldin.ts';
 import { initUserParams, Scorer, WideDeep, jointViews, type ItemFeatures, type RecModelSpec, type TrainSettings, type UserParams } from './model.ts';
 
 /** Training settings of the scenario (taskSpec), beside the round's epochs and learning rate. */
@@ -94,6 +95,23 @@ export class LocalRecommender {
       acc.add(pos, negScores, fullRank(all, target, s, which));
     });
     return acc;
+  }
+
+  /**
+   * Every user's parameters refitted to their training items against frozen
+   * joint weights (the serving fold-in, foldin.ts): what a brand serves with.
+   * Local computation on the brand's own data; nothing of it is released.
+   */
+  foldInUsers(flat: Float32Array, t: FoldInSettings, seed: number): UserParams {
+    const fold = new FoldIn(new Scorer(this.spec, jointViews(this.spec, flat), this.feats));
+    const { dim, features } = this.spec;
+    const out: UserParams = { p: new Float32Array(this.users.p.length), c: new Float32Array(this.users.c.length) };
+    this.splits.forEach((s, k) => {
+      const u = fold.run(s.train, t, seed * 7919 + k);
+      out.p.set(u.p, k * dim);
+      out.c.set(u.c, k * features);
+    });
+    return out;
   }
 
   /** A deep copy of the user parameters (for snapshots). */

@@ -120,7 +120,8 @@ export interface ScoreParts {
  * W1ᵀ[p; q] = W1pᵀ p + W1qᵀ q, so W1qᵀ q_i + b1 is computed once per item.
  */
 export class Scorer {
-  private readonly itemPre: Float32Array;
+  /** W1qᵀ q_i + b1 per item (items × hidden). */
+  readonly itemPre: Float32Array;
   constructor(readonly spec: RecModelSpec, readonly joint: JointViews, readonly feats: ItemFeatures) {
     const { items, dim, hidden } = spec;
     this.itemPre = new Float32Array(items * hidden);
@@ -135,8 +136,17 @@ export class Scorer {
 
   /** Wide and deep parts of s(u, i) for a user with embedding `p` (length dim) and crosses `c` (length features). */
   parts(p: Float32Array, c: Float32Array, userPre: Float32Array, i: number): ScoreParts {
-    const { dim, hidden } = this.spec;
-    const { q, b, w, v } = this.joint;
+    const wide = this.wide(c, i);
+    return { wide, deep: this.deep(p, userPre, i) };
+  }
+
+  /** s(u, i) without allocating (the catalogue scan). */
+  score(p: Float32Array, c: Float32Array, userPre: Float32Array, i: number): number {
+    return this.wide(c, i) + this.deep(p, userPre, i);
+  }
+
+  private wide(c: Float32Array, i: number): number {
+    const { b, w } = this.joint;
     let wide = b[i]!;
     const f0 = this.feats.offsets[i]!;
     const f1 = this.feats.offsets[i + 1]!;
@@ -145,13 +155,19 @@ export class Scorer {
       for (let k = f0; k < f1; k++) s += w[this.feats.ids[k]!]! + c[this.feats.ids[k]!]!;
       wide += s / (f1 - f0);
     }
+    return wide;
+  }
+
+  private deep(p: Float32Array, userPre: Float32Array, i: number): number {
+    const { dim, hidden } = this.spec;
+    const { q, v } = this.joint;
     let deep = 0;
     for (let k = 0; k < dim; k++) deep += p[k]! * q[i * dim + k]!;
     for (let h = 0; h < hidden; h++) {
       const z = this.itemPre[i * hidden + h]! + userPre[h]!;
       if (z > 0) deep += v[h]! * z;
     }
-    return { wide, deep };
+    return deep;
   }
 
   /** W1pᵀ p for one user. */
@@ -171,10 +187,7 @@ export class Scorer {
     const pre = this.userPre(p);
     const n = candidates ? candidates.length : this.spec.items;
     const out = new Float32Array(n);
-    for (let k = 0; k < n; k++) {
-      const it = this.parts(p, c, pre, candidates ? candidates[k]! : k);
-      out[k] = it.wide + it.deep;
-    }
+    for (let k = 0; k < n; k++) out[k] = this.score(p, c, pre, candidates ? candidates[k]! : k);
     return out;
   }
 }

@@ -13,6 +13,7 @@ import { jointParameterCount } from '@fedmart/shared/task/layout';
 import type { Rng } from '@fedmart/shared/data/rng';
 import { recLayout, type RecModelSpec, type UserParams } from './model.ts';
 import type { LocalRecommender, RecTrainSpec } from './local.ts';
+import type { FoldInSettings } from './foldin.ts';
 
 /** The task id federations of this scenario carry. */
 export const RECOMMENDATION_TASK = 'recommendation';
@@ -52,7 +53,7 @@ export interface RecommendationTask extends PartnerTask {
  * @param spec - the scenario settings (model architecture, negatives, l2); the federation's taskSpec must equal it
  * @returns the task
  */
-export function recommendationTask(local: LocalRecommender, spec: RecTrainSpec): RecommendationTask {
+export function recommendationTask(local: LocalRecommender, spec: RecTrainSpec, o: { foldInEval?: FoldInSettings } = {}): RecommendationTask {
   const snapshots = new Map<string, UserParams>();
   let touched = 0;
   const diff = (w: Float32Array, global: Float32Array) => {
@@ -102,8 +103,10 @@ export function recommendationTask(local: LocalRecommender, spec: RecTrainSpec):
       };
     },
     async evaluate(weights) {
-      const r = local.evaluate(weights, 'val', false).result();
-      snapshots.set(fingerprint(weights), local.snapshot());
+      // foldInEval: users are scored as the brand serves them (refitted to the frozen joint model), not with the trained state.
+      const users = o.foldInEval ? local.foldInUsers(weights, o.foldInEval, 1) : local.snapshot();
+      const r = local.evaluate(weights, 'val', false, users).result();
+      snapshots.set(fingerprint(weights), users);
       return { numExamples: r.users, metrics: { loss: 1 - r.hr10, hr10: r.hr10, ndcg10: r.ndcg10, auc: r.auc } };
     },
     lastTouchedRows: () => touched,
