@@ -1,15 +1,16 @@
 import { useState } from 'preact/hooks';
 import { STRATEGY_IDS } from '@fedmart/shared/strategy/types';
+import { PURPOSES } from '@fedmart/shared/consent';
 import type { Api } from './api.ts';
 import { ActionButton } from './ui.tsx';
 
 interface Form {
   name: string; inputDim: string; hidden: string; strategy: string; minClients: string;
   protection: 'none' | 'secagg' | 'ckks'; dp: 'off' | 'record' | 'partner'; sigma: string; clip: string; delta: string; sampleRate: string;
-  localEpochs: string; batchSize: string; learningRate: string;
+  localEpochs: string; batchSize: string; learningRate: string; purpose: string; requiresApproval: boolean;
 }
 
-const START: Form = { name: '', inputDim: '', hidden: '16,8', strategy: 'fedavg', minClients: '3', protection: 'none', dp: 'off', sigma: '1.0', clip: '1.0', delta: '1e-5', sampleRate: '0.05', localEpochs: '1', batchSize: '64', learningRate: '0.01' };
+const START: Form = { name: '', inputDim: '', hidden: '16,8', strategy: 'fedavg', minClients: '3', protection: 'none', dp: 'off', sigma: '1.0', clip: '1.0', delta: '1e-5', sampleRate: '0.05', localEpochs: '1', batchSize: '64', learningRate: '0.01', purpose: 'purchase-prediction', requiresApproval: false };
 
 function num(label: string, v: string, { int = false, min = -Infinity, max = Infinity } = {}): number {
   const n = Number(v);
@@ -34,6 +35,8 @@ export function configFromForm(f: Form): { name: string; config: Record<string, 
     minClients: num('minimum partners', f.minClients, { int: true, min: 1, max: 100_000 }),
     localTrain: { localEpochs: num('local epochs', f.localEpochs, { int: true, min: 1, max: 1000 }), batchSize: num('batch size', f.batchSize, { int: true, min: 1, max: 65536 }), learningRate: num('learning rate', f.learningRate, { min: 1e-9, max: 10 }), proximalMu: 0 },
   };
+  if (f.purpose !== '') config.purpose = f.purpose;
+  if (f.requiresApproval) config.release = { requiresApproval: true };
   if (f.protection === 'secagg') config.secureAggregation = {};
   if (f.protection === 'ckks') config.encryption = 'ckks';
   if (f.dp !== 'off') {
@@ -44,7 +47,7 @@ export function configFromForm(f: Form): { name: string; config: Record<string, 
 
 export function CreateFederation(props: { api: Api; onCreated: (id: string) => void }) {
   const [f, setF] = useState<Form>(START);
-  const field = (k: keyof Form) => ({ value: f[k], onInput: (e: Event) => setF({ ...f, [k]: (e.currentTarget as HTMLInputElement).value }) });
+  const field = (k: Exclude<keyof Form, 'requiresApproval'>) => ({ value: f[k], onInput: (e: Event) => setF({ ...f, [k]: (e.currentTarget as HTMLInputElement).value }) });
   return (
     <details class="create">
       <summary>Create a federation</summary>
@@ -62,6 +65,8 @@ export function CreateFederation(props: { api: Api; onCreated: (id: string) => v
           <label>δ <input inputMode="decimal" {...field('delta')} /></label>
           {f.dp === 'record' ? <label>Sampling rate q <input inputMode="decimal" {...field('sampleRate')} /></label> : null}
         </> : null}
+        <label>Purpose (partners refuse a purpose their consent does not cover) <select value={f.purpose} onChange={(e) => setF({ ...f, purpose: (e.currentTarget as HTMLSelectElement).value })}><option value="">not stated</option>{PURPOSES.map((p) => <option key={p} value={p}>{p}</option>)}</select></label>
+        <label class="check"><input type="checkbox" checked={f.requiresApproval} data-testid="create-approval" onChange={(e) => setF({ ...f, requiresApproval: (e.currentTarget as HTMLInputElement).checked })} /> Releases need a compliance officer's approval</label>
         <label>Local epochs <input inputMode="numeric" {...field('localEpochs')} /></label>
         <label>Batch size <input inputMode="numeric" {...field('batchSize')} /></label>
         <label>Learning rate <input inputMode="decimal" {...field('learningRate')} /></label>

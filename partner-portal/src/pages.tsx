@@ -10,6 +10,7 @@ import type { LiveEvent } from './events.ts';
 const forFederation = (id: string, types: string[]) => (e: LiveEvent) => e.federationId === id && types.includes(e.type);
 import { Terms } from './terms.tsx';
 import { CreateFederation } from './create.tsx';
+import { AuditVerify, Releases, Schedules } from './operations.tsx';
 import { ActionButton, CopyField, ErrorBox, Section, download } from './ui.tsx';
 
 /** How often live views refresh (ms). */
@@ -18,6 +19,8 @@ export const LIVE_MS = 1000;
 export function FederationList(props: { api: Api; canCreate: boolean }) {
   const feds = useLoad(() => props.api.get<{ federations: FederationView[] }>('/federations'), [], LIVE_MS * 5);
   return (
+    <>
+    <AuditVerify api={props.api} />
     <Section title="Federations" id="federations">
       {props.canCreate ? <CreateFederation api={props.api} onCreated={(id) => { location.hash = `#/f/${encodeURIComponent(id)}`; }} /> : null}
       <ErrorBox error={feds.error} />
@@ -40,6 +43,7 @@ export function FederationList(props: { api: Api; canCreate: boolean }) {
         </table>
       ) : null}
     </Section>
+    </>
   );
 }
 
@@ -91,23 +95,6 @@ function RoundsTable(props: { rounds: RoundView[]; api?: Api }) {
   );
 }
 
-/** Model versions: each committed round's model with its lineage and checksum. */
-export function ModelVersions(props: { api: Api; id: string }) {
-  const models = useLoad(() => props.api.get<{ currentModelVersionId: string | null; models: ModelVersionView[] }>(`/federations/${props.id}/models`), [props.id], LIVE_MS * 5, forFederation(props.id, ['round-end']));
-  return (
-    <Section title="Model versions" id="models">
-      <ErrorBox error={models.error} />
-      {models.data ? (
-        <table data-testid="models-table">
-          <thead><tr><th scope="col">Version</th><th scope="col">Validation AUC</th><th scope="col">Parameters</th><th scope="col">SHA-256</th><th scope="col">Created</th></tr></thead>
-          <tbody>{[...models.data.models].reverse().slice(0, 30).map((m) => (
-            <tr key={m.id}><td>{m.version}{m.id === models.data!.currentModelVersionId ? ' (current)' : ''}</td><td>{fmtMetric('auc', m.metrics?.eval_auc)}</td><td>{m.paramCount.toLocaleString()}</td><td><code>{m.sha256.slice(0, 16)}…</code></td><td>{fmtTime(m.createdAt)}</td></tr>
-          ))}</tbody>
-        </table>
-      ) : null}
-    </Section>
-  );
-}
 
 /** The operator's view of one federation: who is connected, rounds live, metrics, enrollments. */
 export function OperatorFederation(props: { api: Api; id: string }) {
@@ -142,7 +129,8 @@ export function OperatorFederation(props: { api: Api; id: string }) {
         {chart ? <LineChart title="Validation AUC of the committed model, by round" x={chart.x} xLabel="round" yLabel="AUC" series={chart.series} testId="metrics-chart" /> : null}
         {rounds.data ? <RoundsTable rounds={rounds.data.rounds} api={api} /> : null}
       </Section>
-      <ModelVersions api={api} id={id} />
+      <Schedules api={api} id={id} />
+      <Releases api={api} id={id} role="operator" />
       <Section title="Enrollments" id="enrollments">
         <form class="inline" onSubmit={(e) => e.preventDefault()}>
           <label>Partner name <input value={partner} onInput={(e) => setPartner((e.currentTarget as HTMLInputElement).value)} /></label>
@@ -290,6 +278,8 @@ export function CompliancePrivacy(props: { api: Api; id: string }) {
               <tbody>{r.capHistory.map((c, i) => <tr key={i}><td>{c.partnerId ?? 'whole federation'}</td><td>{c.level}</td><td>{c.epsilon === null ? 'lifted' : fmtEpsilon(c.epsilon)}</td><td>{c.setBy}</td><td>{fmtTime(c.setAt)}</td></tr>)}</tbody>
             </table>
           </Section>
+          <Releases api={api} id={id} role="compliance" />
+          <AuditVerify api={api} />
           <Section title="Refused rounds" id="refused">
             {r.refused.length === 0 ? <p class="muted">No round has been refused for budget.</p> : (
               <table data-testid="refused-table">
@@ -338,7 +328,7 @@ export function PartnerFederation(props: { api: Api; session: Session }) {
         <ErrorBox error={budget.error} />
         {budget.data ? <><BudgetTable totals={budget.data.totals} history={budget.data.history} />{chart ? <LineChart title="Your ε spent by round" x={chart.x} xLabel="round" yLabel="ε" series={chart.series} testId="partner-epsilon-chart" /> : null}</> : null}
       </Section>
-      <ModelVersions api={api} id={id} />
+      <Releases api={api} id={id} role="partner" />
       <Section title="Your participation" id="participation">
         <ErrorBox error={rounds.error} />
         {local ? <LineChart title="Local vs global validation AUC" x={local.x} xLabel="round" yLabel="AUC" series={local.series} /> : null}

@@ -15,6 +15,8 @@ export function Terms(props: { config: FederationConfig }) {
       <dt>Strategy</dt><dd>{c.strategy}, at least {c.minClients} partners per round, {Math.round(c.sampleFraction * 100)}% sampled</dd>
       <dt>Protection of updates</dt><dd>{protection}</dd>
       <dt>Differential privacy</dt><dd>{dp}</dd>
+      <dt>Purpose</dt><dd>{c.purpose ?? 'not stated'}</dd>
+      <dt>Model release</dt><dd>{c.release?.requiresApproval ? 'each version needs an operator\'s request and a compliance officer\'s approval' : 'each committed version is published'}</dd>
       <dt>Per-partner limits</dt><dd>at most {c.limits.maxExamplesPerPartner.toLocaleString()} examples counted; updates above {c.limits.medianNormFactor}× the median norm are {c.limits.onLargeUpdate === 'clip' ? 'clipped' : 'rejected'}</dd>
     </dl>
   );

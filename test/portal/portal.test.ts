@@ -91,6 +91,7 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await expect.poll(() => page.getByRole('alert').first().textContent(), POLL).toContain('input size: type a number'); // validation in words
     await page.getByTestId('create-input').fill(String(exp.d));
     await page.getByTestId('create-dp').selectOption('record');
+    await page.getByTestId('create-approval').check(); // releases need two people
     await page.getByTestId('create-submit').click();
     await page.waitForURL(/#\/f\//);
     federationId = decodeURIComponent(page.url().split('#/f/')[1]!);
@@ -117,6 +118,17 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await page.getByRole('button', { name: /round 1: who took part/ }).click();
     await expect.poll(() => page.locator('[data-testid=round-participants] tbody tr').count(), POLL).toBe(3);
     await expect.poll(() => page.locator('[data-testid=models-table] tbody tr').count(), POLL).toBe(3); // versions 0, 1, 2
+    // ask for the newest version's publication (a compliance officer approves it below)
+    await page.getByTestId('publish').first().click();
+    await expect.poll(() => page.getByTestId('release-status').first().textContent(), POLL).toContain('requested by');
+    // a schedule (once a year: it does not tick during the test), then cancelled
+    await page.getByTestId('schedule-kind').selectOption('cron');
+    await page.getByTestId('schedule-value').fill('0 3 1 1 *');
+    await page.getByTestId('schedule-max').fill('1');
+    await page.getByTestId('schedule-create').click();
+    await expect.poll(() => page.getByTestId('schedule-status').first().textContent(), POLL).toMatch(/pending|running/);
+    await page.getByTestId('schedule-cancel').first().click();
+    await expect.poll(() => page.getByTestId('schedule-status').first().textContent(), POLL).toBe('cancelled');
     await page.screenshot({ path: path.join(ARTIFACTS, 'operator.png'), fullPage: true });
     await ctx.close();
   }, 360_000);
@@ -161,6 +173,11 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await fx.coord.orchestrator.scheduleRounds(federationId, 1).done;
     await expect.poll(() => page.getByTestId('refused-reason').first().textContent(), { timeout: 30_000 }).toMatch(/cap/);
 
+    // approve the release the operator asked for (two people), then verify the audit log in the browser
+    await page.getByTestId('approve').first().click();
+    await expect.poll(async () => (await page.getByTestId('release-status').allTextContents()).some((t) => /^published \(requested by .*approved by officer@example\)/.test(t)), POLL).toBe(true);
+    await page.getByTestId('verify-audit').click();
+    await expect.poll(() => page.getByTestId('audit-result').textContent(), POLL).toMatch(/^Verified: \d+ entries/);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-csv').click()]);
     const csv = await readFile((await download.path())!, 'utf8');
     expect(csv.split('\n')[0]).toMatch(/epsilon/);
