@@ -324,6 +324,12 @@ export interface SgdOptions {
   logitOffsets?: Float64Array;
   /** Called between epochs (yield to the event loop in an agent). */
   onEpoch?: (epoch: number) => Promise<void> | void;
+  /**
+   * Called every 32 examples; an agent returns a promise when it is time to
+   * yield to the event loop (so Socket.IO keeps answering pings while a long
+   * epoch runs on a loaded machine), else nothing.
+   */
+  onTick?: () => Promise<void> | void;
 }
 
 /**
@@ -349,6 +355,10 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
     for (const i of order) {
       const w = o.classWeights ? o.classWeights[docs.labels[i]!]! : 1;
       const lr = o.learningRate * (1 - 0.9 * (seen++ / total));
+      if (o.onTick && (seen & 31) === 0) {
+        const t = o.onTick();
+        if (t) await t;
+      }
       if (w === 0) continue;
       lossSum += exampleGradient(p, docs, i, s, w, false, o.logitOffsets).loss;
       applyExample(p, docs, i, s, lr);

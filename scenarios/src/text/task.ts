@@ -40,6 +40,17 @@ export const MAX_CLASS_METRICS = 16;
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 
+/** A tick that yields to the event loop once 20 ms have passed since the last yield. */
+function yieldEvery20ms(): () => Promise<void> | undefined {
+  let last = Date.now();
+  return () => {
+    if (Date.now() - last < 20) return undefined;
+    return yieldNow().then(() => {
+      last = Date.now();
+    });
+  };
+}
+
 /** The metrics of {@link evaluateDocs} as a task reports them. */
 export function evalMetrics(st: EvalStats, C: number): Record<string, number> {
   const n = Math.max(1, st.n);
@@ -177,7 +188,7 @@ export function textTask(data: TextPartnerData): PartnerTask {
         plain: async () => {
           const { w, p } = fresh();
           const cw = weights();
-          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, onEpoch: yieldNow });
+          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, onEpoch: yieldNow, onTick: yieldEvery20ms() });
           return { delta: diff(w), metrics: { loss } };
         },
         recordDp: async (dp) => {
