@@ -61,7 +61,8 @@ ${PROTECTION_USAGE}
 
 Example:
   fedmart scenario text dataset fine-foods --out ff.jsonl
-  fedmart scenario text simulate --csv ff.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json`;
+  fedmart scenario text simulate --csv ff.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json
+  fedmart scenario text simulate --csv "$(fedmart datasets fetch austen)" --text text --label book --partners 4 --dirichlet 0.5 --json`;
 
 const USAGE = `fedmart scenario text <simulate|dataset> …
 
