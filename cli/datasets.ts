@@ -61,6 +61,17 @@ export const R_DATASETS = {
     pkg: 'bayesm',
     r: `data(cheese, package="bayesm"); write.csv(data.frame(retailer=cheese$RETAILER, volume=cheese$VOLUME, disp=cheese$DISP, price=cheese$PRICE), OUT, row.names=FALSE)`,
   },
+  /**
+   * Jane Austen's six novels (janeaustenr; Project Gutenberg texts) as passages
+   * for multi-class text: per book, blank lines and chapter/volume headings
+   * dropped, every 4 consecutive remaining lines joined into one passage
+   * (46 words on average; 15,504 passages), label `book`, `passage` its index in the book.
+   */
+  austen: {
+    file: 'austen.csv',
+    pkg: 'janeaustenr',
+    r: `b <- list("Sense & Sensibility"=janeaustenr::sensesensibility, "Pride & Prejudice"=janeaustenr::prideprejudice, "Mansfield Park"=janeaustenr::mansfieldpark, "Emma"=janeaustenr::emma, "Northanger Abbey"=janeaustenr::northangerabbey, "Persuasion"=janeaustenr::persuasion); out <- do.call(rbind, lapply(names(b), function(n) { l <- trimws(b[[n]]); l <- l[l != "" & !grepl("^(chapter|volume)\\\\s+[0-9ivxlc]+\\\\.?$", l, ignore.case=TRUE)]; g <- (seq_along(l) - 1) %/% 4; data.frame(text=as.vector(tapply(l, g, paste, collapse=" ")), book=n, passage=seq_len(max(g) + 1)) })); write.csv(out, OUT, row.names=FALSE)`,
+  },
 } as const;
 export type RDataset = keyof typeof R_DATASETS;
 /** The retail price panels of the pricing scenario. */

@@ -18,7 +18,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { initJointWeights, jointParameterCount } from '@fedmart/shared/task/layout';
 import { readTableFile, writeAtomically } from '@fedmart/client-node/data/connectors';
 import { seededRandom } from '@fedmart/shared/model';
-import { DEFAULT_BUCKETS, DEFAULT_DIM, bestTemperature, evaluateDocs, featurizeAll, macroF1, textLayout, trainSgd, viewParams, balancedClassWeights, TEMPERATURES, type Docs, type TextModelShape } from '@fedmart/scenarios/text/fasttext';
+import { DEFAULT_BUCKETS, DEFAULT_DIM, bestTemperature, evaluateDocs, featurizeAll, macroF1, textLayout, trainSgd, viewParams, weightingOptions, CLASS_WEIGHTINGS, TEMPERATURES, type ClassWeighting, type Docs, type TextModelShape } from '@fedmart/scenarios/text/fasttext';
 import { macroF1FromMetrics, textTask, TEXT_TASK_ID, type TextTaskSpec } from '@fedmart/scenarios/text/task';
 import { columnPartition, dirichletPartition, iidPartition, stratifiedSplit } from '@fedmart/scenarios/text/split';
 import { loadTextDataset, TEXT_DATASETS } from '@fedmart/scenarios/text/datasets';
@@ -44,11 +44,13 @@ round/epoch and the calibration temperature.
   --partners N          number of partners (default 4)
   --dirichlet A         with --partners: label skew, class proportions ~ Dirichlet(A) (default: IID)
   --rows N              use a seeded sample of N rows (default: all)
-  --rounds R            federated rounds = every arm's epoch budget (default 15)
-  --local-epochs E      local epochs per round (default 1)
+  --rounds R            federated rounds (default 10)
+  --local-epochs E      local epochs per round (default 3); every arm's epoch budget is R × E
   --lr LIST             SGD learning rates searched by every arm (default 0.05,0.2)
   --buckets B           hash buckets (default ${DEFAULT_BUCKETS}); --dim D embedding size (default ${DEFAULT_DIM})
-  --class-weights W     balanced|none (default balanced: each party weighs its own classes n/(C·n_c))
+  --class-weights W     logit-adjust|balanced|none (default logit-adjust: each party trains on
+                        softmax(z + log π) with π its own class mix, Menon et al. 2021;
+                        balanced: loss weights n/(C·n_c))
   --seed S              seed for splits and initial weights (default 42)
   --json                one JSON object on stdout
 ${PROTECTION_USAGE}
@@ -59,7 +61,8 @@ ${PROTECTION_USAGE}
 
 Example:
   fedmart scenario text dataset fine-foods --out ff.jsonl
-  fedmart scenario text simulate --csv ff.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json`;
+  fedmart scenario text simulate --csv ff.jsonl --text text --label label --partners 4 --dirichlet 0.5 --json
+  fedmart scenario text simulate --csv "$(fedmart datasets fetch austen)" --text text --label book --partners 4 --dirichlet 0.5 --json`;
 
 const USAGE = `fedmart scenario text <simulate|dataset> …
 
@@ -125,12 +128,12 @@ function subset(all: Docs, rows: readonly number[]): Docs {
 /** Train one party alone (local-only or centralized) with the shared selection rule. */
 async function trainAlone(shape: TextModelShape, train: Docs, val: Docs, o: { learningRates: number[]; epochs: number; seed: number; classWeighting: TextTaskSpec['classWeighting'] }) {
   let best: { loss: number; lr: number; epoch: number; weights: Float32Array; temperature: number } | null = null;
-  const cw = o.classWeighting === 'balanced' ? balancedClassWeights(train.labels, shape.classes.length) : undefined;
+  const cw = weightingOptions(o.classWeighting, train.labels, shape.classes.length);
   for (const lr of o.learningRates) {
     const w = initJointWeights(textLayout(shape), o.seed);
     const p = viewParams(w, shape);
     for (let e = 1; e <= o.epochs; e++) {
-      await trainSgd(p, train, { learningRate: lr, epochs: 1, seed: o.seed + e, ...(cw ? { classWeights: cw } : {}) });
+      await trainSgd(p, train, { learningRate: lr, epochs: 1, seed: o.seed + e, ...cw });
       const st = evaluateDocs(p, val);
       // Ties: the earlier (smaller) rate, then the earlier epoch.
       if (best === null || st.nll[0]! < best.loss) best = { loss: st.nll[0]!, lr, epoch: e, weights: w.slice(), temperature: bestTemperature(st.nll) };
@@ -308,14 +311,14 @@ async function simulate(argv: string[]): Promise<number> {
     if (s === '' || !(n > 0 && n <= 10)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --lr must be a comma-separated list of rates in (0, 10], got "${String(values.lr)}"`);
     return n;
   });
-  const cw = (values['class-weights'] as string | undefined) ?? 'balanced';
-  if (cw !== 'balanced' && cw !== 'none') throw new FedmartError('CONFIG_ERROR', `${cmd}: --class-weights must be balanced or none, got "${cw}"`);
+  const cw = ((values['class-weights'] as string | undefined) ?? 'logit-adjust') as ClassWeighting;
+  if (!CLASS_WEIGHTINGS.includes(cw)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --class-weights must be ${CLASS_WEIGHTINGS.join(', ')}, got "${cw}"`);
   const rows = values.rows === undefined ? undefined : intFlag(cmd, values, 'rows', 0, 20, 10_000_000);
   const input = sample(await readTextInput(file, textCol, labelCol, partitionBy), rows, seed);
   const result = await runTextExperiment({
     input, partners: intFlag(cmd, values, 'partners', 4, 2, 1000),
     ...(values.dirichlet !== undefined ? { dirichlet: numberFlag(cmd, values, 'dirichlet', 0.5, 0.001, 1000) } : {}),
-    rounds: intFlag(cmd, values, 'rounds', 15, 1, 10_000), localEpochs: intFlag(cmd, values, 'local-epochs', 1, 1, 100),
+    rounds: intFlag(cmd, values, 'rounds', 10, 1, 10_000), localEpochs: intFlag(cmd, values, 'local-epochs', 3, 1, 100),
     learningRates, buckets: intFlag(cmd, values, 'buckets', DEFAULT_BUCKETS, 16, 1 << 22), dim: intFlag(cmd, values, 'dim', DEFAULT_DIM, 1, 512),
     classWeighting: cw, seed, flags: values, onProgress: progress,
   });

@@ -204,7 +204,7 @@ export class Scratch {
  * Forward pass: h = Σ rows / √n, z = h·W + b, then softmax(z / T) into `s.z`.
  * @returns nothing; probabilities in s.z
  */
-export function forward(p: TextParams, ids: Int32Array, start: number, end: number, s: Scratch, temperature = 1): void {
+export function forward(p: TextParams, ids: Int32Array, start: number, end: number, s: Scratch, temperature = 1, logitOffsets?: Float64Array): void {
   const { dim, classes, emb, head, bias } = p;
   const h = s.h;
   h.fill(0);
@@ -217,7 +217,7 @@ export function forward(p: TextParams, ids: Int32Array, start: number, end: numb
   for (let j = 0; j < dim; j++) h[j] = h[j]! * inv;
   let max = -Infinity;
   for (let c = 0; c < classes; c++) {
-    let z = bias[c]!;
+    let z = bias[c]! + (logitOffsets ? logitOffsets[c]! : 0);
     for (let j = 0; j < dim; j++) z += h[j]! * head[j * classes + c]!;
     z /= temperature;
     s.z[c] = z;
@@ -247,10 +247,10 @@ export function predictProba(p: TextParams, ids: Int32Array, temperature = 1): F
  * ‖g‖²(‖h‖² + 1) + ‖gh‖²·Σ_r count_r² / n — exact, without materialising it.
  * @returns the example's loss and its gradient's squared norm
  */
-export function exampleGradient(p: TextParams, docs: Docs, i: number, s: Scratch, weight: number, wantNorm: boolean): { loss: number; sqNorm: number } {
+export function exampleGradient(p: TextParams, docs: Docs, i: number, s: Scratch, weight: number, wantNorm: boolean, logitOffsets?: Float64Array): { loss: number; sqNorm: number } {
   const start = docs.offsets[i]!;
   const end = docs.offsets[i + 1]!;
-  forward(p, docs.ids, start, end, s);
+  forward(p, docs.ids, start, end, s, 1, logitOffsets);
   const y = docs.labels[i]!;
   const { dim, classes, head } = p;
   const loss = -Math.log(Math.max(s.z[y]!, 1e-12)) * weight;
@@ -320,8 +320,16 @@ export interface SgdOptions {
   seed: number;
   /** Per-class loss weights (default: all 1). */
   classWeights?: Float64Array;
+  /** Added to the logits while training (logit adjustment, {@link logitAdjustment}); not at prediction. */
+  logitOffsets?: Float64Array;
   /** Called between epochs (yield to the event loop in an agent). */
   onEpoch?: (epoch: number) => Promise<void> | void;
+  /**
+   * Called every 32 examples; an agent returns a promise when it is time to
+   * yield to the event loop (so Socket.IO keeps answering pings while a long
+   * epoch runs on a loaded machine), else nothing.
+   */
+  onTick?: () => Promise<void> | void;
 }
 
 /**
@@ -347,8 +355,12 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
     for (const i of order) {
       const w = o.classWeights ? o.classWeights[docs.labels[i]!]! : 1;
       const lr = o.learningRate * (1 - 0.9 * (seen++ / total));
+      if (o.onTick && (seen & 31) === 0) {
+        const t = o.onTick();
+        if (t) await t;
+      }
       if (w === 0) continue;
-      lossSum += exampleGradient(p, docs, i, s, w, false).loss;
+      lossSum += exampleGradient(p, docs, i, s, w, false, o.logitOffsets).loss;
       applyExample(p, docs, i, s, lr);
     }
     last = lossSum / Math.max(1, docs.n);
@@ -431,4 +443,36 @@ export function bestTemperature(nll: ArrayLike<number>): number {
   let best = 0;
   for (let t = 1; t < TEMPERATURES.length; t++) if (nll[t]! < nll[best]!) best = t;
   return TEMPERATURES[best]!;
+}
+
+/**
+ * Logit adjustment for label skew (Menon et al. 2021, "Long-tail learning via
+ * logit adjustment", ICLR; in federated learning FedLC, Zhang et al. 2022,
+ * ICML): train on softmax(z + τ·log π) with π a party's own smoothed class
+ * prior, predict with softmax(z). Each party then fits the same
+ * prior-free scorer whatever its label mix, so updates of a party holding
+ * mostly one class do not drag the joint model towards that class.
+ * @param labels - the party's training labels
+ * @param classes - number of classes
+ * @param tau - scale τ (1 = the Bayes-consistent adjustment)
+ * @returns τ·log((n_c + 1)/(n + C)) per class
+ */
+export function logitAdjustment(labels: Int32Array, classes: number, tau = 1): Float64Array {
+  const counts = new Float64Array(classes);
+  for (const y of labels) counts[y] = counts[y]! + 1;
+  return counts.map((c) => tau * Math.log((c + 1) / (labels.length + classes)));
+}
+
+/** How a party corrects for its own label mix: logit adjustment, balanced loss weights, or nothing. */
+export type ClassWeighting = 'logit-adjust' | 'balanced' | 'none';
+export const CLASS_WEIGHTINGS: readonly ClassWeighting[] = Object.freeze(['logit-adjust', 'balanced', 'none']);
+
+/**
+ * The SGD options of a weighting mode, from a party's own training labels only.
+ * @returns `classWeights` ('balanced'), `logitOffsets` ('logit-adjust') or nothing ('none')
+ */
+export function weightingOptions(mode: ClassWeighting, labels: Int32Array, classes: number): Pick<SgdOptions, 'classWeights' | 'logitOffsets'> {
+  if (mode === 'balanced') return { classWeights: balancedClassWeights(labels, classes) };
+  if (mode === 'logit-adjust') return { logitOffsets: logitAdjustment(labels, classes) };
+  return {};
 }

@@ -17,7 +17,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { recordLevelCharge } from '@fedmart/shared/dp/plan';
 import { cryptoRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { perExampleClipFactor, poissonSample } from '@fedmart/shared/dp/sampling';
-import { balancedClassWeights, evaluateDocs, exampleGradient, shapeOfLayout, trainSgd, viewParams, Scratch, type Docs, type EvalStats, type TextModelShape, type TextParams } from './fasttext.ts';
+import { weightingOptions, evaluateDocs, exampleGradient, shapeOfLayout, trainSgd, viewParams, Scratch, type Docs, type EvalStats, type TextModelShape, type TextParams, type ClassWeighting } from './fasttext.ts';
 
 /** Task id of the text classifier. */
 export const TEXT_TASK_ID = 'text';
@@ -27,14 +27,29 @@ export interface TextTaskSpec {
   buckets: number;
   dim: number;
   classes: string[];
-  /** 'balanced': each partner weighs its classes n/(C·n_c) (capped at 10); 'none': unweighted. */
-  classWeighting: 'balanced' | 'none';
+  /**
+   * How each partner corrects for its own label mix: 'logit-adjust' (default;
+   * trains on softmax(z + log π_local), see `logitAdjustment`), 'balanced'
+   * (loss weights n/(C·n_c), capped at 10) or 'none'.
+   */
+  classWeighting: ClassWeighting;
 }
 
 /** Most classes for which per-class counts are reported (3 metrics per class, 64 metrics at most). */
 export const MAX_CLASS_METRICS = 16;
 
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
+
+/** A tick that yields to the event loop once 20 ms have passed since the last yield. */
+function yieldEvery20ms(): () => Promise<void> | undefined {
+  let last = Date.now();
+  return () => {
+    if (Date.now() - last < 20) return undefined;
+    return yieldNow().then(() => {
+      last = Date.now();
+    });
+  };
+}
 
 /** The metrics of {@link evaluateDocs} as a task reports them. */
 export function evalMetrics(st: EvalStats, C: number): Record<string, number> {
@@ -82,7 +97,7 @@ export function macroF1FromMetrics(m: Record<string, number>, C: number, prefix 
  * q·n and takes a plain SGD step. Modifies `p` in place.
  * @returns q and the number of steps (for the exact charge)
  */
-export async function dpSgdText(p: TextParams, docs: Docs, o: { clip: number; noiseMultiplier: number; sampleRate?: number | undefined; batchSize: number; localEpochs: number; learningRate: number; classWeights?: Float64Array }): Promise<{ q: number; steps: number }> {
+export async function dpSgdText(p: TextParams, docs: Docs, o: { clip: number; noiseMultiplier: number; sampleRate?: number | undefined; batchSize: number; localEpochs: number; learningRate: number; classWeights?: Float64Array | undefined; logitOffsets?: Float64Array | undefined }): Promise<{ q: number; steps: number }> {
   if (!(o.clip > 0) || !(o.noiseMultiplier > 0)) throw new FedmartError('CONFIG_ERROR', `DP-SGD needs clip > 0 and noise multiplier > 0, got ${o.clip} and ${o.noiseMultiplier}`);
   const { q, steps } = recordLevelCharge({ sampleRate: o.sampleRate, batchSize: o.batchSize, localEpochs: o.localEpochs, numExamples: docs.n });
   const s = new Scratch(p.dim, p.classes);
@@ -94,7 +109,7 @@ export async function dpSgdText(p: TextParams, docs: Docs, o: { clip: number; no
     for (let k = 0; k < count; k++) {
       const i = rows[k]!;
       const w = o.classWeights ? o.classWeights[docs.labels[i]!]! : 1;
-      const { sqNorm } = exampleGradient(p, docs, i, s, w, true);
+      const { sqNorm } = exampleGradient(p, docs, i, s, w, true, o.logitOffsets);
       const f = perExampleClipFactor(sqNorm, o.clip);
       for (let c = 0; c < p.classes; c++) sum.bias[c] = sum.bias[c]! + f * s.g[c]!;
       for (let j = 0; j < p.dim; j++) {
@@ -138,12 +153,12 @@ export interface TextPartnerData {
  */
 export function textTask(data: TextPartnerData): PartnerTask {
   let shape: TextModelShape | null = null;
-  let weighting: TextTaskSpec['classWeighting'] = 'balanced';
+  let weighting: ClassWeighting = 'logit-adjust';
   const need = (): TextModelShape => {
     if (!shape) throw new FedmartError('UNAVAILABLE', 'the text task has no model yet (no welcome received)');
     return shape;
   };
-  const weights = () => (weighting === 'balanced' ? balancedClassWeights(data.train.labels, need().classes.length) : undefined);
+  const weights = () => weightingOptions(weighting, data.train.labels, need().classes.length);
   return {
     id: TEXT_TASK_ID,
     numExamples: data.train.n,
@@ -155,7 +170,8 @@ export function textTask(data: TextPartnerData): PartnerTask {
       for (const y of data.train.labels) maxLabel = Math.max(maxLabel, y);
       for (const y of data.val.labels) maxLabel = Math.max(maxLabel, y);
       if (maxLabel >= s.classes.length) throw new FedmartError('DATA_ERROR', `this partner has label index ${maxLabel} but the federation's model has ${s.classes.length} classes (${s.classes.join(', ')}); map local labels onto the federation's classes`);
-      weighting = spec?.classWeighting ?? 'balanced';
+      if (spec?.classWeighting !== undefined && !['logit-adjust', 'balanced', 'none'].includes(spec.classWeighting)) throw new FedmartError('CONFIG_ERROR', `the federation's text taskSpec has classWeighting "${String(spec.classWeighting)}"; use logit-adjust, balanced or none`);
+      weighting = spec?.classWeighting ?? 'logit-adjust';
       shape = s;
     },
     round({ weights: global, config, seed }) {
@@ -172,13 +188,13 @@ export function textTask(data: TextPartnerData): PartnerTask {
         plain: async () => {
           const { w, p } = fresh();
           const cw = weights();
-          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...(cw ? { classWeights: cw } : {}), onEpoch: yieldNow });
+          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, onEpoch: yieldNow, onTick: yieldEvery20ms() });
           return { delta: diff(w), metrics: { loss } };
         },
         recordDp: async (dp) => {
           const { w, p } = fresh();
           const cw = weights();
-          const r = await dpSgdText(p, data.train, { ...dp, batchSize: config.batchSize, localEpochs: config.localEpochs, learningRate: config.learningRate, ...(cw ? { classWeights: cw } : {}) });
+          const r = await dpSgdText(p, data.train, { ...dp, batchSize: config.batchSize, localEpochs: config.localEpochs, learningRate: config.learningRate, ...cw });
           return { delta: diff(w), q: r.q, steps: r.steps };
         },
       };
