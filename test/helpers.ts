@@ -3,6 +3,7 @@
  * SQLite, torn down by `await using`; helpers to create federations and
  * enroll partners through the real REST API; real bank data partitions.
  */
+import type { ChildProcess } from 'node:child_process';
 import { io, type Socket } from 'socket.io-client';
 import { startCoordinator, type Coordinator, type CoordinatorOptions } from '@fedmart/coordinator';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
@@ -104,4 +105,22 @@ export async function waitFor(pred: () => boolean, ms = 20_000, what = 'conditio
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Resolve with the first output line of a child process that matches `re` (hang guard `ms`). */
+export function waitForLine(child: ChildProcess, re: RegExp, ms = 300_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; got: ${buf}`)), ms);
+    const on = (d: Buffer) => {
+      buf += d.toString();
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+  });
 }

@@ -22,27 +22,11 @@ import { applyNumericStats, computeNumericStats, featureDim, inferSchema } from 
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import type { OrchestratorEvents } from '@fedmart/coordinator/orchestrator';
 import { bankMarketingPath } from '../cli/datasets.ts';
-import { startFixture, waitFor } from './helpers.ts';
+import { startFixture, waitFor, waitForLine } from './helpers.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 const TRAINING_MS = 20_000;
 
-function waitForLine(child: ChildProcess, re: RegExp, ms = 600_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; got: ${buf}`)), ms);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    };
-    child.stdout!.on('data', on);
-    child.stderr!.on('data', on);
-  });
-}
 
 it('a partner process training a 1024×1024 MLP for minutes per epoch completes a round, and SIGTERM mid-epoch exits within 2 s', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-long-'));
@@ -68,7 +52,7 @@ it('a partner process training a 1024×1024 MLP for minutes per epoch completes 
     child = spawn(process.execPath, [BIN, 'partner', '--coordinator', fx.url, '--data', 'bank.csv', '--sep', ';', '--data-dir', path.join(dir, 'partner')], { cwd: dir, env: { ...process.env, FEDMART_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
     let childLog = '';
     child.stderr!.on('data', (d: Buffer) => (childLog += d.toString()));
-    await waitForLine(child, /waiting for rounds/);
+    await waitForLine(child, /waiting for rounds/, 600_000);
 
     // Act: one round; the local epoch lasts far longer than trainingMs
     const [round1] = await fx.coord.orchestrator.scheduleRounds(fed, 1).done;

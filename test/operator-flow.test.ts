@@ -3,6 +3,7 @@
  * `fedmart schema infer`, `fedmart federation create|enroll|rounds|show`,
  * and two `fedmart partner` processes, each holding only its own rows.
  */
+import { waitForLine } from './helpers.ts';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,22 +23,6 @@ function run(args: string[], cwd: string, env: Record<string, string> = {}): Pro
 }
 
 // Generous waits: they guard against a hung process, not a slow one (two test runs at once on 2 cores are slow).
-function waitForLine(child: ChildProcess, re: RegExp, ms = 300_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; got: ${buf}`)), ms);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    };
-    child.stdout!.on('data', on);
-    child.stderr!.on('data', on);
-  });
-}
 
 it('an operator runs a federation of partner processes with the CLI alone', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-ops-'));
