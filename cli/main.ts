@@ -105,9 +105,11 @@ export async function main(argv: string[]): Promise<number> {
     return await (await load())(rest);
   } catch (err) {
     const e = toFedmartError(err);
-    // Commands name themselves in their messages ("segments: …"): say it once.
-    const message = e.message.startsWith(`${command}: `) ? e.message.slice(command.length + 2) : e.message;
-    process.stderr.write(`fedmart ${command}: ${e.code === 'INTERNAL' ? 'unexpected error: ' : ''}${message}\n`);
+    // Commands name themselves in their messages ("segments: …", "schedule create: …"): say it once,
+    // with the subcommand when the message names one.
+    const named = new RegExp(`^${command}((?: [a-z][a-z-]*){0,2}): `).exec(e.message);
+    const message = named ? e.message.slice(named[0].length) : e.message;
+    process.stderr.write(`fedmart ${command}${named?.[1] ?? ''}: ${e.code === 'INTERNAL' ? 'unexpected error: ' : ''}${message}\n`);
     if (process.env.FEDMART_DEBUG || e.code === 'INTERNAL') process.stderr.write(`${(e.cause as Error)?.stack ?? e.stack}\n`);
     return e instanceof FedmartError && e.code === 'CONFIG_ERROR' ? 2 : 1;
   }

@@ -19,6 +19,7 @@ import type { Orchestrator } from './orchestrator.ts';
 import type { VerticalRounds } from './vertical-rounds.ts';
 import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-relay';
 import type { FederationRow, ModelVersionRow, RoundRow } from './db/schema.ts';
+import type { FederationView, ModelVersionView, RoundView } from '@fedmart/shared/api-views';
 import { createComplianceRouter } from './compliance-routes.ts';
 import { DEFAULT_PORTAL_DIR, portalRouter } from './portal.ts';
 import { createScheduleRouter } from './schedule-routes.ts';
@@ -60,13 +61,13 @@ function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
 
 const json = (s: string | null) => (s === null ? null : JSON.parse(s));
 
-function federationView(f: FederationRow) {
+function federationView(f: FederationRow): FederationView {
   return { id: f.id, name: f.name, status: f.status, config: JSON.parse(f.config), currentModelVersionId: f.currentModelVersionId, createdAt: new Date(f.createdAt).toISOString() };
 }
-function roundView(r: RoundRow) {
+function roundView(r: RoundRow): RoundView {
   return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
-function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal) {
+function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal): ModelVersionView {
   return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString(), releaseStatus: m.releaseStatus, publishRequestedBy: m.publishRequestedBy, approvedBy: m.approvedBy, publishedAt: m.publishedAt === null ? null : new Date(m.publishedAt).toISOString() };
 }
 

@@ -19,6 +19,7 @@ const about = (id: string, types: string[]) => (e: LiveEvent) => e.federationId 
 export function Schedules(props: { api: Api; id: string }) {
   const { api, id } = props;
   const list = useLoad(() => api.get<{ schedules: ScheduleView[] }>(`/federations/${id}/schedules`), [id], 5000, about(id, ['schedule', 'round-end', 'tick-skipped']));
+  const steer = (s: ScheduleView, action: 'pause' | 'resume' | 'cancel') => async () => { await api.send('POST', `/schedules/${s.id}/${action}`, {}); list.reload(); };
   const [kind, setKind] = useState<'now' | 'every' | 'cron' | 'until-converged'>('every');
   const [value, setValue] = useState('60');
   const [maxRounds, setMaxRounds] = useState('10');
@@ -63,9 +64,9 @@ export function Schedules(props: { api: Api; id: string }) {
                 <td>{fmtTime(s.nextRunAt)}</td>
                 <td>{s.reason ?? ''}</td>
                 <td>
-                  {s.status === 'running' || s.status === 'pending' ? <ActionButton label="Pause" run={async () => { await api.send('POST', `/schedules/${s.id}/pause`, {}); list.reload(); }} /> : null}
-                  {s.status === 'paused' ? <ActionButton label="Resume" run={async () => { await api.send('POST', `/schedules/${s.id}/resume`, {}); list.reload(); }} /> : null}
-                  {s.status === 'running' || s.status === 'pending' || s.status === 'paused' ? <ActionButton label="Cancel" kind="danger" testId="schedule-cancel" run={async () => { await api.send('POST', `/schedules/${s.id}/cancel`, {}); list.reload(); }} /> : null}
+                  {s.status === 'running' || s.status === 'pending' ? <ActionButton label="Pause" run={steer(s, 'pause')} /> : null}
+                  {s.status === 'paused' ? <ActionButton label="Resume" run={steer(s, 'resume')} /> : null}
+                  {s.status === 'running' || s.status === 'pending' || s.status === 'paused' ? <ActionButton label="Cancel" kind="danger" testId="schedule-cancel" run={steer(s, 'cancel')} /> : null}
                 </td>
               </tr>
             ))}</tbody>
@@ -79,7 +80,8 @@ export function Schedules(props: { api: Api; id: string }) {
 /** Model versions with their release state; what the role may do to each. */
 export function Releases(props: { api: Api; id: string; role: 'operator' | 'compliance' | 'partner' }) {
   const { api, id, role } = props;
-  const models = useLoad(() => api.get<{ currentModelVersionId: string | null; models: (ModelVersionView & { releaseStatus?: string; publishRequestedBy?: string | null; approvedBy?: string | null })[] }>(`/federations/${id}/models`), [id], 5000, about(id, ['round-end']));
+  const models = useLoad(() => api.get<{ currentModelVersionId: string | null; models: ModelVersionView[] }>(`/federations/${id}/models`), [id], 5000, about(id, ['round-end']));
+  const post = (path: string, body: unknown = {}) => async () => { await api.send('POST', `/federations/${id}/models/${path}`, body); models.reload(); };
   return (
     <Section title="Model versions" id="models">
       <p class="muted">Versions move candidate → approved → published → retired. Scenario consumers and <code>fedmart predict</code> read the published version only.</p>
@@ -90,15 +92,15 @@ export function Releases(props: { api: Api; id: string; role: 'operator' | 'comp
           <tbody>{[...models.data.models].reverse().slice(0, 30).map((m) => (
             <tr key={m.id}>
               <td>{m.version}</td>
-              <td data-testid="release-status">{m.releaseStatus ?? '—'}{m.publishRequestedBy ? ` (requested by ${m.publishRequestedBy}${m.approvedBy ? `, approved by ${m.approvedBy}` : ''})` : ''}</td>
+              <td data-testid="release-status">{m.releaseStatus}{m.publishRequestedBy ? ` (requested by ${m.publishRequestedBy}${m.approvedBy ? `, approved by ${m.approvedBy}` : ''})` : ''}</td>
               <td>{fmtMetric('auc', m.metrics?.eval_auc)}</td>
               <td>{m.paramCount.toLocaleString()}</td>
               <td><code>{m.sha256.slice(0, 16)}…</code></td>
               <td>{fmtTime(m.createdAt)}</td>
               <td>
-                {role === 'operator' && (m.releaseStatus === 'candidate' || m.releaseStatus === 'approved') && m.version > 0 ? <ActionButton label={m.releaseStatus === 'approved' ? 'Publish' : 'Request publication'} testId="publish" run={async () => { await api.send('POST', `/federations/${id}/models/${m.version}/publish`, {}); models.reload(); }} /> : null}
-                {role === 'operator' && m.releaseStatus === 'retired' ? <ActionButton label="Roll back to this" run={async () => { await api.send('POST', `/federations/${id}/models/rollback`, { to: m.version }); models.reload(); }} /> : null}
-                {role === 'compliance' && m.releaseStatus === 'candidate' && m.publishRequestedBy ? <ActionButton label="Approve release" kind="primary" testId="approve" run={async () => { await api.send('POST', `/federations/${id}/models/${m.version}/approve`, {}); models.reload(); }} /> : null}
+                {role === 'operator' && (m.releaseStatus === 'candidate' || m.releaseStatus === 'approved') && m.version > 0 ? <ActionButton label={m.releaseStatus === 'approved' ? 'Publish' : 'Request publication'} testId="publish" run={post(`${m.version}/publish`)} /> : null}
+                {role === 'operator' && m.releaseStatus === 'retired' ? <ActionButton label="Roll back to this" run={post('rollback', { to: m.version })} /> : null}
+                {role === 'compliance' && m.releaseStatus === 'candidate' && m.publishRequestedBy ? <ActionButton label="Approve release" kind="primary" testId="approve" run={post(`${m.version}/approve`)} /> : null}
               </td>
             </tr>
           ))}</tbody>

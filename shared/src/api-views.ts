@@ -175,5 +175,9 @@ export interface ModelVersionView {
   sha256: string;
   encrypted: boolean;
   createdAt: string;
-  [key: string]: unknown;
+  /** candidate → approved → published → retired (`coordinator/src/model-release.ts`). */
+  releaseStatus: string;
+  publishRequestedBy: string | null;
+  approvedBy: string | null;
+  publishedAt: string | null;
 }
