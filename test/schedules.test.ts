@@ -16,7 +16,10 @@ import { privacyReport } from '@fedmart/coordinator/privacy';
 import type { ScheduleView } from '@fedmart/shared/protocol-schedule';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { ApiClient } from '../cli/api-client.ts';
-import { bankPartners, connectBankPartners, modelFor, startFixture, waitFor, type Fixture } from './helpers.ts';
+import { FedmartError } from '@fedmart/shared/errors';
+import type { RoundTraining, TaskRoundArgs } from '@fedmart/shared/task/types';
+import { tabularTask, type PartnerTask } from '@fedmart/client-node/task';
+import { bankPartners, connectBankPartners, modelFor, startFixture, waitFor, type Fixture, type LocalData } from './helpers.ts';
 
 await initBackend();
 
@@ -70,6 +73,24 @@ async function waitSchedule(fx: Fixture, id: string, pred: (s: ScheduleView) => 
   return s;
 }
 const roundCount = (fx: Fixture, fed: string) => fx.coord.store.listRounds(fed).length;
+
+/** The tabular task, except that round `round` waits (after calling `onHold`) until the agent stops. */
+function holdRound(data: LocalData, round: number, onHold: () => void): PartnerTask {
+  const base = tabularTask(data);
+  return Object.assign(Object.create(base) as PartnerTask, {
+    round(args: TaskRoundArgs): RoundTraining {
+      const inner = base.round(args);
+      if (args.round !== round) return inner;
+      return {
+        async plain() {
+          onHold();
+          await new Promise<void>((resolve) => args.signal?.addEventListener('abort', () => resolve(), { once: true }));
+          throw new FedmartError('UNAVAILABLE', 'the partner stopped');
+        },
+      };
+    },
+  });
+}
 
 describe('schedules with a fake clock', () => {
   it('runs cron ticks in the schedule\'s time zone and skips (and records) a tick that arrives while a round runs', async () => {
@@ -165,12 +186,16 @@ describe('schedules with a fake clock', () => {
       {
         // Arrange: a 3-round schedule and a cron schedule; the coordinator stops during the 2nd round
         await using fx = await startFixture(dir, { scheduleClock: new FakeClock(t0) });
-        fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL } as Cfg);
-        const agents = await connectBankPartners(fx, fed);
+        // Generous selection: after the restart the schedule resumes at once, before the partners are back.
+        fed = await fx.createFederation({ model: modelFor(exp), minClients: 3, localTrain: LOCAL, timeouts: { selectingMs: 120_000, trainingMs: 120_000, evaluatingMs: 60_000 } } as Cfg);
+        // Partner 0 holds its round-2 training until it is closed, so the stop lands mid-round
+        // whatever the machine's load (not in a gap between rounds).
+        let holding = false;
+        const agents = await connectBankPartners(fx, fed, { extra: (i) => (i === 0 ? { task: holdRound(exp.partners[0]!.data, 2, () => { holding = true; }) } : {}) });
         cronId = (await create(fx, fed, { kind: 'cron', cron: '0 3 * * *', timezone: 'UTC', maxRounds: 1 })).id;
         nowId = (await create(fx, fed, { kind: 'now', rounds: 3 })).id;
         await waitSchedule(fx, nowId, (s) => s.completed === 1, 'the first round');
-        await waitFor(() => fx.coord.orchestrator.isRoundActive(fed), 60_000, 'the second round to start');
+        await waitFor(() => holding && fx.coord.orchestrator.isRoundActive(fed), 300_000, 'the second round to reach training');
         await fx.coord.close(); // the round in progress is failed as interrupted
         await Promise.all(agents.map((a) => a.close()));
       }
@@ -194,7 +219,7 @@ describe('schedules with a fake clock', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, 300_000);
 });
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
