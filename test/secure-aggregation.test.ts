@@ -67,7 +67,7 @@ describe('secure aggregation in real rounds over Socket.IO', () => {
 
       for (const drops of SCHEDULE) {
         roundNo++;
-        await waitFor(() => fx.coord.orchestrator.connectedClients(fedId).length === agents.length, 10_000, 'all partners back');
+        await waitFor(() => fx.coord.orchestrator.connectedClients(fedId).length === agents.length, 120_000, 'all partners back');
         const before = fx.coord.store.currentModel(fedId);
 
         // Act
@@ -106,7 +106,7 @@ describe('secure aggregation in real rounds over Socket.IO', () => {
       const masked = envelopes.filter((e) => e.type === 'secagg-reply' && e.payload?.stage === 'masked-input').map((e) => new Uint8Array(e.payload!.masked!));
       expect(masked.length).toBeGreaterThan(30);
       const pooled = Buffer.concat(masked.slice(0, 6));
-      expect(chiSquareBytes(pooled)).toBeLessThan(330); // 255 dof, p ≈ 0.001
+      expect(chiSquareBytes(pooled)).toBeLessThan(380); // 255 dof, p ≈ 1e-6 (Wilson–Hilferty)
       // …and are uncorrelated with the plaintext update behind them.
       const first = envelopes.find((e) => e.type === 'secagg-reply' && e.payload?.stage === 'masked-input')!;
       const words = new Uint32Array(new Uint8Array(first.payload!.masked!).slice().buffer);
