@@ -97,7 +97,7 @@ describe('REST API', () => {
         await agent.ready;
         // minClients 2 with one client: the round waits in 'selecting' — then the coordinator goes down.
         void fx.coord.orchestrator.scheduleRounds(fed, 1).done;
-        await waitFor(() => fx.coord.store.listRounds(fed).some((r) => r.phase === 'selecting'), 10_000, 'round selecting');
+        await waitFor(() => fx.coord.store.listRounds(fed).some((r) => r.phase === 'selecting'), 120_000, 'round selecting');
         await agent.close();
         expect((await stat(path.join(dir, 'signing-key.jwk'))).mode & 0o777).toBe(0o600);
         // Crash: the sockets and the database go away mid-round; nothing else is written.

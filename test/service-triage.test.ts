@@ -44,7 +44,7 @@ async function publish(fx: Fixture, texts: string[], labels: string[], rounds: n
       agents.push(startPartnerAgent({ coordinatorUrl: fx.url, token: await fx.enroll(fed, `brand-${k + 1}`), task: textTask({ train: docs(tr), val: docs(va) }), reconnect: false }));
     }
     await Promise.all(agents.map((a) => a.ready));
-    await waitFor(() => fx.coord.orchestrator.connectedClients(fed).length === 3, 20_000, 'partners connected');
+    await waitFor(() => fx.coord.orchestrator.connectedClients(fed).length === 3, 120_000, 'partners connected');
     const outcomes = await fx.coord.orchestrator.scheduleRounds(fed, rounds).done;
     expect(outcomes.every((o) => o.phase === 'committed')).toBe(true);
   } finally {

@@ -69,7 +69,7 @@ describe('the task seam: a scenario task runs in the unchanged agent and orchest
       }
       try {
         await Promise.all(agents.map((a) => a.ready));
-        await waitFor(() => fx.coord.orchestrator.connectedClients(fed).length === 3, 10_000, 'partners connected');
+        await waitFor(() => fx.coord.orchestrator.connectedClients(fed).length === 3, 120_000, 'partners connected');
         const outcome = await fx.coord.orchestrator.runRound(fed);
         expect(outcome.phase, outcome.reason).toBe('committed');
         const w = fx.coord.store.currentModel(fed).weights;
