@@ -53,7 +53,8 @@ each partner's local-only estimate.
                        every row (a store-week-product) against the coordinator and the
                        other partners, at --epsilon (δ 1e-5), one release charged by the ledger;
                        the JSON's dpError splits the error into clipping bias and noise
-                       (fedmart scenario pricing dp-sweep: the trade-off over column units)
+                       (fedmart scenario pricing dp-sweep: the trade-off over column units;
+                       dp-two-stage: residual clipping in a second release, evaluated)
   --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
                        onto it (default ${DEFAULT_ROW_BOUND})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
