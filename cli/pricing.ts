@@ -12,9 +12,11 @@ import { elasticityErrorTerms } from '@fedmart/scenarios/pricing/dp-error';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import type { Table } from '@fedmart/shared/data/table';
-import { demandRows, fitFromStats, pooledLsdv, productStats, regressorNames, statCount, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
+import { demandRows, fitFromStats, flattenStats, pooledLsdv, productStats, regressorNames, statCount, unflattenStats, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
 import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
 import { pricingTask, recordSensitivity, solveCommitted } from '@fedmart/scenarios/pricing/task';
+import { flattenResidualStats, residualSensitivity, residualStats, ridgeSolve, twoStageSolve } from '@fedmart/scenarios/pricing/two-stage';
+import { createSeededRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { backtest } from '@fedmart/scenarios/pricing/policy';
 import { LIMB_BOUND, LIMBS, pricingLayout, type PricingTaskSpec } from '@fedmart/scenarios/pricing/wire';
 import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
@@ -51,7 +53,8 @@ each partner's local-only estimate.
                        every row (a store-week-product) against the coordinator and the
                        other partners, at --epsilon (δ 1e-5), one release charged by the ledger;
                        the JSON's dpError splits the error into clipping bias and noise
-                       (fedmart scenario pricing dp-sweep: the trade-off over column units)
+                       (fedmart scenario pricing dp-sweep: the trade-off over column units;
+                       dp-two-stage: residual clipping in a second release, evaluated)
   --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
                        onto it (default ${DEFAULT_ROW_BOUND})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
@@ -124,6 +127,97 @@ export function pricingDpSweep(o: { table: Table; spec: DemandSpec; partners: nu
   const best = (key: 'asRun' | 'bothLevers') => [...grid].sort((a, b) => a[key] - b[key]).slice(0, 5);
   const current = grid.find((g) => g.units.logPrice === DP_SCALE.logPrice && g.units.control === DP_SCALE.control && g.units.logUnits === DP_SCALE.logUnits);
   return { scenario: 'pricing' as const, analysis: 'dp-sweep' as const, criterion: 'max over products of |clipping bias| + 3 × noise std (elasticity units)', rowBound: o.rowBound, sigma: { rdp, analytic }, sensitivity: delta2, partners: o.partners, points: grid.length, default: current, bestAsRun: best('asRun'), bestWithBothLevers: best('bothLevers') };
+}
+
+
+/**
+ * The two-stage mechanism of `two-stage.ts` against the one-stage release, over `seeds` noise draws
+ * (`fedmart scenario pricing dp-two-stage`). The partners' statistics are summed exactly (every fixed-effect cell lies
+ * inside one partner, so the sum is the pooled within statistic) and the noise is drawn as the federation would add it:
+ * each of the P partners adds σΔ (the sum's std σΔ√P), or, for comparison, one σΔ split into P shares under secure
+ * aggregation (std σΔ; record-level shares are not implemented). σ: the RDP accountant's for one release (one stage)
+ * or two (two stages, both charged). The bounds follow fixed rules, not the pooled answer: round 1's units and R as
+ * run; c = k·σ̂ with σ̂ the residual scale of round 1's noisy release; R_x a public bound in the same units. The pooled
+ * estimate is read only to score the draws, so this is an analysis of a panel, like dp-sweep.
+ */
+export function pricingDpTwoStage(o: { table: Table; spec: DemandSpec; partners: number; epsilon: number; delta: number; rowBound: number; seeds: number; residualK: number; xRadius: number; xtxWeight: number; tolerance: number }) {
+  const rows = demandRows(o.table, o.spec);
+  const regressors = regressorNames(o.spec);
+  const p = regressors.length;
+  const fe = Boolean(o.spec.fixedEffects);
+  const pooled = pooledLsdv(rows, p, fe);
+  const scale = unitsOf(regressors, DP_SCALE);
+  const xScale = scale.slice(0, p);
+  const uy = scale[p]!;
+  const products = [...pooled.keys()].filter((k) => !('error' in pooled.get(k)!));
+  const round1 = productStats(rows, p, fe, { radius: o.rowBound, scale });
+  const d1 = recordSensitivity(o.rowBound, fe);
+  const d2 = residualSensitivity(o.xRadius, o.xtxWeight, fe);
+  const sigma1 = computeSigma({ q: 1, steps: 1, delta: o.delta, epsilon: o.epsilon }).sigma;
+  const sigma2 = computeSigma({ q: 1, steps: 2, delta: o.delta, epsilon: o.epsilon }).sigma;
+  const tri = (p * (p + 1)) / 2;
+  const noisy = (v: ArrayLike<number>, std: number, rng: ReturnType<typeof createSeededRandomSource>) => {
+    const e = gaussianNoise(v.length, std, rng);
+    return Float64Array.from(v, (x, i) => x + e[i]!);
+  };
+  /** Round 1 (the one-stage release): β₀ in data units and the residual scale σ̂, from the noisy sum. */
+  const stage1 = (k: string, std: number, rng: ReturnType<typeof createSeededRandomSource>) => {
+    const st = round1.get(k)!;
+    const flat = flattenStats(st, p);
+    const v = noisy(flat.subarray(0, tri + p + 2), std, rng); // XᵀX, Xᵀy, yᵀy, n (levels: public-size count, unused)
+    const un = unflattenStats([...v, 0, 0, 0], p);
+    const g = ridgeSolve(un.xtx, un.xty, p, std);
+    if (!g) return null;
+    let ssr = un.yty;
+    for (let a = 0; a < p; a++) {
+      ssr -= 2 * g[a]! * un.xty[a]!;
+      for (let b = 0; b < p; b++) ssr += g[a]! * g[b]! * un.xtx[a * p + b]!;
+    }
+    return { beta0: Array.from(g, (x, j) => (x * uy) / xScale[j]!), sigmaHat: uy * Math.sqrt(Math.max(ssr, 1e-12) / Math.max(un.n, p + 1)) };
+  };
+  const mechanisms = [
+    { name: 'one-stage, each partner adds σΔ (as run)', stages: 1, split: false },
+    { name: 'two-stage, each partner adds σΔ', stages: 2, split: false },
+    { name: 'two-stage, σΔ split into P shares (needs secure aggregation; not implemented)', stages: 2, split: true },
+    { name: 'one-stage, σΔ split into P shares (needs secure aggregation; not implemented)', stages: 1, split: true },
+  ] as const;
+  const out = [];
+  for (const [mi, m] of mechanisms.entries()) {
+    const sigma = m.stages === 1 ? sigma1 : sigma2;
+    const share = m.split ? 1 : Math.sqrt(o.partners);
+    const worst: number[] = [];
+    const errs = new Map<string, number[]>(products.map((k) => [k, []]));
+    for (let s = 1; s <= o.seeds; s++) {
+      const seed = new Uint8Array(32);
+      new DataView(seed.buffer).setUint32(0, s);
+      seed[4] = mi; // the one-stage draws of two mechanisms do not share noise with the two-stage ones
+      const rng = createSeededRandomSource(seed);
+      let w = 0;
+      for (const k of products) {
+        const s1 = stage1(k, sigma * d1 * share, rng);
+        let beta: number[] | null = s1?.beta0 ?? null;
+        if (s1 && m.stages === 2) {
+          const c = o.residualK * s1.sigmaHat;
+          const st = residualStats(rows.filter((r) => r.product === k), p, fe, { beta0: new Map([[k, s1.beta0]]), residualClip: new Map([[k, c]]), scale: xScale, xRadius: o.xRadius, xtxWeight: o.xtxWeight }).get(k)!;
+          const std = sigma * d2 * share;
+          beta = twoStageSolve(noisy(flattenResidualStats(st, p, o.xtxWeight), std, rng), p, { beta0: s1.beta0, residualClip: c, scale: xScale, xtxWeight: o.xtxWeight, noiseStd: std });
+        }
+        const e = beta ? beta[0]! - (pooled.get(k) as ProductFit).elasticity : Number.POSITIVE_INFINITY;
+        errs.get(k)!.push(e);
+        w = Math.max(w, Math.abs(e));
+      }
+      worst.push(w);
+    }
+    const sorted = [...worst].sort((a, b) => a - b);
+    const mean = (v: number[]) => v.reduce((t, x) => t + x, 0) / v.length;
+    out.push({
+      mechanism: m.name, sigma: r6(sigma), sensitivity: m.stages === 1 ? [r6(d1)] : [r6(d1), r6(d2)],
+      withinTolerance: worst.filter((x) => x <= o.tolerance).length, seeds: o.seeds,
+      maxAbsError: { min: r6(sorted[0]!), median: r6(sorted[Math.floor((sorted.length - 1) / 2)]!), max: r6(sorted[sorted.length - 1]!), mean: r6(mean(worst)) },
+      byProduct: Object.fromEntries([...errs].map(([k, v]) => [k, { meanError: r6(mean(v)), sd: r6(Math.sqrt(mean(v.map((x) => (x - mean(v)) ** 2)))) }])),
+    });
+  }
+  return { scenario: 'pricing' as const, analysis: 'dp-two-stage' as const, epsilon: o.epsilon, delta: o.delta, partners: o.partners, tolerance: o.tolerance, rules: { rowBound: o.rowBound, units: scale, residualClip: `${o.residualK} × σ̂ (round 1)`, xRadius: o.xRadius, xtxWeight: o.xtxWeight }, mechanisms: out };
 }
 
 
@@ -341,6 +435,26 @@ export async function pricingDpSweepCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `fedmart scenario pricing dp-two-stage --csv FILE (data flags as simulate) [--partners 6] [--epsilon 4] [--seeds 20] [--residual-clip 3] [--x-bound 1.5] [--xtx-weight 1] [--json]`. */
+export async function pricingDpTwoStageCommand(argv: string[]): Promise<number> {
+  const cmd = 'scenario pricing dp-two-stage';
+  const { values } = parseFlags(cmd, argv, {
+    csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
+    product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
+    partners: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, seeds: { type: 'string' },
+    'residual-clip': { type: 'string' }, 'x-bound': { type: 'string' }, 'xtx-weight': { type: 'string' }, tolerance: { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (values.help) { process.stdout.write(`fedmart ${cmd} --csv FILE (--quantity COL | --log-quantity COL) --price COL [--product COL] [--controls COLS]\n    [--cross-prices COLS] [--fixed-effects COL] [--partners 6] [--epsilon 4] [--delta 1e-5] [--dp-row-bound 1] [--seeds 20]\n    [--residual-clip K (3: c = K·σ̂ of round 1)] [--x-bound R_x (1.5)] [--xtx-weight w (1)] [--tolerance 0.15] [--json]\n\nThe one-stage DP release against the two-stage residual-clipped one (scenarios/src/pricing/two-stage.ts), over seeded noise\ndraws on the exact pooled statistics; counts the draws whose every elasticity is within the tolerance of the pooled one (analysis only).\n`); return 0; }
+  const { table, spec } = await readDemandInput(cmd, values);
+  const out = pricingDpTwoStage({
+    table, spec, partners: intFlag(cmd, values, 'partners', 6, 2, 1000), epsilon: numberFlag(cmd, values, 'epsilon', 4, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1),
+    rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000), seeds: intFlag(cmd, values, 'seeds', 20, 1, 10_000), residualK: numberFlag(cmd, values, 'residual-clip', 3, 0.1, 100),
+    xRadius: numberFlag(cmd, values, 'x-bound', 1.5, 0.01, 1000), xtxWeight: numberFlag(cmd, values, 'xtx-weight', 1, 0.001, 1000), tolerance: numberFlag(cmd, values, 'tolerance', 0.15, 0, 100),
+  });
+  process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
+  return 0;
+}
+
 /** The CSV and demand specification flags shared by simulate and dp-sweep. */
 async function readDemandInput(cmd: string, values: Record<string, unknown>): Promise<{ table: Table; spec: DemandSpec }> {
   const csv = requireString(cmd, values, 'csv', 'the price/quantity CSV');
@@ -360,7 +474,8 @@ export async function scenarioCommand(argv: string[]): Promise<number> {
   const [name, verb, ...rest] = argv;
   if (name === 'pricing' && verb === 'simulate') return pricingSimulateCommand(rest);
   if (name === 'pricing' && verb === 'dp-sweep') return pricingDpSweepCommand(rest);
-  throw new FedmartError('CONFIG_ERROR', `scenario: usage is "fedmart scenario pricing simulate …" or "fedmart scenario pricing dp-sweep …" (got "${[name, verb].filter(Boolean).join(' ')}"); run "fedmart scenario pricing simulate --help"`);
+  if (name === 'pricing' && verb === 'dp-two-stage') return pricingDpTwoStageCommand(rest);
+  throw new FedmartError('CONFIG_ERROR', `scenario: usage is "fedmart scenario pricing simulate …" "fedmart scenario pricing dp-sweep …" or "fedmart scenario pricing dp-two-stage …" (got "${[name, verb].filter(Boolean).join(' ')}"); run "fedmart scenario pricing simulate --help"`);
 }
 
 export type { DemandRow, ProductFit };

@@ -1,0 +1,188 @@
+/**
+ * A two-stage DP demand estimate that clips what the estimator is
+ * sensitive to (residuals), not the raw rows — evaluated for issue 11's
+ * `--dp partner --epsilon 4` criterion (README, "two-stage").
+ *
+ * Round 1 is the one-stage release of `task.ts` (rows (x̃, ỹ) divided by
+ * public units and scaled onto the L2 ball of radius R): it gives a coarse
+ * β₀ and a residual scale σ̂ by post-processing. Round 2: each partner
+ * divides x̃ by the same public units and scales it onto the L2 ball of
+ * radius R_x (x only), forms the residual r = ỹ − x̃·β₀ (x̃ before the projection), clips it to
+ * ±c with c = k·σ̂ (Huber's ψ; Huber 1964 — with k = 1.345 this is his
+ * 95 %-efficient M-estimator, a larger k clips only tail residuals), and
+ * releases [w·upper(x̂x̂ᵀ), x̂·ψ(r)/c] with Gaussian noise. The coordinator
+ * solves Δ = (A + E)⁻¹(b + e) and β = β₀ + Δ (one Newton step of the
+ * Huber score equation Σ x_c ψ(ỹ − x̃β) = 0 with the least-squares Hessian).
+ * Because the spikes of log units come with price cuts and deals, x̃β₀
+ * explains them: the residuals are small and roughly symmetric, so
+ * clipping them biases the slope far less than clipping ỹ (the idea of
+ * robust/Huber-loss DP regression, e.g. Avella-Medina, "Privacy-preserving
+ * parametric inference", JASA 2021; clipping in the direction the
+ * estimator is sensitive to, as in AdaSSP, Wang 2018, and the DP simple
+ * linear regression study of Alabi, McMillan, Sarathy, Smith & Vadhan,
+ * 2022, whose point is that the choice of bounds, not the noise alone,
+ * drives the error on small panels).
+ *
+ * Privacy: two Gaussian releases, composed in RDP (Mironov 2017): at
+ * noise multiplier σ each, the ledger's charge for q = 1, steps = 2. The
+ * record is one row. β₀ and c are post-processing of round 1, so round 2's
+ * sensitivity is computed for fixed (β₀, c). See
+ * {@link residualSensitivity} for the bound and its caveat.
+ *
+ * Pure: no I/O.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { solveNormal, type DemandRow } from './demand.ts';
+
+/** Round-2 settings, all public or post-processing of round 1. */
+export interface ResidualClip {
+  /** β₀ per product (data units, regressor order). */
+  beta0: ReadonlyMap<string, readonly number[]>;
+  /** Residual clip c per product (log units): ψ(r) = max(−c, min(c, r)). */
+  residualClip: ReadonlyMap<string, number>;
+  /** Public unit of each regressor (the same as round 1's `RowClip.scale` without y). */
+  scale: readonly number[];
+  /** R_x: the bound on ‖x̃/scale‖₂; rows beyond are scaled onto it. */
+  xRadius: number;
+  /** w: weight of XᵀX in the release (the budget share of XᵀX against Xᵀψ inside round 2). */
+  xtxWeight: number;
+}
+
+/** One product's noiseless round-2 statistics, in released units: A = Σ x̂x̂ᵀ (full p×p, before the weight), b = Σ x̂·ψ(r)/c. */
+export interface ResidualStats {
+  xtx: Float64Array;
+  xpsi: Float64Array;
+  n: number;
+}
+
+/**
+ * Round-2 statistics per product of some rows (one partner's, or all):
+ * demeaned inside (product, level) cells as in `productStats`.
+ * @param rows - demand rows; every fixed-effect cell they touch must be complete in them
+ * @param p - regressors per row
+ * @param fixedEffects - demean within cells
+ * @param o - β₀, c, units, R_x
+ * @returns product → statistics (products without β₀ are skipped)
+ */
+export function residualStats(rows: readonly DemandRow[], p: number, fixedEffects: boolean, o: ResidualClip): Map<string, ResidualStats> {
+  const cells = new Map<string, { y: number; x: Float64Array; n: number }>();
+  const key = (r: DemandRow) => `${r.product}\u0000${r.level}`;
+  if (fixedEffects) {
+    for (const r of rows) {
+      let c = cells.get(key(r));
+      if (!c) cells.set(key(r), (c = { y: 0, x: new Float64Array(p), n: 0 }));
+      c.y += r.y;
+      c.n++;
+      for (let j = 0; j < p; j++) c.x[j]! += r.x[j]!;
+    }
+    for (const c of cells.values()) {
+      c.y /= c.n;
+      for (let j = 0; j < p; j++) c.x[j]! /= c.n;
+    }
+  }
+  const out = new Map<string, ResidualStats>();
+  const xh = new Float64Array(p);
+  for (const r of rows) {
+    const beta = o.beta0.get(r.product);
+    const c = o.residualClip.get(r.product);
+    if (!beta || c === undefined) continue;
+    if (!(c > 0)) throw new FedmartError('UNPROCESSABLE', `pricing: the residual clip of product "${r.product}" is ${c}; it must be > 0`);
+    let s = out.get(r.product);
+    if (!s) out.set(r.product, (s = { xtx: new Float64Array(p * p), xpsi: new Float64Array(p), n: 0 }));
+    const cell = fixedEffects ? cells.get(key(r))! : null;
+    let sq = 0;
+    // The residual uses the demeaned x̃ before projection: it is linear in the row, so a neighbour's pull on a cell
+    // mean moves every other residual by exactly u_r/(m+1) (residualSensitivity).
+    let fit = 0;
+    for (let j = 0; j < p; j++) {
+      const xt = r.x[j]! - (cell ? cell.x[j]! : 0);
+      fit += xt * beta[j]!;
+      xh[j] = xt / o.scale[j]!;
+      sq += xh[j]! ** 2;
+    }
+    const f = sq > o.xRadius ** 2 ? o.xRadius / Math.sqrt(sq) : 1;
+    for (let j = 0; j < p; j++) xh[j]! *= f;
+    const res = r.y - (cell ? cell.y : 0) - fit;
+    const psi = Math.max(-c, Math.min(c, res)) / c;
+    for (let a = 0; a < p; a++) {
+      s.xpsi[a]! += xh[a]! * psi;
+      for (let b = 0; b < p; b++) s.xtx[a * p + b]! += xh[a]! * xh[b]!;
+    }
+    s.n++;
+  }
+  return out;
+}
+
+/**
+ * Record-level L2 sensitivity of round 2's released vector
+ * [w·upper(x̂x̂ᵀ), x̂·ψ̂] (ψ̂ = ψ(r)/c ∈ [−1, 1], ‖x̂‖ ≤ R_x), for fixed β₀, c.
+ * - The row's own term: ‖(w·upper(x̂x̂ᵀ), x̂ψ̂)‖ ≤ √(w²R_x⁴ + R_x²).
+ * - Fixed-effect coupling (as in `recordSensitivity`): adding a row to a
+ *   cell of m rows moves every other row's demeaned x by s_x = u_x/(m+1) and
+ *   its demeaned residual by s_r = u_r/(m+1) (u: the row minus the cell
+ *   mean; the residual ỹ − x̃β₀ is linear in the row for fixed β₀, and the
+ *   projection of x̃ and ψ are non-expansive). Per other row the XᵀX part
+ *   moves by ≤ 2wR_x‖s_x‖ and the Xψ part by ≤ ‖s_x‖ + R_x|s_r|/c; the total
+ *   change of each block is at most the sum over the m rows, so with
+ *   ‖u_x‖ ≤ R_x (units) and |u_r| ≤ c the blocks move by < 2wR_x² and < 2R_x:
+ *   the coupling is < 2√(w²R_x⁴ + R_x²).
+ * So Δ = 3√(w²R_x⁴ + R_x²); without fixed effects Δ = √(w²R_x⁴ + R_x²) (n is
+ * not released: round 1 carries it). Caveat, as for round 1: the coupling
+ * bound holds for a row whose x̃ lies within R_x (in the public units) of its
+ * cell mean and whose residual lies within c of the cell's mean residual.
+ * @param xRadius - R_x
+ * @param xtxWeight - w
+ * @param fixedEffects - whether rows are demeaned within cells
+ */
+export function residualSensitivity(xRadius: number, xtxWeight: number, fixedEffects: boolean): number {
+  const own = Math.sqrt(xtxWeight ** 2 * xRadius ** 4 + xRadius ** 2);
+  return fixedEffects ? 3 * own : own;
+}
+
+/** The released vector of one product's round-2 statistics: w·upper(A), then b. */
+export function flattenResidualStats(s: ResidualStats, p: number, xtxWeight: number): Float64Array {
+  const v = new Float64Array((p * (p + 1)) / 2 + p);
+  let i = 0;
+  for (let a = 0; a < p; a++) for (let b = a; b < p; b++) v[i++] = xtxWeight * s.xtx[a * p + b]!;
+  for (let a = 0; a < p; a++) v[i++] = s.xpsi[a]!;
+  return v;
+}
+
+/**
+ * Solve noisy normal equations A x = b with a ridge of the noise scale
+ * (Sheffet 2017; Wang 2018, AdaSSP): none when A is positive definite, else
+ * λ = s·2√p doubled until Cholesky succeeds (post-processing).
+ * @param xtx - p×p, full, symmetric
+ * @param rhs - p
+ * @param noiseStd - per-entry noise std s of A
+ * @returns x, or null when A stays singular
+ */
+export function ridgeSolve(xtx: ArrayLike<number>, rhs: ArrayLike<number>, p: number, noiseStd: number): Float64Array | null {
+  let lambda = 0;
+  for (let k = 0; k < 40; k++) {
+    const a = Float64Array.from(xtx, (v, i) => v + (Math.floor(i / p) === i % p ? lambda : 0));
+    try {
+      return solveNormal(a, rhs, p, 'the noisy statistics').x;
+    } catch {
+      lambda = lambda === 0 ? Math.max(noiseStd, 1e-9) * 2 * Math.sqrt(p) : lambda * 2;
+    }
+  }
+  return null;
+}
+
+/**
+ * The coordinator's round-2 solve: β = β₀ + D⁻¹(A + E)⁻¹(b + e)·c, D = diag(scale).
+ * @param released - the summed (noisy) released vector of one product
+ * @param beta0 - round 1's β₀ (data units)
+ * @param c - the residual clip
+ * @param noiseStd - per-coordinate noise std of the sum (for the ridge)
+ * @returns β in data units, or null when the noisy XᵀX stays singular
+ */
+export function twoStageSolve(released: ArrayLike<number>, p: number, o: { beta0: readonly number[]; residualClip: number; scale: readonly number[]; xtxWeight: number; noiseStd: number }): number[] | null {
+  const a = new Float64Array(p * p);
+  let i = 0;
+  for (let r = 0; r < p; r++) for (let s = r; s < p; s++) a[r * p + s] = a[s * p + r] = released[i++]! / o.xtxWeight;
+  const b = Array.from({ length: p }, (_, j) => released[i + j]!);
+  const d = ridgeSolve(a, b, p, o.noiseStd / o.xtxWeight);
+  return d ? o.beta0.map((v, j) => v + (d[j]! * o.residualClip) / o.scale[j]!) : null;
+}
