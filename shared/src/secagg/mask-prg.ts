@@ -15,11 +15,13 @@
  * Why AES-CTR and not ChaCha20 (the v2 mask PRG): the server re-expands one
  * mask per survivor and one per (dropped client, surviving neighbour), the
  * hot loop of the protocol. node:crypto's `cipher.update` returns a freshly
- * allocated Buffer per call, so the cost is keystream plus memory traffic;
- * with AES-NI/VAES OpenSSL's AES-CTR produces the same 64 KiB chunks with
- * less CPU than its ChaCha20 here (measured in `fedmart bench secagg`, see
- * README). Masks are applied block by block: every stream's next 64 KiB is
- * added into the same 64 KiB of the accumulator while it is in cache.
+ * allocated Buffer per call (it cannot write into a caller's buffer), so each
+ * 64 KiB chunk is released as soon as it is summed ({@link releaseChunk}) and
+ * malloc hands the same memory back for the next one; with AES-NI/VAES
+ * OpenSSL's AES-CTR produces the chunks with less CPU than its ChaCha20 here
+ * (measured in `fedmart bench secagg`, see README). Masks are applied block by
+ * block: every stream's next 64 KiB is added into the same 64 KiB of the
+ * accumulator while it is in cache.
  *
  * Tests: NIST SP 800-38A F.5.5 known-answer vector and equality with the
  * independent `@noble/ciphers` AES-CTR (`mask-prg.test.ts`).
