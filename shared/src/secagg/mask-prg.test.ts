@@ -2,7 +2,8 @@ import { ctr } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hexToBytes } from '../crypto/bytes.ts';
-import { MaskedSum, addMask, addMasks, expandMask } from './mask-prg.ts';
+import { createCipheriv } from 'node:crypto';
+import { MaskedSum, addMask, addMasks, expandMask, releaseChunk } from './mask-prg.ts';
 
 function wordsLE(bytes: Uint8Array): Uint32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -83,6 +84,24 @@ describe('mask PRG (AES-256-CTR, NIST SP 800-38A)', () => {
       ),
       { numRuns: 15 },
     );
+  });
+
+  it('releaseChunk frees a keystream Buffer that owns its memory (detached at once) and never touches a shared slab', () => {
+    // Arrange: a cipher.update chunk (owns its ArrayBuffer) and two views into one shared ArrayBuffer
+    const chunk = createCipheriv('aes-256-ctr', new Uint8Array(32), new Uint8Array(16)).update(new Uint8Array(65_536));
+    const slab = new ArrayBuffer(1024);
+    const slice = new Uint8Array(slab, 512, 256);
+    const head = new Uint8Array(slab, 0, 256);
+    head.fill(7);
+    // Act
+    releaseChunk(chunk);
+    releaseChunk(slice);
+    releaseChunk(head);
+    // Assert: the chunk's memory is gone (detached), the slab is intact
+    expect(chunk.buffer.byteLength).toBe(0);
+    expect(chunk.length).toBe(0);
+    expect(slab.byteLength).toBe(1024);
+    expect(head[0]).toBe(7);
   });
 
   it('rejects bad arguments', () => {

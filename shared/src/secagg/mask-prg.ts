@@ -15,16 +15,19 @@
  * Why AES-CTR and not ChaCha20 (the v2 mask PRG): the server re-expands one
  * mask per survivor and one per (dropped client, surviving neighbour), the
  * hot loop of the protocol. node:crypto's `cipher.update` returns a freshly
- * allocated Buffer per call, so the cost is keystream plus memory traffic;
- * with AES-NI/VAES OpenSSL's AES-CTR produces the same 64 KiB chunks with
- * less CPU than its ChaCha20 here (measured in `fedmart bench secagg`, see
- * README). Masks are applied block by block: every stream's next 64 KiB is
- * added into the same 64 KiB of the accumulator while it is in cache.
+ * allocated Buffer per call (it cannot write into a caller's buffer), so each
+ * 64 KiB chunk is released as soon as it is summed ({@link releaseChunk}) and
+ * malloc hands the same memory back for the next one; with AES-NI/VAES
+ * OpenSSL's AES-CTR produces the chunks with less CPU than its ChaCha20 here
+ * (measured in `fedmart bench secagg`, see README). Masks are applied block by
+ * block: every stream's next 64 KiB is added into the same 64 KiB of the
+ * accumulator while it is in cache.
  *
  * Tests: NIST SP 800-38A F.5.5 known-answer vector and equality with the
  * independent `@noble/ciphers` AES-CTR (`mask-prg.test.ts`).
  */
 import { createCipheriv } from 'node:crypto';
+import { MessageChannel } from 'node:worker_threads';
 import { assertBytes, assertInteger } from '../crypto/bytes.ts';
 import { addWords as add1, addWords4 as add4, subtractWords as sub1, subtractWords4 as sub4 } from '../crypto/prg.ts';
 import { Z32Accumulator, simdAvailable } from './z32-simd.ts';
@@ -42,6 +45,35 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 type Stream = ReturnType<typeof createCipheriv>;
 
+/**
+ * A closed port: an ArrayBuffer posted in its transfer list is detached and,
+ * the message being dropped, its memory is freed at once instead of at the
+ * next GC (see {@link releaseChunk}).
+ */
+const DROP_PORT = (() => {
+  const { port1, port2 } = new MessageChannel();
+  port2.close();
+  port1.close();
+  return port1;
+})();
+
+/**
+ * Free a keystream chunk now. `cipher.update` returns a fresh Buffer per call
+ * and V8 frees external memory only when it collects, so unmasking piles up
+ * ~100 MB of dead keystream; on a host where every newly touched page costs a
+ * hypervisor fault (this VM: ~25 µs per 4 KiB page) that, not AES, was most of
+ * the server's time. Detaching the Buffer's own ArrayBuffer hands the same
+ * 64 KiB back to malloc, which reuses it for the next chunk (memory stays hot).
+ * Only a Buffer that owns its whole ArrayBuffer is released (never a slice of
+ * a shared pool). Exported for its test.
+ * @param bytes - a chunk nobody reads again
+ */
+export function releaseChunk(bytes: Uint8Array): void {
+  const buffer = bytes.buffer;
+  if (bytes.byteOffset !== 0 || buffer.byteLength !== bytes.byteLength || !(buffer instanceof ArrayBuffer)) return;
+  DROP_PORT.postMessage(null, [buffer]);
+}
+
 /** One mask: the seed to expand and whether to add (1) or subtract (−1) it. */
 export interface SignedMask {
   seed: Uint8Array;
@@ -52,22 +84,36 @@ function openStream(seed: Uint8Array, counterBlock: Uint8Array = ZERO_COUNTER_BL
   return createCipheriv('aes-256-ctr', seed, counterBlock);
 }
 
-/** The next `n` (≤ CHUNK_WORDS) keystream words as int32, valid until the next call. */
+/** The next `n` (≤ CHUNK_WORDS) keystream words as int32; pass them to {@link doneWith} once used. */
 function nextWords(stream: Stream, n: number): Int32Array {
   const bytes = stream.update(n === CHUNK_WORDS ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, n * 4));
   if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Int32Array(bytes.buffer, bytes.byteOffset, n);
   const out = new Int32Array(n);
   const view = new DataView(bytes.buffer, bytes.byteOffset, n * 4);
   for (let i = 0; i < n; i++) out[i] = view.getInt32(i * 4, true);
+  releaseChunk(bytes);
   return out;
+}
+
+/** Release the chunks from {@link nextWords}; they must not be read afterwards. */
+function doneWith(...chunks: Int32Array[]): void {
+  for (const c of chunks) releaseChunk(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
 }
 
 function applyChunk(target: Int32Array, streams: Stream[], offset: number, n: number, add: boolean): void {
   const one = add ? add1 : sub1;
   const four = add ? add4 : sub4;
   let k = 0;
-  for (; k + 4 <= streams.length; k += 4) four(target, nextWords(streams[k]!, n), nextWords(streams[k + 1]!, n), nextWords(streams[k + 2]!, n), nextWords(streams[k + 3]!, n), offset);
-  for (; k < streams.length; k++) one(target, nextWords(streams[k]!, n), offset);
+  for (; k + 4 <= streams.length; k += 4) {
+    const chunks = [nextWords(streams[k]!, n), nextWords(streams[k + 1]!, n), nextWords(streams[k + 2]!, n), nextWords(streams[k + 3]!, n)] as const;
+    four(target, ...chunks, offset);
+    doneWith(...chunks);
+  }
+  for (; k < streams.length; k++) {
+    const chunk = nextWords(streams[k]!, n);
+    one(target, chunk, offset);
+    doneWith(chunk);
+  }
 }
 
 function checkMasks(label: string, target: unknown, masks: unknown): asserts masks is readonly SignedMask[] {
@@ -152,14 +198,19 @@ export class MaskedSum {
   }
 }
 
+function stageChunk(acc: Z32Accumulator, slot: number, chunk: Int32Array): void {
+  acc.stage(slot, chunk);
+  doneWith(chunk);
+}
+
 function applyChunkSimd(acc: Z32Accumulator, streams: Stream[], offset: number, n: number, sign: 1 | -1): void {
   let k = 0;
   for (; k + 4 <= streams.length; k += 4) {
-    for (let q = 0; q < 4; q++) acc.stage(q, nextWords(streams[k + q]!, n));
+    for (let q = 0; q < 4; q++) stageChunk(acc, q, nextWords(streams[k + q]!, n));
     acc.addSlots(offset, n, 4, sign);
   }
   for (; k < streams.length; k++) {
-    acc.stage(0, nextWords(streams[k]!, n));
+    stageChunk(acc, 0, nextWords(streams[k]!, n));
     acc.addSlots(offset, n, 1, sign);
   }
 }
@@ -215,6 +266,10 @@ export function expandMask(seed: Uint8Array, words: number, counterBlock: Uint8A
   assertBytes('expandMask: counterBlock', counterBlock, 16);
   const out = new Int32Array(words);
   const stream = openStream(seed, counterBlock);
-  for (let offset = 0; offset < words; offset += CHUNK_WORDS) out.set(nextWords(stream, Math.min(CHUNK_WORDS, words - offset)), offset);
+  for (let offset = 0; offset < words; offset += CHUNK_WORDS) {
+    const chunk = nextWords(stream, Math.min(CHUNK_WORDS, words - offset));
+    out.set(chunk, offset);
+    doneWith(chunk);
+  }
   return new Uint32Array(out.buffer);
 }
