@@ -338,7 +338,7 @@ export function PartnerFederation(props: { api: Api; session: Session }) {
       <PartnerAudit api={api} id={id} />
       <Section title="Your participation" id="participation">
         <ErrorBox error={rounds.error} />
-        {local ? <LineChart title="Local vs global validation AUC" x={local.x} xLabel="round" yLabel="AUC" series={local.series} /> : null}
+        {local ? <LineChart title="Local vs global validation AUC" x={local.x} xLabel="round" yLabel="AUC" series={local.series} testId="local-global-chart" /> : null}
         {rounds.data ? (
           <table data-testid="participation-table">
             <thead><tr><th scope="col">Round</th><th scope="col">Round phase</th><th scope="col">You</th><th scope="col">Examples</th><th scope="col">Why</th></tr></thead>
