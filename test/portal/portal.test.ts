@@ -27,6 +27,9 @@ const CHROMIUM = process.env.FEDMART_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const ARTIFACTS = path.resolve('test-artifacts/portal');
 const haveChromium = existsSync(CHROMIUM);
+/** How many controls on the page have no accessible name (label, aria-label or text). */
+const unnamedControls = `[...document.querySelectorAll('input, select, textarea, button')]
+  .filter((e) => !(e.labels && e.labels.length > 0) && !e.getAttribute('aria-label') && !(e.textContent || '').trim()).length`;
 /** Hang guards for the UI to catch up (the machine may be loaded); nothing asserts on time. */
 const POLL = { timeout: 60_000, interval: 250 };
 if (!haveChromium) console.warn(`portal browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set FEDMART_CHROMIUM)`);
@@ -275,11 +278,23 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await expect.poll(() => page.getByTestId('rounds-table').count(), POLL).toBe(1);
     expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
     // every control on the page has an accessible name
-    const unnamed = await page.evaluate(`[...document.querySelectorAll('input, select, textarea, button')]
-      .filter((e) => !(e.labels && e.labels.length > 0) && !e.getAttribute('aria-label') && !(e.textContent || '').trim()).length`);
+    const unnamed = await page.evaluate(unnamedControls);
     expect(unnamed).toBe(0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'operator-phone.png'), fullPage: true });
     await ctx.close();
+    // the partner's page (invitation, purposes, audit entries) at phone width, reached with the keyboard
+    const phone = await open(partnerTokens[0]!, { width: 390, height: 844 });
+    await expect.poll(() => phone.page.getByTestId('partner-audit-table').count(), POLL).toBe(1);
+    expect(await phone.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
+    expect(await phone.page.evaluate(unnamedControls)).toBe(0);
+    let reached = false;
+    for (let i = 0; i < 200 && !reached; i++) {
+      await phone.page.keyboard.press('Tab');
+      reached = await phone.page.evaluate(`document.activeElement?.getAttribute('data-testid') === 'consent'`) as boolean;
+    }
+    expect(reached).toBe(true); // the consent button is in the tab order
+    await phone.page.screenshot({ path: path.join(ARTIFACTS, 'partner-phone.png'), fullPage: true });
+    await phone.ctx.close();
     expect(consoleErrors).toEqual([]);
   }, 120_000);
 });
