@@ -2,19 +2,25 @@
  * Verifiable audit log API (under `/api/v1`, issue 13 item 4). Tree heads
  * and consistency proofs are readable by every role (a partner checks them at
  * every connection; they reveal only sizes and hashes); entries and their
- * inclusion proofs by operators and compliance officers.
+ * inclusion proofs by operators and compliance officers, and by a partner for
+ * the entries it may see (`partnerMaySeeAuditEntry` in
+ * `@fedmart/shared/audit-log`: its own federation, about itself or
+ * federation-wide and naming no other partner; issue 14).
  *
  * - GET /audit/sth                       newest signed tree head
  * - GET /audit/heads?after=&limit=       stored signed heads, oldest first
  * - GET /audit/consistency?from=m[&to=n] PROOF(m, D[n]) (RFC 6962 §2.1.2), n defaults to the newest head
  * - GET /audit/entries?after=&limit=    entries exactly as stored (data as JSON text)
  * - GET /audit/entries/:seq/proof[?size=n] the entry (as stored) and its audit path (RFC 6962 §2.1.1)
+ * - GET /federations/:id/audit/entries?after=&limit= the entries about one federation (a partner: those it may see)
  */
 import express, { type Request, type RequestHandler } from 'express';
 import { identityFingerprint } from '@fedmart/shared/crypto/ed25519';
 import { hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { Role } from '@fedmart/shared/protocol';
+import { partnerMaySeeAuditEntry, type AuditEntry } from '@fedmart/shared/audit-log';
+import type { Principal } from './auth.ts';
 import type { Store } from './db/store.ts';
 
 /** What the router needs from the HTTP app. */
@@ -59,10 +65,37 @@ export function createAuditRouter(deps: AuditRouteDeps): express.Router {
     res.json(log.consistency(from, intQuery(req, 'to')));
   });
 
-  router.get('/audit/entries/:seq/proof', auth('operator', 'compliance'), (req, res) => {
+  router.get('/audit/entries/:seq/proof', auth('operator', 'compliance', 'partner'), (req, res) => {
     const seq = Number(req.params.seq);
     if (!Number.isSafeInteger(seq) || seq < 1) throw new FedmartError('BAD_REQUEST', `entry sequence number must be a positive integer, got "${String(req.params.seq)}"`);
-    res.json(log.inclusion(seq, intQuery(req, 'size')));
+    const proof = log.inclusion(seq, intQuery(req, 'size'));
+    const p = req.principal!;
+    if (p.role === 'partner' && !partnerView(p)(proof.entry)) throw new FedmartError('FORBIDDEN', `a partner token can only read audit entries of its own federation that concern it or the whole federation; entry ${seq} is not one`);
+    res.json(proof);
+  });
+
+  /** What a partner token may see (`partnerMaySeeAuditEntry`), with its enrollment ids in its federation. */
+  const partnerView = (p: Principal) => {
+    const who = { partnerId: p.sub, federationId: p.fed ?? '', enrollmentIds: new Set(store.listEnrollments(p.fed ?? '').filter((e) => e.partnerId === p.sub).map((e) => e.id)) };
+    return (e: AuditEntry) => p.fed !== undefined && partnerMaySeeAuditEntry(e, who);
+  };
+
+  // One federation's entries, as stored: operators and compliance every entry naming it, a partner those it may see.
+  router.get('/federations/:id/audit/entries', auth('operator', 'compliance', 'partner'), (req, res) => {
+    const id = String(req.params.id);
+    const p = req.principal!;
+    if (p.role === 'partner' && p.fed !== id) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own federation');
+    store.getFederation(id);
+    const after = intQuery(req, 'after', 0)!;
+    const limit = Math.min(10_000, Math.max(1, intQuery(req, 'limit', 1000)!));
+    const mine = p.role === 'partner' ? partnerView(p) : (e: AuditEntry) => e.subject === id || (e.data !== null && e.data.includes(`"federationId":${JSON.stringify(id)}`));
+    const entries = log.entries().filter((e) => e.seq > after && mine(e)).slice(0, limit);
+    res.json({
+      federationId: id, entries,
+      scope: p.role === 'partner'
+        ? 'entries of your federation about you (your consent, your enrollment, limits on your examples) and federation-wide decisions that name no other partner (federation lifecycle, model releases, schedules, caps on the federation or on you)'
+        : 'every entry naming this federation',
+    });
   });
 
   // Entries exactly as stored (`data` is the JSON text the leaf hashes), for verifiers.

@@ -25,6 +25,7 @@ import { DEFAULT_PORTAL_DIR, portalRouter } from './portal.ts';
 import { createScheduleRouter } from './schedule-routes.ts';
 import type { CoordinatorMetrics } from './metrics.ts';
 import { createAuditRouter } from './audit-routes.ts';
+import { createConsentRouter } from './consent-routes.ts';
 import { createModelRouter } from './model-routes.ts';
 import { createFederationRouter, validateFederationConfig } from './federation-routes.ts';
 import { purposeRefusal } from '@fedmart/shared/consent';
@@ -287,6 +288,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.use(createComplianceRouter({ store, auth }));
   api.use(createScheduleRouter({ store, auth, scheduler: orchestrator.scheduler }));
   api.use(createAuditRouter({ store, auth }));
+  api.use(createConsentRouter({ store, auth }));
   app.use('/api/v1', api);
   app.get('/metrics', auth('operator', 'compliance'), async (_req, res) => {
     if (!deps.metrics) throw new FedmartError('UNAVAILABLE', 'this coordinator does not collect metrics');

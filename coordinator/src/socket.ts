@@ -19,7 +19,7 @@ import { SECURE_MESSAGE_TYPES, SecureClientEnvelopeSchema, type SecureServerToCl
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
 import type { Store } from './db/store.ts';
-import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
+import { recordConsent } from './consent.ts';
 import type { ClientLink, Orchestrator } from './orchestrator.ts';
 
 /** Per-socket data set by the handshake middleware. */
@@ -118,7 +118,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       // Trust on first use: the first key a partner presents is bound to its enrollment.
       if (identityKey !== undefined) deps.store.bindIdentity(socket.data.enrollmentId, identityKey, federationTermsHash(terms as unknown as ConsentTerms));
       deps.store.markEnrollmentSeen(socket.data.enrollmentId, declared);
-      recordConsent(deps.store, socket.data.enrollmentId, partnerId, federationId, msg.payload.purposes, config.purpose);
+      recordConsent(deps.store, { enrollmentId: socket.data.enrollmentId, partnerId, federationId, purposes: msg.payload.purposes, purpose: config.purpose, termsHash: federationTermsHash(terms as unknown as ConsentTerms) });
       const identities = deps.store.listEnrollments(federationId).filter((e) => e.identityKey !== null && e.status !== 'revoked').map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityKey: e.identityKey! }));
       const link: ClientLink = {
         partnerId, partnerName: socket.data.partnerName, numExamples, declaredExamples: declared,
@@ -194,17 +194,4 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
   }
 
   return nsp;
-}
-
-/**
- * Consent by purpose (issue 13): the purposes a partner states in its hello are recorded on its enrollment,
- * and every change is an audit entry; a consent that does not cover the federation's purpose is audited as a
- * refusal (the partner's agent refuses to take part on its own, `consent.ts`).
- */
-function recordConsent(store: Store, enrollmentId: string, partnerId: string, federationId: string, purposes: Purpose[] | undefined, purpose: Purpose | undefined): void {
-  if (purposes === undefined) return;
-  const previous = store.setEnrollmentPurposes(enrollmentId, purposes);
-  if (previous === null || previous.join(',') !== purposes.join(',')) store.audit(partnerId, 'partner.consent', enrollmentId, { federationId, purposes, previous });
-  const refusal = purposeRefusal(purposes, purpose ?? null);
-  if (refusal) store.audit(partnerId, 'partner.purpose-refused', enrollmentId, { federationId, purpose: purpose ?? null, purposes });
 }

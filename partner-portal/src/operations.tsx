@@ -122,6 +122,31 @@ async function pages<T>(fetchPage: (after: number) => Promise<T[]>, key: (t: T) 
 
 const HEAD_KEY = 'fedmart.auditHead';
 
+/** The newest signed tree head this browser verified before (null: none). */
+function seenHead(): SignedTreeHead | null {
+  const stored = localStorage.getItem(HEAD_KEY);
+  return stored ? (JSON.parse(stored) as SignedTreeHead) : null;
+}
+
+/**
+ * Check a signed tree head: its Ed25519 signature (RFC 8032) and, when this browser verified an
+ * earlier head, an RFC 6962 consistency proof that the log extends it. A head that passes becomes
+ * the one remembered.
+ * @param remember - store the head when it passes (false: the caller found other problems)
+ * @returns null when it passes, otherwise the reason
+ */
+export async function checkHeadAgainstSeen(api: Api, head: SignedTreeHead, remember = true): Promise<string | null> {
+  const older = seenHead();
+  let why: string | null = null;
+  if (!verifyTreeHead(head, older?.publicKey ?? head.publicKey)) why = older && older.publicKey !== head.publicKey ? `the tree head is signed by another key (${head.publicKey.slice(0, 16)}…) than the one this browser saw before (${older.publicKey.slice(0, 16)}…)` : 'the newest tree head is not signed by its key';
+  else if (older && older.size <= head.size) {
+    const c = await api.get<{ proof: string[] }>(`/audit/consistency?from=${older.size}&to=${head.size}`);
+    why = checkHeadExtends(older, head, c.proof);
+  } else if (older) why = `the log shrank: this browser saw ${older.size} entries, the newest head covers ${head.size}`;
+  if (why === null && remember) localStorage.setItem(HEAD_KEY, JSON.stringify(head));
+  return why;
+}
+
 /**
  * Verify the audit log here, in the browser: every entry's leaf, every signed
  * tree head's root and signature, and consistency with the newest head this
@@ -137,17 +162,9 @@ export function AuditVerify(props: { api: Api }) {
       <ActionButton label="Verify audit log" kind="primary" testId="verify-audit" run={async () => {
         const entries = await pages((after) => api.get<{ entries: AuditEntry[] }>(`/audit/entries?after=${after}&limit=10000`).then((r) => r.entries), (e) => e.seq);
         const heads = await pages((after) => api.get<{ heads: SignedTreeHead[] }>(`/audit/heads?after=${after}&limit=10000`).then((r) => r.heads), (h) => h.size);
-        const stored = localStorage.getItem(HEAD_KEY);
-        const older = stored ? (JSON.parse(stored) as SignedTreeHead) : null;
-        const v = verifyAuditLog({ entries, heads, trusted: older });
-        let ext: string | null = null;
+        const v = verifyAuditLog({ entries, heads, trusted: seenHead() });
         const newest = heads[heads.length - 1];
-        if (newest && !verifyTreeHead(newest)) ext = 'the newest tree head is not signed by its key';
-        else if (newest && older && older.size <= newest.size) {
-          const c = await api.get<{ proof: string[] }>(`/audit/consistency?from=${older.size}&to=${newest.size}`);
-          ext = checkHeadExtends(older, newest, c.proof);
-        }
-        if (v.ok && ext === null && newest) localStorage.setItem(HEAD_KEY, JSON.stringify(newest));
+        const ext = newest ? await checkHeadAgainstSeen(api, newest, v.ok) : null;
         setResult({ ...v, extends: ext });
       }} />
       {result ? (

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import type { BudgetTotal, EnrollmentView, FederationDetail, FederationView, LedgerEntry, ModelVersionView, ParticipantView, PrivacyReport, RoundView } from '@fedmart/shared/api-views';
+import type { BudgetTotal, ConsentView, EnrollmentView, FederationDetail, FederationView, LedgerEntry, ModelVersionView, ParticipantView, PrivacyReport, RoundView } from '@fedmart/shared/api-views';
 import type { Api } from './api.ts';
 import type { Session } from './session.ts';
 import { LineChart, type Series } from './chart.tsx';
@@ -9,6 +9,7 @@ import type { LiveEvent } from './events.ts';
 
 const forFederation = (id: string, types: string[]) => (e: LiveEvent) => e.federationId === id && types.includes(e.type);
 import { Terms } from './terms.tsx';
+import { Invitation, PartnerAudit } from './partner.tsx';
 import { CreateFederation } from './create.tsx';
 import { AuditVerify, Releases, Schedules } from './operations.tsx';
 import { ActionButton, CopyField, ErrorBox, Section, download } from './ui.tsx';
@@ -153,12 +154,13 @@ export function OperatorFederation(props: { api: Api; id: string }) {
         <ErrorBox error={enrollments.error} />
         {enrollments.data ? (
           <table>
-            <thead><tr><th scope="col">Partner</th><th scope="col">Status</th><th scope="col">Identity key</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+            <thead><tr><th scope="col">Partner</th><th scope="col">Status</th><th scope="col">Consented</th><th scope="col">Identity key</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
             <tbody>
               {enrollments.data.enrollments.map((e) => (
                 <tr key={e.id}>
                   <td>{e.partnerName}</td>
                   <td>{e.status}</td>
+                  <td data-testid="enrollment-consent">{typeof e.consentedAt === 'number' ? `${fmtTime(new Date(e.consentedAt).toISOString())}${typeof e.purposes === 'string' ? ` for ${(JSON.parse(e.purposes) as string[]).join(', ')}` : ''}` : 'not yet'}</td>
                   <td><code>{e.identityFingerprint ?? 'not bound yet'}</code></td>
                   <td>{fmtTime(e.expiresAt)}</td>
                   <td>{e.status !== 'revoked' ? <ActionButton label="Revoke" kind="danger" run={async () => { await api.send('DELETE', `/federations/${id}/enrollments/${e.id}`); enrollments.reload(); }} /> : null}</td>
@@ -315,23 +317,28 @@ export function PartnerFederation(props: { api: Api; session: Session }) {
     { label: 'global (aggregated) AUC', values: rounds.data.rounds.map((r) => r.metrics?.eval_auc ?? null) },
     { label: 'your local AUC', values: rounds.data.mine.map((p) => p?.evalMetrics?.auc ?? p?.evalMetrics?.eval_auc ?? null) },
   ] } : null;
+  const [consented, setConsented] = useState<ConsentView | null>(null);
+  const consent = useLoad(() => api.get<ConsentView>(`/federations/${id}/consent`), [id]);
+  const c = consented ?? consent.data;
   return (
     <>
       <ErrorBox error={detail.error} />
       {detail.data ? (
         <Section title={`Your federation: ${detail.data.federation.name}`} id="federation">
-          <p>You are <strong>{me}</strong>. These are the terms your node pinned when it consented; it refuses any round that contradicts them.</p>
-          <Terms config={detail.data.federation.config} />
+          <p>You are <strong>{me}</strong>; your token opens this federation only. Connected now: {detail.data.connected.length} partner{detail.data.connected.length === 1 ? '' : 's'}.</p>
         </Section>
       ) : null}
+      <ErrorBox error={consent.error} />
+      {c ? <Invitation api={api} id={id} consent={c} onConsented={setConsented} /> : null}
       <Section title="Your privacy budget" id="budget">
         <ErrorBox error={budget.error} />
         {budget.data ? <><BudgetTable totals={budget.data.totals} history={budget.data.history} />{chart ? <LineChart title="Your ε spent by round" x={chart.x} xLabel="round" yLabel="ε" series={chart.series} testId="partner-epsilon-chart" /> : null}</> : null}
       </Section>
       <Releases api={api} id={id} role="partner" />
+      <PartnerAudit api={api} id={id} />
       <Section title="Your participation" id="participation">
         <ErrorBox error={rounds.error} />
-        {local ? <LineChart title="Local vs global validation AUC" x={local.x} xLabel="round" yLabel="AUC" series={local.series} /> : null}
+        {local ? <LineChart title="Local vs global validation AUC" x={local.x} xLabel="round" yLabel="AUC" series={local.series} testId="local-global-chart" /> : null}
         {rounds.data ? (
           <table data-testid="participation-table">
             <thead><tr><th scope="col">Round</th><th scope="col">Round phase</th><th scope="col">You</th><th scope="col">Examples</th><th scope="col">Why</th></tr></thead>

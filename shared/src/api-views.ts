@@ -3,7 +3,8 @@
  * coordinator that builds them and the clients that read them (the CLI's API
  * client, the partner portal). Types only: nothing here runs.
  */
-import type { DpConfig, FederationConfig, Role } from './protocol.ts';
+import type { DpConfig, FederationConfig, FederationTerms, Role } from './protocol.ts';
+import type { AuditEntry } from './audit-log.ts';
 
 /** Privacy levels of the ledger: one record (example) or one whole partner. */
 export type DpLevel = 'record' | 'partner';
@@ -180,4 +181,39 @@ export interface ModelVersionView {
   publishRequestedBy: string | null;
   approvedBy: string | null;
   publishedAt: string | null;
+}
+
+/** `GET|POST /federations/:id/consent` (partner tokens): the invitation's terms and this enrollment's consent. */
+export interface ConsentView {
+  federationId: string;
+  federationName: string;
+  config: FederationConfig;
+  /** The terms exactly as a node receives them in its welcome and pins (`protocol.ts` federationTerms). */
+  terms: FederationTerms;
+  /** `federationTermsHash(terms)`: what a consent names. */
+  termsHash: string;
+  /** The federation's declared purpose (null: none). */
+  purpose: string | null;
+  /** Every purpose a partner may state. */
+  purposes: string[];
+  enrollment: {
+    id: string;
+    status: string;
+    /** When the partner consented (portal) or its node first said hello; null: not yet. */
+    consentedAt: string | null;
+    /** The terms hash consented to (null: not yet). */
+    termsHash: string | null;
+    purposes: string[] | null;
+    /** The consent is to the current terms. */
+    current: boolean;
+  };
+}
+
+/** `GET /federations/:id/audit/entries` (every role; a partner sees only `partnerMaySeeAuditEntry`). */
+export interface FederationAuditView {
+  federationId: string;
+  /** Entries exactly as stored (`data` is the JSON text the leaf hashes). */
+  entries: AuditEntry[];
+  /** What the caller's role may see, in words. */
+  scope: string;
 }

@@ -17,7 +17,7 @@ import { bytesToHex, hexToBytes } from './crypto/bytes.ts';
 // @noble/curves (pure JS, RFC 8032 rules with zip215 off) rather than node:crypto, so the same check runs in
 // the partner portal in the browser.
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { MerkleFrontier, merkleLeafHash, verifyConsistency } from './crypto/merkle.ts';
+import { MerkleFrontier, merkleLeafHash, verifyConsistency, verifyInclusion } from './crypto/merkle.ts';
 
 /** One stored audit entry, as the coordinator keeps it (`data` is the JSON text, or null). */
 export interface AuditEntry {
@@ -183,3 +183,58 @@ export function checkHeadExtends(older: SignedTreeHead | null, newer: SignedTree
   return null;
 }
 const HEX_LIST = z.array(HEX32);
+
+/**
+ * Check that one entry is in the log a signed tree head commits to: the head is signed by the log key,
+ * the entry's leaf (RFC 6962 §2.1, {@link auditLeafHash}) sits at position seq − 1, and its audit path
+ * (§2.1.1) leads to the head's root. What a partner's browser runs on its own entries.
+ * @param entry - the entry as stored (as the list showed it)
+ * @param p - the coordinator's inclusion proof (`GET /api/v1/audit/entries/:seq/proof?size=`)
+ * @param head - the signed tree head the proof is against
+ * @param publicKey - the log key to trust (hex); default: the key the head names
+ * @returns null when included, otherwise the reason
+ */
+export function checkEntryIncluded(entry: AuditEntry, p: { leafIndex: number; treeSize: number; proof: readonly string[] }, head: SignedTreeHead, publicKey: string = head.publicKey): string | null {
+  if (!verifyTreeHead(head, publicKey)) return `the tree head of size ${head.size} is not signed by the log key ${publicKey.slice(0, 16)}…`;
+  if (p.treeSize !== head.size) return `the proof is for a tree of ${p.treeSize} entries, the signed head covers ${head.size}`;
+  if (p.leafIndex !== entry.seq - 1) return `entry ${entry.seq} must be leaf ${entry.seq - 1}, the proof places it at ${p.leafIndex}`;
+  if (!HEX_LIST.safeParse(p.proof).success) return 'the inclusion proof is malformed';
+  if (!verifyInclusion(p.leafIndex, p.treeSize, auditLeafHash(entry), p.proof.map(hexToBytes), hexToBytes(head.root))) {
+    return `entry ${entry.seq} is not in the log of ${head.size} entries the coordinator signed (its inclusion proof does not lead to the signed root): it was altered or never logged`;
+  }
+  return null;
+}
+
+/** Federation-wide actions a partner of that federation may see (their data names no partner, or only caps, filtered below). */
+const FEDERATION_WIDE = /^(federation\.(created|archived|deleted)|model\.[a-z-]+|schedule\.[a-z-]+|privacy\.cap\.(set|lifted)|privacy\.round\.refused)$/;
+
+/**
+ * Which audit entries a partner token may read (issue 14): entries of ITS federation that concern it
+ * (it acted, e.g. its consent; or it is the subject, by partner id or by its enrollment id, e.g. its
+ * enrollment, a cap on its example count, its key-holder role), and federation-wide decisions that name
+ * no other partner (federation created / archived / deleted, model releases, schedules, caps on the
+ * whole federation or on this partner, rounds refused for budget when every cap named is the
+ * federation's or this partner's). Never entries of another federation, and never entries that name
+ * another partner (e.g. `round.committed` lists every participant, `round.updates-bounded` who was
+ * clipped), because who took part and with what is what partners may not learn about each other.
+ * An entry is shown whole or not at all: its leaf hashes every field.
+ * @param e - the entry as stored
+ * @param who - the partner id, its federation, and its enrollment ids in that federation
+ */
+export function partnerMaySeeAuditEntry(e: AuditEntry, who: { partnerId: string; federationId: string; enrollmentIds: ReadonlySet<string> }): boolean {
+  let data: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = e.data === null ? null : JSON.parse(e.data);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) data = parsed as Record<string, unknown>;
+  } catch {
+    return false;
+  }
+  const inFederation = data.federationId === who.federationId || (e.subject === who.federationId && data.federationId === undefined);
+  if (!inFederation) return false;
+  if (e.actor === who.partnerId || e.subject === who.partnerId || (e.subject !== null && who.enrollmentIds.has(e.subject))) return true;
+  if (!FEDERATION_WIDE.test(e.action)) return false;
+  const own = (id: unknown) => id === null || id === undefined || id === who.partnerId;
+  if (!own(data.partnerId)) return false;
+  if (Array.isArray(data.caps) && !data.caps.every((c) => own((c as { partnerId?: unknown } | null)?.partnerId))) return false;
+  return true;
+}

@@ -42,3 +42,14 @@ export function purposeRefusal(consent: readonly Purpose[] | null, purpose: Purp
   if (!consent.includes(purpose)) return `the federation's purpose is "${purpose}", which this partner's consent (${consent.join(', ')}) does not cover`;
   return null;
 }
+
+/**
+ * `POST /api/v1/federations/:id/consent` (issue 14): a partner consents, in the portal, to the terms it
+ * was shown. `termsHash` is the `federationTermsHash` of those terms (what its node pins); the
+ * coordinator refuses it when the terms changed since.
+ */
+export const ConsentBodySchema = z.object({
+  termsHash: z.string().regex(/^[0-9a-f]{64}$/, 'the terms hash shown with the terms: 64 lowercase hex digits'),
+  purposes: PurposesSchema,
+}).strict();
+export type ConsentBody = z.infer<typeof ConsentBodySchema>;

@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import { initBackend } from '@fedmart/client-node/ml/backend';
-import type { PrivacyReport } from '@fedmart/shared/api-views';
+import type { EnrollmentView, PrivacyReport } from '@fedmart/shared/api-views';
+import { federationTermsHash, type FederationTerms } from '@fedmart/shared/federation-terms';
 import { wireParser } from '@fedmart/shared/wire-parser';
 import { io } from 'socket.io-client';
 import { bankPartners, startFixture, type Fixture } from '../helpers.ts';
@@ -26,6 +27,9 @@ const CHROMIUM = process.env.FEDMART_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const ARTIFACTS = path.resolve('test-artifacts/portal');
 const haveChromium = existsSync(CHROMIUM);
+/** How many controls on the page have no accessible name (label, aria-label or text). */
+const unnamedControls = `[...document.querySelectorAll('input, select, textarea, button')]
+  .filter((e) => !(e.labels && e.labels.length > 0) && !e.getAttribute('aria-label') && !(e.textContent || '').trim()).length`;
 /** Hang guards for the UI to catch up (the machine may be loaded); nothing asserts on time. */
 const POLL = { timeout: 60_000, interval: 250 };
 if (!haveChromium) console.warn(`portal browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set FEDMART_CHROMIUM)`);
@@ -186,6 +190,49 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await ctx.close();
   }, 240_000);
 
+  it('partner: consents to the terms of an invitation in the portal, as its node would record it, and verifies its audit entries in the browser', async () => {
+    expect(federationId).not.toBe('');
+    // A fourth brand is invited: it reads the terms, ticks the purpose and consents in the portal.
+    const invited = await fx.api.post<{ token: string; enrollment: { id: string; partnerId: string } }>(`/api/v1/federations/${federationId}/enrollments`, { partner: 'brand-invited' });
+    const { ctx, page } = await open(invited.token);
+    await expect.poll(() => page.getByTestId('consent-status').textContent(), POLL).toMatch(/You are invited/);
+    const terms = await page.locator('#consent dl.terms').textContent();
+    expect(terms).toMatch(/record-level differential privacy: updates clipped to L2 norm/); // the DP policy in words
+    expect(terms).toMatch(/Purpose\s*purchase-prediction/);
+    expect(await page.getByTestId('dp-words').textContent()).toMatch(/Each of your records .* bounded by ε/);
+    const shownHash = (await page.getByTestId('terms-hash').textContent())!.trim();
+    await page.getByTestId('consent').click();
+    await expect.poll(() => page.getByRole('alert').first().textContent(), POLL).toContain('tick at least one purpose'); // refused in words
+    await page.getByLabel(/^purchase-prediction:/).check();
+    await page.getByTestId('consent').click();
+    await expect.poll(() => page.getByTestId('consent-status').textContent(), POLL).toMatch(/^You consented on .* for purchase-prediction/);
+
+    // Recorded as a node's hello records it: the enrollment holds the hash a node pins and the
+    // purposes, and the audit log a partner.consent entry by the partner about its enrollment.
+    const exp = await bankPartners();
+    const node = startPartnerAgent({ coordinatorUrl: fx.url, token: invited.token, data: exp.partners[2]!.data, reconnect: false, purposes: ['purchase-prediction'] });
+    agents.push(node);
+    const pinned = federationTermsHash((await node.ready).terms as unknown as FederationTerms);
+    expect(pinned).toBe(shownHash);
+    const row = (await fx.api.get<{ enrollments: EnrollmentView[] }>(`/api/v1/federations/${federationId}/enrollments`)).enrollments.find((e) => e.id === invited.enrollment.id)!;
+    expect(row.termsHash).toBe(pinned);
+    expect(JSON.parse(row.purposes as string)).toEqual(['purchase-prediction']);
+    const consents = fx.coord.store.auditLog.entries().filter((e) => e.action === 'partner.consent' && e.subject === invited.enrollment.id);
+    expect(consents.map((e) => [e.actor, JSON.parse(e.data!)])).toEqual([[invited.enrollment.partnerId, { federationId, purposes: ['purchase-prediction'], previous: null, termsHash: pinned }]]); // the node's hello found it recorded
+    await node.close();
+
+    // Its audit entries, each verified in the browser against the signed tree head.
+    await expect.poll(async () => (await page.locator('[data-testid=partner-audit-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')))).includes('partner.consent'), POLL).toBe(true);
+    const actions = await page.locator('[data-testid=partner-audit-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')));
+    expect(actions).toEqual(expect.arrayContaining(['federation.created', 'enrollment.issued', 'partner.consent']));
+    expect(actions).not.toContain('round.committed'); // names the other partners
+    const consentRow = page.locator('[data-testid=partner-audit-row][data-action="partner.consent"]');
+    await consentRow.getByTestId('verify-entry').click();
+    await expect.poll(() => consentRow.getByTestId('entry-verdict').textContent(), POLL).toMatch(/^included: leaf \d+ of the [\d,]+-entry log/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'partner-consent.png'), fullPage: true });
+    await ctx.close();
+  }, 180_000);
+
   it('partner: sees its participation and its own ε, and cannot open another federation (UI and API)', async () => {
     const other = await fx.createFederation({ model: { kind: 'mlp', inputDim: 4, hidden: [] } }, 'someone else');
     const { ctx, page } = await open(partnerTokens[0]!);
@@ -198,17 +245,23 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await expect.poll(() => page.getByTestId('epsilon-spent').count(), POLL).toBe(mine.length);
     const shown = await page.getByTestId('epsilon-spent').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-epsilon'))));
     for (const [i, t] of mine.entries()) expect(Math.abs(shown[i]! - t.epsilon)).toBeLessThanOrEqual(1e-9);
+    // local vs global AUC drawn; the round refused for budget shows why
+    await expect.poll(() => page.locator('[data-testid=local-global-chart] canvas').count(), POLL).toBeGreaterThan(0);
+    await expect.poll(() => page.getByTestId('participation-table').textContent(), POLL).toMatch(/cap/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'partner.png'), fullPage: true });
 
     await page.goto(`${fx.url}/#/f/${other}`);
     await expect.poll(() => page.getByRole('alert').first().textContent(), POLL).toMatch(/cannot open/);
     // The API refuses it too, with the token the page holds (page code runs in the browser).
-    const status = await page.evaluate(`fetch('/api/v1/federations/${other}', { headers: { authorization: 'Bearer ' + sessionStorage.getItem('fedmart.token') } }).then((r) => r.status)`);
-    expect(status).toBe(403);
-    // chromium logs the refused call as a console error: that one was asked for
-    const mineRefused = consoleErrors.findIndex((e) => /status of 403/.test(e));
-    expect(mineRefused).toBeGreaterThanOrEqual(0);
-    consoleErrors.splice(mineRefused, 1);
+    const otherCreated = fx.coord.store.auditLog.entries().find((e) => e.action === 'federation.created' && e.subject === other)!;
+    const statuses = await page.evaluate(`Promise.all(${JSON.stringify([`/api/v1/federations/${other}`, `/api/v1/federations/${other}/audit/entries`, `/api/v1/audit/entries/${otherCreated.seq}/proof`, '/api/v1/audit/entries'])}.map((u) => fetch(u, { headers: { authorization: 'Bearer ' + sessionStorage.getItem('fedmart.token') } }).then((r) => r.status)))`);
+    expect(statuses).toEqual([403, 403, 403, 403]);
+    // chromium logs each refused call as a console error: those were asked for
+    for (let i = 0; i < 4; i++) {
+      const mineRefused = consoleErrors.findIndex((e) => /status of 403/.test(e));
+      expect(mineRefused).toBeGreaterThanOrEqual(0);
+      consoleErrors.splice(mineRefused, 1);
+    }
     await ctx.close();
   }, 120_000);
 
@@ -225,11 +278,23 @@ describe.skipIf(!haveChromium)('partner portal in a real browser', () => {
     await expect.poll(() => page.getByTestId('rounds-table').count(), POLL).toBe(1);
     expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
     // every control on the page has an accessible name
-    const unnamed = await page.evaluate(`[...document.querySelectorAll('input, select, textarea, button')]
-      .filter((e) => !(e.labels && e.labels.length > 0) && !e.getAttribute('aria-label') && !(e.textContent || '').trim()).length`);
+    const unnamed = await page.evaluate(unnamedControls);
     expect(unnamed).toBe(0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'operator-phone.png'), fullPage: true });
     await ctx.close();
+    // the partner's page (invitation, purposes, audit entries) at phone width, reached with the keyboard
+    const phone = await open(partnerTokens[0]!, { width: 390, height: 844 });
+    await expect.poll(() => phone.page.getByTestId('partner-audit-table').count(), POLL).toBe(1);
+    expect(await phone.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
+    expect(await phone.page.evaluate(unnamedControls)).toBe(0);
+    let reached = false;
+    for (let i = 0; i < 200 && !reached; i++) {
+      await phone.page.keyboard.press('Tab');
+      reached = await phone.page.evaluate(`document.activeElement?.getAttribute('data-testid') === 'consent'`) as boolean;
+    }
+    expect(reached).toBe(true); // the consent button is in the tab order
+    await phone.page.screenshot({ path: path.join(ARTIFACTS, 'partner-phone.png'), fullPage: true });
+    await phone.ctx.close();
     expect(consoleErrors).toEqual([]);
   }, 120_000);
 });
