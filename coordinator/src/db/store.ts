@@ -359,7 +359,7 @@ export function weightsOf(row: Pick<t.ModelVersionRow, 'id' | 'federationId' | '
  * Release fields of a new model version: published at once when the federation has no release policy (as
  * before issue 13) or asks for autoPublish; otherwise a candidate waiting for `fedmart model publish`.
  */
-function initialRelease(config: FederationConfig): Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy' | 'publishedAt'> {
+export function initialRelease(config: FederationConfig): Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy' | 'publishedAt'> {
   const auto = config.release === undefined || (config.release.autoPublish && !config.release.requiresApproval);
   return { releaseStatus: auto ? 'published' : 'candidate', publishRequestedBy: null, approvedBy: null, publishedAt: auto ? now() : null };
 }
