@@ -206,11 +206,12 @@ const MIGRATION_LOCK = 0x6665646d;
  * @throws Error when the database is newer than this code (refuses to downgrade)
  */
 export async function migratePg(client: pg.ClientBase): Promise<number> {
-  await client.query('CREATE TABLE IF NOT EXISTS fedmart_schema (only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row), version INTEGER NOT NULL)');
   for (;;) {
     await client.query('BEGIN');
     try {
+      // Lock before anything, the version table's creation included (two concurrent CREATE TABLE IF NOT EXISTS can both try).
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query('CREATE TABLE IF NOT EXISTS fedmart_schema (only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row), version INTEGER NOT NULL)');
       const r = await client.query<{ version: number }>('SELECT version FROM fedmart_schema');
       const current = r.rows[0]?.version ?? 0;
       if (current > PG_MIGRATIONS.length) throw new Error(`database schema version ${current} is newer than this fedmart (knows ${PG_MIGRATIONS.length}); upgrade fedmart or point --database at another database`);

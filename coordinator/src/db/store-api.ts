@@ -23,6 +23,7 @@ export type NewCapRow = Omit<typeof t.privacyCaps.$inferInsert, 'id' | 'createdA
 
 /** What a ledger plan sees: read under the federation's lock, in the transaction that appends. */
 export interface LedgerSnapshot {
+  readonly federationId: string;
   /** Every cap row of the federation, oldest first (newest per partner/level is in force). */
   readonly caps: readonly t.PrivacyCapRow[];
   /** The newest `spent` row of (partner or null = the federation row, level). */
@@ -130,10 +131,11 @@ export interface AsyncStore {
 
 /**
  * A snapshot from the rows a transaction read (newest `spent` rows and the cap history).
+ * @param federationId - the federation whose rows these are
  * @param caps - cap rows, oldest first
  * @param latest - newest `spent` row per (partner, level)
  */
-export function ledgerSnapshot(caps: readonly t.PrivacyCapRow[], latest: readonly t.PrivacyLedgerRow[]): LedgerSnapshot {
+export function ledgerSnapshot(federationId: string, caps: readonly t.PrivacyCapRow[], latest: readonly t.PrivacyLedgerRow[]): LedgerSnapshot {
   const byKey = new Map(latest.map((r) => [`${r.partnerId ?? ''}|${r.level}`, r]));
-  return { caps, latestSpent: (partnerId, level) => byKey.get(`${partnerId ?? ''}|${level}`) };
+  return { federationId, caps, latestSpent: (partnerId, level) => byKey.get(`${partnerId ?? ''}|${level}`) };
 }

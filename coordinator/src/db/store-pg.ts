@@ -66,9 +66,11 @@ export class PgStore implements AsyncStore {
    * Connect to `url`, migrate, and return the store.
    * @param url - postgres://user@host:port/db
    * @param opts.max - pool size (default 10)
+   * @param opts.onIdleError - an idle pooled connection died (server restart, failover); the pool replaces it on the next query, where errors surface (default: ignored)
    */
-  static async open(url: string, logKey: Ed25519KeyPair | null = null, opts: { max?: number } = {}): Promise<PgStore> {
+  static async open(url: string, logKey: Ed25519KeyPair | null = null, opts: { max?: number; onIdleError?: (err: Error) => void } = {}): Promise<PgStore> {
     const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10 });
+    pool.on('error', opts.onIdleError ?? (() => undefined));
     try {
       const client = await pool.connect();
       try {
@@ -99,7 +101,7 @@ export class PgStore implements AsyncStore {
     const newest = tx.select({ id: sql<number>`max(${l.id})` }).from(l).where(and(eq(l.federationId, federationId), eq(l.kind, 'spent'))).groupBy(l.partnerId, l.level);
     const latest = await tx.select().from(l).where(inArray(l.id, newest));
     const caps = await tx.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id));
-    const rows = plan(ledgerSnapshot(caps, latest), modelVersionId);
+    const rows = plan(ledgerSnapshot(federationId, caps, latest), modelVersionId);
     if (rows.length) await tx.insert(l).values(rows);
     return rows;
   }

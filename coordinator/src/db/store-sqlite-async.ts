@@ -28,7 +28,7 @@ export class SqliteAsyncStore implements AsyncStore {
     const newest = this.#db.select({ id: sql<number>`max(${l.id})` }).from(l).where(and(eq(l.federationId, federationId), eq(l.kind, 'spent'))).groupBy(l.partnerId, l.level);
     const latest = this.#db.select().from(l).where(inArray(l.id, newest)).all();
     const caps = this.#db.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id)).all();
-    const rows = plan(ledgerSnapshot(caps, latest), modelVersionId);
+    const rows = plan(ledgerSnapshot(federationId, caps, latest), modelVersionId);
     for (const row of rows) this.#db.insert(l).values(row).run();
     return rows;
   }
