@@ -50,7 +50,7 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
     try {
       db = openDatabase(file);
     } catch (err) {
-      throw new FedmartError('CONFIG_ERROR', `coordinator --migrate-only: cannot migrate ${file}: ${(err as Error).message}`, { cause: err });
+      throw new FedmartError('CONFIG_ERROR', `coordinator: --migrate-only cannot migrate ${file}: ${(err as Error).message}`, { cause: err });
     }
     db.$client.close();
     await restrictFiles(opts.dataDir, ['fedmart.db', 'fedmart.db-wal', 'fedmart.db-shm']);
@@ -65,7 +65,7 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
   try {
     await client.connect();
   } catch (err) {
-    throw new FedmartError('UNAVAILABLE', `coordinator --migrate-only: cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}; check the URL, that the server runs and that the user may connect`, { cause: err });
+    throw new FedmartError('UNAVAILABLE', `coordinator: --migrate-only cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}; check the URL, that the server runs and that the user may connect`, { cause: err });
   }
   try {
     const version = await migratePg(client);
@@ -73,7 +73,7 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
     return 0;
   } catch (err) {
     if (err instanceof FedmartError) throw err;
-    throw new FedmartError('CONFIG_ERROR', `coordinator --migrate-only: migrating ${redactUrl(opts.url)} failed: ${(err as Error).message}`, { cause: err });
+    throw new FedmartError('CONFIG_ERROR', `coordinator: --migrate-only: migrating ${redactUrl(opts.url)} failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await client.end();
   }
