@@ -219,8 +219,8 @@ export class PgStore implements AsyncStore {
     const e = t.enrollments;
     const bound = await this.db.update(e).set({ identityKey, termsHash }).where(and(eq(e.id, enrollmentId), sql`(${e.identityKey} is null or ${e.identityKey} = ${identityKey})`)).returning({ id: e.id });
     if (bound.length === 0) {
-      const now = (await this.#enrollment(enrollmentId))!;
-      throw new FedmartError('CONFLICT', `partner ${now.partnerId} connected with identity key ${identityFingerprint(hexToBytes(identityKey))}, but its enrollment is bound to ${identityFingerprint(hexToBytes(now.identityKey!))}; if the partner really has a new key, the operator must re-enroll it (fedmart federation enroll) and the other partners must accept its new fingerprint`);
+      const current = (await this.#enrollment(enrollmentId))!;
+      throw new FedmartError('CONFLICT', `partner ${current.partnerId} connected with identity key ${identityFingerprint(hexToBytes(identityKey))}, but its enrollment is bound to ${identityFingerprint(hexToBytes(current.identityKey!))}; if the partner really has a new key, the operator must re-enroll it (fedmart federation enroll) and the other partners must accept its new fingerprint`);
     }
   }
 
