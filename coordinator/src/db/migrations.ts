@@ -216,6 +216,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE enrollments ADD COLUMN purposes TEXT;
   ALTER TABLE federations ADD COLUMN ended_at INTEGER;
   `,
+  // (issue 15) a round commits at most once: a second model version for the same round is refused by the database
+  // (null round ids, the initial versions, stay free)
+  `
+  CREATE UNIQUE INDEX model_versions_round_idx ON model_versions(round_id);
+  `,
 ];
 
 /**

@@ -104,7 +104,7 @@ export const modelVersions = sqliteTable('model_versions', {
   approvedBy: text('approved_by'),
   /** When it was (last) published; set once published, so a rollback can re-publish it. */
   publishedAt: integer('published_at'),
-}, (t) => [uniqueIndex('model_versions_fed_version_idx').on(t.federationId, t.version)]);
+}, (t) => [uniqueIndex('model_versions_fed_version_idx').on(t.federationId, t.version), uniqueIndex('model_versions_round_idx').on(t.roundId)]);
 
 export const privacyLedger = sqliteTable('privacy_ledger', {
   id: integer('id').primaryKey({ autoIncrement: true }),

@@ -109,8 +109,9 @@ export class Store {
     if (existing) {
       // Re-issuing replaces the old token (the old jti stops working) and releases the identity
       // binding: re-enrolling is how an operator lets a partner come back with a new identity key.
-      this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status: existing.status === 'revoked' ? 'invited' : existing.status, identityKey: null }).where(eq(t.enrollments.id, existing.id)).run();
-      return { ...existing, tokenId, expiresAt, maxExamples, identityKey: null };
+      const status = existing.status === 'revoked' ? 'invited' : existing.status;
+      this.db.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status, identityKey: null }).where(eq(t.enrollments.id, existing.id)).run();
+      return { ...existing, tokenId, expiresAt, maxExamples, status, identityKey: null };
     }
     const row: t.EnrollmentRow = { id: `e_${randomUUID().slice(0, 12)}`, federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
     this.db.insert(t.enrollments).values(row).run();
@@ -372,7 +373,7 @@ export function weightsOf(row: Pick<t.ModelVersionRow, 'id' | 'federationId' | '
  * Release fields of a new model version: published at once when the federation has no release policy (as
  * before issue 13) or asks for autoPublish; otherwise a candidate waiting for `fedmart model publish`.
  */
-function initialRelease(config: FederationConfig): Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy' | 'publishedAt'> {
+export function initialRelease(config: FederationConfig): Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy' | 'publishedAt'> {
   const auto = config.release === undefined || (config.release.autoPublish && !config.release.requiresApproval);
   return { releaseStatus: auto ? 'published' : 'candidate', publishRequestedBy: null, approvedBy: null, publishedAt: auto ? now() : null };
 }

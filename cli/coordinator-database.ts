@@ -1,0 +1,80 @@
+/**
+ * `fedmart coordinator --database postgres://… | FEDMART_DATABASE_URL` and `--migrate-only` (issue 15,
+ * phase 1): migrate the SQLite database of --data-dir, or a PostgreSQL database, and exit. Serving from
+ * PostgreSQL needs the coordinator's callers on the async store (phase 2); until then
+ * `--database` without `--migrate-only` stops with a one-line error instead of silently using SQLite.
+ */
+import path from 'node:path';
+import pg from 'pg';
+import { FedmartError } from '@fedmart/shared/errors';
+import { openDatabase } from '@fedmart/coordinator/db/client';
+import { MIGRATIONS } from '@fedmart/coordinator/db/migrations';
+import { migratePg } from '@fedmart/coordinator/db/migrations-pg';
+import { prepareDataDir, restrictFiles } from '@fedmart/coordinator/data-dir';
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/**
+ * The PostgreSQL URL the coordinator was given (--database, else $FEDMART_DATABASE_URL), or null for SQLite.
+ * @throws FedmartError CONFIG_ERROR for a value that is not a postgres:// URL
+ */
+export function databaseUrl(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  const from = flag !== undefined ? '--database' : 'FEDMART_DATABASE_URL';
+  const url = flag ?? env.FEDMART_DATABASE_URL;
+  if (url === undefined || url === '') return null;
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new FedmartError('CONFIG_ERROR', `coordinator: ${from} must be a postgres:// URL (e.g. postgres://fedmart@db:5432/fedmart), got "${url.slice(0, 40)}"; SQLite, the default, lives in --data-dir`);
+  return url;
+}
+
+/**
+ * Migrate and exit (`--migrate-only`), or refuse PostgreSQL serving in this release.
+ * @param opts.url - the PostgreSQL URL, or null for the SQLite database of the data dir
+ * @param opts.migrateOnly - whether --migrate-only was given
+ * @returns the exit code when this handled the command, null when the coordinator should start (SQLite, serving)
+ */
+export async function coordinatorDatabaseStep(opts: { url: string | null; migrateOnly: boolean; dataDir: string; out: (line: string) => void }): Promise<number | null> {
+  if (opts.url === null) {
+    if (!opts.migrateOnly) return null;
+    await prepareDataDir(opts.dataDir);
+    const file = path.join(opts.dataDir, 'fedmart.db');
+    let db;
+    try {
+      db = openDatabase(file);
+    } catch (err) {
+      throw new FedmartError('CONFIG_ERROR', `coordinator: --migrate-only cannot migrate ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    db.$client.close();
+    await restrictFiles(opts.dataDir, ['fedmart.db', 'fedmart.db-wal', 'fedmart.db-shm']);
+    opts.out(`migrated ${file} (SQLite) to schema version ${MIGRATIONS.length}`);
+    return 0;
+  }
+  if (!opts.migrateOnly) {
+    throw new FedmartError('CONFIG_ERROR', `coordinator: serving from PostgreSQL (${redactUrl(opts.url)}) is not available in this release: the round engine runs on SQLite and PostgreSQL serving lands with the async store callers (issue 15, phase 2); run with --migrate-only to prepare the database, or without --database / FEDMART_DATABASE_URL to serve from --data-dir`);
+  }
+  const client = new pg.Client({ connectionString: opts.url });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new FedmartError('UNAVAILABLE', `coordinator: --migrate-only cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}; check the URL, that the server runs and that the user may connect`, { cause: err });
+  }
+  try {
+    const version = await migratePg(client);
+    opts.out(`migrated ${redactUrl(opts.url)} (PostgreSQL) to schema version ${version}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof FedmartError) throw err;
+    throw new FedmartError('CONFIG_ERROR', `coordinator: --migrate-only: migrating ${redactUrl(opts.url)} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The audit log (audit-log.ts) on PostgreSQL: the same RFC 6962 leaves (`auditLeafHash`), the same
+ * signed tree heads (`treeHeadMessage`, Ed25519 with the log key) and the same verification
+ * (`verifyAuditLog`), from `@fedmart/shared/audit-log`. Several coordinators may append to one
+ * database, so an append takes `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE` (conflicts with
+ * itself, not with readers), assigns `seq = size + 1` explicitly (a sequence would leave gaps on
+ * rollback, and the tree needs 1..n), catches its cached Merkle frontier up with rows other
+ * coordinators appended, then inserts the entry and its signed head in the same transaction.
+ */
+import { asc, desc, gt, sql } from 'drizzle-orm';
+import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { bytesToHex } from '@fedmart/shared/crypto/bytes';
+import { signEd25519, type Ed25519KeyPair } from '@fedmart/shared/crypto/ed25519';
+import { MerkleFrontier } from '@fedmart/shared/crypto/merkle';
+import { auditLeafHash, treeHeadMessage, verifyAuditLog, type AuditEntry, type AuditVerification, type SignedTreeHead } from '@fedmart/shared/audit-log';
+import { FedmartError } from '@fedmart/shared/errors';
+import * as t from './schema-pg.ts';
+
+export type PgDb = NodePgDatabase<typeof t>;
+
+export class PgAuditLog {
+  #frontier: MerkleFrontier | null = null;
+
+  constructor(private readonly db: PgDb, private readonly key: Ed25519KeyPair | null) {}
+
+  async entries(): Promise<AuditEntry[]> {
+    return this.db.select().from(t.auditLog).orderBy(asc(t.auditLog.seq));
+  }
+
+  /**
+   * Append an entry and its signed head in one transaction.
+   * @returns the entry's sequence number and the new head
+   */
+  async append(actor: string, action: string, subject: string | null, data: unknown): Promise<{ seq: number; head: SignedTreeHead }> {
+    const key = this.key;
+    if (!key) throw new FedmartError('INTERNAL', 'the audit log was opened without the log key and cannot sign tree heads');
+    try {
+      return await this.db.transaction(async (tx) => {
+        await tx.execute(sql`LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE`);
+        const frontier = this.#frontier ?? new MerkleFrontier();
+        this.#frontier = frontier;
+        for (const e of await tx.select().from(t.auditLog).where(gt(t.auditLog.seq, frontier.size)).orderBy(asc(t.auditLog.seq))) frontier.append(auditLeafHash(e));
+        const row = { seq: frontier.size + 1, at: Date.now(), actor, action, subject, data: data === null || data === undefined ? null : JSON.stringify(data) };
+        await tx.insert(t.auditLog).values(row);
+        frontier.append(auditLeafHash(row));
+        const size = frontier.size;
+        const root = bytesToHex(frontier.root());
+        const timestamp = Date.now();
+        const head = { size, root, timestamp, publicKey: bytesToHex(key.publicKey), signature: bytesToHex(signEd25519(key.secretKey, treeHeadMessage({ size, root, timestamp }))) };
+        await tx.insert(t.auditTreeHeads).values(head);
+        return { seq: row.seq, head };
+      });
+    } catch (err) {
+      this.#frontier = null; // rebuilt from the rows on the next append
+      throw err;
+    }
+  }
+
+  async newestHead(): Promise<SignedTreeHead | null> {
+    const [r] = await this.db.select().from(t.auditTreeHeads).orderBy(desc(t.auditTreeHeads.size)).limit(1);
+    return r ?? null;
+  }
+
+  /** Verify every stored entry against every stored head. */
+  async verify(trusted: SignedTreeHead | null = null): Promise<AuditVerification> {
+    const heads = await this.db.select().from(t.auditTreeHeads).orderBy(asc(t.auditTreeHeads.size));
+    return verifyAuditLog({ entries: await this.entries(), heads, trusted });
+  }
+}

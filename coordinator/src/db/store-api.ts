@@ -1,0 +1,141 @@
+/**
+ * The coordinator's persistence API, async (issue 15): the same operations as the synchronous SQLite
+ * `Store` (store.ts), every one returning a Promise, so PostgreSQL (node-postgres, one round trip
+ * per statement) can stand behind it. Two implementations: {@link SqliteAsyncStore}
+ * (`store-sqlite-async.ts`, over today's `Store`) and `PgStore` (`store-pg.ts`). Both pass one
+ * conformance suite (`store-conformance.test.ts`).
+ *
+ * Rows are the SQLite schema's row types; the PostgreSQL schema's rows have the same shape (checked
+ * at compile time in `store-pg.ts`).
+ *
+ * Privacy ledger and caps (append-only tables) go through {@link AsyncStore.chargeLedger} and
+ * {@link AsyncStore.commitRound}'s ledger plan: the plan is a pure function of a snapshot (the
+ * federation's cap history and newest `spent` row per partner and level) read INSIDE the writing
+ * transaction while the federation is locked, so a cap check and the append it permits are one
+ * atomic step: two rounds of one federation can never both pass a check against the same snapshot.
+ */
+import type { FederationConfig, Metrics } from '@fedmart/shared/protocol';
+import type { SignedTreeHead } from '@fedmart/shared/audit-log';
+import type * as t from './schema.ts';
+
+export type NewLedgerRow = typeof t.privacyLedger.$inferInsert;
+export type NewCapRow = Omit<typeof t.privacyCaps.$inferInsert, 'id' | 'createdAt'>;
+
+/** What a ledger plan sees: read under the federation's lock, in the transaction that appends. */
+export interface LedgerSnapshot {
+  readonly federationId: string;
+  /** Every cap row of the federation, oldest first (newest per partner/level is in force). */
+  readonly caps: readonly t.PrivacyCapRow[];
+  /** The newest `spent` row of (partner or null = the federation row, level). */
+  latestSpent(partnerId: string | null, level: 'record' | 'partner'): t.PrivacyLedgerRow | undefined;
+}
+
+/**
+ * Decide the ledger rows of one round from the snapshot. Throwing (e.g. a FedmartError naming a
+ * cap) rolls the whole transaction back, model version included.
+ * @param modelVersionId - the version being committed (null from {@link AsyncStore.chargeLedger})
+ */
+export type LedgerPlan = (snapshot: LedgerSnapshot, modelVersionId: string | null) => NewLedgerRow[];
+
+export interface CommitRoundArgs {
+  federationId: string;
+  roundId: string;
+  parentId: string;
+  strategy: string;
+  participants: string[];
+  metrics: Record<string, unknown>;
+  spec: unknown;
+  weights: Float32Array;
+  encrypted?: { blob: Uint8Array; paramCount: number };
+}
+
+export interface AuditVerifySummary { ok: boolean; entries: number; brokenAt: number | null; reason: string | null }
+export type ParticipantFields = { status: string; reason?: string | null; numExamples?: number; trainMetrics?: Metrics; evalMetrics?: Metrics };
+export type ScheduleFields = Partial<Pick<t.ScheduleRow, 'remaining' | 'status' | 'reason' | 'completed' | 'failed' | 'skipped' | 'nextRunAt' | 'currentRoundId' | 'progress'>>;
+export type NewSchedule = { kind: t.ScheduleRow['kind']; requested: number; spec: string; nextRunAt: number | null; at: number };
+
+export interface AsyncStore {
+  readonly dialect: 'sqlite' | 'postgres';
+
+  // audit (RFC 6962 Merkle tree, a signed head per append)
+  audit(actor: string, action: string, subject?: string | null, data?: unknown): Promise<void>;
+  verifyAudit(): Promise<AuditVerifySummary>;
+  listAudit(limit?: number, afterSeq?: number): Promise<t.AuditRow[]>;
+  newestAuditHead(): Promise<SignedTreeHead | null>;
+
+  // partners
+  ensurePartner(name: string): Promise<t.PartnerRow>;
+  listPartners(): Promise<t.PartnerRow[]>;
+  getPartner(id: string): Promise<t.PartnerRow | undefined>;
+
+  // federations
+  createFederation(name: string, config: FederationConfig, initialWeights: Float32Array): Promise<{ federation: t.FederationRow; model: t.ModelVersionRow }>;
+  getFederation(id: string): Promise<t.FederationRow>;
+  /** Pure: parse a stored config (schema-checked). */
+  federationConfig(row: t.FederationRow): FederationConfig;
+  listFederations(): Promise<t.FederationRow[]>;
+
+  // enrollments
+  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples?: number | null): Promise<t.EnrollmentRow>;
+  findEnrollmentByToken(tokenId: string): Promise<t.EnrollmentRow | undefined>;
+  listEnrollments(federationId: string): Promise<(t.EnrollmentRow & { partnerName: string })[]>;
+  markEnrollmentSeen(id: string, numExamples: number): Promise<void>;
+  bindIdentity(id: string, identityKey: string, termsHash: string | null): Promise<void>;
+  setEnrollmentPurposes(id: string, purposes: readonly string[]): Promise<string[] | null>;
+  revokeEnrollment(id: string): Promise<void>;
+
+  // rounds
+  nextRoundNumber(federationId: string): Promise<number>;
+  createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>): Promise<t.RoundRow>;
+  setRoundPhase(roundId: string, phase: string, reason?: string): Promise<void>;
+  setParticipant(roundId: string, partnerId: string, fields: ParticipantFields): Promise<void>;
+  getRound(id: string): Promise<t.RoundRow>;
+  listRounds(federationId: string): Promise<t.RoundRow[]>;
+  listParticipants(roundId: string): Promise<t.RoundParticipantRow[]>;
+  failInterruptedRounds(): Promise<string[]>;
+
+  // models
+  /**
+   * One transaction: the new model version, the round → committed, the federation's current model
+   * pointer and the ledger rows of `ledger` (planned under the federation's lock). A round commits
+   * at most once (unique index on model_versions.round_id).
+   */
+  commitRound(args: CommitRoundArgs, ledger?: LedgerPlan): Promise<t.ModelVersionRow>;
+  getModelVersion(id: string): Promise<t.ModelVersionRow>;
+  getModelByNumber(federationId: string, version: number): Promise<t.ModelVersionRow>;
+  listModelVersions(federationId: string): Promise<Omit<t.ModelVersionRow, 'weights'>[]>;
+  currentModel(federationId: string): Promise<{ row: t.ModelVersionRow; weights: Float32Array }>;
+  currentModelRow(federationId: string): Promise<t.ModelVersionRow>;
+
+  // privacy ledger and caps (append-only)
+  /** Append rows planned under the federation's lock (a cap check and its spend, atomically). @returns the rows appended */
+  chargeLedger(federationId: string, plan: LedgerPlan): Promise<NewLedgerRow[]>;
+  /** Append a cap row (under the federation's lock, so it orders with spends). */
+  appendPrivacyCap(cap: NewCapRow): Promise<void>;
+  privacyCapHistory(federationId: string): Promise<t.PrivacyCapRow[]>;
+  ledgerRows(federationId: string): Promise<t.PrivacyLedgerRow[]>;
+
+  // schedules
+  createSchedule(federationId: string, s: NewSchedule): Promise<t.ScheduleRow>;
+  updateSchedule(id: string, fields: ScheduleFields): Promise<void>;
+  getSchedule(id: string): Promise<t.ScheduleRow>;
+  listOpenSchedules(): Promise<t.ScheduleRow[]>;
+  listSchedules(federationId: string): Promise<t.ScheduleRow[]>;
+
+  // revoked tokens (append-only)
+  revokeToken(jti: string, by: string, reason: string | null): Promise<boolean>;
+  isTokenRevoked(jti: string): Promise<boolean>;
+
+  close(): Promise<void>;
+}
+
+/**
+ * A snapshot from the rows a transaction read (newest `spent` rows and the cap history).
+ * @param federationId - the federation whose rows these are
+ * @param caps - cap rows, oldest first
+ * @param latest - newest `spent` row per (partner, level)
+ */
+export function ledgerSnapshot(federationId: string, caps: readonly t.PrivacyCapRow[], latest: readonly t.PrivacyLedgerRow[]): LedgerSnapshot {
+  const byKey = new Map(latest.map((r) => [`${r.partnerId ?? ''}|${r.level}`, r]));
+  return { federationId, caps, latestSpent: (partnerId, level) => byKey.get(`${partnerId ?? ''}|${level}`) };
+}

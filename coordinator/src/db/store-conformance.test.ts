@@ -1,0 +1,342 @@
+/**
+ * Store conformance (issue 15): the same cases against the SQLite adapter (today's Store) and against
+ * PgStore on a throwaway PostgreSQL cluster (pg-cluster.ts). The PostgreSQL half skips, with the
+ * printed reason, only when no PostgreSQL server binaries are installed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { FedmartError } from '@fedmart/shared/errors';
+import { generateEd25519KeyPair } from '@fedmart/shared/crypto/ed25519';
+import { verifyTreeHead } from '@fedmart/shared/audit-log';
+import { FederationConfigSchema } from '@fedmart/shared/protocol';
+import { openDatabase } from './client.ts';
+import { migrate } from './migrations.ts';
+import { APPEND_ONLY_TABLES, PG_MIGRATIONS, migratePg } from './migrations-pg.ts';
+import { findPgBin, startPgCluster, type PgCluster } from './pg-cluster.ts';
+import { compareBuilt, compareDeclarations, declared, introspectPg, introspectSqlite } from './schema-conformance.ts';
+import { Store } from './store.ts';
+import { PgStore } from './store-pg.ts';
+import { SqliteAsyncStore } from './store-sqlite-async.ts';
+import type { AsyncStore, LedgerPlan } from './store-api.ts';
+
+const HANG_GUARD = 300_000;
+const pgBin = findPgBin();
+if (!pgBin) console.warn('store-conformance: skipping the PostgreSQL cases: no PostgreSQL server binaries (looked in $FEDMART_PG_BIN and /usr/lib/postgresql/*/bin); install them with apt-get install -y postgresql');
+
+let cluster: PgCluster | null = null;
+let dbCounter = 0;
+beforeAll(async () => {
+  if (pgBin) cluster = await startPgCluster({ bin: pgBin });
+}, HANG_GUARD);
+afterAll(async () => {
+  await cluster?.stop();
+}, HANG_GUARD);
+
+/** A fresh empty PostgreSQL database on the cluster. */
+async function freshPgDatabase(): Promise<string> {
+  const name = `conformance_${process.pid}_${++dbCounter}`;
+  const admin = new pg.Client(cluster!.url);
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return cluster!.url.replace(/\/postgres$/, `/${name}`);
+}
+
+interface Backend {
+  store: AsyncStore;
+  /** Run raw SQL (to attempt what the store never does). */
+  raw(sql: string): Promise<void>;
+  /** Disable the trigger that refuses UPDATE on audit_log (to simulate an attacker with DDL rights). */
+  dropAuditUpdateGuard(): Promise<void>;
+  /** A second store on the same database (another coordinator), or null where there is only one process. */
+  second(): Promise<AsyncStore | null>;
+  close(): Promise<void>;
+}
+
+const key = generateEd25519KeyPair();
+
+const backends: { name: 'sqlite' | 'postgres'; skip: boolean; open(): Promise<Backend> }[] = [
+  {
+    name: 'sqlite',
+    skip: false,
+    async open() {
+      const store = new SqliteAsyncStore(new Store(openDatabase(':memory:'), key));
+      const client = store.store.db.$client;
+      return {
+        store,
+        raw: async (sql) => void client.exec(sql),
+        dropAuditUpdateGuard: async () => void client.exec('DROP TRIGGER audit_log_no_update'),
+        second: async () => null,
+        close: () => store.close(),
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: pgBin === null,
+    async open() {
+      const url = await freshPgDatabase();
+      const store = await PgStore.open(url, key);
+      const others: PgStore[] = [];
+      return {
+        store,
+        raw: async (sql) => void (await store.pool.query(sql)),
+        dropAuditUpdateGuard: async () => void (await store.pool.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update')),
+        second: async () => {
+          const s = await PgStore.open(url, key);
+          others.push(s);
+          return s;
+        },
+        close: async () => {
+          await Promise.all(others.map((s) => s.close()));
+          await store.close();
+        },
+      };
+    },
+  },
+];
+
+const config = FederationConfigSchema.parse({ model: { kind: 'mlp', inputDim: 3, hidden: [] }, localTrain: { localEpochs: 1, batchSize: 8, learningRate: 0.1, proximalMu: 0 } });
+const weights = (n: number, v: number) => new Float32Array(n).fill(v);
+
+async function newRound(store: AsyncStore, federationId: string, baseModelVersionId: string | null) {
+  const number = await store.nextRoundNumber(federationId);
+  return store.createRound({ id: `r_${federationId}_${number}`, federationId, number, phase: 'scheduled', strategy: 'fedavg', config: '{}', baseModelVersionId, startedAt: Date.now() });
+}
+
+function commitArgs(federationId: string, roundId: string, parentId: string, v: number) {
+  return { federationId, roundId, parentId, strategy: 'fedavg', participants: ['p1'], metrics: { eval_loss: v }, spec: config.model, weights: weights(4, v) };
+}
+
+/** A plan charging ε = 0.3 per call to the federation's partner-level row, refusing above the cap in force. */
+const EPS = 0.3;
+const capPlan: LedgerPlan = (snap, modelVersionId) => {
+  const cap = [...snap.caps].reverse().find((c) => c.partnerId === null && c.level === 'partner');
+  const spent = snap.latestSpent(null, 'partner')?.epsilon ?? 0;
+  const next = spent + EPS;
+  if (cap?.epsilon != null && next > cap.epsilon + 1e-9) throw new FedmartError('CONFLICT', `privacy budget exceeded: epsilon ${next.toFixed(2)} above the cap ${cap.epsilon}`);
+  return [{ federationId: snap.federationId, partnerId: null, roundId: null, modelVersionId, level: 'partner', kind: 'spent', epsilon: next, delta: 1e-5, createdAt: Date.now() }];
+};
+
+describe('schema conformance', () => {
+  it('the PostgreSQL declarations match the SQLite ones table for table, column for column, index for index', () => {
+    expect(declared('sqlite').length).toBeGreaterThanOrEqual(12);
+    expect(compareDeclarations()).toEqual([]);
+  });
+
+  it('the SQLite migrations build exactly the declared schema, with the append-only triggers', () => {
+    const sqlite = new Database(':memory:');
+    migrate(sqlite);
+    expect(compareBuilt(introspectSqlite(sqlite), declared('sqlite'), APPEND_ONLY_TABLES)).toEqual([]);
+    sqlite.close();
+  });
+
+  it.skipIf(pgBin === null)('the PostgreSQL migrations build exactly the declared schema, once, even with two coordinators migrating at the same time', async () => {
+    const url = await freshPgDatabase();
+    const a = new pg.Client(url);
+    const b = new pg.Client(url);
+    await Promise.all([a.connect(), b.connect()]);
+    try {
+      expect(await Promise.all([migratePg(a), migratePg(b)])).toEqual([PG_MIGRATIONS.length, PG_MIGRATIONS.length]);
+      expect(await migratePg(a)).toBe(PG_MIGRATIONS.length);
+      expect(compareBuilt(await introspectPg(a), declared('postgres'), APPEND_ONLY_TABLES)).toEqual([]);
+      await a.query('UPDATE fedmart_schema SET version = version + 1');
+      await expect(migratePg(a)).rejects.toThrow(/newer than this fedmart/);
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  }, HANG_GUARD);
+});
+
+for (const backend of backends) {
+  describe.skipIf(backend.skip)(`store conformance: ${backend.name}`, () => {
+    let b: Backend;
+    let s: AsyncStore;
+    const fresh = async () => {
+      if (b) await b.close();
+      b = await backend.open();
+      s = b.store;
+    };
+    afterAll(async () => b && (await b.close()), HANG_GUARD);
+
+    it('partners, federations and enrollments', async () => {
+      await fresh();
+      const p = await s.ensurePartner('acme');
+      const again = await Promise.all([s.ensurePartner('acme'), s.ensurePartner('acme')]);
+      expect(again.map((x) => x.id)).toEqual([p.id, p.id]);
+      expect((await s.listPartners()).map((x) => x.name)).toEqual(['acme']);
+      expect(await s.getPartner(p.id)).toEqual(p);
+
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0.5));
+      expect(model.version).toBe(0);
+      expect(model.releaseStatus).toBe('published');
+      expect(s.federationConfig(await s.getFederation(federation.id)).minClients).toBe(config.minClients);
+      expect((await s.listFederations()).map((f) => f.id)).toEqual([federation.id]);
+      await expect(s.getFederation('f_nope')).rejects.toThrow(/not found/);
+      expect(Array.from((await s.currentModel(federation.id)).weights)).toEqual([0.5, 0.5, 0.5, 0.5]);
+
+      const e = await s.createEnrollment(federation.id, p.id, 'jti-1', Date.now() + 1e6, 100);
+      expect((await s.findEnrollmentByToken('jti-1'))?.id).toBe(e.id);
+      await s.markEnrollmentSeen(e.id, 42);
+      const seen = (await s.listEnrollments(federation.id))[0]!;
+      expect([seen.partnerName, seen.status, seen.numExamples, seen.consentedAt !== null]).toEqual(['acme', 'active', 42, true]);
+      await s.bindIdentity(e.id, 'aa'.repeat(32), 'bb'.repeat(32));
+      await s.bindIdentity(e.id, 'aa'.repeat(32), 'bb'.repeat(32));
+      await expect(s.bindIdentity(e.id, 'cc'.repeat(32), null)).rejects.toThrow(/re-enroll/);
+      expect(await s.setEnrollmentPurposes(e.id, ['a'])).toBeNull();
+      expect(await s.setEnrollmentPurposes(e.id, ['b'])).toEqual(['a']);
+      await s.revokeEnrollment(e.id);
+      await s.markEnrollmentSeen(e.id, 43);
+      expect((await s.findEnrollmentByToken('jti-1'))?.status).toBe('revoked');
+      // Re-enrolling replaces the token, re-invites and releases the identity key.
+      const re = await s.createEnrollment(federation.id, p.id, 'jti-2', Date.now() + 1e6);
+      expect([re.id, re.status, re.identityKey, re.tokenId]).toEqual([e.id, 'invited', null, 'jti-2']);
+      expect(await s.findEnrollmentByToken('jti-1')).toBeUndefined();
+      await s.bindIdentity(e.id, 'cc'.repeat(32), null);
+    }, HANG_GUARD);
+
+    it('rounds and participants; interrupted rounds fail; a round number is taken once', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0));
+      const p = await s.ensurePartner('acme');
+      const r1 = await newRound(s, federation.id, model.id);
+      expect(r1.number).toBe(1);
+      await expect(s.createRound({ ...r1, id: 'r_other' })).rejects.toThrow();
+      await s.setRoundPhase(r1.id, 'training');
+      await s.setParticipant(r1.id, p.id, { status: 'selected' });
+      await s.setParticipant(r1.id, p.id, { status: 'trained', numExamples: 7, trainMetrics: { loss: 1 } });
+      const [part] = await s.listParticipants(r1.id);
+      expect([part!.status, part!.numExamples, part!.trainMetrics]).toEqual(['trained', 7, '{"loss":1}']);
+      expect((await s.getRound(r1.id)).phase).toBe('training');
+      const r2 = await newRound(s, federation.id, model.id);
+      await s.setRoundPhase(r2.id, 'failed', 'no clients');
+      expect((await s.getRound(r2.id)).endedAt).not.toBeNull();
+      expect(await s.failInterruptedRounds()).toEqual([r1.id]);
+      expect((await s.listRounds(federation.id)).map((r) => [r.number, r.phase])).toEqual([[1, 'failed'], [2, 'failed']]);
+      await expect(s.getRound('r_nope')).rejects.toThrow(/not found/);
+    }, HANG_GUARD);
+
+    it('a model version, its round\'s final phase, the current-model pointer and the ledger rows commit together or not at all', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0));
+      const r1 = await newRound(s, federation.id, model.id);
+      const failing: LedgerPlan = () => { throw new FedmartError('INTERNAL', 'ledger state is corrupt'); };
+      await expect(s.commitRound(commitArgs(federation.id, r1.id, model.id, 1), failing)).rejects.toThrow(/corrupt/);
+      expect((await s.listModelVersions(federation.id)).map((m) => m.version)).toEqual([0]);
+      expect((await s.getRound(r1.id)).phase).toBe('scheduled');
+      expect((await s.getFederation(federation.id)).currentModelVersionId).toBe(model.id);
+      expect(await s.ledgerRows(federation.id)).toEqual([]);
+
+      const v1 = await s.commitRound(commitArgs(federation.id, r1.id, model.id, 1), capPlan);
+      expect(v1.version).toBe(1);
+      expect((await s.getRound(r1.id)).phase).toBe('committed');
+      expect((await s.currentModelRow(federation.id)).id).toBe(v1.id);
+      expect(Array.from((await s.currentModel(federation.id)).weights)).toEqual([1, 1, 1, 1]);
+      expect((await s.getModelVersion(model.id)).releaseStatus).toBe('retired');
+      expect((await s.getModelByNumber(federation.id, 1)).sha256).toBe(v1.sha256);
+      const ledger = await s.ledgerRows(federation.id);
+      expect(ledger.map((l) => [l.modelVersionId, l.epsilon, l.committed])).toEqual([[v1.id, EPS, true]]);
+      expect('weights' in (await s.listModelVersions(federation.id))[0]!).toBe(false);
+    }, HANG_GUARD);
+
+    it('a round commits once: a second commit of the same round is refused by the database, also when both race', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0));
+      const r1 = await newRound(s, federation.id, model.id);
+      await s.commitRound(commitArgs(federation.id, r1.id, model.id, 1));
+      await expect(s.commitRound(commitArgs(federation.id, r1.id, model.id, 2))).rejects.toThrow();
+      const r2 = await newRound(s, federation.id, model.id);
+      const other = (await b.second()) ?? s;
+      const race = await Promise.allSettled([s.commitRound(commitArgs(federation.id, r2.id, model.id, 3)), other.commitRound(commitArgs(federation.id, r2.id, model.id, 4))]);
+      expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const versions = await s.listModelVersions(federation.id);
+      expect(versions.map((v) => [v.version, v.roundId])).toEqual([[0, null], [1, r1.id], [2, r2.id]]);
+    }, HANG_GUARD);
+
+    it('caps hold under concurrency: of 8 simultaneous cap checks + ledger appends, exactly the affordable 3 pass', async () => {
+      await fresh();
+      const { federation } = await s.createFederation('fed', config, weights(4, 0));
+      await s.appendPrivacyCap({ federationId: federation.id, partnerId: null, level: 'partner', epsilon: 1.0, setBy: 'compliance' });
+      const other = (await b.second()) ?? s;
+      const attempts = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => (i % 2 ? other : s).chargeLedger(federation.id, capPlan)));
+      expect(attempts.filter((a) => a.status === 'fulfilled')).toHaveLength(3);
+      for (const a of attempts) if (a.status === 'rejected') expect(String(a.reason)).toMatch(/budget exceeded/);
+      const spent = (await s.ledgerRows(federation.id)).map((l) => Number(l.epsilon!.toFixed(6)));
+      expect(spent).toEqual([0.3, 0.6, 0.9]);
+      expect((await s.privacyCapHistory(federation.id)).map((c) => c.epsilon)).toEqual([1]);
+    }, HANG_GUARD);
+
+    it('two rounds of one federation racing to commit cannot both pass a cap check (6 rounds, room for 3)', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0));
+      await s.appendPrivacyCap({ federationId: federation.id, partnerId: null, level: 'partner', epsilon: 1.0, setBy: 'compliance' });
+      const rounds = [];
+      for (let i = 0; i < 6; i++) rounds.push(await newRound(s, federation.id, model.id));
+      const other = (await b.second()) ?? s;
+      const commits = await Promise.allSettled(rounds.map((r, i) => (i % 2 ? other : s).commitRound(commitArgs(federation.id, r.id, model.id, i + 1), capPlan)));
+      expect(commits.filter((c) => c.status === 'fulfilled')).toHaveLength(3);
+      const versions = (await s.listModelVersions(federation.id)).map((v) => v.version);
+      expect(versions).toEqual([0, 1, 2, 3]);
+      const ledger = await s.ledgerRows(federation.id);
+      expect(ledger.map((l) => Number(l.epsilon!.toFixed(6)))).toEqual([0.3, 0.6, 0.9]);
+      const committedRounds = (await s.listRounds(federation.id)).filter((r) => r.phase === 'committed').map((r) => r.id).sort();
+      expect(ledger.map((l) => l.modelVersionId).length).toBe(committedRounds.length);
+    }, HANG_GUARD);
+
+    it('schedules', async () => {
+      await fresh();
+      const { federation } = await s.createFederation('fed', config, weights(4, 0));
+      const sc = await s.createSchedule(federation.id, { kind: 'every', requested: 3, spec: '{"everyMs":1000}', nextRunAt: 5, at: 1 });
+      await s.updateSchedule(sc.id, { status: 'running', remaining: 2, completed: 1, currentRoundId: 'r1' });
+      const got = await s.getSchedule(sc.id);
+      expect([got.status, got.remaining, got.completed, got.currentRoundId, got.nextRunAt]).toEqual(['running', 2, 1, 'r1', 5]);
+      const done = await s.createSchedule(federation.id, { kind: 'now', requested: 1, spec: '{}', nextRunAt: null, at: 2 });
+      await s.updateSchedule(done.id, { status: 'done', remaining: 0 });
+      expect((await s.listOpenSchedules()).map((x) => x.id)).toEqual([sc.id]);
+      expect((await s.listSchedules(federation.id)).map((x) => x.id)).toEqual([sc.id, done.id]);
+      await expect(s.getSchedule('s_nope')).rejects.toThrow(/not found/);
+    }, HANG_GUARD);
+
+    it('revocations are idempotent', async () => {
+      await fresh();
+      expect(await s.revokeToken('jti-x', 'operator', 'lost laptop')).toBe(true);
+      expect(await s.revokeToken('jti-x', 'operator', 'again')).toBe(false);
+      expect(await s.isTokenRevoked('jti-x')).toBe(true);
+      expect(await s.isTokenRevoked('jti-y')).toBe(false);
+    }, HANG_GUARD);
+
+    it('the append-only tables refuse UPDATE and DELETE in the database itself', async () => {
+      const TEXT_COLUMN: Record<(typeof APPEND_ONLY_TABLES)[number], string> = { audit_log: 'actor', audit_tree_heads: 'root', privacy_ledger: 'reason', privacy_caps: 'set_by', revoked_tokens: 'reason' };
+      await fresh();
+      const { federation } = await s.createFederation('fed', config, weights(4, 0));
+      await s.audit('operator', 'federation.created', federation.id, { n: 1 });
+      await s.appendPrivacyCap({ federationId: federation.id, partnerId: null, level: 'partner', epsilon: 1.0, setBy: 'compliance' });
+      await s.chargeLedger(federation.id, capPlan);
+      await s.revokeToken('jti-x', 'operator', null);
+      for (const table of APPEND_ONLY_TABLES) {
+        await expect(b.raw(`UPDATE ${table} SET ${TEXT_COLUMN[table]} = 'x'`), `${table} update`).rejects.toThrow(/append-only/);
+        await expect(b.raw(`DELETE FROM ${table}`), `${table} delete`).rejects.toThrow(/append-only/);
+      }
+      expect((await s.verifyAudit()).ok).toBe(true);
+    }, HANG_GUARD);
+
+    it('the audit log: signed Merkle heads, appends from two coordinators interleaved, a rewritten entry is found', async () => {
+      await fresh();
+      const other = (await b.second()) ?? s;
+      await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : s).audit('operator', `action.${i}`, null, { i })));
+      const v = await s.verifyAudit();
+      expect(v).toEqual({ ok: true, entries: 10, brokenAt: null, reason: null });
+      expect((await s.listAudit(100)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect((await s.listAudit(100, 8)).map((e) => e.seq)).toEqual([9, 10]);
+      const head = (await other.newestAuditHead())!;
+      expect(head.size).toBe(10);
+      expect(head.publicKey).toBe(Buffer.from(key.publicKey).toString('hex'));
+      expect(verifyTreeHead(head)).toBe(true);
+      await b.dropAuditUpdateGuard();
+      await b.raw("UPDATE audit_log SET action = 'action.rewritten' WHERE seq = 4");
+      const broken = await s.verifyAudit();
+      expect([broken.ok, broken.brokenAt]).toEqual([false, 4]);
+    }, HANG_GUARD);
+  });
+}

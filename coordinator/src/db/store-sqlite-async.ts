@@ -1,0 +1,93 @@
+/**
+ * {@link AsyncStore} over today's synchronous SQLite {@link Store}: each call runs the Store method
+ * and settles a Promise with its result (or its error). SQLite serializes writers (`BEGIN
+ * IMMEDIATE`), so a ledger plan's snapshot and its append are atomic by construction.
+ */
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { TokenRevocations } from './revocations.ts';
+import { Store } from './store.ts';
+import { ledgerSnapshot, type AsyncStore, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import type { Db } from './client.ts';
+import type { FederationConfig } from '@fedmart/shared/protocol';
+import * as t from './schema.ts';
+
+export class SqliteAsyncStore implements AsyncStore {
+  readonly dialect = 'sqlite' as const;
+  readonly #revocations: TokenRevocations;
+
+  constructor(readonly store: Store) {
+    this.#revocations = new TokenRevocations(store.db);
+  }
+
+  get #db(): Db {
+    return this.store.db;
+  }
+
+  #snapshotAndAppend(federationId: string, plan: LedgerPlan, modelVersionId: string | null): NewLedgerRow[] {
+    const l = t.privacyLedger;
+    const newest = this.#db.select({ id: sql<number>`max(${l.id})` }).from(l).where(and(eq(l.federationId, federationId), eq(l.kind, 'spent'))).groupBy(l.partnerId, l.level);
+    const latest = this.#db.select().from(l).where(inArray(l.id, newest)).all();
+    const caps = this.#db.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id)).all();
+    const rows = plan(ledgerSnapshot(federationId, caps, latest), modelVersionId);
+    for (const row of rows) this.#db.insert(l).values(row).run();
+    return rows;
+  }
+
+  async audit(actor: string, action: string, subject: string | null = null, data: unknown = null) { this.store.audit(actor, action, subject, data); }
+  async verifyAudit() { return this.store.verifyAudit(); }
+  async listAudit(limit?: number, afterSeq?: number) { return this.store.listAudit(limit, afterSeq); }
+  async newestAuditHead() { return this.store.auditLog.newestHead(); }
+
+  async ensurePartner(name: string) { return this.store.ensurePartner(name); }
+  async listPartners() { return this.store.listPartners(); }
+  async getPartner(id: string) { return this.store.getPartner(id); }
+
+  async createFederation(name: string, config: FederationConfig, initialWeights: Float32Array) { return this.store.createFederation(name, config, initialWeights); }
+  async getFederation(id: string) { return this.store.getFederation(id); }
+  federationConfig(row: t.FederationRow) { return this.store.federationConfig(row); }
+  async listFederations() { return this.store.listFederations(); }
+
+  async createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null) { return this.store.createEnrollment(federationId, partnerId, tokenId, expiresAt, maxExamples); }
+  async findEnrollmentByToken(tokenId: string) { return this.store.findEnrollmentByToken(tokenId); }
+  async listEnrollments(federationId: string) { return this.store.listEnrollments(federationId); }
+  async markEnrollmentSeen(id: string, numExamples: number) { this.store.markEnrollmentSeen(id, numExamples); }
+  async bindIdentity(id: string, identityKey: string, termsHash: string | null) { this.store.bindIdentity(id, identityKey, termsHash); }
+  async setEnrollmentPurposes(id: string, purposes: readonly string[]) { return this.store.setEnrollmentPurposes(id, purposes); }
+  async revokeEnrollment(id: string) { this.store.revokeEnrollment(id); }
+
+  async nextRoundNumber(federationId: string) { return this.store.nextRoundNumber(federationId); }
+  async createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>) { return this.store.createRound(row); }
+  async setRoundPhase(roundId: string, phase: string, reason?: string) { this.store.setRoundPhase(roundId, phase, reason); }
+  async setParticipant(roundId: string, partnerId: string, fields: ParticipantFields) { this.store.setParticipant(roundId, partnerId, fields); }
+  async getRound(id: string) { return this.store.getRound(id); }
+  async listRounds(federationId: string) { return this.store.listRounds(federationId); }
+  async listParticipants(roundId: string) { return this.store.listParticipants(roundId); }
+  async failInterruptedRounds() { return this.store.failInterruptedRounds(); }
+
+  async commitRound(args: CommitRoundArgs, ledger?: LedgerPlan) {
+    return this.store.commitRound(args, ledger ? (id) => void this.#snapshotAndAppend(args.federationId, ledger, id) : undefined);
+  }
+  async getModelVersion(id: string) { return this.store.getModelVersion(id); }
+  async getModelByNumber(federationId: string, version: number) { return this.store.getModelByNumber(federationId, version); }
+  async listModelVersions(federationId: string) { return this.store.listModelVersions(federationId); }
+  async currentModel(federationId: string) { return this.store.currentModel(federationId); }
+  async currentModelRow(federationId: string) { return this.store.currentModelRow(federationId); }
+
+  async chargeLedger(federationId: string, plan: LedgerPlan) {
+    return this.#db.$client.transaction(() => this.#snapshotAndAppend(federationId, plan, null)).immediate();
+  }
+  async appendPrivacyCap(cap: NewCapRow) { this.#db.insert(t.privacyCaps).values({ ...cap, createdAt: Date.now() }).run(); }
+  async privacyCapHistory(federationId: string) { return this.#db.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id)).all(); }
+  async ledgerRows(federationId: string) { return this.#db.select().from(t.privacyLedger).where(eq(t.privacyLedger.federationId, federationId)).orderBy(asc(t.privacyLedger.id)).all(); }
+
+  async createSchedule(federationId: string, s: NewSchedule) { return this.store.createSchedule(federationId, s); }
+  async updateSchedule(id: string, fields: ScheduleFields) { this.store.updateSchedule(id, fields); }
+  async getSchedule(id: string) { return this.store.getSchedule(id); }
+  async listOpenSchedules() { return this.store.listOpenSchedules(); }
+  async listSchedules(federationId: string) { return this.store.listSchedules(federationId); }
+
+  async revokeToken(jti: string, by: string, reason: string | null) { return this.#revocations.revoke(jti, by, reason); }
+  async isTokenRevoked(jti: string) { return this.#revocations.isRevoked(jti); }
+
+  async close() { this.#db.$client.close(); }
+}
