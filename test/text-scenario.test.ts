@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { initJointWeights } from '@fedmart/shared/task/layout';
-import { applyExample, exampleGradient, featurizeAll, featurize, textLayout, trainSgd, viewParams, Scratch } from '@fedmart/scenarios/text/fasttext';
+import { applyExample, exampleGradient, featurizeAll, featurize, textLayout, trainSgd, viewParams, Scratch, DEFAULT_BUCKETS, DEFAULT_DIM } from '@fedmart/scenarios/text/fasttext';
 import { dirichletPartition } from '@fedmart/scenarios/text/split';
 import { fineFoods, haveFineFoods } from '@fedmart/scenarios/text/datasets';
 import { runTextExperiment, type TextInput } from '../cli/text.ts';
@@ -117,6 +117,6 @@ describe('fedmart bench text', () => {
     expect(r.agreement.maxAbsProbabilityDifference).toBeLessThan(1e-4);
     expect(r.latencyMs.texts).toBe(50);
     expect(r.training.examplesPerSecond).toBeGreaterThan(0);
-    expect(r.model.parameters).toBe(65536 * 16 + 16 * r.data.classes.length + 2 * r.data.classes.length);
+    expect(r.model.parameters).toBe(DEFAULT_BUCKETS * DEFAULT_DIM + DEFAULT_DIM * r.data.classes.length + 2 * r.data.classes.length);
   }, 300_000);
 });
