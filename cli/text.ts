@@ -18,7 +18,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { initJointWeights, jointParameterCount } from '@fedmart/shared/task/layout';
 import { readTableFile, writeAtomically } from '@fedmart/client-node/data/connectors';
 import { seededRandom } from '@fedmart/shared/model';
-import { DEFAULT_BUCKETS, DEFAULT_DIM, bestTemperature, evaluateDocs, featurizeAll, macroF1, textLayout, trainSgd, viewParams, weightingOptions, CLASS_WEIGHTINGS, TEMPERATURES, type ClassWeighting, type Docs, type TextModelShape } from '@fedmart/scenarios/text/fasttext';
+import { DEFAULT_BUCKETS, DEFAULT_DIM, DEFAULT_FEATURE_DROPOUT, bestTemperature, evaluateDocs, featurizeAll, macroF1, textLayout, trainSgd, viewParams, weightingOptions, CLASS_WEIGHTINGS, TEMPERATURES, type ClassWeighting, type Docs, type TextModelShape } from '@fedmart/scenarios/text/fasttext';
 import { macroF1FromMetrics, textTask, TEXT_TASK_ID, type TextTaskSpec } from '@fedmart/scenarios/text/task';
 import { columnPartition, dirichletPartition, iidPartition, stratifiedSplit } from '@fedmart/scenarios/text/split';
 import { loadTextDataset, TEXT_DATASETS } from '@fedmart/scenarios/text/datasets';
@@ -51,7 +51,13 @@ round/epoch and the calibration temperature.
   --class-weights W     logit-adjust|balanced|none (default logit-adjust: each party trains on
                         softmax(z + log π) with π its own class mix, Menon et al. 2021;
                         balanced: loss weights n/(C·n_c))
+  --feature-dropout P   leave each feature occurrence out of an SGD step with probability P
+                        (every arm; default ${DEFAULT_FEATURE_DROPOUT}; word dropout, Iyyer et al. 2015)
   --seed S              seed for splits and initial weights (default 42)
+  --norm-factor F       clip plaintext updates to F × the round's lower-median update norm
+                        (the coordinator's defence against a partner's oversized update; default
+                        off: under label skew it clips honest partners, and --secure-agg/--he
+                        cannot apply it, so plain and protected runs would aggregate differently)
   --json                one JSON object on stdout
 ${PROTECTION_USAGE}
   --sa-clip C           with --secure-agg: per-coordinate clip of an update (default 16)
@@ -89,6 +95,10 @@ export interface TextExperimentOptions {
   dim: number;
   classWeighting: TextTaskSpec['classWeighting'];
   seed: number;
+  /** Feature dropout of every arm's SGD (default DEFAULT_FEATURE_DROPOUT). */
+  featureDropout?: number;
+  /** The coordinator's median-norm bound factor (limits.medianNormFactor) on plaintext updates; default off. */
+  normFactor?: number;
   /** Parsed protection/DP flags (as from parseFlags). */
   flags: Record<string, unknown>;
   onProgress?: (line: string) => void;
@@ -109,6 +119,9 @@ export interface TextExperimentResult {
   model?: { shape: TextModelShape; weights: Float32Array; temperature: number };
 }
 
+/** limits.medianNormFactor's largest value: no honest update is clipped. */
+const NORM_FACTOR_OFF = 1e6;
+
 function subset(all: Docs, rows: readonly number[]): Docs {
   let total = 0;
   for (const r of rows) total += all.offsets[r + 1]! - all.offsets[r]!;
@@ -126,14 +139,14 @@ function subset(all: Docs, rows: readonly number[]): Docs {
 }
 
 /** Train one party alone (local-only or centralized) with the shared selection rule. */
-async function trainAlone(shape: TextModelShape, train: Docs, val: Docs, o: { learningRates: number[]; epochs: number; seed: number; classWeighting: TextTaskSpec['classWeighting'] }) {
+async function trainAlone(shape: TextModelShape, train: Docs, val: Docs, o: { learningRates: number[]; epochs: number; seed: number; classWeighting: TextTaskSpec['classWeighting']; featureDropout: number }) {
   let best: { loss: number; lr: number; epoch: number; weights: Float32Array; temperature: number } | null = null;
   const cw = weightingOptions(o.classWeighting, train.labels, shape.classes.length);
   for (const lr of o.learningRates) {
     const w = initJointWeights(textLayout(shape), o.seed);
     const p = viewParams(w, shape);
     for (let e = 1; e <= o.epochs; e++) {
-      await trainSgd(p, train, { learningRate: lr, epochs: 1, seed: o.seed + e, ...cw });
+      await trainSgd(p, train, { learningRate: lr, epochs: 1, seed: o.seed + e, ...cw, featureDropout: o.featureDropout });
       const st = evaluateDocs(p, val);
       // Ties: the earlier (smaller) rate, then the earlier epoch.
       if (best === null || st.nll[0]! < best.loss) best = { loss: st.nll[0]!, lr, epoch: e, weights: w.slice(), temperature: bestTemperature(st.nll) };
@@ -188,10 +201,12 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   const protection = protectionFromFlags(flags, o.partners, o.seed);
   if (protection.config.secureAggregation) (protection.config.secureAggregation as { clip?: number }).clip = numberFlag('scenario text simulate', flags, 'sa-clip', 16, 0.001, 1e6);
   const grid = dp?.localTrain ? [dp.localTrain.learningRate] : o.learningRates;
-  const taskSpec: TextTaskSpec = { buckets: o.buckets, dim: o.dim, classes, classWeighting: o.classWeighting };
+  const featureDropout = o.featureDropout ?? DEFAULT_FEATURE_DROPOUT;
+  const taskSpec: TextTaskSpec = { buckets: o.buckets, dim: o.dim, classes, classWeighting: o.classWeighting, featureDropout };
   let fedBest: { loss: number; lr: number; round: number; weights: Float32Array; metrics: Record<string, number> } | null = null;
   let privacy: unknown;
   const tried: { learningRate: number; round: number; valLoss: number }[] = [];
+  let clippedUpdates = 0;
   for (const lr of grid) {
     say(`federated: lr ${lr}, ${o.rounds} rounds × ${o.localEpochs} local epoch(s)${protection.summary ? `, ${protection.summary}` : ''}${dp ? `, dp ${dp.config.level} sigma ${dp.config.noiseMultiplier.toFixed(3)}` : ''}`);
     const fed = await runFederation({
@@ -199,6 +214,11 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
         task: TEXT_TASK_ID, model: layout, taskSpec, strategy: 'fedavg',
         localTrain: { localEpochs: o.localEpochs, batchSize: dp?.localTrain?.batchSize ?? 32, learningRate: lr, proximalMu: 0 },
         minClients: protection.minClients, sampleFraction: 1, seed: o.seed,
+        // The coordinator's median-norm bound (FLAME-style, partner-bounds.ts) runs on plaintext updates only; under
+        // label skew with logit adjustment it clips honest partners (a one-class partner already fits its prior, so
+        // its update is small and drags the median down). It is off here unless asked for, so plain, --secure-agg
+        // and --he aggregate the same FedAvg mean.
+        limits: { medianNormFactor: o.normFactor ?? NORM_FACTOR_OFF },
         timeouts: { selectingMs: 120_000, trainingMs: 900_000, evaluatingMs: 300_000 },
         ...mergeDpIntoProtection(dp, protection.config, protection.minClients),
       },
@@ -207,6 +227,7 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
       rounds: o.rounds, seed: o.seed, onProgress: say,
     });
     privacy = dp ? simulationPrivacy(dp, fed.privacy) : undefined;
+    clippedUpdates += fed.history.reduce((a, h) => a + (h.metrics.train_limits_clipped ?? 0), 0);
     if (!fed.best) continue;
     tried.push({ learningRate: lr, round: fed.best.round, valLoss: round4(fed.best.evalLoss) });
     if (fedBest === null || fed.best.evalLoss < fedBest.loss) fedBest = { loss: fed.best.evalLoss, lr, round: fed.best.round, weights: fed.best.weights, metrics: fed.best.metrics };
@@ -220,12 +241,12 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   const epochs = o.rounds * o.localEpochs;
   const locals: number[] = [];
   for (const p of partners) {
-    const b = await trainAlone(shape, p.train, p.val, { learningRates: grid, epochs, seed: o.seed, classWeighting: o.classWeighting });
+    const b = await trainAlone(shape, p.train, p.val, { learningRates: grid, epochs, seed: o.seed, classWeighting: o.classWeighting, featureDropout });
     const st = evaluateDocs(viewParams(b.weights, shape), test);
     locals.push(macroF1(st.confusion, classes.length));
     say(`local-only ${p.id}: lr ${b.lr} epoch ${b.epoch}; test macro-F1 ${locals[locals.length - 1]!.toFixed(4)}`);
   }
-  const central = await trainAlone(shape, subset(all, partners.flatMap((p) => p.trainRows)), subset(all, partners.flatMap((p) => p.valRows)), { learningRates: grid, epochs, seed: o.seed, classWeighting: o.classWeighting });
+  const central = await trainAlone(shape, subset(all, partners.flatMap((p) => p.trainRows)), subset(all, partners.flatMap((p) => p.valRows)), { learningRates: grid, epochs, seed: o.seed, classWeighting: o.classWeighting, featureDropout });
   const centralTest = evaluateDocs(viewParams(central.weights, shape), test);
   say(`centralized: lr ${central.lr} epoch ${central.epoch}; test macro-F1 ${macroF1(centralTest.confusion, classes.length).toFixed(4)}`);
   return {
@@ -239,7 +260,8 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
     selection: {
       rule: 'lowest validation log loss over every (learning rate, round or epoch), each arm on its own validation rows; test split scored once per arm',
       learningRates: grid, epochBudget: epochs, testRows: test.n,
-      federated: { learningRate: fedBest.lr, round: fedBest.round, validationLoss: round4(fedBest.loss), temperature: fedT, tried },
+      federated: { learningRate: fedBest.lr, round: fedBest.round, validationLoss: round4(fedBest.loss), temperature: fedT, tried, clippedUpdates, normFactor: o.normFactor ?? 'off' },
+      featureDropout,
       centralized: { learningRate: central.lr, epoch: central.epoch, validationLoss: round4(central.loss), temperature: central.temperature },
       ...(protection.summary ? { protection: protection.summary } : {}),
       ...(dp ? { note: 'under DP one learning rate is trained; local-only and centralized are non-private' } : {}),
@@ -291,7 +313,7 @@ async function simulate(argv: string[]): Promise<number> {
   const { values } = parseFlags(cmd, argv, {
     csv: { type: 'string' }, text: { type: 'string' }, label: { type: 'string' }, 'partition-by': { type: 'string' }, partners: { type: 'string' },
     dirichlet: { type: 'string' }, rows: { type: 'string' }, rounds: { type: 'string' }, 'local-epochs': { type: 'string' }, lr: { type: 'string' },
-    buckets: { type: 'string' }, dim: { type: 'string' }, 'class-weights': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    buckets: { type: 'string' }, dim: { type: 'string' }, 'norm-factor': { type: 'string' }, 'feature-dropout': { type: 'string' }, 'class-weights': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
     'sa-clip': { type: 'string' }, dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
@@ -321,6 +343,8 @@ async function simulate(argv: string[]): Promise<number> {
     rounds: intFlag(cmd, values, 'rounds', 10, 1, 10_000), localEpochs: intFlag(cmd, values, 'local-epochs', 3, 1, 100),
     learningRates, buckets: intFlag(cmd, values, 'buckets', DEFAULT_BUCKETS, 16, 1 << 22), dim: intFlag(cmd, values, 'dim', DEFAULT_DIM, 1, 512),
     classWeighting: cw, seed, flags: values, onProgress: progress,
+    featureDropout: numberFlag(cmd, values, 'feature-dropout', DEFAULT_FEATURE_DROPOUT, 0, 0.95),
+    ...(values['norm-factor'] !== undefined ? { normFactor: numberFlag(cmd, values, 'norm-factor', 3, 1, NORM_FACTOR_OFF) } : {}),
   });
   const { model, ...printed } = result;
   void model;

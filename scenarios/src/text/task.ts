@@ -33,6 +33,8 @@ export interface TextTaskSpec {
    * (loss weights n/(C·n_c), capped at 10) or 'none'.
    */
   classWeighting: ClassWeighting;
+  /** Feature dropout of local SGD (absent: 0, the behaviour before it existed). Not applied under DP-SGD. */
+  featureDropout?: number;
 }
 
 /** Most classes for which per-class counts are reported (3 metrics per class, 64 metrics at most). */
@@ -154,6 +156,7 @@ export interface TextPartnerData {
 export function textTask(data: TextPartnerData): PartnerTask {
   let shape: TextModelShape | null = null;
   let weighting: ClassWeighting = 'logit-adjust';
+  let featureDropout = 0;
   const need = (): TextModelShape => {
     if (!shape) throw new FedmartError('UNAVAILABLE', 'the text task has no model yet (no welcome received)');
     return shape;
@@ -172,6 +175,9 @@ export function textTask(data: TextPartnerData): PartnerTask {
       if (maxLabel >= s.classes.length) throw new FedmartError('DATA_ERROR', `this partner has label index ${maxLabel} but the federation's model has ${s.classes.length} classes (${s.classes.join(', ')}); map local labels onto the federation's classes`);
       if (spec?.classWeighting !== undefined && !['logit-adjust', 'balanced', 'none'].includes(spec.classWeighting)) throw new FedmartError('CONFIG_ERROR', `the federation's text taskSpec has classWeighting "${String(spec.classWeighting)}"; use logit-adjust, balanced or none`);
       weighting = spec?.classWeighting ?? 'logit-adjust';
+      const fd = spec?.featureDropout ?? 0;
+      if (typeof fd !== 'number' || !(fd >= 0 && fd < 1)) throw new FedmartError('CONFIG_ERROR', `the federation's text taskSpec has featureDropout ${String(fd)}; use a number in [0, 1)`);
+      featureDropout = fd;
       shape = s;
     },
     round({ weights: global, config, seed }) {
@@ -188,7 +194,7 @@ export function textTask(data: TextPartnerData): PartnerTask {
         plain: async () => {
           const { w, p } = fresh();
           const cw = weights();
-          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, onEpoch: yieldNow, onTick: yieldEvery20ms() });
+          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, onEpoch: yieldNow, onTick: yieldEvery20ms() });
           return { delta: diff(w), metrics: { loss } };
         },
         recordDp: async (dp) => {
