@@ -585,6 +585,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     stopping.abort(); // training in progress ends at its next yield (within ~100 ms of work)
     if (reconnectTimer) clearTimeout(reconnectTimer);
     socket.disconnect();
+    ckks?.endMultipartyRound(null, 'the partner closed'); // a decryption still waiting for shares will not get them
     await work.catch(() => {});
   };
   const privacySpent = (): PartnerPrivacySpent => {

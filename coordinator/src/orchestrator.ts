@@ -822,7 +822,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const mp = a.ckks?.mp;
     if (mp && mp.keyParties && !mp.keyParties.every((id) => mp.decryptionFrom.has(id))) {
       const missing = mp.keyParties.filter((id) => !mp.decryptionFrom.has(id));
-      this.finish(r, a, { phase: 'failed', reason: `multiparty CKKS is n-out-of-n: no decryption share from ${missing.join(', ')}, so no partner could decrypt the aggregate; the previous model stays` });
+      // The machine already said 'committed' (evaluation timed out): correct it in the store and to the partners.
+      a.state = { ...a.state, phase: 'failed', reason: `multiparty CKKS is n-out-of-n: no decryption share from ${missing.join(', ')}, so no partner could decrypt the aggregate; the previous model stays` };
+      this.store.setRoundPhase(a.state.roundId, 'failed', a.state.reason);
+      this.broadcastPhase(r, a);
+      this.finish(r, a, { phase: 'failed', reason: a.state.reason! });
       return;
     }
     const evalResults = a.state.evaluated.map((id) => a.evaluations.get(id)!).filter(Boolean);

@@ -473,10 +473,10 @@ export class CkksPartner {
     return out;
   }
 
-  /** The round ended (committed, failed, or superseded): drop s_i and fail whoever still waits. */
-  endMultipartyRound(roundId: string, why: string): void {
+  /** The round ended (committed, failed, or superseded; null: whichever is current): drop s_i and fail whoever still waits. */
+  endMultipartyRound(roundId: string | null, why: string): void {
     const r = this.mpRound;
-    if (!r || r.roundId !== roundId || r.ended) return;
+    if (!r || (roundId !== null && r.roundId !== roundId) || r.ended) return;
     r.ended = new FedmartError('ROUND_FAILED', `multiparty round ${roundId} ended (${why}); every key party's share is needed (n-out-of-n), this partner's round secret is dropped`);
     r.secretKey.fill(0);
     for (const w of [...r.keyWaiters.splice(0), ...r.sharesWaiters.splice(0)]) w.reject(r.ended);
