@@ -22,10 +22,10 @@ import { initBackend } from './ml/backend.ts';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
 import type { AdvertiseKeysRequest, ConsistencyCheckRequest, MaskedInputRequest, SecAggStage, ShareKeysRequest, UnmaskRequest } from '@fedmart/shared/secagg/messages';
 import {
-  HeAggregateSchema, HeKeySchema, HeSetupSchema, HeWrapRequestSchema, SecAggRequestSchema,
+  HeAggregateSchema, HeKeySchema, HeMpKeysSchema, HeMpRoundSchema, HeMpShareSchema, HeSetupSchema, HeWrapRequestSchema, SecAggRequestSchema,
   type SecureServerToClientEvents, type SecureTrainInstruction,
 } from '@fedmart/shared/protocol-secure';
-import { CkksPartner } from './protection/ckks-partner.ts';
+import { CkksPartner, type MultipartyObserver } from './protection/ckks-partner.ts';
 import { checkRoundParticipants, pinFederationTerms, planRoundDp, termsChange } from './protection/dp-terms.ts';
 import { PartnerIdentity } from './identity.ts';
 import { AuditHeadStore, checkCoordinatorAuditLog } from './audit-head.ts';
@@ -66,6 +66,8 @@ export interface PartnerAgentOptions {
   onLocalUpdate?: (u: { round: number; delta: Float32Array; numExamples: number }) => void;
   /** Test hook (CKKS): sees the federation secret key this partner generated or unwrapped; it never leaves the process. */
   onCkksSecretKey?: (sk: Uint8Array) => void;
+  /** Test hooks (multiparty CKKS): see this partner's round secret share and the decryption shares it holds; they never leave the process. */
+  onMultiparty?: MultipartyObserver;
   /**
    * Federation terms accepted earlier in this enrollment (e.g. kept on disk by
    * the caller from `onTermsPinned`). Absent: the first welcome's terms are pinned.
@@ -257,7 +259,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     })();
   });
 
-  socket.on('round-status', (s) => opts.onStatus?.(s));
+  socket.on('round-status', (s) => {
+    if (s.phase === 'failed' || s.phase === 'committed') ckks?.endMultipartyRound(s.roundId, s.phase);
+    opts.onStatus?.(s);
+  });
   socket.on('rejected', (r) => log(`coordinator rejected our message${r.roundId ? ` in ${r.roundId}` : ''}: ${r.message}`));
   socket.on('protocol-error', (e) => log(`coordinator reports ${e.code}: ${e.message}`));
 
@@ -272,7 +277,10 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     void heStep('setup', async () => {
       const setup = HeSetupSchema.parse(raw);
       if (setup.federationId !== federationId || setup.partnerId !== welcomedAs) throw new FedmartError('INVALID_MESSAGE', 'the CKKS setup names another federation or partner than the welcome; refusing it');
-      ckks ??= new CkksPartner(identity, opts.onCkksSecretKey);
+      // The pinned terms say whether a federation key may exist at all: a coordinator cannot switch multiparty off.
+      const pinnedKeys = terms?.he?.keys ?? 'federation';
+      if ((setup.keys ?? 'federation') !== pinnedKeys) throw new FedmartError('CONFLICT', `the CKKS setup uses '${setup.keys ?? 'federation'}' keys but the federation terms this partner consented to say '${pinnedKeys}'; refusing it`);
+      ckks ??= new CkksPartner(identity, opts.onCkksSecretKey, opts.onMultiparty);
       const keyId = await ckks.configure(setup);
       await sendChecked({ type: 'he-partner-key', payload: ckks.signedPartnerKey() });
       if (keyId) await sendChecked({ type: 'he-ready', payload: { keyId } });
@@ -295,6 +303,33 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   });
   socket.on('he-aggregate', (raw) => {
     work = work.then(() => onHeAggregate(raw));
+  });
+  // Multiparty key and share relays are handled at once (not queued behind the training they unblock).
+  socket.on('he-mp-keys', (raw) => {
+    void (async () => {
+      let roundId = '';
+      try {
+        const keys = HeMpKeysSchema.parse(raw);
+        roundId = keys.roundId;
+        if (!ckks) throw new FedmartError('UNAVAILABLE', 'received a collective key before the CKKS setup');
+        await ckks.acceptMultipartyKeys(keys, Math.max(2, terms?.minClients ?? 2));
+      } catch (err) {
+        const e = toFedmartError(err);
+        log(`multiparty collective key${roundId ? ` of ${roundId}` : ''} refused: ${e.message}`);
+        if (roundId) {
+          ckks?.endMultipartyRound(roundId, 'collective key refused');
+          await send({ type: 'train-error', roundId, payload: { code: e.code, message: e.message.slice(0, 2000) } });
+        }
+      }
+    })();
+  });
+  socket.on('he-mp-share', (raw) => {
+    try {
+      if (!ckks) throw new FedmartError('UNAVAILABLE', 'received a decryption share before the CKKS setup');
+      ckks.acceptMultipartyShare(HeMpShareSchema.parse(raw));
+    } catch (err) {
+      log(`multiparty decryption share ignored: ${toFedmartError(err).message}`);
+    }
   });
 
   // ---------------------------------------------------------------- protection layers
@@ -441,7 +476,13 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       const agg = HeAggregateSchema.parse(raw);
       roundId = agg.roundId;
       // The pinned terms' minimum participants: an "aggregate" of fewer is refused before decryption.
-      const { weights } = await ckks.applyAggregate(agg, Math.max(2, terms?.minClients ?? 2));
+      let weights: Float32Array;
+      if (ckks.multiparty) {
+        // A decryption share only for an aggregate of exactly this round's key parties, once; then all n shares decrypt.
+        const boxes = await ckks.multipartyDecryptionShares(agg, Math.max(2, terms?.minClients ?? 2));
+        await sendChecked({ type: 'he-mp-decryption-share', roundId: agg.roundId, payload: { boxes } });
+        ({ weights } = await ckks.multipartyApply(agg.roundId));
+      } else ({ weights } = await ckks.applyAggregate(agg, Math.max(2, terms?.minClients ?? 2)));
       const r = await task.evaluate(weights);
       await send({ type: 'evaluate-result', roundId: agg.roundId, payload: { numExamples: r.numExamples, metrics: r.metrics } });
     } catch (err) {
@@ -472,6 +513,14 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         const held = ckks.model(version);
         if (!held) throw new FedmartError('CONFLICT', `the round trains model version ${version}, which this partner does not hold (it missed an encrypted aggregate); it sits this round out`);
         global = held;
+        if ((terms.he?.keys ?? 'federation') === 'multiparty') {
+          // Multiparty: the key share goes out before training, so the collective key is ready when the update is.
+          if (t.multiparty === undefined) throw new FedmartError('CONFLICT', 'round refused: the instruction carries no multiparty key setup, but the federation terms this partner consented to use multiparty CKKS keys');
+          const mp = HeMpRoundSchema.parse(t.multiparty);
+          checkRoundParticipants(terms, mp.parties.length, 'multiparty key generation');
+          const share = await ckks.multipartyKeyShare(t.roundId, mp, Math.max(2, terms.minClients));
+          await sendChecked({ type: 'he-mp-key-share', roundId: t.roundId, payload: share });
+        } else if (t.multiparty !== undefined) throw new FedmartError('CONFLICT', 'round refused: the instruction carries a multiparty key setup, but the federation terms this partner consented to use the federation key');
       } else global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
       // DP-SGD at record level, clip (+ noise share) at partner level, plain training otherwise.
@@ -536,6 +585,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     stopping.abort(); // training in progress ends at its next yield (within ~100 ms of work)
     if (reconnectTimer) clearTimeout(reconnectTimer);
     socket.disconnect();
+    ckks?.endMultipartyRound(null, 'the partner closed'); // a decryption still waiting for shares will not get them
     await work.catch(() => {});
   };
   const privacySpent = (): PartnerPrivacySpent => {

@@ -5,12 +5,13 @@
  * commit), and persists every transition.
  */
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { FedmartError, isFedmartError, toFedmartError } from '@fedmart/shared/errors';
 import { createRound, transition, type RoundEvent, type RoundState, type TimedPhase, type RoundEffect, type SecAggPhase } from '@fedmart/shared/round';
 import type { FederationConfig, Metrics, EvaluateInstruction, RoundStatus } from '@fedmart/shared/protocol';
-import { CKKS_UPDATE_CLIP, updateStatement, type HeAggregate, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
+import { CKKS_UPDATE_CLIP, multipartyKeyId, multipartyKeyShareStatement, updateStatement, type HeAggregate, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
 import { DEFAULT_CKKS_PARAMS, ckksChunkCount, resolveCkksParams } from '@fedmart/shared/he/ckks-params';
+import { MULTIPARTY_MAX_PARTNERS } from '@fedmart/shared/protocol';
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
 import { boundExampleCount, boundUpdates, checkMetricRanges, type BoundedUpdates } from '@fedmart/shared/strategy/partner-bounds';
 import { SecAggRound, PHASE_OF_STAGE } from './protection/secagg-round.ts';
@@ -92,6 +93,8 @@ interface ActiveRound {
     /** Key id and signed contributors (identity key, signature, mask parts) that travel with the aggregate. */
     keyId: string | null;
     contributors: HeAggregate['contributors'];
+    /** Multiparty keys: this round's collective-key generation and decryption-share relay (null: the federation key). */
+    mp: MultipartyRoundState | null;
   } | null;
   /** Version number of the base model (CKKS partners check they hold it). */
   baseVersion: number;
@@ -101,6 +104,23 @@ interface ActiveRound {
   boundNotes: Map<string, { status: string; reason: string }>;
   /** Partners whose update (plain, masked or encrypted) reached us: their DP spend is charged even if the round fails. */
   released: Set<string>;
+}
+
+/**
+ * One round of multiparty CKKS at the coordinator (`he: { keys: 'multiparty' }`): it relays signed key shares and
+ * sealed decryption shares it cannot open, and sums ciphertexts; it never holds a secret share.
+ */
+interface MultipartyRoundState {
+  /** Public seed of the round's common reference polynomial (fresh per round). */
+  crpSeed: Uint8Array;
+  /** Partners asked to make the key (the selected set). */
+  asked: string[];
+  shares: Map<string, { identityKey: Uint8Array; publicShare: Uint8Array; wrapKey: Uint8Array; signature: Uint8Array }>;
+  /** Set when the collective key went out: the key parties (sorted) and the key id. Everyone of them must decrypt. */
+  keyParties: string[] | null;
+  keyId: string | null;
+  /** Key parties whose sealed decryption shares were relayed. */
+  decryptionFrom: Set<string>;
 }
 
 class FederationRunner {
@@ -191,6 +211,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (r.active) {
       this.persistParticipantFailure(r.active, link.partnerId, 'disconnected');
       this.apply(r, { type: 'client-left', nodeId: link.partnerId });
+      this.multipartyPartnerGone(r, link.partnerId, 'disconnected');
     }
   }
 
@@ -258,7 +279,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         newWeights: null,
         done: resolve,
         secagg: null,
-        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null, keyId: null, contributors: [] } : null,
+        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null, keyId: null, contributors: [], mp: config.he?.keys === 'multiparty' ? { crpSeed: randomBytes(32), asked: [], shares: new Map(), keyParties: null, keyId: null, decryptionFrom: new Set() } : null } : null,
         baseVersion: base.version,
         baseEncrypted: base.encrypted,
         boundNotes: new Map(),
@@ -304,6 +325,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const a = r.active!;
     this.persistParticipantFailure(a, partnerId, `${code}: ${message}`);
     this.apply(r, { type: 'train-failed', nodeId: partnerId, reason: `${code}: ${message}` });
+    this.multipartyPartnerGone(r, partnerId, `${code}: ${message}`);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'failed', reason: message });
   }
 
@@ -383,6 +405,73 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
   }
 
+  /**
+   * Multiparty: a selected partner's signed key share for this round. The coordinator checks the signature (so
+   * honest partners are not sent a set they would refuse) and, once every selected partner has sent one or
+   * failed, sends all of them to the key parties, who check them again and combine the key themselves.
+   * @throws FedmartError CONFLICT when not expected; FORBIDDEN for a share without its valid identity signature
+   */
+  acceptHeMpKeyShare(federationId: string, partnerId: string, roundId: string, share: { publicShare: Uint8Array; wrapKey: Uint8Array; signature: Uint8Array }): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    const mp = a.ckks?.mp;
+    if (!mp) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use multiparty CKKS keys; a key share is not expected`);
+    if (a.state.phase !== 'training' || !mp.asked.includes(partnerId) || partnerId in a.state.failures) throw new FedmartError('CONFLICT', `round ${a.state.round}: partner ${partnerId} is not a selected partner in training; its key share is refused`);
+    if (mp.keyParties !== null || mp.shares.has(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: ${mp.keyParties !== null ? 'the collective key was already sent' : 'a key share from this partner already arrived'}`);
+    const identityKey = r.clients.get(partnerId)?.identityKey;
+    if (!identityKey || !verifyEd25519(identityKey, multipartyKeyShareStatement({ federationId, roundId, crpSeed: mp.crpSeed, partnerId, ...share }), share.signature)) {
+      throw new FedmartError('FORBIDDEN', `round ${a.state.round}: the key share lacks a valid signature by partner ${partnerId}'s bound identity key; refused`);
+    }
+    mp.shares.set(partnerId, { identityKey, publicShare: new Uint8Array(share.publicShare), wrapKey: new Uint8Array(share.wrapKey), signature: new Uint8Array(share.signature) });
+    this.maybeSendCollectiveKey(r, a);
+  }
+
+  /** Send every key share to the key parties once no selected partner is still expected to send one. */
+  private maybeSendCollectiveKey(r: FederationRunner, a: ActiveRound): void {
+    const mp = a.ckks?.mp;
+    if (!mp || mp.keyParties !== null || a.state.phase !== 'training') return;
+    if (mp.asked.some((id) => !mp.shares.has(id) && !(id in a.state.failures))) return;
+    const parties = [...mp.shares.keys()].sort();
+    if (parties.length < Math.max(2, a.config.minClients)) {
+      this.apply(r, { type: 'abort', reason: `multiparty CKKS: ${parties.length} key share(s), the federation needs at least ${Math.max(2, a.config.minClients)} key parties; the previous model stays` });
+      return;
+    }
+    const sorted = parties.map((partnerId) => ({ partnerId, ...mp.shares.get(partnerId)! }));
+    mp.keyParties = parties;
+    mp.keyId = multipartyKeyId(a.state.roundId, mp.crpSeed, sorted);
+    this.store.audit('coordinator', 'he.mp-collective-key', a.state.roundId, { federationId: r.federationId, keyId: mp.keyId, parties });
+    for (const id of parties) r.clients.get(id)?.emitSecure('he-mp-keys', { roundId: a.state.roundId, crpSeed: mp.crpSeed, shares: sorted });
+  }
+
+  /** Multiparty: a partner failed or left. Before the key went out it is just not a key party; after, the round cannot decrypt. */
+  private multipartyPartnerGone(r: FederationRunner, partnerId: string, why: string): void {
+    const a = r.active;
+    const mp = a?.ckks?.mp;
+    if (!a || !mp) return;
+    if (mp.keyParties === null) return this.maybeSendCollectiveKey(r, a);
+    if (mp.keyParties.includes(partnerId) && !mp.decryptionFrom.has(partnerId) && (a.state.phase === 'training' || a.state.phase === 'aggregating' || a.state.phase === 'evaluating')) {
+      this.apply(r, { type: 'abort', reason: `multiparty CKKS is n-out-of-n: key party ${partnerId} dropped (${why}) before its decryption share, so the aggregate cannot be decrypted; the previous model stays` });
+    }
+  }
+
+  /**
+   * Multiparty: a key party's decryption shares, sealed to each other key party; relayed unopened.
+   * @throws FedmartError CONFLICT when not expected; INVALID_MESSAGE when the boxes do not address exactly the other key parties
+   */
+  acceptHeMpDecryptionShare(federationId: string, partnerId: string, roundId: string, boxes: { to: string; sealed: Uint8Array }[]): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    const mp = a.ckks?.mp;
+    if (!mp || !mp.keyParties) throw new FedmartError('CONFLICT', `round ${a.state.round} has no multiparty collective key; a decryption share is not expected`);
+    if (a.state.phase !== 'evaluating' || !mp.keyParties.includes(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: partner ${partnerId} is not a key party asked to decrypt now`);
+    if (mp.decryptionFrom.has(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: partner ${partnerId} already sent its decryption share`);
+    const others = mp.keyParties.filter((id) => id !== partnerId);
+    const to = boxes.map((b) => b.to).sort();
+    if (to.join('\u0000') !== others.join('\u0000')) throw new FedmartError('INVALID_MESSAGE', `round ${a.state.round}: decryption shares must be sealed to each other key party (${others.join(', ')}), got ${to.join(', ')}`);
+    mp.decryptionFrom.add(partnerId);
+    for (const b of boxes) r.clients.get(b.to)?.emitSecure('he-mp-share', { roundId, from: partnerId, sealed: b.sealed });
+  }
+
   private requireCustody(federationId: string): FederationRunner {
     const r = this.runner(federationId);
     if (r.config.encryption !== 'ckks') throw new FedmartError('CONFLICT', `federation ${federationId} does not use CKKS encryption; key-custody messages are not expected`);
@@ -393,15 +482,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** Send a partner the CKKS setup: public parameters, who holds the key, the strategy partners apply. */
   private sendHeSetup(r: FederationRunner, link: ClientLink): void {
     if (!r.custody) {
-      let holderId: string | undefined;
-      if (r.config.keyHolder !== undefined) holderId = this.store.listEnrollments(r.federationId).find((e) => e.partnerName === r.config.keyHolder)?.partnerId;
+      let holderId: string | null | undefined;
+      if (r.config.he?.keys === 'multiparty') holderId = null; // no key holder: each round's partners make the key
+      else if (r.config.keyHolder !== undefined) holderId = this.store.listEnrollments(r.federationId).find((e) => e.partnerName === r.config.keyHolder)?.partnerId;
       else holderId = link.partnerId; // the first partner to connect holds the key
       if (holderId === undefined) {
         link.sendRejected({ code: 'CONFIG_ERROR', message: `the federation's key holder "${r.config.keyHolder}" is not enrolled yet; CKKS setup follows once it is and connects` });
         return;
       }
       r.custody = new CkksCustody(r.federationId, resolveCkksParams(DEFAULT_CKKS_PARAMS), holderId);
-      this.store.audit('coordinator', 'he.key-holder', holderId, { federationId: r.federationId });
+      if (holderId !== null) this.store.audit('coordinator', 'he.key-holder', holderId, { federationId: r.federationId });
       // Partners that connected before the key holder was known get their setup now.
       for (const other of r.clients.values()) if (other !== link) this.sendHeSetupTo(r, other);
     }
@@ -413,7 +503,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const strategy = r.config.strategy;
     if (strategy !== 'fedavg' && strategy !== 'fedprox' && strategy !== 'fedadam' && strategy !== 'fedyogi') return; // refused at creation
     const strategyOptions = Object.fromEntries(Object.entries(r.config.strategyOptions).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
-    link.emitSecure('he-setup', { federationId: r.federationId, partnerId: link.partnerId, keyHolderId: r.custody.holderId, params: r.custody.params, strategy, strategyOptions, clip: CKKS_UPDATE_CLIP });
+    const keys = r.custody.holderId === null ? { keys: 'multiparty' as const } : { keyHolderId: r.custody.holderId };
+    link.emitSecure('he-setup', { federationId: r.federationId, partnerId: link.partnerId, ...keys, params: r.custody.params, strategy, strategyOptions, clip: CKKS_UPDATE_CLIP });
   }
 
   /** Close a secure-aggregation stage with the SecAgg core, then move the machine. */
@@ -503,10 +594,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         }
         const bytes = a.baseEncrypted ? new Uint8Array(0) : encodeFloat32(a.global);
         const protection = a.secagg ? 'secagg' as const : a.ckks ? 'ckks' as const : undefined;
+        const mp = a.ckks?.mp;
+        if (mp) {
+          mp.asked = [...effect.nodeIds];
+          if (mp.asked.length > MULTIPARTY_MAX_PARTNERS) {
+            const reason = `multiparty CKKS is analysed for at most ${MULTIPARTY_MAX_PARTNERS} key parties, ${mp.asked.length} were selected; lower sampleFraction is not allowed (n-out-of-n), split the federation`;
+            setImmediate(() => { if (r.active === a) this.apply(r, { type: 'abort', reason }); });
+            return;
+          }
+        }
         for (const id of effect.nodeIds) {
           this.store.setParticipant(a.state.roundId, id, { status: 'selected' });
           const link = r.clients.get(id);
-          link?.sendTrain({ roundId: a.state.roundId, round: a.state.round, config: a.config.localTrain, length: a.global.length, ...(protection ? { protection } : {}), ...(a.ckks ? { modelVersion: a.baseVersion } : {}) }, bytes);
+          link?.sendTrain({ roundId: a.state.roundId, round: a.state.round, config: a.config.localTrain, length: a.global.length, ...(protection ? { protection } : {}), ...(a.ckks ? { modelVersion: a.baseVersion } : {}), ...(mp ? { multiparty: { crpSeed: mp.crpSeed, parties: mp.asked } } : {}) }, bytes);
           const request = a.secagg?.requestFor(id);
           if (link && request) link.emitSecure('secagg', request as never);
         }
@@ -679,8 +779,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     try {
       const aggregator = await r.custody!.getAggregator();
       if (r.active !== a || a.state.phase !== 'aggregating') return;
-      const keyId = r.custody!.currentKeyId;
-      if (keyId === null) throw new FedmartError('CONFLICT', 'no federation key');
+      const mp = a.ckks!.mp;
+      const keyId = mp ? mp.keyId : r.custody!.currentKeyId;
+      if (keyId === null) throw new FedmartError('CONFLICT', mp ? 'the round\'s collective key was never made (key shares missing)' : 'no federation key');
       // Each contributor's signed mask hash travels with the aggregate so partners can check it is the sum
       // of at least the minimum number of partners' ciphertexts (ckks-partner.ts checkAggregate).
       const contributors: HeAggregate['contributors'] = [];
@@ -699,12 +800,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         uploads.push(u);
       }
       if (uploads.length === 0) throw new FedmartError('INVALID_UPDATE', 'no encrypted update carried a valid identity signature');
+      if (mp) {
+        // n-out-of-n: every key party's update must be in (partners answer only for an aggregate listing exactly them).
+        const missing = mp.keyParties!.filter((id) => !contributors.some((c) => c.partnerId === id));
+        if (missing.length > 0) throw new FedmartError('ROUND_FAILED', `multiparty CKKS is n-out-of-n: key part${missing.length === 1 ? 'y' : 'ies'} ${missing.join(', ')} sent no validly signed update, and every key party must contribute and decrypt; the previous model stays`);
+      }
       a.ckks!.aggregate = aggregator.addCiphertexts(uploads.map((u) => u.chunks));
       a.ckks!.keyId = keyId;
       a.ckks!.contributors = contributors;
       a.ckks!.uploads.clear(); // individual ciphertexts are not kept past aggregation
       a.trainMetrics = weightedMetricMeans(uploads);
-      const evaluators = [...r.clients.keys()].filter((id) => r.custody!.isReady(id));
+      // Multiparty: only the round's key parties can decrypt (each needs all their shares); they evaluate.
+      const evaluators = mp ? mp.keyParties!.filter((id) => r.clients.has(id)) : [...r.clients.keys()].filter((id) => r.custody!.isReady(id));
       this.apply(r, { type: 'aggregated', ok: true, evaluators });
     } catch (err) {
       if (r.active === a) this.apply(r, { type: 'aggregated', ok: false, reason: `encrypted aggregation failed: ${toFedmartError(err).message}` });
@@ -712,6 +819,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   private commit(r: FederationRunner, a: ActiveRound): void {
+    const mp = a.ckks?.mp;
+    if (mp && mp.keyParties && !mp.keyParties.every((id) => mp.decryptionFrom.has(id))) {
+      const missing = mp.keyParties.filter((id) => !mp.decryptionFrom.has(id));
+      // The machine already said 'committed' (evaluation timed out): correct it in the store and to the partners.
+      a.state = { ...a.state, phase: 'failed', reason: `multiparty CKKS is n-out-of-n: no decryption share from ${missing.join(', ')}, so no partner could decrypt the aggregate; the previous model stays` };
+      this.store.setRoundPhase(a.state.roundId, 'failed', a.state.reason);
+      this.broadcastPhase(r, a);
+      this.finish(r, a, { phase: 'failed', reason: a.state.reason! });
+      return;
+    }
     const evalResults = a.state.evaluated.map((id) => a.evaluations.get(id)!).filter(Boolean);
     const evalMetrics = evalResults.length ? r.strategy.aggregateEvaluate(a.state.round, evalResults, []) : {};
     const metrics: Record<string, number> = {};

@@ -184,6 +184,12 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       case 'he-wrapped':
         deps.orchestrator.acceptHeWrapped(federationId, partnerId, msg.payload.to, msg.payload.keyId, msg.payload.wrapped, msg.payload.signature);
         return;
+      case 'he-mp-key-share':
+        deps.orchestrator.acceptHeMpKeyShare(federationId, partnerId, msg.roundId, msg.payload);
+        return;
+      case 'he-mp-decryption-share':
+        deps.orchestrator.acceptHeMpDecryptionShare(federationId, partnerId, msg.roundId, msg.payload.boxes);
+        return;
       case 'he-train-result': {
         const bytes = msg.payload.chunks.reduce((n, c) => n + c.byteLength, 0);
         if (bytes > MAX_ATTACHMENT_BYTES) throw new FedmartError('PAYLOAD_TOO_LARGE', `encrypted update of ${bytes} bytes exceeds the ${MAX_ATTACHMENT_BYTES}-byte limit`);

@@ -23,6 +23,8 @@ export interface FederationTerms {
   secureAggregation: Record<string, unknown> | null;
   encryption: string;
   keyHolder: string | null;
+  /** CKKS key mode (absent: the one federation key; kept out of the hash then, so older pins still match). */
+  he?: { keys: string } | undefined;
   dp: Record<string, unknown> | null;
   minClients: number;
 }
@@ -32,13 +34,14 @@ export interface FederationTerms {
  * @param config - the federation's config (as the coordinator stores it)
  * @returns the consented-to terms
  */
-export function federationTerms(config: Pick<FederationConfig, 'strategy' | 'strategyOptions' | 'secureAggregation' | 'encryption' | 'keyHolder' | 'dp' | 'minClients'>): FederationTerms {
+export function federationTerms(config: Pick<FederationConfig, 'strategy' | 'strategyOptions' | 'secureAggregation' | 'encryption' | 'keyHolder' | 'he' | 'dp' | 'minClients'>): FederationTerms {
   return {
     strategy: config.strategy,
     strategyOptions: { ...(config.strategyOptions ?? {}) },
     secureAggregation: config.secureAggregation ? { ...config.secureAggregation } : null,
     encryption: config.encryption ?? 'none',
     keyHolder: config.keyHolder ?? null,
+    ...(config.he ? { he: { ...config.he } } : {}),
     dp: config.dp ? { ...config.dp } : null,
     minClients: config.minClients,
   };

@@ -31,6 +31,8 @@ const MAX_NEIGHBOURS = 10_000;
 const MAX_WRAPPED_KEY_BYTES = 16 * 1024 * 1024;
 /** Largest number of CKKS ciphertext chunks in one update (4096 slots each at N = 8192). */
 export const MAX_CKKS_CHUNKS = 4096;
+/** Most key parties a multiparty message may list (the analysis bound, `he/multiparty.ts`). */
+const MULTIPARTY_MAX_WIRE_PARTIES = 100;
 
 const id = z.string().min(1).max(200);
 const base = { v: z.literal(PROTOCOL_VERSION), seq: z.number().int().min(0) };
@@ -129,18 +131,39 @@ export const HeTrainResultEnvelopeSchema = z.object({
     .strict(),
 });
 
+// ---------------------------------------------------------------- multiparty CKKS (he.keys 'multiparty')
+
+/** Largest multiparty share we accept: 12-byte header + N·primes uint64 (N ≤ 32768, ≤ 16 primes). */
+const MAX_MP_SHARE_BYTES = 12 + 8 * 32768 * 16;
+/** A round partner's public key share p_i = −a·s_i + e_i, its X25519 key for sealed decryption shares, signed ({@link multipartyKeyShareStatement}). */
+export const HeMpKeyShareEnvelopeSchema = z.object({
+  ...base,
+  type: z.literal('he-mp-key-share'),
+  roundId: id,
+  payload: z.object({ publicShare: bytesSchema(12, MAX_MP_SHARE_BYTES), wrapKey: bytesSchema(32), signature: bytesSchema(64) }).strict(),
+});
+/** A round partner's decryption shares of the aggregate, sealed to each other round partner (the coordinator relays boxes it cannot open). */
+export const HeMpDecryptionShareEnvelopeSchema = z.object({
+  ...base,
+  type: z.literal('he-mp-decryption-share'),
+  roundId: id,
+  payload: z.object({ boxes: z.array(z.object({ to: id, sealed: bytesSchema(49, 64 * 1024 * 1024) }).strict()).min(1).max(MULTIPARTY_MAX_WIRE_PARTIES) }).strict(),
+});
+
 /** Every client → server message of the protection layers. */
-export const SecureClientEnvelopeSchema = z.discriminatedUnion('type', [SecAggReplyEnvelopeSchema, HePartnerKeyEnvelopeSchema, HeWrappedEnvelopeSchema, HeReadyEnvelopeSchema, HeTrainResultEnvelopeSchema]);
+export const SecureClientEnvelopeSchema = z.discriminatedUnion('type', [SecAggReplyEnvelopeSchema, HePartnerKeyEnvelopeSchema, HeWrappedEnvelopeSchema, HeReadyEnvelopeSchema, HeTrainResultEnvelopeSchema, HeMpKeyShareEnvelopeSchema, HeMpDecryptionShareEnvelopeSchema]);
 export type SecureClientEnvelope = z.infer<typeof SecureClientEnvelopeSchema>;
 /** Envelope types handled by {@link SecureClientEnvelopeSchema}. */
-export const SECURE_MESSAGE_TYPES: ReadonlySet<string> = new Set(['secagg-reply', 'he-partner-key', 'he-wrapped', 'he-ready', 'he-train-result']);
+export const SECURE_MESSAGE_TYPES: ReadonlySet<string> = new Set(['secagg-reply', 'he-partner-key', 'he-wrapped', 'he-ready', 'he-train-result', 'he-mp-key-share', 'he-mp-decryption-share']);
 
 /** Server → client (CKKS): the federation's key-custody setup, sent after the welcome. */
 export const HeSetupSchema = z.object({
   federationId: id,
   partnerId: id,
-  /** Partner id of the key holder. */
-  keyHolderId: id,
+  /** Partner id of the key holder (the one federation key; absent under multiparty keys). */
+  keyHolderId: id.optional(),
+  /** 'multiparty': no federation key; each round's partners make a collective key (default 'federation'). */
+  keys: z.enum(['federation', 'multiparty']).optional(),
   params: CkksParamsSchema,
   /** Strategy the partners apply to the decrypted mean (FedAvg-family only). */
   strategy: z.enum(['fedavg', 'fedprox', 'fedadam', 'fedyogi']),
@@ -178,12 +201,28 @@ export const HeAggregateSchema = z.object({
 });
 export type HeAggregate = z.infer<typeof HeAggregateSchema>;
 
+/**
+ * Server → partner (multiparty, in the train instruction): the round's common reference seed and the partners
+ * asked to make the round's collective key (the selected set; those that send a key share are the key parties).
+ */
+export const HeMpRoundSchema = z.object({ crpSeed: bytesSchema(32), parties: z.array(id).min(2).max(MULTIPARTY_MAX_WIRE_PARTIES) }).strict();
+/** Server → partner (multiparty): every key party's signed key share, once all have arrived. */
+export const HeMpKeysSchema = z.object({
+  roundId: id,
+  crpSeed: bytesSchema(32),
+  shares: z.array(z.object({ partnerId: id, identityKey: bytesSchema(32), publicShare: bytesSchema(12, MAX_MP_SHARE_BYTES), wrapKey: bytesSchema(32), signature: bytesSchema(64) }).strict()).min(2).max(MULTIPARTY_MAX_WIRE_PARTIES),
+}).strict();
+/** Server → partner (multiparty): another key party's sealed decryption shares, relayed. */
+export const HeMpShareSchema = z.object({ roundId: id, from: id, sealed: bytesSchema(49, 64 * 1024 * 1024) }).strict();
+
 /** Train instruction with the protection in force. */
 export interface SecureTrainInstruction extends TrainInstruction {
   /** 'secagg': wait for the stage requests and send masked input; 'ckks': send an encrypted update. */
   protection?: 'secagg' | 'ckks';
   /** CKKS: the model version to train on (the attachment is empty when the partner must hold it already). */
   modelVersion?: number;
+  /** Multiparty CKKS: the round's key-generation setup ({@link HeMpRoundSchema}). */
+  multiparty?: z.infer<typeof HeMpRoundSchema>;
 }
 
 /** Server → client events of the protection layers. */
@@ -193,6 +232,8 @@ export interface SecureServerToClientEvents {
   'he-wrap': (request: z.infer<typeof HeWrapRequestSchema>) => void;
   'he-key': (key: z.infer<typeof HeKeySchema>) => void;
   'he-aggregate': (aggregate: HeAggregate) => void;
+  'he-mp-keys': (keys: z.infer<typeof HeMpKeysSchema>) => void;
+  'he-mp-share': (share: z.infer<typeof HeMpShareSchema>) => void;
 }
 
 /**
@@ -229,6 +270,32 @@ export function updateStatement(f: { federationId: string; roundId: string; keyI
   const h = sha256.create();
   for (const m of f.masks) h.update(m);
   return signedMessage('fedmart/he/v1/encrypted-update', [f.federationId, f.roundId, f.keyId, String(f.length), h.digest()]);
+}
+
+/**
+ * What a round partner signs with its identity key for its multiparty key share: federation, round, the
+ * round's common reference seed, its partner id, SHA-256 of the share and its X25519 key for sealed
+ * decryption shares. Every key party checks every other's signature against its pinned identity before
+ * combining the collective key (so the coordinator can neither drop nor substitute a share unnoticed).
+ */
+export function multipartyKeyShareStatement(f: { federationId: string; roundId: string; crpSeed: Uint8Array; partnerId: string; publicShare: Uint8Array; wrapKey: Uint8Array }): Uint8Array {
+  return signedMessage('fedmart/he/v1/mp-key-share', [f.federationId, f.roundId, f.crpSeed, f.partnerId, sha256(f.publicShare), f.wrapKey]);
+}
+
+/**
+ * The key id of a round's collective key (32 hex digits): SHA-256 over the round, the seed and every key
+ * party's id and share hash, in the order given (sorted by partner id by both sides). Contributors sign their
+ * update under this id, so an update is bound to exactly this set of key parties.
+ */
+export function multipartyKeyId(roundId: string, crpSeed: Uint8Array, shares: readonly { partnerId: string; publicShare: Uint8Array }[]): string {
+  const parts: (string | Uint8Array)[] = [roundId, crpSeed];
+  for (const s of shares) parts.push(s.partnerId, sha256(s.publicShare));
+  return Array.from(sha256(signedMessage('fedmart/he/v1/mp-key-id', parts)).subarray(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Associated data of one sealed decryption share: federation, round, sender, recipient. */
+export function multipartyShareAssociatedData(federationId: string, roundId: string, from: string, to: string): Uint8Array {
+  return new TextEncoder().encode(`fedmart/he/mp-decryption-share|${federationId}|${roundId}|${from}|${to}`);
 }
 
 /** Default coordinate clip under CKKS: n·clip stays below 2^20 for n ≤ 65,536 examples, where CKKS at scale 2^40 keeps full precision. */

@@ -12,6 +12,7 @@
 import type { CkksParams } from '@fedmart/shared/he/ckks-params';
 import { createCkksAggregator, type CkksAggregator } from '@fedmart/shared/he/ckks-aggregator';
 import { FedmartError } from '@fedmart/shared/errors';
+import { MULTIPARTY_SCALE_BITS } from '@fedmart/shared/he/multiparty';
 
 /** What the custody needs to reach a partner. */
 export interface CustodyLink {
@@ -30,16 +31,24 @@ export class CkksCustody {
   private keyId: string | null = null;
   private aggregator: Promise<CkksAggregator> | null = null;
 
+  /** Multiparty keys: partners that took the setup (and published their signed X25519 key). */
+  private readonly configured = new Set<string>();
+
   /**
    * @param federationId - the federation
    * @param params - public CKKS parameters
-   * @param holderId - partner id of the key holder
+   * @param holderId - partner id of the key holder (null: multiparty keys, there is none)
    */
-  constructor(readonly federationId: string, readonly params: CkksParams, readonly holderId: string) {}
+  constructor(readonly federationId: string, readonly params: CkksParams, readonly holderId: string | null) {}
 
-  /** The public-parameter aggregator (built once). */
+  /** True under `he: { keys: 'multiparty' }`: no federation key, each round makes a collective one. */
+  get multiparty(): boolean {
+    return this.holderId === null;
+  }
+
+  /** The public-parameter aggregator (built once; at the multiparty scale 2^112 under multiparty keys). */
   getAggregator(): Promise<CkksAggregator> {
-    return (this.aggregator ??= createCkksAggregator(this.params));
+    return (this.aggregator ??= createCkksAggregator(this.params, this.multiparty ? { scaleBits: MULTIPARTY_SCALE_BITS } : {}));
   }
 
   /** The current federation key id (null before the key holder made one). */
@@ -49,17 +58,23 @@ export class CkksCustody {
 
   /** True once a partner holds the current federation key. */
   isReady(partnerId: string): boolean {
+    if (this.multiparty) return this.configured.has(partnerId);
     return this.keyId !== null && this.ready.has(partnerId);
   }
 
   /** Forget readiness on disconnect (a reconnecting partner says again that it holds the key). */
   forget(partnerId: string): void {
     this.ready.delete(partnerId);
+    this.configured.delete(partnerId);
   }
 
   /** A partner's X25519 public key arrived. */
   partnerKey(partnerId: string, publicKey: Uint8Array, signature: Uint8Array, links: ReadonlyMap<string, CustodyLink>): void {
     this.partnerKeys.set(partnerId, { publicKey: new Uint8Array(publicKey), signature: new Uint8Array(signature) });
+    if (this.multiparty) {
+      this.configured.add(partnerId);
+      return;
+    }
     if (partnerId !== this.holderId && this.keyId !== null && !this.ready.has(partnerId)) this.requestWrap(partnerId, links);
   }
 
@@ -69,6 +84,7 @@ export class CkksCustody {
    * @returns true when the partner is now ready
    */
   partnerReady(partnerId: string, keyId: string, links: ReadonlyMap<string, CustodyLink>): boolean {
+    if (this.multiparty) throw new FedmartError('FORBIDDEN', 'this federation uses multiparty keys: there is no federation key to hold');
     if (partnerId === this.holderId) {
       if (!this.partnerKeys.has(partnerId)) throw new FedmartError('INVALID_MESSAGE', 'key holder: send "he-partner-key" before "he-ready"');
       if (keyId !== this.keyId) {
@@ -89,10 +105,10 @@ export class CkksCustody {
 
   /** The holder wrapped the key for `to`: relay it (the bytes are not kept). */
   relayWrapped(from: string, to: string, keyId: string, wrapped: Uint8Array, signature: Uint8Array, links: ReadonlyMap<string, CustodyLink>): void {
-    if (from !== this.holderId) throw new FedmartError('FORBIDDEN', `only the key holder may hand out the federation key; partner ${from} is not it`);
+    if (this.multiparty || from !== this.holderId) throw new FedmartError('FORBIDDEN', `only the key holder may hand out the federation key; partner ${from} is not it`);
     if (keyId !== this.keyId) throw new FedmartError('CONFLICT', `wrapped key ${keyId} is not the current federation key ${this.keyId ?? '(none)'}`);
     const link = links.get(to);
-    if (!link) return; // gone: it will ask again on reconnect
+    if (!link || this.holderId === null) return; // gone: it will ask again on reconnect
     const recipient = this.partnerKeys.get(to);
     const holderIdentity = links.get(this.holderId)?.identityKey;
     if (!recipient || !holderIdentity) return;
@@ -100,6 +116,7 @@ export class CkksCustody {
   }
 
   private requestWrap(partnerId: string, links: ReadonlyMap<string, CustodyLink>): void {
+    if (this.holderId === null) return;
     const holder = links.get(this.holderId);
     const pk = this.partnerKeys.get(partnerId);
     const identityKey = links.get(partnerId)?.identityKey;

@@ -61,16 +61,19 @@ export interface CkksAggregator {
  * Build the coordinator's aggregator from public parameters.
  *
  * @param params - a public parameter set (defaults: {@link DEFAULT_CKKS_PARAMS})
+ * @param opts - `scaleBits`: the scale ciphertexts must carry, when not `params.scaleBits` (multiparty CKKS: 112)
  * @returns an aggregator that can add but never decrypt
  * @throws FedmartError CONFIG_ERROR for parameters SEAL rejects
  * @example
  * const agg = await createCkksAggregator(federation.heParams);
  * const sumChunks = agg.addCiphertexts(updates.map((u) => u.chunks));
  */
-export async function createCkksAggregator(params: Partial<CkksParams> = {}): Promise<CkksAggregator> {
+export async function createCkksAggregator(params: Partial<CkksParams> = {}, opts: { scaleBits?: number } = {}): Promise<CkksAggregator> {
   const resolved = resolveCkksParams(params);
   const runtime = await buildSealCkksRuntime(resolved);
-  return aggregatorFromRuntime(resolved, runtime);
+  // Multiparty ciphertexts live at scale 2^112 (he/multiparty.ts), beyond what `scaleBits` (≤ 60) can name:
+  // the aggregator only checks and keeps the scale (addition never rescales), so it takes the override.
+  return aggregatorFromRuntime(resolved, opts.scaleBits === undefined ? runtime : { ...runtime, scale: 2 ** opts.scaleBits });
 }
 
 /** @internal shared by the client context, which adds the key-holding functions on top. */
@@ -94,7 +97,7 @@ export function aggregatorFromRuntime(params: CkksParams, rt: SealCkksRuntime): 
     // A ciphertext that loaded may still be at another level or scale, which
     // would make add() fail or silently mis-scale the sum.
     if (into.size !== 2 || into.coeffModulusSize !== rt.dataPrimeCount || into.polyModulusDegree !== params.polyModulusDegree || into.scale !== rt.scale) {
-      throw new FedmartError('INVALID_UPDATE', `client ${client} chunk ${chunk}: expected a fresh 2-part ciphertext with ${rt.dataPrimeCount} primes at scale 2^${params.scaleBits}, got size ${into.size}, ${into.coeffModulusSize} primes, scale 2^${Math.log2(into.scale).toFixed(1)}; encrypt with encryptVector under the federation's parameters`, { details: { client, chunk } });
+      throw new FedmartError('INVALID_UPDATE', `client ${client} chunk ${chunk}: expected a fresh 2-part ciphertext with ${rt.dataPrimeCount} primes at scale 2^${Math.log2(rt.scale)}, got size ${into.size}, ${into.coeffModulusSize} primes, scale 2^${Math.log2(into.scale).toFixed(1)}; encrypt with encryptVector under the federation's parameters`, { details: { client, chunk } });
     }
   };
 

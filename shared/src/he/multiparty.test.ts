@@ -43,6 +43,26 @@ describe('multiparty CKKS (Mouchet et al. 2021, n-out-of-n)', () => {
     mp.dispose();
   });
 
+  it('shares that arrive as Node Buffers at an odd offset in a shared pool (as Socket.IO delivers them) combine like fresh bytes', async () => {
+    // Arrange: every public and decryption share copied into one pooled buffer at offsets ≢ 0 mod 8
+    const mp = await createMultipartyCkks({ parties: 2 });
+    const keys = [0, 1].map(() => mp.createKeyShare(seed));
+    const pooled = (bytes: Uint8Array, offset: number) => {
+      const pool = Buffer.alloc(bytes.byteLength + offset + 3);
+      pool.set(bytes, offset);
+      return pool.subarray(offset, offset + bytes.byteLength);
+    };
+    const pk = mp.combinePublicKey(seed, keys.map((k, i) => pooled(k.publicShare, 3 + i)));
+    const xs = [0, 1].map((i) => vector(i, 50));
+    const aggregate = mp.addCiphertexts(xs.map((x) => mp.encryptVector(pk, x)));
+    const shares = keys.map((k, i) => mp.decryptionShares(k.secretKey, aggregate).map((h) => pooled(h, 5 + i)));
+    // Act
+    const sum = mp.combineDecryption(aggregate, shares, 50);
+    // Assert
+    for (let j = 0; j < 50; j++) expect(Math.abs(sum[j]! - xs[0]![j]! - xs[1]![j]!)).toBeLessThan(1e-6);
+    mp.dispose();
+  });
+
   it('decryption shares are randomised (fresh smudging noise from the CSPRNG each time) and checked on input', async () => {
     const mp = await createMultipartyCkks({ parties: 2 });
     const keys = [0, 1].map(() => mp.createKeyShare(seed));

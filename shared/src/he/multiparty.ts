@@ -146,7 +146,16 @@ export interface MultipartyCkks {
 function tailWords(raw: Uint8Array, words: number): BigUint64Array {
   const start = raw.byteLength - words * 8;
   if (start < 0) throw new FedmartError('INTERNAL', `multiparty CKKS: a ${raw.byteLength}-byte SEAL serialisation is shorter than its ${words} coefficients`);
-  return new BigUint64Array(raw.slice(start).buffer);
+  return alignedWords(raw.subarray(start));
+}
+/**
+ * The uint64 words of `bytes`, copied into a fresh buffer: bytes that arrive over Socket.IO are Node Buffers,
+ * views into a shared pool at any offset, whose `.slice()` is a view too (not a copy).
+ */
+function alignedWords(bytes: Uint8Array): BigUint64Array {
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return new BigUint64Array(copy.buffer);
 }
 function setTailWords(raw: Uint8Array, words: BigUint64Array): void {
   raw.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), raw.byteLength - words.byteLength);
@@ -168,7 +177,7 @@ function decodeShare(what: string, magic: number, N: number, primes: number, q: 
   if (bytes.byteLength !== expected || view.getUint32(0, true) !== magic || view.getUint32(4, true) !== N || view.getUint32(8, true) !== primes) {
     throw new FedmartError('INVALID_MESSAGE', `multiparty CKKS: ${what}: expected ${expected} bytes for N = ${N} and ${primes} primes with its header, got ${bytes.byteLength}; the party must send the module's output unchanged`);
   }
-  const words = new BigUint64Array(bytes.slice(SHARE_HEADER_BYTES).buffer);
+  const words = alignedWords(bytes.subarray(SHARE_HEADER_BYTES));
   for (let j = 0; j < primes; j++) {
     for (let k = j * N; k < (j + 1) * N; k++) if (words[k]! >= q[j]!) throw new FedmartError('INVALID_MESSAGE', `multiparty CKKS: ${what}: coefficient ${k} is not reduced modulo prime ${j}`);
   }
