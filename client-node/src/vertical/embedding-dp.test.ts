@@ -50,7 +50,7 @@ describe('feature holder under embedding DP', () => {
   it('refuses a label holder that asks for more epochs than the terms account for', async () => {
     const { s, embeddings } = await run(3, 2, 1);
     expect(s.status).toBe('rejected');
-    expect(String((s as PromiseRejectedResult).reason)).toMatch(/release a row of set "train" a 3th time, more than the 2 release\(s\) the federation's DP terms account for/);
+    expect(String((s as PromiseRejectedResult).reason)).toMatch(/be release 3 of a row of set "train", more than the 2 release\(s\) the federation's DP terms account for/);
     expect(embeddings).toHaveLength(8);
   });
 });

@@ -260,7 +260,7 @@ export class FeatureHolder {
     for (const r of own) {
       if (seen.has(r)) throw new FedmartError('INVALID_MESSAGE', `split NN with embedding DP: a batch names one row twice; each row is released once per batch`);
       seen.add(r);
-      if (c[r]! + 1 > limit) throw new FedmartError('INVALID_MESSAGE', `split NN with embedding DP: this batch would release a row of set "${set}" a ${c[r]! + 1}th time, more than the ${limit} release(s) the federation's DP terms account for; refused`);
+      if (c[r]! + 1 > limit) throw new FedmartError('INVALID_MESSAGE', `split NN with embedding DP: this batch would be release ${c[r]! + 1} of a row of set "${set}", more than the ${limit} release(s) the federation's DP terms account for; refused`);
     }
     for (const r of own) c[r]!++;
   }
