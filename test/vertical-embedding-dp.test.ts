@@ -56,7 +56,7 @@ it('charges each feature holder its embedding releases, shows ε, and a cap refu
     expect(Math.abs(total(fh).epsilon - expected), String(fh)).toBeLessThan(1e-9);
   }
   expect(total('platform').rounds).toBe(0); // the label holder releases nothing to this accountant
-  const rows = report.history.filter((h) => h.kind === 'spent' && h.partnerId !== null);
+  const rows = report.history.filter((h) => h.kind === 'spent' && h.partnerId !== null).sort((a, b) => (a.partnerName! < b.partnerName! ? -1 : 1));
   expect(rows.map((h) => [h.partnerName, h.q, h.steps, h.sigma, h.committed, h.modelVersion])).toEqual([
     ['brand-a', 1, 2 * EPOCHS, SIGMA, true, 1], ['brand-b', 1, 2 * EPOCHS, SIGMA, true, 1],
   ]);
