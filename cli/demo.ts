@@ -272,7 +272,9 @@ async function verticalDemoCommand(argv: string[]): Promise<number> {
     ...(lr !== undefined ? { learningRate: lr } : {}),
     seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), port: intFlag(cmd, values, 'port', 0, 0, 65535), log: progress,
   });
-  if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
+  progress(`federation ${r.federation}, model ${r.model}: round ${r.round.number} committed as model v${r.round.version} in ${r.round.seconds} s`);
+  // Exactly the shape issue 16 names (the federation and round go to the progress log above).
+  if (values.json) process.stdout.write(JSON.stringify({ processes: r.processes, psi: r.psi, vertical: r.vertical, labelHolderOnly: r.labelHolderOnly, centralized: r.centralized, predict: r.predict }) + '\n');
   else {
     process.stdout.write(`vertical ${r.model} between ${r.processes} processes (federation ${r.federation})\n  PSI: ${r.psi.intersection} shared training customers in ${r.psi.seconds} s\n  test AUC on shared held-out customers: vertical ${r.vertical.auc.toFixed(4)}, label holder alone ${r.labelHolderOnly.auc.toFixed(4)}, centralized ${r.centralized.auc.toFixed(4)}\n  predict through the parties for ${r.predict.ids} customers: max |p - in-process| = ${r.predict.maxAbsDiff.toExponential(2)}\n`);
   }

@@ -13,6 +13,7 @@ import { parseFlags, requireString, intFlag, progress } from './args.ts';
 import { ApiClient } from './api-client.ts';
 import { VerticalSpecSchema, parsePartiesFlag } from '@fedmart/shared/vertical-spec';
 import { formatIssues } from '@fedmart/shared/protocol';
+import type { PrivacyReport } from '@fedmart/shared/api-views';
 import { waitForSchedule } from './schedule.ts';
 import { watchFederation } from './watch.ts';
 
@@ -29,7 +30,10 @@ from --token, else FEDMART_OPERATOR_TOKEN, else <--data-dir>/operator.token
   create  --mode vertical --name NAME --label-holder NAME:col,col --label COL [--positive V]
           --parties "NAME:col,col;NAME:col" --id COL [--id-rule trim|exact|trim-lower]
           --model lr|splitnn [--epochs 20] [--batch-size B] [--learning-rate R]
-          [--noise S (split NN embedding noise)] [--test-fraction 0.2] [--round-timeout 3600]
+          [--noise S (split NN embedding noise, unaccounted)] [--test-fraction 0.2] [--round-timeout 3600]
+          [--embedding-dp Z [--embedding-clip 1] [--gradient-clip 1] [--delta 1e-5]]
+              (split NN: clipped, noised embeddings + DP-SGD bottom models, ε charged to the privacy ledger)
+          [--psi ids|size] (size: rounds are overlap checks that reveal only how many customers all share)
           (vertical rounds: fedmart federation rounds; scoring: fedmart predict --federation)
   enroll  --federation ID --partner NAME [--expires-in SECONDS] [--max-examples N]   → prints the partner's token
           (--max-examples: the most examples this partner is weighted by, as agreed with it)
@@ -90,6 +94,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
     'local-epochs': { type: 'string' }, 'learning-rate': { type: 'string' }, 'batch-size': { type: 'string' },
     mode: { type: 'string' }, 'label-holder': { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, parties: { type: 'string' }, id: { type: 'string' },
     'id-rule': { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' }, noise: { type: 'string' }, 'test-fraction': { type: 'string' }, 'round-timeout': { type: 'string' }, seed: { type: 'string' },
+    psi: { type: 'string' }, 'embedding-dp': { type: 'string' }, 'embedding-clip': { type: 'string' }, 'gradient-clip': { type: 'string' }, delta: { type: 'string' },
     federation: { type: 'string' }, partner: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-examples': { type: 'string' }, count: { type: 'string' }, wait: { type: 'boolean' }, rounds: { type: 'string' },
   });
   if (values.help) {
@@ -187,9 +192,13 @@ export async function federationCommand(argv: string[]): Promise<number> {
       const vertical = isVertical ? await api.get<{ spec: unknown; connected: string[] }>(`/api/v1/federations/${encodeURIComponent(fed)}/vertical`).catch(() => undefined) : undefined;
       const vtext = vertical === undefined ? '' : `\n  vertical parties connected: ${vertical.connected.join(', ') || 'none'}` + rounds.rounds.map((x) => {
         const m = (x as { metrics?: Record<string, number> | null }).metrics;
-        return m?.psi_intersection !== undefined ? `\n  round ${x.number}: PSI ${m.psi_intersection} shared customers in ${m.psi_seconds} s, test AUC ${m.auc?.toFixed(4)} (label holder alone ${m.label_holder_only_auc?.toFixed(4)})` : '';
+        if (m?.psi_intersection === undefined) return '';
+        if (x.phase === 'checked') return `\n  round ${x.number}: overlap check (PSI size only): ${m.psi_intersection} customers held by every party, in ${m.psi_seconds} s`;
+        return `\n  round ${x.number}: PSI ${m.psi_intersection} shared customers in ${m.psi_seconds} s, test AUC ${m.auc?.toFixed(4)} (label holder alone ${m.label_holder_only_auc?.toFixed(4)})`;
       }).join('');
-      out(values, { ...f, rounds: rounds.rounds, models: models.models, ...(vertical ? { vertical } : {}) }, text + vtext);
+      const privacy = vertical === undefined ? undefined : await api.get<PrivacyReport>(`/api/v1/federations/${encodeURIComponent(fed)}/privacy`).catch(() => undefined);
+      const ptext = (privacy?.totals ?? []).filter((x) => x.rounds > 0).map((x) => `\n  privacy (${x.level} level) ${x.scope === 'federation' ? 'federation' : x.partnerName}: epsilon ${x.epsilon.toFixed(4)} (delta ${x.delta}) over ${x.rounds} charge(s)${x.cap !== null ? `, cap ${x.cap}` : ''}`).join('');
+      out(values, { ...f, rounds: rounds.rounds, models: models.models, ...(vertical ? { vertical } : {}), ...(privacy ? { privacy: privacy.totals } : {}) }, text + vtext + ptext);
       return 0;
     }
     default:
@@ -234,6 +243,8 @@ async function createVertical(cmd: string, values: Record<string, unknown>): Pro
   const model = (values.model as string | undefined) ?? 'lr';
   if (model !== 'lr' && model !== 'splitnn') throw new FedmartError('CONFIG_ERROR', `${cmd}: --model must be lr or splitnn, got "${model}"`);
   const num = (flag: string) => (values[flag] === undefined ? undefined : Number(values[flag]));
+  for (const f of ['embedding-clip', 'gradient-clip', 'delta']) if (values[f] !== undefined && values['embedding-dp'] === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} is a term of --embedding-dp; pass --embedding-dp Z too`);
+  const embeddingDp = () => ({ noiseMultiplier: num('embedding-dp'), ...(values['embedding-clip'] !== undefined ? { clip: num('embedding-clip') } : {}), ...(values['gradient-clip'] !== undefined ? { gradientClip: num('gradient-clip') } : {}), ...(values.delta !== undefined ? { delta: num('delta') } : {}) });
   const vertical = {
     labelHolder: { party: lh.party, label: requireString(cmd, values, 'label', 'the binary label column the label holder holds'), ...(typeof values.positive === 'string' ? { positive: values.positive } : {}), columns: lh.columns },
     featureHolders: fhs,
@@ -246,7 +257,8 @@ async function createVertical(cmd: string, values: Record<string, unknown>): Pro
     ...(values['test-fraction'] !== undefined ? { testFraction: num('test-fraction') } : {}),
     ...(values['round-timeout'] !== undefined ? { roundTimeoutSeconds: intFlag(cmd, values, 'round-timeout', 3600, 10, 86_400) } : {}),
     ...(values.seed !== undefined ? { seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1) } : {}),
-    protections: model === 'lr' ? { ckks: true } : { embeddingNoise: num('noise') ?? 0 },
+    ...(values.psi !== undefined ? { psi: values.psi } : {}),
+    protections: model === 'lr' ? { ckks: true, ...(values['embedding-dp'] !== undefined ? { embeddingDp: embeddingDp() } : {}) } : values['embedding-dp'] !== undefined ? { embeddingDp: embeddingDp(), ...(values.noise !== undefined ? { embeddingNoise: num('noise') } : {}) } : { embeddingNoise: num('noise') ?? 0 },
   };
   if (model === 'lr' && values.noise !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --noise adds Gaussian noise to split NN embeddings; vertical LR is protected by CKKS (use --model splitnn)`);
   const parsed = VerticalSpecSchema.safeParse(vertical);
@@ -270,7 +282,7 @@ async function verticalRounds(api: ApiClient, fed: string, count: number, values
     for (;;) {
       const x = (await api.get<{ round: Round }>(`/api/v1/rounds/${encodeURIComponent(r.roundId)}`)).round;
       if (x.phase !== last) progress(`round ${x.number}: ${(last = x.phase)}${x.reason ? ` (${x.reason})` : ''}`);
-      if (x.phase === 'committed' || x.phase === 'failed') {
+      if (x.phase === 'committed' || x.phase === 'failed' || x.phase === 'checked') {
         done.push(x);
         break;
       }
@@ -278,7 +290,7 @@ async function verticalRounds(api: ApiClient, fed: string, count: number, values
     }
     if (done.at(-1)!.phase === 'failed') break;
   }
-  const ok = done.filter((x) => x.phase === 'committed').length;
-  out(values, { rounds: done }, `${ok} of ${count} vertical round(s) committed${done.at(-1)?.metrics?.auc !== undefined ? `; test AUC ${done.at(-1)!.metrics!.auc!.toFixed(4)}` : ''}`);
+  const ok = done.filter((x) => x.phase === 'committed' || x.phase === 'checked').length;
+  out(values, { rounds: done }, `${ok} of ${count} vertical round(s) ${done.some((x) => x.phase === 'checked') ? `checked (overlap: ${done.at(-1)?.metrics?.psi_intersection} customers held by every party)` : 'committed'}${done.at(-1)?.metrics?.auc !== undefined ? `; test AUC ${done.at(-1)!.metrics!.auc!.toFixed(4)}` : ''}`);
   return ok === count ? 0 : 1;
 }

@@ -60,6 +60,8 @@ export interface VerticalDemoOptions {
    */
   readonly pingTimeoutMs?: number;
   readonly log?: (m: string) => void;
+  /** Spec fields to set on top of the demo's (e.g. `psi: 'size'`, `protections: { embeddingDp: … }`); checked by the schema. */
+  readonly specOverrides?: Readonly<Record<string, unknown>>;
 }
 
 /** A running vertical demo: the coordinator in this process, the parties as child processes. */
@@ -76,7 +78,7 @@ export interface VerticalDemo {
   startParty(party: string): Promise<ChildProcess>;
   /** Kill a party's process with SIGKILL (no goodbye). */
   kill9(party: string): Promise<void>;
-  /** Start a round and wait until it commits or fails; `onPhase` sees each phase. */
+  /** Start a round and wait until it commits, fails or (size-only) is checked; `onPhase` sees each phase. */
   round(onPhase?: (phase: string) => void | Promise<void>): Promise<{ id: string; number: number; phase: string; reason: string | null; metrics: Record<string, number> | null }>;
   /** IDs held by every party that fall in the held-out split. */
   sharedTestIds(): string[];
@@ -116,6 +118,7 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
       idColumn: BANK_ID_COLUMN, model: o.model, epochs: o.epochs, seed,
       ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.learningRate ? { learningRate: o.learningRate } : {}),
       protections: o.model === 'lr' ? { ckks: true } : { embeddingNoise: 0 },
+      ...o.specOverrides,
     });
     const { federation } = await api.post<{ federation: { id: string } }>('/api/v1/federations', { name: `vertical bank ${o.model}`, config: { mode: 'vertical', vertical: spec, model: { kind: 'mlp', inputDim: 1, hidden: [] }, localTrain: { localEpochs: 1, batchSize: 32, learningRate: 0.01, proximalMu: 0 } } });
     const fed = federation.id;
@@ -185,7 +188,7 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
             log(`round ${x.number}: ${x.phase}${x.reason ? ` (${x.reason})` : ''}`);
             await onPhase?.(x.phase);
           }
-          if (x.phase === 'committed' || x.phase === 'failed') return x;
+          if (x.phase === 'committed' || x.phase === 'failed' || x.phase === 'checked') return x;
           await new Promise((res) => setTimeout(res, 250));
         }
       },

@@ -25,9 +25,12 @@ import { encodeTable, type DatasetSchema, type Table } from '@fedmart/shared/dat
 import { rocAuc } from '@fedmart/shared/metrics';
 import { readVector, vectorBytes } from '@fedmart/shared/protocol-vertical';
 import { VERTICAL_NAMESPACE, type VerticalPredictResult, type VerticalStatus } from '@fedmart/shared/protocol-vertical-relay';
-import { normaliseId, type VerticalSpec } from '@fedmart/shared/vertical-spec';
+import { normaliseId, verticalParties, type VerticalSpec } from '@fedmart/shared/vertical-spec';
+import { clipRowsInPlace, embeddingNoiseStd } from '@fedmart/shared/vertical-embedding-dp';
+import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import type { Ack } from '@fedmart/shared/protocol';
 import { initBackend } from '@fedmart/client-node/ml/backend';
+import { psiCardinality } from '@fedmart/client-node/vertical/align';
 import { connectVerticalChannel, FeatureHolder, LabelHolder, sigmoid, type LabelledRows, type PartyRows, type SocketVerticalChannel } from '@fedmart/client-node/vertical/index';
 import { DenseStack, gatherRows, matVec } from '@fedmart/client-node/vertical/models';
 import type { FeatureHolderPart } from '@fedmart/client-node/vertical/feature-holder';
@@ -168,7 +171,9 @@ export function partContribution(part: LabelHolderPart | FeatureHolderPart, x: F
   const stack = new DenseStack(part.bottomWidths, 0, true);
   try {
     stack.importWeights(part.bottom);
-    return tf.tidy(() => Float32Array.from(stack.apply(tf.tensor2d(x, [m, d])).dataSync() as Float32Array));
+    const e = tf.tidy(() => Float32Array.from(stack.apply(tf.tensor2d(x, [m, d])).dataSync() as Float32Array));
+    // A part trained under embedding DP released clipped rows; its top model expects them.
+    return 'embeddingDp' in part && part.embeddingDp ? clipRowsInPlace(e, part.embeddingDim, part.embeddingDp.clip) : e;
   } finally {
     stack.dispose();
   }
@@ -274,6 +279,18 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
       if (me.aborted) throw new FedmartError('UNAVAILABLE', me.aborted);
       let file: VerticalPartFile;
       let metrics: Record<string, number> | undefined;
+      if (spec.psi === 'size') {
+        // Overlap check: PSI cardinality over every customer of the file; no ID of the intersection reaches anyone.
+        const all = verticalParties(spec);
+        await ch.waitForPeers(all.filter((p) => p !== data.party));
+        const r = await psiCardinality(ch, data.party, all, data.all.ids, { set: 'overlap', session: ch.job, multiplyBatch: pool.multiplyBatch });
+        ch.close();
+        if (data.role === 'label-holder') {
+          log(`round ${round}: overlap check: ${r.size} customers held by every party (${Object.entries(r.pairwise).map(([p, n]) => `${n} with ${p}`).join(', ')}) in ${r.seconds.toFixed(2)} s`);
+          await status({ round, phase: 'checked', psi: { intersection: r.size, seconds: Math.round(r.seconds * 1000) / 1000 }, metrics: Object.fromEntries(Object.entries(r.pairwise).map(([p, n]) => [`psi_pairwise_${p}`, n])) });
+        } else log(`round ${round}: overlap check done in ${r.seconds.toFixed(2)} s (the label holder learns the count)`);
+        return;
+      }
       if (data.role === 'label-holder') {
         await ch.waitForPeers(fhs);
         const lh = new LabelHolder(ch, { featureHolders: fhs, sets: { train: data.train as LabelledRows, test: data.test as LabelledRows }, session: ch.job, multiplyBatch: pool.multiplyBatch });
@@ -303,7 +320,8 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         log(`round ${round}: vertical test AUC ${metrics.auc!.toFixed(4)}, label holder alone ${metrics.label_holder_only_auc!.toFixed(4)} (${pred.p.length} shared test customers)`);
       } else {
         await ch.waitForPeers([lhName]);
-        const fh = new FeatureHolder(ch, { labelHolder: lhName, sets: { train: data.train, test: data.test }, session: ch.job, multiplyBatch: pool.multiplyBatch });
+        const dp = spec.model === 'splitnn' ? spec.protections.embeddingDp : undefined;
+        const fh = new FeatureHolder(ch, { labelHolder: lhName, sets: { train: data.train, test: data.test }, session: ch.job, multiplyBatch: pool.multiplyBatch, ...(dp ? { embeddingDp: { ...dp, maxTrainReleases: spec.epochs } } : {}) });
         await fh.align('train');
         await fh.align('test');
         const rep = await fh.serve();
@@ -364,6 +382,12 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
       if (data.role === 'feature-holder') {
         await ch.waitForPeers([lhName]);
         const c = partContribution(file.part, x, m, all.d);
+        const dp = file.part.kind === 'splitnn' && 'embeddingDp' in file.part ? file.part.embeddingDp : undefined;
+        if (dp !== undefined && c instanceof Float32Array) {
+          // Scoring is one more release of these customers' embeddings: noised like training (not charged; README).
+          const noise = gaussianNoise(c.length, embeddingNoiseStd(dp));
+          for (let i = 0; i < c.length; i++) c[i]! += noise[i]!;
+        }
         if (c instanceof Float64Array) await ch.send(lhName, 'vlr.partial', { step: 0, rows: m }, [vectorBytes(c)]);
         else await ch.send(lhName, 'snn.embedding', { step: 0, rows: m, dim: (file.part as { embeddingDim: number }).embeddingDim }, [vectorBytes(c)]);
         await ch.receive(lhName, 'done');

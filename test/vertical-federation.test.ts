@@ -182,6 +182,8 @@ it('fedmart demo --mode vertical --exit --json prints the issue\'s JSON', async 
     const r = await cli(['demo', '--mode', 'vertical', '--exit', '--json', '--rows', '3000', '--epochs', '3', '--batch-size', '512', '--data-dir', dir]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as { processes: number; psi: { intersection: number; seconds: number }; vertical: { auc: number }; labelHolderOnly: { auc: number }; centralized: { auc: number }; predict: { ids: number; maxAbsDiff: number } };
+    expect(Object.keys(j)).toEqual(['processes', 'psi', 'vertical', 'labelHolderOnly', 'centralized', 'predict']);
+    expect(Object.keys(j.psi)).toEqual(['intersection', 'seconds']);
     expect(j.processes).toBe(3);
     expect(j.psi.intersection).toBeGreaterThan(1500);
     expect(j.psi.seconds).toBeGreaterThan(0);

@@ -48,6 +48,8 @@ import { cryptoRandomSource, gaussianNoise, type RandomSource } from '@fedmart/s
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
 import type { AggregateResult, ClientEvaluation, ClientFailure, ClientUpdate, LocalTrainConfig, MeanAggregateInfo, RoundContext, Strategy, StrategyId } from '@fedmart/shared/strategy/types';
 import type { BudgetTotal, LedgerEntry, LedgerVerification, PrivacyCap, PrivacyReport } from '@fedmart/shared/api-views';
+import { embeddingDpCharge } from '@fedmart/shared/vertical-embedding-dp';
+import type { VerticalSpec } from '@fedmart/shared/vertical-spec';
 import type { Store } from './db/store.ts';
 import * as t from './db/schema.ts';
 import type { RoundOutcome } from './orchestrator.ts';
@@ -308,12 +310,17 @@ function appendSpend(store: Store, r: { federationId: string; roundId: string; m
   const clip = cfg.dp?.clip ?? dp.clip;
   const { updateSigma, countStd } = mechanismsOf(dp);
   const sizes = new Map(store.listParticipants(r.roundId).map((p) => [p.partnerId, p.numExamples]));
+  appendChargeRows(store, { ...r, dp, sigma, clip, updateSigma, countStd, charges: r.participants.map((p) => [p, chargeFor(dp, cfg, sizes.get(p))] as const) });
+}
+
+/** Write one round's spend: a row per releasing partner (its charge composed onto its accountant) and the federation row. */
+function appendChargeRows(store: Store, r: { federationId: string; roundId: string; modelVersionId: string | null; committed: boolean; dp: Pick<DpConfig, 'level' | 'delta'>; sigma: number; clip: number; updateSigma: number; countStd: number | null; charges: readonly (readonly [string, DpRoundCharge])[] }): void {
+  const { dp, sigma } = r;
   const now = Date.now();
-  const common = { federationId: r.federationId, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent' as const, delta: dp.delta, sigma, clip, reason: null, createdAt: now, committed: r.committed, updateSigma, countStd };
+  const common = { federationId: r.federationId, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent' as const, delta: dp.delta, sigma, clip: r.clip, reason: null, createdAt: now, committed: r.committed, updateSigma: r.updateSigma, countStd: r.countStd };
   const rows: (typeof t.privacyLedger.$inferInsert)[] = [];
   const states: RdpAccountantState[] = [];
-  for (const partnerId of r.participants) {
-    const charge = chargeFor(dp, cfg, sizes.get(partnerId));
+  for (const [partnerId, charge] of r.charges) {
     const acc = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
     const state = acc.toJSON();
     states.push(state);
@@ -431,7 +438,13 @@ export function listPrivacyCaps(store: Store, federationId: string): PrivacyCap[
 export function refuseRoundOverBudget(store: Store, r: { federationId: string; roundId: string; round: number; config: FederationConfig }): RoundOutcome | null {
   const projection = projectRoundOverBudget(store, r);
   if (projection === null) return null;
-  const { reason, violations, delta, dp, names } = projection;
+  writeRefusal(store, { ...r, projection });
+  return { roundId: r.roundId, round: r.round, phase: 'failed', reason: projection.reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+}
+
+/** Fail a round over budget: phase, `refused` rows per exceeded cap and the audit entry, in one transaction. */
+function writeRefusal(store: Store, r: { federationId: string; roundId: string; round: number; projection: BudgetProjection }): void {
+  const { reason, violations, delta, dp, names } = r.projection;
   const now = Date.now();
   store.db.$client.transaction(() => {
     store.setRoundPhase(r.roundId, 'failed', reason);
@@ -444,7 +457,6 @@ export function refuseRoundOverBudget(store: Store, r: { federationId: string; r
     }
   }).immediate();
   store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
-  return { roundId: r.roundId, round: r.round, phase: 'failed', reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
 }
 
 /** Why the next round would break a cap (see {@link projectRoundOverBudget}). */
@@ -463,23 +475,33 @@ export interface BudgetProjection {
  * @returns the reason and the caps that would be exceeded, or null when the round fits every cap
  */
 export function projectRoundOverBudget(store: Store, r: { federationId: string; round: number; config: FederationConfig }): BudgetProjection | null {
-  const caps = listPrivacyCaps(store, r.federationId);
-  if (caps.length === 0) return null;
   const dp = r.config.dp;
-  const names = new Map(store.listEnrollments(r.federationId).map((e) => [e.partnerId, e.partnerName]));
+  const sigma = dp ? ((r.config.localTrain as { dp?: TrainDp }).dp?.noiseMultiplier ?? dp.noiseMultiplier) : 0;
+  return projectCaps(store, r.federationId, r.round, dp, sigma, (e) => chargeFor(dp!, r.config.localTrain, e.numExamples));
+}
+
+/**
+ * Project the next round onto every cap: each enrolled partner's accountant stepped by its charge (null:
+ * the partner releases nothing in such a round), the federation's by the partner-level step or the
+ * per-order max. A federation without DP (dp undefined) breaks every cap.
+ */
+function projectCaps(store: Store, federationId: string, round: number, dp: DpConfig | undefined, sigma: number, chargeOf: (e: { partnerId: string; partnerName: string; numExamples: number | null }) => DpRoundCharge | null): BudgetProjection | null {
+  const caps = listPrivacyCaps(store, federationId);
+  if (caps.length === 0) return null;
+  const names = new Map(store.listEnrollments(federationId).map((e) => [e.partnerId, e.partnerName]));
   const violations: { cap: PrivacyCap; projected: number; charge: DpRoundCharge | null }[] = [];
   if (!dp) {
     for (const cap of caps) violations.push({ cap, projected: Infinity, charge: null });
   } else {
-    const sigma = (r.config.localTrain as { dp?: TrainDp }).dp?.noiseMultiplier ?? dp.noiseMultiplier;
-    const enrolled = store.listEnrollments(r.federationId).filter((e) => e.status !== 'revoked');
+    const enrolled = store.listEnrollments(federationId).filter((e) => e.status !== 'revoked');
     const projected = new Map<string, { state: RdpAccountantState; charge: DpRoundCharge }>();
     for (const e of enrolled) {
-      const charge = chargeFor(dp, r.config.localTrain, e.numExamples);
-      const acc = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId: e.partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
+      const charge = chargeOf(e);
+      if (charge === null) continue;
+      const acc = accountantOf(latestSpent(store, { federationId, partnerId: e.partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
       projected.set(e.partnerId, { state: acc.toJSON(), charge });
     }
-    const fedPrev = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId: null, level: dp.level }));
+    const fedPrev = accountantOf(latestSpent(store, { federationId, partnerId: null, level: dp.level }));
     const fedState = dp.level === 'partner' ? fedPrev.step(1, sigma, 1).toJSON() : maxState([fedPrev.toJSON(), ...[...projected.values()].map((p) => p.state)], fedPrev.orders);
     for (const cap of caps) {
       if (cap.level !== dp.level) continue; // this federation spends nothing at the other level
@@ -488,7 +510,7 @@ export function projectRoundOverBudget(store: Store, r: { federationId: string; 
         if (eps > cap.epsilon) violations.push({ cap, projected: eps, charge: dp.level === 'partner' ? PARTNER_LEVEL_CHARGE : null });
       } else {
         const p = projected.get(cap.partnerId);
-        if (!p) continue; // not enrolled (or revoked): cannot take part
+        if (!p) continue; // not enrolled (or revoked), or releases nothing: cannot spend
         const eps = epsilonOfState(p.state, dp.delta).epsilon;
         if (eps > cap.epsilon) violations.push({ cap, projected: eps, charge: p.charge });
       }
@@ -498,9 +520,65 @@ export function projectRoundOverBudget(store: Store, r: { federationId: string; 
   const first = violations[0]!;
   const delta = dp?.delta ?? null;
   const reason = dp
-    ? `privacy budget exceeded: round ${r.round} would bring ${first.cap.partnerId === null ? 'the federation' : `partner ${names.get(first.cap.partnerId) ?? first.cap.partnerId}`} to ${first.cap.level}-level epsilon ${first.projected.toFixed(4)} (delta ${delta}), above ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))}${violations.length > 1 ? ` and ${violations.length - 1} more cap(s)` : ''}; the round was refused before any training — a compliance officer may raise the cap`
+    ? `privacy budget exceeded: round ${round} would bring ${first.cap.partnerId === null ? 'the federation' : `partner ${names.get(first.cap.partnerId) ?? first.cap.partnerId}`} to ${first.cap.level}-level epsilon ${first.projected.toFixed(4)} (delta ${delta}), above ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))}${violations.length > 1 ? ` and ${violations.length - 1} more cap(s)` : ''}; the round was refused before any training — a compliance officer may raise the cap`
     : `privacy budget exceeded: ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))} is set but this federation has no differential privacy, so a round would spend unbounded epsilon; refused before any training — configure dp or lift the cap`;
   return { reason, violations, delta, dp, names };
+}
+
+// ================================================================ vertical split NN (embedding DP)
+
+/**
+ * The ledger's view of a vertical federation: a split NN with embedding DP spends, per round, at record
+ * level for each FEATURE HOLDER (its customers' features are what the label holder sees through the
+ * embeddings), `embeddingDpCharge(epochs)` = 2E steps at q = 1 with σ = the spec's noise multiplier
+ * (`shared/src/vertical-embedding-dp.ts`). The label holder releases nothing to this accountant. LR, and a
+ * split NN without embeddingDp, claim no ε (so any cap refuses their rounds, as for horizontal federations
+ * without DP); size-only overlap checks release no model input and are not charged.
+ */
+function verticalDp(spec: VerticalSpec): { dp: DpConfig; charge: DpRoundCharge } | undefined {
+  const e = spec.model === 'splitnn' ? spec.protections.embeddingDp : undefined;
+  if (e === undefined) return undefined;
+  return { dp: { level: 'record', noiseMultiplier: e.noiseMultiplier, clip: e.clip, delta: e.delta }, charge: embeddingDpCharge(spec.epochs) };
+}
+
+/**
+ * Would the next vertical round break a cap? (null: it fits, or there are no caps, or it is an overlap check.)
+ * @param store - coordinator store
+ * @param r - federation, the round number and its vertical spec
+ */
+export function projectVerticalRoundOverBudget(store: Store, r: { federationId: string; round: number; spec: VerticalSpec }): BudgetProjection | null {
+  if (r.spec.psi === 'size') return null;
+  const v = verticalDp(r.spec);
+  const holders = new Set(r.spec.featureHolders.map((f) => f.party));
+  return projectCaps(store, r.federationId, r.round, v?.dp, v?.dp.noiseMultiplier ?? 0, (e) => (holders.has(e.partnerName) ? v!.charge : null));
+}
+
+/**
+ * Refuse a vertical round over budget: the round becomes `failed` with the reason, `refused` ledger rows and an audit entry.
+ * @returns the reason, or null when the round may run
+ */
+export function refuseVerticalRoundOverBudget(store: Store, r: { federationId: string; roundId: string; round: number; spec: VerticalSpec }): string | null {
+  const projection = projectVerticalRoundOverBudget(store, r);
+  if (projection === null) return null;
+  writeRefusal(store, { ...r, projection });
+  return projection.reason;
+}
+
+/**
+ * Charge a vertical round's release (split NN with embedding DP): committed with its model version, or, for a
+ * round that failed after training began, not committed (spend on release, as horizontal rounds). Call it
+ * inside the commit transaction (`Store.commitRound`'s extra). Nothing without embedding DP.
+ * @param r - federation, round, version (null: failed), the feature holders' partner ids
+ */
+export function recordVerticalSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string | null; featureHolders: readonly string[]; spec: VerticalSpec }): void {
+  const v = verticalDp(r.spec);
+  if (v === undefined || r.spec.psi === 'size') return;
+  const write = () => appendChargeRows(store, {
+    federationId: r.federationId, roundId: r.roundId, modelVersionId: r.modelVersionId, committed: r.modelVersionId !== null, dp: v.dp,
+    sigma: v.dp.noiseMultiplier, clip: v.dp.clip, updateSigma: v.dp.noiseMultiplier, countStd: null, charges: [...r.featureHolders].sort().map((p) => [p, v.charge] as const),
+  });
+  if (r.modelVersionId !== null) write();
+  else store.db.$client.transaction(write).immediate();
 }
 
 // ================================================================ report

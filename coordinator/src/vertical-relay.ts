@@ -39,6 +39,8 @@ import type { VerticalRounds } from './vertical-rounds.ts';
 /** Bytes ChaCha20-Poly1305 adds to each sealed part (nonce + tag); a shorter part cannot be a sealed box. */
 const SEALED_OVERHEAD_BYTES = 28;
 const PARTY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What a size-only federation's sessions may carry: PSI cardinality (every value blinded by a key its receiver lacks) and the end of a session. */
+const SIZE_ONLY_TYPES: ReadonlySet<string> = new Set(['psica.blinded', 'done', 'error']);
 
 /** Per-socket data set by the handshake middleware. */
 export interface VerticalSocketData {
@@ -47,6 +49,8 @@ export interface VerticalSocketData {
   partnerId: string;
   /** A control connection of a vertical federation between real partners (`vertical-rounds.ts`). */
   control?: { federationId: string };
+  /** The federation's spec says psi "size": only PSI-cardinality traffic may pass (no ID-revealing PSI, no alignment, no training). */
+  sizeOnly?: boolean;
 }
 
 type RelaySocket = Socket<VerticalRelayClientEvents, VerticalRelayServerEvents, Record<string, never>, VerticalSocketData>;
@@ -101,7 +105,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         if (auth.session !== undefined && (typeof auth.session !== 'string' || !VERTICAL_SESSION.test(auth.session))) throw new FedmartError('INVALID_MESSAGE', `vertical relay: auth.session must be lowercase letters, digits and - (1-32), got ${JSON.stringify(auth.session)}`);
         const jobKey = typeof auth.session === 'string' ? `${fed.id}/${auth.session}` : fed.id;
         if (jobs.get(jobKey)?.parties.has(party)) throw new FedmartError('CONFLICT', `party ${party} is already connected to job ${jobKey}; close the other connection first`);
-        socket.data = { job: jobKey, party, partnerId: enrollment.partnerId };
+        socket.data = { job: jobKey, party, partnerId: enrollment.partnerId, ...(config.vertical?.psi === 'size' ? { sizeOnly: true } : {}) };
         next();
       } catch (err) {
         next(handshakeError(err));
@@ -181,6 +185,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         if (h.data.from !== party) throw new FedmartError('FORBIDDEN', `vertical relay: header.from is "${h.data.from}" but you are authenticated as "${party}"; send messages as yourself`);
         if (h.data.session !== jobId) throw new FedmartError('INVALID_MESSAGE', `vertical relay: header.session is "${h.data.session}", expected the job id "${jobId}"`);
         if (h.data.to === party) throw new FedmartError('INVALID_MESSAGE', 'vertical relay: a party cannot send a message to itself');
+        if (socket.data.sizeOnly && !SIZE_ONLY_TYPES.has(h.data.type)) throw new FedmartError('FORBIDDEN', `vertical relay: federation ${jobId.split('/')[0]} reveals only the PSI size (psi "size"); a ${h.data.type} message would reveal or use aligned customers, so it is not relayed`);
         let total = 0;
         for (const [i, p] of f.data.parts.entries()) {
           if (p.byteLength < SEALED_OVERHEAD_BYTES) throw new FedmartError('INVALID_MESSAGE', `vertical relay: part ${i} has ${p.byteLength} bytes, fewer than a sealed box (${SEALED_OVERHEAD_BYTES}); seal every part end to end`);

@@ -30,7 +30,10 @@ import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import type { Ack } from '@fedmart/shared/protocol';
 import { verticalParties, type VerticalSpec } from '@fedmart/shared/vertical-spec';
 import { VerticalPredictResultSchema, VerticalStatusSchema, type VerticalPredictResult } from '@fedmart/shared/protocol-vertical-relay';
+import { eq } from 'drizzle-orm';
 import type { Store } from './db/store.ts';
+import * as t from './db/schema.ts';
+import { recordVerticalSpend, refuseVerticalRoundOverBudget } from './privacy.ts';
 
 interface OpenRound {
   readonly id: string;
@@ -125,7 +128,12 @@ export class VerticalRounds {
     const number = this.#store.nextRoundNumber(fedId);
     const id = `r_${fedId.slice(2)}_${number}`;
     const startedAt = Date.now();
-    this.#store.createRound({ id, federationId: fedId, number, phase: 'align', strategy: `vertical-${spec.model}`, config: JSON.stringify({ model: spec.model, epochs: spec.epochs, batchSize: spec.batchSize ?? null, learningRate: spec.learningRate ?? null }), baseModelVersionId: null, startedAt });
+    this.#store.createRound({ id, federationId: fedId, number, phase: 'align', strategy: `vertical-${spec.model}`, config: JSON.stringify({ model: spec.model, psi: spec.psi, epochs: spec.epochs, batchSize: spec.batchSize ?? null, learningRate: spec.learningRate ?? null }), baseModelVersionId: null, startedAt });
+    const refused = refuseVerticalRoundOverBudget(this.#store, { federationId: fedId, roundId: id, round: number, spec });
+    if (refused !== null) {
+      this.#log(`vertical ${fedId}: round ${number} refused: ${refused}`);
+      return { roundId: id, number };
+    }
     const partners = new Map(this.#store.listEnrollments(fedId).map((e) => [e.partnerName, e.partnerId]));
     for (const p of parties) this.#store.setParticipant(id, partners.get(p)!, { status: 'selected' });
     const timer = setTimeout(() => {
@@ -157,6 +165,19 @@ export class VerticalRounds {
       this.#fail(fedId, open, `${party}: ${s.reason ?? 'failed'}`);
       return;
     }
+    if (s.phase === 'checked') {
+      if (spec.psi !== 'size' || party !== spec.labelHolder.party || s.psi === undefined) throw new FedmartError('INVALID_MESSAGE', 'vstatus checked: only the label holder of a size-only (psi "size") federation reports an overlap check, with its size');
+      clearTimeout(open.timer);
+      this.#open.delete(fedId);
+      const metrics = { ...s.metrics, psi_intersection: s.psi.intersection, psi_seconds: s.psi.seconds, seconds: Math.round((Date.now() - open.startedAt) / 100) / 10 };
+      const at = Date.now();
+      this.#store.db.update(t.rounds).set({ phase: 'checked', metrics: JSON.stringify(metrics), updatedAt: at, endedAt: at }).where(eq(t.rounds.id, open.id)).run();
+      this.#store.setParticipant(open.id, this.#participant(fedId, party), { status: 'checked', trainMetrics: metrics });
+      this.#store.audit(party, 'vertical.round.checked', open.id, s.psi);
+      this.#log(`vertical ${fedId}: round ${open.number} overlap check: ${s.psi.intersection} customers shared by every party`);
+      return;
+    }
+    if (spec.psi === 'size') throw new FedmartError('INVALID_MESSAGE', `vstatus ${s.phase}: federation ${fedId} reveals only the PSI size (psi "size"); its rounds are overlap checks that end with "checked"`);
     if (s.phase === 'aligned') {
       if (party !== spec.labelHolder.party || s.psi === undefined) throw new FedmartError('INVALID_MESSAGE', 'vstatus aligned: only the label holder reports the PSI size');
       open.psi = s.psi;
@@ -179,9 +200,11 @@ export class VerticalRounds {
     const lineage = {
       kind: 'vertical', model: spec.model, round: open.number,
       parts: open.parties.map((q) => ({ party: q, role: q === spec.labelHolder.party ? 'label-holder' : 'feature-holder', sha256: open.done.get(q)!.sha256 })),
-      protections: spec.model === 'lr' ? { ckks: true } : { embeddingNoise: spec.protections.embeddingNoise ?? 0 },
+      protections: spec.model === 'lr' ? { ckks: true } : spec.protections.embeddingDp ? { embeddingDp: spec.protections.embeddingDp } : { embeddingNoise: spec.protections.embeddingNoise ?? 0 },
     };
-    const v = this.#store.commitRound({ federationId: fedId, roundId: open.id, parentId: parent.id, strategy: `vertical-${spec.model}`, participants: open.parties.map((q) => this.#participant(fedId, q)), metrics, spec: lineage, weights: new Float32Array(0) });
+    const featureHolders = spec.featureHolders.map((f) => this.#participant(fedId, f.party));
+    const v = this.#store.commitRound({ federationId: fedId, roundId: open.id, parentId: parent.id, strategy: `vertical-${spec.model}`, participants: open.parties.map((q) => this.#participant(fedId, q)), metrics, spec: lineage, weights: new Float32Array(0) },
+      (modelVersionId) => recordVerticalSpend(this.#store, { federationId: fedId, roundId: open.id, modelVersionId, featureHolders, spec }));
     this.#store.audit('coordinator', 'vertical.round.committed', open.id, { version: v.version });
     this.#log(`vertical ${fedId}: round ${open.number} committed as model v${v.version}`);
   }
@@ -191,6 +214,11 @@ export class VerticalRounds {
     clearTimeout(open.timer);
     this.#open.delete(fedId);
     this.#store.setRoundPhase(open.id, 'failed', reason);
+    // Spend is charged on release: once aligned, the feature holders may have sent embeddings.
+    if (open.psi !== undefined) {
+      const spec = this.spec(fedId);
+      recordVerticalSpend(this.#store, { federationId: fedId, roundId: open.id, modelVersionId: null, featureHolders: spec.featureHolders.map((f) => this.#participant(fedId, f.party)), spec });
+    }
     this.#store.audit('coordinator', 'vertical.round.failed', open.id, { reason });
     this.#log(`vertical ${fedId}: round ${open.number} failed: ${reason}`);
     for (const s of this.#control.get(fedId)?.values() ?? []) s.emit('vabort', { round: open.number, reason });
@@ -204,6 +232,7 @@ export class VerticalRounds {
    */
   predict(fedId: string, ids: readonly string[], explain: boolean, timeoutMs = 300_000): Promise<VerticalPredictResult> {
     const spec = this.spec(fedId);
+    if (spec.psi === 'size') return Promise.reject(new FedmartError('CONFLICT', `federation ${fedId} reveals only the PSI size (psi "size"): no party knows which rows are aligned, so it trains no model and cannot score; create a federation with psi "ids" to train`));
     const model = this.#store.currentModelRow(fedId);
     const lineage = JSON.parse(model.spec) as { kind?: string; round?: number };
     if (lineage.kind !== 'vertical' || lineage.round === undefined) return Promise.reject(new FedmartError('NOT_FOUND', `federation ${fedId} has no trained vertical model yet; run a round first (fedmart federation rounds --federation ${fedId} --count 1 --wait)`));

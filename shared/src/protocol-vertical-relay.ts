@@ -95,7 +95,8 @@ const metricsSchema = z.record(z.string().max(64), z.number());
 export const VerticalStatusSchema = z
   .object({
     round: z.number().int().min(1),
-    phase: z.enum(['aligned', 'done', 'failed']),
+    /** `checked`: the label holder's result of an overlap check (psi policy "size"), which ends the round. */
+    phase: z.enum(['aligned', 'done', 'failed', 'checked']),
     psi: z.object({ intersection: z.number().int().min(0), seconds: z.number().min(0) }).strict().optional(),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
     metrics: metricsSchema.optional(),

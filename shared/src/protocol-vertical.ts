@@ -41,6 +41,12 @@ const setName = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/);
 export const VerticalBodySchemas = {
   /** PSI round of one aligned set. parts: [count × 32 bytes]. `stage` own = peer's blindOwn(); double = blindOther(yours), in your order (mode ids). */
   'psi.blinded': z.object({ set: setName, stage: z.enum(['own', 'double']), count: z.number().int().min(0).max(MAX_VERTICAL_ROWS), mode: z.enum(['ids', 'size']) }).strict(),
+  /**
+   * Multi-party PSI cardinality (psi policy "size"): the blinded IDs of party `origin` on their way
+   * through every other party's key to the label holder, shuffled at each hop (`align.ts` psiCardinality).
+   * `hop` counts the keys applied so far. parts: [count × 32 bytes].
+   */
+  'psica.blinded': z.object({ set: setName, origin: partyId, hop: z.number().int().min(1).max(64), count: z.number().int().min(0).max(MAX_VERTICAL_ROWS) }).strict(),
   /** Label holder → feature holder: which of your PSI-shared rows (positions in the ID-sorted intersection) are shared by every party. parts: [count × uint32 LE]. */
   'align.select': z.object({ set: setName, count: z.number().int().min(0).max(MAX_VERTICAL_ROWS) }).strict(),
   /** Label holder → feature holder: start vertical LR. parts: [Galois keys]. */
@@ -114,6 +120,7 @@ function expectedParts(type: VerticalType, body: Record<string, unknown>): { cou
   const n = (k: string) => body[k] as number;
   switch (type) {
     case 'psi.blinded':
+    case 'psica.blinded':
       return { count: 1, bytes: n('count') * PSI_ELEMENT_BYTES };
     case 'align.select':
       return { count: 1, bytes: n('count') * 4 };

@@ -22,6 +22,10 @@ const COLUMN = z.string().min(1).max(200);
 export const ID_NORMALISATIONS = ['exact', 'trim', 'trim-lower'] as const;
 export type IdNormalisation = (typeof ID_NORMALISATIONS)[number];
 
+/** What PSI may reveal (see `psi` below). */
+export const PSI_POLICIES = ['ids', 'size'] as const;
+export type PsiPolicy = (typeof PSI_POLICIES)[number];
+
 /** The vertical spec of a federation. */
 export const VerticalSpecSchema = z
   .object({
@@ -30,8 +34,14 @@ export const VerticalSpecSchema = z
     idColumn: COLUMN,
     idNormalisation: z.enum(ID_NORMALISATIONS).default('trim'),
     model: z.enum(['lr', 'splitnn']),
-    /** What PSI reveals: the shared IDs (needed to train) — "size" is reserved for counting only. */
-    psi: z.literal('ids').default('ids'),
+    /**
+     * What PSI reveals (issue 8's PSI items; `client-node/src/vertical/align.ts`). "ids": every party learns
+     * the customers shared with it (both models need this: each party must know which of its rows is
+     * aligned row i). "size": an overlap check — rounds run a multi-party PSI cardinality, the label holder
+     * learns only how many customers all parties share (and the pairwise counts), no party receives an
+     * ID of the intersection, nothing is trained and no model version is committed.
+     */
+    psi: z.enum(PSI_POLICIES).default('ids'),
     /** Fraction of customers (by a hash of the ID) held out for the reported test metrics. */
     testFraction: z.number().min(0.01).max(0.5).default(0.2),
     epochs: z.number().int().min(1).max(1000),
@@ -44,6 +54,21 @@ export const VerticalSpecSchema = z
         ckks: z.boolean().optional(),
         /** Split NN: std of the Gaussian noise feature holders add to the embeddings they send. */
         embeddingNoise: z.number().min(0).max(100).optional(),
+        /**
+         * Split NN: differential privacy of each feature holder's customers against the label holder
+         * (`shared/src/vertical-embedding-dp.ts`): every released embedding row clipped to L2 norm `clip` and
+         * noised, the bottom model trained with DP-SGD (per-row gradients clipped to `gradientClip`), both
+         * with Gaussian noise std noiseMultiplier × (2 × clip); charged to the privacy ledger per round.
+         */
+        embeddingDp: z
+          .object({
+            noiseMultiplier: z.number().min(0.05).max(1000),
+            clip: z.number().gt(0).max(1e6).default(1),
+            gradientClip: z.number().gt(0).max(1e6).default(1),
+            delta: z.number().gt(0).max(0.1).default(1e-5),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({}),
@@ -68,6 +93,15 @@ export const VerticalSpecSchema = z
     if (s.labelHolder.label === s.idColumn) ctx.addIssue({ code: 'custom', path: ['idColumn'], message: 'the ID column cannot be the label' });
     if (s.model === 'lr' && s.protections.embeddingNoise !== undefined) ctx.addIssue({ code: 'custom', path: ['protections', 'embeddingNoise'], message: 'embedding noise applies to model splitnn; vertical LR is protected by CKKS' });
     if (s.model === 'splitnn' && s.protections.ckks !== undefined) ctx.addIssue({ code: 'custom', path: ['protections', 'ckks'], message: 'CKKS protects vertical LR residuals; split NN exchanges embeddings (use embeddingNoise)' });
+    if (s.model === 'lr' && s.protections.embeddingDp !== undefined) ctx.addIssue({ code: 'custom', path: ['protections', 'embeddingDp'], message: 'embedding DP applies to model splitnn; vertical LR is protected by CKKS' });
+    if (s.protections.embeddingDp !== undefined && (s.protections.embeddingNoise ?? 0) > 0) ctx.addIssue({ code: 'custom', path: ['protections', 'embeddingNoise'], message: 'give either embeddingNoise (unaccounted) or embeddingDp (noise set by its noiseMultiplier and clip, accounted), not both' });
+    if (s.psi === 'size') {
+      // Both models need row-level alignment at every party, which size-only PSI withholds by design.
+      const training: string[] = (['batchSize', 'learningRate'] as const).filter((k) => s[k] !== undefined);
+      if ((s.protections.embeddingNoise ?? 0) > 0) training.push('protections.embeddingNoise');
+      if (s.protections.embeddingDp !== undefined) training.push('protections.embeddingDp');
+      if (training.length) ctx.addIssue({ code: 'custom', path: ['psi'], message: `psi "size" reveals only how many customers are shared, so no party knows which of its rows to train on: ${s.model} cannot train and rounds are overlap checks; remove the training settings (${training.join(', ')}) or use psi "ids"` });
+    }
     if (s.model === 'lr' && s.protections.ckks === false) ctx.addIssue({ code: 'custom', path: ['protections', 'ckks'], message: 'vertical LR always encrypts residuals under CKKS; it cannot be turned off' });
   });
 export type VerticalSpec = z.infer<typeof VerticalSpecSchema>;

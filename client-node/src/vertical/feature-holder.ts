@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FedmartError } from '@fedmart/shared/errors';
 import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
+import { embeddingNoiseStd, gradientNoiseStd, type EmbeddingDpTerms } from '@fedmart/shared/vertical-embedding-dp';
 import { createVerticalCkksEvaluator, uniformMask, DEFAULT_GRADIENT_MASK_BOUND, type VerticalCkksEvaluator } from '@fedmart/shared/he/ckks-ops';
 import { readVector, vectorBytes, type VerticalBody, type VerticalMessage } from '@fedmart/shared/protocol-vertical';
 import type { PsiMode, PsiPartyOptions } from '@fedmart/shared/psi/ecdh-psi';
@@ -32,6 +33,13 @@ export interface FeatureHolderOptions {
   readonly maskBound?: number;
   /** How PSI runs a batch of X25519 multiplications (default this thread; the CLI passes its worker pool). */
   readonly multiplyBatch?: PsiPartyOptions['multiplyBatch'];
+  /**
+   * Split NN: this party's own embedding-DP terms (from the federation spec it joined, never from the label
+   * holder): clip + noise every released embedding row, DP-SGD on the bottom model, and refuse a batch that
+   * would release any row more than `maxTrainReleases` times in training (once in any other set)
+   * (`shared/src/vertical-embedding-dp.ts`). The label holder's `snn.setup` noise is then ignored.
+   */
+  readonly embeddingDp?: EmbeddingDpTerms & { readonly maxTrainReleases: number };
   /** Observer of each unmasked LR gradient (e.g. for tests); gets a copy. */
   readonly onGradient?: (step: number, gradient: Float64Array) => void;
 }
@@ -39,7 +47,7 @@ export interface FeatureHolderOptions {
 /** A feature holder's part of a trained vertical model (what it keeps on its disk). */
 export type FeatureHolderPart =
   | { kind: 'lr'; w: number[] }
-  | { kind: 'splitnn'; embeddingDim: number; bottomWidths: number[]; bottom: number[][] };
+  | { kind: 'splitnn'; embeddingDim: number; bottomWidths: number[]; bottom: number[][]; embeddingDp?: EmbeddingDpTerms };
 
 /** What {@link FeatureHolder.serve} reports when the label holder ends the session. */
 export interface ServeReport {
@@ -57,6 +65,8 @@ export class FeatureHolder {
   readonly #ch: VerticalChannel;
   readonly #o: FeatureHolderOptions;
   readonly #aligned = new Map<string, Int32Array>();
+  /** Embedding releases per (set, own row) in the current session (embedding DP). */
+  readonly #releases = new Map<string, Uint16Array>();
   #state: State = { kind: 'idle' };
   #lastPart: FeatureHolderPart | undefined;
 
@@ -112,6 +122,8 @@ export class FeatureHolder {
   async serve(): Promise<ServeReport> {
     const lh = this.#o.labelHolder;
     let steps = 0;
+    // Release counts live for the whole session: a second setup does not reset them.
+    this.#releases.clear();
     try {
       for (;;) {
         const msg = await this.#ch.receiveAny(lh);
@@ -145,7 +157,7 @@ export class FeatureHolder {
   #reset(): void {
     const s = this.#state;
     if (s.kind === 'lr') this.#lastPart = { kind: 'lr', w: Array.from(s.w) };
-    if (s.kind === 'snn') this.#lastPart = { kind: 'splitnn', embeddingDim: s.dim, bottomWidths: [...s.bottom.widths], bottom: s.bottom.exportWeights() };
+    if (s.kind === 'snn') this.#lastPart = { kind: 'splitnn', embeddingDim: s.dim, bottomWidths: [...s.bottom.widths], bottom: s.bottom.exportWeights(), ...(this.#o.embeddingDp ? { embeddingDp: termsOf(this.#o.embeddingDp) } : {}) };
     if (s.kind === 'lr') s.evaluator.dispose();
     if (s.kind === 'snn') {
       s.bottom.dispose();
@@ -202,6 +214,11 @@ export class FeatureHolder {
       st.adam.step(st.w, g);
       return;
     }
+    if (st.kind === 'snn' && this.#o.embeddingDp) {
+      this.#countReleases(set, own, train);
+      await this.#dpSnnBatch(st, this.#o.embeddingDp, xb, m, s.d, step, train);
+      return;
+    }
     if (st.kind === 'snn') {
       const x = tf.tensor2d(xb, [m, s.d]);
       try {
@@ -232,4 +249,72 @@ export class FeatureHolder {
     }
     throw new FedmartError('INVALID_MESSAGE', 'FeatureHolder: got a batch before any setup; the label holder must send vlr.setup or snn.setup first');
   }
+
+  /** Refuse a batch that would release some row more often than the pinned DP terms account for. */
+  #countReleases(set: string, own: Int32Array, train: boolean): void {
+    const dp = this.#o.embeddingDp!;
+    const limit = train ? dp.maxTrainReleases : 1;
+    let c = this.#releases.get(`${set}|${train}`);
+    if (c === undefined) this.#releases.set(`${set}|${train}`, (c = new Uint16Array(this.#set(set).ids.length)));
+    const seen = new Set<number>();
+    for (const r of own) {
+      if (seen.has(r)) throw new FedmartError('INVALID_MESSAGE', `split NN with embedding DP: a batch names one row twice; each row is released once per batch`);
+      seen.add(r);
+      if (c[r]! + 1 > limit) throw new FedmartError('INVALID_MESSAGE', `split NN with embedding DP: this batch would be release ${c[r]! + 1} of a row of set "${set}", more than the ${limit} release(s) the federation's DP terms account for; refused`);
+    }
+    for (const r of own) c[r]!++;
+  }
+
+  /**
+   * One split-NN batch under embedding DP: clipped + noised embeddings out; DP-SGD on the bottom model
+   * (one dense layer: per-row gradients in closed form, x_iᵀδ_i and δ_i, clipped, summed, noised).
+   */
+  async #dpSnnBatch(st: Extract<State, { kind: 'snn' }>, dp: EmbeddingDpTerms, xb: Float32Array, m: number, d: number, step: number, train: boolean): Promise<void> {
+    if (st.bottom.vars.length !== 2) throw new FedmartError('CONFIG_ERROR', 'split NN with embedding DP: the bottom model must be one dense layer');
+    const [W, b] = st.bottom.vars as [tf.Variable, tf.Variable];
+    const clipRows = (e: tf.Tensor2D) => tf.mul(e, tf.minimum(1, tf.div(dp.clip, tf.maximum(tf.norm(e, 'euclidean', 1, true), 1e-12)))) as tf.Tensor2D;
+    const x = tf.tensor2d(xb, [m, d]);
+    try {
+      const z = tf.tidy(() => tf.add(tf.matMul(x, W), b) as tf.Tensor2D);
+      try {
+        const e = tf.tidy(() => Float32Array.from(clipRows(tf.relu(z)).dataSync() as Float32Array));
+        const noise = gaussianNoise(e.length, embeddingNoiseStd(dp));
+        for (let i = 0; i < e.length; i++) e[i]! += noise[i]!;
+        await this.#ch.send(this.#o.labelHolder, 'snn.embedding', { step, rows: m, dim: st.dim }, [vectorBytes(e)]);
+        if (!train) return;
+        const gm = await this.#ch.receive(this.#o.labelHolder, 'snn.gradient');
+        if (gm.body.step !== step || gm.body.rows !== m || gm.body.dim !== st.dim) throw new FedmartError('INVALID_MESSAGE', `split NN: expected embedding gradients of step ${step} (${m}×${st.dim}), got step ${gm.body.step} (${gm.body.rows}×${gm.body.dim})`);
+        const G = readVector(gm.parts[0]!, 'f32');
+        const [gW, gb] = tf.tidy(() => {
+          const Gt = tf.tensor2d(G, [m, st.dim]);
+          // δ_i = ∂⟨clip(relu(z_i)), G_i⟩/∂z_i, row by row (rows are independent); ×m: G is of the batch-mean loss.
+          const delta = tf.mul(tf.grad((zz: tf.Tensor) => tf.sum(tf.mul(clipRows(tf.relu(zz as tf.Tensor2D)), Gt)))(z), m) as tf.Tensor2D;
+          // ‖(x_iᵀδ_i, δ_i)‖ = ‖δ_i‖·√(‖x_i‖² + 1); scale each row's gradient to at most C_g.
+          const norms = tf.mul(tf.norm(delta, 'euclidean', 1, true), tf.sqrt(tf.add(tf.sum(tf.square(x), 1, true), 1)));
+          const scaled = tf.mul(delta, tf.minimum(1, tf.div(dp.gradientClip, tf.maximum(norms, 1e-12))));
+          return [tf.matMul(x, scaled, true, false), tf.sum(scaled, 0)];
+        });
+        const std = gradientNoiseStd(dp);
+        const noisy = (t: tf.Tensor) => {
+          const v = Float32Array.from(t.dataSync() as Float32Array);
+          const n = gaussianNoise(v.length, std);
+          for (let i = 0; i < v.length; i++) v[i] = (v[i]! + n[i]!) / m;
+          return tf.tensor(v, t.shape);
+        };
+        const grads = { [W.name]: noisy(gW), [b.name]: noisy(gb) };
+        tf.dispose([gW, gb]);
+        st.optimizer.applyGradients(grads);
+        tf.dispose(Object.values(grads));
+      } finally {
+        z.dispose();
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+}
+
+/** The terms without the release limit (kept with the part, so scoring noises the same way). */
+function termsOf(t: EmbeddingDpTerms): EmbeddingDpTerms {
+  return { noiseMultiplier: t.noiseMultiplier, clip: t.clip, gradientClip: t.gradientClip, delta: t.delta };
 }

@@ -77,8 +77,10 @@
  * its rows. Embeddings reveal a learned, lossy function of the features;
  * gradients reveal information about labels (e.g. their sign in a binary
  * task when the top model is simple; Li et al., "Label leakage and protection
- * in two-party split learning", ICLR 2022). Noise on embeddings blunts
- * feature reconstruction but is not accounted as differential privacy here.
+ * in two-party split learning", ICLR 2022). Plain `noiseStd` on embeddings
+ * blunts feature reconstruction but is not accounted; a feature holder given
+ * `embeddingDp` (feature-holder.ts, shared/src/vertical-embedding-dp.ts) clips
+ * and noises its releases and trains with DP-SGD, which the ledger charges.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FedmartError } from '@fedmart/shared/errors';
