@@ -49,7 +49,7 @@ interaction per user; choices are made on the second-to-last.
   --lr LR                 SGD learning rate (default ${REC_DEFAULTS.learningRate}); --dim D (default ${REC_DEFAULTS.dim}), --hidden H (default ${REC_DEFAULTS.hidden})
   --seed S                seed of the split, partition and initialisation (default 1)
   --secure-agg            secure aggregation of the joint parameters
-  --dp record --epsilon E [--delta D] [--clip C] [--dp-batch B] [--dp-lr LR]
+  --dp record --epsilon E [--delta D] [--clip C] [--dp-batch B] [--dp-lr LR (default ${DP_TOWER_DEFAULTS.learningRate})]
                           interaction-level DP-SGD in every brand, on the item-tower model:
                           free item rows only where the brands' Gaussian-noised item counts reach
                           --dp-free-min (default ${DP_TOWER_DEFAULTS.freeMin}), item-feature embeddings and a popularity
