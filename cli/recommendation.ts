@@ -18,11 +18,16 @@ import { RankingAccumulator, type RankingMetrics } from '@fedmart/scenarios/reco
 import { recommendationTask, RECOMMENDATION_TASK, type RecommendationTask } from '@fedmart/scenarios/recommendation/task';
 import { FOLD_IN_EPOCHS, FOLD_IN_MAX_STEPS, modelFileOf } from '@fedmart/scenarios/recommendation/recommend';
 import { catalogueOf, recommendationFederationConfig } from '@fedmart/scenarios/recommendation/federation';
+import { itemTowerFromCounts, noisyItemCounts, sigmaWithCountRelease } from '@fedmart/scenarios/recommendation/dp-prior';
+import { cryptoRandomSource } from '@fedmart/shared/dp/gaussian';
 import { operatorApi } from './federation.ts';
 import { intFlag, numberFlag, parseFlags, progress, requireString } from './args.ts';
 import { runFederation } from './federate.ts';
 import { protectionFromFlags, PROTECTION_FLAG_OPTIONS } from './protection-flags.ts';
 import { dpFlags, mergeDpIntoProtection, simulationPrivacy } from './privacy.ts';
+
+/** Default released-count threshold for a free item row, and the count release's noise std (chosen on validation; README). */
+export const DP_TOWER_DEFAULTS = Object.freeze({ freeMin: 50, countSigma: 5, learningRate: 30 });
 
 export const REC_SIMULATE_USAGE = `fedmart scenario recommendation simulate --csv FILE --user COL --item COL [options]
 
@@ -44,8 +49,12 @@ interaction per user; choices are made on the second-to-last.
   --lr LR                 SGD learning rate (default ${REC_DEFAULTS.learningRate}); --dim D (default ${REC_DEFAULTS.dim}), --hidden H (default ${REC_DEFAULTS.hidden})
   --seed S                seed of the split, partition and initialisation (default 1)
   --secure-agg            secure aggregation of the joint parameters
-  --dp record --epsilon E [--delta D] [--clip C] [--dp-batch B] [--dp-lr LR]
-                          interaction-level DP-SGD in every brand
+  --dp record --epsilon E [--delta D] [--clip C] [--dp-batch B] [--dp-lr LR (default ${DP_TOWER_DEFAULTS.learningRate})]
+                          interaction-level DP-SGD in every brand, on the item-tower model:
+                          free item rows only where the brands' Gaussian-noised item counts reach
+                          --dp-free-min (default ${DP_TOWER_DEFAULTS.freeMin}), item-feature embeddings and a popularity
+                          prior from the same release (--dp-count-sigma, default ${DP_TOWER_DEFAULTS.countSigma}; in the same budget);
+                          --dp-model free: a free row per item (no count release)
   --eval-users trained|served  federated arm: score users with the state trained in the rounds (default), or as
                           the brand serves them: refitted to their history against the frozen joint model
                           (the fold-in of fedmart recommend; local, nothing released)
@@ -141,6 +150,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     'item-features': { type: 'string' }, 'partition-by': { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, epochs: { type: 'string' },
     lr: { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' }, arms: { type: 'string' }, json: { type: 'boolean' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' }, 'eval-users': { type: 'string' },
+    'dp-model': { type: 'string' }, 'dp-free-min': { type: 'string' }, 'dp-count-sigma': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
   if (values.help) {
@@ -163,7 +173,8 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   const table = await readTableFile(csv, { flag: '--csv' });
   const s = prepareScenario(table, { user, item, rating: values.rating as string | undefined, minRating, time: values.time as string | undefined, itemFeatures: typeof values['item-features'] === 'string' ? values['item-features'].split(',').map((c) => c.trim()).filter(Boolean) : undefined }, { partners, partitionBy: values['partition-by'] as string | undefined, seed });
   const spec = scenarioSpec(s, { dim, hidden });
-  const train: RecTrainSpec = { model: spec, negatives: REC_DEFAULTS.negatives, l2: REC_DEFAULTS.l2 };
+  const dpModel = dpModelFlags(cmd, values, s, spec);
+  const train: RecTrainSpec = { model: dpModel?.spec ?? spec, negatives: REC_DEFAULTS.negatives, l2: REC_DEFAULTS.l2 };
   const t = { learningRate, l2: train.l2, negatives: train.negatives };
   progress(`${s.data.users.length} users, ${s.data.items.length} items, ${s.data.featureNames.length} item feature values, ${s.data.histories.reduce((a, h) => a + h.length, 0)} interactions; partners: ${s.partners.map((p) => `${p.id}=${p.users.length} users`).join(', ')}`);
 
@@ -185,17 +196,28 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   progress(`single-party arms done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
 
   // Federated: the recommendation task in real agents against a real coordinator.
-  const evalUsers = (values['eval-users'] as string | undefined) ?? 'trained';
+  const evalUsers = (values['eval-users'] as string | undefined) ?? (values.dp === undefined ? 'trained' : 'served');
   if (evalUsers !== 'trained' && evalUsers !== 'served') throw new FedmartError('CONFIG_ERROR', `${cmd}: --eval-users must be "trained" or "served", got "${evalUsers}"`);
   const foldInEval = evalUsers === 'served' ? { learningRate: REC_DEFAULTS.learningRate, l2: REC_DEFAULTS.l2, negatives: REC_DEFAULTS.negatives, epochs: FOLD_IN_EPOCHS, maxSteps: FOLD_IN_MAX_STEPS } : undefined;
-  const tasks: RecommendationTask[] = s.partners.map((p, k) => recommendationTask(partyOf(s, spec, p.users, seed + 100 + k), train, foldInEval ? { foldInEval } : {}));
+  const tasks: RecommendationTask[] = s.partners.map((p, k) => recommendationTask(partyOf(s, train.model, p.users, seed + 100 + k), train, foldInEval ? { foldInEval } : {}));
   const protection = protectionFromFlags(values, partners, seed);
-  const dp = values.dp === undefined ? undefined : dpFlags({ ...values, 'dp-batch': values['dp-batch'] ?? '512', 'dp-lr': values['dp-lr'] ?? '10' }, { rounds, localEpochs: 1, partnerSizes: tasks.map((x) => x.numExamples) });
-  if (dp) progress(`dp: record (interaction) level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}`);
+  // The federation schema caps a round's learning rate at 10; a larger DP-SGD step goes through the taskSpec's dpStepScale.
+  const dpLr = values.dp === undefined ? undefined : numberFlag(cmd, values, 'dp-lr', DP_TOWER_DEFAULTS.learningRate, 1e-6, 10_000);
+  if (dpLr !== undefined && dpLr > 10) train.dpStepScale = dpLr / 10;
+  const dp = values.dp === undefined ? undefined : dpFlags({ ...values, 'dp-batch': values['dp-batch'] ?? '512', 'dp-lr': String(Math.min(10, dpLr!)) }, { rounds, localEpochs: 1, partnerSizes: tasks.map((x) => x.numExamples) });
+  let composed: { epsilon: number; sgdEpsilon: number } | undefined;
+  if (dp && dpModel?.countSigma !== undefined) {
+    // DP-SGD's σ leaves room for the item-count release in the same budget (RDP composition, dp-prior.ts).
+    const r = sigmaWithCountRelease({ q: dp.q, steps: dp.steps, delta: dp.config.delta, epsilon: dp.target, countSigma: dpModel.countSigma });
+    dp.config.noiseMultiplier = r.sigma;
+    dp.planned = r.epsilon;
+    composed = r;
+  }
+  if (dp) progress(`dp: record (interaction) level, sigma ${dp.config.noiseMultiplier.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${dp.target} at delta ${dp.config.delta} (q ${dp.q.toFixed(4)}, ${dp.steps} steps), clip ${dp.config.clip}${dpModel?.countSigma !== undefined ? `; item tower ${dpModel.spec.tower!.rows} free rows of ${spec.items}, count release sigma ${dpModel.countSigma}` : ''}`);
   const fed = await runFederation({
     config: {
       task: RECOMMENDATION_TASK,
-      model: recLayout(spec),
+      model: recLayout(train.model),
       taskSpec: train,
       strategy: 'fedavg',
       localTrain: { localEpochs: 1, batchSize: dp?.localTrain?.batchSize ?? 1, learningRate: dp?.localTrain?.learningRate ?? learningRate, proximalMu: 0 },
@@ -215,7 +237,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   for (const task of tasks) fedTest.merge(task.local.evaluate(chosen.weights, 'test', true, task.usersAt(chosen.weights)));
   progress(`federated: round ${chosen.round} chosen on validation (HR@10 ${r4(chosen.metrics.eval_hr10 ?? Number.NaN)})`);
 
-  if (typeof values.save === 'string') saveForRecommend(values.save, s, spec, chosen.weights, table, { user, item, time: values.time as string | undefined });
+  if (typeof values.save === 'string') saveForRecommend(values.save, s, train.model, chosen.weights, table, { user, item, time: values.time as string | undefined });
   const out = {
     scenario: 'recommendation',
     partners: s.partners.map((p, k) => ({ id: p.id, users: p.users.length, interactions: tasks[k]!.numExamples + 2 * p.users.length })),
@@ -225,12 +247,62 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     ...(pop ? { popularity: arm(pop) } : {}),
     ...(mf ? { mf: arm(mf.test.result()) } : {}),
     selection: { federatedRound: chosen.round, federatedUsers: evalUsers, ...(central ? { centralizedEpoch: central.epoch } : {}), ...(mf ? { mfEpoch: mf.epoch } : {}), on: 'validation HR@10 (second-to-last interaction per user)' },
-    ...(dp ? { privacy: { ...simulationPrivacy(dp, fed.privacy), unit: 'interaction (one observed user-item pair with its sampled negatives)' } } : {}),
+    ...(dp ? { privacy: recPrivacy(dp, fed.privacy, composed, dpModel) } : {}),
     ...(protection.summary ? { protection: protection.summary } : {}),
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   process.stdout.write(values.json ? JSON.stringify(out) + '\n' : JSON.stringify(out, null, 2) + '\n');
   return 0;
+}
+
+/**
+ * The model `--dp record` trains: by default (`--dp-model tower`) the item
+ * tower over public item features with free rows only for items whose
+ * released (Gaussian-noised, dp-prior.ts) count reaches --dp-free-min, and
+ * the released counts as the popularity prior; `--dp-model free` keeps the
+ * plain model (a free row per item).
+ */
+function dpModelFlags(cmd: string, values: Record<string, unknown>, s: PreparedScenario, spec: RecModelSpec): { spec: RecModelSpec; countSigma?: number } | undefined {
+  if (values.dp === undefined) {
+    for (const f of ['dp-model', 'dp-free-min', 'dp-count-sigma']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} needs --dp record`);
+    return undefined;
+  }
+  const kind = (values['dp-model'] as string | undefined) ?? 'tower';
+  if (kind !== 'tower' && kind !== 'free') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-model must be "tower" (item tower over public features, the default) or "free" (a free embedding row per item), got "${kind}"`);
+  if (kind === 'free') {
+    for (const f of ['dp-free-min', 'dp-count-sigma']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets the item tower; it needs --dp-model tower`);
+    return { spec };
+  }
+  const freeMin = numberFlag(cmd, values, 'dp-free-min', DP_TOWER_DEFAULTS.freeMin, 0, 1e12);
+  const countSigma = numberFlag(cmd, values, 'dp-count-sigma', DP_TOWER_DEFAULTS.countSigma, 0.1, 1e6);
+  // Each brand releases its noisy training-interaction counts; the sum is public (post-processing from here on).
+  const counts = new Float64Array(spec.items);
+  for (const p of s.partners) {
+    const trainItems: number[] = [];
+    for (const u of p.users) for (const it of s.splits[u]!.train) trainItems.push(it);
+    const c = noisyItemCounts(spec.items, trainItems, countSigma, cryptoRandomSource);
+    for (let i = 0; i < c.length; i++) counts[i]! += c[i]!;
+  }
+  return { spec: { ...spec, tower: itemTowerFromCounts(counts, freeMin) }, countSigma };
+}
+
+/** simulate's privacy block for the recommendation scenario: the ledger's DP-SGD ε, and with the item tower the ε composed with the count release. */
+function recPrivacy(dp: NonNullable<ReturnType<typeof dpFlags>>, report: Parameters<typeof simulationPrivacy>[1], composed: { epsilon: number; sgdEpsilon: number } | undefined, dpModel: { spec: RecModelSpec; countSigma?: number } | undefined) {
+  const base = simulationPrivacy(dp, report);
+  const unit = 'interaction (one observed user-item pair with its sampled negatives)';
+  if (!composed || dpModel?.countSigma === undefined) return { ...base, unit, model: 'free' };
+  const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
+  return {
+    ...base,
+    // The ledger charges DP-SGD's rounds; the count release happened once before them, in the same budget.
+    epsilon: r6(composed.epsilon),
+    epsilonSgdLedger: base.epsilon,
+    epsilonSgdPlanned: r6(composed.sgdEpsilon),
+    countRelease: { sigma: dpModel.countSigma, sensitivity: 1, composition: 'RDP (Mironov 2017), Balle et al. 2020 conversion' },
+    unit,
+    model: 'tower',
+    freeItemRows: dpModel.spec.tower!.rows,
+  };
 }
 
 function saveForRecommend(dir: string, s: PreparedScenario, spec: RecModelSpec, weights: Float32Array, table: Awaited<ReturnType<typeof readTableFile>>, cols: { user: string; item: string; time: string | undefined }): void {

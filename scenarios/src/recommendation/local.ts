@@ -14,6 +14,8 @@ export interface RecTrainSpec {
   model: RecModelSpec;
   negatives: number;
   l2: number;
+  /** DP-SGD: the step is learningRate × dpStepScale × (clipped sum + noise) / expected batch (the federation schema caps learningRate at 10). */
+  dpStepScale?: number | undefined;
 }
 
 export class LocalRecommender {
@@ -75,7 +77,7 @@ export class LocalRecommender {
    * @param full - also rank the item among every item the user has not interacted with
    */
   evaluate(flat: Float32Array, which: 'val' | 'test', full: boolean, users: UserParams = this.users): RankingAccumulator {
-    const scorer = new Scorer(this.spec, jointViews(this.spec, flat), this.feats);
+    const scorer = new Scorer(this.spec, jointViews(this.spec, flat, this.feats), this.feats);
     const acc = new RankingAccumulator();
     const { dim, features } = this.spec;
     this.splits.forEach((s, k) => {
@@ -103,7 +105,7 @@ export class LocalRecommender {
    * Local computation on the brand's own data; nothing of it is released.
    */
   foldInUsers(flat: Float32Array, t: FoldInSettings, seed: number): UserParams {
-    const fold = new FoldIn(new Scorer(this.spec, jointViews(this.spec, flat), this.feats));
+    const fold = new FoldIn(new Scorer(this.spec, jointViews(this.spec, flat, this.feats), this.feats));
     const { dim, features } = this.spec;
     const out: UserParams = { p: new Float32Array(this.users.p.length), c: new Float32Array(this.users.c.length) };
     this.splits.forEach((s, k) => {

@@ -31,14 +31,40 @@ export interface RecModelSpec {
   dim: number;
   /** Deep MLP hidden units (0: no MLP, the MF arm). */
   hidden: number;
+  /** The DP model's item tower (absent: a free embedding row and bias per item). */
+  tower?: ItemTower | undefined;
+}
+
+/**
+ * Item tower over public or already-released data (the model `--dp record`
+ * trains): only items with `rowOf[i] >= 0` have a free embedding row and
+ * bias; every item's embedding adds the mean of its item-feature embeddings
+ * (public catalogue features), and its bias adds (1 + w_pop)·prior[i]
+ * (a released popularity prior, dp-prior.ts). DP-SGD's noise then lands on
+ * rows × dim + features × dim coordinates instead of items × dim.
+ *
+ *   q_i = E_{rowOf(i)} + Σ_{g∈G(i)} F_g / |G(i)|,   b_i = β_{rowOf(i)} + (1 + w_pop) · prior_i
+ */
+export interface ItemTower {
+  /** Number of free rows. */
+  rows: number;
+  /** Per item: its free row, or −1. */
+  rowOf: number[];
+  /** Per item: the public prior added to its bias. */
+  prior: number[];
 }
 
 /** The joint tensor layout of a spec (what the coordinator aggregates). */
 export function recLayout(s: RecModelSpec): TensorLayoutSpec {
+  const rows = s.tower ? s.tower.rows : s.items;
   const tensors: TensorLayoutSpec['tensors'] = [
-    { name: 'item_emb', shape: [s.items, s.dim], init: { type: 'normal', std: 0.1 } },
-    { name: 'item_bias', shape: [s.items], init: { type: 'zeros' } },
+    { name: 'item_emb', shape: [rows, s.dim], init: { type: 'normal', std: 0.1 } },
+    { name: 'item_bias', shape: [rows], init: { type: 'zeros' } },
   ];
+  if (s.tower) {
+    if (s.features > 0) tensors.push({ name: 'feature_emb', shape: [s.features, s.dim], init: { type: 'normal', std: 0.05 } });
+    tensors.push({ name: 'prior_w', shape: [1], init: { type: 'zeros' } });
+  }
   if (s.features > 0) tensors.push({ name: 'feature_w', shape: [s.features], init: { type: 'zeros' } });
   if (s.hidden > 0) {
     tensors.push({ name: 'deep_w1', shape: [2 * s.dim, s.hidden], init: { type: 'glorot' } });
@@ -59,15 +85,48 @@ export interface JointViews {
 }
 
 /**
- * Views of a flat joint vector (no copies).
+ * Views of a flat joint vector (no copies), except with an item tower:
+ * then q and b are every item's effective embedding and bias, computed
+ * from the tower (read-only copies; training writes the tower's own
+ * tensors, see {@link WideDeep.dpStep}).
+ * @param feats - item features (needed with a tower)
  * @throws FedmartError INVALID_UPDATE when the vector does not fit the spec
  */
-export function jointViews(s: RecModelSpec, flat: Float32Array): JointViews {
+export function jointViews(s: RecModelSpec, flat: Float32Array, feats?: ItemFeatures): JointViews {
   const off = tensorOffsets(recLayout(s));
   const total = Object.values(off).reduce((a, t) => a + t.length, 0);
-  if (flat.length !== total) throw new FedmartError('INVALID_UPDATE', `the joint vector has ${flat.length} values but the recommendation model (${s.items} items × ${s.dim}, ${s.features} features, ${s.hidden} hidden) needs ${total}`);
+  if (flat.length !== total) throw new FedmartError('INVALID_UPDATE', `the joint vector has ${flat.length} values but the recommendation model (${s.items} items × ${s.dim}, ${s.features} features, ${s.hidden} hidden${s.tower ? `, ${s.tower.rows} free item rows` : ''}) needs ${total}`);
   const view = (name: string) => (off[name] ? flat.subarray(off[name].offset, off[name].offset + off[name].length) : new Float32Array(0));
-  return { q: view('item_emb'), b: view('item_bias'), w: view('feature_w'), w1: view('deep_w1'), b1: view('deep_b1'), v: view('deep_v') };
+  const rest = { w: view('feature_w'), w1: view('deep_w1'), b1: view('deep_b1'), v: view('deep_v') };
+  if (!s.tower) return { q: view('item_emb'), b: view('item_bias'), ...rest };
+  if (!feats) throw new FedmartError('CONFIG_ERROR', 'a recommendation model with an item tower needs the item features to compute item embeddings');
+  const { rowOf, prior } = s.tower;
+  const E = view('item_emb');
+  const beta = view('item_bias');
+  const F = view('feature_emb');
+  const scale = 1 + view('prior_w')[0]!;
+  const { dim, items } = s;
+  const q = new Float32Array(items * dim);
+  const b = new Float32Array(items);
+  for (let i = 0; i < items; i++) {
+    const r = rowOf[i]!;
+    const qo = i * dim;
+    if (r >= 0) {
+      for (let k = 0; k < dim; k++) q[qo + k] = E[r * dim + k]!;
+      b[i] = beta[r]!;
+    }
+    b[i]! += scale * prior[i]!;
+    const f0 = feats.offsets[i]!;
+    const f1 = feats.offsets[i + 1]!;
+    if (F.length && f1 > f0) {
+      const share = 1 / (f1 - f0);
+      for (let t = f0; t < f1; t++) {
+        const fo = feats.ids[t]! * dim;
+        for (let k = 0; k < dim; k++) q[qo + k]! += share * F[fo + k]!;
+      }
+    }
+  }
+  return { q, b, ...rest };
 }
 
 /** Round-0 joint weights. */
@@ -237,6 +296,18 @@ class Grad {
     for (const a of [this.gp, this.gc]) for (let k = 0; k < a.length; k++) local += a[k]! ** 2;
     return { joint, local };
   }
+}
+
+/** Settings of one DP-SGD step. */
+export interface DpStepOptions {
+  clip: number;
+  sigma: number;
+  expectedBatch: number;
+  learningRate: number;
+  negatives: number;
+  negRng: Rng;
+  noise: (n: number, std: number) => Float64Array;
+  clipFactor: (sq: number, clip: number) => number;
 }
 
 /** Settings of local training. */
@@ -441,6 +512,7 @@ export class WideDeep {
    * the event loop between slices (a partner node keeps its socket alive).
    */
   epochRunner(flat: Float32Array, users: UserParams, examples: { user: Int32Array; item: Int32Array }, seen: readonly Set<number>[], t: TrainSettings, seed: number, touched?: Uint8Array): { step(count: number): boolean; meanLoss(): number } {
+    if (this.spec.tower) throw new FedmartError('CONFIG_ERROR', 'the item-tower recommendation model is trained by DP-SGD only (--dp record); plain rounds train the model with a free row per item');
     const j = jointViews(this.spec, flat);
     const rng = createSeededRng(seed);
     const n = examples.user.length;
@@ -475,59 +547,127 @@ export class WideDeep {
   /**
    * One DP-SGD step (Abadi et al. 2016, Algorithm 1) over the sampled
    * examples `rows[0..count)`: each example's gradient over ALL parameters
-   * it touches (joint and the user's local ones) is clipped to L2 norm
-   * `clip`, summed, Gaussian noise N(0, σ²C²) is added to every joint and
-   * every local coordinate, the sum is divided by the expected batch q·n,
-   * and SGD applies it. Negatives are drawn uniformly from the catalogue by
-   * `negRng` (data-independent, so one interaction's presence never changes
-   * another example's gradient).
+   * it touches (joint and the user's local ones; with an item tower, the
+   * tower's own tensors: free rows, feature embeddings, prior weight) is
+   * clipped to L2 norm `clip`, summed, Gaussian noise N(0, σ²C²) is added
+   * to every joint and every local coordinate, the sum is divided by the
+   * expected batch q·n, and SGD applies it. Negatives are drawn uniformly
+   * from the catalogue by `negRng` (data-independent, so one interaction's
+   * presence never changes another example's gradient).
    * @returns summed loss and clip count of the batch
    */
-  dpStep(flat: Float32Array, users: UserParams, examples: { user: Int32Array; item: Int32Array }, rows: Int32Array, count: number, o: { clip: number; sigma: number; expectedBatch: number; learningRate: number; negatives: number; negRng: Rng; noise: (n: number, std: number) => Float64Array; clipFactor: (sq: number, clip: number) => number }): { lossSum: number; clipped: number } {
-    const j = jointViews(this.spec, flat);
+  dpStep(flat: Float32Array, users: UserParams, examples: { user: Int32Array; item: Int32Array }, rows: Int32Array, count: number, o: DpStepOptions): { lossSum: number; clipped: number } {
+    const run = this.dpStepRunner(flat, users, examples, rows, count, o);
+    run.step(count);
+    return run.finish();
+  }
+
+  /**
+   * {@link dpStep} in slices: `step(k)` adds the next k examples' clipped
+   * gradients (true while some are left), so a partner node can yield to
+   * the event loop inside a large batch; `finish()` adds the noise and
+   * applies the step.
+   */
+  dpStepRunner(flat: Float32Array, users: UserParams, examples: { user: Int32Array; item: Int32Array }, rows: Int32Array, count: number, o: DpStepOptions): { step(k: number): boolean; finish(): { lossSum: number; clipped: number } } {
+    const j = jointViews(this.spec, flat, this.feats);
     const sumJoint = new Float64Array(flat.length);
     const sumP = new Float64Array(users.p.length);
     const sumC = new Float64Array(users.c.length);
-    const { dim, features } = this.spec;
+    const { dim, features, tower } = this.spec;
     const off = tensorOffsets(recLayout(this.spec));
     const neg = Math.min(o.negatives, this.maxNegatives, this.spec.items - 1);
+    const dense: [string, Float32Array][] = [['feature_w', this.grad.gw], ['deep_w1', this.grad.gw1], ['deep_b1', this.grad.gb1], ['deep_v', this.grad.gv]];
+    const gF = new Float64Array(tower ? features * dim : 0);
     let lossSum = 0;
     let clipped = 0;
+    let k = 0;
     const g = this.grad;
-    for (let k = 0; k < count; k++) {
+    const one = (): void => {
       const e = rows[k]!;
       const u = examples.user[e]!;
       const i = examples.item[e]!;
       this.sampleNegatives(o.negRng, i, null, neg);
       lossSum += this.exampleGrad(j, users, u, i, neg);
       const { joint, local } = g.sqNorms();
-      const f = o.clipFactor(joint + local, o.clip);
-      if (f < 1) clipped++;
+      if (!tower) {
+        const f = o.clipFactor(joint + local, o.clip);
+        if (f < 1) clipped++;
+        for (let s = 0; s < g.itemCount; s++) {
+          const it = g.itemIds[s]!;
+          for (let d = 0; d < dim; d++) sumJoint[off.item_emb!.offset + it * dim + d]! += f * g.gq[s * dim + d]!;
+          sumJoint[off.item_bias!.offset + it]! += f * g.gb[s]!;
+        }
+        this.addDenseAndLocal(sumJoint, sumP, sumC, off, dense, u, f);
+        return;
+      }
+      // Item tower: pull the per-item gradients back onto the tower's tensors, then clip that gradient.
+      gF.fill(0);
+      let gwp = 0;
+      let sq = joint;
       for (let s = 0; s < g.itemCount; s++) {
         const it = g.itemIds[s]!;
-        for (let d = 0; d < dim; d++) sumJoint[off.item_emb!.offset + it * dim + d]! += f * g.gq[s * dim + d]!;
-        sumJoint[off.item_bias!.offset + it]! += f * g.gb[s]!;
+        if (tower.rowOf[it]! < 0) {
+          for (let d = 0; d < dim; d++) sq -= g.gq[s * dim + d]! ** 2;
+          sq -= g.gb[s]! ** 2;
+        }
+        gwp += g.gb[s]! * tower.prior[it]!;
+        const f0 = this.feats.offsets[it]!;
+        const f1 = this.feats.offsets[it + 1]!;
+        if (!gF.length || f1 <= f0) continue;
+        const share = 1 / (f1 - f0);
+        for (let t = f0; t < f1; t++) {
+          const fo = this.feats.ids[t]! * dim;
+          for (let d = 0; d < dim; d++) gF[fo + d]! += share * g.gq[s * dim + d]!;
+        }
       }
-      const dense: [string, Float32Array][] = [['feature_w', g.gw], ['deep_w1', g.gw1], ['deep_b1', g.gb1], ['deep_v', g.gv]];
-      for (const [name, a] of dense) {
-        const t = off[name];
-        if (!t) continue;
-        for (let d = 0; d < a.length; d++) sumJoint[t.offset + d]! += f * a[d]!;
+      for (let d = 0; d < gF.length; d++) sq += gF[d]! ** 2;
+      sq += gwp * gwp;
+      const f = o.clipFactor(Math.max(0, sq) + local, o.clip);
+      if (f < 1) clipped++;
+      for (let s = 0; s < g.itemCount; s++) {
+        const r = tower.rowOf[g.itemIds[s]!]!;
+        if (r < 0) continue;
+        for (let d = 0; d < dim; d++) sumJoint[off.item_emb!.offset + r * dim + d]! += f * g.gq[s * dim + d]!;
+        sumJoint[off.item_bias!.offset + r]! += f * g.gb[s]!;
       }
-      for (let d = 0; d < dim; d++) sumP[u * dim + d]! += f * g.gp[d]!;
-      for (let d = 0; d < features; d++) sumC[u * features + d]! += f * g.gc[d]!;
+      if (off.feature_emb) for (let d = 0; d < gF.length; d++) sumJoint[off.feature_emb.offset + d]! += f * gF[d]!;
+      sumJoint[off.prior_w!.offset]! += f * gwp;
+      this.addDenseAndLocal(sumJoint, sumP, sumC, off, dense, u, f);
+    };
+    return {
+      step: (n) => {
+        const end = Math.min(count, k + n);
+        for (; k < end; k++) one();
+        return k < count;
+      },
+      finish: () => {
+        for (; k < count; k++) one();
+        const std = o.sigma * o.clip;
+        const step = o.learningRate / o.expectedBatch;
+        const nj = o.noise(flat.length, std);
+        for (let d = 0; d < flat.length; d++) flat[d]! -= step * (sumJoint[d]! + nj[d]!);
+        const np = o.noise(sumP.length, std);
+        for (let d = 0; d < sumP.length; d++) users.p[d]! -= step * (sumP[d]! + np[d]!);
+        if (sumC.length) {
+          const nc = o.noise(sumC.length, std);
+          for (let d = 0; d < sumC.length; d++) users.c[d]! -= step * (sumC[d]! + nc[d]!);
+        }
+        return { lossSum, clipped };
+      },
+    };
+  }
+
+  /** f × (the dense joint gradients and the user's local gradient) into the step's sums. */
+  private addDenseAndLocal(sumJoint: Float64Array, sumP: Float64Array, sumC: Float64Array, off: Record<string, { offset: number }>, dense: [string, Float32Array][], u: number, f: number): void {
+    const { dim, features } = this.spec;
+    const g = this.grad;
+    for (const [name, a] of dense) {
+      const t = off[name];
+      if (!t) continue;
+      for (let d = 0; d < a.length; d++) sumJoint[t.offset + d]! += f * a[d]!;
     }
-    const std = o.sigma * o.clip;
-    const step = o.learningRate / o.expectedBatch;
-    const nj = o.noise(flat.length, std);
-    for (let d = 0; d < flat.length; d++) flat[d]! -= step * (sumJoint[d]! + nj[d]!);
-    const np = o.noise(sumP.length, std);
-    for (let d = 0; d < sumP.length; d++) users.p[d]! -= step * (sumP[d]! + np[d]!);
-    if (sumC.length) {
-      const nc = o.noise(sumC.length, std);
-      for (let d = 0; d < sumC.length; d++) users.c[d]! -= step * (sumC[d]! + nc[d]!);
-    }
-    return { lossSum, clipped };
+    for (let d = 0; d < dim; d++) sumP[u * dim + d]! += f * g.gp[d]!;
+    for (let d = 0; d < features; d++) sumC[u * features + d]! += f * g.gc[d]!;
   }
 
   /**
@@ -539,7 +679,7 @@ export class WideDeep {
   foldIn(flat: Float32Array, history: ArrayLike<number>, t: TrainSettings & { epochs: number }, seed: number): { p: Float32Array; c: Float32Array } {
     const init = initUserParams(this.spec, 1, seed);
     const frozen = Float32Array.from(flat);
-    const j = jointViews(this.spec, frozen);
+    const j = jointViews(this.spec, frozen, this.feats);
     const rng = createSeededRng(seed);
     const seen = new Set<number>(Array.from(history));
     const neg = Math.min(t.negatives, this.maxNegatives, this.spec.items - 1);

@@ -126,7 +126,7 @@ export class Recommender {
     if (spec.items !== catalogue.items.length) throw new FedmartError('DATA_ERROR', `the catalogue has ${catalogue.items.length} items but the model was trained over ${spec.items}; use the catalogue the federation was created with`);
     if (published.weights.length !== jointParameterCount(recLayout(spec))) throw new FedmartError('DATA_ERROR', `the published model has ${published.weights.length} parameters, not the ${jointParameterCount(recLayout(spec))} of a recommendation model over this catalogue`);
     const feats = flattenFeatures(catalogue.itemFeatures.map((f) => Int32Array.from(f)));
-    this.scorer = new Scorer(spec, jointViews(spec, published.weights), feats);
+    this.scorer = new Scorer(spec, jointViews(spec, published.weights, feats), feats);
     this.foldIn = new FoldIn(this.scorer, REC_DEFAULTS.negatives);
     this.wd = new WideDeep(spec, feats, REC_DEFAULTS.negatives);
     this.index = new Map(catalogue.items.map((id, i) => [id, i]));

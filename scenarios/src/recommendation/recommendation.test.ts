@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { aucOf, hitAt, ndcgAt, rankOf, RankingAccumulator } from './metrics.ts';
 import { leaveLastOut, partitionUsers, readInteractions, sampleEvalNegatives } from './data.ts';
-import { jointViews, initRecWeights, recLayout, Scorer, flattenFeatures } from './model.ts';
+import { jointViews, initRecWeights, initUserParams, recLayout, Scorer, flattenFeatures, WideDeep } from './model.ts';
+import { composedEpsilon, countReleaseRdp, itemTowerFromCounts, noisyItemCounts, sigmaWithCountRelease } from './dp-prior.ts';
+import { computeEpsilon, computeSigma, DEFAULT_RDP_ORDERS, rdpToEpsilon } from '@fedmart/shared/dp/rdp';
+import { createSeededRandomSource } from '@fedmart/shared/dp/gaussian';
 import { jointParameterCount } from '@fedmart/shared/task/layout';
 
 describe('ranking metrics (known answers)', () => {
@@ -108,5 +111,120 @@ describe('the joint layout', () => {
       if (z > 0) s += v.v[h]! * z;
     }
     expect(new Scorer(spec, v, feats).scores(p, c, [3])[0]).toBeCloseTo(s, 5);
+  });
+});
+
+describe('the DP item tower (dp-prior.ts, model.ts ItemTower)', () => {
+  // 4 items, 3 feature values; items 0 and 2 have free rows.
+  const feats = flattenFeatures([Int32Array.of(0), Int32Array.of(0, 1), Int32Array.of(2), Int32Array.of()]);
+  const tower = { rows: 2, rowOf: [0, -1, 1, -1], prior: [Math.log1p(9), 0.5, 0, 1] };
+  const spec = { items: 4, features: 3, dim: 2, hidden: 3, tower };
+
+  it('embeddings and biases come from free rows, feature embeddings and the prior (known answer)', () => {
+    const w = initRecWeights(spec, 5);
+    const layout = recLayout(spec);
+    expect(layout.tensors.map((t) => `${t.name}:${t.shape.join('x')}`)).toEqual(['item_emb:2x2', 'item_bias:2', 'feature_emb:3x2', 'prior_w:1', 'feature_w:3', 'deep_w1:4x3', 'deep_b1:3', 'deep_v:3']);
+    expect(w.length).toBe(jointParameterCount(layout));
+    const E = w.subarray(0, 4);
+    const beta = w.subarray(4, 6);
+    beta.set([0.25, -0.5]);
+    const F = w.subarray(6, 12);
+    w[12] = 0.5; // prior_w: bias = β + 1.5 · prior
+    const v = jointViews(spec, w, feats);
+    for (let k = 0; k < 2; k++) {
+      expect(v.q[0 * 2 + k]).toBeCloseTo(E[k]! + F[k]!, 6);
+      expect(v.q[1 * 2 + k]).toBeCloseTo((F[k]! + F[2 + k]!) / 2, 6);
+      expect(v.q[2 * 2 + k]).toBeCloseTo(E[2 + k]! + F[4 + k]!, 6);
+      expect(v.q[3 * 2 + k]).toBe(0);
+    }
+    expect(Array.from(v.b)).toEqual([0.25 + 1.5 * Math.log1p(9), 0.75, -0.5, 1.5].map(Math.fround));
+    expect(() => jointViews(spec, w)).toThrow(/needs the item features/);
+  });
+
+  it("a DP-SGD step without noise or clipping moves the tower's tensors by −lr × the loss gradient (finite differences)", () => {
+    const w0 = initRecWeights(spec, 7);
+    w0.subarray(6, 12).forEach((_, k, a) => { a[k] = 0.3 * Math.sin(k + 1); });
+    const users = initUserParams(spec, 1, 3);
+    users.c.set([0.1, -0.2, 0.05]);
+    const model = new WideDeep(spec, feats, 4);
+    // One example (user 0, item 1: no free row), one negative: item 2 (the stub rng always draws 0.6 → ⌊0.6·4⌋ = 2).
+    const negRng = { nextUint32: () => 0, nextFloat: () => 0.6 };
+    const loss = (flat: Float32Array) => {
+      const sc = new Scorer(spec, jointViews(spec, flat, feats), feats);
+      const [sp, sn] = sc.scores(users.p, users.c, [1, 2]);
+      return Math.log1p(Math.exp(-(sp! - sn!)));
+    };
+    const w = w0.slice();
+    const u = { p: users.p.slice(), c: users.c.slice() };
+    const lr = 1e-3;
+    model.dpStep(w, u, { user: Int32Array.of(0), item: Int32Array.of(1) }, Int32Array.of(0), 1, { clip: 1e9, sigma: 0, expectedBatch: 1, learningRate: lr, negatives: 1, negRng, noise: (n) => new Float64Array(n), clipFactor: (sq, c) => Math.min(1, c / Math.sqrt(sq)) });
+    const h = 1e-3;
+    let checked = 0;
+    for (let d = 0; d < w0.length; d++) {
+      const a = Float32Array.from(w0); a[d]! += h;
+      const b = Float32Array.from(w0); b[d]! -= h;
+      const g = (loss(a) - loss(b)) / (2 * h);
+      expect((w0[d]! - w[d]!) / lr).toBeCloseTo(g, 2);
+      if (Math.abs(g) > 1e-3) checked++;
+    }
+    expect(checked).toBeGreaterThan(10); // the free row of item 2, feature embeddings, prior weight, MLP
+    // Item 0's free row is untouched (not in the example), item 2's is.
+    expect(Array.from(w.subarray(0, 2))).toEqual(Array.from(w0.subarray(0, 2)));
+    expect(Array.from(w.subarray(2, 4))).not.toEqual(Array.from(w0.subarray(2, 4)));
+  });
+
+  it('clipping bounds the whole tower gradient of one example by C', () => {
+    const w0 = initRecWeights(spec, 9);
+    const users = initUserParams(spec, 1, 3);
+    const w = w0.slice();
+    const u = { p: users.p.slice(), c: users.c.slice() };
+    const negRng = { nextUint32: () => 0, nextFloat: () => 0.6 };
+    const clip = 1e-3;
+    model2().dpStep(w, u, { user: Int32Array.of(0), item: Int32Array.of(0) }, Int32Array.of(0), 1, { clip, sigma: 0, expectedBatch: 1, learningRate: 1, negatives: 1, negRng, noise: (n) => new Float64Array(n), clipFactor: (sq, c) => Math.min(1, c / Math.sqrt(sq)) });
+    let sq = 0;
+    for (let d = 0; d < w.length; d++) sq += (w[d]! - w0[d]!) ** 2;
+    for (let d = 0; d < u.p.length; d++) sq += (u.p[d]! - users.p[d]!) ** 2;
+    for (let d = 0; d < u.c.length; d++) sq += (u.c[d]! - users.c[d]!) ** 2;
+    expect(Math.sqrt(sq)).toBeLessThanOrEqual(clip * (1 + 1e-3));
+    expect(Math.sqrt(sq)).toBeGreaterThan(clip * 0.99);
+    function model2() { return new WideDeep(spec, feats, 4); }
+  });
+
+  it('plain (non-DP) training refuses the tower model', () => {
+    const model = new WideDeep(spec, feats, 4);
+    expect(() => model.epoch(initRecWeights(spec, 1), initUserParams(spec, 1, 1), { user: Int32Array.of(0), item: Int32Array.of(0) }, [new Set([0])], { learningRate: 0.1, l2: 0, negatives: 1 }, 1)).toThrow(/DP-SGD only/);
+  });
+
+  it('the count release: free rows where the released count reaches the threshold, log prior, noise std σ', () => {
+    const t = itemTowerFromCounts([30, 19.5, -4, 20], 20);
+    expect(t).toEqual({ rows: 2, rowOf: [0, -1, -1, 1], prior: [Math.log1p(30), Math.log1p(19.5), 0, Math.log1p(20)] });
+    expect(() => itemTowerFromCounts([1, 2], 5)).toThrow(/--dp-free-min/);
+    const c = noisyItemCounts(20_000, [3, 3, 3], 5, createSeededRandomSource(new Uint8Array(32).fill(1)));
+    let m = 0;
+    let v = 0;
+    for (let i = 4; i < c.length; i++) { m += c[i]!; v += c[i]! ** 2; }
+    m /= c.length - 4;
+    v = v / (c.length - 4) - m * m;
+    expect(Math.abs(m)).toBeLessThan(0.15);
+    expect(Math.sqrt(v)).toBeGreaterThan(4.85);
+    expect(Math.sqrt(v)).toBeLessThan(5.15);
+  });
+
+  it('accounting: the release is α/(2σ²)-RDP, composition costs more than either part, and σ is raised to fit the budget', () => {
+    const rdp = countReleaseRdp(2, [2, 8]);
+    expect(Array.from(rdp)).toEqual([2 / 8, 8 / 8]);
+    const sgdAlone = computeEpsilon({ q: 0.05, sigma: 1, steps: 400, delta: 1e-5 }).epsilon;
+    const both = composedEpsilon({ q: 0.05, sigma: 1, steps: 400, countSigma: 5, delta: 1e-5 }).epsilon;
+    const relAlone = rdpToEpsilon(DEFAULT_RDP_ORDERS, countReleaseRdp(5), 1e-5).epsilon;
+    expect(both).toBeGreaterThan(sgdAlone);
+    expect(both).toBeGreaterThan(relAlone);
+    expect(both).toBeLessThan(sgdAlone + relAlone); // RDP composition is tighter than adding ε's
+    const r = sigmaWithCountRelease({ q: 0.05, steps: 400, delta: 1e-5, epsilon: 8, countSigma: 5 });
+    expect(r.epsilon).toBeLessThanOrEqual(8);
+    expect(r.epsilon).toBeGreaterThan(7.99);
+    expect(composedEpsilon({ q: 0.05, sigma: r.sigma, steps: 400, countSigma: 5, delta: 1e-5 }).epsilon).toBeCloseTo(r.epsilon, 9);
+    expect(r.sigma).toBeGreaterThan(computeSigma({ q: 0.05, steps: 400, delta: 1e-5, epsilon: 8 }).sigma);
+    expect(r.sgdEpsilon).toBeLessThan(8);
+    expect(() => sigmaWithCountRelease({ q: 0.05, steps: 400, delta: 1e-5, epsilon: 0.5, countSigma: 0.5 })).toThrow(/--dp-count-sigma/);
   });
 });

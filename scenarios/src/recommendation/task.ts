@@ -18,6 +18,9 @@ import type { FoldInSettings } from './foldin.ts';
 /** The task id federations of this scenario carry. */
 export const RECOMMENDATION_TASK = 'recommendation';
 
+/** Examples per slice of a DP-SGD step between event-loop yields. */
+const DP_SLICE = 128;
+
 /** CSPRNG-backed Rng for the mechanism's negative sampling under DP. */
 const cryptoRng: Rng = {
   nextUint32() {
@@ -94,7 +97,10 @@ export function recommendationTask(local: LocalRecommender, spec: RecTrainSpec, 
           const negRng: Rng = dp.rng ? { nextUint32: () => { const b = new Uint32Array(1); rng.fill(new Uint8Array(b.buffer)); return b[0]!; }, nextFloat() { return this.nextUint32() / 4294967296; } } : cryptoRng;
           for (let s = 0; s < steps; s++) {
             const count = poissonSample(n, q, rows, rng);
-            local.model.dpStep(w, local.users, local.examples, rows, count, { clip: dp.clip, sigma: dp.noiseMultiplier, expectedBatch: q * n, learningRate: config.learningRate, negatives: spec.negatives, negRng, noise: (len, std) => gaussianNoise(len, std, rng), clipFactor: perExampleClipFactor });
+            const run = local.model.dpStepRunner(w, local.users, local.examples, rows, count, { clip: dp.clip, sigma: dp.noiseMultiplier, expectedBatch: q * n, learningRate: config.learningRate * (spec.dpStepScale ?? 1), negatives: spec.negatives, negRng, noise: (len, std) => gaussianNoise(len, std, rng), clipFactor: perExampleClipFactor });
+            // Yield inside the batch too (a large batch would otherwise hold the event loop and the agent's socket).
+            while (run.step(DP_SLICE)) await new Promise((r) => setImmediate(r));
+            run.finish();
             await new Promise((r) => setImmediate(r));
           }
           if (!w.every(Number.isFinite)) throw new FedmartError('INVALID_UPDATE', `DP-SGD diverged after ${steps} steps (learning rate ${config.learningRate}); lower the learning rate`);
