@@ -178,6 +178,20 @@ export const PartnerLimitsSchema = z
   .strict();
 export type PartnerLimitsConfig = z.infer<typeof PartnerLimitsSchema>;
 
+/** Options of the aggregation strategy (FedProx μ, FedOpt rates, trimmed-mean β, Krum f/m). */
+export const StrategyOptionsSchema = z
+  .object({
+    proximalMu: z.number().min(0).optional(),
+    serverLearningRate: z.number().positive().optional(),
+    beta1: z.number().min(0).max(1).optional(),
+    beta2: z.number().min(0).max(1).optional(),
+    tau: z.number().positive().optional(),
+    trimBeta: z.number().min(0).max(0.5).optional(),
+    krumF: z.number().int().min(0).optional(),
+    krumM: z.number().int().min(1).optional(),
+  })
+  .strict();
+
 /** Everything an operator sets when creating a federation. */
 export const FederationConfigSchema = z.object({
   /**
@@ -191,19 +205,7 @@ export const FederationConfigSchema = z.object({
   /** The task's own settings (opaque to the coordinator; each partner's task checks it fits its data). */
   taskSpec: z.unknown().optional(),
   strategy: z.enum(STRATEGY_IDS).default('fedavg'),
-  strategyOptions: z
-    .object({
-      proximalMu: z.number().min(0).optional(),
-      serverLearningRate: z.number().positive().optional(),
-      beta1: z.number().min(0).max(1).optional(),
-      beta2: z.number().min(0).max(1).optional(),
-      tau: z.number().positive().optional(),
-      trimBeta: z.number().min(0).max(0.5).optional(),
-      krumF: z.number().int().min(0).optional(),
-      krumM: z.number().int().min(1).optional(),
-    })
-    .strict()
-    .default({}),
+  strategyOptions: StrategyOptionsSchema.default({}),
   localTrain: LocalTrainConfigSchema,
   /** Fewest live clients a round may run with. */
   minClients: z.number().int().min(1).max(100_000).default(2),
@@ -494,9 +496,13 @@ export interface RoundStatus {
 export const FederationTermsSchema = z
   .object({
     strategy: z.enum(STRATEGY_IDS),
+    /** Present when the federation sets any (an empty set is left out, so older pins still match). */
+    strategyOptions: StrategyOptionsSchema.optional(),
     minClients: z.number().int().min(1).max(100_000),
     secureAggregation: SecureAggregationConfigSchema.optional(),
     encryption: z.enum(ENCRYPTION_MODES),
+    /** The partner that holds the CKKS federation key (its identity is pinned separately). */
+    keyHolder: z.string().min(1).max(200).optional(),
     he: HeConfigSchema.optional(),
     dp: DpConfigSchema.optional(),
   })
@@ -524,6 +530,8 @@ export function dpTermsIssues(t: FederationTerms): string[] {
 export function federationTerms(c: FederationConfig): FederationTerms {
   return {
     strategy: c.strategy, minClients: c.minClients, encryption: c.encryption,
+    ...(Object.keys(c.strategyOptions ?? {}).length ? { strategyOptions: c.strategyOptions } : {}),
+    ...(c.keyHolder !== undefined ? { keyHolder: c.keyHolder } : {}),
     ...(c.he ? { he: c.he } : {}),
     ...(c.secureAggregation ? { secureAggregation: c.secureAggregation } : {}),
     ...(c.dp ? { dp: c.dp } : {}),

@@ -56,4 +56,29 @@ describe('pinned federation terms across a partner restart', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('pins the strategy options too: a coordinator that weakens trimmed-mean after consent is refused at the next welcome', async () => {
+    const exp = await bankPartners();
+    const dir = mkdtempSync(join(tmpdir(), 'fedmart-terms-pin-'));
+    try {
+      await using fx = await startFixture();
+      const fed = await fx.createFederation({ model: modelFor(exp), minClients: 1, strategy: 'trimmed-mean', strategyOptions: { trimBeta: 0.2 } });
+      const token = await fx.enroll(fed, 'brand-a');
+      const start = () => startPartnerAgent({ coordinatorUrl: fx.url, token, data: exp.partners[0]!.data, reconnect: false, identity: PartnerIdentity.open(dir) });
+      const first = start();
+      const welcome = await first.ready;
+      expect(first.terms()).toMatchObject({ strategy: 'trimmed-mean', strategyOptions: { trimBeta: 0.2 } });
+      expect(welcome.terms).toMatchObject({ strategyOptions: { trimBeta: 0.2 } });
+      await first.close();
+
+      // The coordinator quietly stops trimming (trimBeta 0: a plain mean one poisoned update can move).
+      const row = fx.coord.store.getFederation(fed);
+      fx.coord.db.$client.prepare('update federations set config = ? where id = ?').run(JSON.stringify({ ...JSON.parse(row.config), strategyOptions: { trimBeta: 0 } }), fed);
+      const second = await start().ready.catch((e: unknown) => e);
+      expect(isFedmartError(second)).toBe(true);
+      expect(String((second as Error).message)).toMatch(/different terms .* from those this partner consented to/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
