@@ -125,6 +125,39 @@ export interface RowClip {
   scale: number[];
 }
 
+/** Mean y and x of one (product, fixed-effect level) cell. */
+export interface CellMean {
+  y: number;
+  x: Float64Array;
+  n: number;
+}
+
+/** Key of a row's (product, level) cell in {@link cellMeans}. */
+export const cellKey = (r: DemandRow): string => `${r.product}\u0000${r.level}`;
+
+/**
+ * Means of y and x per (product, level) cell, for demeaning within cells.
+ * @param rows - demand rows
+ * @param p - regressors per row
+ * @returns cellKey → means and count
+ */
+export function cellMeans(rows: readonly DemandRow[], p: number): Map<string, CellMean> {
+  const cells = new Map<string, CellMean>();
+  for (const r of rows) {
+    const key = cellKey(r);
+    let c = cells.get(key);
+    if (!c) cells.set(key, (c = { y: 0, x: new Float64Array(p), n: 0 }));
+    c.y += r.y;
+    c.n++;
+    for (let j = 0; j < p; j++) c.x[j]! += r.x[j]!;
+  }
+  for (const c of cells.values()) {
+    c.y /= c.n;
+    for (let j = 0; j < p; j++) c.x[j]! /= c.n;
+  }
+  return cells;
+}
+
 /**
  * Sufficient statistics per product of some rows (one partner's, or all).
  * @param rows - demand rows; every fixed-effect cell they touch must be complete in them
@@ -134,21 +167,7 @@ export interface RowClip {
  * @returns product → statistics
  */
 export function productStats(rows: readonly DemandRow[], p: number, fixedEffects: boolean, clip?: RowClip): Map<string, ProductStats> {
-  const cells = new Map<string, { y: number; x: Float64Array; n: number }>();
-  if (fixedEffects) {
-    for (const r of rows) {
-      const key = `${r.product}\u0000${r.level}`;
-      let c = cells.get(key);
-      if (!c) cells.set(key, (c = { y: 0, x: new Float64Array(p), n: 0 }));
-      c.y += r.y;
-      c.n++;
-      for (let j = 0; j < p; j++) c.x[j]! += r.x[j]!;
-    }
-    for (const c of cells.values()) {
-      c.y /= c.n;
-      for (let j = 0; j < p; j++) c.x[j]! /= c.n;
-    }
-  }
+  const cells = fixedEffects ? cellMeans(rows, p) : new Map<string, CellMean>();
   const out = new Map<string, ProductStats>();
   const levels = new Map<string, Set<string>>();
   const xt = new Float64Array(p);
@@ -157,7 +176,7 @@ export function productStats(rows: readonly DemandRow[], p: number, fixedEffects
     if (!s) out.set(r.product, (s = { xtx: new Float64Array(p * p), xty: new Float64Array(p), yty: 0, n: 0, levels: 0, sumY: 0, sumY2: 0 }));
     let yt = r.y;
     if (fixedEffects) {
-      const c = cells.get(`${r.product}\u0000${r.level}`)!;
+      const c = cells.get(cellKey(r))!;
       yt -= c.y;
       for (let j = 0; j < p; j++) xt[j] = r.x[j]! - c.x[j]!;
       let lv = levels.get(r.product);

@@ -32,7 +32,7 @@
  * Pure: no I/O.
  */
 import { FedmartError } from '@fedmart/shared/errors';
-import { solveNormal, type DemandRow } from './demand.ts';
+import { cellKey, cellMeans, solveNormal, type CellMean, type DemandRow } from './demand.ts';
 
 /** Round-2 settings, all public or post-processing of round 1. */
 export interface ResidualClip {
@@ -65,21 +65,8 @@ export interface ResidualStats {
  * @returns product → statistics (products without β₀ are skipped)
  */
 export function residualStats(rows: readonly DemandRow[], p: number, fixedEffects: boolean, o: ResidualClip): Map<string, ResidualStats> {
-  const cells = new Map<string, { y: number; x: Float64Array; n: number }>();
-  const key = (r: DemandRow) => `${r.product}\u0000${r.level}`;
-  if (fixedEffects) {
-    for (const r of rows) {
-      let c = cells.get(key(r));
-      if (!c) cells.set(key(r), (c = { y: 0, x: new Float64Array(p), n: 0 }));
-      c.y += r.y;
-      c.n++;
-      for (let j = 0; j < p; j++) c.x[j]! += r.x[j]!;
-    }
-    for (const c of cells.values()) {
-      c.y /= c.n;
-      for (let j = 0; j < p; j++) c.x[j]! /= c.n;
-    }
-  }
+  const cells = fixedEffects ? cellMeans(rows, p) : new Map<string, CellMean>();
+  const key = cellKey;
   const out = new Map<string, ResidualStats>();
   const xh = new Float64Array(p);
   for (const r of rows) {
