@@ -220,7 +220,7 @@ describe('issue 8 item 3: commit-then-reveal closes the multiparty CKKS collusio
 
     // Assert: the attack was mounted and real: the "aggregate" the partners were sent is A's ciphertext alone
     expect(forged).not.toBeNull();
-    expect(f.seen.aggregates.length).toBeGreaterThan(0);
+    expect(f.seen.aggregates.length, `no aggregate went out: round ${outcome!.phase} (${outcome!.reason ?? ''}); logs: ${f.logs.flat().join(' | ')}`).toBeGreaterThan(0);
     const aggMasks = masks.maskParts(f.seen.aggregates[0]!.chunks);
     const aMasks = masks.maskParts(uploads.get(A)!.chunks);
     expect(aggMasks.every((m, i) => equalBytes(m, aMasks[i]!))).toBe(true);
