@@ -107,8 +107,9 @@ interface ActiveRound {
 }
 
 /**
- * One round of multiparty CKKS at the coordinator (`he: { keys: 'multiparty' }`): it relays signed key shares and
- * sealed decryption shares it cannot open, and sums ciphertexts; it never holds a secret share.
+ * One round of multiparty CKKS at the coordinator (`he: { keys: 'multiparty' }`): it relays signed commitments
+ * (key shares, then updates: each set goes out complete before anyone reveals), signed key shares and sealed
+ * decryption shares it cannot open, and sums ciphertexts; it never holds a secret share.
  */
 interface MultipartyRoundState {
   /** Public seed of the round's common reference polynomial (fresh per round). */
