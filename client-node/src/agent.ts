@@ -22,7 +22,7 @@ import { initBackend } from './ml/backend.ts';
 import { SecAggClient } from '@fedmart/shared/secagg/client';
 import type { AdvertiseKeysRequest, ConsistencyCheckRequest, MaskedInputRequest, SecAggStage, ShareKeysRequest, UnmaskRequest } from '@fedmart/shared/secagg/messages';
 import {
-  HeAggregateSchema, HeKeySchema, HeMpKeysSchema, HeMpRoundSchema, HeMpShareSchema, HeSetupSchema, HeWrapRequestSchema, SecAggRequestSchema,
+  HeAggregateSchema, HeKeySchema, HeMpCommitsSchema, HeMpKeysSchema, HeMpRoundSchema, HeMpShareSchema, HeSetupSchema, HeWrapRequestSchema, SecAggRequestSchema,
   type SecureServerToClientEvents, type SecureTrainInstruction,
 } from '@fedmart/shared/protocol-secure';
 import { CkksPartner, type MultipartyObserver } from './protection/ckks-partner.ts';
@@ -323,6 +323,27 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       }
     })();
   });
+  // Commit-then-reveal: once every round partner's signed commitment is in, reveal the key share (the update waits in training).
+  socket.on('he-mp-commits', (raw) => {
+    void (async () => {
+      let roundId = '';
+      let kind = '';
+      try {
+        const commits = HeMpCommitsSchema.parse(raw);
+        ({ roundId, kind } = commits);
+        if (!ckks) throw new FedmartError('UNAVAILABLE', 'received multiparty commitments before the CKKS setup');
+        const reveal = ckks.acceptMultipartyCommits(commits, Math.max(2, terms?.minClients ?? 2));
+        if (reveal) await sendChecked({ type: 'he-mp-key-share', roundId, payload: reveal });
+      } catch (err) {
+        const e = toFedmartError(err);
+        log(`multiparty ${kind || 'round'} commitments${roundId ? ` of ${roundId}` : ''} refused: ${e.message}`);
+        if (roundId) {
+          ckks?.endMultipartyRound(roundId, `${kind} commitments refused`);
+          await send({ type: 'train-error', roundId, payload: { code: e.code, message: e.message.slice(0, 2000) } });
+        }
+      }
+    })();
+  });
   socket.on('he-mp-share', (raw) => {
     try {
       if (!ckks) throw new FedmartError('UNAVAILABLE', 'received a decryption share before the CKKS setup');
@@ -514,12 +535,13 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         if (!held) throw new FedmartError('CONFLICT', `the round trains model version ${version}, which this partner does not hold (it missed an encrypted aggregate); it sits this round out`);
         global = held;
         if ((terms.he?.keys ?? 'federation') === 'multiparty') {
-          // Multiparty: the key share goes out before training, so the collective key is ready when the update is.
+          // Multiparty: the key-share commitment goes out before training (the share itself once every partner committed),
+          // so the collective key is ready when the update is.
           if (t.multiparty === undefined) throw new FedmartError('CONFLICT', 'round refused: the instruction carries no multiparty key setup, but the federation terms this partner consented to use multiparty CKKS keys');
           const mp = HeMpRoundSchema.parse(t.multiparty);
           checkRoundParticipants(terms, mp.parties.length, 'multiparty key generation');
-          const share = await ckks.multipartyKeyShare(t.roundId, mp, Math.max(2, terms.minClients));
-          await sendChecked({ type: 'he-mp-key-share', roundId: t.roundId, payload: share });
+          const commit = await ckks.multipartyKeyShare(t.roundId, mp, Math.max(2, terms.minClients));
+          await sendChecked({ type: 'he-mp-commit', roundId: t.roundId, payload: commit });
         } else if (t.multiparty !== undefined) throw new FedmartError('CONFLICT', 'round refused: the instruction carries a multiparty key setup, but the federation terms this partner consented to use the federation key');
       } else global = decodeFloat32(weightsBytes, expected);
       const started = Date.now();
@@ -546,6 +568,11 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       }
       if (t.protection === 'ckks') {
         const { chunks, length, signature } = await ckks!.encryptUpdate(delta, updateWeight, t.roundId);
+        if (ckks!.multiparty) {
+          // Commit to the ciphertext, and upload it only once every key party has committed to its own.
+          await sendChecked({ type: 'he-mp-commit', roundId: t.roundId, payload: await ckks!.multipartyUpdateCommit(t.roundId, { chunks, length }) });
+          await ckks!.multipartyUpdateCommitsReady(t.roundId);
+        }
         if (socket.connected) charge(result.charge);
         const ack = await send({ type: 'he-train-result', roundId: t.roundId, payload: { length, chunks, metrics, signature } });
         if (ack.ok) trained++;

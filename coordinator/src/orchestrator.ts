@@ -9,7 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { FedmartError, isFedmartError, toFedmartError } from '@fedmart/shared/errors';
 import { createRound, transition, type RoundEvent, type RoundState, type TimedPhase, type RoundEffect, type SecAggPhase } from '@fedmart/shared/round';
 import type { FederationConfig, Metrics, EvaluateInstruction, RoundStatus } from '@fedmart/shared/protocol';
-import { CKKS_UPDATE_CLIP, multipartyKeyId, multipartyKeyShareStatement, updateStatement, type HeAggregate, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
+import { CKKS_UPDATE_CLIP, multipartyCommitStatement, multipartyKeyId, multipartyKeyShareStatement, type MpCommitKind, updateStatement, type HeAggregate, type SecAggReplyEnvelope, type SecureServerToClientEvents, type SecureTrainInstruction } from '@fedmart/shared/protocol-secure';
 import { DEFAULT_CKKS_PARAMS, ckksChunkCount, resolveCkksParams } from '@fedmart/shared/he/ckks-params';
 import { MULTIPARTY_MAX_PARTNERS } from '@fedmart/shared/protocol';
 import { weightedMetricMeans } from '@fedmart/shared/strategy/base';
@@ -107,8 +107,9 @@ interface ActiveRound {
 }
 
 /**
- * One round of multiparty CKKS at the coordinator (`he: { keys: 'multiparty' }`): it relays signed key shares and
- * sealed decryption shares it cannot open, and sums ciphertexts; it never holds a secret share.
+ * One round of multiparty CKKS at the coordinator (`he: { keys: 'multiparty' }`): it relays signed commitments
+ * (key shares, then updates: each set goes out complete before anyone reveals), signed key shares and sealed
+ * decryption shares it cannot open, and sums ciphertexts; it never holds a secret share.
  */
 interface MultipartyRoundState {
   /** Public seed of the round's common reference polynomial (fresh per round). */
@@ -121,6 +122,9 @@ interface MultipartyRoundState {
   keyId: string | null;
   /** Key parties whose sealed decryption shares were relayed. */
   decryptionFrom: Set<string>;
+  /** Signed commitments per kind (key shares, then updates), and the partners they went out for (null: not yet sent). */
+  commits: Record<MpCommitKind, Map<string, { identityKey: Uint8Array; commitment: Uint8Array; signature: Uint8Array }>>;
+  committed: Record<MpCommitKind, string[] | null>;
 }
 
 class FederationRunner {
@@ -279,7 +283,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         newWeights: null,
         done: resolve,
         secagg: null,
-        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null, keyId: null, contributors: [], mp: config.he?.keys === 'multiparty' ? { crpSeed: randomBytes(32), asked: [], shares: new Map(), keyParties: null, keyId: null, decryptionFrom: new Set() } : null } : null,
+        ckks: config.encryption === 'ckks' ? { uploads: new Map(), aggregate: null, keyId: null, contributors: [], mp: config.he?.keys === 'multiparty' ? { crpSeed: randomBytes(32), asked: [], shares: new Map(), keyParties: null, keyId: null, decryptionFrom: new Set(), commits: { key: new Map(), update: new Map() }, committed: { key: null, update: null } } : null } : null,
         baseVersion: base.version,
         baseEncrypted: base.encrypted,
         boundNotes: new Map(),
@@ -392,6 +396,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const r = this.requireRound(federationId, roundId);
     const a = r.active!;
     if (!a.ckks || !r.custody) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use CKKS; send a train-result`);
+    if (a.ckks.mp && !a.ckks.mp.committed.update?.includes(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: an encrypted update from ${partnerId} before every key party's update commitment went out; commit first (he-mp-commit), upload after`);
     if (length !== a.global.length + 1) throw new FedmartError('INVALID_UPDATE', `wrong shape: the encrypted update holds ${length} values, expected ${a.global.length + 1} (the model's parameters and the weight)`);
     const expected = ckksChunkCount(length, r.custody.params);
     if (chunks.length !== expected) throw new FedmartError('INVALID_UPDATE', `the encrypted update has ${chunks.length} ciphertext chunks, expected ${expected} for ${length} values`);
@@ -417,6 +422,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const mp = a.ckks?.mp;
     if (!mp) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use multiparty CKKS keys; a key share is not expected`);
     if (a.state.phase !== 'training' || !mp.asked.includes(partnerId) || partnerId in a.state.failures) throw new FedmartError('CONFLICT', `round ${a.state.round}: partner ${partnerId} is not a selected partner in training; its key share is refused`);
+    if (!mp.committed.key?.includes(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: a key share from ${partnerId} before every partner's key commitment went out; commit first (he-mp-commit), reveal after`);
     if (mp.keyParties !== null || mp.shares.has(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: ${mp.keyParties !== null ? 'the collective key was already sent' : 'a key share from this partner already arrived'}`);
     const identityKey = r.clients.get(partnerId)?.identityKey;
     if (!identityKey || !verifyEd25519(identityKey, multipartyKeyShareStatement({ federationId, roundId, crpSeed: mp.crpSeed, partnerId, ...share }), share.signature)) {
@@ -429,9 +435,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   /** Send every key share to the key parties once no selected partner is still expected to send one. */
   private maybeSendCollectiveKey(r: FederationRunner, a: ActiveRound): void {
     const mp = a.ckks?.mp;
-    if (!mp || mp.keyParties !== null || a.state.phase !== 'training') return;
-    if (mp.asked.some((id) => !mp.shares.has(id) && !(id in a.state.failures))) return;
-    const parties = [...mp.shares.keys()].sort();
+    if (!mp || mp.keyParties !== null || mp.committed.key === null || a.state.phase !== 'training') return;
+    const committed = mp.committed.key;
+    const gone = committed.filter((id) => id in a.state.failures);
+    if (gone.length > 0) {
+      this.apply(r, { type: 'abort', reason: `multiparty CKKS: ${gone.join(', ')} committed to a key share and dropped before revealing it; the collective key needs every committed share; the previous model stays` });
+      return;
+    }
+    if (committed.some((id) => !mp.shares.has(id))) return;
+    const parties = [...committed].sort();
     if (parties.length < Math.max(2, a.config.minClients)) {
       this.apply(r, { type: 'abort', reason: `multiparty CKKS: ${parties.length} key share(s), the federation needs at least ${Math.max(2, a.config.minClients)} key parties; the previous model stays` });
       return;
@@ -443,11 +455,53 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const id of parties) r.clients.get(id)?.emitSecure('he-mp-keys', { roundId: a.state.roundId, crpSeed: mp.crpSeed, shares: sorted });
   }
 
-  /** Multiparty: a partner failed or left. Before the key went out it is just not a key party; after, the round cannot decrypt. */
+  /**
+   * Multiparty: a round partner's signed commitment (to its key share, or to its encrypted update). Once every
+   * partner still expected has committed, the full signed set goes to each of them; only then do they reveal.
+   * @throws FedmartError CONFLICT when not expected; FORBIDDEN without a valid identity signature
+   */
+  acceptHeMpCommit(federationId: string, partnerId: string, roundId: string, c: { kind: MpCommitKind; commitment: Uint8Array; signature: Uint8Array }): void {
+    const r = this.requireRound(federationId, roundId);
+    const a = r.active!;
+    const mp = a.ckks?.mp;
+    if (!mp) throw new FedmartError('CONFLICT', `round ${a.state.round} does not use multiparty CKKS keys; a commitment is not expected`);
+    const expected = c.kind === 'key' ? mp.asked : mp.keyParties ?? [];
+    if (a.state.phase !== 'training' || !expected.includes(partnerId) || partnerId in a.state.failures) throw new FedmartError('CONFLICT', `round ${a.state.round}: partner ${partnerId} is not expected to commit to ${c.kind === 'key' ? 'a key share' : 'an update'} now`);
+    if (mp.committed[c.kind] !== null || mp.commits[c.kind].has(partnerId)) throw new FedmartError('CONFLICT', `round ${a.state.round}: ${mp.committed[c.kind] !== null ? `the ${c.kind} commitments were already sent` : `a ${c.kind} commitment from this partner already arrived`}`);
+    const identityKey = r.clients.get(partnerId)?.identityKey;
+    if (!identityKey || !verifyEd25519(identityKey, multipartyCommitStatement({ kind: c.kind, federationId, roundId, partnerId, commitment: c.commitment }), c.signature)) {
+      throw new FedmartError('FORBIDDEN', `round ${a.state.round}: the ${c.kind} commitment lacks a valid signature by partner ${partnerId}'s bound identity key; refused`);
+    }
+    mp.commits[c.kind].set(partnerId, { identityKey, commitment: new Uint8Array(c.commitment), signature: new Uint8Array(c.signature) });
+    this.maybeSendCommits(r, a, c.kind);
+  }
+
+  /** Send every commitment of `kind` to the partners that made them once no expected partner is still missing. */
+  private maybeSendCommits(r: FederationRunner, a: ActiveRound, kind: MpCommitKind): void {
+    const mp = a.ckks?.mp;
+    if (!mp || mp.committed[kind] !== null || a.state.phase !== 'training') return;
+    const expected = kind === 'key' ? mp.asked : mp.keyParties;
+    if (!expected) return;
+    const commits = mp.commits[kind];
+    if (kind === 'update' && expected.some((id) => id in a.state.failures)) return; // the round aborts (n-out-of-n)
+    if (expected.some((id) => !commits.has(id) && !(id in a.state.failures))) return;
+    const parties = [...commits.keys()].sort();
+    if (parties.length < Math.max(2, a.config.minClients)) {
+      this.apply(r, { type: 'abort', reason: `multiparty CKKS: ${parties.length} ${kind} commitment(s), the federation needs at least ${Math.max(2, a.config.minClients)} key parties; the previous model stays` });
+      return;
+    }
+    mp.committed[kind] = parties;
+    const list = parties.map((partnerId) => ({ partnerId, ...commits.get(partnerId)! }));
+    this.store.audit('coordinator', `he.mp-${kind}-commitments`, a.state.roundId, { federationId: r.federationId, parties });
+    for (const id of parties) r.clients.get(id)?.emitSecure('he-mp-commits', { roundId: a.state.roundId, kind, commits: list });
+  }
+
+  /** Multiparty: a partner failed or left. Before the key commitments went out it is just not a key party; after, the round cannot decrypt. */
   private multipartyPartnerGone(r: FederationRunner, partnerId: string, why: string): void {
     const a = r.active;
     const mp = a?.ckks?.mp;
     if (!a || !mp) return;
+    if (mp.committed.key === null) return this.maybeSendCommits(r, a, 'key');
     if (mp.keyParties === null) return this.maybeSendCollectiveKey(r, a);
     if (mp.keyParties.includes(partnerId) && !mp.decryptionFrom.has(partnerId) && (a.state.phase === 'training' || a.state.phase === 'aggregating' || a.state.phase === 'evaluating')) {
       this.apply(r, { type: 'abort', reason: `multiparty CKKS is n-out-of-n: key party ${partnerId} dropped (${why}) before its decryption share, so the aggregate cannot be decrypted; the previous model stays` });

@@ -187,6 +187,9 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       case 'he-mp-key-share':
         deps.orchestrator.acceptHeMpKeyShare(federationId, partnerId, msg.roundId, msg.payload);
         return;
+      case 'he-mp-commit':
+        deps.orchestrator.acceptHeMpCommit(federationId, partnerId, msg.roundId, msg.payload);
+        return;
       case 'he-mp-decryption-share':
         deps.orchestrator.acceptHeMpDecryptionShare(federationId, partnerId, msg.roundId, msg.payload.boxes);
         return;

@@ -150,11 +150,22 @@ export const HeMpDecryptionShareEnvelopeSchema = z.object({
   payload: z.object({ boxes: z.array(z.object({ to: id, sealed: bytesSchema(49, 64 * 1024 * 1024) }).strict()).min(1).max(MULTIPARTY_MAX_WIRE_PARTIES) }).strict(),
 });
 
+/** What a multiparty commitment commits to: the round's key share, or the partner's encrypted update. */
+export const MP_COMMIT_KINDS = ['key', 'update'] as const;
+export type MpCommitKind = (typeof MP_COMMIT_KINDS)[number];
+/** A round partner's signed commitment ({@link multipartyCommitment}, {@link multipartyCommitStatement}), sent before it reveals anything. */
+export const HeMpCommitEnvelopeSchema = z.object({
+  ...base,
+  type: z.literal('he-mp-commit'),
+  roundId: id,
+  payload: z.object({ kind: z.enum(MP_COMMIT_KINDS), commitment: bytesSchema(32), signature: bytesSchema(64) }).strict(),
+});
+
 /** Every client → server message of the protection layers. */
-export const SecureClientEnvelopeSchema = z.discriminatedUnion('type', [SecAggReplyEnvelopeSchema, HePartnerKeyEnvelopeSchema, HeWrappedEnvelopeSchema, HeReadyEnvelopeSchema, HeTrainResultEnvelopeSchema, HeMpKeyShareEnvelopeSchema, HeMpDecryptionShareEnvelopeSchema]);
+export const SecureClientEnvelopeSchema = z.discriminatedUnion('type', [SecAggReplyEnvelopeSchema, HePartnerKeyEnvelopeSchema, HeWrappedEnvelopeSchema, HeReadyEnvelopeSchema, HeTrainResultEnvelopeSchema, HeMpKeyShareEnvelopeSchema, HeMpDecryptionShareEnvelopeSchema, HeMpCommitEnvelopeSchema]);
 export type SecureClientEnvelope = z.infer<typeof SecureClientEnvelopeSchema>;
 /** Envelope types handled by {@link SecureClientEnvelopeSchema}. */
-export const SECURE_MESSAGE_TYPES: ReadonlySet<string> = new Set(['secagg-reply', 'he-partner-key', 'he-wrapped', 'he-ready', 'he-train-result', 'he-mp-key-share', 'he-mp-decryption-share']);
+export const SECURE_MESSAGE_TYPES: ReadonlySet<string> = new Set(['secagg-reply', 'he-partner-key', 'he-wrapped', 'he-ready', 'he-train-result', 'he-mp-key-share', 'he-mp-decryption-share', 'he-mp-commit']);
 
 /** Server → client (CKKS): the federation's key-custody setup, sent after the welcome. */
 export const HeSetupSchema = z.object({
@@ -212,6 +223,12 @@ export const HeMpKeysSchema = z.object({
   crpSeed: bytesSchema(32),
   shares: z.array(z.object({ partnerId: id, identityKey: bytesSchema(32), publicShare: bytesSchema(12, MAX_MP_SHARE_BYTES), wrapKey: bytesSchema(32), signature: bytesSchema(64) }).strict()).min(2).max(MULTIPARTY_MAX_WIRE_PARTIES),
 }).strict();
+/** Server → partner (multiparty): every round partner's signed commitment of one kind, once all have arrived; only then does a partner reveal. */
+export const HeMpCommitsSchema = z.object({
+  roundId: id,
+  kind: z.enum(MP_COMMIT_KINDS),
+  commits: z.array(z.object({ partnerId: id, identityKey: bytesSchema(32), commitment: bytesSchema(32), signature: bytesSchema(64) }).strict()).min(2).max(MULTIPARTY_MAX_WIRE_PARTIES),
+}).strict();
 /** Server → partner (multiparty): another key party's sealed decryption shares, relayed. */
 export const HeMpShareSchema = z.object({ roundId: id, from: id, sealed: bytesSchema(49, 64 * 1024 * 1024) }).strict();
 
@@ -234,6 +251,7 @@ export interface SecureServerToClientEvents {
   'he-aggregate': (aggregate: HeAggregate) => void;
   'he-mp-keys': (keys: z.infer<typeof HeMpKeysSchema>) => void;
   'he-mp-share': (share: z.infer<typeof HeMpShareSchema>) => void;
+  'he-mp-commits': (commits: z.infer<typeof HeMpCommitsSchema>) => void;
 }
 
 /**
@@ -291,6 +309,27 @@ export function multipartyKeyId(roundId: string, crpSeed: Uint8Array, shares: re
   const parts: (string | Uint8Array)[] = [roundId, crpSeed];
   for (const s of shares) parts.push(s.partnerId, sha256(s.publicShare));
   return Array.from(sha256(signedMessage('fedmart/he/v1/mp-key-id', parts)).subarray(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Commit-then-reveal against rogue-key and malleability attacks by a partner colluding with the coordinator
+ * (the rogue-key fix of Micali, Ohta & Reyzin, CCS 2001 and Boneh, Drijvers & Neven, ASIACRYPT 2018 — every party
+ * commits to its public key before any key is revealed; the same ordering as the signed advertise-keys round of
+ * Bonawitz et al., CCS 2017, §4, where each client's keys are fixed and signed before it sees anyone else's).
+ * A partner's commitment is SHA-256("fedmart/he/v1/mp-commit/<kind>" ‖ federation ‖ round ‖ partner ‖
+ * SHA-256(revealed statement)), length-prefixed ({@link signedMessage}); the revealed statement is the one the
+ * partner signs when it reveals ({@link multipartyKeyShareStatement} for its key share, {@link updateStatement}
+ * — which fixes its ciphertexts' c1 parts — for its update). The partner id inside the hash stops a cheater from
+ * publishing another partner's commitment as its own. The statements contain fresh RLWE samples (p_i, c1), so the
+ * commitment hides them (random-oracle model).
+ */
+export function multipartyCommitment(f: { kind: MpCommitKind; federationId: string; roundId: string; partnerId: string; revealed: Uint8Array }): Uint8Array {
+  return sha256(signedMessage(`fedmart/he/v1/mp-commit/${f.kind}`, [f.federationId, f.roundId, f.partnerId, sha256(f.revealed)]));
+}
+
+/** What a round partner signs with its identity key for its commitment (so the coordinator cannot substitute one). */
+export function multipartyCommitStatement(f: { kind: MpCommitKind; federationId: string; roundId: string; partnerId: string; commitment: Uint8Array }): Uint8Array {
+  return signedMessage('fedmart/he/v1/mp-commit-signature', [f.kind, f.federationId, f.roundId, f.partnerId, f.commitment]);
 }
 
 /** Associated data of one sealed decryption share: federation, round, sender, recipient. */

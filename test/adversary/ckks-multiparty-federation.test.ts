@@ -3,8 +3,9 @@
  * `encryption: 'ckks', he: { keys: 'multiparty' }` (n-out-of-n multiparty
  * CKKS, Mouchet et al., PoPETs 2021 §IV; `shared/src/he/multiparty.ts`) runs
  * real rounds between a real coordinator and real agents on the bank data.
- * Each round: signed key shares → collective key (each partner checks its own
- * share is in it) → encrypted updates → homomorphic sum at the coordinator →
+ * Each round: signed key-share commitments → signed key shares → collective
+ * key (each partner checks its own share is in it and every share matches its
+ * commitment) → update commitments → encrypted updates → homomorphic sum at the coordinator →
  * decryption shares sealed partner to partner → every partner combines all n.
  *
  * 1. The committed model is plain FedAvg of the clipped updates within CKKS

@@ -21,13 +21,21 @@
  * key; for the aggregate it sends h_i = c1·s_i + e_smg sealed to each other key party — only for an aggregate
  * that carries every key party's signed mask hash, whose masks sum to the aggregate's, once per round — and
  * decrypts when it holds all n shares. s_i is dropped when the round ends.
+ *
+ * Commit-then-reveal (`multipartyCommitment` in protocol-secure.ts): a partner first sends a signed commitment to
+ * its key share, and reveals the share only once it holds every round partner's signed commitment; it combines
+ * the collective key only if every revealed share matches its commitment (a rogue share p_B = −a·s_B + e − Σ p_j,
+ * which needs the others' shares, cannot have been committed before they were revealed). Likewise it commits to
+ * its encrypted update (its signed statement over the ciphertexts' c1 parts) and uploads the ciphertext only once
+ * every key party's update commitment is in; it gives a decryption share only for an aggregate whose every
+ * contributor's masks match that contributor's commitment (so no update can be −c_C of another partner's).
  */
 import { randomBytes } from 'node:crypto';
 import { FedmartError } from '@fedmart/shared/errors';
 import { generateX25519KeyPair, type X25519KeyPair } from '@fedmart/shared/crypto/x25519';
 import { createCkksContext, type CkksContext, type CkksSecretKey } from '@fedmart/shared/he/ckks';
 import { unwrapSecretKey, wrapSecretKey } from '@fedmart/shared/he/key-custody';
-import { keyWrapAssociatedData, multipartyKeyId, multipartyKeyShareStatement, multipartyShareAssociatedData, partnerKeyStatement, updateStatement, wrappedKeyStatement, type HeAggregate, type HeMpKeysSchema, type HeMpRoundSchema, type HeSetup } from '@fedmart/shared/protocol-secure';
+import { keyWrapAssociatedData, multipartyCommitment, multipartyCommitStatement, multipartyKeyId, multipartyKeyShareStatement, multipartyShareAssociatedData, partnerKeyStatement, updateStatement, wrappedKeyStatement, type HeAggregate, type HeMpCommitsSchema, type HeMpKeysSchema, type MpCommitKind, type HeMpRoundSchema, type HeSetup } from '@fedmart/shared/protocol-secure';
 import { createCkksAggregator, type CkksAggregator } from '@fedmart/shared/he/ckks-aggregator';
 import { createMultipartyCkks, MULTIPARTY_MAX_PARTIES, MULTIPARTY_SCALE_BITS, type MultipartyCkks } from '@fedmart/shared/he/multiparty';
 import type { z } from 'zod';
@@ -59,7 +67,21 @@ interface MultipartyRound {
   aggregate: HeAggregate | null;
   shares: Map<string, Uint8Array[]>;
   sharesWaiters: { resolve(): void; reject(e: Error): void }[];
+  /** Every round partner's commitments this partner accepted (partner → commitment), per kind; null until then. */
+  commits: Record<MpCommitKind, Map<string, Uint8Array> | null>;
+  /** This partner's key share, revealed only once the key commitments are in. */
+  keyReveal: { publicShare: Uint8Array; wrapKey: Uint8Array; signature: Uint8Array };
+  /** This partner's own update commitment (set when it encrypts). */
+  updateCommitment: Uint8Array | null;
+  updateCommitWaiters: { resolve(): void; reject(e: Error): void }[];
   ended: Error | null;
+}
+
+/** A signed commitment to send (`he-mp-commit`). */
+export interface MultipartyCommit {
+  kind: MpCommitKind;
+  commitment: Uint8Array;
+  signature: Uint8Array;
 }
 
 /** Test hooks that see a multiparty partner's secrets (they stay in its process). */
@@ -321,7 +343,7 @@ export class CkksPartner {
    * @returns the signed key share to send
    * @throws FedmartError CONFLICT when this partner is not among the asked parties or there are too few
    */
-  async multipartyKeyShare(roundId: string, setup: z.infer<typeof HeMpRoundSchema>, minContributors: number): Promise<{ publicShare: Uint8Array; wrapKey: Uint8Array; signature: Uint8Array }> {
+  async multipartyKeyShare(roundId: string, setup: z.infer<typeof HeMpRoundSchema>, minContributors: number): Promise<MultipartyCommit> {
     if (!this.multiparty || !this.setup) throw new FedmartError('FORBIDDEN', 'asked for a multiparty key share, but this federation does not use multiparty keys; refusing');
     const { federationId, partnerId } = this.setup;
     if (!setup.parties.includes(partnerId)) throw new FedmartError('CONFLICT', `round ${roundId}: the multiparty key parties do not include this partner`);
@@ -331,10 +353,81 @@ export class CkksPartner {
     const mp = await this.mpContext(Math.max(2, Math.min(MULTIPARTY_MAX_PARTIES, setup.parties.length)));
     const share = mp.createKeyShare(setup.crpSeed);
     this.observeMultiparty.secretShare?.({ roundId, partnerId, secretKey: share.secretKey.slice() });
-    this.mpRound = { roundId, crpSeed: new Uint8Array(setup.crpSeed), asked: [...setup.parties], secretKey: share.secretKey, publicShare: share.publicShare, key: null, keyWaiters: [], aggregate: null, shares: new Map(), sharesWaiters: [], ended: null };
     const wrapKey = this.partnerKeys.publicKey;
-    const signature = signEd25519(this.identity.keyPair.secretKey, multipartyKeyShareStatement({ federationId, roundId, crpSeed: setup.crpSeed, partnerId, publicShare: share.publicShare, wrapKey }));
-    return { publicShare: share.publicShare, wrapKey, signature };
+    const statement = multipartyKeyShareStatement({ federationId, roundId, crpSeed: setup.crpSeed, partnerId, publicShare: share.publicShare, wrapKey });
+    const keyReveal = { publicShare: share.publicShare, wrapKey, signature: signEd25519(this.identity.keyPair.secretKey, statement) };
+    this.mpRound = { roundId, crpSeed: new Uint8Array(setup.crpSeed), asked: [...setup.parties], secretKey: share.secretKey, publicShare: share.publicShare, key: null, keyWaiters: [], aggregate: null, shares: new Map(), sharesWaiters: [], commits: { key: null, update: null }, keyReveal, updateCommitment: null, updateCommitWaiters: [], ended: null };
+    return this.commit('key', roundId, statement);
+  }
+
+  /** Sign a commitment to `revealed` for this round. */
+  private commit(kind: MpCommitKind, roundId: string, revealed: Uint8Array): MultipartyCommit {
+    const { federationId, partnerId } = this.setup!;
+    const commitment = multipartyCommitment({ kind, federationId, roundId, partnerId, revealed });
+    return { kind, commitment, signature: signEd25519(this.identity.keyPair.secretKey, multipartyCommitStatement({ kind, federationId, roundId, partnerId, commitment })) };
+  }
+
+  /**
+   * Every round partner's signed commitments of one kind. Checked: this partner's own commitment is there
+   * unchanged, no partner twice, at least `minContributors`, only partners asked for the round's key (for
+   * update commitments: exactly the round's key parties), each with a valid signature by its pinned identity.
+   * Only after this does this partner reveal what it committed to.
+   * @returns for key commitments, the key share to reveal now; for update commitments, null (the waiting upload goes)
+   * @throws FedmartError FORBIDDEN naming what is wrong (this partner then reveals nothing)
+   */
+  acceptMultipartyCommits(msg: z.infer<typeof HeMpCommitsSchema>, minContributors: number): { publicShare: Uint8Array; wrapKey: Uint8Array; signature: Uint8Array } | null {
+    const r = this.requireMpRound(msg.roundId, `${msg.kind} commitments`);
+    const { federationId, partnerId } = this.setup!;
+    const refuse = (why: string) => new FedmartError('FORBIDDEN', `round ${msg.roundId}: refusing the ${msg.kind} commitments: ${why}`);
+    if (r.commits[msg.kind]) throw refuse('this partner already accepted a set of them for this round (a second set could follow a reveal)');
+    const ids = msg.commits.map((c) => c.partnerId);
+    if (new Set(ids).size !== ids.length) throw refuse('a partner is listed twice');
+    if (ids.length < minContributors) throw refuse(`${ids.length} partners committed, the federation's terms require at least ${minContributors}`);
+    const own = msg.kind === 'key' ? this.keyCommitmentOf(r) : r.updateCommitment;
+    if (!own) throw refuse('this partner has not committed yet');
+    const mine = msg.commits.find((c) => c.partnerId === partnerId);
+    if (!mine || !equalBytes(mine.commitment, own)) throw refuse('this partner\'s own commitment is missing or altered');
+    if (msg.kind === 'update') {
+      if (!r.key) throw refuse('they came before the collective key');
+      if ([...ids].sort().join('\u0000') !== r.key.parties.join('\u0000')) throw refuse(`they are from ${[...ids].sort().join(', ')}, not exactly the round's key parties ${r.key.parties.join(', ')}`);
+    }
+    const commits = new Map<string, Uint8Array>();
+    for (const c of msg.commits) {
+      if (!r.asked.includes(c.partnerId)) throw refuse(`partner ${c.partnerId} was not asked to make this round's key`);
+      if (c.partnerId !== partnerId) this.identity.checkPeer(federationId, c.partnerId, c.identityKey); // pin on first use; a changed key is refused
+      const key = this.identityOf(c.partnerId, `${msg.kind} commitments`);
+      if (!verifyEd25519(key, multipartyCommitStatement({ kind: msg.kind, federationId, roundId: msg.roundId, partnerId: c.partnerId, commitment: c.commitment }), c.signature)) {
+        throw refuse(`the commitment of ${c.partnerId} lacks a valid signature by its pinned identity (the coordinator may have substituted it)`);
+      }
+      commits.set(c.partnerId, new Uint8Array(c.commitment));
+    }
+    r.commits[msg.kind] = commits;
+    if (msg.kind === 'key') return r.keyReveal;
+    for (const w of r.updateCommitWaiters.splice(0)) w.resolve();
+    return null;
+  }
+
+  private keyCommitmentOf(r: MultipartyRound): Uint8Array {
+    const { federationId, partnerId } = this.setup!;
+    return multipartyCommitment({ kind: 'key', federationId, roundId: r.roundId, partnerId, revealed: multipartyKeyShareStatement({ federationId, roundId: r.roundId, crpSeed: r.crpSeed, partnerId, publicShare: r.keyReveal.publicShare, wrapKey: r.keyReveal.wrapKey }) });
+  }
+
+  /** This partner's signed commitment to its encrypted update of `roundId` (after {@link encryptUpdate}). */
+  multipartyUpdateCommit(roundId: string, update: { chunks: Uint8Array[]; length: number }): Promise<MultipartyCommit> {
+    return this.mpMaskAggregator().then((masks) => {
+      const r = this.requireMpRound(roundId, 'update commitment');
+      const revealed = updateStatement({ federationId: this.setup!.federationId, roundId, keyId: r.key!.keyId, length: update.length, masks: masks.maskParts(update.chunks) });
+      const c = this.commit('update', roundId, revealed);
+      r.updateCommitment = c.commitment;
+      return c;
+    });
+  }
+
+  /** Resolves once every key party's update commitment is accepted here: only then may the ciphertext leave. */
+  multipartyUpdateCommitsReady(roundId: string): Promise<void> {
+    const r = this.requireMpRound(roundId, 'update commitments');
+    if (r.commits.update) return Promise.resolve();
+    return new Promise((resolve, reject) => r.updateCommitWaiters.push({ resolve, reject }));
   }
 
   /**
@@ -353,6 +446,9 @@ export class CkksPartner {
     if (new Set(ids).size !== ids.length) throw refuse('a key party is listed twice');
     if (ids.length < minContributors) throw refuse(`${ids.length} key parties, the federation's terms require at least ${minContributors}`);
     if (ids.length > MULTIPARTY_MAX_PARTIES) throw refuse(`${ids.length} key parties, multiparty CKKS is analysed for at most ${MULTIPARTY_MAX_PARTIES}`);
+    const committed = r.commits.key;
+    if (!committed) throw refuse('it came before every key party\'s commitment (a share revealed before the commitments could be a rogue key)');
+    if ([...ids].sort().join('\u0000') !== [...committed.keys()].sort().join('\u0000')) throw refuse(`its key parties ${[...ids].sort().join(', ')} are not exactly the partners that committed (${[...committed.keys()].sort().join(', ')})`);
     const mine = keys.shares.find((x) => x.partnerId === partnerId);
     if (!mine || !equalBytes(mine.publicShare, r.publicShare) || !equalBytes(mine.wrapKey, this.partnerKeys.publicKey)) throw refuse('this partner\'s own key share is missing or altered');
     const wrapKeys = new Map<string, Uint8Array>();
@@ -360,8 +456,12 @@ export class CkksPartner {
       if (!r.asked.includes(x.partnerId)) throw refuse(`partner ${x.partnerId} was not asked to make this round's key`);
       if (x.partnerId !== partnerId) this.identity.checkPeer(federationId, x.partnerId, x.identityKey); // pin on first use; a changed key is refused
       const key = this.identityOf(x.partnerId, 'collective key');
-      if (!verifyEd25519(key, multipartyKeyShareStatement({ federationId, roundId: keys.roundId, crpSeed: keys.crpSeed, partnerId: x.partnerId, publicShare: x.publicShare, wrapKey: x.wrapKey }), x.signature)) {
+      const statement = multipartyKeyShareStatement({ federationId, roundId: keys.roundId, crpSeed: keys.crpSeed, partnerId: x.partnerId, publicShare: x.publicShare, wrapKey: x.wrapKey });
+      if (!verifyEd25519(key, statement, x.signature)) {
         throw refuse(`the share of ${x.partnerId} lacks a valid signature by its pinned identity (the coordinator may have substituted it)`);
+      }
+      if (!equalBytes(multipartyCommitment({ kind: 'key', federationId, roundId: keys.roundId, partnerId: x.partnerId, revealed: statement }), committed.get(x.partnerId)!)) {
+        throw refuse(`the share of ${x.partnerId} does not match the commitment it made before any share was revealed (a share chosen after seeing the others', e.g. a rogue key cancelling them)`);
       }
       wrapKeys.set(x.partnerId, new Uint8Array(x.wrapKey));
     }
@@ -418,6 +518,14 @@ export class CkksPartner {
     const listed = agg.contributors.map((c) => c.partnerId).sort();
     if (listed.join('\u0000') !== r.key.parties.join('\u0000')) {
       throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round} lists contributors ${listed.join(', ')}, not exactly the round's key parties ${r.key.parties.join(', ')}; refusing a decryption share`);
+    }
+    const committed = r.commits.update;
+    if (!committed) throw new FedmartError('FORBIDDEN', `round ${agg.round}: the aggregate came before every key party's update commitment; refusing a decryption share`);
+    for (const c of agg.contributors) {
+      const revealed = updateStatement({ federationId: this.setup!.federationId, roundId: agg.roundId, keyId: agg.keyId, length: agg.length, masks: c.masks });
+      if (!equalBytes(multipartyCommitment({ kind: 'update', federationId: this.setup!.federationId, roundId: agg.roundId, partnerId: c.partnerId, revealed }), committed.get(c.partnerId)!)) {
+        throw new FedmartError('FORBIDDEN', `the aggregate of round ${agg.round}: the update of ${c.partnerId} does not match the commitment it made before any ciphertext was uploaded (an update chosen after seeing another partner's, e.g. −c of it); refusing a decryption share`);
+      }
     }
     this.baseFor(agg);
     r.aggregate = agg;
@@ -479,7 +587,7 @@ export class CkksPartner {
     if (!r || (roundId !== null && r.roundId !== roundId) || r.ended) return;
     r.ended = new FedmartError('ROUND_FAILED', `multiparty round ${roundId} ended (${why}); every key party's share is needed (n-out-of-n), this partner's round secret is dropped`);
     r.secretKey.fill(0);
-    for (const w of [...r.keyWaiters.splice(0), ...r.sharesWaiters.splice(0)]) w.reject(r.ended);
+    for (const w of [...r.keyWaiters.splice(0), ...r.sharesWaiters.splice(0), ...r.updateCommitWaiters.splice(0)]) w.reject(r.ended);
   }
 }
 

@@ -54,7 +54,11 @@
  * A partner must only answer for an aggregate that carries ≥ minClients
  * contributors' signatures whose masks sum to the aggregate's (the existing
  * item-3 check), or the coordinator could ask it to decrypt one partner's
- * ciphertext. Pure: no I/O.
+ * ciphertext; and a partner must reveal its key share and its ciphertext
+ * only after every party's signed commitment to theirs is in (commit-then-
+ * reveal, `protocol-secure.ts` multipartyCommitment), or a cheater shown the
+ * others first could publish a rogue share −a·s_B + e − Σ p_j or upload −c_C.
+ * Pure: no I/O.
  */
 import { randomBytes } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
