@@ -27,7 +27,6 @@
  * independent `@noble/ciphers` AES-CTR (`mask-prg.test.ts`).
  */
 import { createCipheriv } from 'node:crypto';
-import { MessageChannel } from 'node:worker_threads';
 import { assertBytes, assertInteger } from '../crypto/bytes.ts';
 import { addWords as add1, addWords4 as add4, subtractWords as sub1, subtractWords4 as sub4 } from '../crypto/prg.ts';
 import { Z32Accumulator, simdAvailable } from './z32-simd.ts';
@@ -50,7 +49,9 @@ type Stream = ReturnType<typeof createCipheriv>;
  * the message being dropped, its memory is freed at once instead of at the
  * next GC (see {@link releaseChunk}).
  */
-const DROP_PORT = (() => {
+const DROP_PORT: InstanceType<typeof MessageChannel>["port1"] | null = (() => {
+  // The global MessageChannel (Node ≥ 15 and browsers): shared/ imports no Node-only module.
+  if (typeof MessageChannel !== 'function') return null;
   const { port1, port2 } = new MessageChannel();
   port2.close();
   port1.close();
@@ -71,7 +72,7 @@ const DROP_PORT = (() => {
 export function releaseChunk(bytes: Uint8Array): void {
   const buffer = bytes.buffer;
   if (bytes.byteOffset !== 0 || buffer.byteLength !== bytes.byteLength || !(buffer instanceof ArrayBuffer)) return;
-  DROP_PORT.postMessage(null, [buffer]);
+  DROP_PORT?.postMessage(null, [buffer]);
 }
 
 /** One mask: the seed to expand and whether to add (1) or subtract (−1) it. */
