@@ -22,7 +22,7 @@ import { buildSealCkksRuntime, resolveCkksParams, type CkksParams } from '@fedma
 import { signEd25519 } from '@fedmart/shared/crypto/ed25519';
 import { equalBytes } from '@fedmart/shared/crypto/bytes';
 import { multipartyKeyId, multipartyKeyShareStatement, updateStatement, type HeAggregate, type HeSetup } from '@fedmart/shared/protocol-secure';
-import { bankPartners, modelFor, startFixture } from '../helpers.ts';
+import { bankPartners, modelFor, startFixture, waitFor } from '../helpers.ts';
 
 /** Hang guards only. */
 const timeouts = { selectingMs: 120_000, trainingMs: 240_000, evaluatingMs: 60_000 };
@@ -170,11 +170,14 @@ describe('issue 8 item 3: commit-then-reveal closes the multiparty CKKS collusio
       mp.dispose();
       rt.context.delete?.();
     }
-    // ... but honest A and C refuse the key, naming the commitment mismatch, and encrypt nothing under it
-    for (const i of [0, 2]) {
-      const refusal = f.logs[i]!.find((m) => /collective key .*refused/.test(m)) ?? `(agent ${i} logged: ${f.logs[i]!.join(' | ')})`;
-      expect(refusal).toMatch(new RegExp(`the share of ${B} does not match the commitment it made before any share was revealed`));
-    }
+    // ... but honest A and C refuse the key, naming the commitment mismatch, and encrypt nothing under it.
+    // The round fails on the first refusal; the other honest partner may see that failure before it gets
+    // to the key (then it has nothing to refuse), so wait for its log only as long as a hang guard allows.
+    const refusalOf = (i: number) => f.logs[i]!.find((m) => /collective key .*refused/.test(m));
+    await waitFor(() => [0, 2].every((i) => refusalOf(i) !== undefined), 30_000, 'both refusals').catch(() => {});
+    const refusals = [0, 2].map(refusalOf).filter((m): m is string => m !== undefined);
+    expect(refusals.length, `agents 0 and 2 logged: ${[0, 2].map((i) => f.logs[i]!.join(' | ')).join(' || ')}`).toBeGreaterThan(0);
+    for (const refusal of refusals) expect(refusal).toMatch(new RegExp(`the share of ${B} does not match the commitment it made before any share was revealed`));
     expect(uploadsFrom).toEqual([]);
     expect(f.sharesFrom).toEqual([]);
     expect(outcome!.phase).toBe('failed');
