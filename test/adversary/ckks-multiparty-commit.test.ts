@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import { PartnerIdentity } from '@fedmart/client-node/identity';
 import type { ClientLink, Orchestrator } from '@fedmart/coordinator/orchestrator';
+import { partnerKeysPublished } from './multiparty-setup.ts';
 import { createMultipartyCkks, MULTIPARTY_SCALE_BITS } from '@fedmart/shared/he/multiparty';
 import { createCkksAggregator } from '@fedmart/shared/he/ckks-aggregator';
 import { buildSealCkksRuntime, resolveCkksParams, type CkksParams } from '@fedmart/shared/he/ckks-params';
@@ -84,19 +85,6 @@ async function multipartyFederation() {
       await fx[Symbol.asyncDispose]();
     },
   };
-}
-
-/** Resolves once `n` partners published their signed X25519 key (the multiparty setup is done: they can be selected). */
-function partnerKeysPublished(orch: Orchestrator, n: number): Promise<void> {
-  const seen = new Set<string>();
-  const accept = orch.acceptHePartnerKey.bind(orch);
-  return new Promise((resolve) => {
-    orch.acceptHePartnerKey = (federationId, partnerId, publicKey, signature) => {
-      accept(federationId, partnerId, publicKey, signature);
-      seen.add(partnerId);
-      if (seen.size >= n) resolve();
-    };
-  });
 }
 
 /** x − Σ ys on "FMPK" public shares (12-byte header, then N words per key prime), modulo each prime. */

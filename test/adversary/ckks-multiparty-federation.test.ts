@@ -20,25 +20,13 @@
 import { describe, expect, it } from 'vitest';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import type { ClientLink, Orchestrator } from '@fedmart/coordinator/orchestrator';
+import { partnerKeysPublished } from './multiparty-setup.ts';
 import { createMultipartyCkks } from '@fedmart/shared/he/multiparty';
 import { CKKS_UPDATE_CLIP } from '@fedmart/shared/protocol-secure';
 import { bankPartners, modelFor, startFixture } from '../helpers.ts';
 
 /** Hang guards only: key generation at scale 2^112 and sealed shares take seconds on a loaded 2-core machine. */
 const timeouts = { selectingMs: 120_000, trainingMs: 240_000, evaluatingMs: 180_000 };
-
-/** Resolves once `n` partners published their signed X25519 key (the multiparty setup is done: they can be selected). */
-function partnerKeysPublished(orch: Orchestrator, n: number): Promise<void> {
-  const seen = new Set<string>();
-  const accept = orch.acceptHePartnerKey.bind(orch);
-  return new Promise((resolve) => {
-    orch.acceptHePartnerKey = (federationId, partnerId, publicKey, signature) => {
-      accept(federationId, partnerId, publicKey, signature);
-      seen.add(partnerId);
-      if (seen.size >= n) resolve();
-    };
-  });
-}
 
 /** max |got − want| over `want`'s length. */
 const distance = (got: ArrayLike<number>, want: ArrayLike<number>) => {
