@@ -194,7 +194,31 @@ export const PG_MIGRATIONS: readonly string[] = [
   END $$;
   ${appendOnly}
   `,
+  // 2: cluster coordination (issue 15 part 2), PostgreSQL only (see PG_ONLY_TABLES).
+  // fedmart_leases: one row per federation, the coordinator leading its rounds; epoch grows by one per
+  // change of holder and fences commits (cluster/lease.ts). socket_io_attachments: the table
+  // @socket.io/postgres-adapter keeps payloads over NOTIFY's 8000-byte limit or with binary data in.
+  `
+  CREATE TABLE fedmart_leases (
+    federation_id TEXT PRIMARY KEY REFERENCES federations(id),
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    acquired_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+  );
+  CREATE TABLE socket_io_attachments (
+    id BIGSERIAL UNIQUE,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    payload BYTEA
+  );
+  `,
 ];
+
+/**
+ * Tables of cluster coordination, outside the store's schema: one SQLite coordinator needs no lease and
+ * no cross-process fan-out, so they have no SQLite twin and the conformance suite leaves them out.
+ */
+export const PG_ONLY_TABLES = ['fedmart_leases', 'socket_io_attachments'] as const;
 
 /** Arbitrary constant key of the advisory lock migrations hold ('fedm' in ASCII). */
 const MIGRATION_LOCK = 0x6665646d;

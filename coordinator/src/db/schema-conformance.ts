@@ -16,6 +16,10 @@ import type Database from 'better-sqlite3';
 import type pg from 'pg';
 import * as sqliteSchema from './schema.ts';
 import * as pgSchema from './schema-pg.ts';
+import { PG_ONLY_TABLES } from './migrations-pg.ts';
+
+/** Tables the PostgreSQL introspection leaves out: the version table and cluster coordination (no SQLite twin by design). */
+const PG_EXCLUDED = `(${['fedmart_schema', ...PG_ONLY_TABLES].map((t) => `'${t}'`).join(', ')})`;
 
 export interface ColumnShape { name: string; sqlType: string; kind: string; notNull: boolean; primary: boolean; default: unknown; enumValues: readonly string[] | null }
 export interface IndexShape { name: string; unique: boolean; columns: string[] }
@@ -127,10 +131,10 @@ export function introspectSqlite(sqlite: Database.Database): BuiltSchema {
 /** What a migrated PostgreSQL database holds (schema `public`, without the version table). */
 export async function introspectPg(client: pg.ClientBase): Promise<BuiltSchema> {
   const tables: BuiltSchema['tables'] = new Map();
-  const cols = await client.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>("SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'fedmart_schema'");
-  const pks = await client.query<{ table: string; column: string }>("SELECT c.relname AS table, a.attname AS column FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) WHERE i.indisprimary AND n.nspname = 'public'");
+  const cols = await client.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>(`SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = 'public' AND table_name NOT IN ${PG_EXCLUDED}`);
+  const pks = await client.query<{ table: string; column: string }>(`SELECT c.relname AS table, a.attname AS column FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) WHERE i.indisprimary AND n.nspname = 'public' AND c.relname NOT IN ${PG_EXCLUDED}`);
   const idx = await client.query<{ table: string; name: string; unique: boolean; columns: string[] }>(
-    "SELECT t.relname AS table, ic.relname AS name, i.indisunique AS unique, array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.ord)::text[] AS columns FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND NOT i.indisprimary AND t.relname <> 'fedmart_schema'");
+    `SELECT t.relname AS table, ic.relname AS name, i.indisunique AS unique, array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.ord)::text[] AS columns FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND NOT i.indisprimary AND t.relname NOT IN ${PG_EXCLUDED}`);
   const primary = new Set(pks.rows.map((r) => `${r.table}.${r.column}`));
   for (const c of cols.rows) {
     if (!tables.has(c.table_name)) tables.set(c.table_name, { columns: new Map(), indexes: idx.rows.filter((i) => i.table === c.table_name).map((i) => ({ name: i.name, unique: i.unique, columns: i.columns })) });

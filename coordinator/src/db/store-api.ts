@@ -17,6 +17,7 @@
 import type { FederationConfig, Metrics } from '@fedmart/shared/protocol';
 import type { SignedTreeHead } from '@fedmart/shared/audit-log';
 import type * as t from './schema.ts';
+import type { Fence } from '../cluster/lease.ts';
 
 export type NewLedgerRow = typeof t.privacyLedger.$inferInsert;
 export type NewCapRow = Omit<typeof t.privacyCaps.$inferInsert, 'id' | 'createdAt'>;
@@ -47,6 +48,12 @@ export interface CommitRoundArgs {
   spec: unknown;
   weights: Float32Array;
   encrypted?: { blob: Uint8Array; paramCount: number };
+  /**
+   * Cluster mode (PostgreSQL): the committing coordinator's lease on the federation, checked inside
+   * the commit transaction; a stale leader's commit fails with CONFLICT (cluster/lease.ts). SQLite
+   * (one coordinator) has no leases and ignores it.
+   */
+  fence?: Fence;
 }
 
 export interface AuditVerifySummary { ok: boolean; entries: number; brokenAt: number | null; reason: string | null }

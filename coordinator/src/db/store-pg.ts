@@ -27,6 +27,7 @@ import { identityFingerprint, type Ed25519KeyPair } from '@fedmart/shared/crypto
 import { FederationConfigSchema, type FederationConfig } from '@fedmart/shared/protocol';
 import { PgAuditLog, type PgDb } from './audit-log-pg.ts';
 import { migratePg } from './migrations-pg.ts';
+import { assertFence } from '../cluster/lease.ts';
 import { initialRelease, weightsOf } from './store.ts';
 import { ledgerSnapshot, type AsyncStore, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type * as sqliteT from './schema.ts';
@@ -289,6 +290,7 @@ export class PgStore implements AsyncStore {
     try {
       return await this.db.transaction(async (tx) => {
         const fed = await this.#lockFederation(tx, args.federationId);
+        if (args.fence) await assertFence(tx, args.fence);
         const [v] = await tx.select({ n: sql<number>`coalesce(max(${t.modelVersions.version}), -1)`.mapWith(Number) }).from(t.modelVersions).where(eq(t.modelVersions.federationId, args.federationId));
         const bytes = args.encrypted ? Buffer.from(args.encrypted.blob.buffer, args.encrypted.blob.byteOffset, args.encrypted.blob.byteLength) : Buffer.from(args.weights.buffer, args.weights.byteOffset, args.weights.byteLength);
         const row: t.ModelVersionRow = {
