@@ -125,6 +125,13 @@ export interface AsyncStore {
   // schedules
   createSchedule(federationId: string, s: NewSchedule): Promise<t.ScheduleRow>;
   updateSchedule(id: string, fields: ScheduleFields): Promise<void>;
+  /**
+   * Claim a due cron/every tick, once across all coordinators sharing the database: a compare-and-set
+   * that moves `next_run_at` from `dueAt` (the value the caller read) to `nextRunAt`, only while it
+   * still reads `dueAt` and the schedule is pending or running. Of any number of racing callers
+   * exactly one gets true and runs the tick; the others see false and do nothing for it.
+   */
+  claimScheduleTick(id: string, dueAt: number, nextRunAt: number | null): Promise<boolean>;
   getSchedule(id: string): Promise<t.ScheduleRow>;
   listOpenSchedules(): Promise<t.ScheduleRow[]>;
   listSchedules(federationId: string): Promise<t.ScheduleRow[]>;

@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { FedmartError } from '@fedmart/shared/errors';
 import { generateEd25519KeyPair } from '@fedmart/shared/crypto/ed25519';
@@ -51,6 +54,8 @@ interface Backend {
   dropAuditUpdateGuard(): Promise<void>;
   /** A second store on the same database (another coordinator), or null where there is only one process. */
   second(): Promise<AsyncStore | null>;
+  /** Another handle on the same database even where {@link second} is null (SQLite: a second better-sqlite3 handle on the same file). */
+  otherHandle(): Promise<AsyncStore>;
   close(): Promise<void>;
 }
 
@@ -61,14 +66,26 @@ const backends: { name: 'sqlite' | 'postgres'; skip: boolean; open(): Promise<Ba
     name: 'sqlite',
     skip: false,
     async open() {
-      const store = new SqliteAsyncStore(new Store(openDatabase(':memory:'), key));
+      const dir = mkdtempSync(path.join(tmpdir(), 'fedmart-conformance-'));
+      const file = path.join(dir, 'fedmart.db');
+      const store = new SqliteAsyncStore(new Store(openDatabase(file), key));
       const client = store.store.db.$client;
+      const others: SqliteAsyncStore[] = [];
       return {
         store,
         raw: async (sql) => void client.exec(sql),
         dropAuditUpdateGuard: async () => void client.exec('DROP TRIGGER audit_log_no_update'),
         second: async () => null,
-        close: () => store.close(),
+        otherHandle: async () => {
+          const o = new SqliteAsyncStore(new Store(openDatabase(file), key));
+          others.push(o);
+          return o;
+        },
+        close: async () => {
+          for (const o of others) await o.close();
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
       };
     },
   },
@@ -84,6 +101,11 @@ const backends: { name: 'sqlite' | 'postgres'; skip: boolean; open(): Promise<Ba
         raw: async (sql) => void (await store.pool.query(sql)),
         dropAuditUpdateGuard: async () => void (await store.pool.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update')),
         second: async () => {
+          const s = await PgStore.open(url, key);
+          others.push(s);
+          return s;
+        },
+        otherHandle: async () => {
           const s = await PgStore.open(url, key);
           others.push(s);
           return s;
@@ -296,6 +318,53 @@ for (const backend of backends) {
       expect((await s.listOpenSchedules()).map((x) => x.id)).toEqual([sc.id]);
       expect((await s.listSchedules(federation.id)).map((x) => x.id)).toEqual([sc.id, done.id]);
       await expect(s.getSchedule('s_nope')).rejects.toThrow(/not found/);
+    }, HANG_GUARD);
+
+    it('a schedule tick is claimed once: two coordinators (two handles on one database) racing for each of 20 due ticks, exactly one wins each', async () => {
+      await fresh();
+      const { federation } = await s.createFederation('fed', config, weights(4, 0));
+      const other = await b.otherHandle();
+      const sc = await s.createSchedule(federation.id, { kind: 'every', requested: 0, spec: '{"kind":"every","everySeconds":1}', nextRunAt: 1000, at: 0 });
+      const winners: string[] = [];
+      for (let tick = 1; tick <= 20; tick++) {
+        // Both read the same due tick, then both try to move it on.
+        const [a, c] = await Promise.all([s.getSchedule(sc.id), other.getSchedule(sc.id)]);
+        expect(a.nextRunAt).toBe(tick * 1000);
+        expect(c.nextRunAt).toBe(tick * 1000);
+        const [wonA, wonC] = await Promise.all([s.claimScheduleTick(sc.id, a.nextRunAt!, (tick + 1) * 1000), other.claimScheduleTick(sc.id, c.nextRunAt!, (tick + 1) * 1000)]);
+        expect([wonA, wonC].filter(Boolean), `tick ${tick}`).toHaveLength(1);
+        winners.push(wonA ? 'a' : 'c');
+      }
+      expect((await s.getSchedule(sc.id)).nextRunAt).toBe(21_000);
+      // A stale read (a tick already claimed) never wins, nor does a paused or finished schedule.
+      expect(await other.claimScheduleTick(sc.id, 20_000, 99_000)).toBe(false);
+      await s.updateSchedule(sc.id, { status: 'paused' });
+      expect(await other.claimScheduleTick(sc.id, 21_000, 22_000)).toBe(false);
+      expect((await s.getSchedule(sc.id)).nextRunAt).toBe(21_000);
+      expect(winners).toHaveLength(20);
+    }, HANG_GUARD);
+
+    it('two coordinators racing to run a capped federation\'s next round never overspend (50 races, room for exactly one round each)', async () => {
+      await fresh();
+      const other = (await b.second()) ?? s;
+      let overspent = 0;
+      for (let race = 0; race < 50; race++) {
+        const { federation, model } = await s.createFederation(`fed${race}`, config, weights(4, 0));
+        // The cap allows exactly one more round: 0.3 already spent, 0.3 per round, cap 0.6.
+        await s.appendPrivacyCap({ federationId: federation.id, partnerId: null, level: 'partner', epsilon: 0.6, setBy: 'compliance' });
+        await s.chargeLedger(federation.id, capPlan);
+        const [r1, r2] = [await newRound(s, federation.id, model.id), await newRound(other, federation.id, model.id)];
+        const attempts = race % 2
+          ? [s.commitRound(commitArgs(federation.id, r1.id, model.id, 1), capPlan), other.commitRound(commitArgs(federation.id, r2.id, model.id, 2), capPlan)]
+          : [s.chargeLedger(federation.id, capPlan), other.chargeLedger(federation.id, capPlan)];
+        const settled = await Promise.allSettled(attempts);
+        const passed = settled.filter((x) => x.status === 'fulfilled').length;
+        if (passed !== 1) overspent++;
+        const spent = (await s.ledgerRows(federation.id)).map((l) => Number(l.epsilon!.toFixed(6)));
+        expect(spent, `race ${race}: the ledger`).toEqual([0.3, 0.6]);
+        for (const x of settled) if (x.status === 'rejected') expect(String(x.reason), `race ${race}`).toMatch(/budget exceeded/);
+      }
+      expect(overspent).toBe(0);
     }, HANG_GUARD);
 
     it('revocations are idempotent', async () => {

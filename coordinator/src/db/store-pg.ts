@@ -376,6 +376,13 @@ export class PgStore implements AsyncStore {
     await this.db.update(t.schedules).set({ ...fields, updatedAt: now() }).where(eq(t.schedules.id, scheduleId));
   }
 
+  /** One UPDATE … WHERE next_run_at = $due … RETURNING: row-level atomic under READ COMMITTED (a second updater re-checks the WHERE after the first commits, and no longer matches). */
+  async claimScheduleTick(scheduleId: string, dueAt: number, nextRunAt: number | null): Promise<boolean> {
+    const s = t.schedules;
+    const won = await this.db.update(s).set({ nextRunAt, updatedAt: now() }).where(and(eq(s.id, scheduleId), eq(s.nextRunAt, dueAt), inArray(s.status, ['pending', 'running']))).returning({ id: s.id });
+    return won.length === 1;
+  }
+
   async getSchedule(scheduleId: string) {
     const [row] = await this.db.select().from(t.schedules).where(eq(t.schedules.id, scheduleId));
     if (!row) throw new FedmartError('NOT_FOUND', `schedule ${scheduleId} not found; list them with: fedmart schedule list --federation F`);
