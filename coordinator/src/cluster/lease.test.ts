@@ -143,4 +143,22 @@ describe.skipIf(pgBin === null)('per-federation leader lease (PostgreSQL)', () =
     expect(await failInterruptedRoundsUnderLease(store.pool, a)).toEqual([]);
     expect((await store.getRound(round.id)).phase).toBe('training');
   }, HANG_GUARD);
+  it('a leader cut off from the database stops leading on its local deadline, before another coordinator can take over', async () => {
+    const { federation } = await federationWithRound();
+    let partitioned = false;
+    // The real pool until "partitioned"; then every statement hangs (a network partition), as a dead link does.
+    const flaky = { query: ((text: string, values?: unknown[]) => (partitioned ? new Promise(() => undefined) : store.pool.query(text, values))) as typeof store.pool.query };
+    const order: string[] = [];
+    const a = new LeaseManager(flaky, 'coord-a', async () => [federation.id], { onLost: (_f, why) => void order.push(`a lost: ${why}`) }, { ttlMs: 1500, renewMs: 300 });
+    const b = new LeaseManager(store.pool, 'coord-b', async () => [federation.id], { onAcquired: () => void order.push('b acquired') }, { ttlMs: 1500, renewMs: 300 });
+    await a.start();
+    expect(a.leads(federation.id)).toBe(true);
+    partitioned = true;
+    await b.start();
+    while (!b.leads(federation.id)) await sleep(50);
+    expect(order).toEqual(['a lost: no renewal answered before the lease ran out', 'b acquired']);
+    expect(a.leads(federation.id)).toBe(false);
+    await a.stop(false);
+    await b.stop();
+  }, HANG_GUARD);
 });

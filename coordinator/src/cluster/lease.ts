@@ -149,7 +149,7 @@ export class LeaseManager {
       const sent = Date.now();
       let ok = false, reason = 'the lease expired or another coordinator took it over';
       try {
-        ok = await renewLease(this.db, fence, this.ttlMs);
+        ok = await withTimeout(renewLease(this.db, fence, this.ttlMs), this.ttlMs, 'the renewal');
       } catch (err) {
         reason = `renewing failed: ${(err as Error).message}`;
       }
@@ -159,7 +159,8 @@ export class LeaseManager {
     for (const federationId of await this.federations()) {
       if (this.#stopped || this.#held.has(federationId)) continue;
       const sent = Date.now();
-      const fence = await acquireLease(this.db, federationId, this.coordinatorId, this.ttlMs);
+      const fence = await withTimeout(acquireLease(this.db, federationId, this.coordinatorId, this.ttlMs), this.ttlMs, 'acquiring');
+      // A lease won by a statement that answered after its own TTL is already void: the deadline below fires at once.
       if (!fence) continue;
       this.#arm(fence, sent);
       await this.events.onAcquired?.(fence);
@@ -197,4 +198,11 @@ export class LeaseManager {
       if (release) await releaseLease(this.db, fence).catch(() => undefined);
     }
   }
+}
+
+/** A database call that hangs (partition) must not stall the heartbeat forever: give up after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
