@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { initBackend } from '@fedmart/client-node/ml/backend';
-import type { ScheduleClock } from '@fedmart/coordinator/scheduler';
 import { privacyReport } from '@fedmart/coordinator/privacy';
 import type { ScheduleView } from '@fedmart/shared/protocol-schedule';
 import type { FederationConfigInput } from '@fedmart/shared/protocol';
@@ -19,38 +18,10 @@ import { ApiClient } from '../cli/api-client.ts';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { RoundTraining, TaskRoundArgs } from '@fedmart/shared/task/types';
 import { tabularTask, type PartnerTask } from '@fedmart/client-node/task';
+import { FakeClock } from './fake-clock.ts';
 import { bankPartners, connectBankPartners, modelFor, startFixture, waitFor, type Fixture, type LocalData } from './helpers.ts';
 
 await initBackend();
-
-/** A manual clock: timers fire only when the test advances it. */
-class FakeClock implements ScheduleClock {
-  readonly timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  constructor(public t: number) {}
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  /** Move to `t`, firing every timer due by then in time order. */
-  advanceTo(t: number): void {
-    for (;;) {
-      const due = [...this.timers.entries()].filter(([, x]) => x.at <= t).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.t = Math.max(this.t, due[1].at);
-      this.timers.delete(due[0]);
-      due[1].fn();
-    }
-    this.t = t;
-  }
-}
 
 type Cfg = Partial<FederationConfigInput> & { model: FederationConfigInput['model'] };
 const LOCAL = { localEpochs: 1, batchSize: 64, learningRate: 0.05, proximalMu: 0 };

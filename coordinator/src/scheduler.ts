@@ -259,9 +259,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (now < row.nextRunAt) return this.planTimer(id); // a long delay was split
     const spec = scheduleView(row).spec;
     const due = row.nextRunAt;
-    // Plan the following tick first, so a tick can arrive while this round runs.
-    this.store.updateSchedule(id, { nextRunAt: this.nextTick(spec, now, row.createdAt) });
+    // Claim the tick (once across coordinators sharing the database: a compare-and-set on next_run_at)
+    // and plan the following one first, so a tick can arrive while this round runs. Lost: another
+    // coordinator runs this tick; plan the next one it set.
+    const claimed = this.store.claimScheduleTick(id, due, this.nextTick(spec, now, row.createdAt));
     this.planTimer(id);
+    if (!claimed) return;
     const q = this.queues.get(row.federationId);
     if ((q && q.holders > 0) || this.runner.hasActiveRound(row.federationId)) {
       const reason = 'a round of this federation was still running; the tick was skipped';

@@ -82,11 +82,7 @@ export class SqliteAsyncStore implements AsyncStore {
 
   async createSchedule(federationId: string, s: NewSchedule) { return this.store.createSchedule(federationId, s); }
   async updateSchedule(id: string, fields: ScheduleFields) { this.store.updateSchedule(id, fields); }
-  async claimScheduleTick(id: string, dueAt: number, nextRunAt: number | null) {
-    const s = t.schedules;
-    const r = this.#db.update(s).set({ nextRunAt, updatedAt: Date.now() }).where(and(eq(s.id, id), eq(s.nextRunAt, dueAt), inArray(s.status, ['pending', 'running']))).run();
-    return r.changes === 1;
-  }
+  async claimScheduleTick(id: string, dueAt: number, nextRunAt: number | null) { return this.store.claimScheduleTick(id, dueAt, nextRunAt); }
   async getSchedule(id: string) { return this.store.getSchedule(id); }
   async listOpenSchedules() { return this.store.listOpenSchedules(); }
   async listSchedules(federationId: string) { return this.store.listSchedules(federationId); }

@@ -317,6 +317,15 @@ export class Store {
     this.db.update(t.schedules).set({ ...fields, updatedAt: now() }).where(eq(t.schedules.id, id)).run();
   }
 
+  /**
+   * Claim a due cron/every tick (compare-and-set on next_run_at, see AsyncStore.claimScheduleTick).
+   * @returns true when this caller moved next_run_at from `dueAt` to `nextRunAt`
+   */
+  claimScheduleTick(id: string, dueAt: number, nextRunAt: number | null): boolean {
+    const s = t.schedules;
+    return this.db.update(s).set({ nextRunAt, updatedAt: now() }).where(and(eq(s.id, id), eq(s.nextRunAt, dueAt), inArray(s.status, ['pending', 'running']))).run().changes === 1;
+  }
+
   getSchedule(id: string): t.ScheduleRow {
     const row = this.db.select().from(t.schedules).where(eq(t.schedules.id, id)).get();
     if (!row) throw new FedmartError('NOT_FOUND', `schedule ${id} not found; list them with: fedmart schedule list --federation F`);
