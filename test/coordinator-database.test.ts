@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../coordinator/src/db/migrations.ts';
-import { PG_MIGRATIONS } from '../coordinator/src/db/migrations-pg.ts';
+import { PG_MIGRATIONS, PG_ONLY_TABLES } from '../coordinator/src/db/migrations-pg.ts';
 import { findPgBin, startPgCluster, type PgCluster } from '../coordinator/src/db/pg-cluster.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
@@ -74,7 +74,8 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     const tables = (await c.query<{ n: string }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")).rows[0]!.n;
     const version = (await c.query<{ version: number }>('SELECT version FROM fedmart_schema')).rows[0]!.version;
     await c.end();
-    expect([Number(tables), version]).toEqual([13, PG_MIGRATIONS.length]);
+    // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2
+    expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length, PG_MIGRATIONS.length]);
 
     const serve = await fedmart(['coordinator', '--database', url, '--port', '0']);
     expect(serve.code).not.toBe(0);

@@ -15,6 +15,7 @@ import { MerkleFrontier } from '@fedmart/shared/crypto/merkle';
 import { auditLeafHash, treeHeadMessage, verifyAuditLog, type AuditEntry, type AuditVerification, type SignedTreeHead } from '@fedmart/shared/audit-log';
 import { FedmartError } from '@fedmart/shared/errors';
 import * as t from './schema-pg.ts';
+import { auditConsistencyOf, auditInclusionOf, auditStartRefusal, type AuditConsistency, type AuditInclusion } from './audit-log.ts';
 
 export type PgDb = NodePgDatabase<typeof t>;
 
@@ -65,5 +66,33 @@ export class PgAuditLog {
   async verify(trusted: SignedTreeHead | null = null): Promise<AuditVerification> {
     const heads = await this.db.select().from(t.auditTreeHeads).orderBy(asc(t.auditTreeHeads.size));
     return verifyAuditLog({ entries: await this.entries(), heads, trusted });
+  }
+
+  /** Stored heads with size > after, oldest first. */
+  async listHeads(after = 0, limit = 1000): Promise<SignedTreeHead[]> {
+    return this.db.select().from(t.auditTreeHeads).where(gt(t.auditTreeHeads.size, after)).orderBy(asc(t.auditTreeHeads.size)).limit(limit);
+  }
+
+  /** Consistency proof (RFC 6962 §2.1.2) from the stored rows, as SQLite's log computes it. */
+  async consistency(from: number, to?: number): Promise<AuditConsistency> {
+    return auditConsistencyOf(await this.entries(), await this.newestHead(), from, to);
+  }
+
+  /** Inclusion proof (RFC 6962 §2.1.1) from the stored rows, as SQLite's log computes it. */
+  async inclusion(seq: number, size?: number): Promise<AuditInclusion> {
+    return auditInclusionOf(await this.entries(), await this.newestHead(), seq, size);
+  }
+
+  /**
+   * At start-up: rows that no longer reproduce the newest signed head are refused (signing new heads over
+   * them would bless the rewrite). PostgreSQL databases are created with signed heads from the first entry.
+   * @throws FedmartError CONFIG_ERROR naming the first bad entry
+   */
+  async checkAtStart(): Promise<void> {
+    const newest = await this.newestHead();
+    if (newest === null) return;
+    const v = await this.verify(newest);
+    if (!v.ok) throw auditStartRefusal(v, v.entries, newest.size, 'database', 'fedmart audit verify');
+    this.#frontier = null; // rebuilt from the verified rows on the next append
   }
 }

@@ -84,38 +84,22 @@ export class AuditLog {
     return this.db.select().from(t.auditTreeHeads).where(gt(t.auditTreeHeads.size, after)).orderBy(asc(t.auditTreeHeads.size)).limit(limit).all().map(headOf);
   }
 
-  #sizeCheck(size: number, leaves: number): void {
-    const newest = this.newestHead();
-    if (newest === null || size > newest.size) throw new FedmartError('BAD_REQUEST', `tree size ${size} is beyond the newest signed head (${newest?.size ?? 0}); ask GET /api/v1/audit/sth for the current size`);
-    if (size > leaves) throw new FedmartError('UNAVAILABLE', `the audit log holds ${leaves} entries but its signed head covers ${newest.size}: entries were deleted; run fedmart audit verify --data-dir on the coordinator and restore it from a backup`);
-  }
-
   /**
    * Consistency proof between two tree sizes (RFC 6962 §2.1.2), from the stored rows.
    * @param from - the older size
    * @param to - the newer size (default: the newest signed head)
    * @throws FedmartError BAD_REQUEST on sizes out of range, UNAVAILABLE when rows were deleted
    */
-  consistency(from: number, to?: number): { from: number; to: number; proof: string[] } {
-    const size = to ?? this.newestHead()?.size ?? 0;
-    if (from > size) throw new FedmartError('BAD_REQUEST', `"from" (${from}) must not exceed "to" (${size})`);
-    const leaves = this.#leaves();
-    this.#sizeCheck(size, leaves.length);
-    return { from, to: size, proof: consistencyProof(leaves, from, size).map(bytesToHex) };
+  consistency(from: number, to?: number): AuditConsistency {
+    return auditConsistencyOf(this.entries(), this.newestHead(), from, to);
   }
 
   /**
    * Inclusion proof of entry `seq` in the tree of `size` entries (RFC 6962 §2.1.1).
    * @throws FedmartError NOT_FOUND for an unknown entry, BAD_REQUEST for a size that does not cover it
    */
-  inclusion(seq: number, size?: number): { entry: AuditEntry; leafIndex: number; treeSize: number; proof: string[] } {
-    const entries = this.entries();
-    const index = entries.findIndex((e) => e.seq === seq);
-    if (index < 0) throw new FedmartError('NOT_FOUND', `audit entry ${seq} not found`);
-    const treeSize = size ?? this.newestHead()?.size ?? 0;
-    if (index >= treeSize) throw new FedmartError('BAD_REQUEST', `a tree of ${treeSize} entries does not contain entry ${seq}`);
-    this.#sizeCheck(treeSize, entries.length);
-    return { entry: entries[index]!, leafIndex: index, treeSize, proof: inclusionProof(entries.map(auditLeafHash), index, treeSize).map(bytesToHex) };
+  inclusion(seq: number, size?: number): AuditInclusion {
+    return auditInclusionOf(this.entries(), this.newestHead(), seq, size);
   }
 
   /** Verify every stored entry against every stored head (`fedmart audit verify --data-dir`). */
@@ -130,6 +114,7 @@ export class AuditLog {
    * @throws FedmartError CONFIG_ERROR naming the first bad entry
    */
   checkAtStart(): void {
+    this.#frontier = null; // from the stored rows, not a frontier cached by earlier appends
     const newest = this.newestHead();
     const count = this.db.select({ n: sql<number>`count(*)` }).from(t.auditLog).get()?.n ?? 0;
     if (newest === null) {
@@ -143,7 +128,48 @@ export class AuditLog {
     if (f.size === newest.size && bytesToHex(f.root()) === newest.root) return;
     this.#frontier = null;
     const v = this.verify();
-    const why = v.firstBad ? `entry ${v.firstBad.seq}: ${v.firstBad.reason}` : `${count} entries do not reproduce the newest signed head (size ${newest.size})`;
-    throw new FedmartError('CONFIG_ERROR', `the audit log in this data dir does not verify against its signed tree heads (${why}); the coordinator will not sign new heads over it. Restore the data dir from a backup; fedmart audit verify --data-dir <dir> shows the details`);
+    throw auditStartRefusal(v, count, newest.size, 'data dir', 'fedmart audit verify --data-dir <dir>');
   }
+}
+
+/** An inclusion proof's JSON (GET /api/v1/audit/entries/:seq/proof). */
+export interface AuditInclusion { entry: AuditEntry; leafIndex: number; treeSize: number; proof: string[] }
+/** A consistency proof's JSON (GET /api/v1/audit/consistency). */
+export interface AuditConsistency { from: number; to: number; proof: string[] }
+
+function sizeCheck(newest: SignedTreeHead | null, size: number, leaves: number): void {
+  if (newest === null || size > newest.size) throw new FedmartError('BAD_REQUEST', `tree size ${size} is beyond the newest signed head (${newest?.size ?? 0}); ask GET /api/v1/audit/sth for the current size`);
+  if (size > leaves) throw new FedmartError('UNAVAILABLE', `the audit log holds ${leaves} entries but its signed head covers ${newest.size}: entries were deleted; run fedmart audit verify --data-dir on the coordinator and restore it from a backup`);
+}
+
+/**
+ * Consistency proof between two tree sizes (RFC 6962 §2.1.2) from stored entries and the newest head; pure, so
+ * the SQLite and PostgreSQL logs answer alike.
+ * @throws FedmartError BAD_REQUEST on sizes out of range, UNAVAILABLE when rows were deleted
+ */
+export function auditConsistencyOf(entries: readonly AuditEntry[], newest: SignedTreeHead | null, from: number, to?: number): AuditConsistency {
+  const size = to ?? newest?.size ?? 0;
+  if (from > size) throw new FedmartError('BAD_REQUEST', `"from" (${from}) must not exceed "to" (${size})`);
+  const leaves = entries.map(auditLeafHash);
+  sizeCheck(newest, size, leaves.length);
+  return { from, to: size, proof: consistencyProof(leaves, from, size).map(bytesToHex) };
+}
+
+/**
+ * Inclusion proof of entry `seq` in the tree of `size` entries (RFC 6962 §2.1.1); pure (see {@link auditConsistencyOf}).
+ * @throws FedmartError NOT_FOUND for an unknown entry, BAD_REQUEST for a size that does not cover it
+ */
+export function auditInclusionOf(entries: readonly AuditEntry[], newest: SignedTreeHead | null, seq: number, size?: number): AuditInclusion {
+  const index = entries.findIndex((e) => e.seq === seq);
+  if (index < 0) throw new FedmartError('NOT_FOUND', `audit entry ${seq} not found`);
+  const treeSize = size ?? newest?.size ?? 0;
+  if (index >= treeSize) throw new FedmartError('BAD_REQUEST', `a tree of ${treeSize} entries does not contain entry ${seq}`);
+  sizeCheck(newest, treeSize, entries.length);
+  return { entry: entries[index]!, leafIndex: index, treeSize, proof: inclusionProof(entries.map(auditLeafHash), index, treeSize).map(bytesToHex) };
+}
+
+/** The start-up refusal of a log that does not reproduce its newest signed head (both dialects). */
+export function auditStartRefusal(v: AuditVerification, count: number, newestSize: number, where: string, verifyCommand: string): FedmartError {
+  const why = v.firstBad ? `entry ${v.firstBad.seq}: ${v.firstBad.reason}` : `${count} entries do not reproduce the newest signed head (size ${newestSize})`;
+  return new FedmartError('CONFIG_ERROR', `the audit log in this ${where} does not verify against its signed tree heads (${why}); the coordinator will not sign new heads over it. Restore the ${where} from a backup; ${verifyCommand} shows the details`);
 }

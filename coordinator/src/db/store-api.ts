@@ -18,6 +18,7 @@ import type { FederationConfig, Metrics } from '@fedmart/shared/protocol';
 import type { SignedTreeHead } from '@fedmart/shared/audit-log';
 import type * as t from './schema.ts';
 import type { Fence } from '../cluster/lease.ts';
+import type { AuditConsistency, AuditInclusion } from './audit-log.ts';
 
 export type NewLedgerRow = typeof t.privacyLedger.$inferInsert;
 export type NewCapRow = Omit<typeof t.privacyCaps.$inferInsert, 'id' | 'createdAt'>;
@@ -69,6 +70,17 @@ export interface AsyncStore {
   verifyAudit(): Promise<AuditVerifySummary>;
   listAudit(limit?: number, afterSeq?: number): Promise<t.AuditRow[]>;
   newestAuditHead(): Promise<SignedTreeHead | null>;
+  /** Stored heads with size > after, oldest first. */
+  listAuditHeads(after?: number, limit?: number): Promise<SignedTreeHead[]>;
+  /** RFC 6962 §2.1.2 consistency proof from the stored rows (to: default the newest head). */
+  auditConsistency(from: number, to?: number): Promise<AuditConsistency>;
+  /** RFC 6962 §2.1.1 inclusion proof of entry `seq` (size: default the newest head). */
+  auditInclusion(seq: number, size?: number): Promise<AuditInclusion>;
+  /**
+   * At start-up: refuse (FedmartError CONFIG_ERROR) a log whose rows no longer reproduce its newest
+   * signed head, before anything is appended.
+   */
+  checkAuditAtStart(): Promise<void>;
 
   // partners
   ensurePartner(name: string): Promise<t.PartnerRow>;
@@ -90,6 +102,8 @@ export interface AsyncStore {
   bindIdentity(id: string, identityKey: string, termsHash: string | null): Promise<void>;
   setEnrollmentPurposes(id: string, purposes: readonly string[]): Promise<string[] | null>;
   revokeEnrollment(id: string): Promise<void>;
+  /** The portal's consent to the terms (hash) before the node connects. @returns the hash recorded before (null: none) */
+  recordTermsConsent(id: string, termsHash: string): Promise<string | null>;
 
   // rounds
   nextRoundNumber(federationId: string): Promise<number>;

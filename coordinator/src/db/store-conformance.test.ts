@@ -11,7 +11,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { FedmartError } from '@fedmart/shared/errors';
 import { generateEd25519KeyPair } from '@fedmart/shared/crypto/ed25519';
-import { verifyTreeHead } from '@fedmart/shared/audit-log';
+import { checkEntryIncluded, checkHeadExtends, verifyTreeHead } from '@fedmart/shared/audit-log';
 import { FederationConfigSchema } from '@fedmart/shared/protocol';
 import { openDatabase } from './client.ts';
 import { migrate } from './migrations.ts';
@@ -208,6 +208,9 @@ for (const backend of backends) {
       await expect(s.bindIdentity(e.id, 'cc'.repeat(32), null)).rejects.toThrow(/re-enroll/);
       expect(await s.setEnrollmentPurposes(e.id, ['a'])).toBeNull();
       expect(await s.setEnrollmentPurposes(e.id, ['b'])).toEqual(['a']);
+      expect(await s.recordTermsConsent(e.id, 'dd'.repeat(32))).toBe('bb'.repeat(32));
+      expect(await s.recordTermsConsent(e.id, 'ee'.repeat(32))).toBe('dd'.repeat(32));
+      expect((await s.listEnrollments(federation.id))[0]!.termsHash).toBe('ee'.repeat(32));
       await s.revokeEnrollment(e.id);
       await s.markEnrollmentSeen(e.id, 43);
       expect((await s.findEnrollmentByToken('jti-1'))?.status).toBe('revoked');
@@ -402,10 +405,21 @@ for (const backend of backends) {
       expect(head.size).toBe(10);
       expect(head.publicKey).toBe(Buffer.from(key.publicKey).toString('hex'));
       expect(verifyTreeHead(head)).toBe(true);
+      // Proofs from the stored rows (RFC 6962), checked the way a partner checks them.
+      const heads = await s.listAuditHeads();
+      expect(heads.map((h) => h.size)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const entry4 = (await s.listAudit(1, 3))[0]!;
+      expect(checkEntryIncluded(entry4, await other.auditInclusion(4), head)).toBeNull();
+      expect(checkEntryIncluded({ ...entry4, action: 'forged' }, await s.auditInclusion(4), head)).not.toBeNull();
+      expect(checkHeadExtends(heads[5]!, head, (await s.auditConsistency(6)).proof)).toBeNull();
+      await expect(s.auditInclusion(99)).rejects.toThrow(/not found/);
+      await expect(s.auditConsistency(3, 11)).rejects.toThrow(/beyond the newest signed head/);
+      await s.checkAuditAtStart();
       await b.dropAuditUpdateGuard();
       await b.raw("UPDATE audit_log SET action = 'action.rewritten' WHERE seq = 4");
       const broken = await s.verifyAudit();
       expect([broken.ok, broken.brokenAt]).toEqual([false, 4]);
+      await expect(s.checkAuditAtStart()).rejects.toThrow(/does not verify against its signed tree heads \(entry 4/);
     }, HANG_GUARD);
   });
 }

@@ -125,6 +125,22 @@ export class PgStore implements AsyncStore {
     return this.auditLog.newestHead();
   }
 
+  listAuditHeads(after?: number, limit?: number) {
+    return this.auditLog.listHeads(after, limit);
+  }
+
+  auditConsistency(from: number, to?: number) {
+    return this.auditLog.consistency(from, to);
+  }
+
+  auditInclusion(seq: number, size?: number) {
+    return this.auditLog.inclusion(seq, size);
+  }
+
+  checkAuditAtStart() {
+    return this.auditLog.checkAtStart();
+  }
+
   // ------------------------------------------------------------ partners
   async ensurePartner(name: string): Promise<t.PartnerRow> {
     const row = { id: id('p'), name, createdAt: now() };
@@ -235,6 +251,15 @@ export class PgStore implements AsyncStore {
 
   async revokeEnrollment(enrollmentId: string): Promise<void> {
     await this.db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, enrollmentId));
+  }
+
+  async recordTermsConsent(enrollmentId: string, termsHash: string): Promise<string | null> {
+    // One statement: the previous hash is read and replaced atomically (a CTE sees the row before the update).
+    const r = await this.pool.query<{ prev: string | null }>(
+      'WITH old AS (SELECT terms_hash AS prev FROM enrollments WHERE id = $1) UPDATE enrollments SET terms_hash = $2, consented_at = $3 WHERE id = $1 RETURNING (SELECT prev FROM old)',
+      [enrollmentId, termsHash, now()],
+    );
+    return r.rows[0]?.prev ?? null;
   }
 
   // ------------------------------------------------------------ rounds

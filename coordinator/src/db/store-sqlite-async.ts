@@ -37,6 +37,10 @@ export class SqliteAsyncStore implements AsyncStore {
   async verifyAudit() { return this.store.verifyAudit(); }
   async listAudit(limit?: number, afterSeq?: number) { return this.store.listAudit(limit, afterSeq); }
   async newestAuditHead() { return this.store.auditLog.newestHead(); }
+  async listAuditHeads(after?: number, limit?: number) { return this.store.auditLog.listHeads(after, limit); }
+  async auditConsistency(from: number, to?: number) { return this.store.auditLog.consistency(from, to); }
+  async auditInclusion(seq: number, size?: number) { return this.store.auditLog.inclusion(seq, size); }
+  async checkAuditAtStart() { this.store.auditLog.checkAtStart(); }
 
   async ensurePartner(name: string) { return this.store.ensurePartner(name); }
   async listPartners() { return this.store.listPartners(); }
@@ -54,6 +58,7 @@ export class SqliteAsyncStore implements AsyncStore {
   async bindIdentity(id: string, identityKey: string, termsHash: string | null) { this.store.bindIdentity(id, identityKey, termsHash); }
   async setEnrollmentPurposes(id: string, purposes: readonly string[]) { return this.store.setEnrollmentPurposes(id, purposes); }
   async revokeEnrollment(id: string) { this.store.revokeEnrollment(id); }
+  async recordTermsConsent(id: string, termsHash: string) { return this.store.recordTermsConsent(id, termsHash); }
 
   async nextRoundNumber(federationId: string) { return this.store.nextRoundNumber(federationId); }
   async createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>) { return this.store.createRound(row); }
