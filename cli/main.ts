@@ -20,8 +20,9 @@ Commands:
                   e.g. fedmart schedule create --federation f_123 --kind cron --cron "0 2 * * *" --timezone Europe/Paris
   schema        infer the agreed data schema from a CSV
                   e.g. fedmart schema infer --csv sample.csv --label y --out schema.json
-  partner       run a partner node over local data
+  partner       run a partner node over local data; "partner consent" reads the terms and consents
                   e.g. fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data my.csv
+                  e.g. fedmart partner consent --coordinator http://127.0.0.1:7300 --token $TOKEN --show
   simulate      federated vs local-only vs centralized on your CSV, in one process
                   e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
                   vertical (same customers, different columns; PSI + CKKS LR or split NN):
