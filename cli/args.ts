@@ -9,14 +9,37 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Parse `argv` for one subcommand; unknown flags and missing values are CONFIG_ERRORs. */
 export function parseFlags<O extends Options>(command: string, argv: string[], options: O): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const all: Options = { ...options, help: { type: 'boolean', short: 'h' } };
+  // parseArgs refuses "--flag -1" as ambiguous (the value could be another flag); a negative number after
+  // a flag that takes a value is that value, so it reaches the flag's own check ("must be … from 1 to …").
+  const takesValue = new Map<string, string>();
+  for (const [name, o] of Object.entries(all)) {
+    if (o.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (o.short !== undefined) takesValue.set(`-${o.short}`, name);
+  }
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = takesValue.get(argv[i]!);
+    if (name !== undefined && NEGATIVE_NUMBER.test(argv[i + 1] ?? '')) args.push(`--${name}=${argv[++i]}`);
+    else if (argv[i] === '--') {
+      args.push(...argv.slice(i));
+      break;
+    } else args.push(argv[i]!);
+  }
   try {
-    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({ args, options: all, allowPositionals: true, strict: true });
     return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
   } catch (err) {
-    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    const e = err as Error & { code?: string };
+    const ambiguous = e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ? /^Option '(-[^']+)' argument is ambiguous/.exec(e.message) : null;
+    const msg = ambiguous
+      ? `${ambiguous[1]} needs a value, and the next argument starts with "-"; if that is the value, write ${ambiguous[1]}=VALUE`
+      : e.message.replace(/\. To specify a positional argument.*$/s, '').replace(/\s*\n\s*/g, ' ');
     throw new FedmartError('CONFIG_ERROR', `${command}: ${msg}; run "fedmart ${command} --help" for the flags`);
   }
 }
+const NEGATIVE_NUMBER = /^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 /** A required string flag. */
 export function requireString(command: string, values: Record<string, unknown>, name: string, hint: string): string {

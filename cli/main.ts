@@ -20,8 +20,9 @@ Commands:
                   e.g. fedmart schedule create --federation f_123 --kind cron --cron "0 2 * * *" --timezone Europe/Paris
   schema        infer the agreed data schema from a CSV
                   e.g. fedmart schema infer --csv sample.csv --label y --out schema.json
-  partner       run a partner node over local data
+  partner       run a partner node over local data; "partner consent" reads the terms and consents
                   e.g. fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data my.csv
+                  e.g. fedmart partner consent --coordinator http://127.0.0.1:7300 --token $TOKEN --show
   simulate      federated vs local-only vs centralized on your CSV, in one process
                   e.g. fedmart simulate --csv bank.csv --sep ';' --label y --partition-by job --json
                   vertical (same customers, different columns; PSI + CKKS LR or split NN):
@@ -78,6 +79,16 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   model: async () => (await import('./model.ts')).modelCommand,
 };
 
+/** The subcommand words after the command (`scenario pricing simulate`: " pricing simulate"), up to the first flag. */
+function typedSubcommand(rest: readonly string[]): string {
+  const words: string[] = [];
+  for (const w of rest.slice(0, 2)) {
+    if (!/^[a-z][a-z-]*$/.test(w)) break;
+    words.push(w);
+  }
+  return words.map((w) => ` ${w}`).join('');
+}
+
 /**
  * Run the CLI.
  * @param argv - arguments after the program name
@@ -107,9 +118,10 @@ export async function main(argv: string[]): Promise<number> {
     const e = toFedmartError(err);
     // Commands name themselves in their messages ("segments: …", "schedule create: …"): say it once,
     // with the subcommand when the message names one.
+    // A message that names no subcommand (a library's "cannot read …") gets the words the user typed.
     const named = new RegExp(`^${command}((?: [a-z][a-z-]*){0,2}): `).exec(e.message);
     const message = named ? e.message.slice(named[0].length) : e.message;
-    process.stderr.write(`fedmart ${command}${named?.[1] ?? ''}: ${e.code === 'INTERNAL' ? 'unexpected error: ' : ''}${message}\n`);
+    process.stderr.write(`fedmart ${command}${named?.[1] ?? typedSubcommand(rest)}: ${e.code === 'INTERNAL' ? 'unexpected error: ' : ''}${message}\n`);
     if (process.env.FEDMART_DEBUG || e.code === 'INTERNAL') process.stderr.write(`${(e.cause as Error)?.stack ?? e.stack}\n`);
     return e instanceof FedmartError && e.code === 'CONFIG_ERROR' ? 2 : 1;
   }

@@ -24,6 +24,7 @@ import { recommendationNode, type RecommendationNode } from './recommendation-pa
 const USAGE = `fedmart partner --coordinator URL --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
 
 Runs a partner node: trains on FILE locally and sends only model updates.
+To read the federation's terms and consent first: fedmart partner consent --help
 
   --coordinator URL   coordinator base URL, e.g. http://127.0.0.1:7300
   --token TOKEN       enrollment token issued by the operator (or env FEDMART_TOKEN)
@@ -47,6 +48,7 @@ Example:
   fedmart partner --coordinator http://127.0.0.1:7300 --token $TOKEN --data brand-a.csv --schema schema.json`;
 
 export async function partnerCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'consent') return (await import('./partner-consent.ts')).partnerConsentCommand(argv.slice(1));
   const { values } = parseFlags('partner', argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
     'data-dir': { type: 'string' }, purposes: { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' }, serve: { type: 'string' },

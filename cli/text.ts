@@ -336,16 +336,18 @@ async function simulate(argv: string[]): Promise<number> {
   const cw = ((values['class-weights'] as string | undefined) ?? 'logit-adjust') as ClassWeighting;
   if (!CLASS_WEIGHTINGS.includes(cw)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --class-weights must be ${CLASS_WEIGHTINGS.join(', ')}, got "${cw}"`);
   const rows = values.rows === undefined ? undefined : intFlag(cmd, values, 'rows', 0, 20, 10_000_000);
-  const input = sample(await readTextInput(file, textCol, labelCol, partitionBy), rows, seed);
-  const result = await runTextExperiment({
-    input, partners: intFlag(cmd, values, 'partners', 4, 2, 1000),
+  // Every flag is checked before the data is read.
+  const opts = {
+    partners: intFlag(cmd, values, 'partners', 4, 2, 1000),
     ...(values.dirichlet !== undefined ? { dirichlet: numberFlag(cmd, values, 'dirichlet', 0.5, 0.001, 1000) } : {}),
     rounds: intFlag(cmd, values, 'rounds', 10, 1, 10_000), localEpochs: intFlag(cmd, values, 'local-epochs', 3, 1, 100),
     learningRates, buckets: intFlag(cmd, values, 'buckets', DEFAULT_BUCKETS, 16, 1 << 22), dim: intFlag(cmd, values, 'dim', DEFAULT_DIM, 1, 512),
     classWeighting: cw, seed, flags: values, onProgress: progress,
     featureDropout: numberFlag(cmd, values, 'feature-dropout', DEFAULT_FEATURE_DROPOUT, 0, 0.95),
     ...(values['norm-factor'] !== undefined ? { normFactor: numberFlag(cmd, values, 'norm-factor', 3, 1, NORM_FACTOR_OFF) } : {}),
-  });
+  };
+  const input = sample(await readTextInput(file, textCol, labelCol, partitionBy), rows, seed);
+  const result = await runTextExperiment({ input, ...opts });
   const { model, ...printed } = result;
   void model;
   if (values.json) process.stdout.write(JSON.stringify(printed) + '\n');

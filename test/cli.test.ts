@@ -65,6 +65,29 @@ describe('fedmart CLI', { timeout: 600_000 }, () => {
     });
   }, 300_000); // 13 CLI processes at once: generous for a loaded machine, still catches a hang
 
+  it('names the full subcommand in library errors, and takes or explains negative flag values in one line', async () => {
+    const missing = path.join(dir, 'missing.csv');
+    const cases: [string[], RegExp][] = [
+      // A library's message ("cannot read …") is prefixed with the subcommand the user typed, not just "scenario".
+      [['scenario', 'text', 'simulate', '--csv', missing, '--text', 't', '--label', 'l'], /^fedmart scenario text simulate: cannot read .*missing\.csv: no such file; check the --csv path\n$/],
+      [['scenario', 'pricing', 'simulate', '--csv', missing, '--price', 'p', '--quantity', 'q', '--partners', '3'], /^fedmart scenario pricing simulate: cannot read .*missing\.csv: no such file/],
+      // A negative number after a flag is its value: checked by the flag's own range (before the data is read) …
+      [['scenario', 'text', 'simulate', '--csv', missing, '--text', 't', '--label', 'l', '--norm-factor', '-1'], /^fedmart scenario text simulate: --norm-factor must be a number from 1 to 1000000, got "-1"\n$/],
+      [['simulate', '--csv', BANK, '--sep', ';', '--label', 'y', '--partition-by', 'job', '--rounds', '-3'], /^fedmart simulate: --rounds must be an integer from 1 to 10000, got "-3"\n$/],
+      [['privacy', 'epsilon', '--sigma', '-1.5', '--q', '0.01', '--steps', '10', '--delta', '1e-5'], /^fedmart privacy epsilon: --sigma must be a noise multiplier > 0 .*got "-1\.5"\n$/],
+      // … and accepted where negatives are valid (--min-rating -1 reaches the file).
+      [['scenario', 'recommendation', 'simulate', '--csv', missing, '--user', 'u', '--item', 'i', '--min-rating', '-1'], /^fedmart scenario recommendation simulate: cannot read .*missing\.csv/],
+      // A non-number starting with "-" where a value belongs: one line naming the flag and the fix.
+      [['simulate', '--csv', BANK, '--label', 'y', '--partition-by', 'job', '--rounds', '-x'], /^fedmart simulate: --rounds needs a value, and the next argument starts with "-"; if that is the value, write --rounds=VALUE; run "fedmart simulate --help" for the flags\n$/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => run(args)));
+    results.forEach((r, i) => {
+      expect(r.code, `${cases[i]![0].join(' ')}: ${r.stderr}`).not.toBe(0);
+      expect(r.stderr, cases[i]![0].join(' ')).toMatch(cases[i]![1]);
+      expectNoStack(r.stderr);
+    });
+  }, 300_000);
+
   it('reports a port in use', async () => {
     await using fx = await startFixture();
     const r = await run(['coordinator', '--port', String(fx.coord.port), '--data-dir', path.join(dir, 'coord')]);

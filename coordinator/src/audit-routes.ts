@@ -74,9 +74,11 @@ export function createAuditRouter(deps: AuditRouteDeps): express.Router {
     res.json(proof);
   });
 
-  /** What a partner token may see (`partnerMaySeeAuditEntry`), with its enrollment ids in its federation. */
+  /** What a partner token may see (`partnerMaySeeAuditEntry`), with its enrollment ids in its federation and the other partners' ids and names. */
   const partnerView = (p: Principal) => {
-    const who = { partnerId: p.sub, federationId: p.fed ?? '', enrollmentIds: new Set(store.listEnrollments(p.fed ?? '').filter((e) => e.partnerId === p.sub).map((e) => e.id)) };
+    const rows = store.listEnrollments(p.fed ?? '');
+    const others = rows.filter((e) => e.partnerId !== p.sub).flatMap((e) => [e.partnerId, e.partnerName]);
+    const who = { partnerId: p.sub, federationId: p.fed ?? '', enrollmentIds: new Set(rows.filter((e) => e.partnerId === p.sub).map((e) => e.id)), otherPartners: others };
     return (e: AuditEntry) => p.fed !== undefined && partnerMaySeeAuditEntry(e, who);
   };
 

@@ -22,6 +22,7 @@
  * reduced to itself — never another partner's metrics or example counts.
  */
 import type { Namespace, Server as IoServer } from 'socket.io';
+import { redactPartnerNames } from '@fedmart/shared/audit-log';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { Principal, TokenAuthority } from './auth.ts';
 import type { Store } from './db/store.ts';
@@ -42,13 +43,18 @@ export interface StreamEvent {
 
 interface Viewer { principal: Principal; federation: string | null }
 
-/** What `viewer` may see of `e` (null: nothing). */
-export function eventFor(viewer: Viewer, e: StreamEvent): StreamEvent | null {
+/**
+ * What `viewer` may see of `e` (null: nothing). A partner reads a reason (a round's, a schedule's) with
+ * every other partner's id and name replaced by "another partner" (a budget refusal names whose cap).
+ * @param enrolled - the federation's enrollments (ids and names), for partner viewers
+ */
+export function eventFor(viewer: Viewer, e: StreamEvent, enrolled: readonly { partnerId: string; partnerName: string }[] = []): StreamEvent | null {
   if (viewer.federation !== null && e.federationId !== viewer.federation) return null;
   const p = viewer.principal;
   if (p.role !== 'partner') return e;
   if (e.federationId !== p.fed) return null;
   if (e.partnerId !== undefined && e.partnerId !== p.sub) return null;
+  if (typeof e.reason === 'string') e = { ...e, reason: redactPartnerNames(e.reason, enrolled.filter((x) => x.partnerId !== p.sub).flatMap((x) => [x.partnerId, x.partnerName])) };
   if (e.type === 'round-end') {
     const participants = (e.participants as string[]).filter((id) => id === p.sub);
     return { ...e, participants, failures: Object.fromEntries(Object.entries(e.failures as Record<string, string>).filter(([id]) => id === p.sub)) };
@@ -82,8 +88,10 @@ export function attachEventStream(io: IoServer, deps: { authority: TokenAuthorit
   // The stream is one-way: nothing a client sends is read.
 
   const publish = (e: StreamEvent) => {
+    let enrolled: { partnerId: string; partnerName: string }[] | undefined;
     for (const s of nsp.sockets.values()) {
-      const view = eventFor(s.data.viewer as Viewer, e);
+      const viewer = s.data.viewer as Viewer;
+      const view = eventFor(viewer, e, viewer.principal.role === 'partner' && typeof e.reason === 'string' ? (enrolled ??= store.listEnrollments(e.federationId)) : []);
       if (view) s.emit('event', view);
     }
   };

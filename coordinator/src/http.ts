@@ -29,6 +29,7 @@ import { createConsentRouter } from './consent-routes.ts';
 import { createModelRouter } from './model-routes.ts';
 import { createFederationRouter, validateFederationConfig } from './federation-routes.ts';
 import { purposeRefusal } from '@fedmart/shared/consent';
+import { redactPartnerNames } from '@fedmart/shared/audit-log';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -65,8 +66,9 @@ const json = (s: string | null) => (s === null ? null : JSON.parse(s));
 function federationView(f: FederationRow): FederationView {
   return { id: f.id, name: f.name, status: f.status, config: JSON.parse(f.config), currentModelVersionId: f.currentModelVersionId, createdAt: new Date(f.createdAt).toISOString() };
 }
-function roundView(r: RoundRow): RoundView {
-  return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason, strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
+/** A round as the API shows it; `hide`: ids and names a partner viewer must not read in the reason (the other partners'). */
+function roundView(r: RoundRow, hide: readonly string[] = []): RoundView {
+  return { id: r.id, federationId: r.federationId, number: r.number, phase: r.phase, reason: r.reason === null ? null : redactPartnerNames(r.reason, hide), strategy: r.strategy, config: json(r.config), metrics: json(r.metrics), baseModelVersionId: r.baseModelVersionId, startedAt: new Date(r.startedAt).toISOString(), endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null };
 }
 function modelView(m: Omit<ModelVersionRow, 'weights'>, viewer?: Principal): ModelVersionView {
   return { id: m.id, federationId: m.federationId, version: m.version, roundId: m.roundId, parentId: m.parentId, strategy: m.strategy, participants: ownParticipation(viewer, JSON.parse(m.participants) as string[]), metrics: JSON.parse(m.metrics), spec: JSON.parse(m.spec), paramCount: m.paramCount, sha256: m.sha256, encrypted: m.encrypted, createdAt: new Date(m.createdAt).toISOString(), releaseStatus: m.releaseStatus, publishRequestedBy: m.publishRequestedBy, approvedBy: m.approvedBy, publishedAt: m.publishedAt === null ? null : new Date(m.publishedAt).toISOString() };
@@ -93,6 +95,8 @@ function ownParticipation(viewer: Principal | undefined, partnerIds: string[]): 
  */
 export function createHttpApp(deps: HttpDeps): express.Express {
   const { store, authority, orchestrator } = deps;
+  /** For a partner viewer, the other partners' ids and names (hidden in free-text reasons); nothing for other roles. */
+  const otherPartnerNames = (p: Principal | undefined, fed: string) => (p?.role === 'partner' ? store.listEnrollments(fed).filter((e) => e.partnerId !== p.sub).flatMap((e) => [e.partnerId, e.partnerName]) : []);
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -240,7 +244,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.get('/federations/:id/rounds', auth('operator', 'compliance', 'partner'), (req, res) => {
     sameFederation(req, param(req, 'id'));
     store.getFederation(param(req, 'id'));
-    res.json({ rounds: store.listRounds(param(req, 'id')).map(roundView) });
+    const hide = otherPartnerNames(req.principal, param(req, 'id'));
+    res.json({ rounds: store.listRounds(param(req, 'id')).map((r) => roundView(r, hide)) });
   });
 
   api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
@@ -249,7 +254,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const rows = store.listParticipants(r.id);
     const visible = new Set(ownParticipation(req.principal, rows.map((p) => p.partnerId)));
     const participants = rows.filter((p) => visible.has(p.partnerId)).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
-    res.json({ round: roundView(r), participants });
+    res.json({ round: roundView(r, otherPartnerNames(req.principal, r.federationId)), participants });
   });
 
   api.use(createModelRouter({ store, auth }));

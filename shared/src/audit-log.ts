@@ -208,6 +208,53 @@ export function checkEntryIncluded(entry: AuditEntry, p: { leafIndex: number; tr
 /** Federation-wide actions a partner of that federation may see (their data names no partner, or only caps, filtered below). */
 const FEDERATION_WIDE = /^(federation\.(created|archived|deleted)|model\.[a-z-]+|schedule\.[a-z-]+|privacy\.cap\.(set|lifted)|privacy\.round\.refused)$/;
 
+/** Every string anywhere in a JSON value (the free text of an entry's data: reasons, notes). */
+function stringsIn(v: unknown, out: string[] = []): string[] {
+  if (typeof v === 'string') out.push(v);
+  else if (Array.isArray(v)) for (const x of v) stringsIn(x, out);
+  else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) stringsIn(x, out);
+  return out;
+}
+
+const ID_CHAR = /[A-Za-z0-9_-]/;
+/** Index of the first whole-token occurrence of `n` in `text` (not inside a longer id), or -1. */
+function tokenIndex(text: string, n: string): number {
+  if (n.length === 0) return -1;
+  for (let i = text.indexOf(n); i >= 0; i = text.indexOf(n, i + 1)) {
+    if (!ID_CHAR.test(text[i - 1] ?? '') && !ID_CHAR.test(text[i + n.length] ?? '')) return i;
+  }
+  return -1;
+}
+
+/**
+ * Whether `text` mentions one of `names` as a whole token (`partner-1` is not found in `partner-10`).
+ * Over-matching hides more, never less.
+ * @param text - free text, e.g. a schedule's or a round's reason
+ * @param names - partner ids and display names to look for
+ * @returns the first name found, or null
+ */
+export function mentionedPartner(text: string, names: Iterable<string>): string | null {
+  for (const n of names) if (tokenIndex(text, n) >= 0) return n;
+  return null;
+}
+
+/**
+ * `text` with every whole-token mention of `names` replaced by "another partner": what a partner may read
+ * of a free-text reason that is not hashed into the audit log (a round's reason over REST).
+ * @param text - free text
+ * @param names - the other partners' ids and display names
+ * @returns the redacted text
+ * @example redactPartnerNames('no decryption share from p_b', ['p_b']) // 'no decryption share from another partner'
+ */
+export function redactPartnerNames(text: string, names: Iterable<string>): string {
+  let out = text;
+  // Longest first, so a name that contains another is replaced whole.
+  for (const n of [...names].sort((x, y) => y.length - x.length)) {
+    for (let i = tokenIndex(out, n); i >= 0; i = tokenIndex(out, n)) out = `${out.slice(0, i)}another partner${out.slice(i + n.length)}`;
+  }
+  return out;
+}
+
 /**
  * Which audit entries a partner token may read (issue 14): entries of ITS federation that concern it
  * (it acted, e.g. its consent; or it is the subject, by partner id or by its enrollment id, e.g. its
@@ -217,11 +264,17 @@ const FEDERATION_WIDE = /^(federation\.(created|archived|deleted)|model\.[a-z-]+
  * federation's or this partner's). Never entries of another federation, and never entries that name
  * another partner (e.g. `round.committed` lists every participant, `round.updates-bounded` who was
  * clipped), because who took part and with what is what partners may not learn about each other.
- * An entry is shown whole or not at all: its leaf hashes every field.
+ * That includes free text: a `schedule.ended` whose reason is "stopped before the next round: privacy
+ * budget exceeded: round 4 would bring partner brand-b to record-level epsilon 1.3 … above the cap of
+ * partner brand-b", or "last: no decryption share from p_…", names brand-b's cap and spend, so it is
+ * hidden from the other partners (it is treated as naming that partner) when `who.otherPartners` lists
+ * brand-b's id or name.
+ * An entry is shown whole or not at all: its leaf hashes every field, so it cannot be redacted and still verify.
  * @param e - the entry as stored
- * @param who - the partner id, its federation, and its enrollment ids in that federation
+ * @param who - the partner id, its federation, its enrollment ids in that federation, and the ids and
+ *   display names of every OTHER partner enrolled in it (whose mention in any string hides the entry)
  */
-export function partnerMaySeeAuditEntry(e: AuditEntry, who: { partnerId: string; federationId: string; enrollmentIds: ReadonlySet<string> }): boolean {
+export function partnerMaySeeAuditEntry(e: AuditEntry, who: { partnerId: string; federationId: string; enrollmentIds: ReadonlySet<string>; otherPartners: Iterable<string> }): boolean {
   let data: Record<string, unknown> = {};
   try {
     const parsed: unknown = e.data === null ? null : JSON.parse(e.data);
@@ -231,10 +284,12 @@ export function partnerMaySeeAuditEntry(e: AuditEntry, who: { partnerId: string;
   }
   const inFederation = data.federationId === who.federationId || (e.subject === who.federationId && data.federationId === undefined);
   if (!inFederation) return false;
-  if (e.actor === who.partnerId || e.subject === who.partnerId || (e.subject !== null && who.enrollmentIds.has(e.subject))) return true;
+  const others = [...who.otherPartners].filter((n) => n !== who.partnerId);
+  const namesAnother = stringsIn(data).some((s) => mentionedPartner(s, others) !== null);
+  if (e.actor === who.partnerId || e.subject === who.partnerId || (e.subject !== null && who.enrollmentIds.has(e.subject))) return !namesAnother;
   if (!FEDERATION_WIDE.test(e.action)) return false;
   const own = (id: unknown) => id === null || id === undefined || id === who.partnerId;
   if (!own(data.partnerId)) return false;
   if (Array.isArray(data.caps) && !data.caps.every((c) => own((c as { partnerId?: unknown } | null)?.partnerId))) return false;
-  return true;
+  return !namesAnother;
 }
