@@ -10,7 +10,9 @@
  * searches the same learning rates with the same epoch budget (rounds ×
  * local epochs) and keeps the (rate, round or epoch) with the lowest
  * validation log loss on its own validation rows — the fairness rules of
- * `fedmart simulate` (`cli/selection.ts`). The calibration temperature is
+ * `fedmart simulate` (`cli/selection.ts`). The class weighting is searched
+ * the same way (default: logit adjustment and plain cross-entropy, each arm
+ * keeping the one its own validation rows prefer). The calibration temperature is
  * chosen the same way (federated: from the aggregated validation NLL at each
  * temperature the partners report).
  */
@@ -48,9 +50,10 @@ round/epoch and the calibration temperature.
   --local-epochs E      local epochs per round (default 3); every arm's epoch budget is R × E
   --lr LIST             SGD learning rates searched by every arm (default 0.05,0.2)
   --buckets B           hash buckets (default ${DEFAULT_BUCKETS}); --dim D embedding size (default ${DEFAULT_DIM})
-  --class-weights W     logit-adjust|balanced|none (default logit-adjust: each party trains on
-                        softmax(z + log π) with π its own class mix, Menon et al. 2021;
-                        balanced: loss weights n/(C·n_c))
+  --class-weights LIST  class weightings searched by every arm, like --lr, from
+                        logit-adjust|balanced|none (default logit-adjust,none; logit-adjust: each
+                        party trains on softmax(z + log π) with π its own class mix, Menon et al.
+                        2021; balanced: loss weights n/(C·n_c); none: plain cross-entropy)
   --feature-dropout P   leave each feature occurrence out of an SGD step with probability P
                         (every arm; default ${DEFAULT_FEATURE_DROPOUT}; word dropout, Iyyer et al. 2015)
   --seed S              seed for splits and initial weights (default 42)
@@ -93,7 +96,12 @@ export interface TextExperimentOptions {
   learningRates: number[];
   buckets: number;
   dim: number;
-  classWeighting: TextTaskSpec['classWeighting'];
+  /**
+   * Class weighting(s) searched by every arm alongside the learning rates, each
+   * arm keeping the (weighting, rate, round or epoch) its own validation rows
+   * prefer (default in the CLI: logit-adjust and none).
+   */
+  classWeighting: ClassWeighting | readonly ClassWeighting[];
   seed: number;
   /** Feature dropout of every arm's SGD (default DEFAULT_FEATURE_DROPOUT). */
   featureDropout?: number;
@@ -119,6 +127,14 @@ export interface TextExperimentResult {
   model?: { shape: TextModelShape; weights: Float32Array; temperature: number };
 }
 
+/**
+ * Class weightings every arm searches by default. Logit adjustment keeps a
+ * skewed partner's updates from dragging FedAvg towards its classes; plain
+ * cross-entropy fits a party's own mix, which its own validation rows may
+ * prefer. Each arm keeps the one its validation log loss prefers.
+ */
+export const DEFAULT_CLASS_WEIGHTINGS: readonly ClassWeighting[] = Object.freeze(['logit-adjust', 'none']);
+
 /** limits.medianNormFactor's largest value: no honest update is clipped. */
 const NORM_FACTOR_OFF = 1e6;
 
@@ -139,17 +155,17 @@ function subset(all: Docs, rows: readonly number[]): Docs {
 }
 
 /** Train one party alone (local-only or centralized) with the shared selection rule. */
-async function trainAlone(shape: TextModelShape, train: Docs, val: Docs, o: { learningRates: number[]; epochs: number; seed: number; classWeighting: TextTaskSpec['classWeighting']; featureDropout: number }) {
-  let best: { loss: number; lr: number; epoch: number; weights: Float32Array; temperature: number } | null = null;
-  const cw = weightingOptions(o.classWeighting, train.labels, shape.classes.length);
-  for (const lr of o.learningRates) {
+async function trainAlone(shape: TextModelShape, train: Docs, val: Docs, o: { learningRates: number[]; epochs: number; seed: number; classWeightings: readonly ClassWeighting[]; featureDropout: number }) {
+  let best: { loss: number; classWeighting: ClassWeighting; lr: number; epoch: number; weights: Float32Array; temperature: number } | null = null;
+  for (const mode of o.classWeightings) for (const lr of o.learningRates) {
+    const cw = weightingOptions(mode, train.labels, shape.classes.length);
     const w = initJointWeights(textLayout(shape), o.seed);
     const p = viewParams(w, shape);
     for (let e = 1; e <= o.epochs; e++) {
       await trainSgd(p, train, { learningRate: lr, epochs: 1, seed: o.seed + e, ...cw, featureDropout: o.featureDropout });
       const st = evaluateDocs(p, val);
-      // Ties: the earlier (smaller) rate, then the earlier epoch.
-      if (best === null || st.nll[0]! < best.loss) best = { loss: st.nll[0]!, lr, epoch: e, weights: w.slice(), temperature: bestTemperature(st.nll) };
+      // Ties: the earlier weighting in the list, the earlier (smaller) rate, then the earlier epoch.
+      if (best === null || st.nll[0]! < best.loss) best = { loss: st.nll[0]!, classWeighting: mode, lr, epoch: e, weights: w.slice(), temperature: bestTemperature(st.nll) };
     }
   }
   return best!;
@@ -202,13 +218,15 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   if (protection.config.secureAggregation) (protection.config.secureAggregation as { clip?: number }).clip = numberFlag('scenario text simulate', flags, 'sa-clip', 16, 0.001, 1e6);
   const grid = dp?.localTrain ? [dp.localTrain.learningRate] : o.learningRates;
   const featureDropout = o.featureDropout ?? DEFAULT_FEATURE_DROPOUT;
-  const taskSpec: TextTaskSpec = { buckets: o.buckets, dim: o.dim, classes, classWeighting: o.classWeighting, featureDropout };
-  let fedBest: { loss: number; lr: number; round: number; weights: Float32Array; metrics: Record<string, number> } | null = null;
+  const weightings: readonly ClassWeighting[] = typeof o.classWeighting === 'string' ? [o.classWeighting] : o.classWeighting;
+  if (weightings.length === 0) throw new FedmartError('CONFIG_ERROR', 'scenario text simulate: --class-weights needs at least one of logit-adjust, balanced, none');
+  let fedBest: { loss: number; classWeighting: ClassWeighting; lr: number; round: number; weights: Float32Array; metrics: Record<string, number> } | null = null;
   let privacy: unknown;
-  const tried: { learningRate: number; round: number; valLoss: number }[] = [];
+  const tried: { classWeighting: ClassWeighting; learningRate: number; round: number; valLoss: number }[] = [];
   let clippedUpdates = 0;
-  for (const lr of grid) {
-    say(`federated: lr ${lr}, ${o.rounds} rounds × ${o.localEpochs} local epoch(s)${protection.summary ? `, ${protection.summary}` : ''}${dp ? `, dp ${dp.config.level} sigma ${dp.config.noiseMultiplier.toFixed(3)}` : ''}`);
+  for (const classWeighting of weightings) for (const lr of grid) {
+    const taskSpec: TextTaskSpec = { buckets: o.buckets, dim: o.dim, classes, classWeighting, featureDropout };
+    say(`federated: ${classWeighting}, lr ${lr}, ${o.rounds} rounds × ${o.localEpochs} local epoch(s)${protection.summary ? `, ${protection.summary}` : ''}${dp ? `, dp ${dp.config.level} sigma ${dp.config.noiseMultiplier.toFixed(3)}` : ''}`);
     const fed = await runFederation({
       config: {
         task: TEXT_TASK_ID, model: layout, taskSpec, strategy: 'fedavg',
@@ -229,26 +247,28 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
     privacy = dp ? simulationPrivacy(dp, fed.privacy) : undefined;
     clippedUpdates += fed.history.reduce((a, h) => a + (h.metrics.train_limits_clipped ?? 0), 0);
     if (!fed.best) continue;
-    tried.push({ learningRate: lr, round: fed.best.round, valLoss: round4(fed.best.evalLoss) });
-    if (fedBest === null || fed.best.evalLoss < fedBest.loss) fedBest = { loss: fed.best.evalLoss, lr, round: fed.best.round, weights: fed.best.weights, metrics: fed.best.metrics };
+    tried.push({ classWeighting, learningRate: lr, round: fed.best.round, valLoss: round4(fed.best.evalLoss) });
+    if (fedBest === null || fed.best.evalLoss < fedBest.loss) fedBest = { loss: fed.best.evalLoss, classWeighting, lr, round: fed.best.round, weights: fed.best.weights, metrics: fed.best.metrics };
   }
   if (!fedBest) throw new FedmartError('ROUND_FAILED', 'no federated round reported a validation loss; see the partner logs above');
   const fedT = bestTemperature(TEMPERATURES.map((_, k) => fedBest!.metrics[`eval_nll_t${k}`] ?? Number.POSITIVE_INFINITY));
   const fedTest = evaluateDocs(viewParams(fedBest.weights, shape), test);
-  say(`federated: selected lr ${fedBest.lr} round ${fedBest.round} (validation loss ${fedBest.loss.toFixed(4)}, validation macro-F1 ${macroF1FromMetrics(fedBest.metrics, classes.length, 'eval_').toFixed(4)}, T ${fedT}); test macro-F1 ${macroF1(fedTest.confusion, classes.length).toFixed(4)}`);
+  say(`federated: selected ${fedBest.classWeighting}, lr ${fedBest.lr} round ${fedBest.round} (validation loss ${fedBest.loss.toFixed(4)}, validation macro-F1 ${macroF1FromMetrics(fedBest.metrics, classes.length, 'eval_').toFixed(4)}, T ${fedT}); test macro-F1 ${macroF1(fedTest.confusion, classes.length).toFixed(4)}`);
 
   // ---- baselines: same rates, same epoch budget, same rule, their own validation rows (non-private).
   const epochs = o.rounds * o.localEpochs;
   const locals: number[] = [];
+  const localSel: { classWeighting: ClassWeighting; learningRate: number; epoch: number }[] = [];
   for (const p of partners) {
-    const b = await trainAlone(shape, p.train, p.val, { learningRates: grid, epochs, seed: o.seed, classWeighting: o.classWeighting, featureDropout });
+    const b = await trainAlone(shape, p.train, p.val, { learningRates: grid, epochs, seed: o.seed, classWeightings: weightings, featureDropout });
     const st = evaluateDocs(viewParams(b.weights, shape), test);
     locals.push(macroF1(st.confusion, classes.length));
-    say(`local-only ${p.id}: lr ${b.lr} epoch ${b.epoch}; test macro-F1 ${locals[locals.length - 1]!.toFixed(4)}`);
+    localSel.push({ classWeighting: b.classWeighting, learningRate: b.lr, epoch: b.epoch });
+    say(`local-only ${p.id}: ${b.classWeighting}, lr ${b.lr} epoch ${b.epoch}; test macro-F1 ${locals[locals.length - 1]!.toFixed(4)}`);
   }
-  const central = await trainAlone(shape, subset(all, partners.flatMap((p) => p.trainRows)), subset(all, partners.flatMap((p) => p.valRows)), { learningRates: grid, epochs, seed: o.seed, classWeighting: o.classWeighting, featureDropout });
+  const central = await trainAlone(shape, subset(all, partners.flatMap((p) => p.trainRows)), subset(all, partners.flatMap((p) => p.valRows)), { learningRates: grid, epochs, seed: o.seed, classWeightings: weightings, featureDropout });
   const centralTest = evaluateDocs(viewParams(central.weights, shape), test);
-  say(`centralized: lr ${central.lr} epoch ${central.epoch}; test macro-F1 ${macroF1(centralTest.confusion, classes.length).toFixed(4)}`);
+  say(`centralized: ${central.classWeighting}, lr ${central.lr} epoch ${central.epoch}; test macro-F1 ${macroF1(centralTest.confusion, classes.length).toFixed(4)}`);
   return {
     scenario: 'text',
     classes,
@@ -258,11 +278,12 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
     centralized: { macroF1: round4(macroF1(centralTest.confusion, classes.length)), accuracy: round4(centralTest.accuracy) },
     seconds: Math.round((Date.now() - started) / 100) / 10,
     selection: {
-      rule: 'lowest validation log loss over every (learning rate, round or epoch), each arm on its own validation rows; test split scored once per arm',
-      learningRates: grid, epochBudget: epochs, testRows: test.n,
-      federated: { learningRate: fedBest.lr, round: fedBest.round, validationLoss: round4(fedBest.loss), temperature: fedT, tried, clippedUpdates, normFactor: o.normFactor ?? 'off' },
+      rule: 'lowest validation log loss over every (class weighting, learning rate, round or epoch), each arm on its own validation rows; test split scored once per arm',
+      classWeightings: weightings, learningRates: grid, epochBudget: epochs, testRows: test.n,
+      federated: { classWeighting: fedBest.classWeighting, learningRate: fedBest.lr, round: fedBest.round, validationLoss: round4(fedBest.loss), temperature: fedT, tried, clippedUpdates, normFactor: o.normFactor ?? 'off' },
       featureDropout,
-      centralized: { learningRate: central.lr, epoch: central.epoch, validationLoss: round4(central.loss), temperature: central.temperature },
+      localOnly: localSel,
+      centralized: { classWeighting: central.classWeighting, learningRate: central.lr, epoch: central.epoch, validationLoss: round4(central.loss), temperature: central.temperature },
       ...(protection.summary ? { protection: protection.summary } : {}),
       ...(dp ? { note: 'under DP one learning rate is trained; local-only and centralized are non-private' } : {}),
     },
@@ -333,8 +354,10 @@ async function simulate(argv: string[]): Promise<number> {
     if (s === '' || !(n > 0 && n <= 10)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --lr must be a comma-separated list of rates in (0, 10], got "${String(values.lr)}"`);
     return n;
   });
-  const cw = ((values['class-weights'] as string | undefined) ?? 'logit-adjust') as ClassWeighting;
-  if (!CLASS_WEIGHTINGS.includes(cw)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --class-weights must be ${CLASS_WEIGHTINGS.join(', ')}, got "${cw}"`);
+  const cwRaw = (values['class-weights'] as string | undefined) ?? DEFAULT_CLASS_WEIGHTINGS.join(',');
+  const cw = cwRaw.split(',').map((s) => s.trim()) as ClassWeighting[];
+  for (const c of cw) if (!CLASS_WEIGHTINGS.includes(c)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --class-weights must be a comma-separated list of ${CLASS_WEIGHTINGS.join(', ')}, got "${cwRaw}"`);
+  if (new Set(cw).size !== cw.length) throw new FedmartError('CONFIG_ERROR', `${cmd}: --class-weights lists a weighting twice ("${cwRaw}")`);
   const rows = values.rows === undefined ? undefined : intFlag(cmd, values, 'rows', 0, 20, 10_000_000);
   // Every flag is checked before the data is read.
   const opts = {

@@ -13,16 +13,21 @@
  *   while plain rounds were clipped by the coordinator's median-norm bound,
  *   which SecAgg cannot apply; `normFactor: 3` brings that back).
  * - Jane Austen's six novels as passages (Debian r-cran-janeaustenr,
- *   `fedmart datasets fetch austen`), the held-out multi-class check:
- *   federated ≥ 0.95 × centralized; the issue's ≥ 0.3 above the local-only
- *   mean is NOT met (0.262 at full size with the defaults: feature dropout
- *   raised local-only as much as federated; see the README), so this asserts 0.2.
+ *   `fedmart datasets fetch austen`), the held-out multi-class check at a
+ *   2^15 table and 2 rounds: federated ≥ 0.95 × centralized and ≥ 0.3 above
+ *   the local-only mean, with the default search over class weightings
+ *   (logit-adjust and none, each arm keeping the one its own validation rows
+ *   prefer; measured gap 0.338: federated 0.7489, centralized 0.7427,
+ *   local-only mean 0.4109). Seen failing with logit adjustment forced on
+ *   every arm (the previous default): gap 0.281 < 0.3.
+ * The IMDB case trains one weighting (logit adjustment, which the default
+ * search's federation keeps on this set) and one rate, to stay in time.
  */
 import { describe, expect, it } from 'vitest';
 import { loadTextDataset } from '@fedmart/scenarios/text/datasets';
 import { DEFAULT_BUCKETS } from '@fedmart/scenarios/text/fasttext';
 import { fetchRDataset } from '../cli/datasets.ts';
-import { readTextInput, runTextExperiment, type TextExperimentOptions, type TextInput } from '../cli/text.ts';
+import { DEFAULT_CLASS_WEIGHTINGS, readTextInput, runTextExperiment, type TextExperimentOptions, type TextInput } from '../cli/text.ts';
 
 const summary = (r: Awaited<ReturnType<typeof runTextExperiment>>) => JSON.stringify({ federated: r.federated, localOnly: r.localOnly, centralized: r.centralized, selection: r.selection.federated, seconds: r.seconds });
 
@@ -44,7 +49,7 @@ describe('text acceptance: 4 partners at Dirichlet 0.5 on real text', () => {
     expect(Math.abs(sa.federated.macroF1 - plain.federated.macroF1)).toBeLessThanOrEqual(0.005);
   }, 1_800_000);
 
-  it('Jane Austen, 6 novels as passages: federated ≥ 0.95 × centralized and well above the local-only mean', async (ctx) => {
+  it('Jane Austen, 6 novels as passages: federated ≥ 0.95 × centralized and ≥ 0.3 above the local-only mean', async (ctx) => {
     let file: string;
     try {
       file = fetchRDataset('austen');
@@ -55,9 +60,11 @@ describe('text acceptance: 4 partners at Dirichlet 0.5 on real text', () => {
     const input = await readTextInput(file, 'text', 'book');
     expect(new Set(input.labels).size).toBe(6);
     expect(input.texts.length).toBeGreaterThan(15_000);
-    const r = await runTextExperiment({ input, partners: 4, dirichlet: 0.5, rounds: 4, localEpochs: 3, learningRates: [0.2], buckets: 1 << 15, dim: 16, classWeighting: 'logit-adjust', seed: 42, flags: {} });
-    console.info('austen', summary(r));
+    // Two weightings × 2 rounds: the same training cost as the 4 rounds of one weighting this test ran before.
+    const r = await runTextExperiment({ input, partners: 4, dirichlet: 0.5, rounds: 2, localEpochs: 3, learningRates: [0.2], buckets: 1 << 15, dim: 16, classWeighting: DEFAULT_CLASS_WEIGHTINGS, seed: 42, flags: {} });
+    console.info('austen', summary(r), JSON.stringify(r.selection.localOnly));
+    expect(r.selection.classWeightings).toEqual(['logit-adjust', 'none']);
     expect(r.federated.macroF1).toBeGreaterThanOrEqual(0.95 * r.centralized.macroF1);
-    expect(r.federated.macroF1 - r.localOnly.macroF1).toBeGreaterThanOrEqual(0.2);
+    expect(r.federated.macroF1 - r.localOnly.macroF1).toBeGreaterThanOrEqual(0.3);
   }, 1_800_000);
 });

@@ -11,7 +11,7 @@ import { initJointWeights } from '@fedmart/shared/task/layout';
 import { applyExample, exampleGradient, featurizeAll, featurize, textLayout, trainSgd, viewParams, Scratch, DEFAULT_BUCKETS, DEFAULT_DIM } from '@fedmart/scenarios/text/fasttext';
 import { dirichletPartition } from '@fedmart/scenarios/text/split';
 import { fineFoods, haveFineFoods } from '@fedmart/scenarios/text/datasets';
-import { runTextExperiment, type TextInput } from '../cli/text.ts';
+import { runTextExperiment, scenarioCommand, type TextInput } from '../cli/text.ts';
 
 async function reviews(ctx: { skip: () => void }, n?: number): Promise<TextInput> {
   if (!(await haveFineFoods())) {
@@ -108,6 +108,16 @@ describe('fedmart scenario text: federated vs local-only vs centralized on real 
     expect(privacy.ledgerVerified).toBe(true);
     expect(r.federated.macroF1).toBeGreaterThan(0.3);
   }, 600_000);
+});
+
+describe('fedmart scenario text simulate --class-weights', () => {
+  const base = ['text', 'simulate', '--csv', '/nonexistent/fedmart-texts.jsonl', '--text', 'text', '--label', 'label', '--json'];
+  it('takes a list searched by every arm; an unknown or repeated weighting is named before any data is read', async () => {
+    await expect(scenarioCommand([...base, '--class-weights', 'logit-adjust,foo'])).rejects.toThrow(/--class-weights must be a comma-separated list of logit-adjust, balanced, none, got "logit-adjust,foo"/);
+    await expect(scenarioCommand([...base, '--class-weights', 'none,none'])).rejects.toThrow(/--class-weights lists a weighting twice/);
+    // A valid list passes the flag check and fails only on the missing file.
+    await expect(scenarioCommand([...base, '--class-weights', 'logit-adjust,none'])).rejects.toThrow(/fedmart-texts\.jsonl/);
+  });
 });
 
 describe('fedmart bench text', () => {
