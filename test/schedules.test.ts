@@ -220,7 +220,7 @@ describe('schedule outcomes', () => {
     expect(viaSchedule.code, viaSchedule.stderr).toBe(1);
     expect(JSON.parse(viaSchedule.stdout)).toMatchObject({ status: 'failed', schedule: { completed: 0, failed: 1 } });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^fedmart schedule: invalid schedule: cron "61 \* \* \* \*": Invalid value for minute: 61; use 5 fields/);
+    expect(bad.stderr).toMatch(/^fedmart schedule create: invalid schedule: cron "61 \* \* \* \*": Invalid value for minute: 61; use 5 fields/);
     expect(list.stdout.trim().split('\n')).toHaveLength(2);
     // Bad REST bodies and roles: one clear line each, nothing created
     const badZone = await fx.api.request('POST', `/api/v1/federations/${fed}/schedules`, { kind: 'cron', cron: '0 2 * * *', timezone: 'Mars/Base' }).catch((e: Error) => e);

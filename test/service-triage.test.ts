@@ -104,6 +104,6 @@ describe('customer-service triage with federated text models', () => {
     expect(out.reasons.join(';')).toContain('human-only');
     const bad = await fedmart(['service', 'classify', '--model', 'not a ref', '--text', 'x', '--token', 't']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^fedmart service: .*FEDERATION\/VERSION/)]);
+    expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^fedmart service classify: .*FEDERATION\/VERSION/)]);
   }, 1_200_000);
 });
