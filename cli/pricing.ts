@@ -14,7 +14,7 @@ import { readTableFile } from '@fedmart/client-node/data/connectors';
 import type { Table } from '@fedmart/shared/data/table';
 import { demandRows, fitFromStats, flattenStats, pooledLsdv, productStats, regressorNames, statCount, unflattenStats, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
 import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
-import { pricingTask, recordSensitivity, solveCommitted } from '@fedmart/scenarios/pricing/task';
+import { pricingTask, recordSensitivity, solveCommitted, sumNoiseStd as sumNoiseStdOf } from '@fedmart/scenarios/pricing/task';
 import { flattenResidualStats, residualSensitivity, residualStats, ridgeSolve, twoStageSolve } from '@fedmart/scenarios/pricing/two-stage';
 import { createSeededRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { backtest } from '@fedmart/scenarios/pricing/policy';
@@ -273,7 +273,10 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     dpConfig = { level: 'record', noiseMultiplier: sigma, clip: sensitivity, sampleRate: 1, delta };
     rowScale = unitsOf(regressors, DP_SCALE);
   }
-  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowBound, rowScale } : {}) };
+  // Under --secure-agg the noise is distributed: each of the P = minClients partners adds a 1/√P share, and only the
+  // secure sum (which the coordinator commits only with all minClients partners) carries the full σΔ₂ the ledger charges.
+  const noiseShares = o.dp && o.secureAgg ? parts.length : undefined;
+  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowBound, rowScale } : {}), ...(noiseShares ? { noiseShares, secureSum: true } : {}) };
   const layout = pricingLayout(taskSpec);
   const coords = products.length * statCount(p) * (o.dp ? 1 : LIMBS) + 1;
   const config: FederationConfigInput = {
@@ -291,7 +294,8 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   };
   const fed = await runFederation({ config, partners: parts.map((q) => ({ id: q.id, task: pricingTask(q.rows, q.rows) })), rounds: 1, seed: o.seed ?? 42, waitForAllPartners: true, onProgress: say });
   const participants = fed.outcomes.find((x) => x.phase === 'committed')!.participants.length;
-  const solved = solveCommitted(layout, fed.weights, participants, o.dp ? dpConfig!.noiseMultiplier * sensitivity : 0, rowScale);
+  if (noiseShares && participants < noiseShares) throw new FedmartError('UNAVAILABLE', `pricing: the round committed ${participants} of ${noiseShares} noise shares; the sum carries less noise than charged, so it is not solved`);
+  const solved = solveCommitted(layout, fed.weights, participants, o.dp ? dpConfig!.noiseMultiplier * sensitivity : 0, rowScale, noiseShares);
   const pooled = pooledLsdv(rows, p, fe);
 
   const threshold = o.threshold ?? 2;
@@ -351,14 +355,14 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   let dpError: { byProduct: Record<string, ReturnType<typeof elasticityErrorTerms>>; maxAbsClipBias: number; maxNoiseSd: number; maxNoiseSdIf: { distributedNoise: number; analyticSigma: number; both: number } } | undefined;
   if (o.dp) {
     const clippedAll = productStats(rows, p, fe, { radius: rowBound, scale: rowScale! });
-    const sumNoiseStd = dpConfig!.noiseMultiplier * sensitivity * Math.sqrt(parts.length); // every partner adds σΔ₂
+    const sumNoise = sumNoiseStdOf(dpConfig!.noiseMultiplier * sensitivity, parts.length, noiseShares); // as run: σΔ₂ at each partner, or shares
     const byProduct: Record<string, ReturnType<typeof elasticityErrorTerms>> = {};
     for (const k of products) {
       const g = pooled.get(k)!;
       const c = clippedAll.get(k);
       if ('error' in g || !c) continue;
       try {
-        const t = elasticityErrorTerms(c, p, g.elasticity, sumNoiseStd, rowScale!);
+        const t = elasticityErrorTerms(c, p, g.elasticity, sumNoise, rowScale!);
         byProduct[k] = { clipBias: r6(t.clipBias), noiseSd: r6(t.noiseSd), noiseSdFromXtx: r6(t.noiseSdFromXtx), noiseSdFromXty: r6(t.noiseSdFromXty) };
       } catch { /* singular clipped statistics: reported by the solve */ }
     }
@@ -370,7 +374,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
       maxAbsClipBias: Math.max(...terms.map((t) => Math.abs(t.clipBias))),
       maxNoiseSd: maxNoise,
       // The same release with the noise split over the P partners (needs secure aggregation), or calibrated by the analytic Gaussian mechanism.
-      maxNoiseSdIf: { distributedNoise: r6(maxNoise / Math.sqrt(parts.length)), analyticSigma: r6((maxNoise * analytic) / dpConfig!.noiseMultiplier), both: r6((maxNoise * analytic) / dpConfig!.noiseMultiplier / Math.sqrt(parts.length)) },
+      maxNoiseSdIf: { distributedNoise: r6(noiseShares ? maxNoise : maxNoise / Math.sqrt(parts.length)), analyticSigma: r6((maxNoise * analytic) / dpConfig!.noiseMultiplier), both: r6((maxNoise * analytic) / dpConfig!.noiseMultiplier / Math.sqrt(parts.length)) },
     };
   }
   const privacy = fed.privacy ? fed.privacy.totals.filter((t) => t.scope === 'federation').map((t) => ({ level: t.level, epsilon: t.epsilon, delta: t.delta })) : undefined;
@@ -383,11 +387,17 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     localOnly: { elasticity: localOnly },
     comparison: { maxAbsElasticityDiff: maxAbsDiff },
     protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? {
-      level: 'record' as const, mechanism: 'sufficient-statistics perturbation (Analyze Gauss)', noiseAddedBy: 'each partner', record: 'one row',
-      protects: 'each row (one observation of the CSV) of every partner, against the coordinator, the other partners and every reader of the model; not a whole partner (see README)',
+      level: 'record' as const, mechanism: 'sufficient-statistics perturbation (Analyze Gauss)', record: 'one row',
+      ...(noiseShares ? {
+        noiseAddedBy: `each partner adds a 1/√${noiseShares} share (distributed Gaussian inside the secure sum)`, noiseShares,
+        protects: `each row of every partner, at the ledger's ε, against the coordinator and every reader of the model, who see only the secure sum (noise σΔ₂), as long as secure aggregation holds (no coalition of the coordinator with enough partners to unmask an update); against a coalition of other partners that subtracts its own statistics and shares from the sum, a row is covered by the honest partners' shares only (σΔ₂·√(h/${noiseShares}) for h honest partners, so no more than its own share if all others collude); not a whole partner (see README)`,
+      } : {
+        noiseAddedBy: 'each partner',
+        protects: 'each row (one observation of the CSV) of every partner, against the coordinator, the other partners and every reader of the model; not a whole partner (see README)',
+      }),
       caveat: `the sensitivity bound holds for rows whose demeaned values lie within the row bound ${rowBound} (in the public column units) of their fixed-effect cell's mean; an outlier's pull on its cell mean is not bounded`,
       epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier, o.dp.delta)), delta: o.dp.delta,
-      noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, rowScale, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity,
+      noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, rowScale, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity, noiseStdPerPartner: dpConfig!.noiseMultiplier * sensitivity / Math.sqrt(noiseShares ?? 1), noiseStdOfSum: sumNoiseStdOf(dpConfig!.noiseMultiplier * sensitivity, parts.length, noiseShares),
     } : null },
     ...(dpError ? { dpError } : {}),
     ...(backtestOut ? { backtest: { costShare: o.costShare ?? 0.6, heldOutRows: heldOut.length, byProduct: backtestOut, total: (['observed', 'margin-optimal', 'cost-plus'] as const).map((pol) => ({ policy: pol, margin: Object.values(backtestOut!).reduce((t, b) => t + b[pol].margin, 0), volatility: Object.values(backtestOut!).reduce((t, b) => t + b[pol].volatility, 0) / Math.max(1, Object.keys(backtestOut!).length) })) } } : {}),

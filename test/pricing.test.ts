@@ -113,6 +113,21 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(Math.max(...diffs.map(Math.abs))).toBeLessThan(1.5);
   }, 600_000);
 
+  it('--dp partner --epsilon 4 --secure-agg: distributed noise shares (each partner σΔ₂/√6), the sum carries the ledger\'s σΔ₂; same ε', async () => {
+    const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, secureAgg: true, dp: { epsilon: 4, delta: 1e-5 } });
+    const dp = r.protection.dp! as typeof r.protection.dp & { noiseShares?: number; noiseStdPerPartner: number; noiseStdOfSum: number };
+    expect(dp.epsilon).toBeGreaterThan(3.5);
+    expect(dp.epsilon).toBeLessThanOrEqual(4);
+    expect(dp.noiseShares).toBe(6);
+    expect(dp.noiseStdPerPartner).toBeCloseTo(dp.noiseStd / Math.sqrt(6), 9);
+    expect(dp.noiseStdOfSum).toBeCloseTo(dp.noiseStd, 9);
+    expect(dp.protects).toMatch(/secure sum .* honest partners/);
+    expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
+    const diffs = Object.keys(r.pooled.elasticity).map((k) => Math.abs(r.federated.elasticity[k]! - r.pooled.elasticity[k]!));
+    expect(Math.max(...diffs)).toBeGreaterThan(1e-3);
+    expect(Math.max(...diffs)).toBeLessThan(1.5);
+  }, 600_000);
+
   it('dp-sweep: over 108 public-unit choices, even distributed noise + analytic σ leave the worst brand above ±0.15 (clipping bias vs noise)', async () => {
     const res = await captureCli(['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove', '--price', 'price', '--product', 'brand', '--controls', 'deal,feat', '--fixed-effects', 'store', '--partners', '6', '--epsilon', '4', '--json']);
     expect(res.code, res.err).toBe(0);

@@ -50,6 +50,24 @@ export function recordSensitivity(rowBound: number, fixedEffects: boolean): numb
 }
 
 /**
+ * The std of one partner's noise: σΔ₂ at each partner, or its 1/√S share when the noise is distributed over a secure
+ * sum of S partners (S independent N(0, σ²Δ₂²/S) sum to N(0, σ²Δ₂²)).
+ * @param fullStd - σΔ₂, the noise the released sum must carry
+ * @param shares - S (undefined = 1)
+ */
+export function shareNoiseStd(fullStd: number, shares: number | undefined): number {
+  return fullStd / Math.sqrt(shares ?? 1);
+}
+
+/**
+ * The std of the noise on the summed statistics of P partners: √P·σΔ₂ with noise at each partner, σΔ₂·√(P/S) with
+ * S shares (σΔ₂ when P = S).
+ */
+export function sumNoiseStd(fullStd: number, partners: number, shares: number | undefined): number {
+  return shareNoiseStd(fullStd, shares) * Math.sqrt(partners);
+}
+
+/**
  * The vector a partner contributes (before subtracting the global weights).
  * @param noiseStd - DP only: this partner adds N(0, noiseStd²) to every statistic of every product (σ·Δ₂) before scaling
  */
@@ -98,9 +116,12 @@ export function committedStats(layout: JointModelSpec, weights: Float32Array, pa
  * @param layout - the published layout
  * @param weights - committed weights
  * @param partners - P (participants of the committing round)
+ * @param noiseStd - DP: σΔ₂ (the sum's noise under shares), for the ridge's scale
+ * @param rowScale - DP: the public column units
+ * @param noiseShares - DP: the task spec's noiseShares
  * @returns product → fit, or an error message for products that cannot be solved
  */
-export function solveCommitted(layout: JointModelSpec, weights: Float32Array, partners: number, noiseStd = 0, rowScale?: readonly number[]): Map<string, ProductFit | { error: string }> {
+export function solveCommitted(layout: JointModelSpec, weights: Float32Array, partners: number, noiseStd = 0, rowScale?: readonly number[], noiseShares?: number): Map<string, ProductFit | { error: string }> {
   if (layout.kind !== 'tensors') throw new FedmartError('UNPROCESSABLE', 'pricing: the model is an MLP, not a pricing demand model');
   const meta = readLayout(layout);
   const p = meta.regressors.length;
@@ -115,7 +136,7 @@ export function solveCommitted(layout: JointModelSpec, weights: Float32Array, pa
       }
       continue;
     }
-    out.set(name, solveNoisy(st, p, name, meta.fixedEffects, noiseStd * Math.sqrt(partners), rowScale ?? Array(p + 1).fill(1)));
+    out.set(name, solveNoisy(st, p, name, meta.fixedEffects, sumNoiseStd(noiseStd, partners, noiseShares), rowScale ?? Array(p + 1).fill(1)));
   }
   return out;
 }
@@ -163,6 +184,9 @@ export function pricingTask(train: readonly DemandRow[], validation: readonly De
       if (model.kind !== 'tensors' || !ts || !Array.isArray(ts.regressors) || !Array.isArray(ts.products)) throw new FedmartError('CONFIG_ERROR', "pricing: the federation's model is not a pricing layout with its task spec; create it with fedmart scenario pricing");
       if (train.length > 0 && train[0]!.x.length !== ts.regressors.length) throw new FedmartError('DATA_ERROR', `pricing: local rows have ${train[0]!.x.length} regressors, the federation expects ${ts.regressors.length} (${ts.regressors.join(', ')}); use the same --controls and --cross-prices`);
       if (ts.encoding === 'dp' && !(ts.dpScale! > 0 && ts.rowBound! > 0)) throw new FedmartError('CONFIG_ERROR', 'pricing: a DP federation must set dpScale and rowBound in its task spec');
+      if (ts.noiseShares !== undefined && !(Number.isSafeInteger(ts.noiseShares) && ts.noiseShares >= 1)) throw new FedmartError('CONFIG_ERROR', `pricing: noiseShares must be an integer >= 1, got ${String(ts.noiseShares)}`);
+      // A share is 1/√P of the noise: released in the clear it would not cover a row, so shares need the secure sum.
+      if ((ts.noiseShares ?? 1) > 1 && ts.secureSum !== true) throw new FedmartError('FORBIDDEN', 'pricing: the task spec splits the DP noise into shares but the federation does not aggregate by secure aggregation; a share alone would not cover a row (create it with --secure-agg)');
       if (jointParameterCount(model) !== jointParameterCount(pricingLayout(ts))) throw new FedmartError('CONFIG_ERROR', "pricing: the federation's layout does not match its task spec");
       spec = ts;
     },
@@ -179,15 +203,16 @@ export function pricingTask(train: readonly DemandRow[], validation: readonly De
           return { delta: deltaOf(partnerContribution(train, spec)), metrics: { rows: train.length } };
         },
         /**
-         * Record-level DP: this partner clips its rows, adds N(0, (σ·Δ₂)²) to its own statistics (the agent's
-         * plan gives σ and clip = Δ₂ from the pinned terms) and releases them once: q = 1, one step.
+         * Record-level DP: this partner clips its rows, adds N(0, (σ·Δ₂)²/S) to its own statistics (the agent's
+         * plan gives σ and clip = Δ₂ from the pinned terms; S = noiseShares, 1 unless the noise is distributed over
+         * a secure sum of S partners) and releases them once: q = 1, one step. The charge is for the sum's σ.
          */
         recordDp: async (dp: { clip: number; noiseMultiplier: number }) => {
           if (!spec) throw new FedmartError('UNAVAILABLE', 'pricing: no task spec yet (no welcome received)');
           if (spec.encoding !== 'dp') throw new FedmartError('CONFIG_ERROR', 'pricing: record-level DP needs the DP layout (scaled statistics); create the federation with --dp record');
           const need = recordSensitivity(spec.rowBound!, spec.fixedEffects);
           if (!(dp.clip >= need * (1 - 1e-9))) throw new FedmartError('FORBIDDEN', `pricing: the terms set the DP clip to ${dp.clip}, below the sensitivity ${need} of row bound ${spec.rowBound}; the noise would not cover one row`);
-          return { delta: deltaOf(partnerContribution(train, spec, dp.noiseMultiplier * dp.clip)), q: 1, steps: 1 };
+          return { delta: deltaOf(partnerContribution(train, spec, shareNoiseStd(dp.noiseMultiplier * dp.clip, spec.noiseShares))), q: 1, steps: 1 };
         },
       };
     },

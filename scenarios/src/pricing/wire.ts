@@ -46,6 +46,15 @@ export interface PricingTaskSpec {
   rowBound?: number;
   /** DP only: public scale of each regressor and, last, of log units; rows are divided by it before the bound. */
   rowScale?: number[];
+  /**
+   * DP only: distributed noise (Distributed Gaussian; Dwork, Kenthapadi, McSherry, Mironov & Naor, EUROCRYPT 2006,
+   * "Our data, ourselves"; Kairouz, Liu & Steinke, ICML 2021). Set to P (the federation's pinned minClients) only under
+   * secure aggregation: each partner adds N(0, σ²Δ₂²/P), so the secure sum of ≥ P partners carries N(0, σ²Δ₂²).
+   * Absent or 1: each partner adds the full σΔ₂ to its own statistics.
+   */
+  noiseShares?: number;
+  /** DP with noiseShares > 1: the federation aggregates by secure aggregation (partners refuse shares otherwise). */
+  secureSum?: boolean;
 }
 
 /** Tensor names carry what a consumer needs to read the model without the task spec. */
