@@ -26,6 +26,10 @@ const USAGE = `fedmart bench <what> [flags] --json
   recommendation                      MovieLens: the recommendation task's local epoch vs a plain TensorFlow.js loop, bytes
                                       per round per partner with and without sparse rows, recommend latency per user
                                       (--only recommend: the recommend latency and held-out fold-in HR alone)
+  scale --coordinators N --partners P --params D [--rounds R] [--database postgres://…]
+                                      N coordinator processes on one PostgreSQL (a throwaway cluster without --database)
+                                      beside one SQLite coordinator, P real Socket.IO partners: round latency, memory,
+                                      failover; a figure not measurable in this build is null with its reason
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -137,6 +141,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(`bench ${what}`, rest, {
     clients: { type: 'string' }, params: { type: 'string' }, json: { type: 'boolean' }, reps: { type: 'string' },
     dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' }, threads: { type: 'string' }, only: { type: 'string' },
+    coordinators: { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, database: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -217,6 +222,19 @@ export async function benchCommand(argv: string[]): Promise<number> {
       result = await benchText({ texts: intFlag('bench text', values, 'size', 2000, 10, 100_000) });
       break;
     }
+    case 'scale': {
+      const { benchScale } = await import('./bench-scale.ts');
+      const database = values.database as string | undefined;
+      if (database !== undefined && !/^postgres(ql)?:\/\//.test(database)) throw new FedmartError('CONFIG_ERROR', `bench scale: --database must be a postgres:// URL (e.g. postgres://fedmart@db:5432/fedmart), got "${database.slice(0, 40)}"; leave it out to use a throwaway cluster`);
+      result = await benchScale({
+        coordinators: intFlag('bench scale', values, 'coordinators', 2, 2, 16),
+        partners: intFlag('bench scale', values, 'partners', 200, 2, 5000),
+        params: intFlag('bench scale', values, 'params', 100_000, 1, 10_000_000),
+        rounds: intFlag('bench scale', values, 'rounds', 5, 1, 100),
+        ...(database !== undefined ? { database } : {}),
+      });
+      break;
+    }
     case 'recommendation': {
       const { benchRecommendation } = await import('./bench-recommendation.ts');
       const only = values.only as string | undefined;
@@ -225,7 +243,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       break;
     }
     default:
-      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, text, recommendation, all`);
+      throw new FedmartError('CONFIG_ERROR', `bench: unknown benchmark "${what}"; choose one of: aggregate, secagg, he, psi, text, recommendation, scale, all`);
   }
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n');
   return 0;

@@ -4,6 +4,7 @@
  * PostgreSQL needs the coordinator's callers on the async store (phase 2); until then
  * `--database` without `--migrate-only` stops with a one-line error instead of silently using SQLite.
  */
+import { hostname } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { FedmartError } from '@fedmart/shared/errors';
@@ -33,6 +34,23 @@ export function databaseUrl(flag: string | undefined, env: NodeJS.ProcessEnv = p
   if (url === undefined || url === '') return null;
   if (!/^postgres(ql)?:\/\//.test(url)) throw new FedmartError('CONFIG_ERROR', `coordinator: ${from} must be a postgres:// URL (e.g. postgres://fedmart@db:5432/fedmart), got "${url.slice(0, 40)}"; SQLite, the default, lives in --data-dir`);
   return url;
+}
+
+/**
+ * Check `--cluster` / `--coordinator-id`: cluster mode shares a PostgreSQL (the lease table and the
+ * Socket.IO adapter live there), so it needs one.
+ * @returns the coordinator id (default `<hostname>-<pid>`), or null without --cluster
+ * @throws FedmartError CONFIG_ERROR for --cluster without a database, or a malformed id
+ */
+export function clusterFlags(o: { cluster: boolean; coordinatorId: string | undefined; url: string | null }): string | null {
+  if (!o.cluster) {
+    if (o.coordinatorId !== undefined) throw new FedmartError('CONFIG_ERROR', 'coordinator: --coordinator-id only applies with --cluster; add --cluster (with --database) or drop it');
+    return null;
+  }
+  if (o.url === null) throw new FedmartError('CONFIG_ERROR', 'coordinator: --cluster needs --database postgres://… (or FEDMART_DATABASE_URL): the coordinators share their leases and Socket.IO rooms through that PostgreSQL; without it run one coordinator on SQLite');
+  const id = o.coordinatorId ?? `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id)) throw new FedmartError('CONFIG_ERROR', `coordinator: --coordinator-id must be 1-100 letters, digits, dots, dashes or underscores, got "${id.slice(0, 40)}"`);
+  return id;
 }
 
 /**

@@ -6,10 +6,10 @@ import { startCoordinator } from '@fedmart/coordinator';
 import { FedmartError } from '@fedmart/shared/errors';
 import { LOG_LEVELS, createLogger, type LogLevel } from '@fedmart/coordinator/logger';
 import { parseFlags, intFlag, progress } from './args.ts';
-import { coordinatorDatabaseStep, databaseUrl } from './coordinator-database.ts';
+import { clusterFlags, coordinatorDatabaseStep, databaseUrl } from './coordinator-database.ts';
 
 const USAGE = `fedmart coordinator [--port 7300] [--host 127.0.0.1] [--data-dir ./.fedmart] [--rotate-operator-token] [--ping-timeout S] [--log-level info]
-                   [--database postgres://… | $FEDMART_DATABASE_URL] [--migrate-only]
+                   [--database postgres://… | $FEDMART_DATABASE_URL] [--migrate-only] [--cluster [--coordinator-id ID]]
 
 Starts the coordinator: REST API under /api/v1, Socket.IO namespace /federation,
 SQLite database and signing key in the data dir (made 0700, its files 0600).
@@ -26,12 +26,15 @@ Live events: Socket.IO namespace /events (fedmart federation watch).
 the SQLite file in --data-dir, or the PostgreSQL database of --database /
 FEDMART_DATABASE_URL. Serving from PostgreSQL is not in this release (README:
 "PostgreSQL (scale-out, phase 1)"); --database without --migrate-only stops with that reason.
+--cluster (needs --database): one of several coordinators on that PostgreSQL, each
+federation led by the holder of its lease (README "PostgreSQL: several coordinators");
+--coordinator-id names this one in the lease table (default <hostname>-<pid>).
 
 Example:
   fedmart coordinator --port 7300 --data-dir ./.fedmart`;
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('coordinator', argv, { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, 'rotate-operator-token': { type: 'boolean' }, 'ping-timeout': { type: 'string' }, 'log-level': { type: 'string' }, database: { type: 'string' }, 'migrate-only': { type: 'boolean' } });
+  const { values } = parseFlags('coordinator', argv, { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' }, 'rotate-operator-token': { type: 'boolean' }, 'ping-timeout': { type: 'string' }, 'log-level': { type: 'string' }, database: { type: 'string' }, 'migrate-only': { type: 'boolean' }, cluster: { type: 'boolean' }, 'coordinator-id': { type: 'string' } });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
     return 0;
@@ -40,7 +43,9 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const level = (values['log-level'] as string | undefined) ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new FedmartError('CONFIG_ERROR', `coordinator: --log-level must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? '.fedmart');
-  const migrated = await coordinatorDatabaseStep({ url: databaseUrl(values.database as string | undefined), migrateOnly: values['migrate-only'] === true, dataDir, out: (line) => process.stdout.write(line + '\n') });
+  const url = databaseUrl(values.database as string | undefined);
+  clusterFlags({ cluster: values.cluster === true, coordinatorId: values['coordinator-id'] as string | undefined, url });
+  const migrated = await coordinatorDatabaseStep({ url, migrateOnly: values['migrate-only'] === true, dataDir, out: (line) => process.stdout.write(line + '\n') });
   if (migrated !== null) return migrated;
   const coord = await startCoordinator({ port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, logger: createLogger(level as LogLevel), rotateOperatorToken: values['rotate-operator-token'] === true, pingTimeoutMs: intFlag('coordinator', values, 'ping-timeout', 20, 5, 3600) * 1000 });
   if (coord.interruptedRounds.length) progress(`marked ${coord.interruptedRounds.length} interrupted round(s) failed; the last committed models stay current`);

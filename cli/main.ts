@@ -31,7 +31,7 @@ Commands:
                   e.g. fedmart segments --csv bank.csv --sep ';' --label y --drop duration --k 5 --partition-by job --json
   predict       score rows with a published model (file or federation/version), with --explain
                   e.g. fedmart predict --model bank-model.json --csv customers.csv --explain --json
-  bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, text, recommendation, all
+  bench         speed figures beside a baseline from the same run: aggregate, secagg, he, psi, text, recommendation, scale, all
                   e.g. fedmart bench secagg --clients 50 --params 100000 --dropout 0.2 --json
   scenario      scenario modules: recommendation, dynamic pricing, federated text classification (fedmart scenario --help)
                   e.g. fedmart scenario recommendation simulate --csv movielens.csv --user userId --item movieId --time timestamp --item-features genres --json
