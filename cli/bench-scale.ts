@@ -23,6 +23,7 @@ import { FEDERATION_NAMESPACE, PROTOCOL_VERSION } from '@fedmart/shared/protocol
 import { FedmartError } from '@fedmart/shared/errors';
 import { findPgBin, startPgCluster, type PgCluster } from '@fedmart/coordinator/db/pg-cluster';
 import { probeFailover } from '@fedmart/coordinator/cluster/failover-probe';
+import { probeRelay } from '@fedmart/coordinator/cluster/relay-probe';
 import { ApiClient } from './api-client.ts';
 import { progress } from './args.ts';
 
@@ -204,7 +205,7 @@ async function pgCoordinators(o: ScaleBenchOptions, update: Uint8Array, scratch:
   let url = o.database;
   if (url === undefined) {
     const bin = findPgBin();
-    if (!bin) return { database: null, probe: null, reason: 'no PostgreSQL server binaries (looked in $FEDMART_PG_BIN and /usr/lib/postgresql/*/bin) and no --database; install them with apt-get install -y postgresql' };
+    if (!bin) return { database: null, probe: null, transport: null, reason: 'no PostgreSQL server binaries (looked in $FEDMART_PG_BIN and /usr/lib/postgresql/*/bin) and no --database; install them with apt-get install -y postgresql' };
     progress('bench scale: starting a throwaway PostgreSQL cluster');
     cluster = await startPgCluster({ bin });
     url = cluster.url;
@@ -214,17 +215,19 @@ async function pgCoordinators(o: ScaleBenchOptions, update: Uint8Array, scratch:
   try {
     progress('bench scale: kill -9 of a cluster member process leading a federation mid-round (lease TTL 6 s, renew 2 s)');
     const probe = await probeFailover(url);
+    progress(`bench scale: cluster transport: ${o.coordinators} Socket.IO servers on the postgres adapter vs one, ${o.partners} partners × ${o.params} params`);
+    const transport = await probeRelay(url, { nodes: o.coordinators, partners: o.partners, params: o.params });
     const database = cluster ? 'throwaway PostgreSQL cluster' : 'given by --database';
     progress(`bench scale: ${o.coordinators} coordinators on PostgreSQL`);
     for (let i = 0; i < o.coordinators; i++) {
       const c = await startCoordinatorProcess(['--database', url, '--cluster', '--coordinator-id', `bench-${i}`], scratch);
-      if ('refused' in c) return { database, probe, reason: `coordinator ${i + 1} of ${o.coordinators} did not start: ${c.refused}` };
+      if ('refused' in c) return { database, probe, transport, reason: `coordinator ${i + 1} of ${o.coordinators} did not start: ${c.refused}` };
       coords.push(c);
     }
     const { fed, tokens } = await setUpFederation(coords[0]!.api, o.partners, o.params);
     sockets = await connectAll(coords.map((c) => c.url), tokens, update, o.params);
     const t = await timeRounds(coords[0]!.api, fed, o.rounds);
-    return { database, probe, reason: null, ...t, memory: coords.map((c) => processMemoryMb(c.pid)) };
+    return { database, probe, transport, reason: null, ...t, memory: coords.map((c) => processMemoryMb(c.pid)) };
   } finally {
     for (const s of sockets) s.close();
     for (const c of coords) await stopCoordinatorProcess(c);
@@ -259,6 +262,8 @@ export async function benchScale(o: ScaleBenchOptions): Promise<Record<string, u
       failoverSeconds: null,
       ...(notMeasured ? { reason: notMeasured } : {}),
       failoverReason: measured ? 'the whole-coordinator kill -9 failover (partners reconnecting, the next round committed) is not yet measured by this bench' : `no coordinators on PostgreSQL: ${notMeasured}`,
+      // Measured: the transport part of a two-coordinator round (cluster/relay-probe.ts).
+      transport: pgRun.transport === null ? null : { ...pgRun.transport, what: 'one round of traffic only (model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store): partners spread over the servers, the non-leader forwarding through ClusterRelay and the leader reaching its partners through the postgres adapter, beside the same traffic on one server; median of 3 after a warm-up' },
       // Measured: the lease part of failover, with real processes (cluster/failover-probe.ts).
       leaseFailover: pgRun.probe === null ? null : { ...pgRun.probe, what: 'kill -9 of a cluster member process (cluster/node-process.ts: Socket.IO + postgres adapter + lease manager) leading a federation mid-round, until the other process holds the lease and has marked the round failed; not a whole coordinator' },
     };
