@@ -58,6 +58,18 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     expect(r.stderr).toMatch(/--database must be a postgres:\/\/ URL/);
   }, HANG_GUARD);
 
+  it('--cluster without a PostgreSQL, or --coordinator-id without --cluster, is a one-line error', async () => {
+    const noDb = await fedmart(['coordinator', '--cluster', '--data-dir', path.join(dir, 'cluster')]);
+    expect(noDb.code).not.toBe(0);
+    expect(noDb.stderr.trim().split('\n')).toHaveLength(1);
+    expect(noDb.stderr).toMatch(/--cluster needs --database postgres:\/\//);
+    const noCluster = await fedmart(['coordinator', '--coordinator-id', 'c1', '--data-dir', path.join(dir, 'cluster')]);
+    expect(noCluster.code).not.toBe(0);
+    expect(noCluster.stderr).toMatch(/--coordinator-id only applies with --cluster/);
+    const badId = await fedmart(['coordinator', '--cluster', '--coordinator-id', 'a b', '--database', 'postgres://x@127.0.0.1:1/y', '--migrate-only']);
+    expect(badId.stderr).toMatch(/--coordinator-id must be 1-100 letters/);
+  }, HANG_GUARD);
+
   it.skipIf(pgBin === null)('--database postgres://… --migrate-only (or FEDMART_DATABASE_URL) migrates PostgreSQL; serving from it stops with the reason', async () => {
     const admin = new pg.Client(cluster!.url);
     await admin.connect();
