@@ -30,6 +30,9 @@ export interface RelayProbeResult {
   /** The same traffic, every partner on one server without the adapter. */
   singleServerRoundMs: number;
   ratio: number;
+  /** Medians of each phase, both layouts. */
+  cluster: PhaseTimes;
+  singleServer: PhaseTimes;
 }
 
 /**
@@ -66,7 +69,7 @@ async function closeProbeNode(n: ProbeNode): Promise<void> {
 }
 
 /** Run probe rounds over `nodes` (the first leads) and return the median round time. */
-async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; node: number; serverId: string }[], weights: Uint8Array, reps: number, arrived: { count: number; resolve: (() => void) | null }): Promise<number> {
+async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; node: number; serverId: string }[], weights: Uint8Array, reps: number, arrived: { count: number; resolve: (() => void) | null }): Promise<PhaseTimes> {
   const leader = nodes[0]!;
   const sendTo = (c: { node: number; serverId: string }, event: string, meta: unknown) => {
     const local = leader.nsp.sockets.get(c.serverId);
@@ -78,18 +81,22 @@ async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; 
     arrived.resolve = resolve;
     for (const c of clients) sendTo(c, event, { kind: event });
   });
-  const times: number[] = [];
+  const rounds: PhaseTimes[] = [];
   for (let r = 0; r <= reps; r++) {
     const t0 = performance.now();
     await phase('train');
+    const t1 = performance.now();
     await phase('evaluate');
-    if (r > 0) times.push(performance.now() - t0);
+    if (r > 0) rounds.push({ roundMs: performance.now() - t0, trainPhaseMs: t1 - t0, evaluatePhaseMs: performance.now() - t1 });
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  const median = (k: keyof PhaseTimes) => Math.round(rounds.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(rounds.length / 2)]!);
+  return { roundMs: median('roundMs'), trainPhaseMs: median('trainPhaseMs'), evaluatePhaseMs: median('evaluatePhaseMs') };
 }
 
-async function runLayout(url: string | null, nodeCount: number, partners: number, params: number, reps: number): Promise<number> {
+/** One probe round, and its two phases: model out + update back (train), model out + small answer back (evaluate). */
+export interface PhaseTimes { roundMs: number; trainPhaseMs: number; evaluatePhaseMs: number }
+
+async function runLayout(url: string | null, nodeCount: number, partners: number, params: number, reps: number): Promise<PhaseTimes> {
   const update = new Uint8Array(params * 4).fill(1);
   const arrived = { count: 0, resolve: null as (() => void) | null };
   const onUpdate = () => {
@@ -122,7 +129,7 @@ async function runLayout(url: string | null, nodeCount: number, partners: number
  */
 export async function probeRelay(url: string, o: { nodes: number; partners: number; params: number; reps?: number }): Promise<RelayProbeResult> {
   const reps = o.reps ?? 3;
-  const singleServerRoundMs = await runLayout(null, 1, o.partners, o.params, reps);
-  const clusterRoundMs = await runLayout(url, o.nodes, o.partners, o.params, reps);
-  return { nodes: o.nodes, partners: o.partners, params: o.params, clusterRoundMs: Math.round(clusterRoundMs), singleServerRoundMs: Math.round(singleServerRoundMs), ratio: Math.round((clusterRoundMs / singleServerRoundMs) * 1000) / 1000 };
+  const singleServer = await runLayout(null, 1, o.partners, o.params, reps);
+  const cluster = await runLayout(url, o.nodes, o.partners, o.params, reps);
+  return { nodes: o.nodes, partners: o.partners, params: o.params, clusterRoundMs: cluster.roundMs, singleServerRoundMs: singleServer.roundMs, ratio: Math.round((cluster.roundMs / singleServer.roundMs) * 1000) / 1000, cluster, singleServer };
 }
