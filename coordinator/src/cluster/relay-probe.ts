@@ -33,6 +33,8 @@ export interface RelayProbeResult {
   /** Medians of each phase, both layouts. */
   cluster: PhaseTimes;
   singleServer: PhaseTimes;
+  /** The cluster layout with the model sent once per phase as a room broadcast instead of once per partner. */
+  clusterRoomBroadcast: PhaseTimes;
 }
 
 /**
@@ -51,6 +53,7 @@ async function startProbeNode(url: string | null, leads: boolean, onUpdate: (soc
   };
   const relay = pool ? new ClusterRelay(nsp, () => leads, handle) : null;
   nsp.on('connection', (socket) => {
+    void socket.join('fed:F');
     socket.on('msg', (envelope: unknown, attachment: unknown, maybeAck?: unknown) => {
       const ack = (typeof maybeAck === 'function' ? maybeAck : attachment) as (a: RelayAck) => void;
       const bytes = typeof maybeAck === 'function' ? new Uint8Array(attachment as ArrayBuffer) : undefined;
@@ -69,7 +72,7 @@ async function closeProbeNode(n: ProbeNode): Promise<void> {
 }
 
 /** Run probe rounds over `nodes` (the first leads) and return the median round time. */
-async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; node: number; serverId: string }[], weights: Uint8Array, reps: number, arrived: { count: number; resolve: (() => void) | null }): Promise<PhaseTimes> {
+async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; node: number; serverId: string }[], weights: Uint8Array, reps: number, arrived: { count: number; resolve: (() => void) | null }, broadcast: boolean): Promise<PhaseTimes> {
   const leader = nodes[0]!;
   const sendTo = (c: { node: number; serverId: string }, event: string, meta: unknown) => {
     const local = leader.nsp.sockets.get(c.serverId);
@@ -79,7 +82,9 @@ async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; 
   const phase = (event: string) => new Promise<void>((resolve) => {
     arrived.count = 0;
     arrived.resolve = resolve;
-    for (const c of clients) sendTo(c, event, { kind: event });
+    // The model is the same for every partner: one room broadcast is one adapter message.
+    if (broadcast) leader.nsp.to('fed:F').emit(event, { kind: event }, weights);
+    else for (const c of clients) sendTo(c, event, { kind: event });
   });
   const rounds: PhaseTimes[] = [];
   for (let r = 0; r <= reps; r++) {
@@ -96,7 +101,7 @@ async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; 
 /** One probe round, and its two phases: model out + update back (train), model out + small answer back (evaluate). */
 export interface PhaseTimes { roundMs: number; trainPhaseMs: number; evaluatePhaseMs: number }
 
-async function runLayout(url: string | null, nodeCount: number, partners: number, params: number, reps: number): Promise<PhaseTimes> {
+async function runLayout(url: string | null, nodeCount: number, partners: number, params: number, reps: number, broadcast = false): Promise<PhaseTimes> {
   const update = new Uint8Array(params * 4).fill(1);
   const arrived = { count: 0, resolve: null as (() => void) | null };
   const onUpdate = () => {
@@ -116,7 +121,7 @@ async function runLayout(url: string | null, nodeCount: number, partners: number
       clients.push({ socket, node, serverId: socket.id! });
     }
     const weights = new Uint8Array(params * 4).fill(2);
-    return await probeRounds(nodes, clients, weights, reps, arrived);
+    return await probeRounds(nodes, clients, weights, reps, arrived, broadcast);
   } finally {
     for (const c of clients) c.socket.close();
     for (const n of nodes) await closeProbeNode(n);
@@ -131,5 +136,6 @@ export async function probeRelay(url: string, o: { nodes: number; partners: numb
   const reps = o.reps ?? 3;
   const singleServer = await runLayout(null, 1, o.partners, o.params, reps);
   const cluster = await runLayout(url, o.nodes, o.partners, o.params, reps);
-  return { nodes: o.nodes, partners: o.partners, params: o.params, clusterRoundMs: cluster.roundMs, singleServerRoundMs: singleServer.roundMs, ratio: Math.round((cluster.roundMs / singleServer.roundMs) * 1000) / 1000, cluster, singleServer };
+  const clusterRoomBroadcast = await runLayout(url, o.nodes, o.partners, o.params, reps, true);
+  return { clusterRoomBroadcast, nodes: o.nodes, partners: o.partners, params: o.params, clusterRoundMs: cluster.roundMs, singleServerRoundMs: singleServer.roundMs, ratio: Math.round((cluster.roundMs / singleServer.roundMs) * 1000) / 1000, cluster, singleServer };
 }
