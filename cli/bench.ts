@@ -30,6 +30,7 @@ const USAGE = `fedmart bench <what> [flags] --json
                                       N coordinator processes on one PostgreSQL (a throwaway cluster without --database)
                                       beside one SQLite coordinator, P real Socket.IO partners: round latency, memory,
                                       failover; a figure not measurable in this build is null with its reason
+                                      (--database: a scratch database, the bench creates federations in it)
   all                                 every benchmark at its default size, one JSON object
 
 Example:
