@@ -31,11 +31,13 @@ import { dpFlags, mergeDpIntoProtection, simulationPrivacy } from './privacy.ts'
 import { round4 } from './experiment.ts';
 
 /**
- * Feature dropout rates every arm searches by default, each arm keeping the
- * one its own validation rows prefer (as for the learning rate): Austen's
- * validation loss prefers 0.7, State of the Union's 0.5 (README, text section).
+ * Feature dropout rates every arm searches by default (`--feature-dropout
+ * LIST` searches several, each arm keeping the one its own validation rows
+ * prefer, as for the learning rate). One by default: a second rate doubles
+ * every arm's training, and 0.7 underfits State of the Union in 10 rounds
+ * (in-process FedAvg, seed 43: federated 0.565 against 0.628 at 0.5).
  */
-export const DEFAULT_FEATURE_DROPOUTS: readonly number[] = Object.freeze([DEFAULT_FEATURE_DROPOUT, 0.7]);
+export const DEFAULT_FEATURE_DROPOUTS: readonly number[] = Object.freeze([DEFAULT_FEATURE_DROPOUT]);
 
 export const TEXT_SIMULATE_USAGE = `fedmart scenario text simulate --csv FILE --text COL --label COL (--partition-by COL | --partners N [--dirichlet A]) [options]
 
