@@ -118,6 +118,12 @@ describe('fedmart scenario text simulate --class-weights', () => {
     // A valid list passes the flag check and fails only on the missing file.
     await expect(scenarioCommand([...base, '--class-weights', 'logit-adjust,none'])).rejects.toThrow(/fedmart-texts\.jsonl/);
   });
+  it('--feature-dropout takes a list of rates searched by every arm; a bad or repeated rate is named before any data is read', async () => {
+    await expect(scenarioCommand([...base, '--feature-dropout', '0.5,0.99'])).rejects.toThrow(/--feature-dropout must be a comma-separated list of rates in \[0, 0\.95\], got "0\.5,0\.99"/);
+    await expect(scenarioCommand([...base, '--feature-dropout', '0.5,'])).rejects.toThrow(/--feature-dropout must be a comma-separated list/);
+    await expect(scenarioCommand([...base, '--feature-dropout', '0.7,0.7'])).rejects.toThrow(/--feature-dropout lists a rate twice/);
+    await expect(scenarioCommand([...base, '--feature-dropout', '0.5,0.7'])).rejects.toThrow(/fedmart-texts\.jsonl/);
+  });
 });
 
 describe('fedmart bench text', () => {
