@@ -429,7 +429,9 @@ export async function simulatePricing(o: PricingSimulateOptions) {
         protects: 'each row (one observation of the CSV) of every partner, against the coordinator, the other partners and every reader of the model; not a whole partner (see README)',
       }),
       caveat: `the sensitivity bound holds for rows whose demeaned values lie within the row bound ${rowBound} (in the public column units) of their fixed-effect cell's mean; an outlier's pull on its cell mean is not bounded`,
-      epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier, o.dp.delta)), delta: o.dp.delta,
+      epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', // Two Gaussian releases of normalised σ₁, σ₂ compose exactly to one Gaussian of 1/σ² = 1/σ₁² + 1/σ₂² = stages/σ_ledger²
+      // (Gaussian differential privacy, Dong, Roth & Su 2019/2022, JRSS-B, Cor. 3.3), so the tight ε is that Gaussian's.
+      epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier / Math.sqrt(stages), o.dp.delta)), delta: o.dp.delta,
       noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, rowScale, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity, noiseStdPerPartner: dpConfig!.noiseMultiplier * sensitivity / Math.sqrt(noiseShares ?? 1), noiseStdOfSum: sumNoiseStdOf(dpConfig!.noiseMultiplier * sensitivity, parts.length, noiseShares),
     } : null },
     ...(dpError ? { dpError } : {}),
