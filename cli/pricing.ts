@@ -60,10 +60,10 @@ each partner's local-only estimate.
   --dp partner|record  each partner adds Gaussian noise to its own statistics (sufficient-
                        statistics perturbation, Analyze Gauss): (ε, δ) record-level DP for
                        every row (a store-week-product) against the coordinator and the
-                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger;
-                       the JSON's dpError splits the error into clipping bias and noise
-                       (fedmart scenario pricing dp-sweep: the trade-off over column units;
-                       dp-two-stage: residual clipping in a second release, evaluated)
+                       other partners, at --epsilon (δ 1e-5), in two rounds (two releases
+                       charged by the ledger; with --secure-agg each partner adds a 1/√P share);
+                       with --dp-stages 1 the JSON's dpError splits the single release's error
+                       into clipping bias and noise (dp-sweep, dp-two-stage: analyses)
   --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
                        onto it (default ${DEFAULT_ROW_BOUND})
   --dp-stages 2|1      2 (default): a second round releases residual-clipped statistics
