@@ -14,7 +14,7 @@ import { readTableFile } from '@fedmart/client-node/data/connectors';
 import type { Table } from '@fedmart/shared/data/table';
 import { demandRows, fitFromStats, flattenStats, pooledLsdv, productStats, regressorNames, statCount, unflattenStats, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
 import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
-import { pricingTask, recordSensitivity, solveCommitted, sumNoiseStd as sumNoiseStdOf } from '@fedmart/scenarios/pricing/task';
+import { pricingTask, recordSensitivity, solveCommitted, solveTwoStage, stageNoiseMultiplier, sumNoiseStd as sumNoiseStdOf } from '@fedmart/scenarios/pricing/task';
 import { flattenResidualStats, residualSensitivity, residualStats, ridgeSolve, twoStageSolve } from '@fedmart/scenarios/pricing/two-stage';
 import { createSeededRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { backtest } from '@fedmart/scenarios/pricing/policy';
@@ -22,6 +22,15 @@ import { LIMB_BOUND, LIMBS, pricingLayout, type PricingTaskSpec } from '@fedmart
 import { parseFlags, requireString, intFlag, numberFlag, progress } from './args.ts';
 import { runFederation } from './federate.ts';
 
+/**
+ * Two-stage release (`--dp-stages 2`, the default), rules fixed before any measurement and never from the pooled answer:
+ * k = 3 (a normal residual is clipped with probability 0.27 %), R_x = 1.5 in the public units (≥ √2: a row where deal and
+ * feature both change is not clipped), w per product by `xtxWeightRule` (from round 1's noisy release), and the RDP budget
+ * split 0.2 / 0.8: round 1 only centres round 2's clip (a one-step M-estimator from a consistent start depends on the
+ * start only through the share of clipped residuals, Bickel 1975, JASA 70, "One-step Huber estimates in the linear
+ * model"), while round 2's noise enters the elasticity directly.
+ */
+export const TWO_STAGE = { residualK: 3, xRadius: 1.5, budgetRound2: 0.8 };
 /** Default public bound R on a demeaned row ‖(x̃, ỹ)‖₂ (log price, cross prices, controls, log units), `--dp-row-bound`. */
 export const DEFAULT_ROW_BOUND = 1;
 /**
@@ -35,7 +44,7 @@ const DP_SCALE = { logPrice: 0.6, control: 1, logUnits: 3 };
 export const PRICING_SIMULATE_USAGE = `fedmart scenario pricing simulate --csv FILE (--quantity COL | --log-quantity COL) --price COL
     [--product COL] [--controls COLS] [--cross-prices COLS] [--fixed-effects COL]
     (--partition-by COL [--partners N] | --partners N) [--secure-agg]
-    [--dp partner|record --epsilon E [--delta D] [--dp-row-bound R]]
+    [--dp partner|record --epsilon E [--delta D] [--dp-row-bound R] [--dp-stages 2|1] [--dp-budget-round2 F]]
     [--threshold 2] [--time COL [--holdout 0.2] [--cost-share 0.6]] [--seed N] [--json]
 
 Log-log demand per product (log units on log own price, log cross prices, controls, fixed
@@ -51,12 +60,16 @@ each partner's local-only estimate.
   --dp partner|record  each partner adds Gaussian noise to its own statistics (sufficient-
                        statistics perturbation, Analyze Gauss): (ε, δ) record-level DP for
                        every row (a store-week-product) against the coordinator and the
-                       other partners, at --epsilon (δ 1e-5), one release charged by the ledger;
-                       the JSON's dpError splits the error into clipping bias and noise
-                       (fedmart scenario pricing dp-sweep: the trade-off over column units;
-                       dp-two-stage: residual clipping in a second release, evaluated)
+                       other partners, at --epsilon (δ 1e-5), in two rounds (two releases
+                       charged by the ledger; with --secure-agg each partner adds a 1/√P share);
+                       with --dp-stages 1 the JSON's dpError splits the single release's error
+                       into clipping bias and noise (dp-sweep, dp-two-stage: analyses)
   --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
                        onto it (default ${DEFAULT_ROW_BOUND})
+  --dp-stages 2|1      2 (default): a second round releases residual-clipped statistics
+                       around round 1's estimate (one Huber step; two releases charged);
+                       1: the single release
+  --dp-budget-round2 F RDP budget share of round 2 (default ${TWO_STAGE.budgetRound2})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
   --time COL           backtest: fit on all but the last --holdout share of periods, then replay
                        the held-out periods under each policy (modelled margin, price volatility);
@@ -72,7 +85,7 @@ export interface PricingSimulateOptions {
   partners?: number | undefined;
   secureAgg?: boolean;
   /** Record-level DP, noise added by each partner to its own statistics (`--dp partner|record`). */
-  dp?: { epsilon: number; delta: number; rowBound?: number | undefined } | undefined;
+  dp?: { epsilon: number; delta: number; rowBound?: number | undefined; stages?: 1 | 2 | undefined; budgetRound2?: number | undefined } | undefined;
   threshold?: number;
   seed?: number;
   /** Backtest: the time column; its last `holdout` share of periods is held out (the model is fitted on the rest). */
@@ -261,12 +274,20 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   let sensitivity = 0;
   let rowScale: number[] | undefined;
   const rowBound = o.dp?.rowBound ?? DEFAULT_ROW_BOUND;
+  const stages = o.dp ? (o.dp.stages ?? 2) : 1;
+  const nMaxRows = Math.max(...parts.map((q) => q.rows.length));
+  const twoStage = o.dp && stages === 2 ? {
+    residualK: TWO_STAGE.residualK, xRadius: TWO_STAGE.xRadius, budget: [1 - (o.dp.budgetRound2 ?? TWO_STAGE.budgetRound2), o.dp.budgetRound2 ?? TWO_STAGE.budgetRound2] as [number, number], partners: parts.length,
+    // a partner's round-2 block has norm ≤ n·√(w²R_x⁴ + R_x²) ≤ n·√(R_x⁴ + R_x²) (w ≤ 1), so coordinates stay ≤ 1
+    dpScale2: Math.ceil(nMaxRows * Math.sqrt(TWO_STAGE.xRadius ** 4 + TWO_STAGE.xRadius ** 2)),
+  } : undefined;
   if (o.dp) {
     // Record-level DP by sufficient-statistics perturbation at each partner (task.ts, recordSensitivity): one Gaussian
     // release of σ·Δ₂ per partner, q = 1, one step, which is what the ledger charges for sampleRate 1, batch 1, 1 epoch.
     sensitivity = recordSensitivity(rowBound, fe);
     const delta = o.dp.delta;
-    const { sigma } = computeSigma({ q: 1, steps: 1, delta, epsilon: o.dp.epsilon });
+    // Two stages: two Gaussian releases, charged as two steps at q = 1 (task.ts, stageNoiseMultiplier).
+    const { sigma } = computeSigma({ q: 1, steps: stages, delta, epsilon: o.dp.epsilon });
     // Public scale of the wire: a partner's statistics have norm ≤ nMax·√(R⁴ + 2) per product, so coordinates stay ≤ 1.
     const nMax = Math.max(...parts.map((q) => q.rows.length));
     dpScale = nMax * Math.sqrt(rowBound ** 4 + 2);
@@ -276,7 +297,11 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   // Under --secure-agg the noise is distributed: each of the P = minClients partners adds a 1/√P share, and only the
   // secure sum (which the coordinator commits only with all minClients partners) carries the full σΔ₂ the ledger charges.
   const noiseShares = o.dp && o.secureAgg ? parts.length : undefined;
-  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowBound, rowScale } : {}), ...(noiseShares ? { noiseShares, secureSum: true } : {}) };
+  const taskSpec: PricingTaskSpec = { products, regressors, fixedEffects: fe, encoding: o.dp ? 'dp' : 'exact', ...(o.dp ? { dpScale, rowBound, rowScale } : {}), ...(noiseShares ? { noiseShares, secureSum: true } : {}), ...(twoStage ? { twoStage } : {}) };
+  // DP: the largest per-coordinate noise std of any release, in wire units (bounds the update norm and the SecAgg clip).
+  const wireNoise = !o.dp ? 0 : !twoStage ? (dpConfig!.noiseMultiplier * sensitivity) / dpScale! : Math.max(
+    (stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 0) * sensitivity) / dpScale!,
+    (stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 1) * 3 * Math.sqrt(twoStage.xRadius ** 4 + twoStage.xRadius ** 2)) / twoStage.dpScale2);
   const layout = pricingLayout(taskSpec);
   const coords = products.length * statCount(p) * (o.dp ? 1 : LIMBS) + 1;
   const config: FederationConfigInput = {
@@ -288,14 +313,17 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     seed: o.seed ?? 42,
     // Exact mode: the update is a vector of limbs |L| ≤ 2048, so its norm is at most 2048·√coords by construction.
     // DP: ≤ 1 per product from the statistics plus the noise, σΔ₂/dpScale per coordinate (8 std is never exceeded in practice).
-    limits: { maxUpdateNorm: o.dp ? Math.sqrt(products.length) * (1 + (8 * dpConfig!.noiseMultiplier * sensitivity * Math.sqrt(statCount(p))) / dpScale!) : LIMB_BOUND * Math.sqrt(coords) * 1.0001, maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
-    ...(o.secureAgg ? { secureAggregation: { clip: o.dp ? 1 + (8 * dpConfig!.noiseMultiplier * sensitivity) / dpScale! : LIMB_BOUND, bits: 32 } } : {}),
+    limits: { maxUpdateNorm: o.dp ? Math.sqrt(products.length) * (1 + 8 * wireNoise * Math.sqrt(statCount(p))) : LIMB_BOUND * Math.sqrt(coords) * 1.0001, maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
+    ...(o.secureAgg ? { secureAggregation: { clip: o.dp ? 1 + 8 * wireNoise : LIMB_BOUND, bits: 32 } } : {}),
     ...(dpConfig ? { dp: dpConfig } : {}),
   };
-  const fed = await runFederation({ config, partners: parts.map((q) => ({ id: q.id, task: pricingTask(q.rows, q.rows) })), rounds: 1, seed: o.seed ?? 42, waitForAllPartners: true, onProgress: say });
-  const participants = fed.outcomes.find((x) => x.phase === 'committed')!.participants.length;
-  if (noiseShares && participants < noiseShares) throw new FedmartError('UNAVAILABLE', `pricing: the round committed ${participants} of ${noiseShares} noise shares; the sum carries less noise than charged, so it is not solved`);
-  const solved = solveCommitted(layout, fed.weights, participants, o.dp ? dpConfig!.noiseMultiplier * sensitivity : 0, rowScale, noiseShares);
+  const fed = await runFederation({ config, partners: parts.map((q) => ({ id: q.id, task: pricingTask(q.rows, q.rows) })), rounds: stages, seed: o.seed ?? 42, waitForAllPartners: true, onProgress: say });
+  const committedRounds = fed.outcomes.filter((x) => x.phase === 'committed');
+  if (committedRounds.length < stages) throw new FedmartError('UNAVAILABLE', `pricing: ${committedRounds.length} of the ${stages} rounds of the two-stage DP release committed; nothing is solved`);
+  const participants = Math.min(...committedRounds.map((x) => x.participants.length));
+  if (noiseShares && participants < noiseShares) throw new FedmartError('UNAVAILABLE', `pricing: a round committed ${participants} of ${noiseShares} noise shares; the sum carries less noise than charged, so it is not solved`);
+  if (twoStage && participants !== twoStage.partners) throw new FedmartError('UNAVAILABLE', `pricing: a round of the two-stage release committed ${participants} of ${twoStage.partners} partners; round 2 was planned on all of them, so it is not solved`);
+  const solved = twoStage ? solveTwoStage(layout, taskSpec, fed.weights, dpConfig!.noiseMultiplier) : solveCommitted(layout, fed.weights, participants, o.dp ? dpConfig!.noiseMultiplier * sensitivity : 0, rowScale, noiseShares);
   const pooled = pooledLsdv(rows, p, fe);
 
   const threshold = o.threshold ?? 2;
@@ -353,7 +381,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   }
   // DP: where the error comes from (clipping bias vs noise on XᵀX / Xᵀy), from the noiseless clipped statistics (dp-error.ts).
   let dpError: { byProduct: Record<string, ReturnType<typeof elasticityErrorTerms>>; maxAbsClipBias: number; maxNoiseSd: number; maxNoiseSdIf: { distributedNoise: number; analyticSigma: number; both: number } } | undefined;
-  if (o.dp) {
+  if (o.dp && !twoStage) {
     const clippedAll = productStats(rows, p, fe, { radius: rowBound, scale: rowScale! });
     const sumNoise = sumNoiseStdOf(dpConfig!.noiseMultiplier * sensitivity, parts.length, noiseShares); // as run: σΔ₂ at each partner, or shares
     const byProduct: Record<string, ReturnType<typeof elasticityErrorTerms>> = {};
@@ -387,7 +415,12 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     localOnly: { elasticity: localOnly },
     comparison: { maxAbsElasticityDiff: maxAbsDiff },
     protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? {
-      level: 'record' as const, mechanism: 'sufficient-statistics perturbation (Analyze Gauss)', record: 'one row',
+      level: 'record' as const, mechanism: twoStage ? 'two-stage: sufficient-statistics perturbation (Analyze Gauss), then residual-clipped statistics (one Huber step) in a second round' : 'sufficient-statistics perturbation (Analyze Gauss)', record: 'one row', stages,
+      ...(twoStage ? { twoStage: {
+        residualK: twoStage.residualK, xRadius: twoStage.xRadius, budget: twoStage.budget,
+        noiseMultiplierPerRelease: [r6(stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 0)), r6(stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 1))],
+        byProduct: Object.fromEntries([...solved].filter(([, f]) => !('error' in f)).map(([k, f]) => { const pl = (f as unknown as { plan: { xtxWeight: number; residualClip: number; sensitivity: number; stepNorm: number } }).plan; return [k, { xtxWeight: r6(pl.xtxWeight), residualClip: r6(pl.residualClip), sensitivity: r6(pl.sensitivity), predictedStep: r6(pl.stepNorm) }]; })),
+      } } : {}),
       ...(noiseShares ? {
         noiseAddedBy: `each partner adds a 1/√${noiseShares} share (distributed Gaussian inside the secure sum)`, noiseShares,
         protects: `each row of every partner, at the ledger's ε, against the coordinator and every reader of the model, who see only the secure sum (noise σΔ₂), as long as secure aggregation holds (no coalition of the coordinator with enough partners to unmask an update); against a coalition of other partners that subtracts its own statistics and shares from the sum, a row is covered by the honest partners' shares only (σΔ₂·√(h/${noiseShares}) for h honest partners, so no more than its own share if all others collude); not a whole partner (see README)`,
@@ -396,7 +429,9 @@ export async function simulatePricing(o: PricingSimulateOptions) {
         protects: 'each row (one observation of the CSV) of every partner, against the coordinator, the other partners and every reader of the model; not a whole partner (see README)',
       }),
       caveat: `the sensitivity bound holds for rows whose demeaned values lie within the row bound ${rowBound} (in the public column units) of their fixed-effect cell's mean; an outlier's pull on its cell mean is not bounded`,
-      epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier, o.dp.delta)), delta: o.dp.delta,
+      epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', // Two Gaussian releases of normalised σ₁, σ₂ compose exactly to one Gaussian of 1/σ² = 1/σ₁² + 1/σ₂² = stages/σ_ledger²
+      // (Gaussian differential privacy, Dong, Roth & Su 2019/2022, JRSS-B, Cor. 3.3), so the tight ε is that Gaussian's.
+      epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier / Math.sqrt(stages), o.dp.delta)), delta: o.dp.delta,
       noiseMultiplier: dpConfig!.noiseMultiplier, rowBound, rowScale, sensitivity, noiseStd: dpConfig!.noiseMultiplier * sensitivity, noiseStdPerPartner: dpConfig!.noiseMultiplier * sensitivity / Math.sqrt(noiseShares ?? 1), noiseStdOfSum: sumNoiseStdOf(dpConfig!.noiseMultiplier * sensitivity, parts.length, noiseShares),
     } : null },
     ...(dpError ? { dpError } : {}),
@@ -414,15 +449,16 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
     csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
     product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
     'partition-by': { type: 'string' }, partners: { type: 'string' }, 'secure-agg': { type: 'boolean' }, dp: { type: 'string' },
-    epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, 'dp-stages': { type: 'string' }, 'dp-budget-round2': { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
   });
   if (values.help) { process.stdout.write(PRICING_SIMULATE_USAGE + '\n'); return 0; }
   const cmd = 'scenario pricing simulate';
   if (values['partition-by'] === undefined && values.partners === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: give --partition-by COL (each value a partner) or --partners N`);
   const partners = values.partners === undefined ? undefined : intFlag(cmd, values, 'partners', 2, 2, 1000);
   if (values.dp !== undefined && values.dp !== 'partner' && values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "partner" or "record" (both: noise added at each partner, record-level guarantee), got "${String(values.dp)}"`);
-  if (values.dp === undefined && (values.epsilon !== undefined || values['dp-row-bound'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon and --dp-row-bound need --dp partner`);
-  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000) } : undefined;
+  if (values.dp === undefined && (values.epsilon !== undefined || values['dp-row-bound'] !== undefined || values['dp-stages'] !== undefined || values['dp-budget-round2'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon, --dp-row-bound, --dp-stages and --dp-budget-round2 need --dp partner`);
+  if (values['dp-stages'] === '1' && values['dp-budget-round2'] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-budget-round2 splits the budget of the two-stage release; drop it or use --dp-stages 2`);
+  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000), stages: intFlag(cmd, values, 'dp-stages', 2, 1, 2) as 1 | 2, budgetRound2: numberFlag(cmd, values, 'dp-budget-round2', TWO_STAGE.budgetRound2, 0.01, 0.99) } : undefined;
   if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp ${String(values.dp)} needs --epsilon E`);
   const { table, spec } = await readDemandInput(cmd, values);
   const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), time: values.time as string | undefined, holdout: numberFlag(cmd, values, 'holdout', 0.2, 0.05, 0.5), costShare: numberFlag(cmd, values, 'cost-share', 0.6, 0, 0.99), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });

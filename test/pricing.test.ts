@@ -83,8 +83,8 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(r.federated.errors?.['1']).toMatch(/singular/);
   }, 600_000);
 
-  it('--dp partner --epsilon 4: each partner noises its own statistics (record level, one release); every elasticity is solved; the ledger charges ε in (3.5, 4]', async () => {
-    const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, dp: { epsilon: 4, delta: 1e-5 } });
+  it('--dp partner --epsilon 4 --dp-stages 1: each partner noises its own statistics (record level, one release); every elasticity is solved; the ledger charges ε in (3.5, 4]', async () => {
+    const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, dp: { epsilon: 4, delta: 1e-5, stages: 1 } });
     const dp = r.protection.dp!;
     expect(dp.level).toBe('record');
     expect(dp.mechanism).toMatch(/Analyze Gauss/);
@@ -113,8 +113,8 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(Math.max(...diffs.map(Math.abs))).toBeLessThan(1.5);
   }, 600_000);
 
-  it('--dp partner --epsilon 4 --secure-agg: distributed noise shares (each partner σΔ₂/√6), the sum carries the ledger\'s σΔ₂; same ε', async () => {
-    const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, secureAgg: true, dp: { epsilon: 4, delta: 1e-5 } });
+  it('--dp partner --epsilon 4 --dp-stages 1 --secure-agg: distributed noise shares (each partner σΔ₂/√6), the sum carries the ledger\'s σΔ₂; same ε', async () => {
+    const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, secureAgg: true, dp: { epsilon: 4, delta: 1e-5, stages: 1 } });
     const dp = r.protection.dp! as typeof r.protection.dp & { noiseShares?: number; noiseStdPerPartner: number; noiseStdOfSum: number };
     expect(dp.epsilon).toBeGreaterThan(3.5);
     expect(dp.epsilon).toBeLessThanOrEqual(4);
@@ -122,6 +122,29 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
     expect(dp.noiseStdPerPartner).toBeCloseTo(dp.noiseStd / Math.sqrt(6), 9);
     expect(dp.noiseStdOfSum).toBeCloseTo(dp.noiseStd, 9);
     expect(dp.protects).toMatch(/secure sum .* honest partners/);
+    expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
+    const diffs = Object.keys(r.pooled.elasticity).map((k) => Math.abs(r.federated.elasticity[k]! - r.pooled.elasticity[k]!));
+    expect(Math.max(...diffs)).toBeGreaterThan(1e-3);
+    expect(Math.max(...diffs)).toBeLessThan(1.5);
+  }, 600_000);
+
+  it('--dp partner --epsilon 4 --secure-agg (two stages, the default): two committed rounds charged as two Gaussian releases, ε in (3.5, 4]; per-brand w and residual clip reported', async () => {
+    const r = await simulatePricing({ table: oj.table!, spec: OJ_SPEC, partners: 6, secureAgg: true, dp: { epsilon: 4, delta: 1e-5 } });
+    const dp = r.protection.dp! as typeof r.protection.dp & { stages: number; twoStage: { budget: number[]; noiseMultiplierPerRelease: number[]; byProduct: Record<string, { xtxWeight: number; residualClip: number; sensitivity: number }> } };
+    expect(dp.stages).toBe(2);
+    expect(dp.mechanism).toMatch(/two-stage/);
+    // The ledger charged two steps at σ: ε from the two rounds' RDP, at most the requested 4.
+    expect(dp.epsilon).toBeGreaterThan(3.5);
+    expect(dp.epsilon).toBeLessThanOrEqual(4);
+    const [s1, s2] = dp.twoStage.noiseMultiplierPerRelease as [number, number];
+    expect(1 / s1 ** 2 + 1 / s2 ** 2).toBeCloseTo(2 / dp.noiseMultiplier ** 2, 6); // uneven split, same RDP charge
+    expect(s2).toBeLessThan(s1);
+    expect(Object.keys(dp.twoStage.byProduct)).toHaveLength(11);
+    for (const b of Object.values(dp.twoStage.byProduct)) {
+      expect(b.xtxWeight).toBeGreaterThanOrEqual(0.05);
+      expect(b.xtxWeight).toBeLessThanOrEqual(1);
+      expect(b.residualClip).toBeGreaterThan(0);
+    }
     expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
     const diffs = Object.keys(r.pooled.elasticity).map((k) => Math.abs(r.federated.elasticity[k]! - r.pooled.elasticity[k]!));
     expect(Math.max(...diffs)).toBeGreaterThan(1e-3);
@@ -225,7 +248,9 @@ describe.skipIf(!oj.table)('pricing CLI refuses bad input with one clear line', 
     [[...base, '--price', 'nosuch', '--partners', '3'], /no column "nosuch"/],
     [[...base, '--fixed-effects', 'store', '--partition-by', 'week', '--partners', '3'], /fixed-effect level "\d+" has rows in/],
     [[...base, '--partners', '3', '--dp', 'central'], /--dp must be "partner" or "record"/],
-    [[...base, '--partners', '3', '--epsilon', '4'], /--epsilon and --dp-row-bound need --dp partner/],
+    [[...base, '--partners', '3', '--epsilon', '4'], /--epsilon, --dp-row-bound, --dp-stages and --dp-budget-round2 need --dp partner/],
+    [[...base, '--partners', '3', '--dp', 'partner', '--epsilon', '4', '--dp-stages', '3'], /--dp-stages/],
+    [[...base, '--partners', '3', '--dp', 'partner', '--epsilon', '4', '--dp-stages', '1', '--dp-budget-round2', '0.5'], /--dp-budget-round2 splits the budget of the two-stage release/],
     [['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove'], /missing --price/],
     [['scenario', 'pricing', 'fit'], /pricing dp-sweep/],
     [['price', '--model', 'not a ref', '--product', '1', '--cost', '1', '--current-price', '2'], /FEDERATION\/VERSION/],

@@ -12,7 +12,8 @@ import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import type { JointModelSpec } from '@fedmart/shared/task/layout';
 import { jointParameterCount } from '@fedmart/shared/task/layout';
 import { fitFromStats, flattenStats, productStats, statCount, unflattenStats, type DemandRow, type ProductFit, type ProductStats } from './demand.ts';
-import { decodeLimbMean, decodeLimbSum, encodeLimbs, LIMBS, pricingLayout, readLayout, type PricingTaskSpec } from './wire.ts';
+import { decodeLimbMean, decodeLimbSum, encodeLimbs, LIMBS, pricingLayout, productWidth, readLayout, type PricingTaskSpec, type TwoStageSpec } from './wire.ts';
+import { flattenResidualStats, residualSensitivity, residualStats, roundTwoPlan, twoStageSolve, type RoundTwoPlan } from './two-stage.ts';
 
 /**
  * Record-level L2 sensitivity Δ₂ of one product's released statistics
@@ -76,6 +77,7 @@ export function partnerContribution(rows: readonly DemandRow[], spec: PricingTas
   const s = statCount(p);
   const stats = productStats(rows, p, spec.fixedEffects, spec.encoding === 'dp' ? { radius: spec.rowBound!, scale: spec.rowScale! } : undefined);
   const out = new Float32Array(jointParameterCount(pricingLayout(spec)));
+  const width = productWidth(spec);
   for (const [k, name] of spec.products.entries()) {
     const st = stats.get(name);
     if (spec.encoding === 'exact') {
@@ -85,8 +87,100 @@ export function partnerContribution(rows: readonly DemandRow[], spec: PricingTas
       const flat = st ? flattenStats(st, p) : new Float64Array(s);
       const noise = gaussianNoise(s, noiseStd);
       const scale = spec.dpScale!;
-      for (let i = 0; i < s; i++) out[1 + k * s + i] = (flat[i]! + noise[i]!) / scale;
+      for (let i = 0; i < s; i++) out[1 + k * width + i] = (flat[i]! + noise[i]!) / scale;
     }
+  }
+  return out;
+}
+
+/**
+ * Noise multiplier of release r of the two-stage mechanism: σ/√(2·budget[r]). Two Gaussian releases of
+ * sensitivity-normalised noise σ₁, σ₂ have RDP α/2·(1/σ₁² + 1/σ₂²) (Mironov 2017, Prop. 7 and composition), which at
+ * budget[0] + budget[1] = 1 is α/σ², exactly the ledger's charge for two steps at σ and q = 1 — so the budget can be
+ * split unevenly (round 2 carries the estimate; round 1 only centres its clip) at no cost in the accounting.
+ */
+export function stageNoiseMultiplier(sigma: number, ts: TwoStageSpec, release: 0 | 1): number {
+  return sigma / Math.sqrt(2 * ts.budget[release]);
+}
+
+/**
+ * Round 2's plan per product (β₀, c, w, Δ) from round 1's committed section of the global weights, as every partner
+ * and the coordinator derive it (post-processing of round 1; `two-stage.ts`, roundTwoPlan).
+ * @param sigma - the federation's noise multiplier (the ledger's σ for two steps)
+ */
+export function roundTwoPlans(spec: PricingTaskSpec, weights: Float32Array, sigma: number): Map<string, RoundTwoPlan | null> {
+  const ts = spec.twoStage!;
+  const p = spec.regressors.length;
+  const s = statCount(p);
+  const width = productWidth(spec);
+  const noiseStd1 = sumNoiseStd(stageNoiseMultiplier(sigma, ts, 0) * recordSensitivity(spec.rowBound!, spec.fixedEffects), ts.partners, spec.noiseShares);
+  const out = new Map<string, RoundTwoPlan | null>();
+  for (const [k, name] of spec.products.entries()) {
+    const v = Float64Array.from(weights.subarray(1 + k * width, 1 + k * width + s), (x) => x * ts.partners * spec.dpScale!);
+    out.set(name, roundTwoPlan(unflattenStats(v, p), p, { scale: spec.rowScale!, noiseStd1, residualK: ts.residualK, xRadius: ts.xRadius, fixedEffects: spec.fixedEffects }));
+  }
+  return out;
+}
+
+/** Whether round 1's section of the global weights is still empty (no release committed yet). */
+function roundOneCommitted(spec: PricingTaskSpec, weights: Float32Array): boolean {
+  const s = statCount(spec.regressors.length);
+  const width = productWidth(spec);
+  for (let k = 0; k < spec.products.length; k++) for (let i = 0; i < s; i++) if (weights[1 + k * width + i] !== 0) return true;
+  return false;
+}
+
+/**
+ * A partner's round-2 contribution: for each product, [w·upper(x̂x̂ᵀ), x̂ψ(r)/c] of its own rows (`residualStats`)
+ * plus N(0, (σ₂Δ_k)²/S), Δ_k the product's round-2 sensitivity at its planned w (a row touches one product's block,
+ * so each block is calibrated to its own Δ_k). Round 1's section of the update is 0 (the global keeps it).
+ * A product whose round-1 solve failed is released as pure noise at w = 1.
+ */
+export function partnerRoundTwo(rows: readonly DemandRow[], spec: PricingTaskSpec, plans: ReadonlyMap<string, RoundTwoPlan | null>, noiseMultiplier2: number): Float32Array {
+  const ts = spec.twoStage!;
+  const p = spec.regressors.length;
+  const s = statCount(p);
+  const width = productWidth(spec);
+  const t = width - s;
+  const beta0 = new Map<string, number[]>();
+  const clip = new Map<string, number>();
+  for (const [k, pl] of plans) if (pl) { beta0.set(k, pl.beta0); clip.set(k, pl.residualClip); }
+  const xScale = spec.rowScale!.slice(0, p);
+  const stats = residualStats(rows, p, spec.fixedEffects, { beta0, residualClip: clip, scale: xScale, xRadius: ts.xRadius, xtxWeight: 1 });
+  const out = new Float32Array(jointParameterCount(pricingLayout(spec)));
+  for (const [k, name] of spec.products.entries()) {
+    const pl = plans.get(name) ?? null;
+    const w = pl?.xtxWeight ?? 1;
+    const st = stats.get(name);
+    const flat = st ? flattenResidualStats(st, p, w) : new Float64Array(t);
+    const noise = gaussianNoise(t, shareNoiseStd(noiseMultiplier2 * (pl?.sensitivity ?? residualSensitivity(ts.xRadius, 1, spec.fixedEffects)), spec.noiseShares));
+    for (let i = 0; i < t; i++) out[1 + k * width + s + i] = (flat[i]! + noise[i]!) / ts.dpScale2;
+  }
+  return out;
+}
+
+/**
+ * The coordinator's two-stage solve per product: round 2's plan from the committed round-1 section, then
+ * β = β₀ + D⁻¹(A + E)⁻¹(b + e)·c (`twoStageSolve`). SE and R² are round 1's noisy OLS ones (the DP noise is not in them).
+ * @param sigma - the federation's noise multiplier
+ */
+export function solveTwoStage(layout: JointModelSpec, spec: PricingTaskSpec, weights: Float32Array, sigma: number): Map<string, (ProductFit & { plan: RoundTwoPlan }) | { error: string }> {
+  const ts = spec.twoStage!;
+  const p = spec.regressors.length;
+  const s = statCount(p);
+  const round1 = solveCommitted(layout, weights, ts.partners, stageNoiseMultiplier(sigma, ts, 0) * recordSensitivity(spec.rowBound!, spec.fixedEffects), spec.rowScale, spec.noiseShares);
+  const plans = roundTwoPlans(spec, weights, sigma);
+  const sums = committedStats(layout, weights, ts.partners);
+  const out = new Map<string, (ProductFit & { plan: RoundTwoPlan }) | { error: string }>();
+  const s2 = stageNoiseMultiplier(sigma, ts, 1);
+  for (const name of spec.products) {
+    const f1 = round1.get(name);
+    const pl = plans.get(name);
+    if (!f1 || 'error' in f1 || !pl) { out.set(name, f1 && 'error' in f1 ? f1 : { error: `pricing: product "${name}": round 1's noisy normal equations stay singular` }); continue; }
+    const released = Float64Array.from(sums.get(name)!.subarray(s), (x) => x * ts.dpScale2);
+    const beta = twoStageSolve(released, p, { beta0: pl.beta0, residualClip: pl.residualClip, scale: spec.rowScale!.slice(0, p), xtxWeight: pl.xtxWeight, noiseStd: sumNoiseStd(s2 * pl.sensitivity, ts.partners, spec.noiseShares) });
+    if (!beta) { out.set(name, { error: `pricing: product "${name}": round 2's noisy normal equations stay singular even with a ridge of the noise scale` }); continue; }
+    out.set(name, { ...f1, elasticity: beta[0]!, coefficients: beta, plan: pl });
   }
   return out;
 }
@@ -101,12 +195,13 @@ export function committedStats(layout: JointModelSpec, weights: Float32Array, pa
   if (layout.kind !== 'tensors') throw new FedmartError('UNPROCESSABLE', 'pricing: the model is an MLP, not a pricing demand model');
   const meta = readLayout(layout);
   const s = statCount(meta.regressors.length);
+  const width = layout.tensors[1] ? layout.tensors[1].shape[0]! : s;
   const out = new Map<string, Float64Array>();
   for (const [k, name] of meta.products.entries()) {
     if (meta.encoding === 'exact') {
       const w = weights.subarray(1 + k * s * LIMBS, 1 + (k + 1) * s * LIMBS);
       out.set(name, partners === null ? decodeLimbMean(w) : decodeLimbSum(w, partners));
-    } else out.set(name, Float64Array.from(weights.subarray(1 + k * s, 1 + (k + 1) * s), (v) => v * (partners ?? 1)));
+    } else out.set(name, Float64Array.from(weights.subarray(1 + k * width, 1 + (k + 1) * width), (v) => v * (partners ?? 1))); // two-stage: round 1 then round 2
   }
   return out;
 }
@@ -126,7 +221,8 @@ export function solveCommitted(layout: JointModelSpec, weights: Float32Array, pa
   const meta = readLayout(layout);
   const p = meta.regressors.length;
   const out = new Map<string, ProductFit | { error: string }>();
-  for (const [name, v] of committedStats(layout, weights, partners)) {
+  for (const [name, all] of committedStats(layout, weights, partners)) {
+    const v = all.subarray(0, statCount(p));
     const st = unflattenStats(meta.encoding === 'dp' ? v.map((x) => x * meta.dpScale) : v, p);
     if (meta.encoding === 'exact') {
       try {
@@ -175,6 +271,7 @@ function solveNoisy(st: ProductStats, p: number, name: string, fixedEffects: boo
  */
 export function pricingTask(train: readonly DemandRow[], validation: readonly DemandRow[]) {
   let spec: PricingTaskSpec | null = null;
+  let released2 = false;
   return {
     id: 'pricing',
     /** Weight 1: the pooled normal equations are the plain sum of the partners' statistics. */
@@ -187,6 +284,11 @@ export function pricingTask(train: readonly DemandRow[], validation: readonly De
       if (ts.noiseShares !== undefined && !(Number.isSafeInteger(ts.noiseShares) && ts.noiseShares >= 1)) throw new FedmartError('CONFIG_ERROR', `pricing: noiseShares must be an integer >= 1, got ${String(ts.noiseShares)}`);
       // A share is 1/√P of the noise: released in the clear it would not cover a row, so shares need the secure sum.
       if ((ts.noiseShares ?? 1) > 1 && ts.secureSum !== true) throw new FedmartError('FORBIDDEN', 'pricing: the task spec splits the DP noise into shares but the federation does not aggregate by secure aggregation; a share alone would not cover a row (create it with --secure-agg)');
+      if (ts.twoStage) {
+        const t = ts.twoStage;
+        if (ts.encoding !== 'dp') throw new FedmartError('CONFIG_ERROR', 'pricing: the two-stage mechanism is a DP release; its task spec must use the dp encoding');
+        if (!(t.residualK > 0 && t.xRadius > 0 && t.dpScale2 > 0 && Number.isSafeInteger(t.partners) && t.partners >= 1 && t.budget.length === 2 && t.budget.every((b) => b > 0) && Math.abs(t.budget[0] + t.budget[1] - 1) < 1e-9)) throw new FedmartError('CONFIG_ERROR', `pricing: bad two-stage settings ${JSON.stringify(t)} (residualK, xRadius, dpScale2 > 0; partners an integer; two budget shares > 0 summing to 1)`);
+      }
       if (jointParameterCount(model) !== jointParameterCount(pricingLayout(ts))) throw new FedmartError('CONFIG_ERROR', "pricing: the federation's layout does not match its task spec");
       spec = ts;
     },
@@ -212,7 +314,18 @@ export function pricingTask(train: readonly DemandRow[], validation: readonly De
           if (spec.encoding !== 'dp') throw new FedmartError('CONFIG_ERROR', 'pricing: record-level DP needs the DP layout (scaled statistics); create the federation with --dp record');
           const need = recordSensitivity(spec.rowBound!, spec.fixedEffects);
           if (!(dp.clip >= need * (1 - 1e-9))) throw new FedmartError('FORBIDDEN', `pricing: the terms set the DP clip to ${dp.clip}, below the sensitivity ${need} of row bound ${spec.rowBound}; the noise would not cover one row`);
-          return { delta: deltaOf(partnerContribution(train, spec, shareNoiseStd(dp.noiseMultiplier * dp.clip, spec.noiseShares))), q: 1, steps: 1 };
+          const ts = spec.twoStage;
+          if (!ts) return { delta: deltaOf(partnerContribution(train, spec, shareNoiseStd(dp.noiseMultiplier * dp.clip, spec.noiseShares))), q: 1, steps: 1 };
+          // Two stages: release 1 while round 1's section is empty, then release 2 from the committed release 1; never a third.
+          if (!roundOneCommitted(spec, weights)) return { delta: deltaOf(partnerContribution(train, spec, shareNoiseStd(stageNoiseMultiplier(dp.noiseMultiplier, ts, 0) * dp.clip, spec.noiseShares))), q: 1, steps: 1 };
+          if (released2) throw new FedmartError('FORBIDDEN', 'pricing: this partner already made both releases of the two-stage mechanism; a third round would spend budget the mechanism does not use');
+          released2 = true;
+          const c = partnerRoundTwo(train, spec, roundTwoPlans(spec, weights, dp.noiseMultiplier), stageNoiseMultiplier(dp.noiseMultiplier, ts, 1));
+          const s = statCount(spec.regressors.length);
+          const width = productWidth(spec);
+          // keep round 1's committed section: its delta is 0
+          for (let k = 0; k < spec.products.length; k++) for (let i = 0; i < s; i++) c[1 + k * width + i] = weights[1 + k * width + i]!;
+          return { delta: deltaOf(c), q: 1, steps: 1 };
         },
       };
     },

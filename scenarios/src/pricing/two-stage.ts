@@ -173,3 +173,64 @@ export function twoStageSolve(released: ArrayLike<number>, p: number, o: { beta0
   const d = ridgeSolve(a, b, p, o.noiseStd / o.xtxWeight);
   return d ? o.beta0.map((v, j) => v + (d[j]! * o.residualClip) / o.scale[j]!) : null;
 }
+
+/** What round 2 of one product uses, derived from round 1's committed (noisy) sum alone: post-processing, no privacy cost. */
+export interface RoundTwoPlan {
+  /** β₀ in data units. */
+  beta0: number[];
+  /** Residual clip c = k·σ̂. */
+  residualClip: number;
+  /** w, chosen by {@link xtxWeightRule}. */
+  xtxWeight: number;
+  /** Round 2's record-level sensitivity at that w ({@link residualSensitivity}). */
+  sensitivity: number;
+  /** The predicted size of the Newton step ‖d‖ the rule used (released units). */
+  stepNorm: number;
+}
+
+/**
+ * The weight w of XᵀX inside round 2, from a quantity estimated privately inside the mechanism (never from the
+ * answer). Round 2 solves d = (A + E/w)⁻¹(b + e) with E, e of the same std sΔ(w), Δ(w)² ∝ w²R_x⁴ + R_x²
+ * ({@link residualSensitivity}). To first order the error of d is A⁻¹(e − E d/w): its variance is ∝
+ * (w²R_x⁴ + R_x²)(1 + ‖d‖²/w²), minimised at w⁴ = ‖d‖²/R_x², i.e. w = √(‖d‖/R_x). ‖d‖ is not known; its expected
+ * size under round 1's noise is (uy/c)·s₁·√((1 + ‖β̂ₛ‖²)·tr(A₁⁻²)) (delta method for β̂ₛ = A₁⁻¹b₁ with symmetric noise
+ * of std s₁ on A₁ and b₁; uy/c turns round 1's units into round 2's), computed from round 1's noisy release and its
+ * public noise std. Clamped to [0.05, 1] (w ≤ 1 keeps the wire scale {@link TwoStageSpec}.dpScale2 valid).
+ */
+export function xtxWeightRule(stepNorm: number, xRadius: number): number {
+  return Math.min(1, Math.max(0.05, Math.sqrt(stepNorm / xRadius)));
+}
+
+/**
+ * Round 2's plan for one product from round 1's summed noisy statistics (released units: rows divided by `scale` and
+ * projected onto the R-ball). Deterministic, so every partner and the coordinator derive the same plan from the same
+ * committed weights.
+ * @param st - round 1's summed statistics (xtx full p×p, xty, yty, n)
+ * @param scale - public units of the regressors and, last, of log units
+ * @param noiseStd1 - per-coordinate noise std of round 1's sum
+ * @returns the plan, or null when round 1's noisy normal equations stay singular
+ */
+export function roundTwoPlan(st: { xtx: ArrayLike<number>; xty: ArrayLike<number>; yty: number; n: number }, p: number, o: { scale: readonly number[]; noiseStd1: number; residualK: number; xRadius: number; fixedEffects: boolean }): RoundTwoPlan | null {
+  const g = ridgeSolve(st.xtx, st.xty, p, o.noiseStd1);
+  if (!g) return null;
+  const uy = o.scale[p]!;
+  let ssr = st.yty;
+  for (let a = 0; a < p; a++) {
+    ssr -= 2 * g[a]! * st.xty[a]!;
+    for (let b = 0; b < p; b++) ssr += g[a]! * g[b]! * st.xtx[a * p + b]!;
+  }
+  const sigmaHat = uy * Math.sqrt(Math.max(ssr, 1e-12) / Math.max(st.n, p + 1));
+  const c = o.residualK * sigmaHat;
+  // tr(A₁⁻²) = Σ_j ‖A₁⁻¹e_j‖² (with the ridge the solve used, when one was needed)
+  let tr = 0;
+  for (let j = 0; j < p; j++) {
+    const e = new Float64Array(p);
+    e[j] = 1;
+    const col = ridgeSolve(st.xtx, e, p, o.noiseStd1);
+    if (col) for (const v of col) tr += v * v;
+  }
+  const bNorm2 = g.reduce((t, v) => t + v * v, 0);
+  const stepNorm = (uy / c) * o.noiseStd1 * Math.sqrt((1 + bNorm2) * tr);
+  const w = xtxWeightRule(stepNorm, o.xRadius);
+  return { beta0: Array.from(g, (x, j) => (x * uy) / o.scale[j]!), residualClip: c, xtxWeight: w, sensitivity: residualSensitivity(o.xRadius, w, o.fixedEffects), stepNorm };
+}

@@ -55,6 +55,32 @@ export interface PricingTaskSpec {
   noiseShares?: number;
   /** DP with noiseShares > 1: the federation aggregates by secure aggregation (partners refuse shares otherwise). */
   secureSum?: boolean;
+  /** DP only: the two-stage mechanism of `two-stage.ts` in two federated rounds (absent: one release). */
+  twoStage?: TwoStageSpec;
+}
+
+/**
+ * The two-stage DP release (`two-stage.ts`, `task.ts`): round 1 releases the row-clipped statistics, round 2 the
+ * residual-clipped ones, each at noise multiplier σ/√(2·budget[r]) (budget[0] + budget[1] = 1), so the two Gaussian
+ * releases compose in RDP to exactly the ledger's charge for two steps at σ (Σ α/(2σ_r²) = α/σ²).
+ */
+export interface TwoStageSpec {
+  /** k: the residual clip is c = k·σ̂ (σ̂ from round 1's noisy release). */
+  residualK: number;
+  /** R_x: bound on ‖x̃/scale‖₂ in round 2. */
+  xRadius: number;
+  /** Budget shares of the two releases (RDP), summing to 1. */
+  budget: [number, number];
+  /** P: the partners of each round (pinned minClients); turns committed means into sums. */
+  partners: number;
+  /** Round 2's statistics travel divided by this public constant. */
+  dpScale2: number;
+}
+
+/** Released coordinates per product: round 1's statistics, then (two-stage) round 2's w·upper(A), b. */
+export function productWidth(spec: Pick<PricingTaskSpec, 'regressors' | 'twoStage'>): number {
+  const p = spec.regressors.length;
+  return statCount(p) + (spec.twoStage ? (p * (p + 1)) / 2 + p : 0);
 }
 
 /** Tensor names carry what a consumer needs to read the model without the task spec. */
@@ -70,21 +96,21 @@ const META = 'pricing-ols-v1';
 export function pricingLayout(spec: PricingTaskSpec): TensorLayoutSpec {
   const p = spec.regressors.length;
   const s = statCount(p);
-  const head = `${META}|${spec.encoding}|fe=${spec.fixedEffects ? 1 : 0}|${spec.regressors.join(',')}${spec.encoding === 'dp' ? `|s=${spec.dpScale}` : ''}`;
+  const head = `${META}|${spec.encoding}|fe=${spec.fixedEffects ? 1 : 0}|${spec.regressors.join(',')}${spec.encoding === 'dp' ? `|s=${spec.dpScale}` : ''}${spec.twoStage ? `|s2=${spec.twoStage.dpScale2}` : ''}`;
   if (head.length > 100) throw new FedmartError('CONFIG_ERROR', `pricing: the regressor names (${spec.regressors.join(', ')}) are too long to publish with the model (100 characters in all); rename the columns`);
   const long = spec.products.find((k) => k.length > 90);
   if (long) throw new FedmartError('CONFIG_ERROR', `pricing: product name "${long.slice(0, 20)}…" is longer than 90 characters; shorten the product column's values`);
   return {
     kind: 'tensors',
-    tensors: [{ name: head, shape: [1], init: { type: 'zeros' } }, ...spec.products.map((k) => ({ name: `product:${k}`, shape: spec.encoding === 'exact' ? [s, LIMBS] : [s], init: { type: 'zeros' as const } }))],
+    tensors: [{ name: head, shape: [1], init: { type: 'zeros' } }, ...spec.products.map((k) => ({ name: `product:${k}`, shape: spec.encoding === 'exact' ? [s, LIMBS] : [productWidth(spec)], init: { type: 'zeros' as const } }))],
   };
 }
 
 /** Read what {@link pricingLayout} wrote. */
-export function readLayout(layout: TensorLayoutSpec): { encoding: 'exact' | 'dp'; fixedEffects: boolean; regressors: string[]; products: string[]; dpScale: number } {
+export function readLayout(layout: TensorLayoutSpec): { encoding: 'exact' | 'dp'; fixedEffects: boolean; regressors: string[]; products: string[]; dpScale: number; dpScale2: number | null } {
   const head = layout.tensors[0]?.name.split('|') ?? [];
   if (head[0] !== META || (head[1] !== 'exact' && head[1] !== 'dp')) throw new FedmartError('UNPROCESSABLE', `pricing: this model is not a pricing demand model (its first tensor is "${layout.tensors[0]?.name ?? ''}"); pass a federation of task pricing`);
-  return { encoding: head[1], fixedEffects: head[2] === 'fe=1', regressors: (head[3] ?? '').split(','), products: layout.tensors.slice(1).map((t) => t.name.replace(/^product:/, '')), dpScale: head[4]?.startsWith('s=') ? Number(head[4].slice(2)) : 1 };
+  return { encoding: head[1], fixedEffects: head[2] === 'fe=1', regressors: (head[3] ?? '').split(','), products: layout.tensors.slice(1).map((t) => t.name.replace(/^product:/, '')), dpScale: head[4]?.startsWith('s=') ? Number(head[4].slice(2)) : 1, dpScale2: head[5]?.startsWith('s2=') ? Number(head[5].slice(3)) : null };
 }
 
 /**
