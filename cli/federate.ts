@@ -92,7 +92,7 @@ export async function runFederation(o: FederateOptions): Promise<FederateResult>
     } else outcomes = await coord.orchestrator.scheduleRounds(federation.id, o.rounds).done;
     const committed = outcomes.filter((x) => x.phase === 'committed').length;
     if (committed === 0) throw new FedmartError('ROUND_FAILED', `no round committed: ${outcomes.map((x) => x.reason).join('; ')}`);
-    const privacy = o.config.dp ? { privacy: privacyReport(coord.store, federation.id) } : {};
+    const privacy = o.config.dp ? { privacy: await (await coord.orchestrator.flushWrites(), privacyReport(coord.store, federation.id)) } : {};
     if (o.modelFromPartner) {
       // The joint model exists in plaintext only at the partners (CKKS): take the newest one a partner holds.
       const held = newestPartnerModel(agents);

@@ -145,7 +145,7 @@ async function reportCommand(argv: string[]): Promise<number> {
   ]);
   const db = openDatabase(file);
   try {
-    const report = privacyReport(new Store(db), federation);
+    const report = await privacyReport(new Store(db), federation);
     process.stdout.write(format === 'csv' ? privacyReportCsv(report) : JSON.stringify(report, null, 2) + '\n');
   } finally {
     db.$client.close();

@@ -38,7 +38,7 @@ describe('privacy ledger', () => {
 
     // Assert: committed, charged, and the partners' reports match the coordinator's ledger
     expect(outcomes.map((o) => o.phase)).toEqual(['committed', 'committed']);
-    const report = privacyReport(fx.coord.store, fed);
+    const report = (await privacyReport(fx.coord.store, fed));
     expect(report.verification).toMatchObject({ ok: true, committedRounds: 2 });
     expect(report.history.filter((h) => h.kind === 'spent')).toHaveLength(2 * 4);
     const partnerTotals = report.totals.filter((x) => x.scope === 'partner');
@@ -74,7 +74,7 @@ describe('privacy ledger', () => {
     const round = fx.coord.store.getRound(refused!.roundId);
     expect(round.phase).toBe('failed');
     expect(fx.coord.store.listParticipants(round.id)).toHaveLength(0); // nobody was even asked to train
-    const after = privacyReport(fx.coord.store, fed);
+    const after = (await privacyReport(fx.coord.store, fed));
     expect(after.refused).toHaveLength(1);
     expect(after.refused[0]).toMatchObject({ roundId: round.id, kind: 'refused', partnerId: null, level: 'record' });
     expect(after.refused[0]!.epsilon!).toBeGreaterThan(cap);
@@ -115,7 +115,7 @@ describe('privacy ledger', () => {
     const outcomes = await fx.coord.orchestrator.scheduleRounds(fed, 2).done;
     expect(outcomes.map((o) => o.phase)).toEqual(['committed', 'committed']);
     expect(outcomes[1]!.metrics.train_secagg_survivors).toBe(3);
-    const report = privacyReport(fx.coord.store, fed);
+    const report = (await privacyReport(fx.coord.store, fed));
     expect(report.verification.ok).toBe(true);
     const expected = computeEpsilon({ q: 1, sigma: 0.5, steps: 2, delta: 1e-5 }).epsilon;
     for (const t of report.totals) expect(t.epsilon).toBeCloseTo(expected, 9);
@@ -138,9 +138,9 @@ describe('privacy ledger', () => {
       }
       // Restart on the same data dir
       await using fx = await startFixture(dir);
-      const v = verifyPrivacyLedger(fx.coord.store, fed);
+      const v = await verifyPrivacyLedger(fx.coord.store, fed);
       expect(v).toEqual({ ok: true, committedRounds: 2, problems: [] });
-      const report = privacyReport(fx.coord.store, fed);
+      const report = (await privacyReport(fx.coord.store, fed));
       const expected = computeEpsilon({ q: 1, sigma: 0.8, steps: 2, delta: 1e-5 }).epsilon;
       for (const t of report.totals) {
         expect(t.level).toBe('partner');

@@ -273,7 +273,7 @@ describe('schedule outcomes', () => {
           const s = await create(fx, fed, { kind: 'until-converged', maxRounds: 4, tolerance: 0, patience: 4 });
           const done = await waitSchedule(fx, s.id, (x) => x.status !== 'pending' && x.status !== 'running', 'the schedule to stop');
           await Promise.all(agents.map((a) => a.close()));
-          const report = privacyReport(fx.coord.store, fed);
+          const report = (await privacyReport(fx.coord.store, fed));
           const spent = report.totals.find((x) => (perPartner ? x.scope === 'partner' && x.partnerId === partnerId : x.scope === 'federation'));
           // Never overspent, never a refused or failed round, a clean stop with the reason
           expect(spent?.epsilon ?? 0).toBeLessThanOrEqual(cap);
@@ -283,7 +283,7 @@ describe('schedule outcomes', () => {
           if (done.completed < 4) expect(done.reason).toMatch(/^stopped before the next round: privacy budget exceeded: round \d+ would bring .* above/);
           else expect(done.reason).toMatch(/reached the maximum of 4/);
           // It stopped no earlier than needed: one more round would have overspent.
-          if (done.completed < 4) expect(fx.coord.orchestrator.projectNextRound(fed)).toMatch(/privacy budget exceeded/);
+          if (done.completed < 4) expect(await fx.coord.orchestrator.projectNextRound(fed)).toMatch(/privacy budget exceeded/);
           seen.push(done.completed);
         },
       ),

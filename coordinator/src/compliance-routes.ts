@@ -39,10 +39,10 @@ export function createComplianceRouter(deps: ComplianceRouteDeps): express.Route
   const router = express.Router();
   const readers = auth('compliance', 'operator');
 
-  router.get('/federations/:id/privacy', readers, (req, res) => {
+  router.get('/federations/:id/privacy', readers, async (req, res) => {
     const format = req.query.format ?? 'json';
     if (format !== 'json' && format !== 'csv') throw new FedmartError('BAD_REQUEST', `query "format" must be json or csv, got "${String(format)}"`);
-    const report = privacyReport(store, param(req, 'id'));
+    const report = await privacyReport(store, param(req, 'id'));
     if (format === 'csv') {
       res.set('content-type', 'text/csv; charset=utf-8');
       res.set('content-disposition', `attachment; filename="privacy-ledger-${report.federationId}.csv"`);
@@ -53,11 +53,11 @@ export function createComplianceRouter(deps: ComplianceRouteDeps): express.Route
   });
 
   // A partner may read its own budget (and only its own, in its own federation).
-  router.get('/federations/:id/privacy/partners/:partnerId', auth('compliance', 'operator', 'partner'), (req, res) => {
+  router.get('/federations/:id/privacy/partners/:partnerId', auth('compliance', 'operator', 'partner'), async (req, res) => {
     const partnerId = param(req, 'partnerId');
     const p = req.principal!;
     if (p.role === 'partner' && (p.fed !== param(req, 'id') || p.sub !== partnerId)) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own privacy budget, in its own federation');
-    const report = privacyReport(store, param(req, 'id'));
+    const report = await privacyReport(store, param(req, 'id'));
     const totals = report.totals.filter((x) => x.partnerId === partnerId);
     if (totals.length === 0 && !report.history.some((h) => h.partnerId === partnerId)) {
       throw new FedmartError('NOT_FOUND', `partner "${partnerId}" has no budget in federation ${report.federationId}; list partners with GET /api/v1/federations/${report.federationId}/enrollments`);
@@ -65,23 +65,23 @@ export function createComplianceRouter(deps: ComplianceRouteDeps): express.Route
     res.json({ federationId: report.federationId, partnerId, totals, caps: report.caps.filter((c) => c.partnerId === partnerId), history: report.history.filter((h) => h.partnerId === partnerId) });
   });
 
-  router.get('/federations/:id/privacy/refused', readers, (req, res) => {
-    const report = privacyReport(store, param(req, 'id'));
+  router.get('/federations/:id/privacy/refused', readers, async (req, res) => {
+    const report = await privacyReport(store, param(req, 'id'));
     const rounds = store.listRounds(report.federationId).filter((r) => report.refused.some((x) => x.roundId === r.id)).map((r) => ({ roundId: r.id, round: r.number, phase: r.phase, reason: r.reason, at: new Date(r.updatedAt).toISOString() }));
     res.json({ federationId: report.federationId, rounds, entries: report.refused });
   });
 
-  router.get('/federations/:id/privacy/caps', readers, (req, res) => {
+  router.get('/federations/:id/privacy/caps', readers, async (req, res) => {
     const id = param(req, 'id');
     store.getFederation(id);
-    res.json({ federationId: id, caps: listPrivacyCaps(store, id), history: privacyCapHistory(store, id).map((c) => ({ ...c, createdAt: new Date(c.createdAt).toISOString() })) });
+    res.json({ federationId: id, caps: await listPrivacyCaps(store, id), history: (await privacyCapHistory(store, id)).map((c) => ({ ...c, createdAt: new Date(c.createdAt).toISOString() })) });
   });
 
-  router.put('/federations/:id/privacy/caps', auth('compliance'), (req, res) => {
+  router.put('/federations/:id/privacy/caps', auth('compliance'), async (req, res) => {
     const id = param(req, 'id');
     const parsed = PrivacyCapBodySchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new FedmartError('BAD_REQUEST', `invalid request body: ${formatIssues(parsed.error.issues)}; send { "level": "record"|"partner", "epsilon": number|null, "partnerId"?: string }`);
-    const caps = setPrivacyCap(store, { federationId: id, partnerId: parsed.data.partnerId ?? null, level: parsed.data.level, epsilon: parsed.data.epsilon, setBy: req.principal!.sub });
+    const caps = await setPrivacyCap(store, { federationId: id, partnerId: parsed.data.partnerId ?? null, level: parsed.data.level, epsilon: parsed.data.epsilon, setBy: req.principal!.sub });
     res.json({ federationId: id, caps });
   });
 

@@ -101,12 +101,14 @@ export function attachEventStream(io: IoServer, deps: { authority: TokenAuthorit
   orchestrator.on('client-progress', (e) => publish({ type: 'progress', at: at(), ...e }));
   orchestrator.on('client-connected', (e) => publish({ type: 'connected', at: at(), federationId: e.federationId, partnerId: e.partnerId, partnerName: e.partnerName }));
   orchestrator.on('client-disconnected', (e) => publish({ type: 'disconnected', at: at(), federationId: e.federationId, partnerId: e.partnerId, partnerName: e.partnerName }));
-  orchestrator.on('round-end', (e) => {
+  orchestrator.on('round-end', async (e) => {
     for (const [partnerId, reason] of Object.entries(e.failures)) publish({ type: 'dropout', at: at(), federationId: e.federationId, roundId: e.roundId, round: e.round, partnerId, reason });
     publish({ type: 'round-end', at: at(), ...e });
     // Ledger rows the round wrote (spent, or refused for budget).
     try {
-      for (const entry of privacyReport(store, e.federationId).history.filter((h) => h.roundId === e.roundId)) {
+      // After the round's queued rows (its ledger rows included) reached the store.
+      await orchestrator.flushWrites();
+      for (const entry of (await privacyReport(store, e.federationId)).history.filter((h) => h.roundId === e.roundId)) {
         publish({ type: 'ledger', at: at(), federationId: e.federationId, ...entry, partnerId: entry.partnerId ?? undefined });
       }
     } catch {

@@ -227,8 +227,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const spec = vertical().spec(param(req, 'id'));
     res.json({ spec, connected: vertical().connected(param(req, 'id')) });
   });
-  api.post('/federations/:id/vertical/rounds', auth('operator'), (req, res) => {
-    const r = vertical().startRound(param(req, 'id'));
+  api.post('/federations/:id/vertical/rounds', auth('operator'), async (req, res) => {
+    const r = await vertical().startRound(param(req, 'id'));
     store.audit(req.principal!.sub, 'vertical.round.requested', r.roundId, {});
     res.status(202).json(r);
   });

@@ -61,10 +61,10 @@ export function createMetrics(deps: { orchestrator: Orchestrator; store: Store }
   });
   new Gauge({
     name: 'fedmart_privacy_epsilon_spent', help: 'Epsilon charged so far by the privacy ledger (scope federation, or partner_max: the most any one partner spent)', labelNames: ['federation', 'scope', 'level'] as const, registers,
-    collect() {
+    async collect() {
       this.reset();
       for (const f of store.listFederations()) {
-        const totals = privacyReport(store, f.id).totals;
+        const totals = (await privacyReport(store, f.id)).totals;
         for (const level of ['record', 'partner'] as const) {
           const fed = totals.find((x) => x.scope === 'federation' && x.level === level);
           const partners = totals.filter((x) => x.scope === 'partner' && x.level === level);

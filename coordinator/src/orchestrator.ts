@@ -23,8 +23,10 @@ import { createStrategy } from '@fedmart/shared/strategy/registry';
 import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@fedmart/shared/strategy/types';
 import { encodeFloat32 } from '@fedmart/shared/codec';
 import { seededRandom } from '@fedmart/shared/model';
-import type { Store } from './db/store.ts';
-import { projectRoundOverBudget, recordReleasedSpend, recordRoundSpend, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
+import type { AsyncStore } from './db/store-api.ts';
+import { WriteQueue } from './db/write-queue.ts';
+import { SqliteAsyncStore } from './db/store-sqlite-async.ts';
+import { projectRoundOverBudget, recordReleasedSpend, roundSpendPlan, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
 import { Scheduler, type ScheduleClock } from './scheduler.ts';
 
 /** How the orchestrator reaches one connected client (implemented by the Socket.IO transport). */
@@ -133,6 +135,10 @@ class FederationRunner {
   active: ActiveRound | null = null;
   /** CKKS key-custody relay (encryption 'ckks' only; created when the key holder is known). */
   custody: CkksCustody | null = null;
+  /** Set while {@link Orchestrator.runRound} reads the store before the round is active (two calls cannot both start one). */
+  starting = false;
+  /** The federation's enrollments as of the newest {@link Orchestrator.prepare} (CKKS key holder lookup). */
+  enrollments: { partnerId: string; partnerName: string; identityKey: string | null }[] = [];
   private rand: () => number;
 
   constructor(readonly federationId: string, readonly config: FederationConfig) {
@@ -147,12 +153,22 @@ class FederationRunner {
 
 export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly runners = new Map<string, FederationRunner>();
+  private readonly loading = new Map<string, Promise<FederationRunner>>();
   /** Schedules of rounds (scheduler.ts); every schedule's rounds run through {@link runRound}. */
   readonly scheduler: Scheduler;
+  /** Round rows (phases, participants) in the order the rounds moved (db/write-queue.ts). */
+  private readonly writes: WriteQueue;
 
-  constructor(private readonly store: Store, opts: { clock?: ScheduleClock } = {}) {
+  /**
+   * @param store - the coordinator's store (SQLite or PostgreSQL)
+   * @param opts.onWriteError - a round row that could not be written (default: printed to stderr)
+   */
+  constructor(private readonly store: AsyncStore, opts: { clock?: ScheduleClock; onWriteError?: (err: unknown) => void } = {}) {
     super();
-    this.scheduler = new Scheduler(store, {
+    this.writes = new WriteQueue(opts.onWriteError ?? ((err) => console.error(`fedmart coordinator: a round write failed: ${toFedmartError(err).message}`)));
+    // The scheduler still runs on the synchronous SQLite store (its move to AsyncStore is the next step).
+    if (!(store instanceof SqliteAsyncStore)) throw new FedmartError('CONFIG_ERROR', 'schedules run on SQLite only in this build: the scheduler is not on the async store yet');
+    this.scheduler = new Scheduler(store.store, {
       runRound: (federationId, o) => this.runRound(federationId, o),
       hasActiveRound: (federationId) => this.isRoundActive(federationId),
       projectNextRound: (federationId) => this.projectNextRound(federationId),
@@ -169,23 +185,49 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * {@link runRound} refuses by, with the local config the round would get; writes nothing.
    * @returns the reason, or null when the round fits every cap
    */
-  projectNextRound(federationId: string): string | null {
-    const r = this.runner(federationId);
-    const config = this.store.federationConfig(this.store.getFederation(federationId));
-    const round = this.store.nextRoundNumber(federationId);
+  async projectNextRound(federationId: string): Promise<string | null> {
+    const r = await this.prepare(federationId);
+    const config = this.store.federationConfig(await this.store.getFederation(federationId));
+    const round = await this.store.nextRoundNumber(federationId);
     const localConfig = r.strategy.configureTrain({ round, global: new Float32Array(0), clients: [] }, config.localTrain);
-    return projectRoundOverBudget(this.store, { federationId, round, config: { ...config, localTrain: localConfig } })?.reason ?? null;
+    return (await projectRoundOverBudget(this.store, { federationId, round, config: { ...config, localTrain: localConfig } }))?.reason ?? null;
+  }
+
+  /**
+   * Load the federation's runner (config, strategy) and refresh its view of the enrollments. Call it
+   * before {@link attachClient} (the socket transport does, after the hello).
+   * @throws FedmartError NOT_FOUND for an unknown federation
+   */
+  async prepare(federationId: string): Promise<FederationRunner> {
+    let r = this.runners.get(federationId);
+    if (!r) {
+      let loading = this.loading.get(federationId);
+      if (!loading) {
+        loading = (async () => {
+          const row = await this.store.getFederation(federationId);
+          const runner = new FederationRunner(federationId, this.store.federationConfig(row));
+          runner.strategy = await withDifferentialPrivacy(runner.strategy, this.store, federationId);
+          return runner;
+        })().finally(() => this.loading.delete(federationId));
+        this.loading.set(federationId, loading);
+      }
+      const loaded = await loading;
+      r = this.runners.get(federationId) ?? loaded;
+      this.runners.set(federationId, r);
+    }
+    r.enrollments = (await this.store.listEnrollments(federationId)).map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityKey: e.identityKey }));
+    return r;
   }
 
   private runner(federationId: string): FederationRunner {
-    let r = this.runners.get(federationId);
-    if (!r) {
-      const row = this.store.getFederation(federationId);
-      r = new FederationRunner(federationId, this.store.federationConfig(row));
-      r.strategy = withDifferentialPrivacy(r.strategy, this.store, federationId);
-      this.runners.set(federationId, r);
-    }
+    const r = this.runners.get(federationId);
+    if (!r) throw new FedmartError('INTERNAL', `federation ${federationId} is not loaded: await orchestrator.prepare(federationId) first`);
     return r;
+  }
+
+  /** Every round row written so far has reached the store. */
+  flushWrites(): Promise<void> {
+    return this.writes.drain();
   }
 
   /** Connected client count per federation. */
@@ -233,41 +275,48 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * client is asked to train; the federation's current model stays.
    * @returns the failed outcome (also emitted as `round-end`)
    */
-  private refuseRound(federationId: string, r: { roundId: string; number: number; strategy: string; baseModelVersionId: string }, reason: string): RoundOutcome {
+  private async refuseRound(federationId: string, r: { roundId: string; number: number; strategy: string; baseModelVersionId: string }, reason: string): Promise<RoundOutcome> {
     const startedAt = Date.now();
-    this.store.db.$client.transaction(() => {
-      this.store.createRound({ id: r.roundId, federationId, number: r.number, phase: 'scheduled', strategy: r.strategy, config: '{}', baseModelVersionId: r.baseModelVersionId, startedAt });
-      this.store.setRoundPhase(r.roundId, 'failed', reason);
-    }).immediate();
-    this.store.audit('coordinator', 'round.refused', r.roundId, { federationId, round: r.number, reason });
+    await this.store.createRefusedRound({ id: r.roundId, federationId, number: r.number, phase: 'scheduled', strategy: r.strategy, config: '{}', baseModelVersionId: r.baseModelVersionId, startedAt }, reason);
+    await this.writes.run(() => this.store.audit('coordinator', 'round.refused', r.roundId, { federationId, round: r.number, reason }));
     const outcome: RoundOutcome = { roundId: r.roundId, round: r.number, phase: 'failed', reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
     this.emit('round-end', { federationId, ...outcome });
     return outcome;
   }
 
   /** Run one round now (waits for any round in progress). */
-  runRound(federationId: string, opts: { roundId?: string } = {}): Promise<RoundOutcome> {
-    const r = this.runner(federationId);
-    if (r.active) throw new FedmartError('CONFLICT', `federation ${federationId} already has round ${r.active.state.round} in progress; queue rounds with scheduleRounds`);
-    const fed = this.store.getFederation(federationId);
+  async runRound(federationId: string, opts: { roundId?: string } = {}): Promise<RoundOutcome> {
+    const r = await this.prepare(federationId);
+    if (r.active || r.starting) throw new FedmartError('CONFLICT', `federation ${federationId} already has round ${r.active?.state.round ?? ''} in progress; queue rounds with scheduleRounds`.replace('round  in', 'a round in'));
+    r.starting = true;
+    try {
+      return await this.startRound(r, opts.roundId);
+    } finally {
+      r.starting = false;
+    }
+  }
+
+  private async startRound(r: FederationRunner, givenRoundId: string | undefined): Promise<RoundOutcome> {
+    const federationId = r.federationId;
+    const fed = await this.store.getFederation(federationId);
     const config = this.store.federationConfig(fed);
-    const base = this.store.currentModelRow(federationId);
-    const number = this.store.nextRoundNumber(federationId);
-    const roundId = opts.roundId ?? `r_${randomUUID().slice(0, 12)}`;
+    const base = await this.store.currentModelRow(federationId);
+    const number = await this.store.nextRoundNumber(federationId);
+    const roundId = givenRoundId ?? `r_${randomUUID().slice(0, 12)}`;
     let weights: Float32Array;
     try {
       // A CKKS federation's versions ≥ 1 are encrypted aggregates: the coordinator has no plaintext weights to send, but their blob is still checked.
       weights = base.encrypted ? (verifiedWeightBytes(base), new Float32Array(base.paramCount)) : weightsOf(base);
     } catch (err) {
       if (!isFedmartError(err)) throw err;
-      return Promise.resolve(this.refuseRound(federationId, { roundId, number, strategy: config.strategy, baseModelVersionId: base.id }, `round ${number} refused before any training: ${err.message}`));
+      return this.refuseRound(federationId, { roundId, number, strategy: config.strategy, baseModelVersionId: base.id }, `round ${number} refused before any training: ${err.message}`);
     }
     const ctx = { round: number, global: weights, clients: [] as string[] };
     const localConfig = r.strategy.configureTrain(ctx, config.localTrain);
-    this.store.createRound({ id: roundId, federationId, number, phase: 'scheduled', strategy: config.strategy, config: JSON.stringify(localConfig), baseModelVersionId: base.id, startedAt: Date.now() });
+    await this.store.createRound({ id: roundId, federationId, number, phase: 'scheduled', strategy: config.strategy, config: JSON.stringify(localConfig), baseModelVersionId: base.id, startedAt: Date.now() });
     // Privacy caps: a round that would overspend is refused before any training (privacy.ts).
-    const refused = refuseRoundOverBudget(this.store, { federationId, roundId, round: number, config: { ...config, localTrain: localConfig } });
-    if (refused) return (this.emit('round-end', { federationId, ...refused }), Promise.resolve(refused));
+    const refused = await refuseRoundOverBudget(this.store, { federationId, roundId, round: number, config: { ...config, localTrain: localConfig } });
+    if (refused) return (this.emit('round-end', { federationId, ...refused }), refused);
     return new Promise<RoundOutcome>((resolve) => {
       r.active = {
         state: createRound(roundId, number, Math.max(1, config.minClients), { secureAggregation: config.secureAggregation !== undefined }),
@@ -317,7 +366,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
       a.updates.set(partnerId, { nodeId: partnerId, numExamples, delta, metrics });
       a.released.add(partnerId);
-      this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
+      this.writes.fire(() => this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics }));
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
@@ -342,7 +391,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     numExamples = boundExampleCount(numExamples, [r.clients.get(partnerId)?.numExamples ?? 0]);
     const res = this.apply(r, { type: 'evaluate-result', nodeId: partnerId }, () => {
       a.evaluations.set(partnerId, { nodeId: partnerId, numExamples, metrics });
-      this.store.setParticipant(roundId, partnerId, { status: a.state.trained.includes(partnerId) ? 'trained' : 'evaluated', ...a.boundNotes.get(partnerId), evalMetrics: metrics });
+      this.writes.fire(() => this.store.setParticipant(roundId, partnerId, { status: a.state.trained.includes(partnerId) ? 'trained' : 'evaluated', ...a.boundNotes.get(partnerId), evalMetrics: metrics }));
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'evaluate' });
@@ -363,7 +412,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     if (payload.stage === 'masked-input') {
       a.released.add(partnerId);
-      this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples: r.clients.get(partnerId)?.numExamples ?? 0, trainMetrics: payload.metrics });
+      this.writes.fire(() => this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples: r.clients.get(partnerId)?.numExamples ?? 0, trainMetrics: payload.metrics }));
       this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
     }
   }
@@ -378,7 +427,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   acceptHeReady(federationId: string, partnerId: string, keyId: string): void {
     const r = this.requireCustody(federationId);
     r.custody!.partnerReady(partnerId, keyId, r.clients);
-    this.store.audit('coordinator', 'he.partner-ready', partnerId, { federationId, keyId });
+    this.writes.fire(() => this.store.audit('coordinator', 'he.partner-ready', partnerId, { federationId, keyId }));
     if (r.active?.state.phase === 'selecting') this.apply(r, this.selectEvent(r));
   }
 
@@ -404,7 +453,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const res = this.apply(r, { type: 'train-result', nodeId: partnerId }, () => {
       a.ckks!.uploads.set(partnerId, { chunks: chunks.map((c) => new Uint8Array(c)), numExamples, metrics, signature: new Uint8Array(signature) });
       a.released.add(partnerId);
-      this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics });
+      this.writes.fire(() => this.store.setParticipant(roundId, partnerId, { status: 'trained', numExamples, trainMetrics: metrics }));
     });
     if (res.rejected) throw new FedmartError('CONFLICT', res.rejected);
     this.emit('client-report', { federationId, roundId, round: a.state.round, partnerId, kind: 'train' });
@@ -451,7 +500,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const sorted = parties.map((partnerId) => ({ partnerId, ...mp.shares.get(partnerId)! }));
     mp.keyParties = parties;
     mp.keyId = multipartyKeyId(a.state.roundId, mp.crpSeed, sorted);
-    this.store.audit('coordinator', 'he.mp-collective-key', a.state.roundId, { federationId: r.federationId, keyId: mp.keyId, parties });
+    this.writes.fire(() => this.store.audit('coordinator', 'he.mp-collective-key', a.state.roundId, { federationId: r.federationId, keyId: mp.keyId, parties }));
     for (const id of parties) r.clients.get(id)?.emitSecure('he-mp-keys', { roundId: a.state.roundId, crpSeed: mp.crpSeed, shares: sorted });
   }
 
@@ -492,7 +541,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     mp.committed[kind] = parties;
     const list = parties.map((partnerId) => ({ partnerId, ...commits.get(partnerId)! }));
-    this.store.audit('coordinator', `he.mp-${kind}-commitments`, a.state.roundId, { federationId: r.federationId, parties });
+    this.writes.fire(() => this.store.audit('coordinator', `he.mp-${kind}-commitments`, a.state.roundId, { federationId: r.federationId, parties }));
     for (const id of parties) r.clients.get(id)?.emitSecure('he-mp-commits', { roundId: a.state.roundId, kind, commits: list });
   }
 
@@ -538,14 +587,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (!r.custody) {
       let holderId: string | null | undefined;
       if (r.config.he?.keys === 'multiparty') holderId = null; // no key holder: each round's partners make the key
-      else if (r.config.keyHolder !== undefined) holderId = this.store.listEnrollments(r.federationId).find((e) => e.partnerName === r.config.keyHolder)?.partnerId;
+      else if (r.config.keyHolder !== undefined) holderId = r.enrollments.find((e) => e.partnerName === r.config.keyHolder)?.partnerId;
       else holderId = link.partnerId; // the first partner to connect holds the key
       if (holderId === undefined) {
         link.sendRejected({ code: 'CONFIG_ERROR', message: `the federation's key holder "${r.config.keyHolder}" is not enrolled yet; CKKS setup follows once it is and connects` });
         return;
       }
       r.custody = new CkksCustody(r.federationId, resolveCkksParams(DEFAULT_CKKS_PARAMS), holderId);
-      if (holderId !== null) this.store.audit('coordinator', 'he.key-holder', holderId, { federationId: r.federationId });
+      if (holderId !== null) this.writes.fire(() => this.store.audit('coordinator', 'he.key-holder', holderId, { federationId: r.federationId }));
       // Partners that connected before the key holder was known get their setup now.
       for (const other of r.clients.values()) if (other !== link) this.sendHeSetupTo(r, other);
     }
@@ -592,7 +641,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private persistParticipantFailure(a: ActiveRound, partnerId: string, reason: string): void {
     if (a.state.selected.includes(partnerId) || a.state.evaluators.includes(partnerId)) {
       // A partner whose update reached us stays 'trained': its release is charged to the ledger.
-      if (!a.updates.has(partnerId) && !a.released.has(partnerId)) this.store.setParticipant(a.state.roundId, partnerId, { status: 'failed', reason });
+      if (!a.updates.has(partnerId) && !a.released.has(partnerId)) this.writes.fire(() => this.store.setParticipant(a.state.roundId, partnerId, { status: 'failed', reason }));
     }
   }
 
@@ -612,7 +661,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     a.state = res.state;
     if (res.state.phase !== before) {
       // 'committed' is written by commitRound, in the same transaction as the model version.
-      if (a.state.phase !== 'committed') this.store.setRoundPhase(a.state.roundId, a.state.phase, a.state.reason);
+      if (a.state.phase !== 'committed') { const { roundId, phase, reason } = a.state; this.writes.fire(() => this.store.setRoundPhase(roundId, phase, reason)); }
       this.broadcastPhase(r, a);
     }
     for (const effect of res.effects) this.perform(r, a, effect);
@@ -658,7 +707,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           }
         }
         for (const id of effect.nodeIds) {
-          this.store.setParticipant(a.state.roundId, id, { status: 'selected' });
+          this.writes.fire(() => this.store.setParticipant(a.state.roundId, id, { status: 'selected' }));
           const link = r.clients.get(id);
           link?.sendTrain({ roundId: a.state.roundId, round: a.state.round, config: a.config.localTrain, length: a.global.length, ...(protection ? { protection } : {}), ...(a.ckks ? { modelVersion: a.baseVersion } : {}), ...(mp ? { multiparty: { crpSeed: mp.crpSeed, parties: mp.asked } } : {}) }, bytes);
           const request = a.secagg?.requestFor(id);
@@ -790,8 +839,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       r.clients.get(x.nodeId)?.sendRejected({ roundId: a.state.roundId, code: 'INVALID_UPDATE', message: x.reason });
     }
     for (const x of bounded.clipped) a.boundNotes.set(x.nodeId, { status: 'trained', reason: `update norm ${x.norm.toPrecision(4)} clipped to ${bounded.bound!.bound.toPrecision(4)}` });
-    for (const [nodeId, note] of a.boundNotes) this.store.setParticipant(a.state.roundId, nodeId, note);
-    if (bounded.rejected.length + bounded.clipped.length > 0) this.store.audit('coordinator', 'round.updates-bounded', a.state.roundId, { federationId: r.federationId, bound: bounded.bound, clipped: bounded.clipped, rejected: bounded.rejected.map((x) => x.nodeId) });
+    for (const [nodeId, note] of a.boundNotes) this.writes.fire(() => this.store.setParticipant(a.state.roundId, nodeId, note));
+    if (bounded.rejected.length + bounded.clipped.length > 0) this.writes.fire(() => this.store.audit('coordinator', 'round.updates-bounded', a.state.roundId, { federationId: r.federationId, bound: bounded.bound, clipped: bounded.clipped, rejected: bounded.rejected.map((x) => x.nodeId) }));
     return bounded;
   }
 
@@ -842,12 +891,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const uploads: { chunks: Uint8Array[]; numExamples: number; metrics: Metrics }[] = [];
       for (const id of a.state.trained) {
         const u = a.ckks!.uploads.get(id);
-        const bound = r.clients.get(id)?.identityKey ?? this.store.listEnrollments(r.federationId).find((e) => e.partnerId === id)?.identityKey;
+        const bound = r.clients.get(id)?.identityKey ?? (await this.store.listEnrollments(r.federationId)).find((e) => e.partnerId === id)?.identityKey;
         const identityKey = typeof bound === 'string' ? hexToBytes(bound) : bound;
         if (!u || !identityKey) continue;
         const masks = aggregator.maskParts(u.chunks);
         if (!verifyEd25519(identityKey, updateStatement({ federationId: r.federationId, roundId: a.state.roundId, keyId, length: a.global.length + 1, masks }), u.signature)) {
-          this.store.audit('coordinator', 'he.update-signature-invalid', id, { federationId: r.federationId, roundId: a.state.roundId });
+          this.writes.fire(() => this.store.audit('coordinator', 'he.update-signature-invalid', id, { federationId: r.federationId, roundId: a.state.roundId }));
           continue; // partners would refuse the whole aggregate; leave the unsigned update out
         }
         contributors.push({ partnerId: id, identityKey, signature: u.signature, masks });
@@ -872,13 +921,26 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
   }
 
+  /**
+   * Commit the round (after every row queued before it): the model version, the round's final
+   * phase and its ledger rows in one store transaction. The round stays active until it settles, so
+   * no other round of the federation starts meanwhile.
+   */
   private commit(r: FederationRunner, a: ActiveRound): void {
+    void this.commitAsync(r, a).catch((err) => {
+      // Never expected (commitAsync handles store errors); keep the round from hanging.
+      if (r.active === a) this.finish(r, a, { phase: 'failed', reason: `commit failed: ${toFedmartError(err).message}` });
+    });
+  }
+
+  private async commitAsync(r: FederationRunner, a: ActiveRound): Promise<void> {
     const mp = a.ckks?.mp;
     if (mp && mp.keyParties && !mp.keyParties.every((id) => mp.decryptionFrom.has(id))) {
       const missing = mp.keyParties.filter((id) => !mp.decryptionFrom.has(id));
       // The machine already said 'committed' (evaluation timed out): correct it in the store and to the partners.
       a.state = { ...a.state, phase: 'failed', reason: `multiparty CKKS is n-out-of-n: no decryption share from ${missing.join(', ')}, so no partner could decrypt the aggregate; the previous model stays` };
-      this.store.setRoundPhase(a.state.roundId, 'failed', a.state.reason);
+      const { roundId, reason } = a.state;
+      this.writes.fire(() => this.store.setRoundPhase(roundId, 'failed', reason));
       this.broadcastPhase(r, a);
       this.finish(r, a, { phase: 'failed', reason: a.state.reason! });
       return;
@@ -890,17 +952,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const [k, v] of Object.entries(evalMetrics)) metrics[`eval_${k}`] = v;
     metrics.clients = a.state.trained.length;
     try {
-      const model = this.store.commitRound({
+      const args = {
         federationId: r.federationId, roundId: a.state.roundId, parentId: a.baseModelId, strategy: r.strategy.id,
         participants: [...a.state.trained], metrics, spec: a.config.model,
         ...(a.ckks ? { weights: new Float32Array(0), encrypted: { blob: packChunks(a.ckks.aggregate!), paramCount: a.global.length } } : { weights: a.newWeights! }),
-      }, (modelVersionId) => recordRoundSpend(this.store, { federationId: r.federationId, roundId: a.state.roundId, modelVersionId, participants: [...a.state.trained] }));
-      this.store.audit('coordinator', 'round.committed', a.state.roundId, { federationId: r.federationId, round: a.state.round, modelVersion: model.version, participants: a.state.trained });
+      };
+      const model = await this.writes.run(async () => this.store.commitRound(args, await roundSpendPlan(this.store, { federationId: r.federationId, roundId: a.state.roundId, participants: [...a.state.trained] })));
+      this.writes.fire(() => this.store.audit('coordinator', 'round.committed', a.state.roundId, { federationId: r.federationId, round: a.state.round, modelVersion: model.version, participants: a.state.trained }));
       this.finish(r, a, { phase: 'committed', modelVersion: model.version, metrics });
     } catch (err) {
       const e = toFedmartError(err);
       a.state = { ...a.state, phase: 'failed', reason: `commit failed: ${e.message}` };
-      this.store.setRoundPhase(a.state.roundId, 'failed', a.state.reason);
+      const { roundId, reason } = a.state;
+      this.writes.fire(() => this.store.setRoundPhase(roundId, 'failed', reason));
       this.broadcastPhase(r, a);
       this.finish(r, a, { phase: 'failed', reason: a.state.reason! });
     }
@@ -911,9 +975,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     r.active = null;
     a.secagg?.abort();
     if (o.phase === 'failed') {
-      this.store.audit('coordinator', 'round.failed', a.state.roundId, { federationId: r.federationId, round: a.state.round, reason: o.reason });
+      this.writes.fire(() => this.store.audit('coordinator', 'round.failed', a.state.roundId, { federationId: r.federationId, round: a.state.round, reason: o.reason }));
       // Updates that already left their partners cost privacy even though no model came of them (privacy.ts).
-      recordReleasedSpend(this.store, { federationId: r.federationId, roundId: a.state.roundId, participants: [...a.released] });
+      const released = { federationId: r.federationId, roundId: a.state.roundId, participants: [...a.released] };
+      this.writes.fire(() => recordReleasedSpend(this.store, released));
     }
     const outcome: RoundOutcome = {
       roundId: a.state.roundId, round: a.state.round, phase: o.phase, ...(o.reason ? { reason: o.reason } : {}),
@@ -921,7 +986,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       participants: [...a.state.trained], failures: { ...a.state.failures }, seconds: (Date.now() - a.startedAt) / 1000,
     };
     this.emit('round-end', { federationId: r.federationId, ...outcome });
-    a.done(outcome);
+    // The outcome is returned once the round's rows (participants, audit, released spend) are stored.
+    void this.writes.drain().then(() => a.done(outcome));
   }
 
   /** Stop all timers and fail rounds in progress (used on shutdown). */

@@ -38,7 +38,6 @@
  * ledger row and an audit entry. A federation without DP spends unbounded ε
  * per round, so any cap refuses its rounds.
  */
-import { and, asc, desc, eq, isNull } from 'drizzle-orm';
 import { FedmartError } from '@fedmart/shared/errors';
 import { TrainConfigSchema, type DpConfig, type FederationConfig, type TrainDp } from '@fedmart/shared/protocol';
 import { RdpAccountant, rdpToEpsilon, type RdpAccountantState } from '@fedmart/shared/dp/rdp';
@@ -50,9 +49,15 @@ import type { AggregateResult, ClientEvaluation, ClientFailure, ClientUpdate, Lo
 import type { BudgetTotal, LedgerEntry, LedgerVerification, PrivacyCap, PrivacyReport } from '@fedmart/shared/api-views';
 import { embeddingDpCharge } from '@fedmart/shared/vertical-embedding-dp';
 import type { VerticalSpec } from '@fedmart/shared/vertical-spec';
-import type { Store } from './db/store.ts';
+import { Store } from './db/store.ts';
+import { SqliteAsyncStore } from './db/store-sqlite-async.ts';
+import { ledgerSnapshot, type AsyncStore, type LedgerPlan, type LedgerSnapshot, type NewLedgerRow } from './db/store-api.ts';
 import * as t from './db/schema.ts';
 import type { RoundOutcome } from './orchestrator.ts';
+
+/** The report and cap functions take the async store or, for SQLite callers (CLI, tests), the synchronous one. */
+export type AnyStore = AsyncStore | Store;
+const asAsync = (store: AnyStore): AsyncStore => (store instanceof Store ? new SqliteAsyncStore(store) : store);
 
 /** The two DP levels. */
 export const DP_LEVELS = ['record', 'partner'] as const;
@@ -231,13 +236,13 @@ export function securedExtraCoordinates(strategy: Strategy): number {
  * @param federationId - the federation
  * @returns the strategy to run rounds with
  */
-export function withDifferentialPrivacy(inner: Strategy, store: Store, federationId: string): Strategy {
-  const fed = store.getFederation(federationId);
+export async function withDifferentialPrivacy(inner: Strategy, store: AsyncStore, federationId: string): Promise<Strategy> {
+  const fed = await store.getFederation(federationId);
   const config = store.federationConfig(fed);
   if (!config.dp) return inner;
   let clip = config.dp.clip;
   if (config.dp.adaptiveClip && fed.currentModelVersionId) {
-    const m = JSON.parse(store.getModelVersion(fed.currentModelVersionId).metrics) as Record<string, unknown>;
+    const m = JSON.parse((await store.getModelVersion(fed.currentModelVersionId)).metrics) as Record<string, unknown>;
     if (typeof m.train_dp_next_clip === 'number' && m.train_dp_next_clip > 0) clip = m.train_dp_next_clip;
   }
   return new DpStrategy(inner, config.dp, Math.max(1, config.minClients), clip);
@@ -245,14 +250,15 @@ export function withDifferentialPrivacy(inner: Strategy, store: Store, federatio
 
 // ================================================================ ledger
 
-type Key = { federationId: string; partnerId: string | null; level: DpLevel };
-
-function latestSpent(store: Store, k: Key): t.PrivacyLedgerRow | undefined {
-  const l = t.privacyLedger;
-  return store.db
-    .select().from(l)
-    .where(and(eq(l.federationId, k.federationId), k.partnerId === null ? isNull(l.partnerId) : eq(l.partnerId, k.partnerId), eq(l.level, k.level), eq(l.kind, 'spent')))
-    .orderBy(desc(l.id)).limit(1).get();
+/**
+ * A read-only snapshot of the federation's ledger (newest `spent` row per scope, and the cap history),
+ * for projections that write nothing; writers get theirs inside the appending transaction.
+ */
+async function readSnapshot(store: AsyncStore, federationId: string): Promise<LedgerSnapshot> {
+  const [rows, caps] = await Promise.all([store.ledgerRows(federationId), store.privacyCapHistory(federationId)]);
+  const latest = new Map<string, t.PrivacyLedgerRow>();
+  for (const r of rows) if (r.kind === 'spent') latest.set(`${r.partnerId ?? ''}|${r.level}`, r);
+  return ledgerSnapshot(federationId, caps, [...latest.values()]);
 }
 
 function accountantOf(row: t.PrivacyLedgerRow | undefined): RdpAccountant {
@@ -299,59 +305,64 @@ function mechanismsOf(dp: DpConfig): { updateSigma: number; countStd: number | n
   return { updateSigma: dp.noiseMultiplier, countStd: null };
 }
 
-/** Append one round's spend rows (one per releasing partner, one federation row). Runs in the caller's transaction. */
-function appendSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string | null; participants: readonly string[]; committed: boolean }): void {
-  const config = store.federationConfig(store.getFederation(r.federationId));
+/**
+ * The ledger plan of one round's spend (one row per releasing partner, one federation row): the
+ * federation's config, the round's local config and the participants' sizes are read now; the rows
+ * are decided from the snapshot the store reads inside the appending transaction.
+ * @returns the plan, or undefined for a federation without DP
+ */
+async function spendPlan(store: AsyncStore, r: { federationId: string; roundId: string; participants: readonly string[]; committed: boolean }): Promise<LedgerPlan | undefined> {
+  const config = store.federationConfig(await store.getFederation(r.federationId));
   const dp = config.dp;
-  if (!dp) return;
-  const round = store.getRound(r.roundId);
+  if (!dp) return undefined;
+  const round = await store.getRound(r.roundId);
   const cfg = roundTrainConfig(round);
   const sigma = cfg.dp?.noiseMultiplier ?? dp.noiseMultiplier;
   const clip = cfg.dp?.clip ?? dp.clip;
   const { updateSigma, countStd } = mechanismsOf(dp);
-  const sizes = new Map(store.listParticipants(r.roundId).map((p) => [p.partnerId, p.numExamples]));
-  appendChargeRows(store, { ...r, dp, sigma, clip, updateSigma, countStd, charges: r.participants.map((p) => [p, chargeFor(dp, cfg, sizes.get(p))] as const) });
+  const sizes = new Map((await store.listParticipants(r.roundId)).map((p) => [p.partnerId, p.numExamples]));
+  const charges = r.participants.map((p) => [p, chargeFor(dp, cfg, sizes.get(p))] as const);
+  return (snapshot, modelVersionId) => chargeRows(snapshot, { ...r, modelVersionId, dp, sigma, clip, updateSigma, countStd, charges });
 }
 
-/** Write one round's spend: a row per releasing partner (its charge composed onto its accountant) and the federation row. */
-function appendChargeRows(store: Store, r: { federationId: string; roundId: string; modelVersionId: string | null; committed: boolean; dp: Pick<DpConfig, 'level' | 'delta'>; sigma: number; clip: number; updateSigma: number; countStd: number | null; charges: readonly (readonly [string, DpRoundCharge])[] }): void {
+/** One round's spend rows: a row per releasing partner (its charge composed onto its accountant) and the federation row. */
+function chargeRows(snapshot: LedgerSnapshot, r: { federationId: string; roundId: string; modelVersionId: string | null; committed: boolean; dp: Pick<DpConfig, 'level' | 'delta'>; sigma: number; clip: number; updateSigma: number; countStd: number | null; charges: readonly (readonly [string, DpRoundCharge])[] }): NewLedgerRow[] {
   const { dp, sigma } = r;
   const now = Date.now();
   const common = { federationId: r.federationId, roundId: r.roundId, modelVersionId: r.modelVersionId, level: dp.level, kind: 'spent' as const, delta: dp.delta, sigma, clip: r.clip, reason: null, createdAt: now, committed: r.committed, updateSigma: r.updateSigma, countStd: r.countStd };
   const rows: (typeof t.privacyLedger.$inferInsert)[] = [];
   const states: RdpAccountantState[] = [];
   for (const [partnerId, charge] of r.charges) {
-    const acc = accountantOf(latestSpent(store, { federationId: r.federationId, partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
+    const acc = accountantOf(snapshot.latestSpent(partnerId, dp.level)).step(charge.q, sigma, charge.steps);
     const state = acc.toJSON();
     states.push(state);
     rows.push({ ...common, partnerId, epsilon: acc.epsilon(dp.delta).epsilon, q: charge.q, steps: charge.steps, accountant: JSON.stringify(state) });
   }
-  const fedKey = { federationId: r.federationId, partnerId: null, level: dp.level };
   let fedState: RdpAccountantState;
   let fedCharge: DpRoundCharge;
   if (dp.level === 'partner') {
     fedCharge = PARTNER_LEVEL_CHARGE;
-    fedState = accountantOf(latestSpent(store, fedKey)).step(fedCharge.q, sigma, fedCharge.steps).toJSON();
+    fedState = accountantOf(snapshot.latestSpent(null, dp.level)).step(fedCharge.q, sigma, fedCharge.steps).toJSON();
   } else {
     // max over every partner's cumulative curve = max(previous federation curve, this round's participants)
-    const prev = accountantOf(latestSpent(store, fedKey)).toJSON();
+    const prev = accountantOf(snapshot.latestSpent(null, dp.level)).toJSON();
     fedState = maxState([prev, ...states], prev.orders);
     fedCharge = rows.reduce<DpRoundCharge>((m, x) => ({ q: Math.max(m.q, x.q ?? 0), steps: Math.max(m.steps, x.steps ?? 0) }), { q: 0, steps: 0 });
   }
   rows.push({ ...common, partnerId: null, epsilon: epsilonOfState(fedState, dp.delta).epsilon, q: fedCharge.q || null, steps: fedCharge.steps || null, accountant: JSON.stringify(fedState) });
-  for (const row of rows) store.db.insert(t.privacyLedger).values(row).run();
+  return rows;
 }
 
 /**
- * Append a committed round's privacy spend. Call it as `Store.commitRound`'s
- * `extra` callback, so it commits or rolls back with the model version.
- * A federation without DP appends nothing.
- * @param store - the coordinator store (inside the commit transaction)
- * @param r - federation, round, the new model version and the partners whose updates made it
+ * The ledger plan of a committed round's privacy spend. Pass it to `AsyncStore.commitRound`, so it
+ * commits or rolls back with the model version (planned under the federation's lock).
+ * A federation without DP appends nothing (undefined).
+ * @param store - the coordinator store
+ * @param r - federation, round and the partners whose updates made the new version
  * @throws FedmartError INTERNAL when stored state is corrupt (the commit then rolls back)
  */
-export function recordRoundSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string; participants: readonly string[] }): void {
-  appendSpend(store, { ...r, committed: true });
+export function roundSpendPlan(store: AsyncStore, r: { federationId: string; roundId: string; participants: readonly string[] }): Promise<LedgerPlan | undefined> {
+  return spendPlan(store, { ...r, committed: true });
 }
 
 /**
@@ -366,15 +377,13 @@ export function recordRoundSpend(store: Store, r: { federationId: string; roundI
  * @param store - coordinator store
  * @param r - federation, the failed round, and the partners whose updates arrived (default: its participants stored as 'trained')
  */
-export function recordReleasedSpend(store: Store, r: { federationId: string; roundId: string; participants?: readonly string[] }): void {
-  const participants = r.participants ?? store.listParticipants(r.roundId).filter((p) => p.status === 'trained').map((p) => p.partnerId);
+export async function recordReleasedSpend(store: AsyncStore, r: { federationId: string; roundId: string; participants?: readonly string[] }): Promise<void> {
+  const participants = r.participants ?? (await store.listParticipants(r.roundId)).filter((p) => p.status === 'trained').map((p) => p.partnerId);
   if (participants.length === 0) return;
-  store.db.$client.transaction(() => {
-    const l = t.privacyLedger;
-    const already = store.db.select({ id: l.id }).from(l).where(and(eq(l.roundId, r.roundId), eq(l.kind, 'spent'))).limit(1).get();
-    if (already) return;
-    appendSpend(store, { federationId: r.federationId, roundId: r.roundId, modelVersionId: null, participants: [...participants].sort(), committed: false });
-  }).immediate();
+  // One coordinator fails a round once (at the round's end or at start-up), so this check and the append do not race.
+  if ((await store.ledgerRows(r.federationId)).some((l) => l.roundId === r.roundId && l.kind === 'spent')) return;
+  const plan = await spendPlan(store, { federationId: r.federationId, roundId: r.roundId, participants: [...participants].sort(), committed: false });
+  if (plan) await store.chargeLedger(r.federationId, plan);
 }
 
 // ================================================================ caps
@@ -391,19 +400,21 @@ function capLabel(c: { partnerId: string | null; level: DpLevel; epsilon: number
  * @returns the caps now in force
  * @throws FedmartError NOT_FOUND for an unknown federation or a partner not enrolled in it
  */
-export function setPrivacyCap(store: Store, c: { federationId: string; partnerId: string | null; level: DpLevel; epsilon: number | null; setBy: string }): PrivacyCap[] {
-  store.getFederation(c.federationId);
-  if (c.partnerId !== null && !store.listEnrollments(c.federationId).some((e) => e.partnerId === c.partnerId)) {
+export async function setPrivacyCap(anyStore: AnyStore, c: { federationId: string; partnerId: string | null; level: DpLevel; epsilon: number | null; setBy: string }): Promise<PrivacyCap[]> {
+  const store = asAsync(anyStore);
+  await store.getFederation(c.federationId);
+  if (c.partnerId !== null && !(await store.listEnrollments(c.federationId)).some((e) => e.partnerId === c.partnerId)) {
     throw new FedmartError('NOT_FOUND', `partner "${c.partnerId}" is not enrolled in federation ${c.federationId}; list partners with GET /api/v1/federations/${c.federationId}/enrollments`);
   }
-  store.db.insert(t.privacyCaps).values({ federationId: c.federationId, partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy, createdAt: Date.now() }).run();
-  store.audit(c.setBy, c.epsilon === null ? 'privacy.cap.lifted' : 'privacy.cap.set', c.federationId, { partnerId: c.partnerId, level: c.level, epsilon: c.epsilon });
+  await store.appendPrivacyCap({ federationId: c.federationId, partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy });
+  await store.audit(c.setBy, c.epsilon === null ? 'privacy.cap.lifted' : 'privacy.cap.set', c.federationId, { partnerId: c.partnerId, level: c.level, epsilon: c.epsilon });
   return listPrivacyCaps(store, c.federationId);
 }
 
 /** Every cap row of a federation, oldest first (the caps' history). */
-export function privacyCapHistory(store: Store, federationId: string): t.PrivacyCapRow[] {
-  return store.db.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id)).all();
+export function privacyCapHistory(anyStore: AnyStore, federationId: string): Promise<t.PrivacyCapRow[]> {
+  const store = asAsync(anyStore);
+  return store.privacyCapHistory(federationId);
 }
 
 /**
@@ -412,9 +423,14 @@ export function privacyCapHistory(store: Store, federationId: string): t.Privacy
  * @param federationId - the federation
  * @returns caps with a finite ε
  */
-export function listPrivacyCaps(store: Store, federationId: string): PrivacyCap[] {
+export async function listPrivacyCaps(anyStore: AnyStore, federationId: string): Promise<PrivacyCap[]> {
+  const store = asAsync(anyStore);
+  return capsInForce(federationId, await store.privacyCapHistory(federationId));
+}
+
+function capsInForce(federationId: string, history: readonly t.PrivacyCapRow[]): PrivacyCap[] {
   const latest = new Map<string, t.PrivacyCapRow>();
-  for (const r of privacyCapHistory(store, federationId)) latest.set(`${r.partnerId ?? ''}|${r.level}`, r);
+  for (const r of history) latest.set(`${r.partnerId ?? ''}|${r.level}`, r);
   return [...latest.values()]
     .filter((r) => r.epsilon !== null)
     .map((r) => ({ federationId, partnerId: r.partnerId, level: r.level, epsilon: r.epsilon!, setBy: r.setBy, setAt: new Date(r.createdAt).toISOString() }));
@@ -435,28 +451,28 @@ export function listPrivacyCaps(store: Store, federationId: string): PrivacyCap[
  * @param r - the round just created (phase `scheduled`) and the config it would run with (`localTrain` = the round's local config)
  * @returns the failed outcome, or null when the round may run
  */
-export function refuseRoundOverBudget(store: Store, r: { federationId: string; roundId: string; round: number; config: FederationConfig }): RoundOutcome | null {
-  const projection = projectRoundOverBudget(store, r);
+export async function refuseRoundOverBudget(store: AsyncStore, r: { federationId: string; roundId: string; round: number; config: FederationConfig }): Promise<RoundOutcome | null> {
+  const projection = await projectRoundOverBudget(store, r);
   if (projection === null) return null;
-  writeRefusal(store, { ...r, projection });
+  await writeRefusal(store, { ...r, projection });
   return { roundId: r.roundId, round: r.round, phase: 'failed', reason: projection.reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
 }
 
-/** Fail a round over budget: phase, `refused` rows per exceeded cap and the audit entry, in one transaction. */
-function writeRefusal(store: Store, r: { federationId: string; roundId: string; round: number; projection: BudgetProjection }): void {
+/**
+ * Fail a round over budget: `refused` rows per exceeded cap (one ledger transaction), then the phase
+ * and the audit entry. The round never ran, so nothing else moves it in between; a coordinator
+ * stopped between the two finds it `scheduled` at start-up and fails it as interrupted.
+ */
+async function writeRefusal(store: AsyncStore, r: { federationId: string; roundId: string; round: number; projection: BudgetProjection }): Promise<void> {
   const { reason, violations, delta, dp, names } = r.projection;
   const now = Date.now();
-  store.db.$client.transaction(() => {
-    store.setRoundPhase(r.roundId, 'failed', reason);
-    for (const v of violations) {
-      store.db.insert(t.privacyLedger).values({
+  await store.chargeLedger(r.federationId, () => violations.map((v) => ({
         federationId: r.federationId, partnerId: v.cap.partnerId, roundId: r.roundId, modelVersionId: null, level: v.cap.level, kind: 'refused',
         epsilon: Number.isFinite(v.projected) ? v.projected : null, delta, sigma: dp?.noiseMultiplier ?? null, q: v.charge?.q ?? null, steps: v.charge?.steps ?? null,
         clip: dp?.clip ?? null, accountant: null, reason: `${capLabel(v.cap, names.get(v.cap.partnerId ?? ''))}: projected epsilon ${Number.isFinite(v.projected) ? v.projected.toFixed(4) : 'unbounded'}`, createdAt: now,
-      }).run();
-    }
-  }).immediate();
-  store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
+  })));
+  await store.setRoundPhase(r.roundId, 'failed', reason);
+  await store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
 }
 
 /** Why the next round would break a cap (see {@link projectRoundOverBudget}). */
@@ -474,7 +490,7 @@ export interface BudgetProjection {
  * before each round so they stop cleanly instead of having the round refused.
  * @returns the reason and the caps that would be exceeded, or null when the round fits every cap
  */
-export function projectRoundOverBudget(store: Store, r: { federationId: string; round: number; config: FederationConfig }): BudgetProjection | null {
+export function projectRoundOverBudget(store: AsyncStore, r: { federationId: string; round: number; config: FederationConfig }): Promise<BudgetProjection | null> {
   const dp = r.config.dp;
   const sigma = dp ? ((r.config.localTrain as { dp?: TrainDp }).dp?.noiseMultiplier ?? dp.noiseMultiplier) : 0;
   return projectCaps(store, r.federationId, r.round, dp, sigma, (e) => chargeFor(dp!, r.config.localTrain, e.numExamples));
@@ -485,23 +501,25 @@ export function projectRoundOverBudget(store: Store, r: { federationId: string; 
  * the partner releases nothing in such a round), the federation's by the partner-level step or the
  * per-order max. A federation without DP (dp undefined) breaks every cap.
  */
-function projectCaps(store: Store, federationId: string, round: number, dp: DpConfig | undefined, sigma: number, chargeOf: (e: { partnerId: string; partnerName: string; numExamples: number | null }) => DpRoundCharge | null): BudgetProjection | null {
-  const caps = listPrivacyCaps(store, federationId);
+async function projectCaps(store: AsyncStore, federationId: string, round: number, dp: DpConfig | undefined, sigma: number, chargeOf: (e: { partnerId: string; partnerName: string; numExamples: number | null }) => DpRoundCharge | null): Promise<BudgetProjection | null> {
+  const snapshot = await readSnapshot(store, federationId);
+  const caps = capsInForce(federationId, snapshot.caps);
   if (caps.length === 0) return null;
-  const names = new Map(store.listEnrollments(federationId).map((e) => [e.partnerId, e.partnerName]));
+  const enrollments = await store.listEnrollments(federationId);
+  const names = new Map(enrollments.map((e) => [e.partnerId, e.partnerName]));
   const violations: { cap: PrivacyCap; projected: number; charge: DpRoundCharge | null }[] = [];
   if (!dp) {
     for (const cap of caps) violations.push({ cap, projected: Infinity, charge: null });
   } else {
-    const enrolled = store.listEnrollments(federationId).filter((e) => e.status !== 'revoked');
+    const enrolled = enrollments.filter((e) => e.status !== 'revoked');
     const projected = new Map<string, { state: RdpAccountantState; charge: DpRoundCharge }>();
     for (const e of enrolled) {
       const charge = chargeOf(e);
       if (charge === null) continue;
-      const acc = accountantOf(latestSpent(store, { federationId, partnerId: e.partnerId, level: dp.level })).step(charge.q, sigma, charge.steps);
+      const acc = accountantOf(snapshot.latestSpent(e.partnerId, dp.level)).step(charge.q, sigma, charge.steps);
       projected.set(e.partnerId, { state: acc.toJSON(), charge });
     }
-    const fedPrev = accountantOf(latestSpent(store, { federationId, partnerId: null, level: dp.level }));
+    const fedPrev = accountantOf(snapshot.latestSpent(null, dp.level));
     const fedState = dp.level === 'partner' ? fedPrev.step(1, sigma, 1).toJSON() : maxState([fedPrev.toJSON(), ...[...projected.values()].map((p) => p.state)], fedPrev.orders);
     for (const cap of caps) {
       if (cap.level !== dp.level) continue; // this federation spends nothing at the other level
@@ -546,7 +564,7 @@ function verticalDp(spec: VerticalSpec): { dp: DpConfig; charge: DpRoundCharge }
  * @param store - coordinator store
  * @param r - federation, the round number and its vertical spec
  */
-export function projectVerticalRoundOverBudget(store: Store, r: { federationId: string; round: number; spec: VerticalSpec }): BudgetProjection | null {
+export async function projectVerticalRoundOverBudget(store: AsyncStore, r: { federationId: string; round: number; spec: VerticalSpec }): Promise<BudgetProjection | null> {
   if (r.spec.psi === 'size') return null;
   const v = verticalDp(r.spec);
   const holders = new Set(r.spec.featureHolders.map((f) => f.party));
@@ -557,10 +575,10 @@ export function projectVerticalRoundOverBudget(store: Store, r: { federationId: 
  * Refuse a vertical round over budget: the round becomes `failed` with the reason, `refused` ledger rows and an audit entry.
  * @returns the reason, or null when the round may run
  */
-export function refuseVerticalRoundOverBudget(store: Store, r: { federationId: string; roundId: string; round: number; spec: VerticalSpec }): string | null {
-  const projection = projectVerticalRoundOverBudget(store, r);
+export async function refuseVerticalRoundOverBudget(store: AsyncStore, r: { federationId: string; roundId: string; round: number; spec: VerticalSpec }): Promise<string | null> {
+  const projection = await projectVerticalRoundOverBudget(store, r);
   if (projection === null) return null;
-  writeRefusal(store, { ...r, projection });
+  await writeRefusal(store, { ...r, projection });
   return projection.reason;
 }
 
@@ -570,15 +588,19 @@ export function refuseVerticalRoundOverBudget(store: Store, r: { federationId: s
  * inside the commit transaction (`Store.commitRound`'s extra). Nothing without embedding DP.
  * @param r - federation, round, version (null: failed), the feature holders' partner ids
  */
-export function recordVerticalSpend(store: Store, r: { federationId: string; roundId: string; modelVersionId: string | null; featureHolders: readonly string[]; spec: VerticalSpec }): void {
+export function verticalSpendPlan(r: { federationId: string; roundId: string; committed: boolean; featureHolders: readonly string[]; spec: VerticalSpec }): LedgerPlan | undefined {
   const v = verticalDp(r.spec);
-  if (v === undefined || r.spec.psi === 'size') return;
-  const write = () => appendChargeRows(store, {
-    federationId: r.federationId, roundId: r.roundId, modelVersionId: r.modelVersionId, committed: r.modelVersionId !== null, dp: v.dp,
+  if (v === undefined || r.spec.psi === 'size') return undefined;
+  return (snapshot, modelVersionId) => chargeRows(snapshot, {
+    federationId: r.federationId, roundId: r.roundId, modelVersionId, committed: r.committed, dp: v.dp,
     sigma: v.dp.noiseMultiplier, clip: v.dp.clip, updateSigma: v.dp.noiseMultiplier, countStd: null, charges: [...r.featureHolders].sort().map((p) => [p, v.charge] as const),
   });
-  if (r.modelVersionId !== null) write();
-  else store.db.$client.transaction(write).immediate();
+}
+
+/** Charge a vertical round that failed after training began (not committed; see {@link verticalSpendPlan}). */
+export async function recordVerticalSpend(store: AsyncStore, r: { federationId: string; roundId: string; featureHolders: readonly string[]; spec: VerticalSpec }): Promise<void> {
+  const plan = verticalSpendPlan({ ...r, committed: false });
+  if (plan) await store.chargeLedger(r.federationId, plan);
 }
 
 // ================================================================ report
@@ -586,10 +608,6 @@ export function recordVerticalSpend(store: Store, r: { federationId: string; rou
 
 
 
-/** Every ledger row of a federation, oldest first. */
-function ledgerRows(store: Store, federationId: string): t.PrivacyLedgerRow[] {
-  return store.db.select().from(t.privacyLedger).where(eq(t.privacyLedger.federationId, federationId)).orderBy(asc(t.privacyLedger.id)).all();
-}
 
 /**
  * Build the compliance report: totals per federation and partner (from the
@@ -600,27 +618,30 @@ function ledgerRows(store: Store, federationId: string): t.PrivacyLedgerRow[] {
  * @returns the report
  * @throws FedmartError NOT_FOUND for an unknown federation
  */
-export function privacyReport(store: Store, federationId: string): PrivacyReport {
-  const fed = store.getFederation(federationId);
+export async function privacyReport(anyStore: AnyStore, federationId: string): Promise<PrivacyReport> {
+  const store = asAsync(anyStore);
+  const fed = await store.getFederation(federationId);
   const config = store.federationConfig(fed);
-  const enrollments = store.listEnrollments(federationId);
+  const enrollments = await store.listEnrollments(federationId);
   const names = new Map(enrollments.map((e) => [e.partnerId, e.partnerName]));
-  const roundNo = new Map(store.listRounds(federationId).map((r) => [r.id, r.number]));
-  const versionNo = new Map(store.listModelVersions(federationId).map((m) => [m.id, m.version]));
-  const rows = ledgerRows(store, federationId);
+  const rounds = await store.listRounds(federationId);
+  const roundNo = new Map(rounds.map((r) => [r.id, r.number]));
+  const versionNo = new Map((await store.listModelVersions(federationId)).map((m) => [m.id, m.version]));
+  const rows = await store.ledgerRows(federationId);
+  const snapshot = await readSnapshot(store, federationId);
   const history: LedgerEntry[] = rows.map((r) => ({
     id: r.id, roundId: r.roundId, round: r.roundId ? (roundNo.get(r.roundId) ?? null) : null, modelVersion: r.modelVersionId ? (versionNo.get(r.modelVersionId) ?? null) : null,
     partnerId: r.partnerId, partnerName: r.partnerId ? (names.get(r.partnerId) ?? null) : null, level: r.level, kind: r.kind, committed: r.kind === 'spent' && r.committed, epsilon: r.epsilon, delta: r.delta,
     sigma: r.sigma, updateSigma: r.updateSigma, countStd: r.countStd, q: r.q, steps: r.steps, clip: r.clip, reason: r.reason, createdAt: new Date(r.createdAt).toISOString(),
   }));
-  const caps = listPrivacyCaps(store, federationId);
+  const caps = capsInForce(federationId, snapshot.caps);
   const capOf = (partnerId: string | null, level: DpLevel) => caps.find((c) => c.partnerId === partnerId && c.level === level)?.epsilon ?? null;
   const totals: BudgetTotal[] = [];
   const delta = config.dp?.delta ?? 1e-5;
   const reported = new Map<string, number>();
   // Every round whose updates were released (committed or not) was charged by the partner too.
-  for (const r of [...store.listRounds(federationId)].sort((a, b) => a.number - b.number)) {
-    for (const p of store.listParticipants(r.id)) {
+  for (const r of [...rounds].sort((a, b) => a.number - b.number)) {
+    for (const p of await store.listParticipants(r.id)) {
       if (p.status !== 'trained') continue;
       const m = p.trainMetrics ? (JSON.parse(p.trainMetrics) as Record<string, unknown>) : {};
       if (typeof m.epsilon_record === 'number') reported.set(p.partnerId, m.epsilon_record);
@@ -631,7 +652,7 @@ export function privacyReport(store: Store, federationId: string): PrivacyReport
   for (const level of levels) {
     const scopes: (string | null)[] = [null, ...enrollments.map((e) => e.partnerId)];
     for (const partnerId of scopes) {
-      const last = latestSpent(store, { federationId, partnerId, level });
+      const last = snapshot.latestSpent(partnerId, level);
       const state = accountantOf(last).toJSON();
       const { epsilon, order } = last ? epsilonOfState(state, last.delta ?? delta) : { epsilon: 0, order: NaN };
       totals.push({
@@ -644,8 +665,8 @@ export function privacyReport(store: Store, federationId: string): PrivacyReport
   }
   return {
     federationId, federationName: fed.name, generatedAt: new Date().toISOString(), accountant: 'rdp', dp: config.dp ?? null, totals, caps,
-    capHistory: privacyCapHistory(store, federationId).map((c) => ({ partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy, setAt: new Date(c.createdAt).toISOString() })),
-    history, refused: history.filter((h) => h.kind === 'refused'), verification: verifyPrivacyLedger(store, federationId),
+    capHistory: snapshot.caps.map((c) => ({ partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy, setAt: new Date(c.createdAt).toISOString() })),
+    history, refused: history.filter((h) => h.kind === 'refused'), verification: await verifyPrivacyLedger(store, federationId),
   };
 }
 
@@ -696,11 +717,13 @@ function sameRdp(a: readonly (number | null)[], b: readonly (number | null)[]): 
  * @param federationId - the federation
  * @returns ok and the list of problems found
  */
-export function verifyPrivacyLedger(store: Store, federationId: string): LedgerVerification {
-  const config = store.federationConfig(store.getFederation(federationId));
+export async function verifyPrivacyLedger(anyStore: AnyStore, federationId: string): Promise<LedgerVerification> {
+  const store = asAsync(anyStore);
+  const config = store.federationConfig(await store.getFederation(federationId));
   const problems: string[] = [];
-  const versions = store.listModelVersions(federationId).filter((m) => m.version > 0);
-  const spent = ledgerRows(store, federationId).filter((r) => r.kind === 'spent');
+  const versions = (await store.listModelVersions(federationId)).filter((m) => m.version > 0);
+  const spent = (await store.ledgerRows(federationId)).filter((r) => r.kind === 'spent');
+  const rounds = await store.listRounds(federationId);
   const byVersion = new Map<string, t.PrivacyLedgerRow[]>();
   const byFailedRound = new Map<string, t.PrivacyLedgerRow[]>();
   for (const r of spent) {
@@ -728,10 +751,10 @@ export function verifyPrivacyLedger(store: Store, federationId: string): LedgerV
       }
     }
     // A failed round whose updates were released is charged to exactly its releasing partners, plus the federation.
-    for (const round of store.listRounds(federationId)) {
+    for (const round of rounds) {
       if (round.phase !== 'failed') continue;
       const rows = byFailedRound.get(round.id) ?? [];
-      const released = store.listParticipants(round.id).filter((p) => p.status === 'trained').map((p) => p.partnerId).sort();
+      const released = (await store.listParticipants(round.id)).filter((p) => p.status === 'trained').map((p) => p.partnerId).sort();
       const partnerRows = rows.filter((r) => r.partnerId !== null).map((r) => r.partnerId!).sort();
       if (JSON.stringify(partnerRows) !== JSON.stringify(released) || rows.filter((r) => r.partnerId === null).length !== (released.length ? 1 : 0)) {
         problems.push(`failed round ${round.number} (${round.id}) released ${released.length} update(s) but has ${rows.length} not-committed ledger rows; expected one per releasing partner plus one federation row`);
@@ -739,7 +762,7 @@ export function verifyPrivacyLedger(store: Store, federationId: string): LedgerV
     }
   }
   for (const roundId of byFailedRound.keys()) {
-    if (store.getRound(roundId).phase !== 'failed') problems.push(`not-committed ledger rows point at round ${roundId}, which did not fail`);
+    if (rounds.find((x) => x.id === roundId)?.phase !== 'failed') problems.push(`not-committed ledger rows point at round ${roundId}, which did not fail`);
   }
   for (const r of spent) {
     if (r.countStd !== null && r.updateSigma !== null && r.sigma !== null) {

@@ -53,7 +53,7 @@ export interface RoundRunner {
   /** Whether a round of the federation is in progress (started outside the scheduler too). */
   hasActiveRound(federationId: string): boolean;
   /** Why the federation's next round would exceed a privacy cap, or null when it fits. */
-  projectNextRound(federationId: string): string | null;
+  projectNextRound(federationId: string): Promise<string | null> | string | null;
 }
 
 export interface SchedulerEvents {
@@ -298,7 +298,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
           if ((progress.consecutiveFailures ?? 0) >= MAX_CONSECUTIVE_FAILURES) return this.finish(id, 'failed', `${MAX_CONSECUTIVE_FAILURES} rounds in a row failed; last: ${this.lastFailure(id)}`);
           if (spec.kind === 'until-converged') {
             if ((progress.stale ?? 0) >= spec.patience) return this.finish(id, 'done', `converged: ${spec.metric} improved by less than ${spec.tolerance} for ${spec.patience} round(s) in a row (best ${progress.best})`);
-            const overBudget = this.runner.projectNextRound(fed);
+            const overBudget = await this.runner.projectNextRound(fed);
             if (overBudget !== null) return this.finish(id, 'done', `stopped before the next round: ${overBudget.replace(/; the round was refused before any training.*$/, '')}`);
           }
           await this.runOne(id);

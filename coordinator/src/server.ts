@@ -12,6 +12,8 @@ import { MAX_ATTACHMENT_BYTES } from '@fedmart/shared/protocol';
 import { TokenAuthority } from './auth.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { Store } from './db/store.ts';
+import { SqliteAsyncStore } from './db/store-sqlite-async.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { ScheduleClock } from './scheduler.ts';
 import type { Logger } from 'pino';
 import { createMetrics } from './metrics.ts';
@@ -59,6 +61,8 @@ export interface Coordinator {
   url: string;
   port: number;
   store: Store;
+  /** The same database behind the async store API (what the round engine runs on). */
+  asyncStore: AsyncStore;
   db: Db;
   authority: TokenAuthority;
   orchestrator: Orchestrator;
@@ -109,16 +113,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     db.$client.close();
     throw err;
   }
+  const asyncStore = new SqliteAsyncStore(store);
   const revocations = new TokenRevocations(db);
-  const interruptedRounds = store.failInterruptedRounds();
+  const interruptedRounds = await asyncStore.failInterruptedRounds();
   for (const id of interruptedRounds) {
-    store.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
+    await asyncStore.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
     // Updates that reached the coordinator before it stopped were released: charge them (privacy.ts).
-    recordReleasedSpend(store, { federationId: store.getRound(id).federationId, roundId: id });
+    await recordReleasedSpend(asyncStore, { federationId: (await asyncStore.getRound(id)).federationId, roundId: id });
   }
   const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
-  const orchestrator = new Orchestrator(store, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
+  const orchestrator = new Orchestrator(asyncStore, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
   const verticalRounds = new VerticalRounds(store, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
   const metrics = createMetrics({ orchestrator, store });
@@ -176,5 +181,5 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       db.$client.close();
     })());
 
-  return { url, port, store, db, authority, orchestrator, io, operatorToken, revocations, interruptedRounds, close, [Symbol.asyncDispose]: close };
+  return { url, port, store, asyncStore, db, authority, orchestrator, io, operatorToken, revocations, interruptedRounds, close, [Symbol.asyncDispose]: close };
 }

@@ -8,7 +8,7 @@
 import type { Namespace, Server as IoServer, Socket } from 'socket.io';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import {
-  ClientEnvelopeSchema, FEDERATION_NAMESPACE, MAX_ATTACHMENT_BYTES, PROTOCOL_VERSION, federationTerms, formatIssues,
+  ClientEnvelopeSchema, type ClientEnvelope, FEDERATION_NAMESPACE, MAX_ATTACHMENT_BYTES, PROTOCOL_VERSION, federationTerms, formatIssues,
   type Ack, type ClientToServerEvents, type ServerToClientEvents,
 } from '@fedmart/shared/protocol';
 import { decodeFloat32, toUint8Array } from '@fedmart/shared/codec';
@@ -61,16 +61,14 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
     void socket.join(`fed:${federationId}`);
     log(`partner ${socket.data.partnerName} connected to ${federationId}`);
 
+    let pending: Promise<void> | null = null;
     socket.on('msg', (envelope: unknown, attachmentOrAck?: unknown, maybeAck?: unknown) => {
       const ack: (a: Ack) => void =
         typeof maybeAck === 'function' ? (maybeAck as (a: Ack) => void)
         : typeof attachmentOrAck === 'function' ? (attachmentOrAck as (a: Ack) => void)
         : () => {};
       const attachment = typeof attachmentOrAck === 'function' ? undefined : attachmentOrAck;
-      try {
-        handle(socket, envelope, attachment);
-        ack({ ok: true });
-      } catch (err) {
+      const fail = (err: unknown) => {
         const e = toFedmartError(err);
         if (e.code === 'INTERNAL') log(`internal error handling a message from ${socket.data.partnerName}: ${(e.cause as Error)?.stack ?? e.message}`);
         const body = { code: e.code, message: e.message };
@@ -78,7 +76,20 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
         const roundId = typeof (envelope as { roundId?: unknown })?.roundId === 'string' ? (envelope as { roundId: string }).roundId : undefined;
         if (e.code === 'INVALID_UPDATE' || e.code === 'CONFLICT') socket.emit('rejected', { ...(roundId ? { roundId } : {}), ...body });
         else socket.emit('protocol-error', body);
-      }
+      };
+      // A hello reads the store (async); messages behind it wait for it, in order.
+      const run = () => {
+        try {
+          const done = handle(socket, envelope, attachment);
+          if (!done) return ack({ ok: true });
+          const p = done.then(() => ack({ ok: true }), fail).finally(() => { if (pending === p) pending = null; });
+          pending = p;
+        } catch (err) {
+          fail(err);
+        }
+      };
+      if (pending) pending = pending.then(run);
+      else run();
     });
 
     socket.on('disconnect', () => {
@@ -87,7 +98,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
     });
   });
 
-  function handle(socket: FedSocket, raw: unknown, attachment: unknown): void {
+  function handle(socket: FedSocket, raw: unknown, attachment: unknown): void | Promise<void> {
     const type = (raw as { type?: unknown } | null)?.type;
     if (typeof type === 'string' && SECURE_MESSAGE_TYPES.has(type)) {
       handleSecure(socket, raw);
@@ -102,8 +113,14 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       throw new FedmartError('INVALID_MESSAGE', `invalid message: ${formatIssues(parsed.error.issues)}`);
     }
     const msg = parsed.data;
+    if (msg.type === 'hello') return hello(socket, msg);
+    return handleRest(socket, msg, attachment);
+  }
+
+  async function hello(socket: FedSocket, msg: Extract<ClientEnvelope, { type: 'hello' }>): Promise<void> {
     const { federationId, partnerId } = socket.data;
-    if (msg.type === 'hello') {
+    {
+      await deps.orchestrator.prepare(federationId);
       const fed = deps.store.getFederation(federationId);
       const config = deps.store.federationConfig(fed);
       // The weight a partner gets is capped by its enrollment and the federation's limits (issue 8), whatever it declares.
@@ -135,6 +152,10 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
       deps.orchestrator.attachClient(federationId, link);
       return;
     }
+  }
+
+  function handleRest(socket: FedSocket, msg: Exclude<ClientEnvelope, { type: 'hello' }>, attachment: unknown): void {
+    const { federationId, partnerId } = socket.data;
     if (!socket.data.link) throw new FedmartError('INVALID_MESSAGE', `send "hello" before "${msg.type}"`);
     switch (msg.type) {
       case 'train-result': {

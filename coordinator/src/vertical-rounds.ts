@@ -33,7 +33,8 @@ import { VerticalPredictResultSchema, VerticalStatusSchema, type VerticalPredict
 import { eq } from 'drizzle-orm';
 import type { Store } from './db/store.ts';
 import * as t from './db/schema.ts';
-import { recordVerticalSpend, refuseVerticalRoundOverBudget } from './privacy.ts';
+import { recordVerticalSpend, refuseVerticalRoundOverBudget, verticalSpendPlan } from './privacy.ts';
+import { SqliteAsyncStore } from './db/store-sqlite-async.ts';
 
 interface OpenRound {
   readonly id: string;
@@ -58,6 +59,8 @@ export class VerticalRounds {
   readonly #log: (m: string) => void;
   readonly #control = new Map<string, Map<string, Socket>>();
   readonly #open = new Map<string, OpenRound>();
+  /** Federations whose round is being checked against the caps (async) before it opens. */
+  readonly #starting = new Set<string>();
   readonly #predicts = new Map<string, PendingPredict>();
   #requests = 0;
 
@@ -119,9 +122,9 @@ export class VerticalRounds {
    * Start a round: every party must be connected.
    * @returns the round id and number
    */
-  startRound(fedId: string): { roundId: string; number: number } {
+  async startRound(fedId: string): Promise<{ roundId: string; number: number }> {
     const spec = this.spec(fedId);
-    if (this.#open.has(fedId)) throw new FedmartError('CONFLICT', `federation ${fedId} already has round ${this.#open.get(fedId)!.number} running; wait for it to commit or fail`);
+    if (this.#open.has(fedId) || this.#starting.has(fedId)) throw new FedmartError('CONFLICT', `federation ${fedId} already has round ${this.#open.get(fedId)!.number} running; wait for it to commit or fail`);
     const parties = verticalParties(spec);
     const missing = parties.filter((p) => !this.#control.get(fedId)?.has(p));
     if (missing.length) throw new FedmartError('UNAVAILABLE', `vertical round needs every party connected; not connected: ${missing.join(', ')} (start fedmart partner with their tokens)`);
@@ -129,7 +132,13 @@ export class VerticalRounds {
     const id = `r_${fedId.slice(2)}_${number}`;
     const startedAt = Date.now();
     this.#store.createRound({ id, federationId: fedId, number, phase: 'align', strategy: `vertical-${spec.model}`, config: JSON.stringify({ model: spec.model, psi: spec.psi, epochs: spec.epochs, batchSize: spec.batchSize ?? null, learningRate: spec.learningRate ?? null }), baseModelVersionId: null, startedAt });
-    const refused = refuseVerticalRoundOverBudget(this.#store, { federationId: fedId, roundId: id, round: number, spec });
+    this.#starting.add(fedId);
+    let refused: string | null;
+    try {
+      refused = await refuseVerticalRoundOverBudget(new SqliteAsyncStore(this.#store), { federationId: fedId, roundId: id, round: number, spec });
+    } finally {
+      this.#starting.delete(fedId);
+    }
     if (refused !== null) {
       this.#log(`vertical ${fedId}: round ${number} refused: ${refused}`);
       return { roundId: id, number };
@@ -203,8 +212,8 @@ export class VerticalRounds {
       protections: spec.model === 'lr' ? { ckks: true } : spec.protections.embeddingDp ? { embeddingDp: spec.protections.embeddingDp } : { embeddingNoise: spec.protections.embeddingNoise ?? 0 },
     };
     const featureHolders = spec.featureHolders.map((f) => this.#participant(fedId, f.party));
-    const v = this.#store.commitRound({ federationId: fedId, roundId: open.id, parentId: parent.id, strategy: `vertical-${spec.model}`, participants: open.parties.map((q) => this.#participant(fedId, q)), metrics, spec: lineage, weights: new Float32Array(0) },
-      (modelVersionId) => recordVerticalSpend(this.#store, { federationId: fedId, roundId: open.id, modelVersionId, featureHolders, spec }));
+    const v = new SqliteAsyncStore(this.#store).commitRoundNow({ federationId: fedId, roundId: open.id, parentId: parent.id, strategy: `vertical-${spec.model}`, participants: open.parties.map((q) => this.#participant(fedId, q)), metrics, spec: lineage, weights: new Float32Array(0) },
+      verticalSpendPlan({ federationId: fedId, roundId: open.id, committed: true, featureHolders, spec }));
     this.#store.audit('coordinator', 'vertical.round.committed', open.id, { version: v.version });
     this.#log(`vertical ${fedId}: round ${open.number} committed as model v${v.version}`);
   }
@@ -217,7 +226,7 @@ export class VerticalRounds {
     // Spend is charged on release: once aligned, the feature holders may have sent embeddings.
     if (open.psi !== undefined) {
       const spec = this.spec(fedId);
-      recordVerticalSpend(this.#store, { federationId: fedId, roundId: open.id, modelVersionId: null, featureHolders: spec.featureHolders.map((f) => this.#participant(fedId, f.party)), spec });
+      recordVerticalSpend(new SqliteAsyncStore(this.#store), { federationId: fedId, roundId: open.id, featureHolders: spec.featureHolders.map((f) => this.#participant(fedId, f.party)), spec }).catch((err) => this.#log(`vertical ${fedId}: charging round ${open.number}'s release failed: ${(err as Error).message}`));
     }
     this.#store.audit('coordinator', 'vertical.round.failed', open.id, { reason });
     this.#log(`vertical ${fedId}: round ${open.number} failed: ${reason}`);

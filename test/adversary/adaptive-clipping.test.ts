@@ -99,7 +99,7 @@ describe('issue 8 item 5: adaptive clipping', () => {
     expect(new Set(zUpdates.map((z) => z.toFixed(12))).size).toBe(1);
     const zUpdate = zUpdates[0]!;
     expect(zUpdate).toBeGreaterThan(0.5); // the update carries less than all of σ's budget: the count spends the rest
-    const report = privacyReport(fx.coord.store, fed);
+    const report = (await privacyReport(fx.coord.store, fed));
     expect(report.verification.ok).toBe(true);
     const expected = handEpsilon(3, zUpdate, countStd, 1e-5);
     for (const total of report.totals) {
@@ -121,7 +121,7 @@ describe('issue 8 item 5: adaptive clipping', () => {
     expect(o!.phase).toBe('committed');
     // every update is far outside a 1e-4 ball: b̃ ≈ 0 ± 0.1, so C ← C·exp(0.2·(0.5 − b̃)) > C
     expect(o!.metrics.train_dp_next_clip).toBeGreaterThan(1e-4);
-    const report = privacyReport(fx.coord.store, fed);
+    const report = (await privacyReport(fx.coord.store, fed));
     const zUpdate = (0.5 ** -2 - (2 * 0.3) ** -2) ** -0.5;
     for (const total of report.totals) expect(total.epsilon / handEpsilon(1, zUpdate, 0.3, 1e-5)).toBeLessThan(1.01);
     await Promise.all(agents.map((a) => a.close()));

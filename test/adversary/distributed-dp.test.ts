@@ -47,7 +47,7 @@ describe('issue 8 item 4: distributed DP against a lying coordinator', () => {
     // An honest round commits and is charged once (σ = 0.5, q = 1).
     const honest = await orch.runRound(fed);
     expect(honest.phase).toBe('committed');
-    const spentBefore = privacyReport(fx.coord.store, fed).history.filter((h) => h.kind === 'spent').length;
+    const spentBefore = (await privacyReport(fx.coord.store, fed)).history.filter((h) => h.kind === 'spent').length;
     const oneRound = computeEpsilon({ q: 1, sigma: 0.5, steps: 1, delta: 1e-5 }).epsilon;
     for (const a of agents) expect(a.privacySpent().partner).toMatchObject({ releases: 1, epsilon: expect.closeTo(oneRound, 9) });
 
@@ -73,7 +73,7 @@ describe('issue 8 item 4: distributed DP against a lying coordinator', () => {
       expect(refusals.length, `${lie.name}: ${participants.map((p) => p.reason).join(' | ')}`).toBeGreaterThanOrEqual(1);
       expect(participants.every((p) => p.status === 'selected' || /FORBIDDEN: refusing the round|disconnected|too few/.test(p.reason ?? '')), `${lie.name}: ${participants.map((p) => `${p.status} ${p.reason}`).join(' | ')}`).toBe(true);
       expect(logs.filter((l) => lie.refusal.test(l)).length, lie.name).toBeGreaterThanOrEqual(agents.length); // every partner refused
-      expect(privacyReport(fx.coord.store, fed).history.filter((h) => h.kind === 'spent'), lie.name).toHaveLength(spentBefore);
+      expect((await privacyReport(fx.coord.store, fed)).history.filter((h) => h.kind === 'spent'), lie.name).toHaveLength(spentBefore);
       for (const a of agents) expect(a.privacySpent().partner!.releases, lie.name).toBe(1);
     }
 

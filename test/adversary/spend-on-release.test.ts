@@ -45,8 +45,8 @@ function failAfterUploads(fx: Fixture, fed: string, when: 'all-uploaded' | 'unma
 const agentIds = new Map<PartnerAgent, string>();
 
 /** Each partner's ledger total equals its own accountant. */
-function expectAgreement(fx: Fixture, fed: string, agents: PartnerAgent[], level: 'record' | 'partner'): void {
-  const report = privacyReport(fx.coord.store, fed);
+async function expectAgreement(fx: Fixture, fed: string, agents: PartnerAgent[], level: 'record' | 'partner'): Promise<void> {
+  const report = (await privacyReport(fx.coord.store, fed));
   expect(report.verification).toMatchObject({ ok: true, problems: [] });
   const partnerTotals = report.totals.filter((x) => x.scope === 'partner' && x.level === level);
   expect(partnerTotals).toHaveLength(agents.length);
@@ -69,7 +69,7 @@ describe('issue 8 item 6: spend is charged when it is released', () => {
       const { q, steps } = recordLevelCharge({ batchSize: 64, localEpochs: 1, numExamples: p.data.trainN });
       return computeEpsilon({ q, sigma: 1.1, steps: 2 * steps, delta: 1e-5 }).epsilon;
     }));
-    setPrivacyCap(fx.coord.store, { federationId: fed, partnerId: null, level: 'record', epsilon: twoRounds * 1.001, setBy: 'officer' });
+    await setPrivacyCap(fx.coord.store, { federationId: fed, partnerId: null, level: 'record', epsilon: twoRounds * 1.001, setBy: 'officer' });
     const stop = failAfterUploads(fx, fed, 'all-uploaded');
 
     // Act: two rounds fail after every partner uploaded; the third would pass the cap
@@ -80,13 +80,13 @@ describe('issue 8 item 6: spend is charged when it is released', () => {
     // Assert: both failed rounds charged, not committed, to every partner and the federation
     expect(outcomes.map((o) => o.phase)).toEqual(['failed', 'failed']);
     expect(fx.coord.store.listModelVersions(fed)).toHaveLength(1);
-    const report = privacyReport(fx.coord.store, fed);
+    const report = (await privacyReport(fx.coord.store, fed));
     for (const o of outcomes) {
       const rows = report.history.filter((h) => h.roundId === o.roundId && h.kind === 'spent');
       expect(rows).toHaveLength(4);
       expect(rows.every((h) => !h.committed && h.modelVersion === null)).toBe(true);
     }
-    expectAgreement(fx, fed, agents, 'record');
+    await expectAgreement(fx, fed, agents, 'record');
     for (const a of agents) expect(a.privacySpent().record!.releases).toBe(2);
     // the cap saw the failed rounds' spend: round 3 was refused before any training
     expect(third.phase).toBe('failed');
@@ -95,9 +95,9 @@ describe('issue 8 item 6: spend is charged when it is released', () => {
     for (const a of agents) expect(a.privacySpent().record!.epsilon).toBeLessThanOrEqual(twoRounds * 1.001);
 
     // and a committed round afterwards composes on top of them
-    setPrivacyCap(fx.coord.store, { federationId: fed, partnerId: null, level: 'record', epsilon: null, setBy: 'officer' });
+    await setPrivacyCap(fx.coord.store, { federationId: fed, partnerId: null, level: 'record', epsilon: null, setBy: 'officer' });
     expect((await fx.coord.orchestrator.runRound(fed)).phase).toBe('committed');
-    expectAgreement(fx, fed, agents, 'record');
+    await expectAgreement(fx, fed, agents, 'record');
     await Promise.all(agents.map((a) => a.close()));
   });
 
@@ -113,12 +113,12 @@ describe('issue 8 item 6: spend is charged when it is released', () => {
     stop();
     expect(failed.phase).toBe('failed');
     expect(failed.reason).toMatch(/unmasking stage/);
-    const rows = privacyReport(fx.coord.store, fed).history.filter((h) => h.roundId === failed.roundId);
+    const rows = (await privacyReport(fx.coord.store, fed)).history.filter((h) => h.roundId === failed.roundId);
     expect(rows).toHaveLength(4);
     expect(rows.every((h) => h.kind === 'spent' && !h.committed)).toBe(true);
-    expectAgreement(fx, fed, agents, 'partner');
+    await expectAgreement(fx, fed, agents, 'partner');
     expect((await fx.coord.orchestrator.runRound(fed)).phase).toBe('committed');
-    expectAgreement(fx, fed, agents, 'partner');
+    await expectAgreement(fx, fed, agents, 'partner');
     const two = computeEpsilon({ q: 1, sigma: 0.5, steps: 2, delta: 1e-5 }).epsilon;
     for (const a of agents) expect(a.privacySpent().partner!.epsilon).toBeCloseTo(two, 9);
     await Promise.all(agents.map((a) => a.close()));

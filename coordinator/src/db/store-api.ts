@@ -109,6 +109,8 @@ export interface AsyncStore {
   nextRoundNumber(federationId: string): Promise<number>;
   createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>): Promise<t.RoundRow>;
   setRoundPhase(roundId: string, phase: string, reason?: string): Promise<void>;
+  /** One transaction: insert the round and fail it with `reason` (a round refused before it could start). */
+  createRefusedRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>, reason: string): Promise<t.RoundRow>;
   setParticipant(roundId: string, partnerId: string, fields: ParticipantFields): Promise<void>;
   getRound(id: string): Promise<t.RoundRow>;
   listRounds(federationId: string): Promise<t.RoundRow[]>;

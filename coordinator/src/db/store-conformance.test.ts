@@ -242,6 +242,19 @@ for (const backend of backends) {
       await expect(s.getRound('r_nope')).rejects.toThrow(/not found/);
     }, HANG_GUARD);
 
+    it('a refused round is written failed with its reason in one step, and takes its number', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0));
+      const row = { id: 'r_refused', federationId: federation.id, number: 1, phase: 'scheduled', strategy: 'fedavg', config: '{}', baseModelVersionId: model.id, startedAt: Date.now() };
+      const refused = await s.createRefusedRound(row, 'model blob corrupted');
+      expect([refused.phase, refused.reason]).toEqual(['failed', 'model blob corrupted']);
+      const stored = await s.getRound('r_refused');
+      expect([stored.phase, stored.reason, stored.endedAt !== null]).toEqual(['failed', 'model blob corrupted', true]);
+      expect(await s.failInterruptedRounds()).toEqual([]);
+      await expect(s.createRefusedRound({ ...row, id: 'r_again' }, 'x')).rejects.toThrow();
+      expect(await s.nextRoundNumber(federation.id)).toBe(2);
+    }, HANG_GUARD);
+
     it('a model version, its round\'s final phase, the current-model pointer and the ledger rows commit together or not at all', async () => {
       await fresh();
       const { federation, model } = await s.createFederation('fed', config, weights(4, 0));

@@ -279,6 +279,14 @@ export class PgStore implements AsyncStore {
     await this.db.update(t.rounds).set({ phase, reason: reason ?? null, updatedAt: now(), ...(terminal ? { endedAt: now() } : {}) }).where(eq(t.rounds.id, roundId));
   }
 
+  async createRefusedRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>, reason: string): Promise<t.RoundRow> {
+    const at = now();
+    const full: t.RoundRow = { ...row, phase: 'failed', reason, metrics: null, updatedAt: at, endedAt: at };
+    // One INSERT of the final row: the scheduled-then-failed pair of the SQLite store, atomically.
+    await this.db.insert(t.rounds).values(full);
+    return full;
+  }
+
   async setParticipant(roundId: string, partnerId: string, fields: ParticipantFields): Promise<void> {
     const values = {
       roundId, partnerId, status: fields.status, reason: fields.reason ?? null, updatedAt: now(),

@@ -63,6 +63,13 @@ export class SqliteAsyncStore implements AsyncStore {
   async nextRoundNumber(federationId: string) { return this.store.nextRoundNumber(federationId); }
   async createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>) { return this.store.createRound(row); }
   async setRoundPhase(roundId: string, phase: string, reason?: string) { this.store.setRoundPhase(roundId, phase, reason); }
+  async createRefusedRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>, reason: string) {
+    return this.#db.$client.transaction(() => {
+      this.store.createRound(row);
+      this.store.setRoundPhase(row.id, 'failed', reason);
+      return this.store.getRound(row.id);
+    }).immediate();
+  }
   async setParticipant(roundId: string, partnerId: string, fields: ParticipantFields) { this.store.setParticipant(roundId, partnerId, fields); }
   async getRound(id: string) { return this.store.getRound(id); }
   async listRounds(federationId: string) { return this.store.listRounds(federationId); }
@@ -70,6 +77,10 @@ export class SqliteAsyncStore implements AsyncStore {
   async failInterruptedRounds() { return this.store.failInterruptedRounds(); }
 
   async commitRound(args: CommitRoundArgs, ledger?: LedgerPlan) {
+    return this.commitRoundNow(args, ledger);
+  }
+  /** {@link commitRound}, synchronously (SQLite callers not yet on the async API: vertical rounds). */
+  commitRoundNow(args: CommitRoundArgs, ledger?: LedgerPlan) {
     return this.store.commitRound(args, ledger ? (id) => void this.#snapshotAndAppend(args.federationId, ledger, id) : undefined);
   }
   async getModelVersion(id: string) { return this.store.getModelVersion(id); }
