@@ -66,6 +66,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   if (!token) throw new FedmartError('CONFIG_ERROR', 'partner: missing --token (the enrollment token the operator issued; or set FEDMART_TOKEN)');
   const dataPath = requireString('partner', values, 'data', 'your local data file, .csv or .jsonl');
   const seed = intFlag('partner', values, 'seed', 0, 0, 2 ** 31 - 1);
+  maxEpsilonFlag(values['max-epsilon']); // checked before connecting; used by vertical parties
   const claims = peekClaims(token);
   let name = (values.name as string | undefined) ?? String(claims.sub ?? 'partner');
   const log = (m: string) => progress(`[${name}] ${m}`);
