@@ -41,6 +41,9 @@ export class ApiClient {
   post<T>(path: string, body: unknown = {}) {
     return this.request<T>('POST', path, body);
   }
+  delete<T>(path: string) {
+    return this.request<T>('DELETE', path);
+  }
 }
 
 /** Read the (unverified) claims of a JWT — for routing only, never for trust. */

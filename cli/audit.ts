@@ -60,11 +60,18 @@ async function pages<T>(api: ApiClient, route: string, key: string, upTo: number
 }
 
 async function readHeadFile(file: string): Promise<SignedTreeHead> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new FedmartError('CONFIG_ERROR', `audit verify: cannot read --from-head ${file}: ${why}; check the --from-head path`, { cause: err });
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    throw new FedmartError('CONFIG_ERROR', `audit verify: cannot read --from-head ${file}: ${(err as Error).message}`, { cause: err });
+    throw new FedmartError('CONFIG_ERROR', `audit verify: --from-head ${file} is not JSON (${(err as Error).message}); pass a file written by fedmart audit head or a partner's audit-head.json`, { cause: err });
   }
   const parsed = SignedTreeHeadSchema.safeParse((raw as { head?: unknown })?.head ?? raw);
   if (!parsed.success) throw new FedmartError('CONFIG_ERROR', `audit verify: --from-head ${file} is not a signed tree head (${formatIssues(parsed.error.issues)}); pass a file written by fedmart audit head or a partner's audit-head.json`);

@@ -18,6 +18,7 @@ import { readTableFile, writeCsv } from '@fedmart/client-node/data/connectors';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, intFlag, progress } from './args.ts';
 import { ApiClient } from './api-client.ts';
+import { complianceTokenAtStart } from './compliance-token.ts';
 import { bankMarketingPath, BANK_LEAKY_COLUMNS } from './datasets.ts';
 import { prepareExperiment, defaultModelSpec, experimentFederationConfig, experimentLocalTrain, scoreModel } from './experiment.ts';
 import { fitReference, trainArm, type Candidate } from './selection.ts';
@@ -135,7 +136,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       out(`  started ${p.id} as process ${child.pid} (its data: ${path.relative(process.cwd(), files[i]!)})`);
     }
     await connected;
-    await printPortalLinks(out, coord, api, exp.partners[0]!.id, partnerTokens[0]!);
+    await printPortalLinks(out, coord, api, dataDir, exp.partners[0]!.id, partnerTokens[0]!);
 
     // ---- rounds, with live progress
     const live = process.stderr.isTTY;
@@ -219,11 +220,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
  * The portal's address and a sign-in link per role (the token rides in the URL fragment, which
  * the browser never sends to the server; the portal moves it to session storage at once).
  */
-async function printPortalLinks(out: (s: string) => void, coord: Coordinator, api: ApiClient, partnerName: string, partnerToken: string): Promise<void> {
-  const { token: complianceToken } = await api.post<{ token: string }>('/api/v1/tokens', { subject: 'compliance-officer', role: 'compliance', expiresInSeconds: 7 * 24 * 3600 });
+export async function printPortalLinks(out: (s: string) => void, coord: Coordinator, api: ApiClient, dataDir: string, partnerName: string, partnerToken: string): Promise<void> {
+  const compliance = await complianceTokenAtStart(api, dataDir);
   out(`portal: ${coord.url}/  (watch the rounds live; sign in as)`);
   out(`  operator:    ${coord.url}/#token=${coord.operatorToken}`);
-  out(`  compliance:  ${coord.url}/#token=${complianceToken}`);
+  out(`  compliance:  ${coord.url}/#token=${compliance.token}`);
+  out(`    (${compliance.origin === 'reused' ? 'reused' : compliance.origin === 'rotated' ? 'renewed; the old one is revoked' : 'issued'}; stored in ${compliance.file})`);
   out(`  partner ${partnerName}: ${coord.url}/#token=${partnerToken}`);
 }
 

@@ -202,7 +202,7 @@ export async function federationCommand(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new FedmartError('CONFIG_ERROR', `federation: unknown subcommand "${sub}"; choose one of: create, enroll, rounds, show, watch`);
+      throw new FedmartError('CONFIG_ERROR', `federation: unknown subcommand "${sub}"; choose one of: create, enroll, rounds, show, watch, list, archive, delete`);
   }
 }
 

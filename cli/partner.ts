@@ -33,6 +33,9 @@ To read the federation's terms and consent first: fedmart partner consent --help
   --sep CHAR          CSV separator (default: detected)
   --seed S            local shuffling seed (default 0)
   --id COL            vertical federations: your customer-ID column (must be the federation's ID column)
+  --max-epsilon E     vertical split NN with embedding DP, feature holders: refuse a scoring request that
+                      would take your customers past epsilon E on your own ledger
+                      (<data-dir>/vertical/<federation>/embedding-dp-ledger.json; every release is charged there)
   --data-dir DIR      where this node keeps its Ed25519 identity key (0600) and the identity keys
                       and federation terms it pinned, and the newest audit tree head it saw
                       (checked at every connection; default ./.fedmart-partner/<partner>)
@@ -51,7 +54,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'consent') return (await import('./partner-consent.ts')).partnerConsentCommand(argv.slice(1));
   const { values } = parseFlags('partner', argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' }, schema: { type: 'string' }, sep: { type: 'string' }, seed: { type: 'string' }, name: { type: 'string' },
-    'data-dir': { type: 'string' }, purposes: { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' }, serve: { type: 'string' },
+    'data-dir': { type: 'string' }, purposes: { type: 'string' }, 'accept-identity': { type: 'string', multiple: true }, id: { type: 'string' }, serve: { type: 'string' }, 'max-epsilon': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -63,6 +66,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   if (!token) throw new FedmartError('CONFIG_ERROR', 'partner: missing --token (the enrollment token the operator issued; or set FEDMART_TOKEN)');
   const dataPath = requireString('partner', values, 'data', 'your local data file, .csv or .jsonl');
   const seed = intFlag('partner', values, 'seed', 0, 0, 2 ** 31 - 1);
+  maxEpsilonFlag(values['max-epsilon']); // checked before connecting; used by vertical parties
   const claims = peekClaims(token);
   let name = (values.name as string | undefined) ?? String(claims.sub ?? 'partner');
   const log = (m: string) => progress(`[${name}] ${m}`);
@@ -155,6 +159,7 @@ async function verticalPartner(url: string, token: string, federation: string, n
   const { socket, closed, data, dataDir } = await runVerticalParty({
     url, token, federation, spec: spec.data, log: (party, m) => progress(`[${party}] ${m}`), ...file,
     dataDir: (party) => (values['data-dir'] as string | undefined) ?? path.join('.fedmart-partner', party),
+    ...maxEpsilonFlag(values['max-epsilon']),
   });
   log = (m: string) => progress(`[${data.party}] ${m}`);
   log(`vertical ${data.role}: ${data.all.ids.length} customers (${data.train.ids.length} train / ${data.test.ids.length} held out by ID hash), ${data.columns.length} own columns → ${data.all.d} encoded`);
@@ -167,6 +172,14 @@ async function verticalPartner(url: string, token: string, federation: string, n
   socket.close();
   log(`left: ${why}`);
   return why.startsWith('the coordinator') ? 1 : 0;
+}
+
+/** `--max-epsilon E` → the vertical party's own embedding-DP limit. */
+function maxEpsilonFlag(raw: unknown): { maxEpsilon?: number } {
+  if (raw === undefined) return {};
+  const e = Number(raw);
+  if (!(Number.isFinite(e) && e > 0)) throw new FedmartError('CONFIG_ERROR', `partner: --max-epsilon must be a positive number, got "${String(raw)}"`);
+  return { maxEpsilon: e };
 }
 
 /** `--purposes a,b` → the agent's consent option (issue 13, item 5). */

@@ -62,6 +62,8 @@ export interface VerticalDemoOptions {
   readonly log?: (m: string) => void;
   /** Spec fields to set on top of the demo's (e.g. `psi: 'size'`, `protections: { embeddingDp: … }`); checked by the schema. */
   readonly specOverrides?: Readonly<Record<string, unknown>>;
+  /** Extra `fedmart partner` flags per party (e.g. `{ 'brand-a': ['--max-epsilon', '5'] }`). */
+  readonly partyArgs?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A running vertical demo: the coordinator in this process, the parties as child processes. */
@@ -152,7 +154,7 @@ export async function startVerticalDemo(o: VerticalDemoOptions): Promise<Vertica
       }
     };
     const startParty = async (p: string) => {
-      const child = spawn(process.execPath, [BIN, 'partner', '--coordinator', coordinator.url, '--token', tokens[p]!, '--data', partyFiles[p]!, '--id', BANK_ID_COLUMN, '--data-dir', partyDirs[p]!], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'partner', '--coordinator', coordinator.url, '--token', tokens[p]!, '--data', partyFiles[p]!, '--id', BANK_ID_COLUMN, '--data-dir', partyDirs[p]!, ...(o.partyArgs?.[p] ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.pipe(createWriteStream(`${partyDirs[p]}.log`, { flags: 'a' }));
       processes.set(p, child);
       await connected(p, true);

@@ -26,7 +26,7 @@ import { rocAuc } from '@fedmart/shared/metrics';
 import { readVector, vectorBytes } from '@fedmart/shared/protocol-vertical';
 import { VERTICAL_NAMESPACE, type VerticalPredictResult, type VerticalStatus } from '@fedmart/shared/protocol-vertical-relay';
 import { normaliseId, verticalParties, type VerticalSpec } from '@fedmart/shared/vertical-spec';
-import { clipRowsInPlace, embeddingNoiseStd } from '@fedmart/shared/vertical-embedding-dp';
+import { clipRowsInPlace, embeddingDpCharge, embeddingNoiseStd } from '@fedmart/shared/vertical-embedding-dp';
 import { gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import type { Ack } from '@fedmart/shared/protocol';
 import { initBackend } from '@fedmart/client-node/ml/backend';
@@ -37,6 +37,7 @@ import type { FeatureHolderPart } from '@fedmart/client-node/vertical/feature-ho
 import type { LabelHolderPart } from '@fedmart/client-node/vertical/label-holder';
 import { partySchema } from './vertical.ts';
 import { X25519Pool } from './x25519-pool.ts';
+import { chargePartyRelease, partyLedgerPath, scoringSteps } from './vertical-dp-ledger.ts';
 
 /** A party's encoded rows: every row (for scoring), and the train / test sets by the ID hash. */
 export interface VerticalPartyData {
@@ -227,6 +228,8 @@ export interface VerticalPartyOptions {
   /** This party's data dir (model parts go under `vertical/<federation>/`), from its name. */
   readonly dataDir: (party: string) => string;
   readonly log: (party: string, m: string) => void;
+  /** A feature holder's own embedding-DP limit: scoring requests past it are refused (cli/vertical-dp-ledger.ts). */
+  readonly maxEpsilon?: number;
 }
 
 /**
@@ -330,6 +333,11 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         if (part === undefined) throw new FedmartError('INVALID_MESSAGE', `the label holder ended round ${round} (${rep.reason}) without training`);
         file = { federation: o.federation, round, party: data.party, role: data.role, model: spec.model, columns: data.columns, schema: data.schema, part };
         log(`round ${round}: served ${rep.steps} steps`);
+        if (dp) {
+          // The same charge the coordinator's ledger makes for the round, on this party's own accountant.
+          const c = await chargePartyRelease({ file: partyLedgerPath(dataDir, o.federation), federation: o.federation, terms: dp, kind: 'train', round, steps: embeddingDpCharge(spec.epochs).steps, rows: data.train.ids.length });
+          log(`round ${round}: embedding-DP epsilon ${c.epsilon.toFixed(4)} (delta ${dp.delta}) after ${c.steps} Gaussian step(s) (ledger ${partyLedgerPath(dataDir, o.federation)})`);
+        }
       }
       const bytes = Buffer.from(JSON.stringify(file));
       const target = partPath(dataDir, o.federation, round);
@@ -384,7 +392,11 @@ export async function runVerticalParty(o: VerticalPartyOptions): Promise<{ socke
         const c = partContribution(file.part, x, m, all.d);
         const dp = file.part.kind === 'splitnn' && 'embeddingDp' in file.part ? file.part.embeddingDp : undefined;
         if (dp !== undefined && c instanceof Float32Array) {
-          // Scoring is one more release of these customers' embeddings: noised like training (not charged; README).
+          // Scoring is one more release of these customers' embeddings: noised like training, and charged to
+          // this party's ledger first (refused there when it would pass --max-epsilon).
+          const ledger = partyLedgerPath(dataDir, o.federation);
+          const charged = await chargePartyRelease({ file: ledger, federation: o.federation, terms: dp, kind: 'predict', round: req.round, steps: scoringSteps(rows), rows: new Set(rows).size, ...(o.maxEpsilon !== undefined ? { maxEpsilon: o.maxEpsilon } : {}) });
+          log(`scoring with round ${req.round}: released noised embeddings of ${new Set(rows).size} customer(s); embedding-DP epsilon now ${charged.epsilon.toFixed(4)} (delta ${dp.delta}) after ${charged.steps} Gaussian step(s) (ledger ${ledger})`);
           const noise = gaussianNoise(c.length, embeddingNoiseStd(dp));
           for (let i = 0; i < c.length; i++) c[i]! += noise[i]!;
         }

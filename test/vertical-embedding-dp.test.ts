@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DEFAULT_RDP_ORDERS } from '@fedmart/shared/dp/rdp';
+import { independentEpsilon } from './gaussian-epsilon.ts';
 import type { PrivacyReport } from '@fedmart/shared/api-views';
 import { ApiClient } from '../cli/api-client.ts';
 import { startVerticalDemo, type VerticalDemo } from '../cli/vertical-demo.ts';
@@ -24,16 +24,6 @@ const SIGMA = 2;
 const EPOCHS = 2;
 let demo!: VerticalDemo;
 let dir = '';
-
-/** ε of T compositions of the Gaussian mechanism with noise multiplier σ, written out independently of shared/src/dp. */
-function independentEpsilon(sigma: number, steps: number, delta: number): number {
-  let best = Infinity;
-  for (const a of DEFAULT_RDP_ORDERS) {
-    const rdp = (steps * a) / (2 * sigma * sigma);
-    best = Math.min(best, rdp - (Math.log(delta) + Math.log(a)) / (a - 1) + Math.log((a - 1) / a));
-  }
-  return Math.max(0, best);
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'fedmart-vembdp-'));

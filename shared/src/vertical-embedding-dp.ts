@@ -22,8 +22,9 @@
  * feature holder enforces the count: it refuses a batch that would release a
  * row more often than the terms it pinned account for.
  * Not covered: the labels (feature holders see ∂loss/∂embedding; Li et al.,
- * ICLR 2022), and scoring requests (each scores with one more noised release
- * of the scored customers, not charged to the ledger).
+ * ICLR 2022). Scoring requests (each one more noised release of the scored
+ * customers) are charged to each feature holder's own ledger, not the
+ * coordinator's (cli/vertical-dp-ledger.ts).
  *
  * Pure: no I/O.
  */
