@@ -148,7 +148,7 @@ export function pricingDpSweep(o: { table: Table; spec: DemandSpec; partners: nu
  * (`fedmart scenario pricing dp-two-stage`). The partners' statistics are summed exactly (every fixed-effect cell lies
  * inside one partner, so the sum is the pooled within statistic) and the noise is drawn as the federation would add it:
  * each of the P partners adds σΔ (the sum's std σΔ√P), or, for comparison, one σΔ split into P shares under secure
- * aggregation (std σΔ; record-level shares are not implemented). σ: the RDP accountant's for one release (one stage)
+ * aggregation (std σΔ; what the federation runs under --secure-agg, distributed-noise.ts). σ: the RDP accountant's for one release (one stage)
  * or two (two stages, both charged). The bounds follow fixed rules, not the pooled answer: round 1's units and R as
  * run; c = k·σ̂ with σ̂ the residual scale of round 1's noisy release; R_x a public bound in the same units. The pooled
  * estimate is read only to score the draws, so this is an analysis of a panel, like dp-sweep.
@@ -191,8 +191,8 @@ export function pricingDpTwoStage(o: { table: Table; spec: DemandSpec; partners:
   const mechanisms = [
     { name: 'one-stage, each partner adds σΔ (as run)', stages: 1, split: false },
     { name: 'two-stage, each partner adds σΔ', stages: 2, split: false },
-    { name: 'two-stage, σΔ split into P shares (needs secure aggregation; not implemented)', stages: 2, split: true },
-    { name: 'one-stage, σΔ split into P shares (needs secure aggregation; not implemented)', stages: 1, split: true },
+    { name: 'two-stage, σΔ split into P shares (as --secure-agg runs it)', stages: 2, split: true },
+    { name: 'one-stage, σΔ split into P shares (as --secure-agg --dp-stages 1 runs it)', stages: 1, split: true },
   ] as const;
   const out = [];
   for (const [mi, m] of mechanisms.entries()) {
