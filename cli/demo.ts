@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { FedmartError } from '@fedmart/shared/errors';
 import { decodeFloat32 } from '@fedmart/shared/codec';
 import { startCoordinator, type Coordinator, type RoundOutcome } from '@fedmart/coordinator';
+import { prepareDataDir } from '@fedmart/coordinator/data-dir';
 import { readTableFile, writeCsv } from '@fedmart/client-node/data/connectors';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { parseFlags, intFlag, progress } from './args.ts';
@@ -62,6 +63,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const localEpochs = intFlag('demo', values, 'local-epochs', 1, 1, 100);
   const partitionBy = (values['partition-by'] as string | undefined) ?? 'job';
   const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? '.fedmart');
+  await prepareDataDir(dataDir); // before the data is read: a bad --data-dir fails in a second, not after the split
   const out = (s: string) => process.stdout.write(s + '\n');
 
   out('fedmart demo — a horizontal federation on the UCI Bank Marketing data (real customers, CC BY 4.0)');

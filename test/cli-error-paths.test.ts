@@ -50,6 +50,9 @@ it('each mistake gets one line naming the problem and what to do, a non-zero exi
     [['demo', '--bogus'], /^fedmart demo: Unknown option '--bogus'; run "fedmart demo --help" for the flags$/],
     [['coordinator', '--port', '99999'], /^fedmart coordinator: --port must be an integer from 0 to 65535, got "99999"$/],
     [['coordinator', '--port', '0', '--data-dir', 'ok.csv'], /^fedmart coordinator: cannot create data dir .*ok\.csv: .*; pass --data-dir with a writable directory$/],
+    // Node's recursive mkdir never returns under /proc (ENOENT on an existing parent): these hung before.
+    [['coordinator', '--port', '0', '--data-dir', '/proc/fedmart-nope'], /^fedmart coordinator: cannot create data dir \/proc\/fedmart-nope: ENOENT.*; pass --data-dir with a writable directory$/],
+    [['demo', '--exit', '--data-dir', '/proc/fedmart-nope'], /^fedmart demo: cannot create data dir \/proc\/fedmart-nope: ENOENT.*; pass --data-dir with a writable directory$/],
     [['schema', 'infer', '--csv', 'ok.csv'], /^fedmart schema infer: missing --label/],
     [['schema', 'infer', '--csv', 'missing.csv', '--label', 'y'], /^fedmart schema infer: cannot read missing\.csv: no such file; check the --csv path$/],
     [['schema', 'infer', '--csv', 'ragged.csv', '--label', 'y'], /^fedmart schema infer: ragged\.csv: line 3 has 2 fields, the header has 3; check --sep/],

@@ -9,7 +9,8 @@
  * again) or the partner deliberately drops its stored head after the
  * operator explained what happened (delete the file, as with a changed key).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { makeDirsSync } from './dirs.ts';
 import { join } from 'node:path';
 import { ConsistencyProofSchema, SignedTreeHeadSchema, checkHeadExtends, type SignedTreeHead } from '@fedmart/shared/audit-log';
 import { FedmartError } from '@fedmart/shared/errors';
@@ -32,7 +33,7 @@ export class AuditHeadStore {
    * @throws FedmartError CONFIG_ERROR on a corrupt file (never overwritten silently)
    */
   static open(dir: string): AuditHeadStore {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirsSync(dir, 0o700);
     const file = join(dir, AUDIT_HEAD_FILE);
     if (!existsSync(file)) return new AuditHeadStore(null, file);
     const parsed = SignedTreeHeadSchema.safeParse((() => { try { return JSON.parse(readFileSync(file, 'utf8')); } catch { return null; } })());

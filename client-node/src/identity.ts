@@ -11,7 +11,8 @@
  * is the one that could lie at first use; fingerprints are shown to the
  * operator and to partners (`fedmart federation show`) so they can compare.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { makeDirsSync } from './dirs.ts';
 import { join } from 'node:path';
 import { bytesToHex, equalBytes, hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { generateEd25519KeyPair, getEd25519PublicKey, identityFingerprint, type Ed25519KeyPair } from '@fedmart/shared/crypto/ed25519';
@@ -50,7 +51,7 @@ export class PartnerIdentity {
    * @throws FedmartError CONFIG_ERROR on an unreadable or corrupt key file (never overwritten)
    */
   static open(dir: string, acceptChanges: Record<string, string> = {}): PartnerIdentity {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirsSync(dir, 0o700);
     const keyPath = join(dir, KEY_FILE);
     let keyPair: Ed25519KeyPair;
     if (existsSync(keyPath)) {

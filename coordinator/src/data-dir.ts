@@ -6,8 +6,10 @@
  * umask of 022, never leaves them world-readable.
  */
 import { chmod, mkdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { FedmartError } from '@fedmart/shared/errors';
+import { missingDirLevels, isAlreadyExists } from '@fedmart/shared/dir-levels';
 
 /** Mode of the data dir: owner only. */
 export const DATA_DIR_MODE = 0o700;
@@ -21,11 +23,24 @@ export const SECRET_FILE_MODE = 0o600;
  */
 export async function prepareDataDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: DATA_DIR_MODE });
+    await makeDirs(dir, DATA_DIR_MODE);
     if (!(await stat(dir)).isDirectory()) throw new Error('it exists and is not a directory');
     await chmod(dir, DATA_DIR_MODE);
   } catch (err) {
     throw new FedmartError('CONFIG_ERROR', `cannot create data dir ${dir}: ${(err as Error).message}; pass --data-dir with a writable directory`, { cause: err });
+  }
+}
+
+/**
+ * Create `dir` and its missing parents one level at a time (see missingDirLevels: Node's recursive mkdir hangs
+ * under a parent such as /proc).
+ * @param dir - the directory to create (an existing one is fine)
+ * @param mode - mode of the directories created
+ * @throws the first mkdir error other than EEXIST
+ */
+export async function makeDirs(dir: string, mode: number = DATA_DIR_MODE): Promise<void> {
+  for (const level of missingDirLevels(dir, existsSync)) {
+    await mkdir(level, { mode }).catch((err: unknown) => { if (!isAlreadyExists(err)) throw err; });
   }
 }
 
