@@ -1,7 +1,7 @@
 /**
  * Issue 15: the REST routes run unchanged on PostgreSQL. The coordinator's Express app (`createHttpApp`)
  * over a PgStore on a throwaway PostgreSQL 15 cluster, on a real port, driven over HTTP with real
- * tokens: model publish / approve / retire / rollback (two people, each step audited in the step's
+ * tokens: token revocation, model publish / approve / retire / rollback (two people, each step audited in the step's
  * transaction), a partner's consent in the portal, federation delete (erasure) and archive refusals,
  * and the verifiable audit log's reads (signed head, inclusion and consistency proofs checked the way a
  * partner checks them). Skips with a printed reason only when no PostgreSQL binaries exist.
@@ -30,7 +30,8 @@ const noRoundEngine = { connectedClients: () => [], scheduler: undefined } as un
 describe.skipIf(fx.skip)('REST routes on PostgreSQL', () => {
   it('publish/approve/retire/rollback, consent, delete and the audit log over HTTP, each step one transaction on PgStore', async () => {
     const store = fx.store;
-    const authority = await TokenAuthority.open(null);
+    // Revocations are read from PostgreSQL at every call (what the revoke route appends to).
+    const authority = await TokenAuthority.open(null, { isRevoked: (jti) => store.isTokenRevoked(jti) });
     const app = createHttpApp({ store, authority, orchestrator: noRoundEngine, disconnectToken: () => 0, version: 'test', portalDir: null, log: () => undefined });
     const server: Server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -119,8 +120,17 @@ describe.skipIf(fx.skip)('REST routes on PostgreSQL', () => {
     await expect(op.post(`/api/v1/federations/${fed}/archive`)).rejects.toMatchObject({ code: 'CONFLICT', message: `federation ${fed} is already deleted` });
     await expect(op.post(`${base}/0/publish`)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/can no longer be released/) });
     await expect(acme.get(`/api/v1/federations/${fed}/consent`)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+
+    // Revoking a token through the REST route: PostgreSQL's revoked_tokens, refused at the next call.
+    const temp = await authority.issue({ sub: 'temp', role: 'operator' }, 3600);
+    const tempClient = new ApiClient(url, temp.token);
+    expect((await tempClient.get<{ federations: unknown[] }>('/api/v1/federations')).federations).toHaveLength(2);
+    expect(await op.delete(`/api/v1/tokens/${temp.jti}`)).toEqual({ revoked: temp.jti, disconnected: 0 });
+    await expect(tempClient.get('/api/v1/federations')).rejects.toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringMatching(/was revoked/) });
+    expect(await store.isTokenRevoked(temp.jti)).toBe(true);
+
     const after = (await cora.get<{ entries: { action: string }[] }>('/api/v1/audit/entries')).entries.map((e) => e.action);
-    expect(after.slice(actions.length)).toEqual(['federation.created', 'federation.deleted']);
+    expect(after.slice(actions.length)).toEqual(['federation.created', 'federation.deleted', 'token.revoked']);
     expect((await store.verifyAudit()).ok).toBe(true);
   }, HANG_GUARD);
 });
