@@ -34,13 +34,13 @@ export interface Principal {
 
 /** Options of {@link TokenAuthority.open}. */
 export interface TokenAuthorityOptions {
-  /** Whether a token id was revoked; checked on every {@link TokenAuthority.verify} (default: nothing is revoked). */
-  isRevoked?: (jti: string) => boolean;
+  /** Whether a token id was revoked; checked on every {@link TokenAuthority.verify} (default: nothing is revoked). A promise for a store that answers asynchronously (`AsyncStore.isTokenRevoked`, PostgreSQL). */
+  isRevoked?: (jti: string) => boolean | Promise<boolean>;
 }
 
 /** Signs and verifies fedmart tokens. */
 export class TokenAuthority {
-  private readonly isRevoked: (jti: string) => boolean;
+  private readonly isRevoked: (jti: string) => boolean | Promise<boolean>;
 
   private constructor(
     private readonly privateKey: CryptoKey,
@@ -107,6 +107,13 @@ export class TokenAuthority {
    * @throws FedmartError UNAUTHENTICATED naming what is wrong
    */
   async verify(token: unknown): Promise<Principal> {
+    const principal = await this.#verifySignedClaims(token);
+    // Outside the token checks: a store that cannot answer is its own error (500), not an "invalid token".
+    if (await this.isRevoked(principal.jti!)) throw new FedmartError('UNAUTHENTICATED', `token ${principal.jti} was revoked; ask the operator for a new one`);
+    return principal;
+  }
+
+  async #verifySignedClaims(token: unknown): Promise<Principal> {
     if (typeof token !== 'string' || token.length === 0) {
       throw new FedmartError('UNAUTHENTICATED', 'missing token: send "Authorization: Bearer <token>" (REST) or auth: { token } (Socket.IO)');
     }
@@ -119,7 +126,6 @@ export class TokenAuthority {
       const principal: Principal = { sub: payload.sub, role: role as Role };
       if (typeof payload.fed === 'string') principal.fed = payload.fed;
       if (typeof payload.jti !== 'string') throw new FedmartError('UNAUTHENTICATED', 'token has no id (jti) so it could not be revoked; ask the operator for a new token');
-      if (this.isRevoked(payload.jti)) throw new FedmartError('UNAUTHENTICATED', `token ${payload.jti} was revoked; ask the operator for a new one`);
       principal.jti = payload.jti;
       if (typeof payload.exp === 'number') principal.exp = payload.exp;
       return principal;

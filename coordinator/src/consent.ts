@@ -9,7 +9,7 @@
  * refuses to take part on its own, `@fedmart/shared/consent`).
  */
 import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
-import type { Store } from './db/store.ts';
+import { asAsyncStore, type AnyStore } from './privacy.ts';
 
 export interface ConsentRecord {
   enrollmentId: string;
@@ -26,14 +26,16 @@ export interface ConsentRecord {
 }
 
 /**
- * Store the purposes and audit the consent when it changed.
+ * Store the purposes and audit the consent when it changed (each write awaited in order).
+ * @param anyStore - the async store (a sync SQLite `Store` is wrapped, for callers not yet on the async API)
  * @returns true when a `partner.consent` entry was appended
  */
-export function recordConsent(store: Store, c: ConsentRecord): boolean {
+export async function recordConsent(anyStore: AnyStore, c: ConsentRecord): Promise<boolean> {
   if (c.purposes === undefined) return false;
-  const previous = store.setEnrollmentPurposes(c.enrollmentId, c.purposes);
+  const store = asAsyncStore(anyStore);
+  const previous = await store.setEnrollmentPurposes(c.enrollmentId, c.purposes);
   const changed = previous === null || previous.join(',') !== c.purposes.join(',') || c.termsChanged === true;
-  if (changed) store.audit(c.partnerId, 'partner.consent', c.enrollmentId, { federationId: c.federationId, purposes: c.purposes, previous, termsHash: c.termsHash });
-  if (purposeRefusal(c.purposes, c.purpose ?? null)) store.audit(c.partnerId, 'partner.purpose-refused', c.enrollmentId, { federationId: c.federationId, purpose: c.purpose ?? null, purposes: c.purposes });
+  if (changed) await store.audit(c.partnerId, 'partner.consent', c.enrollmentId, { federationId: c.federationId, purposes: c.purposes, previous, termsHash: c.termsHash });
+  if (purposeRefusal(c.purposes, c.purpose ?? null)) await store.audit(c.partnerId, 'partner.purpose-refused', c.enrollmentId, { federationId: c.federationId, purpose: c.purpose ?? null, purposes: c.purposes });
   return changed;
 }

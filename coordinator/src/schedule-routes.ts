@@ -10,11 +10,11 @@
 import express, { type Request, type RequestHandler } from 'express';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { Role } from '@fedmart/shared/protocol';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { Scheduler } from './scheduler.ts';
 
 export interface ScheduleRouteDeps {
-  store: Store;
+  store: AsyncStore;
   scheduler: Scheduler;
   /** The app's auth middleware factory: allows the listed roles, 401/403 otherwise. */
   auth: (...roles: Role[]) => RequestHandler;
@@ -33,20 +33,21 @@ function id(req: Request, name: string): string {
 export function createScheduleRouter(deps: ScheduleRouteDeps): express.Router {
   const { store, scheduler, auth } = deps;
   const router = express.Router();
-  router.post('/federations/:id/schedules', auth('operator'), (req, res) => {
-    const { schedule } = scheduler.create(id(req, 'id'), req.body, req.principal!.sub);
+  router.post('/federations/:id/schedules', auth('operator'), async (req, res) => {
+    // The scheduler's calls are awaited: the same code whether they return values or promises.
+    const { schedule } = await scheduler.create(id(req, 'id'), req.body, req.principal!.sub);
     res.status(201).json({ schedule });
   });
-  router.get('/federations/:id/schedules', auth('operator', 'compliance'), (req, res) => {
-    store.getFederation(id(req, 'id'));
-    res.json({ schedules: scheduler.list(id(req, 'id')) });
+  router.get('/federations/:id/schedules', auth('operator', 'compliance'), async (req, res) => {
+    await store.getFederation(id(req, 'id'));
+    res.json({ schedules: await scheduler.list(id(req, 'id')) });
   });
-  router.get('/schedules/:id', auth('operator', 'compliance'), (req, res) => {
-    res.json({ schedule: scheduler.get(id(req, 'id')) });
+  router.get('/schedules/:id', auth('operator', 'compliance'), async (req, res) => {
+    res.json({ schedule: await scheduler.get(id(req, 'id')) });
   });
   for (const action of ['pause', 'resume', 'cancel'] as const) {
-    router.post(`/schedules/:id/${action}`, auth('operator'), (req, res) => {
-      res.json({ schedule: scheduler[action](id(req, 'id'), req.principal!.sub) });
+    router.post(`/schedules/:id/${action}`, auth('operator'), async (req, res) => {
+      res.json({ schedule: await scheduler[action](id(req, 'id'), req.principal!.sub) });
     });
   }
   return router;
