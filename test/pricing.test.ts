@@ -144,7 +144,13 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
       expect(b.xtxWeight).toBeGreaterThanOrEqual(0.05);
       expect(b.xtxWeight).toBeLessThanOrEqual(1);
       expect(b.residualClip).toBeGreaterThan(0);
+      // on within-cell pairs: no fixed-effect coupling, Δ₂ = √(w²R_x⁴ + R_x²) at R_x = 1.5 (was 3× that)
+      expect(b.sensitivity).toBeCloseTo(Math.sqrt(b.xtxWeight ** 2 * 1.5 ** 4 + 1.5 ** 2), 6);
     }
+    // round 1 on pairs at R = 1.5: Δ₂ = √(R⁴ + 2), for every row of a panel of at most 121 weeks per store and brand
+    expect(dp.sensitivity).toBeCloseTo(Math.sqrt(1.5 ** 4 + 2), 12);
+    expect((dp as { cellCap?: number }).cellCap).toBe(121);
+    expect(dp.caveat).toMatch(/every row of a panel with at most 121 rows per/);
     expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
     const diffs = Object.keys(r.pooled.elasticity).map((k) => Math.abs(r.federated.elasticity[k]! - r.pooled.elasticity[k]!));
     expect(Math.max(...diffs)).toBeGreaterThan(1e-3);

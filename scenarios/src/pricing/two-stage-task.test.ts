@@ -8,6 +8,7 @@ import { productStats, statCount, type DemandRow } from './demand.ts';
 import { pricingLayout, productWidth, type PricingTaskSpec } from './wire.ts';
 import { pricingTask, recordSensitivity, solveTwoStage, stageNoiseMultiplier } from './task.ts';
 import { flattenResidualStats, residualStats, roundTwoPlan, twoStageSolve, xtxWeightRule } from './two-stage.ts';
+import { pairResidualStats, pairStats } from './pairwise.ts';
 
 const gen = createSeededRng(5);
 const u = () => gen.nextFloat();
@@ -90,6 +91,37 @@ describe('pricing DP: the two-stage release through the task seam', () => {
       expect(Math.abs(f.elasticity - direct[0]!)).toBeLessThan(1e-4);
       // and it is not round 1's row-clipped estimate: the second round moved it
       expect(Math.abs(f.elasticity - plan.beta0[0]!)).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('on within-cell pairs: three partners\' two rounds give the pooled pairwise two-stage estimate (noise 1e-9)', async () => {
+    const rows = rowsOf();
+    const pspec: PricingTaskSpec = { ...spec, rowBound: 1.5, twoStage: { ...twoStage, pairs: { cellCap: 60 } } };
+    const parts = [0, 1, 2].map((k) => rows.filter((r) => Number(r.level.slice(1)) % 3 === k));
+    const layout = pricingLayout(pspec);
+    const n = 1 + pspec.products.length * productWidth(pspec);
+    const tasks = parts.map((r) => pricingTask(r, r));
+    for (const t of tasks) t.accept(layout, pspec);
+    const sigma = 1e-9;
+    const commit = async (global: Float32Array) => {
+      const next = Float32Array.from(global);
+      for (const t of tasks) {
+        const { delta } = await t.round({ weights: global }).recordDp({ clip: Math.sqrt(1.5 ** 4 + 2), noiseMultiplier: sigma });
+        for (let i = 0; i < n; i++) next[i]! += delta[i]! / tasks.length;
+      }
+      return next;
+    };
+    const solved = solveTwoStage(layout, pspec, await commit(await commit(new Float32Array(n))), sigma);
+    const pooled1 = pairStats(rows, 2, { radius: 1.5, scale: [0.6, 1, 3], cellCap: 60 });
+    for (const k of ['a', 'b']) {
+      const plan = roundTwoPlan(pooled1.get(k)!, 2, { scale: [0.6, 1, 3], noiseStd1: 0, residualK: 3, xRadius: 1.5, fixedEffects: true, pairs: true })!;
+      const st = pairResidualStats(rows, 2, { beta0: new Map([[k, plan.beta0]]), residualClip: new Map([[k, plan.residualClip]]), scale: [0.6, 1], xRadius: 1.5, cellCap: 60 }).get(k)!;
+      const direct = twoStageSolve(flattenResidualStats(st, 2, 0.5), 2, { beta0: plan.beta0, residualClip: plan.residualClip, scale: [0.6, 1], xtxWeight: 0.5, noiseStd: 0 })!;
+      const f = solved.get(k)!;
+      if ('error' in f) throw new Error(f.error);
+      expect(Math.abs(f.elasticity - direct[0]!)).toBeLessThan(1e-4);
+      expect(f.plan.sensitivity).toBeCloseTo(Math.sqrt(f.plan.xtxWeight ** 2 * 1.5 ** 4 + 1.5 ** 2), 9); // no fixed-effect coupling
+      expect(Math.abs(f.elasticity - (k === 'a' ? -2.5 : -1.2))).toBeLessThan(0.1);
     }
   });
 
