@@ -272,16 +272,18 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   })() : null;
   const parts = partitionDemandRows(rows, keys, o.partners ?? null, o.seed ?? 42, o.partitionBy, fe);
   const products = [...new Set(rows.map((r) => r.product))].sort((a, b) => (Number.isFinite(Number(a)) && Number.isFinite(Number(b)) ? Number(a) - Number(b) : a < b ? -1 : 1));
+  const stages = o.dp ? (o.dp.stages ?? 2) : 1;
+  // Two stages with fixed effects: both releases on within-cell pairs (pairwise.ts; no fixed-effect coupling). The cell
+  // cap T is a public design bound (a weekly panel: its number of weeks); the simulation defaults it to the largest cell.
+  const pairs = o.dp && stages === 2 && fe ? { cellCap: o.dp.cellCap ?? Math.max(2, ...[...pairCells(rows, Number.MAX_SAFE_INTEGER).values()].map((c) => c.length)) } : undefined;
+  // Every partner refuses a cell beyond the cap (pairwise.ts); the simulation holds all partners' rows, so say it before starting.
+  if (pairs) for (const q of parts) pairCells(q.rows, pairs.cellCap);
   say(`${rows.length} rows, ${products.length} products, regressors ${regressors.join(', ')}; partners ${parts.map((q) => `${q.id}=${q.rows.length}`).join(', ')}`);
 
   let dpScale: number | undefined;
   let dpConfig: FederationConfigInput['dp'];
   let sensitivity = 0;
   let rowScale: number[] | undefined;
-  const stages = o.dp ? (o.dp.stages ?? 2) : 1;
-  // Two stages with fixed effects: both releases on within-cell pairs (pairwise.ts; no fixed-effect coupling). The cell
-  // cap T is a public design bound (a weekly panel: its number of weeks); the simulation defaults it to the largest cell.
-  const pairs = o.dp && stages === 2 && fe ? { cellCap: o.dp.cellCap ?? Math.max(2, ...[...pairCells(rows, Number.MAX_SAFE_INTEGER).values()].map((c) => c.length)) } : undefined;
   // R ≥ √2 on pairs, as R_x: a pair whose deal and feature both differ is not clipped in x alone.
   const rowBound = o.dp?.rowBound ?? (pairs ? TWO_STAGE.xRadius : DEFAULT_ROW_BOUND);
   const nMaxRows = Math.max(...parts.map((q) => q.rows.length));
