@@ -72,7 +72,9 @@ each partner's local-only estimate.
                        level) cell, e.g. the panel's number of periods (default: the largest cell of
                        the simulated data); a partner refuses a larger cell
   --dp-stages 2|1      2 (default): a second round releases residual-clipped statistics
-                       around round 1's estimate (one Huber step; two releases charged);
+                       around round 1's estimate (one Huber step; two releases charged); with
+                       --fixed-effects both rounds use clipped differences of pairs of rows of a
+                       cell (no cell mean, so no fixed-effect coupling in the sensitivity);
                        1: the single release
   --dp-budget-round2 F RDP budget share of round 2 (default ${TWO_STAGE.budgetRound2})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
