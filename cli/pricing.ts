@@ -14,7 +14,8 @@ import { readTableFile } from '@fedmart/client-node/data/connectors';
 import type { Table } from '@fedmart/shared/data/table';
 import { demandRows, fitFromStats, flattenStats, pooledLsdv, productStats, regressorNames, statCount, unflattenStats, type DemandRow, type DemandSpec, type ProductFit } from '@fedmart/scenarios/pricing/demand';
 import { partitionDemandRows } from '@fedmart/scenarios/pricing/partition';
-import { pricingTask, recordSensitivity, solveCommitted, solveTwoStage, stageNoiseMultiplier, sumNoiseStd as sumNoiseStdOf } from '@fedmart/scenarios/pricing/task';
+import { pairCells, pairResidualSensitivity } from '@fedmart/scenarios/pricing/pairwise';
+import { pricingTask, recordSensitivity, roundOneSensitivity, solveCommitted, solveTwoStage, stageNoiseMultiplier, sumNoiseStd as sumNoiseStdOf } from '@fedmart/scenarios/pricing/task';
 import { flattenResidualStats, residualSensitivity, residualStats, ridgeSolve, twoStageSolve } from '@fedmart/scenarios/pricing/two-stage';
 import { createSeededRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { backtest } from '@fedmart/scenarios/pricing/policy';
@@ -44,7 +45,7 @@ const DP_SCALE = { logPrice: 0.6, control: 1, logUnits: 3 };
 export const PRICING_SIMULATE_USAGE = `fedmart scenario pricing simulate --csv FILE (--quantity COL | --log-quantity COL) --price COL
     [--product COL] [--controls COLS] [--cross-prices COLS] [--fixed-effects COL]
     (--partition-by COL [--partners N] | --partners N) [--secure-agg]
-    [--dp partner|record --epsilon E [--delta D] [--dp-row-bound R] [--dp-stages 2|1] [--dp-budget-round2 F]]
+    [--dp partner|record --epsilon E [--delta D] [--dp-row-bound R] [--dp-stages 2|1] [--dp-budget-round2 F] [--dp-cell-cap T]]
     [--threshold 2] [--time COL [--holdout 0.2] [--cost-share 0.6]] [--seed N] [--json]
 
 Log-log demand per product (log units on log own price, log cross prices, controls, fixed
@@ -64,10 +65,16 @@ each partner's local-only estimate.
                        charged by the ledger; with --secure-agg each partner adds a 1/√P share);
                        with --dp-stages 1 the JSON's dpError splits the single release's error
                        into clipping bias and noise (dp-sweep, dp-two-stage: analyses)
-  --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂; rows beyond are scaled
-                       onto it (default ${DEFAULT_ROW_BOUND})
+  --dp-row-bound R     public bound on each demeaned row ‖(x, y)‖₂ (two stages with fixed effects:
+                       on each within-cell difference of two rows); beyond it they are scaled onto
+                       it (default ${DEFAULT_ROW_BOUND}; ${TWO_STAGE.xRadius} for the pairwise two-stage release)
+  --dp-cell-cap T      two stages with fixed effects: public bound on rows per (product, fixed-effect
+                       level) cell, e.g. the panel's number of periods (default: the largest cell of
+                       the simulated data); a partner refuses a larger cell
   --dp-stages 2|1      2 (default): a second round releases residual-clipped statistics
-                       around round 1's estimate (one Huber step; two releases charged);
+                       around round 1's estimate (one Huber step; two releases charged); with
+                       --fixed-effects both rounds use clipped differences of pairs of rows of a
+                       cell (no cell mean, so no fixed-effect coupling in the sensitivity);
                        1: the single release
   --dp-budget-round2 F RDP budget share of round 2 (default ${TWO_STAGE.budgetRound2})
   --threshold T        |elasticity| ≥ T is class "high" (price-sensitive); default 2
@@ -85,7 +92,7 @@ export interface PricingSimulateOptions {
   partners?: number | undefined;
   secureAgg?: boolean;
   /** Record-level DP, noise added by each partner to its own statistics (`--dp partner|record`). */
-  dp?: { epsilon: number; delta: number; rowBound?: number | undefined; stages?: 1 | 2 | undefined; budgetRound2?: number | undefined } | undefined;
+  dp?: { epsilon: number; delta: number; rowBound?: number | undefined; stages?: 1 | 2 | undefined; budgetRound2?: number | undefined; cellCap?: number | undefined } | undefined;
   threshold?: number;
   seed?: number;
   /** Backtest: the time column; its last `holdout` share of periods is held out (the model is fitted on the rest). */
@@ -267,24 +274,32 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   })() : null;
   const parts = partitionDemandRows(rows, keys, o.partners ?? null, o.seed ?? 42, o.partitionBy, fe);
   const products = [...new Set(rows.map((r) => r.product))].sort((a, b) => (Number.isFinite(Number(a)) && Number.isFinite(Number(b)) ? Number(a) - Number(b) : a < b ? -1 : 1));
+  const stages = o.dp ? (o.dp.stages ?? 2) : 1;
+  // Two stages with fixed effects: both releases on within-cell pairs (pairwise.ts; no fixed-effect coupling). The cell
+  // cap T is a public design bound (a weekly panel: its number of weeks); the simulation defaults it to the largest cell.
+  const pairs = o.dp && stages === 2 && fe ? { cellCap: o.dp.cellCap ?? Math.max(2, ...[...pairCells(rows, Number.MAX_SAFE_INTEGER).values()].map((c) => c.length)) } : undefined;
+  // Every partner refuses a cell beyond the cap (pairwise.ts); the simulation holds all partners' rows, so say it before starting.
+  if (pairs) for (const q of parts) pairCells(q.rows, pairs.cellCap);
   say(`${rows.length} rows, ${products.length} products, regressors ${regressors.join(', ')}; partners ${parts.map((q) => `${q.id}=${q.rows.length}`).join(', ')}`);
 
   let dpScale: number | undefined;
   let dpConfig: FederationConfigInput['dp'];
   let sensitivity = 0;
   let rowScale: number[] | undefined;
-  const rowBound = o.dp?.rowBound ?? DEFAULT_ROW_BOUND;
-  const stages = o.dp ? (o.dp.stages ?? 2) : 1;
+  // R ≥ √2 on pairs, as R_x: a pair whose deal and feature both differ is not clipped in x alone.
+  const rowBound = o.dp?.rowBound ?? (pairs ? TWO_STAGE.xRadius : DEFAULT_ROW_BOUND);
   const nMaxRows = Math.max(...parts.map((q) => q.rows.length));
   const twoStage = o.dp && stages === 2 ? {
     residualK: TWO_STAGE.residualK, xRadius: TWO_STAGE.xRadius, budget: [1 - (o.dp.budgetRound2 ?? TWO_STAGE.budgetRound2), o.dp.budgetRound2 ?? TWO_STAGE.budgetRound2] as [number, number], partners: parts.length,
     // a partner's round-2 block has norm ≤ n·√(w²R_x⁴ + R_x²) ≤ n·√(R_x⁴ + R_x²) (w ≤ 1), so coordinates stay ≤ 1
+    // (on pairs: ≤ Σ_cells n_c(n_c − 1)/(2T)·√(…) < n·√(…) too, as n_c ≤ T)
     dpScale2: Math.ceil(nMaxRows * Math.sqrt(TWO_STAGE.xRadius ** 4 + TWO_STAGE.xRadius ** 2)),
+    ...(pairs ? { pairs } : {}),
   } : undefined;
   if (o.dp) {
     // Record-level DP by sufficient-statistics perturbation at each partner (task.ts, recordSensitivity): one Gaussian
     // release of σ·Δ₂ per partner, q = 1, one step, which is what the ledger charges for sampleRate 1, batch 1, 1 epoch.
-    sensitivity = recordSensitivity(rowBound, fe);
+    sensitivity = roundOneSensitivity({ rowBound, fixedEffects: fe, twoStage });
     const delta = o.dp.delta;
     // Two stages: two Gaussian releases, charged as two steps at q = 1 (task.ts, stageNoiseMultiplier).
     const { sigma } = computeSigma({ q: 1, steps: stages, delta, epsilon: o.dp.epsilon });
@@ -301,7 +316,7 @@ export async function simulatePricing(o: PricingSimulateOptions) {
   // DP: the largest per-coordinate noise std of any release, in wire units (bounds the update norm and the SecAgg clip).
   const wireNoise = !o.dp ? 0 : !twoStage ? (dpConfig!.noiseMultiplier * sensitivity) / dpScale! : Math.max(
     (stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 0) * sensitivity) / dpScale!,
-    (stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 1) * 3 * Math.sqrt(twoStage.xRadius ** 4 + twoStage.xRadius ** 2)) / twoStage.dpScale2);
+    (stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 1) * (pairs ? pairResidualSensitivity(twoStage.xRadius, 1) : 3 * Math.sqrt(twoStage.xRadius ** 4 + twoStage.xRadius ** 2))) / twoStage.dpScale2);
   const layout = pricingLayout(taskSpec);
   const coords = products.length * statCount(p) * (o.dp ? 1 : LIMBS) + 1;
   const config: FederationConfigInput = {
@@ -415,7 +430,8 @@ export async function simulatePricing(o: PricingSimulateOptions) {
     localOnly: { elasticity: localOnly },
     comparison: { maxAbsElasticityDiff: maxAbsDiff },
     protection: { secureAggregation: Boolean(o.secureAgg), dp: o.dp ? {
-      level: 'record' as const, mechanism: twoStage ? 'two-stage: sufficient-statistics perturbation (Analyze Gauss), then residual-clipped statistics (one Huber step) in a second round' : 'sufficient-statistics perturbation (Analyze Gauss)', record: 'one row', stages,
+      level: 'record' as const, mechanism: twoStage ? `two-stage: sufficient-statistics perturbation (Analyze Gauss), then residual-clipped statistics (one Huber step) in a second round${pairs ? ', both on clipped differences of pairs of rows inside each fixed-effect cell (no cell mean, so no fixed-effect coupling)' : ''}` : 'sufficient-statistics perturbation (Analyze Gauss)', record: 'one row', stages,
+      ...(pairs ? { cellCap: pairs.cellCap } : {}),
       ...(twoStage ? { twoStage: {
         residualK: twoStage.residualK, xRadius: twoStage.xRadius, budget: twoStage.budget,
         noiseMultiplierPerRelease: [r6(stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 0)), r6(stageNoiseMultiplier(dpConfig!.noiseMultiplier, twoStage, 1))],
@@ -428,7 +444,9 @@ export async function simulatePricing(o: PricingSimulateOptions) {
         noiseAddedBy: 'each partner',
         protects: 'each row (one observation of the CSV) of every partner, against the coordinator, the other partners and every reader of the model; not a whole partner (see README)',
       }),
-      caveat: `the sensitivity bound holds for rows whose demeaned values lie within the row bound ${rowBound} (in the public column units) of their fixed-effect cell's mean; an outlier's pull on its cell mean is not bounded`,
+      caveat: pairs
+        ? `the sensitivity bound holds for every row of a panel with at most ${pairs.cellCap} rows per (product, fixed-effect level) cell (the public cell cap); a partner with a larger cell refuses before releasing anything, which reveals only that its data are outside that domain`
+        : `the sensitivity bound holds for rows whose demeaned values lie within the row bound ${rowBound} (in the public column units) of their fixed-effect cell's mean; an outlier's pull on its cell mean is not bounded`,
       epsilon: privacy?.[0]?.epsilon ?? null, epsilonAccountant: 'rdp (the ledger)', // Two Gaussian releases of normalised σ₁, σ₂ compose exactly to one Gaussian of 1/σ² = 1/σ₁² + 1/σ₂² = stages/σ_ledger²
       // (Gaussian differential privacy, Dong, Roth & Su 2019/2022, JRSS-B, Cor. 3.3), so the tight ε is that Gaussian's.
       epsilonTight: r6(analyticGaussianEpsilon(dpConfig!.noiseMultiplier / Math.sqrt(stages), o.dp.delta)), delta: o.dp.delta,
@@ -449,16 +467,16 @@ export async function pricingSimulateCommand(argv: string[]): Promise<number> {
     csv: { type: 'string' }, sep: { type: 'string' }, quantity: { type: 'string' }, 'log-quantity': { type: 'string' }, price: { type: 'string' },
     product: { type: 'string' }, controls: { type: 'string' }, 'cross-prices': { type: 'string' }, 'fixed-effects': { type: 'string' },
     'partition-by': { type: 'string' }, partners: { type: 'string' }, 'secure-agg': { type: 'boolean' }, dp: { type: 'string' },
-    epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, 'dp-stages': { type: 'string' }, 'dp-budget-round2': { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    epsilon: { type: 'string' }, delta: { type: 'string' }, 'dp-row-bound': { type: 'string' }, 'dp-stages': { type: 'string' }, 'dp-budget-round2': { type: 'string' }, 'dp-cell-cap': { type: 'string' }, time: { type: 'string' }, holdout: { type: 'string' }, 'cost-share': { type: 'string' }, threshold: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
   });
   if (values.help) { process.stdout.write(PRICING_SIMULATE_USAGE + '\n'); return 0; }
   const cmd = 'scenario pricing simulate';
   if (values['partition-by'] === undefined && values.partners === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: give --partition-by COL (each value a partner) or --partners N`);
   const partners = values.partners === undefined ? undefined : intFlag(cmd, values, 'partners', 2, 2, 1000);
   if (values.dp !== undefined && values.dp !== 'partner' && values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "partner" or "record" (both: noise added at each partner, record-level guarantee), got "${String(values.dp)}"`);
-  if (values.dp === undefined && (values.epsilon !== undefined || values['dp-row-bound'] !== undefined || values['dp-stages'] !== undefined || values['dp-budget-round2'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon, --dp-row-bound, --dp-stages and --dp-budget-round2 need --dp partner`);
+  if (values.dp === undefined && (values.epsilon !== undefined || values['dp-row-bound'] !== undefined || values['dp-stages'] !== undefined || values['dp-budget-round2'] !== undefined || values['dp-cell-cap'] !== undefined)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --epsilon, --dp-row-bound, --dp-stages, --dp-budget-round2 and --dp-cell-cap need --dp partner`);
   if (values['dp-stages'] === '1' && values['dp-budget-round2'] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-budget-round2 splits the budget of the two-stage release; drop it or use --dp-stages 2`);
-  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000), stages: intFlag(cmd, values, 'dp-stages', 2, 1, 2) as 1 | 2, budgetRound2: numberFlag(cmd, values, 'dp-budget-round2', TWO_STAGE.budgetRound2, 0.01, 0.99) } : undefined;
+  const dp = values.dp ? { epsilon: numberFlag(cmd, values, 'epsilon', Number.NaN, 0.01, 100), delta: numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1), rowBound: values['dp-row-bound'] === undefined ? undefined : numberFlag(cmd, values, 'dp-row-bound', DEFAULT_ROW_BOUND, 0.01, 1000), stages: intFlag(cmd, values, 'dp-stages', 2, 1, 2) as 1 | 2, budgetRound2: numberFlag(cmd, values, 'dp-budget-round2', TWO_STAGE.budgetRound2, 0.01, 0.99), cellCap: values['dp-cell-cap'] === undefined ? undefined : intFlag(cmd, values, 'dp-cell-cap', 2, 2, 1_000_000) } : undefined;
   if (dp && !Number.isFinite(dp.epsilon)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp ${String(values.dp)} needs --epsilon E`);
   const { table, spec } = await readDemandInput(cmd, values);
   const out = await simulatePricing({ table, spec, partitionBy: values['partition-by'] as string | undefined, partners, secureAgg: values['secure-agg'] === true, dp, threshold: numberFlag(cmd, values, 'threshold', 2, 0, 100), time: values.time as string | undefined, holdout: numberFlag(cmd, values, 'holdout', 0.2, 0.05, 0.5), costShare: numberFlag(cmd, values, 'cost-share', 0.6, 0, 0.99), seed: intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1), onProgress: progress });

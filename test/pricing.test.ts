@@ -144,7 +144,13 @@ describe.skipIf(!oj.table)('pricing on Dominick\'s orange juice (6 partners, sto
       expect(b.xtxWeight).toBeGreaterThanOrEqual(0.05);
       expect(b.xtxWeight).toBeLessThanOrEqual(1);
       expect(b.residualClip).toBeGreaterThan(0);
+      // on within-cell pairs: no fixed-effect coupling, Δ₂ = √(w²R_x⁴ + R_x²) at R_x = 1.5 (was 3× that)
+      expect(b.sensitivity).toBeCloseTo(Math.sqrt(b.xtxWeight ** 2 * 1.5 ** 4 + 1.5 ** 2), 6);
     }
+    // round 1 on pairs at R = 1.5: Δ₂ = √(R⁴ + 2), for every row of a panel of at most 121 weeks per store and brand
+    expect(dp.sensitivity).toBeCloseTo(Math.sqrt(1.5 ** 4 + 2), 12);
+    expect((dp as { cellCap?: number }).cellCap).toBe(121);
+    expect(dp.caveat).toMatch(/every row of a panel with at most 121 rows per/);
     expect(Object.keys(r.federated.errors ?? {})).toHaveLength(0);
     const diffs = Object.keys(r.pooled.elasticity).map((k) => Math.abs(r.federated.elasticity[k]! - r.pooled.elasticity[k]!));
     expect(Math.max(...diffs)).toBeGreaterThan(1e-3);
@@ -248,8 +254,9 @@ describe.skipIf(!oj.table)('pricing CLI refuses bad input with one clear line', 
     [[...base, '--price', 'nosuch', '--partners', '3'], /no column "nosuch"/],
     [[...base, '--fixed-effects', 'store', '--partition-by', 'week', '--partners', '3'], /fixed-effect level "\d+" has rows in/],
     [[...base, '--partners', '3', '--dp', 'central'], /--dp must be "partner" or "record"/],
-    [[...base, '--partners', '3', '--epsilon', '4'], /--epsilon, --dp-row-bound, --dp-stages and --dp-budget-round2 need --dp partner/],
+    [[...base, '--partners', '3', '--epsilon', '4'], /--epsilon, --dp-row-bound, --dp-stages, --dp-budget-round2 and --dp-cell-cap need --dp partner/],
     [[...base, '--partners', '3', '--dp', 'partner', '--epsilon', '4', '--dp-stages', '3'], /--dp-stages/],
+    [[...base, '--controls', 'deal,feat', '--fixed-effects', 'store', '--partners', '3', '--dp', 'partner', '--epsilon', '4', '--dp-cell-cap', '100'], /has more than 100 rows, the public cap per cell .* raise --dp-cell-cap/],
     [[...base, '--partners', '3', '--dp', 'partner', '--epsilon', '4', '--dp-stages', '1', '--dp-budget-round2', '0.5'], /--dp-budget-round2 splits the budget of the two-stage release/],
     [['scenario', 'pricing', 'dp-sweep', '--csv', oj.path, '--log-quantity', 'logmove'], /missing --price/],
     [['scenario', 'pricing', 'fit'], /pricing dp-sweep/],

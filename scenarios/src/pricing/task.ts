@@ -14,6 +14,7 @@ import { jointParameterCount } from '@fedmart/shared/task/layout';
 import { fitFromStats, flattenStats, productStats, statCount, unflattenStats, type DemandRow, type ProductFit, type ProductStats } from './demand.ts';
 import { decodeLimbMean, decodeLimbSum, encodeLimbs, LIMBS, pricingLayout, productWidth, readLayout, type PricingTaskSpec, type TwoStageSpec } from './wire.ts';
 import { flattenResidualStats, residualSensitivity, residualStats, roundTwoPlan, twoStageSolve, type RoundTwoPlan } from './two-stage.ts';
+import { pairResidualSensitivity, pairResidualStats, pairSensitivity, pairStats } from './pairwise.ts';
 
 /**
  * Record-level L2 sensitivity Δ₂ of one product's released statistics
@@ -51,6 +52,22 @@ export function recordSensitivity(rowBound: number, fixedEffects: boolean): numb
 }
 
 /**
+ * Round 1's record-level sensitivity as the spec releases it: on pairwise differences (`pairwise.ts`, two stages with
+ * fixed effects) √(R⁴ + 2), else the within-demeaned {@link recordSensitivity}.
+ */
+export function roundOneSensitivity(spec: Pick<PricingTaskSpec, 'rowBound' | 'fixedEffects' | 'twoStage'>): number {
+  return spec.twoStage?.pairs ? pairSensitivity(spec.rowBound!) : recordSensitivity(spec.rowBound!, spec.fixedEffects);
+}
+
+/** Round 1's clipped statistics of some rows, as the spec releases them (pairs, or within-demeaned rows). */
+function roundOneStats(rows: readonly DemandRow[], spec: PricingTaskSpec): Map<string, ProductStats> {
+  const p = spec.regressors.length;
+  if (spec.encoding !== 'dp') return productStats(rows, p, spec.fixedEffects);
+  const pairs = spec.twoStage?.pairs;
+  return pairs ? pairStats(rows, p, { radius: spec.rowBound!, scale: spec.rowScale!, cellCap: pairs.cellCap }) : productStats(rows, p, spec.fixedEffects, { radius: spec.rowBound!, scale: spec.rowScale! });
+}
+
+/**
  * The std of one partner's noise: σΔ₂ at each partner, or its 1/√S share when the noise is distributed over a secure
  * sum of S partners (S independent N(0, σ²Δ₂²/S) sum to N(0, σ²Δ₂²)).
  * @param fullStd - σΔ₂, the noise the released sum must carry
@@ -75,7 +92,7 @@ export function sumNoiseStd(fullStd: number, partners: number, shares: number | 
 export function partnerContribution(rows: readonly DemandRow[], spec: PricingTaskSpec, noiseStd = 0): Float32Array {
   const p = spec.regressors.length;
   const s = statCount(p);
-  const stats = productStats(rows, p, spec.fixedEffects, spec.encoding === 'dp' ? { radius: spec.rowBound!, scale: spec.rowScale! } : undefined);
+  const stats = roundOneStats(rows, spec);
   const out = new Float32Array(jointParameterCount(pricingLayout(spec)));
   const width = productWidth(spec);
   for (const [k, name] of spec.products.entries()) {
@@ -113,11 +130,11 @@ export function roundTwoPlans(spec: PricingTaskSpec, weights: Float32Array, sigm
   const p = spec.regressors.length;
   const s = statCount(p);
   const width = productWidth(spec);
-  const noiseStd1 = sumNoiseStd(stageNoiseMultiplier(sigma, ts, 0) * recordSensitivity(spec.rowBound!, spec.fixedEffects), ts.partners, spec.noiseShares);
+  const noiseStd1 = sumNoiseStd(stageNoiseMultiplier(sigma, ts, 0) * roundOneSensitivity(spec), ts.partners, spec.noiseShares);
   const out = new Map<string, RoundTwoPlan | null>();
   for (const [k, name] of spec.products.entries()) {
     const v = Float64Array.from(weights.subarray(1 + k * width, 1 + k * width + s), (x) => x * ts.partners * spec.dpScale!);
-    out.set(name, roundTwoPlan(unflattenStats(v, p), p, { scale: spec.rowScale!, noiseStd1, residualK: ts.residualK, xRadius: ts.xRadius, fixedEffects: spec.fixedEffects }));
+    out.set(name, roundTwoPlan(unflattenStats(v, p), p, { scale: spec.rowScale!, noiseStd1, residualK: ts.residualK, xRadius: ts.xRadius, fixedEffects: spec.fixedEffects, pairs: Boolean(ts.pairs) }));
   }
   return out;
 }
@@ -146,14 +163,14 @@ export function partnerRoundTwo(rows: readonly DemandRow[], spec: PricingTaskSpe
   const clip = new Map<string, number>();
   for (const [k, pl] of plans) if (pl) { beta0.set(k, pl.beta0); clip.set(k, pl.residualClip); }
   const xScale = spec.rowScale!.slice(0, p);
-  const stats = residualStats(rows, p, spec.fixedEffects, { beta0, residualClip: clip, scale: xScale, xRadius: ts.xRadius, xtxWeight: 1 });
+  const stats = ts.pairs ? pairResidualStats(rows, p, { beta0, residualClip: clip, scale: xScale, xRadius: ts.xRadius, cellCap: ts.pairs.cellCap }) : residualStats(rows, p, spec.fixedEffects, { beta0, residualClip: clip, scale: xScale, xRadius: ts.xRadius, xtxWeight: 1 });
   const out = new Float32Array(jointParameterCount(pricingLayout(spec)));
   for (const [k, name] of spec.products.entries()) {
     const pl = plans.get(name) ?? null;
     const w = pl?.xtxWeight ?? 1;
     const st = stats.get(name);
     const flat = st ? flattenResidualStats(st, p, w) : new Float64Array(t);
-    const noise = gaussianNoise(t, shareNoiseStd(noiseMultiplier2 * (pl?.sensitivity ?? residualSensitivity(ts.xRadius, 1, spec.fixedEffects)), spec.noiseShares));
+    const noise = gaussianNoise(t, shareNoiseStd(noiseMultiplier2 * (pl?.sensitivity ?? (ts.pairs ? pairResidualSensitivity(ts.xRadius, 1) : residualSensitivity(ts.xRadius, 1, spec.fixedEffects))), spec.noiseShares));
     for (let i = 0; i < t; i++) out[1 + k * width + s + i] = (flat[i]! + noise[i]!) / ts.dpScale2;
   }
   return out;
@@ -168,7 +185,7 @@ export function solveTwoStage(layout: JointModelSpec, spec: PricingTaskSpec, wei
   const ts = spec.twoStage!;
   const p = spec.regressors.length;
   const s = statCount(p);
-  const round1 = solveCommitted(layout, weights, ts.partners, stageNoiseMultiplier(sigma, ts, 0) * recordSensitivity(spec.rowBound!, spec.fixedEffects), spec.rowScale, spec.noiseShares);
+  const round1 = solveCommitted(layout, weights, ts.partners, stageNoiseMultiplier(sigma, ts, 0) * roundOneSensitivity(spec), spec.rowScale, spec.noiseShares);
   const plans = roundTwoPlans(spec, weights, sigma);
   const sums = committedStats(layout, weights, ts.partners);
   const out = new Map<string, (ProductFit & { plan: RoundTwoPlan }) | { error: string }>();
@@ -287,6 +304,7 @@ export function pricingTask(train: readonly DemandRow[], validation: readonly De
       if (ts.twoStage) {
         const t = ts.twoStage;
         if (ts.encoding !== 'dp') throw new FedmartError('CONFIG_ERROR', 'pricing: the two-stage mechanism is a DP release; its task spec must use the dp encoding');
+        if (t.pairs && !(ts.fixedEffects && Number.isSafeInteger(t.pairs.cellCap) && t.pairs.cellCap >= 2)) throw new FedmartError('CONFIG_ERROR', `pricing: the pairwise two-stage release needs fixed effects and an integer cell cap >= 2, got ${JSON.stringify(t.pairs)}`);
         if (!(t.residualK > 0 && t.xRadius > 0 && t.dpScale2 > 0 && Number.isSafeInteger(t.partners) && t.partners >= 1 && t.budget.length === 2 && t.budget.every((b) => b > 0) && Math.abs(t.budget[0] + t.budget[1] - 1) < 1e-9)) throw new FedmartError('CONFIG_ERROR', `pricing: bad two-stage settings ${JSON.stringify(t)} (residualK, xRadius, dpScale2 > 0; partners an integer; two budget shares > 0 summing to 1)`);
       }
       if (jointParameterCount(model) !== jointParameterCount(pricingLayout(ts))) throw new FedmartError('CONFIG_ERROR', "pricing: the federation's layout does not match its task spec");
@@ -312,7 +330,7 @@ export function pricingTask(train: readonly DemandRow[], validation: readonly De
         recordDp: async (dp: { clip: number; noiseMultiplier: number }) => {
           if (!spec) throw new FedmartError('UNAVAILABLE', 'pricing: no task spec yet (no welcome received)');
           if (spec.encoding !== 'dp') throw new FedmartError('CONFIG_ERROR', 'pricing: record-level DP needs the DP layout (scaled statistics); create the federation with --dp record');
-          const need = recordSensitivity(spec.rowBound!, spec.fixedEffects);
+          const need = roundOneSensitivity(spec);
           if (!(dp.clip >= need * (1 - 1e-9))) throw new FedmartError('FORBIDDEN', `pricing: the terms set the DP clip to ${dp.clip}, below the sensitivity ${need} of row bound ${spec.rowBound}; the noise would not cover one row`);
           const ts = spec.twoStage;
           if (!ts) return { delta: deltaOf(partnerContribution(train, spec, shareNoiseStd(dp.noiseMultiplier * dp.clip, spec.noiseShares))), q: 1, steps: 1 };

@@ -8,6 +8,7 @@ import { productStats, statCount, type DemandRow } from './demand.ts';
 import { pricingLayout, productWidth, type PricingTaskSpec } from './wire.ts';
 import { pricingTask, recordSensitivity, solveTwoStage, stageNoiseMultiplier } from './task.ts';
 import { flattenResidualStats, residualStats, roundTwoPlan, twoStageSolve, xtxWeightRule } from './two-stage.ts';
+import { pairResidualStats, pairStats } from './pairwise.ts';
 
 const gen = createSeededRng(5);
 const u = () => gen.nextFloat();
@@ -32,6 +33,24 @@ function rowsOf(): DemandRow[] {
 const twoStage = { residualK: 3, xRadius: 1.5, budget: [0.2, 0.8] as [number, number], partners: 3, dpScale2: 2000 };
 const spec: PricingTaskSpec = { products: ['a', 'b'], regressors: ['log_price', 'deal'], fixedEffects: true, encoding: 'dp', dpScale: 1000, rowBound: 1, rowScale: [0.6, 1, 3], twoStage };
 
+/** Three partners (stores dealt by index mod 3) accepting `sp`, and one FedAvg commit (mean of their recordDp deltas). */
+function federation(rows: DemandRow[], sp: PricingTaskSpec, clip: number, sigma: number) {
+  const parts = [0, 1, 2].map((k) => rows.filter((r) => Number(r.level.slice(1)) % 3 === k));
+  const layout = pricingLayout(sp);
+  const n = 1 + sp.products.length * productWidth(sp);
+  const tasks = parts.map((r) => pricingTask(r, r));
+  for (const t of tasks) t.accept(layout, sp);
+  const commit = async (global: Float32Array) => {
+    const next = Float32Array.from(global);
+    for (const t of tasks) {
+      const { delta } = await t.round({ weights: global }).recordDp({ clip, noiseMultiplier: sigma });
+      for (let i = 0; i < n; i++) next[i]! += delta[i]! / tasks.length;
+    }
+    return next;
+  };
+  return { layout, n, tasks, commit };
+}
+
 describe('pricing DP: the two-stage release through the task seam', () => {
   it('an uneven budget split composes to exactly the ledger charge of two steps at σ (RDP α/σ²)', () => {
     for (const budget of [[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]] as [number, number][]) {
@@ -53,21 +72,9 @@ describe('pricing DP: the two-stage release through the task seam', () => {
 
   it('two rounds of three partners give the pooled two-stage estimate (noise 1e-9); round 1 is kept; a third release is refused', async () => {
     const rows = rowsOf();
-    const parts = [0, 1, 2].map((k) => rows.filter((r) => Number(r.level.slice(1)) % 3 === k));
-    const layout = pricingLayout(spec);
-    const n = 1 + spec.products.length * productWidth(spec);
-    const tasks = parts.map((r) => pricingTask(r, r));
-    for (const t of tasks) t.accept(layout, spec);
     const sigma = 1e-9;
     const clip = recordSensitivity(1, true);
-    const commit = async (global: Float32Array) => {
-      const next = Float32Array.from(global);
-      for (const t of tasks) {
-        const { delta } = await t.round({ weights: global }).recordDp({ clip, noiseMultiplier: sigma });
-        for (let i = 0; i < n; i++) next[i]! += delta[i]! / tasks.length;
-      }
-      return next;
-    };
+    const { layout, n, tasks, commit } = federation(rows, spec, clip, sigma);
     const g1 = await commit(new Float32Array(n));
     const g2 = await commit(g1);
     const s = statCount(2);
@@ -90,6 +97,25 @@ describe('pricing DP: the two-stage release through the task seam', () => {
       expect(Math.abs(f.elasticity - direct[0]!)).toBeLessThan(1e-4);
       // and it is not round 1's row-clipped estimate: the second round moved it
       expect(Math.abs(f.elasticity - plan.beta0[0]!)).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('on within-cell pairs: three partners\' two rounds give the pooled pairwise two-stage estimate (noise 1e-9)', async () => {
+    const rows = rowsOf();
+    const pspec: PricingTaskSpec = { ...spec, rowBound: 1.5, twoStage: { ...twoStage, pairs: { cellCap: 60 } } };
+    const sigma = 1e-9;
+    const { layout, n, commit } = federation(rows, pspec, Math.sqrt(1.5 ** 4 + 2), sigma);
+    const solved = solveTwoStage(layout, pspec, await commit(await commit(new Float32Array(n))), sigma);
+    const pooled1 = pairStats(rows, 2, { radius: 1.5, scale: [0.6, 1, 3], cellCap: 60 });
+    for (const k of ['a', 'b']) {
+      const plan = roundTwoPlan(pooled1.get(k)!, 2, { scale: [0.6, 1, 3], noiseStd1: 0, residualK: 3, xRadius: 1.5, fixedEffects: true, pairs: true })!;
+      const st = pairResidualStats(rows, 2, { beta0: new Map([[k, plan.beta0]]), residualClip: new Map([[k, plan.residualClip]]), scale: [0.6, 1], xRadius: 1.5, cellCap: 60 }).get(k)!;
+      const direct = twoStageSolve(flattenResidualStats(st, 2, 0.5), 2, { beta0: plan.beta0, residualClip: plan.residualClip, scale: [0.6, 1], xtxWeight: 0.5, noiseStd: 0 })!;
+      const f = solved.get(k)!;
+      if ('error' in f) throw new Error(f.error);
+      expect(Math.abs(f.elasticity - direct[0]!)).toBeLessThan(1e-4);
+      expect(f.plan.sensitivity).toBeCloseTo(Math.sqrt(f.plan.xtxWeight ** 2 * 1.5 ** 4 + 1.5 ** 2), 9); // no fixed-effect coupling
+      expect(Math.abs(f.elasticity - (k === 'a' ? -2.5 : -1.2))).toBeLessThan(0.1);
     }
   });
 

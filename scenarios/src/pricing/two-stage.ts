@@ -33,6 +33,7 @@
  */
 import { FedmartError } from '@fedmart/shared/errors';
 import { cellKey, cellMeans, solveNormal, type CellMean, type DemandRow } from './demand.ts';
+import { pairResidualSensitivity } from './pairwise.ts';
 
 /** Round-2 settings, all public or post-processing of round 1. */
 export interface ResidualClip {
@@ -208,9 +209,10 @@ export function xtxWeightRule(stepNorm: number, xRadius: number): number {
  * @param st - round 1's summed statistics (xtx full p×p, xty, yty, n)
  * @param scale - public units of the regressors and, last, of log units
  * @param noiseStd1 - per-coordinate noise std of round 1's sum
+ * @param pairs - round 1 and 2 are on pairwise differences (`pairwise.ts`): c = k·√2·σ̂, Δ = `pairResidualSensitivity`
  * @returns the plan, or null when round 1's noisy normal equations stay singular
  */
-export function roundTwoPlan(st: { xtx: ArrayLike<number>; xty: ArrayLike<number>; yty: number; n: number }, p: number, o: { scale: readonly number[]; noiseStd1: number; residualK: number; xRadius: number; fixedEffects: boolean }): RoundTwoPlan | null {
+export function roundTwoPlan(st: { xtx: ArrayLike<number>; xty: ArrayLike<number>; yty: number; n: number }, p: number, o: { scale: readonly number[]; noiseStd1: number; residualK: number; xRadius: number; fixedEffects: boolean; pairs?: boolean | undefined }): RoundTwoPlan | null {
   const g = ridgeSolve(st.xtx, st.xty, p, o.noiseStd1);
   if (!g) return null;
   const uy = o.scale[p]!;
@@ -220,7 +222,8 @@ export function roundTwoPlan(st: { xtx: ArrayLike<number>; xty: ArrayLike<number
     for (let b = 0; b < p; b++) ssr += g[a]! * g[b]! * st.xtx[a * p + b]!;
   }
   const sigmaHat = uy * Math.sqrt(Math.max(ssr, 1e-12) / Math.max(st.n, p + 1));
-  const c = o.residualK * sigmaHat;
+  // On pairs (pairwise.ts) the clipped quantity is a difference of two residuals, of scale √2·σ̂.
+  const c = o.residualK * sigmaHat * (o.pairs ? Math.SQRT2 : 1);
   // tr(A₁⁻²) = Σ_j ‖A₁⁻¹e_j‖² (with the ridge the solve used, when one was needed)
   let tr = 0;
   for (let j = 0; j < p; j++) {
@@ -232,5 +235,5 @@ export function roundTwoPlan(st: { xtx: ArrayLike<number>; xty: ArrayLike<number
   const bNorm2 = g.reduce((t, v) => t + v * v, 0);
   const stepNorm = (uy / c) * o.noiseStd1 * Math.sqrt((1 + bNorm2) * tr);
   const w = xtxWeightRule(stepNorm, o.xRadius);
-  return { beta0: Array.from(g, (x, j) => (x * uy) / o.scale[j]!), residualClip: c, xtxWeight: w, sensitivity: residualSensitivity(o.xRadius, w, o.fixedEffects), stepNorm };
+  return { beta0: Array.from(g, (x, j) => (x * uy) / o.scale[j]!), residualClip: c, xtxWeight: w, sensitivity: o.pairs ? pairResidualSensitivity(o.xRadius, w) : residualSensitivity(o.xRadius, w, o.fixedEffects), stepNorm };
 }

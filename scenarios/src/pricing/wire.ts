@@ -75,6 +75,11 @@ export interface TwoStageSpec {
   partners: number;
   /** Round 2's statistics travel divided by this public constant. */
   dpScale2: number;
+  /**
+   * With fixed effects: both rounds on pairwise differences inside each cell (`pairwise.ts`), no cell mean, so no
+   * fixed-effect coupling in the sensitivity. cellCap = T, the public bound on rows per (product, level) cell.
+   */
+  pairs?: { cellCap: number };
 }
 
 /** Released coordinates per product: round 1's statistics, then (two-stage) round 2's w·upper(A), b. */
