@@ -211,11 +211,11 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.json({ partners: store.listPartners().map((p) => ({ ...p, createdAt: new Date(p.createdAt).toISOString() })) });
   });
 
-  api.post('/federations/:id/rounds', auth('operator'), (req, res) => {
+  api.post('/federations/:id/rounds', auth('operator'), async (req, res) => {
     const f = store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
-    const { scheduleId } = orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub);
-    res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
+    const schedule = await orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub).created;
+    res.status(202).json({ scheduleId: schedule.id, federationId: f.id, rounds: body.count });
   });
 
   const vertical = (): VerticalRounds => {

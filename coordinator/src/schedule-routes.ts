@@ -33,20 +33,20 @@ function id(req: Request, name: string): string {
 export function createScheduleRouter(deps: ScheduleRouteDeps): express.Router {
   const { store, scheduler, auth } = deps;
   const router = express.Router();
-  router.post('/federations/:id/schedules', auth('operator'), (req, res) => {
-    const { schedule } = scheduler.create(id(req, 'id'), req.body, req.principal!.sub);
+  router.post('/federations/:id/schedules', auth('operator'), async (req, res) => {
+    const { schedule } = await scheduler.create(id(req, 'id'), req.body, req.principal!.sub);
     res.status(201).json({ schedule });
   });
-  router.get('/federations/:id/schedules', auth('operator', 'compliance'), (req, res) => {
+  router.get('/federations/:id/schedules', auth('operator', 'compliance'), async (req, res) => {
     store.getFederation(id(req, 'id'));
-    res.json({ schedules: scheduler.list(id(req, 'id')) });
+    res.json({ schedules: await scheduler.list(id(req, 'id')) });
   });
-  router.get('/schedules/:id', auth('operator', 'compliance'), (req, res) => {
-    res.json({ schedule: scheduler.get(id(req, 'id')) });
+  router.get('/schedules/:id', auth('operator', 'compliance'), async (req, res) => {
+    res.json({ schedule: await scheduler.get(id(req, 'id')) });
   });
   for (const action of ['pause', 'resume', 'cancel'] as const) {
-    router.post(`/schedules/:id/${action}`, auth('operator'), (req, res) => {
-      res.json({ schedule: scheduler[action](id(req, 'id'), req.principal!.sub) });
+    router.post(`/schedules/:id/${action}`, auth('operator'), async (req, res) => {
+      res.json({ schedule: await scheduler[action](id(req, 'id'), req.principal!.sub) });
     });
   }
   return router;

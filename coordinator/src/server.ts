@@ -164,7 +164,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   if (origin !== 'reused') store.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
   // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
-  orchestrator.scheduler.resumeOpen();
+  await orchestrator.scheduler.resumeOpen();
 
   let closing: Promise<void> | null = null;
   const close = () =>
