@@ -35,12 +35,12 @@ export interface Principal {
 /** Options of {@link TokenAuthority.open}. */
 export interface TokenAuthorityOptions {
   /** Whether a token id was revoked; checked on every {@link TokenAuthority.verify} (default: nothing is revoked). */
-  isRevoked?: (jti: string) => boolean;
+  isRevoked?: (jti: string) => boolean | Promise<boolean>;
 }
 
 /** Signs and verifies fedmart tokens. */
 export class TokenAuthority {
-  private readonly isRevoked: (jti: string) => boolean;
+  private readonly isRevoked: (jti: string) => boolean | Promise<boolean>;
 
   private constructor(
     private readonly privateKey: CryptoKey,
@@ -111,6 +111,14 @@ export class TokenAuthority {
       throw new FedmartError('UNAUTHENTICATED', 'missing token: send "Authorization: Bearer <token>" (REST) or auth: { token } (Socket.IO)');
     }
     if (token.length > 8192) throw new FedmartError('UNAUTHENTICATED', 'token too long; pass the token exactly as issued');
+    const principal = await this.verifySigned(token);
+    // Outside verifySigned's catch: a failed store read is reported as itself, not as a bad token.
+    if (await this.isRevoked(principal.jti!)) throw new FedmartError('UNAUTHENTICATED', `token ${principal.jti} was revoked; ask the operator for a new one`);
+    return principal;
+  }
+
+  /** The token's claims, checked (signature, issuer, audience, expiry, role, subject, jti). */
+  private async verifySigned(token: string): Promise<Principal> {
     try {
       const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['EdDSA'] });
       const role = payload.role;
@@ -119,7 +127,6 @@ export class TokenAuthority {
       const principal: Principal = { sub: payload.sub, role: role as Role };
       if (typeof payload.fed === 'string') principal.fed = payload.fed;
       if (typeof payload.jti !== 'string') throw new FedmartError('UNAUTHENTICATED', 'token has no id (jti) so it could not be revoked; ask the operator for a new token');
-      if (this.isRevoked(payload.jti)) throw new FedmartError('UNAUTHENTICATED', `token ${payload.jti} was revoked; ask the operator for a new one`);
       principal.jti = payload.jti;
       if (typeof payload.exp === 'number') principal.exp = payload.exp;
       return principal;

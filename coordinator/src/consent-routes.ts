@@ -69,7 +69,7 @@ export function createConsentRouter(deps: ConsentRouteDeps): express.Router {
     res.json(view(id, ownEnrollment(store, req, id)));
   });
 
-  router.post('/federations/:id/consent', auth('partner'), (req, res) => {
+  router.post('/federations/:id/consent', auth('partner'), async (req, res) => {
     const id = String(req.params.id);
     const e = ownEnrollment(store, req, id);
     const parsed = ConsentBodySchema.safeParse(req.body ?? {});
@@ -81,7 +81,7 @@ export function createConsentRouter(deps: ConsentRouteDeps): express.Router {
     const refusal = purposeRefusal(purposes, config.purpose ?? null);
     if (refusal) throw new FedmartError('CONFLICT', `consent not recorded: ${refusal}; consent to a purpose list that includes "${config.purpose ?? '(none)'}", or do not join this federation`);
     const previousHash = store.recordTermsConsent(e.id, termsHash);
-    recordConsent(store, { enrollmentId: e.id, partnerId: e.partnerId, federationId: id, purposes, purpose: config.purpose, termsHash, termsChanged: previousHash !== termsHash });
+    await recordConsent(store, { enrollmentId: e.id, partnerId: e.partnerId, federationId: id, purposes, purpose: config.purpose, termsHash, termsChanged: previousHash !== termsHash });
     res.json(view(id, store.findEnrollmentByToken(e.tokenId)!));
   });
 

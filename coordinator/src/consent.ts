@@ -10,6 +10,7 @@
  */
 import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
 import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 
 export interface ConsentRecord {
   enrollmentId: string;
@@ -27,13 +28,14 @@ export interface ConsentRecord {
 
 /**
  * Store the purposes and audit the consent when it changed.
+ * @param store - the coordinator's store (the synchronous SQLite Store or the async store API)
  * @returns true when a `partner.consent` entry was appended
  */
-export function recordConsent(store: Store, c: ConsentRecord): boolean {
+export async function recordConsent(store: Store | AsyncStore, c: ConsentRecord): Promise<boolean> {
   if (c.purposes === undefined) return false;
-  const previous = store.setEnrollmentPurposes(c.enrollmentId, c.purposes);
+  const previous = await store.setEnrollmentPurposes(c.enrollmentId, c.purposes);
   const changed = previous === null || previous.join(',') !== c.purposes.join(',') || c.termsChanged === true;
-  if (changed) store.audit(c.partnerId, 'partner.consent', c.enrollmentId, { federationId: c.federationId, purposes: c.purposes, previous, termsHash: c.termsHash });
-  if (purposeRefusal(c.purposes, c.purpose ?? null)) store.audit(c.partnerId, 'partner.purpose-refused', c.enrollmentId, { federationId: c.federationId, purpose: c.purpose ?? null, purposes: c.purposes });
+  if (changed) await store.audit(c.partnerId, 'partner.consent', c.enrollmentId, { federationId: c.federationId, purposes: c.purposes, previous, termsHash: c.termsHash });
+  if (purposeRefusal(c.purposes, c.purpose ?? null)) await store.audit(c.partnerId, 'partner.purpose-refused', c.enrollmentId, { federationId: c.federationId, purpose: c.purpose ?? null, purposes: c.purposes });
   return changed;
 }

@@ -132,8 +132,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
-  attachFederationNamespace(io, { store, authority, orchestrator, log });
-  attachVerticalRelay(io, { store, authority, log, rounds: verticalRounds });
+  attachFederationNamespace(io, { store: asyncStore, authority, orchestrator, log });
+  attachVerticalRelay(io, { store: asyncStore, authority, log, rounds: verticalRounds });
   attachEventStream(io, { store, authority, orchestrator });
   metrics.attachIo(io);
 
