@@ -222,9 +222,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     if (deps.verticalRounds === undefined) throw new FedmartError('UNAVAILABLE', 'this coordinator does not run vertical rounds');
     return deps.verticalRounds;
   };
-  api.get('/federations/:id/vertical', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations/:id/vertical', auth('operator', 'compliance', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    const spec = vertical().spec(param(req, 'id'));
+    const spec = await vertical().spec(param(req, 'id'));
     res.json({ spec, connected: vertical().connected(param(req, 'id')) });
   });
   api.post('/federations/:id/vertical/rounds', auth('operator'), async (req, res) => {

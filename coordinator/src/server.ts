@@ -124,7 +124,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
   const orchestrator = new Orchestrator(asyncStore, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
-  const verticalRounds = new VerticalRounds(store, log);
+  const verticalRounds = new VerticalRounds(asyncStore, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
   const metrics = createMetrics({ orchestrator, store });
   if (opts.logger) logOrchestrator(opts.logger, orchestrator);
@@ -160,7 +160,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7300);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, revocations }, opts.dataDir, opts.rotateOperatorToken === true);
+  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, store: asyncStore }, opts.dataDir, opts.rotateOperatorToken === true);
   if (origin !== 'reused') store.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
   // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
@@ -170,7 +170,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const close = () =>
     (closing ??= (async () => {
       orchestrator.close();
-      verticalRounds.close();
+      await verticalRounds.close();
       io.disconnectSockets(true);
       await new Promise<void>((resolve) => {
         // io.close() also closes the HTTP server; idle keep-alive connections

@@ -33,6 +33,7 @@ import {
 } from '@fedmart/shared/protocol-vertical-relay';
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
+import { answerAck } from './ack.ts';
 import type { AsyncStore } from './db/store-api.ts';
 import type { VerticalRounds } from './vertical-rounds.ts';
 
@@ -97,7 +98,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         const auth = socket.handshake.auth as { control?: unknown; session?: unknown };
         if (auth.control === true) {
           if (deps.rounds === undefined) throw new FedmartError('UNAVAILABLE', 'this coordinator does not run vertical rounds');
-          deps.rounds.check(fed.id, party);
+          await deps.rounds.check(fed.id, party);
           socket.data = { job: fed.id, party, partnerId: enrollment.partnerId, control: { federationId: fed.id } };
           next();
           return;
@@ -145,21 +146,9 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
     socket.emit('welcome', { job: jobId, party, peers });
 
     // A message is relayed synchronously (in order); only an error path reads the store (async).
-    const respond = (ack: unknown, fn: () => void | Promise<void>) => {
-      const reply: (a: Ack) => void = typeof ack === 'function' ? (ack as (a: Ack) => void) : () => {};
-      const fail = (err: unknown) => {
-        const e = toFedmartError(err);
-        if (e.code === 'INTERNAL') log(`vertical relay: internal error on a message from ${party}: ${(e.cause as Error)?.stack ?? e.message}`);
-        reply({ ok: false, error: { code: e.code, message: e.message } });
-      };
-      try {
-        const p = fn();
-        if (p) p.then(() => reply({ ok: true }), fail);
-        else reply({ ok: true });
-      } catch (err) {
-        fail(err);
-      }
-    };
+    const respond = (ack: unknown, fn: () => void | Promise<void>) => answerAck(ack, fn, (e) => {
+      if (e.code === 'INTERNAL') log(`vertical relay: internal error on a message from ${party}: ${(e.cause as Error)?.stack ?? e.message}`);
+    });
 
     socket.on('key', (publicKey: unknown, ack: unknown) =>
       respond(ack, () => {
