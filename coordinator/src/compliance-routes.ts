@@ -13,12 +13,12 @@
 import express, { type RequestHandler, type Request } from 'express';
 import { FedmartError } from '@fedmart/shared/errors';
 import { PrivacyCapBodySchema, formatIssues, type Role } from '@fedmart/shared/protocol';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import { listPrivacyCaps, privacyCapHistory, privacyReport, privacyReportCsv, setPrivacyCap } from './privacy.ts';
 
 /** What the router needs from the HTTP app: the store and its Bearer-token role check. */
 export interface ComplianceRouteDeps {
-  store: Store;
+  store: AsyncStore;
   /** The app's auth middleware factory: allows the listed roles, 401/403 otherwise. */
   auth: (...roles: Role[]) => RequestHandler;
 }
@@ -67,13 +67,13 @@ export function createComplianceRouter(deps: ComplianceRouteDeps): express.Route
 
   router.get('/federations/:id/privacy/refused', readers, async (req, res) => {
     const report = await privacyReport(store, param(req, 'id'));
-    const rounds = store.listRounds(report.federationId).filter((r) => report.refused.some((x) => x.roundId === r.id)).map((r) => ({ roundId: r.id, round: r.number, phase: r.phase, reason: r.reason, at: new Date(r.updatedAt).toISOString() }));
+    const rounds = (await store.listRounds(report.federationId)).filter((r) => report.refused.some((x) => x.roundId === r.id)).map((r) => ({ roundId: r.id, round: r.number, phase: r.phase, reason: r.reason, at: new Date(r.updatedAt).toISOString() }));
     res.json({ federationId: report.federationId, rounds, entries: report.refused });
   });
 
   router.get('/federations/:id/privacy/caps', readers, async (req, res) => {
     const id = param(req, 'id');
-    store.getFederation(id);
+    await store.getFederation(id);
     res.json({ federationId: id, caps: await listPrivacyCaps(store, id), history: (await privacyCapHistory(store, id)).map((c) => ({ ...c, createdAt: new Date(c.createdAt).toISOString() })) });
   });
 

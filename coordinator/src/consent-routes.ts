@@ -18,12 +18,12 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { federationTermsHash, type FederationTerms as HashedTerms } from '@fedmart/shared/federation-terms';
 import { federationTerms, formatIssues, type Role } from '@fedmart/shared/protocol';
 import type { ConsentView } from '@fedmart/shared/api-views';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { EnrollmentRow } from './db/schema.ts';
 import { recordConsent } from './consent.ts';
 
 export interface ConsentRouteDeps {
-  store: Store;
+  store: AsyncStore;
   auth: (...roles: Role[]) => RequestHandler;
 }
 
@@ -31,10 +31,10 @@ export interface ConsentRouteDeps {
 const termsHashOf = (terms: ReturnType<typeof federationTerms>): string => federationTermsHash(terms as unknown as HashedTerms);
 
 /** The caller's own enrollment in federation `id` (partner tokens only). */
-function ownEnrollment(store: Store, req: Request, id: string): EnrollmentRow {
+async function ownEnrollment(store: AsyncStore, req: Request, id: string): Promise<EnrollmentRow> {
   const p = req.principal!;
   if (p.fed !== id) throw new FedmartError('FORBIDDEN', 'a partner token can only read and consent to its own federation');
-  const e = p.jti ? store.findEnrollmentByToken(p.jti) : undefined;
+  const e = p.jti ? await store.findEnrollmentByToken(p.jti) : undefined;
   if (!e || e.federationId !== id) throw new FedmartError('NOT_FOUND', `no enrollment of this token in federation ${id}; ask the operator for a new enrollment link`);
   return e;
 }
@@ -47,8 +47,8 @@ export function createConsentRouter(deps: ConsentRouteDeps): express.Router {
   const { store, auth } = deps;
   const router = express.Router();
 
-  const view = (id: string, e: EnrollmentRow): ConsentView => {
-    const f = store.getFederation(id);
+  const view = async (id: string, e: EnrollmentRow): Promise<ConsentView> => {
+    const f = await store.getFederation(id);
     const config = store.federationConfig(f);
     const terms = federationTerms(config);
     const termsHash = termsHashOf(terms);
@@ -64,25 +64,25 @@ export function createConsentRouter(deps: ConsentRouteDeps): express.Router {
     };
   };
 
-  router.get('/federations/:id/consent', auth('partner'), (req, res) => {
+  router.get('/federations/:id/consent', auth('partner'), async (req, res) => {
     const id = String(req.params.id);
-    res.json(view(id, ownEnrollment(store, req, id)));
+    res.json(await view(id, await ownEnrollment(store, req, id)));
   });
 
   router.post('/federations/:id/consent', auth('partner'), async (req, res) => {
     const id = String(req.params.id);
-    const e = ownEnrollment(store, req, id);
+    const e = await ownEnrollment(store, req, id);
     const parsed = ConsentBodySchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new FedmartError('BAD_REQUEST', `invalid consent: ${formatIssues(parsed.error.issues)}`);
     const { termsHash, purposes } = parsed.data;
-    const config = store.federationConfig(store.getFederation(id));
+    const config = store.federationConfig(await store.getFederation(id));
     const current = termsHashOf(federationTerms(config));
     if (termsHash !== current) throw new FedmartError('CONFLICT', `the federation's terms changed since they were shown (hash ${termsHash.slice(0, 16)}…, now ${current.slice(0, 16)}…); reload them, read them again and consent to the new ones`);
     const refusal = purposeRefusal(purposes, config.purpose ?? null);
     if (refusal) throw new FedmartError('CONFLICT', `consent not recorded: ${refusal}; consent to a purpose list that includes "${config.purpose ?? '(none)'}", or do not join this federation`);
-    const previousHash = store.recordTermsConsent(e.id, termsHash);
+    const previousHash = await store.recordTermsConsent(e.id, termsHash);
     await recordConsent(store, { enrollmentId: e.id, partnerId: e.partnerId, federationId: id, purposes, purpose: config.purpose, termsHash, termsChanged: previousHash !== termsHash });
-    res.json(view(id, store.findEnrollmentByToken(e.tokenId)!));
+    res.json(await view(id, (await store.findEnrollmentByToken(e.tokenId))!));
   });
 
   return router;

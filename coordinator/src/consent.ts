@@ -9,8 +9,7 @@
  * refuses to take part on its own, `@fedmart/shared/consent`).
  */
 import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
-import type { Store } from './db/store.ts';
-import type { AsyncStore } from './db/store-api.ts';
+import { asAsyncStore, type AnyStore } from './privacy.ts';
 
 export interface ConsentRecord {
   enrollmentId: string;
@@ -27,12 +26,13 @@ export interface ConsentRecord {
 }
 
 /**
- * Store the purposes and audit the consent when it changed.
- * @param store - the coordinator's store (the synchronous SQLite Store or the async store API)
+ * Store the purposes and audit the consent when it changed (each write awaited in order).
+ * @param anyStore - the async store (a sync SQLite `Store` is wrapped, for callers not yet on the async API)
  * @returns true when a `partner.consent` entry was appended
  */
-export async function recordConsent(store: Store | AsyncStore, c: ConsentRecord): Promise<boolean> {
+export async function recordConsent(anyStore: AnyStore, c: ConsentRecord): Promise<boolean> {
   if (c.purposes === undefined) return false;
+  const store = asAsyncStore(anyStore);
   const previous = await store.setEnrollmentPurposes(c.enrollmentId, c.purposes);
   const changed = previous === null || previous.join(',') !== c.purposes.join(',') || c.termsChanged === true;
   if (changed) await store.audit(c.partnerId, 'partner.consent', c.enrollmentId, { federationId: c.federationId, purposes: c.purposes, previous, termsHash: c.termsHash });

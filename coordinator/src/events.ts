@@ -25,7 +25,8 @@ import type { Namespace, Server as IoServer } from 'socket.io';
 import { redactPartnerNames } from '@fedmart/shared/audit-log';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { Principal, TokenAuthority } from './auth.ts';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
+import { WriteQueue } from './db/write-queue.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import { privacyReport } from './privacy.ts';
 import { handshakeError } from './socket-auth.ts';
@@ -66,19 +67,19 @@ export function eventFor(viewer: Viewer, e: StreamEvent, enrolled: readonly { pa
  * Mount `/events` and forward the orchestrator's and scheduler's events to it.
  * @returns the namespace and `publish` (also used for events of other modules)
  */
-export function attachEventStream(io: IoServer, deps: { authority: TokenAuthority; store: Store; orchestrator: Orchestrator }): { nsp: Namespace; publish(e: StreamEvent): void } {
+export function attachEventStream(io: IoServer, deps: { authority: TokenAuthority; store: AsyncStore; orchestrator: Orchestrator }): { nsp: Namespace; publish(e: StreamEvent): void } {
   const { authority, store, orchestrator } = deps;
   const nsp = io.of(EVENTS_NAMESPACE);
   nsp.use((socket, next) => {
     const auth = (socket.handshake.auth ?? {}) as { token?: unknown; federation?: unknown };
-    authority.verify(auth.token).then((principal) => {
+    authority.verify(auth.token).then(async (principal) => {
       if (principal.role === 'partner') {
-        const e = principal.jti ? store.findEnrollmentByToken(principal.jti) : undefined;
+        const e = principal.jti ? await store.findEnrollmentByToken(principal.jti) : undefined;
         if (!e || e.status === 'revoked') throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid; ask the operator for a new one');
       }
       const federation = typeof auth.federation === 'string' && auth.federation.length > 0 ? auth.federation : null;
       if (federation !== null) {
-        store.getFederation(federation);
+        await store.getFederation(federation);
         if (principal.role === 'partner' && principal.fed !== federation) throw new FedmartError('FORBIDDEN', 'a partner token can only watch its own federation');
       }
       socket.data.viewer = { principal, federation } satisfies Viewer;
@@ -87,14 +88,22 @@ export function attachEventStream(io: IoServer, deps: { authority: TokenAuthorit
   });
   // The stream is one-way: nothing a client sends is read.
 
-  const publish = (e: StreamEvent) => {
-    let enrolled: { partnerId: string; partnerName: string }[] | undefined;
-    for (const s of nsp.sockets.values()) {
-      const viewer = s.data.viewer as Viewer;
-      const view = eventFor(viewer, e, viewer.principal.role === 'partner' && typeof e.reason === 'string' ? (enrolled ??= store.listEnrollments(e.federationId)) : []);
+  // Events go out in the order they were published. An event with a reason that a partner watches
+  // waits for the federation's enrollments (its redaction, `eventFor`), and every later event waits
+  // for it; with no such wait an event is sent at once (the queue runs an idle task synchronously).
+  const order = new WriteQueue(() => undefined);
+  const publish = (e: StreamEvent): void => order.fire(async () => {
+    const viewers = [...nsp.sockets.values()].map((s) => ({ s, viewer: s.data.viewer as Viewer }));
+    const redact = typeof e.reason === 'string' && viewers.some((v) => v.viewer.principal.role === 'partner');
+    // Unreadable enrollments: partners get no reason-bearing event rather than an unredacted one.
+    const enrolled = redact ? await store.listEnrollments(e.federationId).catch(() => null) : [];
+    for (const { s, viewer } of viewers) {
+      const partner = viewer.principal.role === 'partner';
+      if (partner && redact && enrolled === null) continue;
+      const view = eventFor(viewer, e, partner ? (enrolled ?? []) : []);
       if (view) s.emit('event', view);
     }
-  };
+  });
   const at = () => new Date().toISOString();
   orchestrator.on('phase', (e) => publish({ type: 'phase', at: at(), ...e }));
   orchestrator.on('client-report', (e) => publish({ type: e.kind === 'failed' ? 'refusal' : 'report', at: at(), ...e }));

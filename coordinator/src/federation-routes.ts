@@ -7,17 +7,14 @@
  * - DELETE /federations/:id           operator: archive, then delete the model weights and per-partner data
  * - (guard) POST /federations/:id/rounds|enrollments refuse an archived or deleted federation
  */
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { eq } from 'drizzle-orm';
-import { createHash } from 'node:crypto';
+import express, { type Request, type RequestHandler } from 'express';
 import { FedmartError } from '@fedmart/shared/errors';
 import { MAX_ATTACHMENT_BYTES, type FederationConfig, type Role } from '@fedmart/shared/protocol';
 import { jointParameterCount } from '@fedmart/shared/task/layout';
 import { DatasetSchemaSchema } from '@fedmart/shared/data/schema';
 import { featureDim } from '@fedmart/shared/data/encode';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { Orchestrator } from './orchestrator.ts';
-import * as t from './db/schema.ts';
 
 /** What archiving keeps (everything) and deleting removes. */
 export const RETENTION = {
@@ -53,7 +50,7 @@ export function validateFederationConfig(config: FederationConfig): void {
 
 /** What the router needs from the HTTP app. */
 export interface FederationRouteDeps {
-  store: Store;
+  store: AsyncStore;
   orchestrator: Orchestrator;
   auth: (...roles: Role[]) => RequestHandler;
 }
@@ -67,42 +64,30 @@ export function createFederationRouter(deps: FederationRouteDeps): express.Route
   const router = express.Router();
   const id = (req: Request) => String(req.params.id ?? '');
 
-  const active = (req: Request, _res: Response, next: NextFunction) => {
-    const f = store.getFederation(id(req));
-    if (f.status !== 'active') return next(new FedmartError('CONFLICT', `federation ${f.id} is ${f.status}: it runs no more rounds and takes no enrollments; create a new federation`));
+  const active: RequestHandler = async (req, _res, next) => {
+    const f = await store.getFederation(id(req));
+    if (f.status !== 'active') throw new FedmartError('CONFLICT', `federation ${f.id} is ${f.status}: it runs no more rounds and takes no enrollments; create a new federation`);
     next();
   };
   router.post('/federations/:id/rounds', active);
   router.post('/federations/:id/enrollments', active);
   router.post('/federations/:id/vertical/rounds', active);
 
-  const end = (fedId: string, status: 'archived' | 'deleted') => {
-    for (const c of orchestrator.connectedClients(fedId)) c.disconnect(`federation ${fedId} was ${status} by the operator`);
-    for (const e of store.listEnrollments(fedId)) store.revokeEnrollment(e.id);
-    store.db.update(t.federations).set({ status, endedAt: Date.now() }).where(eq(t.federations.id, fedId)).run();
+  /** One transaction (`AsyncStore.endFederation`): enrollments revoked, status, erasure on delete, the audit entry; then the live partners are dropped. */
+  const end = async (req: Request, status: 'archived' | 'deleted') => {
+    const f = await store.getFederation(id(req));
+    const retention = RETENTION[status];
+    await store.endFederation(f.id, status, { actor: req.principal!.sub, action: `federation.${status}`, subject: f.id, data: { retention } });
+    for (const c of orchestrator.connectedClients(f.id)) c.disconnect(`federation ${f.id} was ${status} by the operator`);
+    return { federationId: f.id, status, retention };
   };
 
-  router.post('/federations/:id/archive', auth('operator'), (req, res) => {
-    const f = store.getFederation(id(req));
-    if (f.status !== 'active') throw new FedmartError('CONFLICT', `federation ${f.id} is already ${f.status}`);
-    end(f.id, 'archived');
-    store.audit(req.principal!.sub, 'federation.archived', f.id, { retention: RETENTION.archived });
-    res.json({ federationId: f.id, status: 'archived', retention: RETENTION.archived });
+  router.post('/federations/:id/archive', auth('operator'), async (req, res) => {
+    res.json(await end(req, 'archived'));
   });
 
-  router.delete('/federations/:id', auth('operator'), (req, res) => {
-    const f = store.getFederation(id(req));
-    if (f.status === 'deleted') throw new FedmartError('CONFLICT', `federation ${f.id} is already deleted`);
-    const empty = Buffer.alloc(0);
-    store.db.$client.transaction(() => {
-      end(f.id, 'deleted');
-      store.db.update(t.modelVersions).set({ weights: empty, sha256: createHash('sha256').update(empty).digest('hex'), paramCount: 0, releaseStatus: 'retired' }).where(eq(t.modelVersions.federationId, f.id)).run();
-      const rounds = store.listRounds(f.id).map((r) => r.id);
-      for (const r of rounds) store.db.update(t.roundParticipants).set({ numExamples: null, trainMetrics: null, evalMetrics: null, reason: null }).where(eq(t.roundParticipants.roundId, r)).run();
-      store.db.update(t.enrollments).set({ identityKey: null, termsHash: null, purposes: null, numExamples: null }).where(eq(t.enrollments.federationId, f.id)).run();
-      store.audit(req.principal!.sub, 'federation.deleted', f.id, { retention: RETENTION.deleted });
-    }).immediate();
-    res.json({ federationId: f.id, status: 'deleted', retention: RETENTION.deleted });
+  router.delete('/federations/:id', auth('operator'), async (req, res) => {
+    res.json(await end(req, 'deleted'));
   });
 
   return router;

@@ -13,8 +13,8 @@ import {
 import { initJointWeights, jointParameterCount } from '@fedmart/shared/task/layout';
 import type { z } from 'zod';
 import type { Principal, TokenAuthority } from './auth.ts';
-import { verifiedWeightBytes, type Store } from './db/store.ts';
-import type { TokenRevocations } from './db/revocations.ts';
+import { verifiedWeightBytes } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { Orchestrator } from './orchestrator.ts';
 import type { VerticalRounds } from './vertical-rounds.ts';
 import { VerticalPredictBodySchema } from '@fedmart/shared/protocol-vertical-relay';
@@ -38,13 +38,12 @@ declare module 'express-serve-static-core' {
 }
 
 export interface HttpDeps {
-  store: Store;
+  /** The coordinator's database (SQLite or PostgreSQL) behind the async store API. */
+  store: AsyncStore;
   authority: TokenAuthority;
   orchestrator: Orchestrator;
   /** Rounds and scoring of vertical federations with parties (absent: those routes answer 503). */
   verticalRounds?: VerticalRounds;
-  /** Revoked token ids (the revoke route appends to it). */
-  revocations: TokenRevocations;
   /** Close the live sockets of a revoked token; returns how many. */
   disconnectToken: (jti: string) => number;
   version: string;
@@ -96,7 +95,7 @@ function ownParticipation(viewer: Principal | undefined, partnerIds: string[]): 
 export function createHttpApp(deps: HttpDeps): express.Express {
   const { store, authority, orchestrator } = deps;
   /** For a partner viewer, the other partners' ids and names (hidden in free-text reasons); nothing for other roles. */
-  const otherPartnerNames = (p: Principal | undefined, fed: string) => (p?.role === 'partner' ? store.listEnrollments(fed).filter((e) => e.partnerId !== p.sub).flatMap((e) => [e.partnerId, e.partnerName]) : []);
+  const otherPartnerNames = async (p: Principal | undefined, fed: string) => (p?.role === 'partner' ? (await store.listEnrollments(fed)).filter((e) => e.partnerId !== p.sub).flatMap((e) => [e.partnerId, e.partnerName]) : []);
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -115,7 +114,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     try {
       const p = await authority.verify(m[1]);
       if (p.role === 'partner' && p.jti) {
-        const e = store.findEnrollmentByToken(p.jti);
+        const e = await store.findEnrollmentByToken(p.jti);
         if (!e || e.status === 'revoked') throw new FedmartError('UNAUTHENTICATED', 'enrollment token is no longer valid; ask the operator for a new one');
       }
       if (!roles.includes(p.role)) throw new FedmartError('FORBIDDEN', `this call needs role ${roles.join(' or ')}; your token has role ${p.role}`);
@@ -136,83 +135,83 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/tokens', auth('operator'), async (req, res) => {
     const body = parseBody(CreateTokenBodySchema, req.body);
     const t = await authority.issue({ sub: body.subject, role: body.role }, body.expiresInSeconds);
-    store.audit(req.principal!.sub, 'token.issued', body.subject, { role: body.role, jti: t.jti });
+    await store.audit(req.principal!.sub, 'token.issued', body.subject, { role: body.role, jti: t.jti });
     res.status(201).json({ token: t.token, jti: t.jti, role: body.role, subject: body.subject, expiresAt: new Date(t.expiresAt).toISOString() });
   });
 
   // Revoke any token by its id (the jti returned when it was issued, or found in the audit log).
-  api.delete('/tokens/:jti', auth('operator'), (req, res) => {
+  api.delete('/tokens/:jti', auth('operator'), async (req, res) => {
     const jti = param(req, 'jti');
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(jti)) throw new FedmartError('BAD_REQUEST', `"${jti}" is not a token id; pass the jti (a UUID) returned when the token was issued or shown in the audit log`);
     if (jti === req.principal!.jti) throw new FedmartError('CONFLICT', 'refusing to revoke the token making this call; revoke it with another operator token, or restart the coordinator with --rotate-operator-token');
-    const fresh = deps.revocations.revoke(jti, req.principal!.sub, 'revoked by an operator');
+    const fresh = await store.revokeToken(jti, req.principal!.sub, 'revoked by an operator');
     const disconnected = deps.disconnectToken(jti);
-    if (fresh) store.audit(req.principal!.sub, 'token.revoked', jti, { disconnected });
+    if (fresh) await store.audit(req.principal!.sub, 'token.revoked', jti, { disconnected });
     res.json({ revoked: jti, disconnected });
   });
 
-  api.get('/federations', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations', auth('operator', 'compliance', 'partner'), async (req, res) => {
     const p = req.principal!;
-    const rows = store.listFederations().filter((f) => p.role !== 'partner' || f.id === p.fed);
+    const rows = (await store.listFederations()).filter((f) => p.role !== 'partner' || f.id === p.fed);
     res.json({ federations: rows.map(federationView) });
   });
 
-  api.post('/federations', auth('operator'), (req, res) => {
+  api.post('/federations', auth('operator'), async (req, res) => {
     const body = parseBody(CreateFederationBodySchema, req.body);
     validateFederationConfig(body.config);
     const spec = body.config.model;
     const weights = initJointWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
     if (weights.length !== jointParameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
-    const { federation, model } = store.createFederation(body.name, body.config, weights);
-    store.audit(req.principal!.sub, 'federation.created', federation.id, { name: body.name, strategy: body.config.strategy, params: model.paramCount });
+    const { federation, model } = await store.createFederation(body.name, body.config, weights);
+    await store.audit(req.principal!.sub, 'federation.created', federation.id, { name: body.name, strategy: body.config.strategy, params: model.paramCount });
     res.status(201).json({ federation: federationView(federation), model: modelView(model) });
   });
 
-  api.get('/federations/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations/:id', auth('operator', 'compliance', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    const f = store.getFederation(param(req, 'id'));
+    const f = await store.getFederation(param(req, 'id'));
     const p = req.principal!;
     // Partners see who is connected (names are public within a federation), but only their own example count.
     const connected = orchestrator.connectedClients(f.id).map((c) => ({ partnerId: c.partnerId, partnerName: c.partnerName, ...(p.role !== 'partner' || c.partnerId === p.sub ? { numExamples: c.numExamples } : {}) }));
     // Identity fingerprints of every bound partner: the operator and the partners compare them out of band.
-    const identities = store.listEnrollments(f.id).filter((e) => e.identityKey !== null).map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityFingerprint: identityFingerprint(hexToBytes(e.identityKey!)) }));
+    const identities = (await store.listEnrollments(f.id)).filter((e) => e.identityKey !== null).map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityFingerprint: identityFingerprint(hexToBytes(e.identityKey!)) }));
     res.json({ federation: federationView(f), connected, identities });
   });
 
   api.post('/federations/:id/enrollments', auth('operator'), async (req, res) => {
-    const f = store.getFederation(param(req, 'id'));
+    const f = await store.getFederation(param(req, 'id'));
     const body = parseBody(CreateEnrollmentBodySchema, req.body);
     const refusal = body.purposes ? purposeRefusal(body.purposes, store.federationConfig(f).purpose) : null;
     if (refusal) throw new FedmartError('CONFLICT', `cannot enroll ${body.partner} in ${f.id}: ${refusal}; enroll it in a federation its consent covers, or record the purposes it agreed to`);
-    const partner = store.ensurePartner(body.partner);
+    const partner = await store.ensurePartner(body.partner);
     const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
-    const e = store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
-    if (body.purposes) store.setEnrollmentPurposes(e.id, body.purposes);
-    store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}), ...(body.purposes ? { purposes: body.purposes } : {}) });
+    const e = await store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
+    if (body.purposes) await store.setEnrollmentPurposes(e.id, body.purposes);
+    await store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}), ...(body.purposes ? { purposes: body.purposes } : {}) });
     res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString(), maxExamples: e.maxExamples }, token: t.token });
   });
 
-  api.get('/federations/:id/enrollments', auth('operator', 'compliance'), (req, res) => {
-    store.getFederation(param(req, 'id'));
-    res.json({ enrollments: store.listEnrollments(param(req, 'id')).map(({ tokenId: _t, ...e }) => ({ ...e, expiresAt: new Date(e.expiresAt).toISOString(), identityFingerprint: e.identityKey === null ? null : identityFingerprint(hexToBytes(e.identityKey)) })) });
+  api.get('/federations/:id/enrollments', auth('operator', 'compliance'), async (req, res) => {
+    await store.getFederation(param(req, 'id'));
+    res.json({ enrollments: (await store.listEnrollments(param(req, 'id'))).map(({ tokenId: _t, ...e }) => ({ ...e, expiresAt: new Date(e.expiresAt).toISOString(), identityFingerprint: e.identityKey === null ? null : identityFingerprint(hexToBytes(e.identityKey)) })) });
   });
 
-  api.delete('/federations/:id/enrollments/:enrollmentId', auth('operator'), (req, res) => {
-    const list = store.listEnrollments(param(req, 'id'));
+  api.delete('/federations/:id/enrollments/:enrollmentId', auth('operator'), async (req, res) => {
+    const list = await store.listEnrollments(param(req, 'id'));
     const e = list.find((x) => x.id === req.params.enrollmentId);
     if (!e) throw new FedmartError('NOT_FOUND', `enrollment ${req.params.enrollmentId} not found in federation ${req.params.id}`);
-    store.revokeEnrollment(e.id);
+    await store.revokeEnrollment(e.id);
     for (const c of orchestrator.connectedClients(param(req, 'id'))) if (c.partnerId === e.partnerId) c.disconnect('enrollment revoked by the operator');
-    store.audit(req.principal!.sub, 'enrollment.revoked', e.id, { federationId: req.params.id });
+    await store.audit(req.principal!.sub, 'enrollment.revoked', e.id, { federationId: req.params.id });
     res.json({ revoked: e.id });
   });
 
-  api.get('/partners', auth('operator', 'compliance'), (_req, res) => {
-    res.json({ partners: store.listPartners().map((p) => ({ ...p, createdAt: new Date(p.createdAt).toISOString() })) });
+  api.get('/partners', auth('operator', 'compliance'), async (_req, res) => {
+    res.json({ partners: (await store.listPartners()).map((p) => ({ ...p, createdAt: new Date(p.createdAt).toISOString() })) });
   });
 
   api.post('/federations/:id/rounds', auth('operator'), async (req, res) => {
-    const f = store.getFederation(param(req, 'id'));
+    const f = await store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
     const schedule = await orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub).created;
     res.status(202).json({ scheduleId: schedule.id, federationId: f.id, rounds: body.count });
@@ -229,51 +228,51 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   });
   api.post('/federations/:id/vertical/rounds', auth('operator'), async (req, res) => {
     const r = await vertical().startRound(param(req, 'id'));
-    store.audit(req.principal!.sub, 'vertical.round.requested', r.roundId, {});
+    await store.audit(req.principal!.sub, 'vertical.round.requested', r.roundId, {});
     res.status(202).json(r);
   });
   api.post('/federations/:id/vertical/predict', auth('operator'), async (req, res) => {
     const body = parseBody(VerticalPredictBodySchema, req.body);
     const fed = param(req, 'id');
-    const version = store.currentModelRow(fed).version;
+    const version = (await store.currentModelRow(fed)).version;
     const r = await vertical().predict(fed, body.ids, body.explain);
-    store.audit(req.principal!.sub, 'vertical.predict', fed, { ids: body.ids.length, version });
+    await store.audit(req.principal!.sub, 'vertical.predict', fed, { ids: body.ids.length, version });
     res.json({ federationId: fed, version, ids: body.ids, p: r.p, ...(r.contributions ? { contributions: r.contributions } : {}) });
   });
 
-  api.get('/federations/:id/rounds', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations/:id/rounds', auth('operator', 'compliance', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    store.getFederation(param(req, 'id'));
-    const hide = otherPartnerNames(req.principal, param(req, 'id'));
-    res.json({ rounds: store.listRounds(param(req, 'id')).map((r) => roundView(r, hide)) });
+    await store.getFederation(param(req, 'id'));
+    const hide = await otherPartnerNames(req.principal, param(req, 'id'));
+    res.json({ rounds: (await store.listRounds(param(req, 'id'))).map((r) => roundView(r, hide)) });
   });
 
-  api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), (req, res) => {
-    const r = store.getRound(param(req, 'id'));
+  api.get('/rounds/:id', auth('operator', 'compliance', 'partner'), async (req, res) => {
+    const r = await store.getRound(param(req, 'id'));
     sameFederation(req, r.federationId);
-    const rows = store.listParticipants(r.id);
+    const rows = await store.listParticipants(r.id);
     const visible = new Set(ownParticipation(req.principal, rows.map((p) => p.partnerId)));
     const participants = rows.filter((p) => visible.has(p.partnerId)).map((p) => ({ ...p, trainMetrics: json(p.trainMetrics), evalMetrics: json(p.evalMetrics) }));
-    res.json({ round: roundView(r, otherPartnerNames(req.principal, r.federationId)), participants });
+    res.json({ round: roundView(r, await otherPartnerNames(req.principal, r.federationId)), participants });
   });
 
   api.use(createModelRouter({ store, auth }));
-  api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations/:id/models', auth('operator', 'compliance', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    const f = store.getFederation(param(req, 'id'));
-    res.json({ currentModelVersionId: f.currentModelVersionId, models: store.listModelVersions(f.id).map((m) => modelView(m, req.principal)) });
+    const f = await store.getFederation(param(req, 'id'));
+    res.json({ currentModelVersionId: f.currentModelVersionId, models: (await store.listModelVersions(f.id)).map((m) => modelView(m, req.principal)) });
   });
 
-  api.get('/federations/:id/models/:version', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations/:id/models/:version', auth('operator', 'compliance', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
+    const m = await store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
     const { weights: _w, ...meta } = m;
     res.json({ model: modelView(meta, req.principal) });
   });
 
-  api.get('/federations/:id/models/:version/weights', auth('operator', 'partner'), (req, res) => {
+  api.get('/federations/:id/models/:version/weights', auth('operator', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    const m = store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
+    const m = await store.getModelByNumber(param(req, 'id'), parseVersion(param(req, 'version')));
     const bytes = verifiedWeightBytes(m); // a blob that no longer matches its SHA-256 is an error, never served
     res.set('content-type', 'application/octet-stream');
     res.set('x-fedmart-param-count', String(m.paramCount));
@@ -283,11 +282,11 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.send(bytes);
   });
 
-  api.get('/audit', auth('operator', 'compliance'), (req, res) => {
+  api.get('/audit', auth('operator', 'compliance'), async (req, res) => {
     const after = Number(req.query.after ?? 0);
     const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 200)));
     if (!Number.isInteger(after) || !Number.isFinite(limit)) throw new FedmartError('BAD_REQUEST', 'query "after" and "limit" must be integers');
-    res.json({ chain: store.verifyAudit(), entries: store.listAudit(limit, after).map((e) => ({ ...e, data: json(e.data) })) });
+    res.json({ chain: await store.verifyAudit(), entries: (await store.listAudit(limit, after)).map((e) => ({ ...e, data: json(e.data) })) });
   });
 
   api.use(createComplianceRouter({ store, auth }));

@@ -22,7 +22,7 @@
 import type { Server as IoServer } from 'socket.io';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Orchestrator } from './orchestrator.ts';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import { privacyReport } from './privacy.ts';
 
 export interface CoordinatorMetrics {
@@ -39,7 +39,7 @@ const PHASE_BUCKETS = [0.05, 0.25, 1, 5, 15, 60, 300, 1800, 7200];
  * Create the metrics of one coordinator and subscribe them to its orchestrator.
  * @returns the registry and its helpers
  */
-export function createMetrics(deps: { orchestrator: Orchestrator; store: Store }): CoordinatorMetrics {
+export function createMetrics(deps: { orchestrator: Orchestrator; store: AsyncStore }): CoordinatorMetrics {
   const { orchestrator, store } = deps;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'fedmart_' });
@@ -54,16 +54,16 @@ export function createMetrics(deps: { orchestrator: Orchestrator; store: Store }
   const skipped = new Counter({ name: 'fedmart_schedule_ticks_skipped_total', help: 'Schedule ticks skipped because a round was running', labelNames: ['federation'] as const, registers });
   new Gauge({
     name: 'fedmart_connected_partners', help: 'Partners connected now', labelNames: ['federation'] as const, registers,
-    collect() {
+    async collect() {
       this.reset();
-      for (const f of store.listFederations()) this.set({ federation: f.id }, orchestrator.connectedClients(f.id).length);
+      for (const f of await store.listFederations()) this.set({ federation: f.id }, orchestrator.connectedClients(f.id).length);
     },
   });
   new Gauge({
     name: 'fedmart_privacy_epsilon_spent', help: 'Epsilon charged so far by the privacy ledger (scope federation, or partner_max: the most any one partner spent)', labelNames: ['federation', 'scope', 'level'] as const, registers,
     async collect() {
       this.reset();
-      for (const f of store.listFederations()) {
+      for (const f of await store.listFederations()) {
         const totals = (await privacyReport(store, f.id)).totals;
         for (const level of ['record', 'partner'] as const) {
           const fed = totals.find((x) => x.scope === 'federation' && x.level === level);

@@ -11,12 +11,12 @@ import express, { type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { FedmartError } from '@fedmart/shared/errors';
 import { formatIssues, type Role } from '@fedmart/shared/protocol';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import { approveModel, publishModel, publishedModel, retireModel, rollbackModel } from './model-release.ts';
 
 /** What the router needs from the HTTP app. */
 export interface ModelRouteDeps {
-  store: Store;
+  store: AsyncStore;
   auth: (...roles: Role[]) => RequestHandler;
 }
 
@@ -37,33 +37,33 @@ export function createModelRouter(deps: ModelRouteDeps): express.Router {
   const { store, auth } = deps;
   const router = express.Router();
 
-  router.get('/federations/:id/models/published', auth('operator', 'compliance', 'partner'), (req, res) => {
+  router.get('/federations/:id/models/published', auth('operator', 'compliance', 'partner'), async (req, res) => {
     const p = req.principal!;
     if (p.role === 'partner' && p.fed !== req.params.id) throw new FedmartError('FORBIDDEN', 'a partner token can only read its own federation');
-    const m = publishedModel(store, String(req.params.id));
+    const m = await publishedModel(store, String(req.params.id));
     res.json({ federationId: m.federationId, version: m.version, sha256: m.sha256, releaseStatus: m.releaseStatus, publishedAt: m.publishedAt === null ? null : new Date(m.publishedAt).toISOString() });
   });
 
-  router.post('/federations/:id/models/rollback', auth('operator'), (req, res) => {
+  router.post('/federations/:id/models/rollback', auth('operator'), async (req, res) => {
     const body = RollbackBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw new FedmartError('BAD_REQUEST', `invalid request body: ${formatIssues(body.error.issues)}; send { "to"?: version }`);
-    res.json(rollbackModel(store, String(req.params.id), body.data.to, req.principal!));
+    res.json(await rollbackModel(store, String(req.params.id), body.data.to, req.principal!));
   });
 
-  router.post('/federations/:id/models/:version/publish', auth('operator'), (req, res) => {
+  router.post('/federations/:id/models/:version/publish', auth('operator'), async (req, res) => {
     const { fed, version } = ids(req);
-    const step = publishModel(store, fed, version, req.principal!);
+    const step = await publishModel(store, fed, version, req.principal!);
     res.status(step.awaiting ? 202 : 200).json(step);
   });
 
-  router.post('/federations/:id/models/:version/approve', auth('compliance'), (req, res) => {
+  router.post('/federations/:id/models/:version/approve', auth('compliance'), async (req, res) => {
     const { fed, version } = ids(req);
-    res.json(approveModel(store, fed, version, req.principal!));
+    res.json(await approveModel(store, fed, version, req.principal!));
   });
 
-  router.post('/federations/:id/models/:version/retire', auth('operator'), (req, res) => {
+  router.post('/federations/:id/models/:version/retire', auth('operator'), async (req, res) => {
     const { fed, version } = ids(req);
-    res.json(retireModel(store, fed, version, req.principal!));
+    res.json(await retireModel(store, fed, version, req.principal!));
   });
 
   return router;

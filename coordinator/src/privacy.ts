@@ -57,7 +57,8 @@ import type { RoundOutcome } from './orchestrator.ts';
 
 /** The report and cap functions take the async store or, for SQLite callers (CLI, tests), the synchronous one. */
 export type AnyStore = AsyncStore | Store;
-const asAsync = (store: AnyStore): AsyncStore => (store instanceof Store ? new SqliteAsyncStore(store) : store);
+/** The async store of either (a sync SQLite `Store` is wrapped). */
+export const asAsyncStore = (store: AnyStore): AsyncStore => (store instanceof Store ? new SqliteAsyncStore(store) : store);
 
 /** The two DP levels. */
 export const DP_LEVELS = ['record', 'partner'] as const;
@@ -401,7 +402,7 @@ function capLabel(c: { partnerId: string | null; level: DpLevel; epsilon: number
  * @throws FedmartError NOT_FOUND for an unknown federation or a partner not enrolled in it
  */
 export async function setPrivacyCap(anyStore: AnyStore, c: { federationId: string; partnerId: string | null; level: DpLevel; epsilon: number | null; setBy: string }): Promise<PrivacyCap[]> {
-  const store = asAsync(anyStore);
+  const store = asAsyncStore(anyStore);
   await store.getFederation(c.federationId);
   if (c.partnerId !== null && !(await store.listEnrollments(c.federationId)).some((e) => e.partnerId === c.partnerId)) {
     throw new FedmartError('NOT_FOUND', `partner "${c.partnerId}" is not enrolled in federation ${c.federationId}; list partners with GET /api/v1/federations/${c.federationId}/enrollments`);
@@ -413,7 +414,7 @@ export async function setPrivacyCap(anyStore: AnyStore, c: { federationId: strin
 
 /** Every cap row of a federation, oldest first (the caps' history). */
 export function privacyCapHistory(anyStore: AnyStore, federationId: string): Promise<t.PrivacyCapRow[]> {
-  const store = asAsync(anyStore);
+  const store = asAsyncStore(anyStore);
   return store.privacyCapHistory(federationId);
 }
 
@@ -424,7 +425,7 @@ export function privacyCapHistory(anyStore: AnyStore, federationId: string): Pro
  * @returns caps with a finite ε
  */
 export async function listPrivacyCaps(anyStore: AnyStore, federationId: string): Promise<PrivacyCap[]> {
-  const store = asAsync(anyStore);
+  const store = asAsyncStore(anyStore);
   return capsInForce(federationId, await store.privacyCapHistory(federationId));
 }
 
@@ -619,7 +620,7 @@ export async function recordVerticalSpend(store: AsyncStore, r: { federationId: 
  * @throws FedmartError NOT_FOUND for an unknown federation
  */
 export async function privacyReport(anyStore: AnyStore, federationId: string): Promise<PrivacyReport> {
-  const store = asAsync(anyStore);
+  const store = asAsyncStore(anyStore);
   const fed = await store.getFederation(federationId);
   const config = store.federationConfig(fed);
   const enrollments = await store.listEnrollments(federationId);
@@ -718,7 +719,7 @@ function sameRdp(a: readonly (number | null)[], b: readonly (number | null)[]): 
  * @returns ok and the list of problems found
  */
 export async function verifyPrivacyLedger(anyStore: AnyStore, federationId: string): Promise<LedgerVerification> {
-  const store = asAsync(anyStore);
+  const store = asAsyncStore(anyStore);
   const config = store.federationConfig(await store.getFederation(federationId));
   const problems: string[] = [];
   const versions = (await store.listModelVersions(federationId)).filter((m) => m.version > 0);

@@ -10,11 +10,11 @@
 import express, { type Request, type RequestHandler } from 'express';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { Role } from '@fedmart/shared/protocol';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { Scheduler } from './scheduler.ts';
 
 export interface ScheduleRouteDeps {
-  store: Store;
+  store: AsyncStore;
   scheduler: Scheduler;
   /** The app's auth middleware factory: allows the listed roles, 401/403 otherwise. */
   auth: (...roles: Role[]) => RequestHandler;
@@ -34,11 +34,12 @@ export function createScheduleRouter(deps: ScheduleRouteDeps): express.Router {
   const { store, scheduler, auth } = deps;
   const router = express.Router();
   router.post('/federations/:id/schedules', auth('operator'), async (req, res) => {
+    // The scheduler's calls are awaited: the same code whether they return values or promises.
     const { schedule } = await scheduler.create(id(req, 'id'), req.body, req.principal!.sub);
     res.status(201).json({ schedule });
   });
   router.get('/federations/:id/schedules', auth('operator', 'compliance'), async (req, res) => {
-    store.getFederation(id(req, 'id'));
+    await store.getFederation(id(req, 'id'));
     res.json({ schedules: await scheduler.list(id(req, 'id')) });
   });
   router.get('/schedules/:id', auth('operator', 'compliance'), async (req, res) => {

@@ -126,15 +126,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const orchestrator = new Orchestrator(asyncStore, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
   const verticalRounds = new VerticalRounds(asyncStore, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
-  const metrics = createMetrics({ orchestrator, store });
+  const metrics = createMetrics({ orchestrator, store: asyncStore });
   if (opts.logger) logOrchestrator(opts.logger, orchestrator);
-  const app = createHttpApp({ store, authority, orchestrator, verticalRounds, revocations, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log, metrics, ...(opts.portalDir !== undefined ? { portalDir: opts.portalDir } : {}) });
+  const app = createHttpApp({ store: asyncStore, authority, orchestrator, verticalRounds, disconnectToken: (jti) => disconnectToken(io, jti), version: COORDINATOR_VERSION, log, metrics, ...(opts.portalDir !== undefined ? { portalDir: opts.portalDir } : {}) });
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
   attachFederationNamespace(io, { store: asyncStore, authority, orchestrator, log });
   attachVerticalRelay(io, { store: asyncStore, authority, log, rounds: verticalRounds });
-  attachEventStream(io, { store, authority, orchestrator });
+  attachEventStream(io, { store: asyncStore, authority, orchestrator });
   metrics.attachIo(io);
 
   await new Promise<void>((resolve, reject) => {

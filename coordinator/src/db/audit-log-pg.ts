@@ -7,7 +7,7 @@
  * rollback, and the tree needs 1..n), catches its cached Merkle frontier up with rows other
  * coordinators appended, then inserts the entry and its signed head in the same transaction.
  */
-import { asc, desc, gt, sql } from 'drizzle-orm';
+import { asc, desc, eq, gt, sql } from 'drizzle-orm';
 import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { bytesToHex } from '@fedmart/shared/crypto/bytes';
 import { signEd25519, type Ed25519KeyPair } from '@fedmart/shared/crypto/ed25519';
@@ -18,6 +18,8 @@ import * as t from './schema-pg.ts';
 import { auditConsistencyOf, auditInclusionOf, auditStartRefusal, type AuditConsistency, type AuditInclusion } from './audit-log.ts';
 
 export type PgDb = NodePgDatabase<typeof t>;
+/** A transaction of {@link PgDb}. */
+export type PgTx = Parameters<Parameters<PgDb['transaction']>[0]>[0];
 
 export class PgAuditLog {
   #frontier: MerkleFrontier | null = null;
@@ -33,28 +35,46 @@ export class PgAuditLog {
    * @returns the entry's sequence number and the new head
    */
   async append(actor: string, action: string, subject: string | null, data: unknown): Promise<{ seq: number; head: SignedTreeHead }> {
-    const key = this.key;
-    if (!key) throw new FedmartError('INTERNAL', 'the audit log was opened without the log key and cannot sign tree heads');
     try {
-      return await this.db.transaction(async (tx) => {
-        await tx.execute(sql`LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE`);
-        const frontier = this.#frontier ?? new MerkleFrontier();
-        this.#frontier = frontier;
-        for (const e of await tx.select().from(t.auditLog).where(gt(t.auditLog.seq, frontier.size)).orderBy(asc(t.auditLog.seq))) frontier.append(auditLeafHash(e));
-        const row = { seq: frontier.size + 1, at: Date.now(), actor, action, subject, data: data === null || data === undefined ? null : JSON.stringify(data) };
-        await tx.insert(t.auditLog).values(row);
-        frontier.append(auditLeafHash(row));
-        const size = frontier.size;
-        const root = bytesToHex(frontier.root());
-        const timestamp = Date.now();
-        const head = { size, root, timestamp, publicKey: bytesToHex(key.publicKey), signature: bytesToHex(signEd25519(key.secretKey, treeHeadMessage({ size, root, timestamp }))) };
-        await tx.insert(t.auditTreeHeads).values(head);
-        return { seq: row.seq, head };
-      });
+      return await this.db.transaction((tx) => this.appendIn(tx, actor, action, subject, data));
     } catch (err) {
-      this.#frontier = null; // rebuilt from the rows on the next append
+      this.forgetFrontier();
       throw err;
     }
+  }
+
+  /**
+   * Append an entry and its signed head inside the caller's transaction `tx` (it holds the log's
+   * table lock until it ends). A caller whose transaction rolls back calls {@link forgetFrontier}.
+   * @returns the entry's sequence number and the new head
+   */
+  async appendIn(tx: PgTx, actor: string, action: string, subject: string | null, data: unknown): Promise<{ seq: number; head: SignedTreeHead }> {
+    const key = this.key;
+    if (!key) throw new FedmartError('INTERNAL', 'the audit log was opened without the log key and cannot sign tree heads');
+    await tx.execute(sql`LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE`);
+    let frontier = this.#frontier ?? new MerkleFrontier();
+    // The cached frontier must be a tree that was committed: one whose head is stored (a frontier
+    // holding the leaves of a transaction that rolled back is rebuilt from the rows).
+    if (frontier.size > 0) {
+      const [stored] = await tx.select({ root: t.auditTreeHeads.root }).from(t.auditTreeHeads).where(eq(t.auditTreeHeads.size, frontier.size));
+      if (stored?.root !== bytesToHex(frontier.root())) frontier = new MerkleFrontier();
+    }
+    this.#frontier = frontier;
+    for (const e of await tx.select().from(t.auditLog).where(gt(t.auditLog.seq, frontier.size)).orderBy(asc(t.auditLog.seq))) frontier.append(auditLeafHash(e));
+    const row = { seq: frontier.size + 1, at: Date.now(), actor, action, subject, data: data === null || data === undefined ? null : JSON.stringify(data) };
+    await tx.insert(t.auditLog).values(row);
+    frontier.append(auditLeafHash(row));
+    const size = frontier.size;
+    const root = bytesToHex(frontier.root());
+    const timestamp = Date.now();
+    const head = { size, root, timestamp, publicKey: bytesToHex(key.publicKey), signature: bytesToHex(signEd25519(key.secretKey, treeHeadMessage({ size, root, timestamp }))) };
+    await tx.insert(t.auditTreeHeads).values(head);
+    return { seq: row.seq, head };
+  }
+
+  /** Drop the cached Merkle frontier (rebuilt from the rows on the next append). */
+  forgetFrontier(): void {
+    this.#frontier = null;
   }
 
   async newestHead(): Promise<SignedTreeHead | null> {

@@ -73,6 +73,14 @@ export class AuditLog {
     }
   }
 
+  /**
+   * Drop the cached Merkle frontier (rebuilt from the rows on the next append): call it when a
+   * transaction that appended entries rolled back, since the frontier already holds their leaves.
+   */
+  forgetFrontier(): void {
+    this.#frontier = null;
+  }
+
   /** The newest signed tree head (null before the first entry). */
   newestHead(): SignedTreeHead | null {
     const r = this.db.select().from(t.auditTreeHeads).orderBy(desc(t.auditTreeHeads.size)).limit(1).get();

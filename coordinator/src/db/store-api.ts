@@ -164,8 +164,64 @@ export interface AsyncStore {
   revokeToken(jti: string, by: string, reason: string | null): Promise<boolean>;
   isTokenRevoked(jti: string): Promise<boolean>;
 
+  // --- REST routes (s8-15routes) ---
+  /**
+   * End a federation, one transaction: every enrollment revoked, the status and `ended_at` set, and
+   * `entry` appended to the audit log; `deleted` also erases what the retention rules delete (every
+   * version's weights, per-partner round records, the enrollments' identity keys, terms hashes,
+   * purposes and example counts). Checked under the federation's lock, so of two racing calls one
+   * ends it and the other gets CONFLICT, with nothing written.
+   * @throws FedmartError NOT_FOUND for an unknown federation; CONFLICT when archiving a federation that is not active, or deleting a deleted one
+   */
+  endFederation(federationId: string, status: 'archived' | 'deleted', entry: AuditEntryInput): Promise<void>;
+  /**
+   * One model-release step (publish, approve, retire, rollback; model-release.ts), one transaction:
+   * `plan` decides from the federation and its versions read under the federation's lock, then its
+   * release fields, its publication (which retires the version published before) and its audit
+   * entries are written together. A plan that throws writes nothing; of two racing steps on one
+   * federation the second plans on what the first wrote.
+   * @returns the plan's result
+   */
+  releaseModel<R>(federationId: string, plan: ReleasePlan<R>): Promise<R>;
+  // --- end REST routes (s8-15routes) ---
+
   close(): Promise<void>;
 }
+
+// --- REST routes (s8-15routes) ---
+/** An audit entry to append inside a store transaction. */
+export interface AuditEntryInput { actor: string; action: string; subject: string | null; data: unknown }
+/** A model version without its weights (what a release step decides on). */
+export type ModelVersionMeta = Omit<t.ModelVersionRow, 'weights'>;
+/** What a release plan sees: read under the federation's lock, in the transaction that writes. */
+export interface ReleaseSnapshot {
+  readonly federation: t.FederationRow;
+  /** Every version of the federation, oldest first. */
+  readonly versions: readonly ModelVersionMeta[];
+}
+/** What a release step writes. */
+export interface ReleaseChange<R> {
+  /** The version changed (null: no version changes, only the audit entries). */
+  versionId: string | null;
+  /** Release fields set on it. */
+  set?: Partial<Pick<t.ModelVersionRow, 'releaseStatus' | 'publishRequestedBy' | 'approvedBy'>>;
+  /** Publish it: the version published before is retired, this one becomes published with `published_at` now. */
+  publish?: boolean;
+  /** Appended in order, in the same transaction. */
+  audit: AuditEntryInput[];
+  result: R;
+}
+/** Decide a release step from the snapshot (throwing, e.g. a FedmartError CONFLICT, writes nothing). */
+export type ReleasePlan<R> = (snapshot: ReleaseSnapshot) => ReleaseChange<R>;
+/** The retention rules' erasure of a deleted federation's model weights: an empty blob and its SHA-256. */
+export const ERASED_WEIGHTS_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+/** Refuse ending a federation that already ended (archive: not active; delete: already deleted). */
+export function endFederationRefusal(f: t.FederationRow, status: 'archived' | 'deleted'): string | null {
+  if (status === 'archived' && f.status !== 'active') return `federation ${f.id} is already ${f.status}`;
+  if (status === 'deleted' && f.status === 'deleted') return `federation ${f.id} is already deleted`;
+  return null;
+}
+// --- end REST routes (s8-15routes) ---
 
 /**
  * A snapshot from the rows a transaction read (newest `spent` rows and the cap history).

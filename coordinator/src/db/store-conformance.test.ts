@@ -21,7 +21,7 @@ import { compareBuilt, compareDeclarations, declared, introspectPg, introspectSq
 import { Store } from './store.ts';
 import { PgStore } from './store-pg.ts';
 import { SqliteAsyncStore } from './store-sqlite-async.ts';
-import type { AsyncStore, LedgerPlan } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, type AsyncStore, type LedgerPlan, type ReleasePlan } from './store-api.ts';
 
 const HANG_GUARD = 300_000;
 const pgBin = findPgBin();
@@ -396,6 +396,93 @@ for (const backend of backends) {
       }
       expect(overspent).toBe(0);
     }, HANG_GUARD);
+
+    // --- REST routes (s8-15routes) ---
+    it('archive and delete end a federation in one transaction with their audit entry, once (two racing deletes: one wins)', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0.5));
+      const fed = federation.id;
+      const p = await s.ensurePartner('acme');
+      const e = await s.createEnrollment(fed, p.id, 'jti-1', Date.now() + 1e6);
+      await s.bindIdentity(e.id, 'aa'.repeat(32), 'bb'.repeat(32));
+      await s.setEnrollmentPurposes(e.id, ['analytics']);
+      await s.markEnrollmentSeen(e.id, 42);
+      const r1 = await newRound(s, fed, model.id);
+      await s.setParticipant(r1.id, p.id, { status: 'trained', numExamples: 7, trainMetrics: { loss: 1 }, reason: 'slow' });
+      await s.commitRound(commitArgs(fed, r1.id, model.id, 1), capPlan);
+      const archived = { actor: 'operator', action: 'federation.archived', subject: fed, data: { kept: 'everything' } };
+      await s.endFederation(fed, 'archived', archived);
+      const a = await s.getFederation(fed);
+      expect([a.status, a.endedAt !== null]).toEqual(['archived', true]);
+      const [ea] = await s.listEnrollments(fed);
+      expect([ea!.status, ea!.identityKey, ea!.numExamples]).toEqual(['revoked', 'aa'.repeat(32), 42]);
+      await expect(s.endFederation(fed, 'archived', archived)).rejects.toThrow(/already archived/);
+      await expect(s.endFederation('f_nope', 'archived', archived)).rejects.toThrow(/not found/);
+
+      const other = (await b.second()) ?? s;
+      const deleted = { actor: 'operator', action: 'federation.deleted', subject: fed, data: null };
+      const race = await Promise.allSettled([s.endFederation(fed, 'deleted', deleted), other.endFederation(fed, 'deleted', deleted)]);
+      expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of race) if (r.status === 'rejected') expect(String(r.reason)).toMatch(/already deleted/);
+      expect((await s.getFederation(fed)).status).toBe('deleted');
+      for (const v of [await s.getModelVersion(model.id), await s.getModelByNumber(fed, 1)]) {
+        expect([v.weights.length, v.sha256, v.paramCount, v.releaseStatus]).toEqual([0, ERASED_WEIGHTS_SHA256, 0, 'retired']);
+      }
+      const [part] = await s.listParticipants(r1.id);
+      expect([part!.status, part!.numExamples, part!.trainMetrics, part!.reason]).toEqual(['trained', null, null, null]);
+      const [ed] = await s.listEnrollments(fed);
+      expect([ed!.status, ed!.identityKey, ed!.termsHash, ed!.purposes, ed!.numExamples]).toEqual(['revoked', null, null, null, null]);
+      expect(await s.ledgerRows(fed)).toHaveLength(1);
+      expect((await s.listRounds(fed)).map((r) => r.phase)).toEqual(['committed']);
+      expect((await s.listAudit(100)).map((x) => [x.action, x.subject])).toEqual([['federation.archived', fed], ['federation.deleted', fed]]);
+      expect((await s.verifyAudit()).ok).toBe(true);
+    }, HANG_GUARD);
+
+    it('a model release step writes its fields, its publication and its audit entries together or not at all; of two racing approvals one wins', async () => {
+      await fresh();
+      const gated = FederationConfigSchema.parse({ ...config, release: { requiresApproval: true, autoPublish: false } });
+      const { federation, model } = await s.createFederation('fed', gated, weights(4, 0));
+      const fed = federation.id;
+      expect(model.releaseStatus).toBe('candidate');
+      const r1 = await newRound(s, fed, model.id);
+      const v1 = await s.commitRound(commitArgs(fed, r1.id, model.id, 1));
+      const publish = (versionId: string): ReleasePlan<number | null> => (snap) => {
+        const before = snap.versions.find((v) => v.releaseStatus === 'published')?.version ?? null;
+        return { versionId, publish: true, set: { approvedBy: 'compliance' }, audit: [{ actor: 'operator', action: 'model.published', subject: versionId, data: { retired: before } }], result: before };
+      };
+      expect(await s.releaseModel(fed, publish(model.id))).toBeNull();
+      expect(await s.releaseModel(fed, publish(v1.id))).toBe(0);
+      const states = async () => (await s.listModelVersions(fed)).map((v) => [v.version, v.releaseStatus]);
+      expect(await states()).toEqual([[0, 'retired'], [1, 'published']]);
+      const p1 = await s.getModelVersion(v1.id);
+      expect([p1.approvedBy, p1.publishedAt !== null]).toEqual(['compliance', true]);
+      // A refusing plan, and a step on a version the federation does not have, write nothing (the retirement of v1 rolls back).
+      await expect(s.releaseModel(fed, () => { throw new FedmartError('CONFLICT', 'refused by the plan'); })).rejects.toThrow(/refused by the plan/);
+      await expect(s.releaseModel(fed, publish('m_nope'))).rejects.toThrow(/no model version m_nope/);
+      // Audit entries then a failure: the entries roll back with it, and the log's next append still verifies.
+      await expect(s.releaseModel(fed, () => ({ versionId: null, audit: [{ actor: 'a', action: 'ok', subject: null, data: null }, { actor: 'a', action: 'bad', subject: null, data: { n: 1n } }], result: undefined }))).rejects.toThrow(/BigInt/);
+      expect(await states()).toEqual([[0, 'retired'], [1, 'published']]);
+      expect((await s.listAudit(100)).map((x) => x.action)).toEqual(['model.published', 'model.published']);
+      await s.audit('operator', 'after.rollback', null, null);
+      expect(await s.verifyAudit()).toEqual({ ok: true, entries: 3, brokenAt: null, reason: null });
+
+      const r2 = await newRound(s, fed, v1.id);
+      const v2 = await s.commitRound(commitArgs(fed, r2.id, v1.id, 2));
+      const approve = (who: string): ReleasePlan<string> => (snap) => {
+        const v = snap.versions.find((x) => x.version === 2)!;
+        if (v.releaseStatus !== 'candidate') throw new FedmartError('CONFLICT', `version 2 is ${v.releaseStatus}; only a candidate can be approved`);
+        return { versionId: v.id, set: { releaseStatus: 'approved', approvedBy: who }, audit: [{ actor: who, action: 'model.approved', subject: v.id, data: null }], result: who };
+      };
+      const other = (await b.second()) ?? s;
+      const race = await Promise.allSettled([s.releaseModel(fed, approve('c1')), other.releaseModel(fed, approve('c2'))]);
+      expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of race) if (r.status === 'rejected') expect(String(r.reason)).toMatch(/version 2 is approved/);
+      const winner = race.find((r) => r.status === 'fulfilled')!.value;
+      expect((await s.getModelVersion(v2.id)).approvedBy).toBe(winner);
+      expect((await s.listAudit(100)).filter((x) => x.action === 'model.approved').map((x) => x.actor)).toEqual([winner]);
+      expect((await s.verifyAudit()).ok).toBe(true);
+    }, HANG_GUARD);
+    // --- end REST routes (s8-15routes) ---
 
     it('revocations are idempotent', async () => {
       await fresh();

@@ -17,7 +17,7 @@
  * - Append-only tables refuse UPDATE/DELETE/TRUNCATE by trigger (migrations-pg.ts).
  * - The audit log: `audit-log-pg.ts` (same leaves, heads and verification as SQLite's).
  */
-import { and, asc, eq, getTableColumns, inArray, notInArray, sql } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, inArray, ne, notInArray, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { createHash, randomUUID } from 'node:crypto';
@@ -29,7 +29,7 @@ import { PgAuditLog, type PgDb } from './audit-log-pg.ts';
 import { migratePg } from './migrations-pg.ts';
 import { assertFence } from '../cluster/lease.ts';
 import { TERMINAL_ROUND_PHASES, initialRelease, weightsOf } from './store.ts';
-import { ledgerSnapshot, type AsyncStore, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type * as sqliteT from './schema.ts';
 import * as t from './schema-pg.ts';
 
@@ -436,6 +436,56 @@ export class PgStore implements AsyncStore {
     await this.db.update(t.rounds).set({ phase: 'checked', metrics: JSON.stringify(metrics), updatedAt: at, endedAt: at }).where(eq(t.rounds.id, roundId));
   }
   // --- end scheduler/socket/vertical (s8-15serve) ---
+
+  // --- REST routes (s8-15routes) ---
+  /**
+   * A transaction under the federation's row lock that may append audit entries (lock order:
+   * federation row, then the audit log's table lock, as every writer takes them); on rollback the
+   * log's cached frontier, which holds the appended leaves, is dropped.
+   */
+  async #auditedFederationTx<T>(federationId: string, fn: (tx: Tx, federation: t.FederationRow) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction(async (tx) => fn(tx, await this.#lockFederation(tx, federationId)));
+    } catch (err) {
+      this.auditLog.forgetFrontier();
+      throw err;
+    }
+  }
+
+  async endFederation(federationId: string, status: 'archived' | 'deleted', entry: AuditEntryInput): Promise<void> {
+    await this.#auditedFederationTx(federationId, async (tx, f) => {
+      const refusal = endFederationRefusal(f, status);
+      if (refusal) throw new FedmartError('CONFLICT', refusal);
+      await tx.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.federationId, federationId));
+      await tx.update(t.federations).set({ status, endedAt: now() }).where(eq(t.federations.id, federationId));
+      if (status === 'deleted') {
+        await tx.update(t.modelVersions).set({ weights: Buffer.alloc(0), sha256: ERASED_WEIGHTS_SHA256, paramCount: 0, releaseStatus: 'retired' }).where(eq(t.modelVersions.federationId, federationId));
+        const rounds = tx.select({ id: t.rounds.id }).from(t.rounds).where(eq(t.rounds.federationId, federationId));
+        await tx.update(t.roundParticipants).set({ numExamples: null, trainMetrics: null, evalMetrics: null, reason: null }).where(inArray(t.roundParticipants.roundId, rounds));
+        await tx.update(t.enrollments).set({ identityKey: null, termsHash: null, purposes: null, numExamples: null }).where(eq(t.enrollments.federationId, federationId));
+      }
+      await this.auditLog.appendIn(tx, entry.actor, entry.action, entry.subject, entry.data);
+    });
+  }
+
+  async releaseModel<R>(federationId: string, plan: ReleasePlan<R>): Promise<R> {
+    const m = t.modelVersions;
+    const { weights: _w, ...meta } = getTableColumns(m);
+    return this.#auditedFederationTx(federationId, async (tx, federation) => {
+      const versions = await tx.select(meta).from(m).where(eq(m.federationId, federationId)).orderBy(asc(m.version));
+      const change = plan({ federation, versions });
+      if (change.versionId !== null) {
+        if (change.publish) await tx.update(m).set({ releaseStatus: 'retired' }).where(and(eq(m.federationId, federationId), eq(m.releaseStatus, 'published'), ne(m.id, change.versionId)));
+        const set = { ...change.set, ...(change.publish ? { releaseStatus: 'published' as const, publishedAt: now() } : {}) };
+        if (Object.keys(set).length > 0 && (await tx.update(m).set(set).where(and(eq(m.id, change.versionId), eq(m.federationId, federationId))).returning({ id: m.id })).length !== 1) {
+          throw new FedmartError('NOT_FOUND', `federation ${federationId} has no model version ${change.versionId}`);
+        }
+      }
+      for (const a of change.audit) await this.auditLog.appendIn(tx, a.actor, a.action, a.subject, a.data);
+      return change.result;
+    });
+  }
+  // --- end REST routes (s8-15routes) ---
 
   // ------------------------------------------------------------ revoked tokens
   async revokeToken(jti: string, by: string, reason: string | null) {

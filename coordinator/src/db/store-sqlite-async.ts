@@ -3,10 +3,11 @@
  * and settles a Promise with its result (or its error). SQLite serializes writers (`BEGIN
  * IMMEDIATE`), so a ledger plan's snapshot and its append are atomic by construction.
  */
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { FedmartError } from '@fedmart/shared/errors';
 import { TokenRevocations } from './revocations.ts';
 import { Store } from './store.ts';
-import { ledgerSnapshot, type AsyncStore, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type { Db } from './client.ts';
 import type { FederationConfig } from '@fedmart/shared/protocol';
 import * as t from './schema.ts';
@@ -112,6 +113,52 @@ export class SqliteAsyncStore implements AsyncStore {
 
   async revokeToken(jti: string, by: string, reason: string | null) { return this.#revocations.revoke(jti, by, reason); }
   async isTokenRevoked(jti: string) { return this.#revocations.isRevoked(jti); }
+
+  // --- REST routes (s8-15routes) ---
+  /** A write transaction that may append audit entries; on rollback the log's cached frontier (holding their leaves) is dropped. */
+  #auditedTx<T>(fn: () => T): T {
+    try {
+      return this.#db.$client.transaction(fn).immediate();
+    } catch (err) {
+      this.store.auditLog.forgetFrontier();
+      throw err;
+    }
+  }
+
+  async endFederation(federationId: string, status: 'archived' | 'deleted', entry: AuditEntryInput) {
+    const db = this.#db;
+    this.#auditedTx(() => {
+      const refusal = endFederationRefusal(this.store.getFederation(federationId), status);
+      if (refusal) throw new FedmartError('CONFLICT', refusal);
+      db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.federationId, federationId)).run();
+      db.update(t.federations).set({ status, endedAt: Date.now() }).where(eq(t.federations.id, federationId)).run();
+      if (status === 'deleted') {
+        db.update(t.modelVersions).set({ weights: Buffer.alloc(0), sha256: ERASED_WEIGHTS_SHA256, paramCount: 0, releaseStatus: 'retired' }).where(eq(t.modelVersions.federationId, federationId)).run();
+        const rounds = db.select({ id: t.rounds.id }).from(t.rounds).where(eq(t.rounds.federationId, federationId));
+        db.update(t.roundParticipants).set({ numExamples: null, trainMetrics: null, evalMetrics: null, reason: null }).where(inArray(t.roundParticipants.roundId, rounds)).run();
+        db.update(t.enrollments).set({ identityKey: null, termsHash: null, purposes: null, numExamples: null }).where(eq(t.enrollments.federationId, federationId)).run();
+      }
+      this.store.audit(entry.actor, entry.action, entry.subject, entry.data);
+    });
+  }
+
+  async releaseModel<R>(federationId: string, plan: ReleasePlan<R>): Promise<R> {
+    const db = this.#db;
+    const m = t.modelVersions;
+    return this.#auditedTx(() => {
+      const change = plan({ federation: this.store.getFederation(federationId), versions: this.store.listModelVersions(federationId) });
+      if (change.versionId !== null) {
+        if (change.publish) db.update(m).set({ releaseStatus: 'retired' }).where(and(eq(m.federationId, federationId), eq(m.releaseStatus, 'published'), ne(m.id, change.versionId))).run();
+        const set = { ...change.set, ...(change.publish ? { releaseStatus: 'published' as const, publishedAt: Date.now() } : {}) };
+        if (Object.keys(set).length > 0 && db.update(m).set(set).where(and(eq(m.id, change.versionId), eq(m.federationId, federationId))).run().changes !== 1) {
+          throw new FedmartError('NOT_FOUND', `federation ${federationId} has no model version ${change.versionId}`);
+        }
+      }
+      for (const a of change.audit) this.store.audit(a.actor, a.action, a.subject, a.data);
+      return change.result;
+    });
+  }
+  // --- end REST routes (s8-15routes) ---
 
   async close() { this.#db.$client.close(); }
 }
