@@ -78,10 +78,6 @@ export class SqliteAsyncStore implements AsyncStore {
   async failInterruptedRounds() { return this.store.failInterruptedRounds(); }
 
   async commitRound(args: CommitRoundArgs, ledger?: LedgerPlan) {
-    return this.commitRoundNow(args, ledger);
-  }
-  /** {@link commitRound}, synchronously. */
-  commitRoundNow(args: CommitRoundArgs, ledger?: LedgerPlan) {
     return this.store.commitRound(args, ledger ? (id) => void this.#snapshotAndAppend(args.federationId, ledger, id) : undefined);
   }
   async getModelVersion(id: string) { return this.store.getModelVersion(id); }
