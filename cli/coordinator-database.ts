@@ -1,8 +1,9 @@
 /**
- * `fedmart coordinator --database postgres://… | FEDMART_DATABASE_URL` and `--migrate-only` (issue 15,
- * phase 1): migrate the SQLite database of --data-dir, or a PostgreSQL database, and exit. Serving from
- * PostgreSQL needs the coordinator's callers on the async store (phase 2); until then
- * `--database` without `--migrate-only` stops with a one-line error instead of silently using SQLite.
+ * `fedmart coordinator --database postgres://… | FEDMART_DATABASE_URL` and `--migrate-only` (issue 15):
+ * `--migrate-only` migrates the SQLite database of --data-dir, or a PostgreSQL database, and exits;
+ * without it the coordinator serves from that PostgreSQL (startCoordinator's `databaseUrl`). Several
+ * coordinators on one database (`--cluster`) are not wired into serving in this build: `--cluster`
+ * without `--migrate-only` stops with a one-line error instead of running one unleased coordinator.
  */
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -12,17 +13,10 @@ import { openDatabase } from '@fedmart/coordinator/db/client';
 import { MIGRATIONS } from '@fedmart/coordinator/db/migrations';
 import { migratePg } from '@fedmart/coordinator/db/migrations-pg';
 import { prepareDataDir, restrictFiles } from '@fedmart/coordinator/data-dir';
+import { redactDatabaseUrl } from '@fedmart/coordinator/server';
 
 /** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
+export const redactUrl = redactDatabaseUrl;
 
 /**
  * The PostgreSQL URL the coordinator was given (--database, else $FEDMART_DATABASE_URL), or null for SQLite.
@@ -54,12 +48,14 @@ export function clusterFlags(o: { cluster: boolean; coordinatorId: string | unde
 }
 
 /**
- * Migrate and exit (`--migrate-only`), or refuse PostgreSQL serving in this release.
+ * Migrate and exit (`--migrate-only`), or let the coordinator start (on SQLite, or on the PostgreSQL of `url`).
  * @param opts.url - the PostgreSQL URL, or null for the SQLite database of the data dir
  * @param opts.migrateOnly - whether --migrate-only was given
- * @returns the exit code when this handled the command, null when the coordinator should start (SQLite, serving)
+ * @param opts.cluster - whether --cluster was given (serving refused in this build)
+ * @returns the exit code when this handled the command, null when the coordinator should start
+ * @throws FedmartError CONFIG_ERROR for --cluster without --migrate-only
  */
-export async function coordinatorDatabaseStep(opts: { url: string | null; migrateOnly: boolean; dataDir: string; out: (line: string) => void }): Promise<number | null> {
+export async function coordinatorDatabaseStep(opts: { url: string | null; migrateOnly: boolean; dataDir: string; out: (line: string) => void; cluster?: boolean }): Promise<number | null> {
   if (opts.url === null) {
     if (!opts.migrateOnly) return null;
     await prepareDataDir(opts.dataDir);
@@ -76,7 +72,8 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
     return 0;
   }
   if (!opts.migrateOnly) {
-    throw new FedmartError('CONFIG_ERROR', `coordinator: serving from PostgreSQL (${redactUrl(opts.url)}) is not available in this release: the round engine runs on SQLite and PostgreSQL serving lands with the async store callers (issue 15, phase 2); run with --migrate-only to prepare the database, or without --database / FEDMART_DATABASE_URL to serve from --data-dir`);
+    if (opts.cluster === true) throw new FedmartError('CONFIG_ERROR', `coordinator: --cluster (several coordinators on ${redactUrl(opts.url)}, each federation led by its lease holder) is not wired into serving in this build; run one coordinator on this database without --cluster, or --migrate-only to prepare it`);
+    return null;
   }
   const client = new pg.Client({ connectionString: opts.url });
   client.on('error', () => undefined);

@@ -6,7 +6,7 @@ import { startCoordinator } from '@fedmart/coordinator';
 import { FedmartError } from '@fedmart/shared/errors';
 import { LOG_LEVELS, createLogger, type LogLevel } from '@fedmart/coordinator/logger';
 import { parseFlags, intFlag, progress } from './args.ts';
-import { clusterFlags, coordinatorDatabaseStep, databaseUrl } from './coordinator-database.ts';
+import { clusterFlags, coordinatorDatabaseStep, databaseUrl, redactUrl } from './coordinator-database.ts';
 
 const USAGE = `fedmart coordinator [--port 7300] [--host 127.0.0.1] [--data-dir ./.fedmart] [--rotate-operator-token] [--ping-timeout S] [--log-level info]
                    [--database postgres://… | $FEDMART_DATABASE_URL] [--migrate-only] [--cluster [--coordinator-id ID]]
@@ -24,8 +24,8 @@ Prometheus metrics: GET /metrics with an operator or compliance Bearer token.
 Live events: Socket.IO namespace /events (fedmart federation watch).
 --migrate-only: bring the database to the newest schema and exit (deploy pipelines):
 the SQLite file in --data-dir, or the PostgreSQL database of --database /
-FEDMART_DATABASE_URL. Serving from PostgreSQL is not in this release (README:
-"PostgreSQL (scale-out, phase 1)"); --database without --migrate-only stops with that reason.
+FEDMART_DATABASE_URL. --database without --migrate-only serves from that PostgreSQL
+(migrated at start; the data dir keeps the signing key, log key and operator token).
 --cluster (needs --database): one of several coordinators on that PostgreSQL, each
 federation led by the holder of its lease (README "PostgreSQL: several coordinators");
 --coordinator-id names this one in the lease table (default <hostname>-<pid>).
@@ -45,11 +45,11 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const dataDir = path.resolve((values['data-dir'] as string | undefined) ?? '.fedmart');
   const url = databaseUrl(values.database as string | undefined);
   clusterFlags({ cluster: values.cluster === true, coordinatorId: values['coordinator-id'] as string | undefined, url });
-  const migrated = await coordinatorDatabaseStep({ url, migrateOnly: values['migrate-only'] === true, dataDir, out: (line) => process.stdout.write(line + '\n') });
+  const migrated = await coordinatorDatabaseStep({ url, migrateOnly: values['migrate-only'] === true, cluster: values.cluster === true, dataDir, out: (line) => process.stdout.write(line + '\n') });
   if (migrated !== null) return migrated;
-  const coord = await startCoordinator({ port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, logger: createLogger(level as LogLevel), rotateOperatorToken: values['rotate-operator-token'] === true, pingTimeoutMs: intFlag('coordinator', values, 'ping-timeout', 20, 5, 3600) * 1000 });
+  const coord = await startCoordinator({ ...(url !== null ? { databaseUrl: url } : {}), port, host: (values.host as string | undefined) ?? '127.0.0.1', dataDir, log: progress, logger: createLogger(level as LogLevel), rotateOperatorToken: values['rotate-operator-token'] === true, pingTimeoutMs: intFlag('coordinator', values, 'ping-timeout', 20, 5, 3600) * 1000 });
   if (coord.interruptedRounds.length) progress(`marked ${coord.interruptedRounds.length} interrupted round(s) failed; the last committed models stay current`);
-  process.stdout.write(`fedmart coordinator listening on ${coord.url}\n  data dir: ${dataDir}\n  operator token: ${path.join(dataDir, 'operator.token')}\n  health: ${coord.url}/healthz\n`);
+  process.stdout.write(`fedmart coordinator listening on ${coord.url}\n  database: ${url !== null ? `${redactUrl(url)} (PostgreSQL)` : `${path.join(dataDir, 'fedmart.db')} (SQLite)`}\n  data dir: ${dataDir}\n  operator token: ${path.join(dataDir, 'operator.token')}\n  health: ${coord.url}/healthz\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

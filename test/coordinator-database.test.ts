@@ -70,7 +70,7 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     expect(badId.stderr).toMatch(/--coordinator-id must be 1-100 letters/);
   }, HANG_GUARD);
 
-  it.skipIf(pgBin === null)('--database postgres://… --migrate-only (or FEDMART_DATABASE_URL) migrates PostgreSQL; serving from it stops with the reason', async () => {
+  it.skipIf(pgBin === null)('--database postgres://… --migrate-only (or FEDMART_DATABASE_URL) migrates PostgreSQL; --cluster serving stops with the reason', async () => {
     const admin = new pg.Client(cluster!.url);
     await admin.connect();
     await admin.query('CREATE DATABASE migrate_cli');
@@ -89,10 +89,11 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2
     expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length, PG_MIGRATIONS.length]);
 
-    const serve = await fedmart(['coordinator', '--database', url, '--port', '0']);
-    expect(serve.code).not.toBe(0);
-    expect(serve.stderr.trim().split('\n')).toHaveLength(1);
-    expect(serve.stderr).toMatch(/round engine runs on SQLite.*--migrate-only/);
+    // Serving from it is test/coordinator-postgres.test.ts; several coordinators (--cluster) are not wired into serving yet.
+    const several = await fedmart(['coordinator', '--database', url, '--cluster', '--port', '0']);
+    expect(several.code).not.toBe(0);
+    expect(several.stderr.trim().split('\n')).toHaveLength(1);
+    expect(several.stderr).toMatch(/--cluster .* is not wired into serving in this build/);
 
     const down = await fedmart(['coordinator', '--database', 'postgres://nobody:secret@127.0.0.1:1/none', '--migrate-only']);
     expect(down.code).not.toBe(0);

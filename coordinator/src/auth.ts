@@ -118,6 +118,11 @@ export class TokenAuthority {
       throw new FedmartError('UNAUTHENTICATED', 'missing token: send "Authorization: Bearer <token>" (REST) or auth: { token } (Socket.IO)');
     }
     if (token.length > 8192) throw new FedmartError('UNAUTHENTICATED', 'token too long; pass the token exactly as issued');
+    return this.verifySigned(token);
+  }
+
+  /** The token's claims, checked (signature, issuer, audience, expiry, role, subject, jti). */
+  private async verifySigned(token: string): Promise<Principal> {
     try {
       const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['EdDSA'] });
       const role = payload.role;

@@ -213,17 +213,17 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations/:id/rounds', auth('operator'), async (req, res) => {
     const f = await store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
-    const { scheduleId } = orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub);
-    res.status(202).json({ scheduleId, federationId: f.id, rounds: body.count });
+    const schedule = await orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub).created;
+    res.status(202).json({ scheduleId: schedule.id, federationId: f.id, rounds: body.count });
   });
 
   const vertical = (): VerticalRounds => {
     if (deps.verticalRounds === undefined) throw new FedmartError('UNAVAILABLE', 'this coordinator does not run vertical rounds');
     return deps.verticalRounds;
   };
-  api.get('/federations/:id/vertical', auth('operator', 'compliance', 'partner'), (req, res) => {
+  api.get('/federations/:id/vertical', auth('operator', 'compliance', 'partner'), async (req, res) => {
     sameFederation(req, param(req, 'id'));
-    const spec = vertical().spec(param(req, 'id'));
+    const spec = await vertical().spec(param(req, 'id'));
     res.json({ spec, connected: vertical().connected(param(req, 'id')) });
   });
   api.post('/federations/:id/vertical/rounds', auth('operator'), async (req, res) => {

@@ -9,7 +9,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Principal, TokenAuthority } from './auth.ts';
-import type { TokenRevocations } from './db/revocations.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import { SECRET_FILE_MODE, restrictFiles } from './data-dir.ts';
 
 /** File name of the operator token inside the data dir. */
@@ -25,12 +25,12 @@ export type OperatorTokenOrigin = 'issued' | 'reused' | 'rotated';
 /**
  * Reuse or mint the operator token for this start.
  * @param deps.authority - signs and verifies tokens
- * @param deps.revocations - where a replaced token's jti is revoked
+ * @param deps.store - where a replaced token's jti is revoked (SQLite or PostgreSQL)
  * @param dataDir - the data dir; `null` (tests) mints a token that lives in memory only
  * @param rotate - mint a new one even when the stored one is still good
  * @returns the token, how it came about, and the replaced token's jti (if one was revoked)
  */
-export async function operatorTokenAtStart(deps: { authority: TokenAuthority; revocations: TokenRevocations }, dataDir: string | null, rotate: boolean): Promise<{ token: string; origin: OperatorTokenOrigin; revokedJti?: string }> {
+export async function operatorTokenAtStart(deps: { authority: TokenAuthority; store: Pick<AsyncStore, 'revokeToken'> }, dataDir: string | null, rotate: boolean): Promise<{ token: string; origin: OperatorTokenOrigin; revokedJti?: string }> {
   if (dataDir === null) return { token: (await deps.authority.issue({ sub: 'operator', role: 'operator' }, OPERATOR_TOKEN_SECONDS)).token, origin: 'issued' };
   const file = path.join(dataDir, OPERATOR_TOKEN_FILE);
   const stored = await readStored(deps.authority, file);
@@ -43,7 +43,7 @@ export async function operatorTokenAtStart(deps: { authority: TokenAuthority; re
   await restrictFiles(dataDir, [OPERATOR_TOKEN_FILE]);
   if (!stored) return { token, origin: 'issued' };
   // Revoke the replaced token only once the new one is safely on disk.
-  deps.revocations.revoke(stored.principal.jti!, 'coordinator', rotate ? 'operator token rotated' : 'operator token renewed before expiry');
+  await deps.store.revokeToken(stored.principal.jti!, 'coordinator', rotate ? 'operator token rotated' : 'operator token renewed before expiry');
   return { token, origin: 'rotated', revokedJti: stored.principal.jti! };
 }
 

@@ -25,9 +25,9 @@ import { encodeFloat32 } from '@fedmart/shared/codec';
 import { seededRandom } from '@fedmart/shared/model';
 import type { AsyncStore } from './db/store-api.ts';
 import { WriteQueue } from './db/write-queue.ts';
-import { SqliteAsyncStore } from './db/store-sqlite-async.ts';
 import { projectRoundOverBudget, recordReleasedSpend, roundSpendPlan, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
 import { Scheduler, type ScheduleClock } from './scheduler.ts';
+import type { ScheduleView } from '@fedmart/shared/protocol-schedule';
 
 /** How the orchestrator reaches one connected client (implemented by the Socket.IO transport). */
 export interface ClientLink {
@@ -166,13 +166,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   constructor(private readonly store: AsyncStore, opts: { clock?: ScheduleClock; onWriteError?: (err: unknown) => void } = {}) {
     super();
     this.writes = new WriteQueue(opts.onWriteError ?? ((err) => console.error(`fedmart coordinator: a round write failed: ${toFedmartError(err).message}`)));
-    // The scheduler still runs on the synchronous SQLite store (its move to AsyncStore is the next step).
-    if (!(store instanceof SqliteAsyncStore)) throw new FedmartError('CONFIG_ERROR', 'schedules run on SQLite only in this build: the scheduler is not on the async store yet');
-    this.scheduler = new Scheduler(store.store, {
+    this.scheduler = new Scheduler(store, {
       runRound: (federationId, o) => this.runRound(federationId, o),
       hasActiveRound: (federationId) => this.isRoundActive(federationId),
       projectNextRound: (federationId) => this.projectNextRound(federationId),
-    }, opts.clock);
+    }, opts.clock, opts.onWriteError);
   }
 
   /** Whether a round of the federation is in progress. */
@@ -263,11 +261,17 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
 
   /**
    * Queue `count` rounds for a federation (a schedule of kind `now`); they run one after another.
-   * @returns the schedule id and a promise of all outcomes
+   * @returns `created`: the stored schedule (rejects, e.g. CONFLICT for an archived federation, when it
+   *   could not be created); `done`: every outcome (rejects likewise). Neither needs a handler: a
+   *   caller that ignores one does not leave an unhandled rejection.
    */
-  scheduleRounds(federationId: string, count: number, actor = 'coordinator'): { scheduleId: string; done: Promise<RoundOutcome[]> } {
-    const { schedule, done } = this.scheduler.create(federationId, { kind: 'now', rounds: count }, actor);
-    return { scheduleId: schedule.id, done };
+  scheduleRounds(federationId: string, count: number, actor = 'coordinator'): { created: Promise<ScheduleView>; done: Promise<RoundOutcome[]> } {
+    const started = this.scheduler.create(federationId, { kind: 'now', rounds: count }, actor);
+    const created = started.then((s) => s.schedule);
+    const done = started.then((s) => s.done);
+    created.catch(() => undefined);
+    done.catch(() => undefined);
+    return { created, done };
   }
 
   /**

@@ -22,6 +22,11 @@
  *   the next tick from now; cancel ends the schedule (the round in progress finishes).
  *
  * The clock is injected ({@link ScheduleClock}) so tests drive ticks with a fake clock.
+ *
+ * Storage is the {@link AsyncStore} (SQLite or PostgreSQL, issue 15): every public method returns a
+ * Promise. A timer's tick and a loop's step read and write the store asynchronously; a failed store
+ * call in one of them goes to `onError` (it never stops the other schedules), and a tick whose claim
+ * failed is simply not run (the compare-and-set keeps it from running twice).
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
@@ -29,7 +34,7 @@ import { Cron } from 'croner';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import { ScheduleSpecSchema, isScheduleFinished, type ScheduleSpec, type ScheduleStatus, type ScheduleView } from '@fedmart/shared/protocol-schedule';
 import { formatIssues } from '@fedmart/shared/protocol';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { ScheduleRow } from './db/schema.ts';
 import type { RoundOutcome } from './orchestrator.ts';
 
@@ -118,10 +123,23 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private readonly queues = new Map<string, { tail: Promise<void>; holders: number }>();
   /** now/until-converged schedules whose loop is running. */
   private readonly loops = new Set<string>();
+  /** Schedules being ended (two ends racing, e.g. cancel and the last round, end it once). */
+  private readonly finishing = new Set<string>();
   private closed = false;
 
-  constructor(private readonly store: Store, private readonly runner: RoundRunner, private readonly clock: ScheduleClock = systemClock) {
+  /**
+   * @param store - the coordinator's store
+   * @param runner - runs the rounds (the orchestrator)
+   * @param clock - ticks' time source (default Node's timers)
+   * @param onError - a store call of a tick or loop failed (default: printed to stderr)
+   */
+  constructor(private readonly store: AsyncStore, private readonly runner: RoundRunner, private readonly clock: ScheduleClock = systemClock, private readonly onError: (err: unknown) => void = (err) => console.error(`fedmart coordinator: a schedule step failed: ${toFedmartError(err).message}`)) {
     super();
+  }
+
+  /** Run a background step (timer, loop); its failure goes to onError. */
+  private background(p: Promise<unknown>): void {
+    p.catch((err: unknown) => this.onError(err));
   }
 
   /**
@@ -129,69 +147,70 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * @param actor - who asked (audited)
    * @returns the stored row and a promise of the outcomes of the rounds it runs in this process
    */
-  create(federationId: string, input: unknown, actor: string): { schedule: ScheduleView; done: Promise<RoundOutcome[]> } {
-    const fed = this.store.getFederation(federationId);
+  async create(federationId: string, input: unknown, actor: string): Promise<{ schedule: ScheduleView; done: Promise<RoundOutcome[]> }> {
+    const fed = await this.store.getFederation(federationId);
     if (fed.status !== 'active') throw new FedmartError('CONFLICT', `federation ${federationId} is ${fed.status}; schedules need an active federation`);
     const spec = parseScheduleSpec(input);
     const at = this.clock.now();
-    const row = this.store.createSchedule(federationId, { kind: spec.kind, requested: maxRoundsOf(spec), spec: JSON.stringify(spec), nextRunAt: this.nextTick(spec, at, at), at });
-    this.store.audit(actor, 'schedule.created', row.id, { federationId, ...spec });
+    const row = await this.store.createSchedule(federationId, { kind: spec.kind, requested: maxRoundsOf(spec), spec: JSON.stringify(spec), nextRunAt: this.nextTick(spec, at, at), at });
+    await this.store.audit(actor, 'schedule.created', row.id, { federationId, ...spec });
     const done = new Promise<RoundOutcome[]>((resolve) => this.waiters.set(row.id, { outcomes: [], resolve }));
-    this.emitView(row.id);
-    this.activate(row.id);
-    return { schedule: scheduleView(this.store.getSchedule(row.id)), done };
+    await this.emitView(row.id);
+    await this.activate(row.id);
+    return { schedule: scheduleView(await this.store.getSchedule(row.id)), done };
   }
 
-  get(id: string): ScheduleView {
-    return scheduleView(this.store.getSchedule(id));
+  async get(id: string): Promise<ScheduleView> {
+    return scheduleView(await this.store.getSchedule(id));
   }
 
-  list(federationId: string): ScheduleView[] {
-    return this.store.listSchedules(federationId).map(scheduleView);
+  async list(federationId: string): Promise<ScheduleView[]> {
+    return (await this.store.listSchedules(federationId)).map(scheduleView);
   }
 
-  pause(id: string, actor: string): ScheduleView {
-    const row = this.store.getSchedule(id);
+  async pause(id: string, actor: string): Promise<ScheduleView> {
+    const row = await this.store.getSchedule(id);
     if (row.status === 'paused') return scheduleView(row);
     if (isScheduleFinished(row.status)) throw new FedmartError('CONFLICT', `schedule ${id} is ${row.status}; only a pending or running schedule can be paused`);
     this.clearTimer(id);
-    this.store.updateSchedule(id, { status: 'paused', nextRunAt: null });
-    this.store.audit(actor, 'schedule.paused', id, { federationId: row.federationId });
+    await this.store.updateSchedule(id, { status: 'paused', nextRunAt: null });
+    this.clearTimer(id); // a tick planned while the update ran
+    await this.store.audit(actor, 'schedule.paused', id, { federationId: row.federationId });
     return this.emitView(id);
   }
 
-  resume(id: string, actor: string): ScheduleView {
-    const row = this.store.getSchedule(id);
+  async resume(id: string, actor: string): Promise<ScheduleView> {
+    const row = await this.store.getSchedule(id);
     if (row.status !== 'paused') throw new FedmartError('CONFLICT', `schedule ${id} is ${row.status}, not paused; only a paused schedule can be resumed`);
     const spec = scheduleView(row).spec;
     const at = this.clock.now();
-    this.store.updateSchedule(id, { status: row.completed + row.failed > 0 ? 'running' : 'pending', nextRunAt: this.nextTick(spec, at, at) });
-    this.store.audit(actor, 'schedule.resumed', id, { federationId: row.federationId });
-    this.activate(id);
+    await this.store.updateSchedule(id, { status: row.completed + row.failed > 0 ? 'running' : 'pending', nextRunAt: this.nextTick(spec, at, at) });
+    await this.store.audit(actor, 'schedule.resumed', id, { federationId: row.federationId });
+    await this.activate(id);
     return this.emitView(id);
   }
 
-  cancel(id: string, actor: string): ScheduleView {
-    const row = this.store.getSchedule(id);
+  async cancel(id: string, actor: string): Promise<ScheduleView> {
+    const row = await this.store.getSchedule(id);
     if (isScheduleFinished(row.status)) throw new FedmartError('CONFLICT', `schedule ${id} is already ${row.status}`);
-    this.finish(id, 'cancelled', `cancelled by ${actor}`);
-    this.store.audit(actor, 'schedule.cancelled', id, { federationId: row.federationId });
-    return scheduleView(this.store.getSchedule(id));
+    await this.finish(id, 'cancelled', `cancelled by ${actor}`);
+    await this.store.audit(actor, 'schedule.cancelled', id, { federationId: row.federationId });
+    return scheduleView(await this.store.getSchedule(id));
   }
 
   /**
    * At start-up: carry on every schedule that was pending, running or paused.
    * A round it was running when the coordinator stopped was failed as interrupted and counts as failed.
    */
-  resumeOpen(): void {
-    for (const row of this.store.listOpenSchedules()) {
+  async resumeOpen(): Promise<void> {
+    for (const row of await this.store.listOpenSchedules()) {
       if (row.currentRoundId !== null) {
-        const phase = this.roundPhase(row.currentRoundId);
+        const phase = await this.roundPhase(row.currentRoundId);
         const committed = phase === 'committed';
-        this.store.updateSchedule(row.id, { currentRoundId: null, ...(committed ? { completed: row.completed + 1 } : { failed: row.failed + 1 }), ...(row.requested > 0 ? { remaining: Math.max(0, row.remaining - 1) } : {}) });
+        await this.store.updateSchedule(row.id, { currentRoundId: null, ...(committed ? { completed: row.completed + 1 } : { failed: row.failed + 1 }), ...(row.requested > 0 ? { remaining: Math.max(0, row.remaining - 1) } : {}) });
       }
-      this.store.audit('coordinator', 'schedule.resumed-after-restart', row.id, { federationId: row.federationId, status: row.status });
-      this.activate(row.id);
+      await this.store.audit('coordinator', 'schedule.resumed-after-restart', row.id, { federationId: row.federationId, status: row.status });
+      await this.activate(row.id);
     }
   }
 
@@ -207,11 +226,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   // ------------------------------------------------------------ internals
 
-  private roundPhase(roundId: string): string | null {
+  private async roundPhase(roundId: string): Promise<string | null> {
     try {
-      return this.store.getRound(roundId).phase;
-    } catch {
-      return null;
+      return (await this.store.getRound(roundId)).phase;
+    } catch (err) {
+      if (toFedmartError(err).code === 'NOT_FOUND') return null;
+      throw err;
     }
   }
 
@@ -225,23 +245,26 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     return null;
   }
 
-  private activate(id: string): void {
+  /** Plan the schedule's next tick (cron/every) or start its loop (now/until-converged; not awaited). */
+  private async activate(id: string): Promise<void> {
     if (this.closed) return;
-    const row = this.store.getSchedule(id);
+    const row = await this.store.getSchedule(id);
     if (row.status === 'paused' || isScheduleFinished(row.status)) return;
     if (row.requested > 0 && row.remaining === 0) return this.finish(id);
-    if (row.kind === 'cron' || row.kind === 'every') this.planTimer(id);
-    else void this.runLoop(id);
+    if (row.kind === 'cron' || row.kind === 'every') await this.planTimer(id);
+    else this.background(this.runLoop(id));
   }
 
-  private planTimer(id: string): void {
+  private async planTimer(id: string): Promise<void> {
     this.clearTimer(id);
-    const row = this.store.getSchedule(id);
+    const row = await this.store.getSchedule(id);
+    if (this.closed || row.status === 'paused' || isScheduleFinished(row.status)) return;
     if (row.nextRunAt === null) return this.finish(id, undefined, 'the cron expression has no further ticks');
     const delay = Math.min(MAX_DELAY_MS, Math.max(0, row.nextRunAt - this.clock.now()));
+    this.clearTimer(id); // planned twice while the read ran: keep the newest
     this.timers.set(id, this.clock.setTimeout(() => {
       this.timers.delete(id);
-      this.onTick(id);
+      this.background(this.onTick(id));
     }, delay));
   }
 
@@ -251,9 +274,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.timers.delete(id);
   }
 
-  private onTick(id: string): void {
+  private async onTick(id: string): Promise<void> {
     if (this.closed) return;
-    const row = this.store.getSchedule(id);
+    const row = await this.store.getSchedule(id);
     if (row.status === 'paused' || isScheduleFinished(row.status) || row.nextRunAt === null) return;
     const now = this.clock.now();
     if (now < row.nextRunAt) return this.planTimer(id); // a long delay was split
@@ -262,36 +285,36 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     // Claim the tick (once across coordinators sharing the database: a compare-and-set on next_run_at)
     // and plan the following one first, so a tick can arrive while this round runs. Lost: another
     // coordinator runs this tick; plan the next one it set.
-    const claimed = this.store.claimScheduleTick(id, due, this.nextTick(spec, now, row.createdAt));
-    this.planTimer(id);
-    if (!claimed) return;
+    const claimed = await this.store.claimScheduleTick(id, due, this.nextTick(spec, now, row.createdAt));
+    await this.planTimer(id);
+    if (!claimed || this.closed) return;
     const q = this.queues.get(row.federationId);
     if ((q && q.holders > 0) || this.runner.hasActiveRound(row.federationId)) {
       const reason = 'a round of this federation was still running; the tick was skipped';
-      this.store.updateSchedule(id, { skipped: row.skipped + 1 });
-      this.store.audit('coordinator', 'schedule.tick-skipped', id, { federationId: row.federationId, scheduledFor: new Date(due).toISOString(), reason });
+      await this.store.updateSchedule(id, { skipped: row.skipped + 1 });
+      await this.store.audit('coordinator', 'schedule.tick-skipped', id, { federationId: row.federationId, scheduledFor: new Date(due).toISOString(), reason });
       this.emit('tick-skipped', { federationId: row.federationId, scheduleId: id, scheduledFor: new Date(due).toISOString(), reason });
-      this.emitView(id);
+      await this.emitView(id);
       return;
     }
-    void this.exclusive(row.federationId, async () => {
-      if (!this.isLive(id)) return;
+    this.background(this.exclusive(row.federationId, async () => {
+      if (!(await this.isLive(id))) return;
       await this.runOne(id);
-      const after = this.store.getSchedule(id);
-      if (after.requested > 0 && after.remaining === 0) this.finish(id);
-    });
+      const after = await this.store.getSchedule(id);
+      if (after.requested > 0 && after.remaining === 0) await this.finish(id);
+    }));
   }
 
   /** now / until-converged: rounds back to back while the schedule is live. */
   private async runLoop(id: string): Promise<void> {
     if (this.loops.has(id)) return;
     this.loops.add(id);
-    const fed = this.store.getSchedule(id).federationId;
     try {
+      const fed = (await this.store.getSchedule(id)).federationId;
       await this.exclusive(fed, async () => {
         for (;;) {
-          if (!this.isLive(id)) return;
-          const row = this.store.getSchedule(id);
+          if (!(await this.isLive(id))) return;
+          const row = await this.store.getSchedule(id);
           const spec = scheduleView(row).spec;
           if (row.requested > 0 && row.remaining === 0) return this.finish(id, undefined, spec.kind === 'until-converged' ? `reached the maximum of ${row.requested} round(s) before converging` : undefined);
           const progress: Progress = row.progress ? JSON.parse(row.progress) : {};
@@ -314,18 +337,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     return this.lastOutcome.get(id)?.reason ?? 'see the rounds';
   }
 
-  private isLive(id: string): boolean {
+  private async isLive(id: string): Promise<boolean> {
     if (this.closed) return false;
-    const s = this.store.getSchedule(id).status;
+    const s = (await this.store.getSchedule(id)).status;
     return s === 'pending' || s === 'running';
   }
 
   /** Run one round for the schedule and record its outcome. */
   private async runOne(id: string): Promise<void> {
-    const row = this.store.getSchedule(id);
+    const row = await this.store.getSchedule(id);
     const roundId = `r_${randomUUID().slice(0, 12)}`;
-    this.store.updateSchedule(id, { status: row.status === 'pending' ? 'running' : row.status, currentRoundId: roundId });
-    this.emitView(id);
+    await this.store.updateSchedule(id, { status: row.status === 'pending' ? 'running' : row.status, currentRoundId: roundId });
+    await this.emitView(id);
     let outcome: RoundOutcome;
     try {
       outcome = await this.runner.runRound(row.federationId, { roundId });
@@ -335,7 +358,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (this.closed) return; // the coordinator is stopping: the round was interrupted, resumeOpen counts it
     this.lastOutcome.set(id, outcome);
     this.waiters.get(id)?.outcomes.push(outcome);
-    const now = this.store.getSchedule(id);
+    const now = await this.store.getSchedule(id);
     const spec = scheduleView(now).spec;
     const progress: Progress = now.progress ? JSON.parse(now.progress) : {};
     const ok = outcome.phase === 'committed';
@@ -354,36 +377,47 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         if (gain > 0) progress.best = v;
       }
     }
-    this.store.updateSchedule(id, {
+    await this.store.updateSchedule(id, {
       currentRoundId: null, progress: JSON.stringify(progress),
       ...(ok ? { completed: now.completed + 1 } : { failed: now.failed + 1 }),
       ...(now.requested > 0 ? { remaining: Math.max(0, now.remaining - 1) } : {}),
     });
-    this.emitView(id);
+    await this.emitView(id);
   }
 
   /**
    * End a schedule. Without an explicit status: `failed` when no round committed and one failed, else `done`.
    */
-  private finish(id: string, status?: ScheduleStatus, reason?: string): void {
-    const row = this.store.getSchedule(id);
+  private async finish(id: string, status?: ScheduleStatus, reason?: string): Promise<void> {
+    if (this.finishing.has(id)) return;
+    this.finishing.add(id);
+    try {
+      await this.finishOnce(id, status, reason);
+    } finally {
+      this.finishing.delete(id);
+    }
+  }
+
+  private async finishOnce(id: string, status?: ScheduleStatus, reason?: string): Promise<void> {
+    const row = await this.store.getSchedule(id);
     if (isScheduleFinished(row.status)) return;
     this.clearTimer(id);
     const final: ScheduleStatus = status === 'cancelled' || status === 'failed' ? status : row.completed === 0 && row.failed > 0 ? 'failed' : 'done';
     const failedNote = row.failed > 0 ? `${row.failed} of ${row.completed + row.failed} round(s) failed${final === 'failed' && status !== 'failed' ? `; last: ${this.lastFailure(id)}` : ''}` : null;
     const why = [reason, failedNote].filter(Boolean).join('; ') || null;
-    this.store.updateSchedule(id, { status: final, reason: why, nextRunAt: null, ...(final === 'cancelled' ? {} : { remaining: 0 }) });
-    this.store.audit('coordinator', 'schedule.ended', id, { federationId: row.federationId, status: final, completed: row.completed, failed: row.failed, skipped: row.skipped, ...(why ? { reason: why } : {}) });
+    await this.store.updateSchedule(id, { status: final, reason: why, nextRunAt: null, ...(final === 'cancelled' ? {} : { remaining: 0 }) });
+    this.clearTimer(id); // a tick planned while the update ran
+    await this.store.audit('coordinator', 'schedule.ended', id, { federationId: row.federationId, status: final, completed: row.completed, failed: row.failed, skipped: row.skipped, ...(why ? { reason: why } : {}) });
     const w = this.waiters.get(id);
     if (w) {
       this.waiters.delete(id);
       w.resolve(w.outcomes);
     }
-    this.emitView(id);
+    await this.emitView(id);
   }
 
-  private emitView(id: string): ScheduleView {
-    const v = scheduleView(this.store.getSchedule(id));
+  private async emitView(id: string): Promise<ScheduleView> {
+    const v = scheduleView(await this.store.getSchedule(id));
     this.emit('schedule', v);
     return v;
   }

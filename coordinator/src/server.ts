@@ -14,6 +14,7 @@ import { openDatabase, type Db } from './db/client.ts';
 import { Store } from './db/store.ts';
 import { SqliteAsyncStore } from './db/store-sqlite-async.ts';
 import type { AsyncStore } from './db/store-api.ts';
+import { PgStore } from './db/store-pg.ts';
 import type { ScheduleClock } from './scheduler.ts';
 import type { Logger } from 'pino';
 import { createMetrics } from './metrics.ts';
@@ -55,21 +56,29 @@ export interface CoordinatorOptions {
   scheduleClock?: ScheduleClock;
   /** Structured log (pino, logger.ts) of rounds, partners and schedules; absent: none. */
   logger?: Logger;
+  /**
+   * Serve from this PostgreSQL database (postgres://…, issue 15) instead of the SQLite file of the
+   * data dir; it is migrated at start. The data dir still holds the signing key, the log key and the
+   * operator token.
+   */
+  databaseUrl?: string;
 }
 
 export interface Coordinator {
   url: string;
   port: number;
+  /** The synchronous SQLite store (tests, SQLite only: on PostgreSQL reading it throws CONFIG_ERROR; use {@link asyncStore}). */
   store: Store;
-  /** The same database behind the async store API (what the round engine runs on). */
+  /** The coordinator's store (SQLite or PostgreSQL) behind the async store API: what every caller runs on. */
   asyncStore: AsyncStore;
+  /** The SQLite database (SQLite only, like {@link store}). */
   db: Db;
   authority: TokenAuthority;
   orchestrator: Orchestrator;
   io: IoServer;
   /** The operator token: reused from `<dataDir>/operator.token` while valid, else minted (and written there). */
   operatorToken: string;
-  /** Revoked token ids (checked at every REST call and handshake). */
+  /** Revoked token ids (SQLite only, like {@link store}; both dialects: asyncStore.isTokenRevoked). */
   revocations: TokenRevocations;
   /** Rounds marked failed(interrupted) at start-up. */
   interruptedRounds: string[];
@@ -89,42 +98,25 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     throw new FedmartError('CONFIG_ERROR', `cannot listen on --host "${host}": the name does not resolve (${err.code ?? err.message}); pass an address of this machine (127.0.0.1, or 0.0.0.0 for every interface) or a resolvable host name`, { cause: err });
   });
   if (opts.dataDir !== null) await prepareDataDir(opts.dataDir);
-  const dbFile = opts.dataDir === null ? ':memory:' : path.join(opts.dataDir, 'fedmart.db');
-  let db: Db;
-  try {
-    db = openDatabase(dbFile);
-  } catch (err) {
-    throw new FedmartError('CONFIG_ERROR', `cannot open database ${dbFile}: ${(err as Error).message}`, { cause: err });
-  }
-  if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['fedmart.db', 'fedmart.db-wal', 'fedmart.db-shm']);
-  let logKey;
-  try {
-    logKey = openLogKey(opts.dataDir);
-    if (opts.dataDir !== null) await restrictFiles(opts.dataDir, [LOG_KEY_FILE]);
-  } catch (err) {
-    db.$client.close();
-    throw err;
-  }
-  const store = new Store(db, logKey);
+  const opened = opts.databaseUrl !== undefined ? await openPostgres(opts.databaseUrl, opts.dataDir) : await openSqlite(opts.dataDir);
+  const { asyncStore } = opened;
   try {
     // Rows that no longer reproduce the newest signed head are refused before anything is appended.
-    store.auditLog.checkAtStart();
+    await asyncStore.checkAuditAtStart();
   } catch (err) {
-    db.$client.close();
+    await asyncStore.close();
     throw err;
   }
-  const asyncStore = new SqliteAsyncStore(store);
-  const revocations = new TokenRevocations(db);
   const interruptedRounds = await asyncStore.failInterruptedRounds();
   for (const id of interruptedRounds) {
     await asyncStore.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
     // Updates that reached the coordinator before it stopped were released: charge them (privacy.ts).
     await recordReleasedSpend(asyncStore, { federationId: (await asyncStore.getRound(id)).federationId, roundId: id });
   }
-  const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => revocations.isRevoked(jti) });
+  const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => asyncStore.isTokenRevoked(jti) });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
   const orchestrator = new Orchestrator(asyncStore, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
-  const verticalRounds = new VerticalRounds(store, log);
+  const verticalRounds = new VerticalRounds(asyncStore, log);
   // The REST revoke route drops live sockets of the revoked token (called only once `io` below exists).
   const metrics = createMetrics({ orchestrator, store: asyncStore });
   if (opts.logger) logOrchestrator(opts.logger, orchestrator);
@@ -132,8 +124,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
-  attachFederationNamespace(io, { store, authority, orchestrator, log });
-  attachVerticalRelay(io, { store, authority, log, rounds: verticalRounds });
+  attachFederationNamespace(io, { store: asyncStore, authority, orchestrator, log });
+  attachVerticalRelay(io, { store: asyncStore, authority, log, rounds: verticalRounds });
   attachEventStream(io, { store: asyncStore, authority, orchestrator });
   metrics.attachIo(io);
 
@@ -152,25 +144,25 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     http.once('error', onError);
     http.once('listening', onListening);
     http.listen(opts.port ?? 7300, host);
-  }).catch((err) => {
-    db.$client.close();
+  }).catch(async (err) => {
+    await asyncStore.close();
     throw err;
   });
   const addr = http.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7300);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, revocations }, opts.dataDir, opts.rotateOperatorToken === true);
-  if (origin !== 'reused') store.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
-  store.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length });
+  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, store: asyncStore }, opts.dataDir, opts.rotateOperatorToken === true);
+  if (origin !== 'reused') await asyncStore.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
+  await asyncStore.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length, database: asyncStore.dialect });
   // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
-  orchestrator.scheduler.resumeOpen();
+  await orchestrator.scheduler.resumeOpen();
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       orchestrator.close();
-      verticalRounds.close();
+      await verticalRounds.close();
       io.disconnectSockets(true);
       await new Promise<void>((resolve) => {
         // io.close() also closes the HTTP server; idle keep-alive connections
@@ -178,8 +170,77 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         io.close(() => resolve());
         http.closeAllConnections();
       });
-      db.$client.close();
+      await orchestrator.flushWrites();
+      await asyncStore.close();
     })());
 
-  return { url, port, store, asyncStore, db, authority, orchestrator, io, operatorToken, revocations, interruptedRounds, close, [Symbol.asyncDispose]: close };
+  const coordinator = { url, port, asyncStore, authority, orchestrator, io, operatorToken, interruptedRounds, close, [Symbol.asyncDispose]: close };
+  return Object.defineProperties(coordinator, {
+    store: { get: () => opened.sqlite().store, enumerable: true },
+    db: { get: () => opened.sqlite().db, enumerable: true },
+    revocations: { get: () => opened.sqlite().revocations, enumerable: true },
+  }) as Coordinator;
+}
+
+/** The opened database: the async store, and the SQLite handles where there are some. */
+interface OpenedStore {
+  asyncStore: AsyncStore;
+  /** @throws FedmartError CONFIG_ERROR on PostgreSQL (the SQLite-only handles of {@link Coordinator}) */
+  sqlite(): { store: Store; db: Db; revocations: TokenRevocations };
+}
+
+/** SQLite under the data dir (`fedmart.db`; in memory without one). */
+async function openSqlite(dataDir: string | null): Promise<OpenedStore> {
+  const dbFile = dataDir === null ? ':memory:' : path.join(dataDir, 'fedmart.db');
+  let db: Db;
+  try {
+    db = openDatabase(dbFile);
+  } catch (err) {
+    throw new FedmartError('CONFIG_ERROR', `cannot open database ${dbFile}: ${(err as Error).message}`, { cause: err });
+  }
+  if (dataDir !== null) await restrictFiles(dataDir, ['fedmart.db', 'fedmart.db-wal', 'fedmart.db-shm']);
+  let store: Store;
+  try {
+    store = new Store(db, await logKeyOf(dataDir));
+  } catch (err) {
+    db.$client.close();
+    throw err;
+  }
+  const handles = { store, db, revocations: new TokenRevocations(db) };
+  return { asyncStore: new SqliteAsyncStore(store), sqlite: () => handles };
+}
+
+/** PostgreSQL at `url`, migrated (PgStore + PgAuditLog); the log key stays in the data dir. */
+async function openPostgres(url: string, dataDir: string | null): Promise<OpenedStore> {
+  const logKey = await logKeyOf(dataDir);
+  let asyncStore: PgStore;
+  try {
+    asyncStore = await PgStore.open(url, logKey);
+  } catch (err) {
+    if (err instanceof FedmartError) throw err;
+    throw new FedmartError('UNAVAILABLE', `cannot serve from PostgreSQL at ${redactDatabaseUrl(url)}: ${(err as Error).message}; check the URL, that the server runs and that the user may connect`, { cause: err });
+  }
+  return {
+    asyncStore,
+    sqlite: () => {
+      throw new FedmartError('CONFIG_ERROR', `this coordinator serves from PostgreSQL (${redactDatabaseUrl(url)}): it has no SQLite store, db or revocations handle; use coordinator.asyncStore`);
+    },
+  };
+}
+
+async function logKeyOf(dataDir: string | null) {
+  const logKey = openLogKey(dataDir);
+  if (dataDir !== null) await restrictFiles(dataDir, [LOG_KEY_FILE]);
+  return logKey;
+}
+
+/** A database URL without its password, for messages. */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
 }

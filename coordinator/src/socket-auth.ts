@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import type { Server as IoServer } from 'socket.io';
 import { FedmartError, toFedmartError } from '@fedmart/shared/errors';
 import type { TokenAuthority } from './auth.ts';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { EnrollmentRow } from './db/schema.ts';
 
 /**
@@ -16,11 +16,11 @@ import type { EnrollmentRow } from './db/schema.ts';
  * @param what - what the token is for, for the error message ("a federation", "a vertical job")
  * @throws FedmartError UNAUTHENTICATED / FORBIDDEN naming the problem and the fix
  */
-export async function authenticateEnrollment(deps: { authority: TokenAuthority; store: Store }, auth: unknown, what: string): Promise<EnrollmentRow> {
+export async function authenticateEnrollment(deps: { authority: TokenAuthority; store: Pick<AsyncStore, 'findEnrollmentByToken'> }, auth: unknown, what: string): Promise<EnrollmentRow> {
   const token = (auth as { token?: unknown } | undefined)?.token;
   const p = await deps.authority.verify(token);
   if (p.role !== 'partner' || !p.fed || !p.jti) throw new FedmartError('FORBIDDEN', `a ${p.role} token cannot join ${what}; use the partner's enrollment token`);
-  const enrollment = deps.store.findEnrollmentByToken(p.jti);
+  const enrollment = await deps.store.findEnrollmentByToken(p.jti);
   if (!enrollment || enrollment.federationId !== p.fed) throw new FedmartError('UNAUTHENTICATED', `enrollment token is no longer valid (it was replaced or ${what} was removed); ask the operator for a new one`);
   if (enrollment.status === 'revoked') throw new FedmartError('FORBIDDEN', 'this enrollment was revoked by the operator');
   return enrollment;

@@ -18,7 +18,7 @@ import { federationTermsHash, type FederationTerms as ConsentTerms } from '@fedm
 import { SECURE_MESSAGE_TYPES, SecureClientEnvelopeSchema, type SecureServerToClientEvents } from '@fedmart/shared/protocol-secure';
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
-import type { Store } from './db/store.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import { recordConsent } from './consent.ts';
 import type { ClientLink, Orchestrator } from './orchestrator.ts';
 
@@ -39,7 +39,7 @@ type FedSocket = Socket<ClientToServerEvents, ServerToClientEvents & SecureServe
  * Attach the federation namespace to a Socket.IO server.
  * @returns the namespace
  */
-export function attachFederationNamespace(io: IoServer, deps: { store: Store; authority: TokenAuthority; orchestrator: Orchestrator; log?: (msg: string) => void }): Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
+export function attachFederationNamespace(io: IoServer, deps: { store: AsyncStore; authority: TokenAuthority; orchestrator: Orchestrator; log?: (msg: string) => void }): Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
   const nsp = io.of(FEDERATION_NAMESPACE) as unknown as Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
   const log = deps.log ?? (() => {});
 
@@ -47,7 +47,7 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
     void (async () => {
       try {
         const enrollment = await authenticateEnrollment(deps, socket.handshake.auth, 'a federation');
-        const partner = deps.store.getPartner(enrollment.partnerId);
+        const partner = await deps.store.getPartner(enrollment.partnerId);
         socket.data = { partnerId: enrollment.partnerId, partnerName: partner?.name ?? enrollment.partnerId, federationId: enrollment.federationId, enrollmentId: enrollment.id, maxExamples: enrollment.maxExamples };
         next();
       } catch (err) {
@@ -77,7 +77,8 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
         if (e.code === 'INVALID_UPDATE' || e.code === 'CONFLICT') socket.emit('rejected', { ...(roundId ? { roundId } : {}), ...body });
         else socket.emit('protocol-error', body);
       };
-      // A hello reads the store (async); messages behind it wait for it, in order.
+      // A hello reads and writes the store (async); messages behind it wait for it, in order. A failed
+      // store call answers this socket with the one-line error (ack + protocol-error) and nothing else.
       const run = () => {
         try {
           const done = handle(socket, envelope, attachment);
@@ -121,22 +122,22 @@ export function attachFederationNamespace(io: IoServer, deps: { store: Store; au
     const { federationId, partnerId } = socket.data;
     {
       await deps.orchestrator.prepare(federationId);
-      const fed = deps.store.getFederation(federationId);
+      const fed = await deps.store.getFederation(federationId);
       const config = deps.store.federationConfig(fed);
       // The weight a partner gets is capped by its enrollment and the federation's limits (issue 8), whatever it declares.
       const declared = msg.payload.numExamples;
       const numExamples = boundExampleCount(declared, [socket.data.maxExamples, config.limits.maxExamplesPerPartner]);
-      if (numExamples < declared) deps.store.audit('coordinator', 'partner.examples-capped', partnerId, { federationId, declared, weightedBy: numExamples });
+      if (numExamples < declared) await deps.store.audit('coordinator', 'partner.examples-capped', partnerId, { federationId, declared, weightedBy: numExamples });
       const terms = federationTerms(config);
       const { identityKey } = msg.payload;
       if (identityKey === undefined && (config.secureAggregation || config.encryption === 'ckks')) {
         throw new FedmartError('UNPROCESSABLE', `federation ${federationId} uses ${config.secureAggregation ? 'secure aggregation' : 'CKKS encryption'}, which needs each partner's identity key; the hello carried none — run a fedmart partner node (fedmart partner), which creates one in its data dir`);
       }
       // Trust on first use: the first key a partner presents is bound to its enrollment.
-      if (identityKey !== undefined) deps.store.bindIdentity(socket.data.enrollmentId, identityKey, federationTermsHash(terms as unknown as ConsentTerms));
-      deps.store.markEnrollmentSeen(socket.data.enrollmentId, declared);
-      recordConsent(deps.store, { enrollmentId: socket.data.enrollmentId, partnerId, federationId, purposes: msg.payload.purposes, purpose: config.purpose, termsHash: federationTermsHash(terms as unknown as ConsentTerms) });
-      const identities = deps.store.listEnrollments(federationId).filter((e) => e.identityKey !== null && e.status !== 'revoked').map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityKey: e.identityKey! }));
+      if (identityKey !== undefined) await deps.store.bindIdentity(socket.data.enrollmentId, identityKey, federationTermsHash(terms as unknown as ConsentTerms));
+      await deps.store.markEnrollmentSeen(socket.data.enrollmentId, declared);
+      await recordConsent(deps.store, { enrollmentId: socket.data.enrollmentId, partnerId, federationId, purposes: msg.payload.purposes, purpose: config.purpose, termsHash: federationTermsHash(terms as unknown as ConsentTerms) });
+      const identities = (await deps.store.listEnrollments(federationId)).filter((e) => e.identityKey !== null && e.status !== 'revoked').map((e) => ({ partnerId: e.partnerId, partnerName: e.partnerName, identityKey: e.identityKey! }));
       const link: ClientLink = {
         partnerId, partnerName: socket.data.partnerName, numExamples, declaredExamples: declared,
         ...(identityKey !== undefined ? { identityKey: hexToBytes(identityKey) } : {}),

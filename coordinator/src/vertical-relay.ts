@@ -33,7 +33,8 @@ import {
 } from '@fedmart/shared/protocol-vertical-relay';
 import type { TokenAuthority } from './auth.ts';
 import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
-import type { Store } from './db/store.ts';
+import { answerAck } from './ack.ts';
+import type { AsyncStore } from './db/store-api.ts';
 import type { VerticalRounds } from './vertical-rounds.ts';
 
 /** Bytes ChaCha20-Poly1305 adds to each sealed part (nonce + tag); a shorter part cannot be a sealed box. */
@@ -64,7 +65,7 @@ interface Job {
 
 /** Dependencies of {@link attachVerticalRelay}. */
 export interface VerticalRelayDeps {
-  store: Store;
+  store: AsyncStore;
   authority: TokenAuthority;
   log?: (msg: string) => void;
   /** Largest total byte size of one message's parts (default {@link MAX_VERTICAL_RELAY_BYTES}). */
@@ -89,15 +90,15 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
     void (async () => {
       try {
         const enrollment = await authenticateEnrollment(deps, socket.handshake.auth, 'a vertical job');
-        const fed = deps.store.getFederation(enrollment.federationId);
+        const fed = await deps.store.getFederation(enrollment.federationId);
         const config = deps.store.federationConfig(fed);
         if (config.mode !== 'vertical') throw new FedmartError('FORBIDDEN', `federation ${fed.id} is not a vertical job (its config has mode "${config.mode ?? 'horizontal'}"); create the job with config.mode = "vertical"`);
-        const party = deps.store.getPartner(enrollment.partnerId)?.name ?? enrollment.partnerId;
+        const party = (await deps.store.getPartner(enrollment.partnerId))?.name ?? enrollment.partnerId;
         if (!PARTY_ID.test(party)) throw new FedmartError('FORBIDDEN', `partner name "${party}" cannot be a vertical party id (expected letters, digits and . _ : - only); enroll the party under such a name`);
         const auth = socket.handshake.auth as { control?: unknown; session?: unknown };
         if (auth.control === true) {
           if (deps.rounds === undefined) throw new FedmartError('UNAVAILABLE', 'this coordinator does not run vertical rounds');
-          deps.rounds.check(fed.id, party);
+          await deps.rounds.check(fed.id, party);
           socket.data = { job: fed.id, party, partnerId: enrollment.partnerId, control: { federationId: fed.id } };
           next();
           return;
@@ -130,7 +131,7 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
     if (job === undefined) {
       job = { parties: new Map(), messages: 0, bytes: 0, startedAt: Date.now() };
       jobs.set(jobId, job);
-      deps.store.audit(party, 'vertical.job.started', jobId, { party });
+      deps.store.audit(party, 'vertical.job.started', jobId, { party }).catch((err: unknown) => log(`vertical relay: could not audit the start of job ${jobId}: ${toFedmartError(err).message}`));
     }
     if (job.parties.has(party)) {
       // Lost a race with another connection of the same party between handshake and connection.
@@ -144,17 +145,10 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
     for (const [name, p] of j.parties) if (name !== party && p.publicKey) peers.push({ party: name, publicKey: p.publicKey });
     socket.emit('welcome', { job: jobId, party, peers });
 
-    const respond = (ack: unknown, fn: () => void) => {
-      const reply: (a: Ack) => void = typeof ack === 'function' ? (ack as (a: Ack) => void) : () => {};
-      try {
-        fn();
-        reply({ ok: true });
-      } catch (err) {
-        const e = toFedmartError(err);
-        if (e.code === 'INTERNAL') log(`vertical relay: internal error on a message from ${party}: ${(e.cause as Error)?.stack ?? e.message}`);
-        reply({ ok: false, error: { code: e.code, message: e.message } });
-      }
-    };
+    // A message is relayed synchronously (in order); only an error path reads the store (async).
+    const respond = (ack: unknown, fn: () => void | Promise<void>) => answerAck(ack, fn, (e) => {
+      if (e.code === 'INTERNAL') log(`vertical relay: internal error on a message from ${party}: ${(e.cause as Error)?.stack ?? e.message}`);
+    });
 
     socket.on('key', (publicKey: unknown, ack: unknown) =>
       respond(ack, () => {
@@ -194,9 +188,12 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
         if (total > maxBytes) throw new FedmartError('PAYLOAD_TOO_LARGE', `vertical relay: ${total} bytes of parts exceed the ${maxBytes}-byte limit; send smaller batches`);
         const target = j.parties.get(h.data.to);
         if (target === undefined) {
-          const enrolled = deps.store.listEnrollments(jobId.split('/')[0]!).some((e) => e.partnerName === h.data.to && e.status !== 'revoked');
-          if (enrolled) throw new FedmartError('UNAVAILABLE', `vertical relay: party "${h.data.to}" of job ${jobId} is not connected; retry when it is`);
-          throw new FedmartError('NOT_FOUND', `vertical relay: no party "${h.data.to}" in job ${jobId}; parties connected: ${[...j.parties.keys()].join(', ')}`);
+          const to = h.data.to;
+          return (async () => {
+            const enrolled = (await deps.store.listEnrollments(jobId.split('/')[0]!)).some((e) => e.partnerName === to && e.status !== 'revoked');
+            if (enrolled) throw new FedmartError('UNAVAILABLE', `vertical relay: party "${to}" of job ${jobId} is not connected; retry when it is`);
+            throw new FedmartError('NOT_FOUND', `vertical relay: no party "${to}" in job ${jobId}; parties connected: ${[...j.parties.keys()].join(', ')}`);
+          })();
         }
         j.messages++;
         j.bytes += total;
@@ -211,12 +208,9 @@ export function attachVerticalRelay(io: IoServer, deps: VerticalRelayDeps): Name
       for (const p of j.parties.values()) p.socket.emit('peer-left', { party });
       if (j.parties.size === 0) {
         jobs.delete(jobId);
-        try {
-          deps.store.audit(party, 'vertical.job.ended', jobId, { messages: j.messages, bytes: j.bytes, seconds: Math.round((Date.now() - j.startedAt) / 100) / 10 });
-        } catch (err) {
-          // The database may already be closed when the coordinator shuts down with parties connected.
-          log(`vertical relay: could not audit the end of job ${jobId}: ${(err as Error).message}`);
-        }
+        // The database may already be closed when the coordinator shuts down with parties connected.
+        const ended = { messages: j.messages, bytes: j.bytes, seconds: Math.round((Date.now() - j.startedAt) / 100) / 10 };
+        Promise.resolve().then(() => deps.store.audit(party, 'vertical.job.ended', jobId, ended)).catch((err: unknown) => log(`vertical relay: could not audit the end of job ${jobId}: ${toFedmartError(err).message}`));
       }
     });
   });

@@ -152,6 +152,14 @@ export interface AsyncStore {
   listOpenSchedules(): Promise<t.ScheduleRow[]>;
   listSchedules(federationId: string): Promise<t.ScheduleRow[]>;
 
+  // --- scheduler/socket/vertical (s8-15serve) ---
+  /**
+   * End a vertical overlap-check round (psi "size"): phase `checked` (terminal: no model version, no
+   * ledger rows; {@link failInterruptedRounds} leaves it alone) with its metrics, in one statement.
+   */
+  endRoundChecked(roundId: string, metrics: Record<string, unknown>): Promise<void>;
+  // --- end scheduler/socket/vertical (s8-15serve) ---
+
   // revoked tokens (append-only)
   revokeToken(jti: string, by: string, reason: string | null): Promise<boolean>;
   isTokenRevoked(jti: string): Promise<boolean>;

@@ -255,6 +255,20 @@ for (const backend of backends) {
       expect(await s.nextRoundNumber(federation.id)).toBe(2);
     }, HANG_GUARD);
 
+    // --- scheduler/socket/vertical (s8-15serve) ---
+    it('a vertical overlap check ends checked with its metrics, and a restart leaves it checked', async () => {
+      await fresh();
+      const { federation, model } = await s.createFederation('fed', config, weights(4, 0));
+      const r = await newRound(s, federation.id, model.id);
+      await s.endRoundChecked(r.id, { psi_intersection: 812, seconds: 1.5 });
+      const stored = await s.getRound(r.id);
+      expect([stored.phase, JSON.parse(stored.metrics!), stored.endedAt !== null]).toEqual(['checked', { psi_intersection: 812, seconds: 1.5 }, true]);
+      expect(await s.failInterruptedRounds()).toEqual([]);
+      expect((await s.getRound(r.id)).phase).toBe('checked');
+      expect(await s.listModelVersions(federation.id)).toHaveLength(1);
+    }, HANG_GUARD);
+    // --- end scheduler/socket/vertical (s8-15serve) ---
+
     it('a model version, its round\'s final phase, the current-model pointer and the ledger rows commit together or not at all', async () => {
       await fresh();
       const { federation, model } = await s.createFederation('fed', config, weights(4, 0));

@@ -28,7 +28,7 @@ import { FederationConfigSchema, type FederationConfig } from '@fedmart/shared/p
 import { PgAuditLog, type PgDb } from './audit-log-pg.ts';
 import { migratePg } from './migrations-pg.ts';
 import { assertFence } from '../cluster/lease.ts';
-import { initialRelease, weightsOf } from './store.ts';
+import { TERMINAL_ROUND_PHASES, initialRelease, weightsOf } from './store.ts';
 import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type * as sqliteT from './schema.ts';
 import * as t from './schema-pg.ts';
@@ -314,7 +314,7 @@ export class PgStore implements AsyncStore {
 
   /** As Store's (one coordinator). With several coordinators this becomes per-federation, under the lease (phase 2). */
   async failInterruptedRounds(): Promise<string[]> {
-    const rows = await this.db.update(t.rounds).set({ phase: 'failed', reason: 'interrupted: the coordinator restarted during this round', updatedAt: now(), endedAt: now() }).where(notInArray(t.rounds.phase, ['committed', 'failed'])).returning({ id: t.rounds.id });
+    const rows = await this.db.update(t.rounds).set({ phase: 'failed', reason: 'interrupted: the coordinator restarted during this round', updatedAt: now(), endedAt: now() }).where(notInArray(t.rounds.phase, TERMINAL_ROUND_PHASES)).returning({ id: t.rounds.id });
     return rows.map((r) => r.id);
   }
 
@@ -429,6 +429,13 @@ export class PgStore implements AsyncStore {
   listSchedules(federationId: string) {
     return this.db.select().from(t.schedules).where(eq(t.schedules.federationId, federationId)).orderBy(asc(t.schedules.createdAt));
   }
+
+  // --- scheduler/socket/vertical (s8-15serve) ---
+  async endRoundChecked(roundId: string, metrics: Record<string, unknown>): Promise<void> {
+    const at = now();
+    await this.db.update(t.rounds).set({ phase: 'checked', metrics: JSON.stringify(metrics), updatedAt: at, endedAt: at }).where(eq(t.rounds.id, roundId));
+  }
+  // --- end scheduler/socket/vertical (s8-15serve) ---
 
   // --- REST routes (s8-15routes) ---
   /**

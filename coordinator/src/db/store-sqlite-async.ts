@@ -78,10 +78,6 @@ export class SqliteAsyncStore implements AsyncStore {
   async failInterruptedRounds() { return this.store.failInterruptedRounds(); }
 
   async commitRound(args: CommitRoundArgs, ledger?: LedgerPlan) {
-    return this.commitRoundNow(args, ledger);
-  }
-  /** {@link commitRound}, synchronously (SQLite callers not yet on the async API: vertical rounds). */
-  commitRoundNow(args: CommitRoundArgs, ledger?: LedgerPlan) {
     return this.store.commitRound(args, ledger ? (id) => void this.#snapshotAndAppend(args.federationId, ledger, id) : undefined);
   }
   async getModelVersion(id: string) { return this.store.getModelVersion(id); }
@@ -103,6 +99,13 @@ export class SqliteAsyncStore implements AsyncStore {
   async getSchedule(id: string) { return this.store.getSchedule(id); }
   async listOpenSchedules() { return this.store.listOpenSchedules(); }
   async listSchedules(federationId: string) { return this.store.listSchedules(federationId); }
+
+  // --- scheduler/socket/vertical (s8-15serve) ---
+  async endRoundChecked(roundId: string, metrics: Record<string, unknown>) {
+    const at = Date.now();
+    this.#db.update(t.rounds).set({ phase: 'checked', metrics: JSON.stringify(metrics), updatedAt: at, endedAt: at }).where(eq(t.rounds.id, roundId)).run();
+  }
+  // --- end scheduler/socket/vertical (s8-15serve) ---
 
   async revokeToken(jti: string, by: string, reason: string | null) { return this.#revocations.revoke(jti, by, reason); }
   async isTokenRevoked(jti: string) { return this.#revocations.isRevoked(jti); }

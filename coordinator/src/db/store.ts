@@ -16,6 +16,9 @@ import * as t from './schema.ts';
 
 const now = () => Date.now();
 
+/** Round phases a restart leaves alone: committed, failed, and a vertical overlap check's `checked`. */
+export const TERMINAL_ROUND_PHASES = ['committed', 'failed', 'checked'];
+
 export class Store {
   // ------------------------------------------------------------ audit
   /** The verifiable audit log (RFC 6962 Merkle tree with signed heads, `audit-log.ts`). */
@@ -233,7 +236,7 @@ export class Store {
    * @returns ids of the rounds marked
    */
   failInterruptedRounds(): string[] {
-    const open = this.db.select({ id: t.rounds.id }).from(t.rounds).where(notInArray(t.rounds.phase, ['committed', 'failed'])).all();
+    const open = this.db.select({ id: t.rounds.id }).from(t.rounds).where(notInArray(t.rounds.phase, TERMINAL_ROUND_PHASES)).all();
     if (open.length === 0) return [];
     const ids = open.map((r) => r.id);
     this.db.update(t.rounds).set({ phase: 'failed', reason: 'interrupted: the coordinator restarted during this round', updatedAt: now(), endedAt: now() }).where(inArray(t.rounds.id, ids)).run();
