@@ -10,7 +10,7 @@
  * each brand scores its own customers from their histories.
  */
 import { FedmartError } from '@fedmart/shared/errors';
-import { gramLayout, gramScores, gramSensitivity, type GramDpSpec } from '@fedmart/scenarios/recommendation/dp-gram';
+import { GRAM_SENSITIVITY, gramLayout, gramScores, type GramDpSpec } from '@fedmart/scenarios/recommendation/dp-gram';
 import { brandNoiseStd, gramDpTask, gramModelOf } from '@fedmart/scenarios/recommendation/gram-task';
 import { RECOMMENDATION_TASK } from '@fedmart/scenarios/recommendation/task';
 import { fullRank } from '@fedmart/scenarios/recommendation/local';
@@ -22,16 +22,15 @@ import { calibrateSimulationDp, simulationPrivacy } from './privacy.ts';
 import type { SimulationProtection } from './protection-flags.ts';
 
 /**
- * Defaults of the release (chosen on MovieLens VALIDATION HR@10, seed 42; README): N items in the Gram, m items per
- * customer, the rank of the item factors, the count release's RDP budget share.
+ * Defaults of the release (chosen on MovieLens VALIDATION HR@10, seed 42; README): N items in the Gram, the rank of
+ * the item factors, the count release's RDP budget share.
  */
-export const GRAM_DP_DEFAULTS = Object.freeze({ top: 2000, cap: 150, rank: 8, countBudget: 0.1 });
+export const GRAM_DP_DEFAULTS = Object.freeze({ top: 2000, rank: 8, countBudget: 0.1 });
 
 /** The --dp-model gram flags (validated), or a CONFIG_ERROR naming the flag. */
-export function gramFlags(cmd: string, values: Record<string, unknown>, items: number): { top: number; cap: number; rank: number } {
+export function gramFlags(cmd: string, values: Record<string, unknown>, items: number): { top: number; rank: number } {
   return {
     top: Math.min(items, intFlag(cmd, values, 'dp-top', GRAM_DP_DEFAULTS.top, 2, 20_000)),
-    cap: intFlag(cmd, values, 'dp-cap', GRAM_DP_DEFAULTS.cap, 1, 100_000),
     rank: intFlag(cmd, values, 'dp-rank', GRAM_DP_DEFAULTS.rank, 1, 512),
   };
 }
@@ -42,7 +41,7 @@ export function gramFlags(cmd: string, values: Record<string, unknown>, items: n
  * @param o - ε, δ, the release settings, the protection layers, seed
  * @returns the federated arm's test metrics and the privacy block
  */
-export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; cap: number; rank: number; protection: SimulationProtection; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown> }> {
+export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; rank: number; protection: SimulationProtection; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown> }> {
   const items = s.data.items.length;
   const histories = s.partners.map((p) => p.users.map((u) => s.splits[u]!.train));
   const P = s.partners.length;
@@ -50,14 +49,14 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
   if (o.protection.dropAtStage) throw new FedmartError('CONFIG_ERROR', 'scenario recommendation simulate: --dp-model gram plans both releases on every brand; it cannot run with --dropout (use --dp-model tower)');
   // Public wire scale (the operator's bound on a brand's interactions): every count and Gram entry divided by it is ≤ 1.
   const scale = Math.max(1, ...histories.map((h) => h.reduce((a, x) => a + x.length, 0)));
-  const g: GramDpSpec = { items, top: o.top, cap: o.cap, budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale, rank: o.rank, ...(secure ? { noiseShares: P } : {}) };
+  const g: GramDpSpec = { items, top: o.top, budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale, rank: o.rank, ...(secure ? { noiseShares: P } : {}) };
   // Two Gaussian releases, q = 1: the accountant's σ for two steps (batch = the whole brand: q = 1).
-  const dp = calibrateSimulationDp({ level: 'record', epsilon: o.epsilon, delta: o.delta, clip: gramSensitivity(o.cap), rounds: 2, localEpochs: 1, batchSize: 1, learningRate: 1, partnerSizes: [1] });
+  const dp = calibrateSimulationDp({ level: 'record', epsilon: o.epsilon, delta: o.delta, clip: GRAM_SENSITIVITY, rounds: 2, localEpochs: 1, batchSize: 1, learningRate: 1, partnerSizes: [1] });
   const sigma = dp.config.noiseMultiplier;
   const wireNoise = Math.max(brandNoiseStd(g, sigma, 0), brandNoiseStd(g, sigma, 1)) / scale;
   const layout = gramLayout(g);
   const len = layout.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
-  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, cap ${o.cap}, ${len} joint coordinates${secure ? `, noise in ${P} shares under secure aggregation` : ', full noise at every brand'}`);
+  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates${secure ? `, noise in ${P} shares under secure aggregation` : ', full noise at every brand'}`);
   const tasks = histories.map((h) => gramDpTask(h, items));
   const fed = await runFederation({
     config: {
@@ -69,8 +68,9 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
       sampleFraction: 1,
       seed: o.seed,
       timeouts: { selectingMs: 120_000, trainingMs: 900_000, evaluatingMs: 300_000 },
-      // A brand's statistics are ≤ 1 per coordinate; the Gram part has norm ≤ m (each customer ≤ m entries of ≤ 1/scale … summed), plus the noise (8 std never exceeded in practice).
-      limits: { maxUpdateNorm: 1 + o.cap + 8 * wireNoise * Math.sqrt(len), maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
+      // A brand's statistics divided by the scale have norm ≤ 2 (counts: ≤ Σ n_u / scale ≤ 1; Gram: each customer's
+      // block has Frobenius norm √n ≤ n, summed ≤ 1), plus the noise (8 std is never exceeded in practice).
+      limits: { maxUpdateNorm: 2 + 8 * wireNoise * Math.sqrt(len), maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
       ...(secure ? { secureAggregation: { ...(o.protection.config.secureAggregation as object), clip: 1 + 8 * wireNoise, bits: 32 } } : {}),
       dp: dp.config,
     },
@@ -104,7 +104,7 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
       model: 'gram',
       releases: [
         { what: 'item counts', sensitivity: 1, noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[0])) },
-        { what: `co-occurrence Gram over the top ${model.top.length} released counts, <= ${o.cap} items per customer`, sensitivity: r6(gramSensitivity(o.cap)), noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[1])) },
+        { what: `co-occurrence Gram over the top ${model.top.length} released counts, each customer weighted 1/sqrt(items)`, sensitivity: r6(GRAM_SENSITIVITY), noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[1])) },
       ],
       noise: secure ? `${P} shares under secure aggregation` : 'full at every brand',
       rank: model.rank,

@@ -54,7 +54,7 @@ interaction per user; choices are made on the second-to-last.
                           interaction-level DP. Default (--dp-model gram): two Gaussian releases by
                           every brand, charged by the ledger as two steps — item counts, then the item
                           co-occurrence Gram over the --dp-top N (default ${GRAM_DP_DEFAULTS.top}) items of largest released
-                          count, at most --dp-cap m (default ${GRAM_DP_DEFAULTS.cap}) items per customer; item factors are the
+                          count, each customer weighted 1/sqrt(their items); item factors are the
                           --dp-rank k (default ${GRAM_DP_DEFAULTS.rank}) leading eigenvectors of the released Gram, each
                           customer's vector is solved at their brand; other items rank by released count; ignores --rounds.
                           With --secure-agg each brand adds a 1/√P share of the noise.
@@ -160,7 +160,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     lr: { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' }, arms: { type: 'string' }, json: { type: 'boolean' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' }, 'eval-users': { type: 'string' },
     'dp-model': { type: 'string' }, 'dp-free-min': { type: 'string' }, 'dp-count-sigma': { type: 'string' },
-    'dp-top': { type: 'string' }, 'dp-cap': { type: 'string' }, 'dp-rank': { type: 'string' },
+    'dp-top': { type: 'string' }, 'dp-rank': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
   if (values.help) {
@@ -296,7 +296,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
 function gramModelFlags(cmd: string, values: Record<string, unknown>, s: PreparedScenario): ReturnType<typeof gramFlags> | undefined {
   const kind = (values['dp-model'] as string | undefined) ?? 'gram';
   if (values.dp === undefined || kind !== 'gram') {
-    for (const f of ['dp-top', 'dp-cap', 'dp-rank']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets the item-Gram release; it needs --dp record (with --dp-model gram, the default)`);
+    for (const f of ['dp-top', 'dp-rank']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets the item-Gram release; it needs --dp record (with --dp-model gram, the default)`);
     return undefined;
   }
   if (values.epsilon === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp needs --epsilon E (the privacy budget for both releases)`);

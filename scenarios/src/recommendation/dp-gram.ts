@@ -13,22 +13,27 @@
  *
  * The private-item-set rule follows private ALS (Chien, Jain, Krichene,
  * Rendle, Song, Thakurta & Zhang, "Private Alternating Least Squares", ICML
- * 2021, §4: only frequent items, frequency itself released privately, and a
- * per-user cap on contributions): release 1 is every item's interaction
- * count (Gaussian), the N items of largest released count are the private
- * set (public post-processing), release 2 is the upper triangle of the
- * co-occurrence Gram over those N items, each user contributing at most the
- * first `cap` of their training items that lie in the set. Items outside
- * the set are scored by their released count, below every item of the set.
+ * 2021, §4: only frequent items, their frequency itself released
+ * privately): release 1 is every item's interaction count (Gaussian), the
+ * N items of largest released count are the private set (public
+ * post-processing), release 2 is the upper triangle (diagonal included) of
+ * the co-occurrence Gram over those N items, each customer's contribution
+ * weighted by 1/√n, n the number of their training items in the set:
+ * G = Σ_u 1_{S_u} 1_{S_u}ᵀ / √|S_u|. Items outside the set are scored by
+ * their released count, below every item of the set.
  *
  * Sensitivity, neighbours = one interaction added or removed (the
  * add/remove adjacency of the RDP accountant, Mironov 2017):
  * - release 1: one count moves by 1 (the leave-last-out split moves one
  *   item between train and validation, still one training count): Δ₁ = 1;
- * - release 2: the user's capped set S (|S| ≤ m) gains an item, loses one,
- *   or (the cap full) gains j and loses the m-th. Gaining j changes the
- *   upper-triangle entries (j, i), i ∈ S ∪ {j} after the change, by 1: at
- *   most m of them; losing k likewise at most m; so Δ₂² ≤ 2m.
+ * - release 2: the customer's set S (n = |S|) gains or loses one item j.
+ *   The n + 1 entries (j, i), i ∈ S ∪ {j}, appear or vanish at 1/√(n+1):
+ *   squared norm 1. The n(n+1)/2 entries of S × S move by
+ *   d = 1/√n − 1/√(n+1) = 1/(√n√(n+1)(√n + √(n+1))), so
+ *   n(n+1)d²/2 = 1/(2(√n + √(n+1))²) ≤ 1/(2(1 + √2)²) (n ≥ 1; nothing for
+ *   n = 0). Δ₂² ≤ 1 + 1/(2(3 + 2√2)) ≈ 1.0858, whatever the history length:
+ *   the weight, not a cap, bounds a customer's influence (a customer with
+ *   many items contributes little to each entry, as in cosine similarity).
  * Release r carries N(0, (σ_r Δ_r)²) per coordinate, σ_r = σ/√(2 b_r) with
  * b₁ + b₂ = 1: the two releases are Σ α/(2σ_r²) = α/σ² RDP, exactly the
  * ledger's charge for two steps at σ and q = 1 (as the pricing two-stage
@@ -45,8 +50,6 @@ export interface GramDpSpec {
   items: number;
   /** N: items in the private Gram (the largest released counts). */
   top: number;
-  /** m: a user's items in the Gram (the first m of their training items in the set). */
-  cap: number;
   /** RDP budget shares of release 1 (counts) and release 2 (Gram), summing to 1. */
   budget: [number, number];
   /** P: brands of each round (pinned minClients); turns committed means into sums. */
@@ -66,19 +69,19 @@ export const GRAM_META = 'rec-gram-dp-v1';
 export const triangle = (n: number): number => (n * (n + 1)) / 2;
 
 /** The joint layout: the count section (items) and the Gram section (upper triangle over the top N). */
-export function gramLayout(g: Pick<GramDpSpec, 'items' | 'top' | 'cap' | 'scale'>): TensorLayoutSpec {
+export function gramLayout(g: Pick<GramDpSpec, 'items' | 'top' | 'scale'>): TensorLayoutSpec {
   return {
     kind: 'tensors',
     tensors: [
       { name: `${GRAM_META}|counts|s=${g.scale}`, shape: [g.items], init: { type: 'zeros' } },
-      { name: `${GRAM_META}|gram|top=${g.top}|cap=${g.cap}`, shape: [triangle(g.top)], init: { type: 'zeros' } },
+      { name: `${GRAM_META}|gram|top=${g.top}|w=1/sqrt(n)`, shape: [triangle(g.top)], init: { type: 'zeros' } },
     ],
   };
 }
 
 /** Δ of release 1 (counts) and release 2 (Gram) under one added/removed interaction (proof above). */
 export const COUNT_SENSITIVITY = 1;
-export const gramSensitivity = (cap: number): number => Math.sqrt(2 * cap);
+export const GRAM_SENSITIVITY = Math.sqrt(1 + 1 / (2 * (3 + 2 * Math.SQRT2)));
 
 /** σ_r = σ/√(2 b_r): release r's noise multiplier when the ledger charges two steps at σ. */
 export function releaseNoiseMultiplier(sigma: number, g: Pick<GramDpSpec, 'budget'>, release: 0 | 1): number {
@@ -109,25 +112,23 @@ export function positions(top: Int32Array, items: number): Int32Array {
   return pos;
 }
 
-/** A user's capped set: the first `cap` of their training items that lie in the private set (positions). */
-export function cappedSet(history: ArrayLike<number>, pos: Int32Array, cap: number): number[] {
-  const s: number[] = [];
-  for (let j = 0; j < history.length && s.length < cap; j++) {
-    const p = pos[history[j]!]!;
-    if (p >= 0 && !s.includes(p)) s.push(p);
-  }
-  return s;
+/** A customer's set: their distinct training items in the private set (positions, ascending). */
+export function customerSet(history: ArrayLike<number>, pos: Int32Array): number[] {
+  const s = new Set<number>();
+  for (let j = 0; j < history.length; j++) { const p = pos[history[j]!]!; if (p >= 0) s.add(p); }
+  return [...s].sort((a, b) => a - b);
 }
 
 /** Index of (a, b), a ≤ b, in the row-major upper triangle of an N × N matrix. */
 const tri = (a: number, b: number, n: number): number => a * n - (a * (a - 1)) / 2 + (b - a);
 
-/** A brand's co-occurrence Gram over the private set (upper triangle), each user's capped set, plus N(0, std²) per entry. */
-export function gramRelease(histories: readonly ArrayLike<number>[], pos: Int32Array, n: number, cap: number, std: number, rng?: RandomSource): Float64Array {
+/** A brand's weighted co-occurrence Gram over the private set (upper triangle; each customer's 1_S1_Sᵀ/√|S|), plus N(0, std²) per entry. */
+export function gramRelease(histories: readonly ArrayLike<number>[], pos: Int32Array, n: number, std: number, rng?: RandomSource): Float64Array {
   const out = new Float64Array(triangle(n));
   for (const h of histories) {
-    const s = cappedSet(h, pos, cap).sort((a, b) => a - b);
-    for (let x = 0; x < s.length; x++) for (let y = x; y < s.length; y++) out[tri(s[x]!, s[y]!, n)]!++;
+    const s = customerSet(h, pos);
+    const w = 1 / Math.sqrt(s.length || 1);
+    for (let x = 0; x < s.length; x++) for (let y = x; y < s.length; y++) out[tri(s[x]!, s[y]!, n)]! += w;
   }
   if (std > 0) {
     const z = gaussianNoise(out.length, std, rng);

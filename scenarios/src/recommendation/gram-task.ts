@@ -12,13 +12,26 @@
 import { FedmartError } from '@fedmart/shared/errors';
 import type { JointModelSpec } from '@fedmart/shared/task/layout';
 import { jointParameterCount } from '@fedmart/shared/task/layout';
-import type { RandomSource } from '@fedmart/shared/dp/gaussian';
-import { COUNT_SENSITIVITY, countRelease, gramLayout, gramRelease, gramSensitivity, positions, releaseNoiseMultiplier, spectralFromGram, topItems, triangle, type GramDpSpec, type GramModel } from './dp-gram.ts';
+import { gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
+import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramLayout, gramRelease, positions, releaseNoiseMultiplier, spectralFromGram, topItems, triangle, type GramDpSpec, type GramModel } from './dp-gram.ts';
 import { RECOMMENDATION_TASK } from './task.ts';
+
+/** Coordinates noised between event-loop yields (the agent's socket must keep answering pings during a release). */
+const NOISE_SLICE = 1 << 16;
+
+/** Add N(0, std²) to every coordinate of `v` in slices, yielding between them. */
+async function addNoiseYielding(v: Float64Array, std: number, rng: RandomSource | undefined): Promise<void> {
+  for (let o = 0; o < v.length; o += NOISE_SLICE) {
+    const n = Math.min(NOISE_SLICE, v.length - o);
+    const z = gaussianNoise(n, std, rng);
+    for (let i = 0; i < n; i++) v[o + i]! += z[i]!;
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 /** The std of one brand's noise for release r: σ_r·Δ_r, or its 1/√S share under a secure sum of S brands. */
 export function brandNoiseStd(g: GramDpSpec, sigma: number, release: 0 | 1): number {
-  const d = release === 0 ? COUNT_SENSITIVITY : gramSensitivity(g.cap);
+  const d = release === 0 ? COUNT_SENSITIVITY : GRAM_SENSITIVITY;
   return (releaseNoiseMultiplier(sigma, g, release) * d) / Math.sqrt(g.noiseShares ?? 1);
 }
 
@@ -64,7 +77,7 @@ export function gramDpTask(histories: readonly Int32Array[], items: number, rng?
       const g = (taskSpec as { gram?: GramDpSpec } | undefined)?.gram;
       if (model.kind !== 'tensors' || !g) throw new FedmartError('CONFIG_ERROR', "recommendation: this brand runs the private item-Gram release, but the federation's taskSpec has no gram settings; create it with fedmart scenario recommendation simulate --dp record");
       if (g.items !== items) throw new FedmartError('DATA_ERROR', `recommendation: the federation's catalogue has ${g.items} items, this brand's ${items}; use the federation's catalogue`);
-      if (!(g.top >= 2 && g.top <= items && g.cap >= 1 && g.scale > 0 && Number.isSafeInteger(g.rank) && g.rank >= 1 && Number.isSafeInteger(g.partners) && g.partners >= 1 && g.budget.length === 2 && g.budget.every((b) => b > 0) && Math.abs(g.budget[0] + g.budget[1] - 1) < 1e-9)) throw new FedmartError('CONFIG_ERROR', `recommendation: bad gram settings ${JSON.stringify(g)} (2 <= top <= items, cap >= 1, scale > 0, rank >= 1, two budget shares > 0 summing to 1)`);
+      if (!(g.top >= 2 && g.top <= items && g.scale > 0 && Number.isSafeInteger(g.rank) && g.rank >= 1 && Number.isSafeInteger(g.partners) && g.partners >= 1 && g.budget.length === 2 && g.budget.every((b) => b > 0) && Math.abs(g.budget[0] + g.budget[1] - 1) < 1e-9)) throw new FedmartError('CONFIG_ERROR', `recommendation: bad gram settings ${JSON.stringify(g)} (2 <= top <= items, scale > 0, rank >= 1, two budget shares > 0 summing to 1)`);
       if (jointParameterCount(model) !== jointParameterCount(gramLayout(g))) throw new FedmartError('CONFIG_ERROR', "recommendation: the federation's layout does not match its gram settings");
       spec = g;
     },
@@ -84,20 +97,23 @@ export function gramDpTask(histories: readonly Int32Array[], items: number, rng?
          */
         recordDp: async (dp: { clip: number; noiseMultiplier: number }) => {
           const g = need();
-          if (!(dp.clip >= gramSensitivity(g.cap) * (1 - 1e-9))) throw new FedmartError('FORBIDDEN', `recommendation: the terms set the DP clip to ${dp.clip}, below the Gram release's sensitivity ${gramSensitivity(g.cap)} at cap ${g.cap}; the noise would not cover one interaction`);
+          if (!(dp.clip >= GRAM_SENSITIVITY * (1 - 1e-9))) throw new FedmartError('FORBIDDEN', `recommendation: the terms set the DP clip to ${dp.clip}, below the Gram release's sensitivity ${GRAM_SENSITIVITY}; the noise would not cover one interaction`);
           const out = new Float32Array(weights.length);
           const countsCommitted = weights.subarray(0, g.items).some((v) => v !== 0);
           if (!countsCommitted) {
             if (released > 0) throw new FedmartError('FORBIDDEN', 'recommendation: this brand already released its counts and the federation has not committed them; a second count release would spend budget the mechanism does not plan');
             released = 1;
-            const c = countRelease(histories, g.items, brandNoiseStd(g, dp.noiseMultiplier, 0), rng);
+            const c = countRelease(histories, g.items, 0);
+            await addNoiseYielding(c, brandNoiseStd(g, dp.noiseMultiplier, 0), rng);
             for (let i = 0; i < g.items; i++) out[i] = c[i]! / g.scale;
             return { delta: deltaOf(out), q: 1, steps: 1 };
           }
           if (released > 1) throw new FedmartError('FORBIDDEN', 'recommendation: this brand already made both releases of the item-Gram mechanism; a third round would spend budget the mechanism does not use');
           released = 2;
           const top = topItems(committedCounts(g, weights), g.top);
-          const s = gramRelease(histories, positions(top, g.items), top.length, g.cap, brandNoiseStd(g, dp.noiseMultiplier, 1), rng);
+          await new Promise((r) => setImmediate(r));
+          const s = gramRelease(histories, positions(top, g.items), top.length, 0);
+          await addNoiseYielding(s, brandNoiseStd(g, dp.noiseMultiplier, 1), rng);
           out.set(weights.subarray(0, g.items)); // release 1's committed section: delta 0
           for (let i = 0; i < s.length; i++) out[g.items + i] = s[i]! / g.scale;
           return { delta: deltaOf(out), q: 1, steps: 1 };
