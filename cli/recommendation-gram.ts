@@ -25,7 +25,7 @@ import type { SimulationProtection } from './protection-flags.ts';
  * Defaults of the release (chosen on MovieLens VALIDATION HR@10, seed 42; README): N items in the Gram, the rank of
  * the item factors, the count release's RDP budget share.
  */
-export const GRAM_DP_DEFAULTS = Object.freeze({ top: 2000, rank: 8, countBudget: 0.1 });
+export const GRAM_DP_DEFAULTS = Object.freeze({ top: 3000, rank: 12, countBudget: 0.1 });
 
 /** The --dp-model gram flags (validated), or a CONFIG_ERROR naming the flag. */
 export function gramFlags(cmd: string, values: Record<string, unknown>, items: number): { top: number; rank: number } {
