@@ -29,13 +29,13 @@ interface Out {
   partners: { id: string; users: number; interactions: number }[];
   federated: { hr10: number; ndcg10: number; hr10Full: number; auc: number };
   popularity: { hr10: number };
-  privacy: { level: string; epsilon: number; epsilonTarget: number; delta: number; q: number; steps: number; ledgerVerified: boolean; model: string; rank: number; releases: { sensitivity: number; noiseMultiplier: number }[] };
+  privacy: { level: string; noise: string; epsilon: number; epsilonTarget: number; delta: number; q: number; steps: number; ledgerVerified: boolean; model: string; rank: number; releases: { sensitivity: number; noiseMultiplier: number }[] };
 }
 
 describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram release (MovieLens small)', () => {
-  it('runs both releases through the federation, reports the ledger\'s epsilon <= 8 and scores every user', async () => {
+  it('runs both releases through the federation under secure aggregation, reports the ledger\'s epsilon <= 8 and beats popularity', async () => {
     const base = ['scenario', 'recommendation', 'simulate', '--csv', (ml as { path: string }).path, '--user', 'userId', '--item', 'movieId', '--time', 'timestamp', '--item-features', 'genres', '--partners', '6', '--seed', '42'];
-    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--json']);
+    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--secure-agg', '--json']);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as Out;
@@ -53,7 +53,9 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram 
     expect(out.privacy.q).toBe(1);
     expect(out.privacy.ledgerVerified).toBe(true);
     expect(out.privacy.releases.map((x) => x.sensitivity)).toEqual([1, Math.round(Math.sqrt(1 + 1 / (2 * (3 + 2 * Math.SQRT2))) * 1e6) / 1e6]);
-    expect(out.federated.hr10).toBeGreaterThan(out.popularity.hr10); // measured: README
+    expect(out.privacy.noise).toBe('6 shares under secure aggregation');
+    // Measured 0.6632 against popularity 0.5455 at this seed (README); scoring by the released counts alone gives ≈ popularity.
+    expect(out.federated.hr10).toBeGreaterThanOrEqual(out.popularity.hr10 + 0.08);
     expect(out.privacy.rank).toBeGreaterThan(0);
     for (const [args, msg] of [
       [['--dp', 'record', '--epsilon', '8', '--dp-rank', '0'], /--dp-rank/],
