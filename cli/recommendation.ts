@@ -301,6 +301,7 @@ function gramModelFlags(cmd: string, values: Record<string, unknown>, s: Prepare
   }
   if (values.epsilon === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp needs --epsilon E (the privacy budget for both releases)`);
   for (const f of ['clip', 'dp-batch', 'dp-lr', 'dp-free-min', 'dp-count-sigma', 'eval-users']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets DP-SGD; it needs --dp-model tower or free (the default --dp-model gram trains no SGD model)`);
+  if (values.save !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --save writes a Wide & Deep model for fedmart recommend; the item-Gram model (--dp-model gram) has no model file yet — drop --save, or use --dp-model tower`);
   return gramFlags(cmd, values, s.data.items.length);
 }
 

@@ -9,6 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { movielensOrReason } from '../cli/datasets.ts';
@@ -61,6 +62,7 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram 
       [['--dp', 'record', '--epsilon', '8', '--dp-rank', '0'], /--dp-rank/],
       [['--dp-top', '500'], /--dp-top sets the item-Gram release; it needs --dp record/],
       [['--dp', 'record', '--epsilon', '8', '--clip', '2'], /--clip sets DP-SGD; it needs --dp-model tower or free/],
+      [['--dp', 'record', '--epsilon', '8', '--save', path.join(tmpdir(), 'fedmart-gram-save')], /the item-Gram model \(--dp-model gram\) has no model file yet/],
     ] as const) {
       const e = await cli([...base, '--arms', 'none', ...args]);
       expect(e.code).not.toBe(0);
