@@ -1,7 +1,7 @@
 /**
  * `fedmart scenario recommendation simulate --dp record` end to end on a
  * real MovieLens subset (skipped with the printed reason without R/dslabs):
- * the item-tower DP model is chosen by --dp, the count release and DP-SGD
+ * the item-tower DP-SGD model (--dp-model tower), the count release and DP-SGD
  * are composed within ε, and the ledger's DP-SGD charge is below it. No
  * accuracy bound here: the issue's 0.95 × non-private bar is not met (README).
  */
@@ -35,7 +35,7 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record (MovieLens 
       const csv = path.join(dir, 'ml.csv');
       await writeFile(csv, formatCsv({ columns: t.columns, rows: t.rows.filter((r) => Number(r[ui]) <= 80) }));
       const base = ['scenario', 'recommendation', 'simulate', '--csv', csv, '--user', 'userId', '--item', 'movieId', '--time', 'timestamp', '--item-features', 'genres', '--partners', '2', '--rounds', '2', '--hidden', '0', '--dim', '8', '--arms', 'none'];
-      const r = await cli([...base, '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--dp-free-min', '10', '--json']);
+      const r = await cli([...base, '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--dp-model', 'tower', '--dp-free-min', '10', '--json']);
       expect(r.stderr).not.toMatch(/Error/);
       expect(r.code).toBe(0);
       const out = JSON.parse(r.stdout) as { federated: { hr10: number }; selection: { federatedUsers: string }; privacy: { epsilon: number; epsilonSgdLedger: number; model: string; freeItemRows: number; ledgerVerified: boolean; countRelease: { sigma: number } } };
@@ -49,9 +49,11 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record (MovieLens 
       expect(out.federated.hr10).toBeGreaterThanOrEqual(0);
       for (const [args, msg] of [
         [['--dp-model', 'tower'], /--dp-model needs --dp record/],
-        [['--dp', 'record', '--epsilon', '8', '--dp-model', 'deep'], /--dp-model must be "tower"/],
+        [['--dp', 'record', '--epsilon', '8', '--dp-model', 'deep'], /--dp-model must be "gram"/],
         [['--dp', 'record', '--epsilon', '8', '--dp-model', 'free', '--dp-free-min', '5'], /--dp-free-min sets the item tower/],
-        [['--dp', 'record', '--epsilon', '8', '--dp-free-min', '1000000'], /lower --dp-free-min/],
+        [['--dp', 'record', '--epsilon', '8', '--dp-model', 'tower', '--dp-free-min', '1000000'], /lower --dp-free-min/],
+        [['--dp', 'record', '--epsilon', '8', '--dp-free-min', '5'], /--dp-free-min sets DP-SGD; it needs --dp-model tower or free/],
+        [['--dp', 'record', '--epsilon', '8', '--dp-model', 'tower', '--dp-rank', '4'], /--dp-rank sets the item-Gram release/],
       ] as const) {
         const e = await cli([...base, ...args]);
         expect(e.code).not.toBe(0);

@@ -123,7 +123,7 @@ export class LocalRecommender {
 }
 
 /** Rank of `target` among items the user has not interacted with (training items and the other held-out item excluded). */
-function fullRank(all: Float32Array, target: number, s: UserSplit, which: 'val' | 'test'): number {
+export function fullRank(all: Float32Array, target: number, s: UserSplit, which: 'val' | 'test'): number {
   const excluded = new Set(s.train);
   excluded.add(which === 'val' ? s.test : s.val);
   const pos = all[target]!;

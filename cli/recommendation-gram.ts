@@ -1,0 +1,117 @@
+/**
+ * `fedmart scenario recommendation simulate --dp record` with the item-Gram
+ * release (`--dp-model gram`, the default under --dp): the brands' two
+ * Gaussian releases (item counts, then the co-occurrence Gram over the N
+ * items of largest released count; `scenarios/src/recommendation/dp-gram.ts`)
+ * run as two rounds of a real federation (coordinator, agents, the task
+ * seam, secure aggregation when asked), the coordinator's RDP ledger charges
+ * them (two steps at σ, q = 1), and the item model (EASE) is computed from
+ * the committed releases by post-processing (rank-k PSD part of the Gram);
+ * each brand scores its own customers from their histories.
+ */
+import { FedmartError } from '@fedmart/shared/errors';
+import { GRAM_SENSITIVITY, gramLayout, gramScores, type GramDpSpec } from '@fedmart/scenarios/recommendation/dp-gram';
+import { brandNoiseStd, gramDpTask, gramModelOf } from '@fedmart/scenarios/recommendation/gram-task';
+import { RECOMMENDATION_TASK } from '@fedmart/scenarios/recommendation/task';
+import { fullRank } from '@fedmart/scenarios/recommendation/local';
+import { RankingAccumulator, type RankingMetrics } from '@fedmart/scenarios/recommendation/metrics';
+import type { PreparedScenario } from '@fedmart/scenarios/recommendation/scenario';
+import { intFlag } from './args.ts';
+import { runFederation } from './federate.ts';
+import { calibrateSimulationDp, simulationPrivacy } from './privacy.ts';
+import type { SimulationProtection } from './protection-flags.ts';
+
+/**
+ * Defaults of the release (chosen on MovieLens VALIDATION HR@10, seed 42; README): N items in the Gram, the rank of
+ * the item factors, the count release's RDP budget share.
+ */
+export const GRAM_DP_DEFAULTS = Object.freeze({ top: 3000, rank: 12, countBudget: 0.1 });
+
+/** The --dp-model gram flags (validated), or a CONFIG_ERROR naming the flag. */
+export function gramFlags(cmd: string, values: Record<string, unknown>, items: number): { top: number; rank: number } {
+  return {
+    top: Math.min(items, intFlag(cmd, values, 'dp-top', GRAM_DP_DEFAULTS.top, 2, 20_000)),
+    rank: intFlag(cmd, values, 'dp-rank', GRAM_DP_DEFAULTS.rank, 1, 512),
+  };
+}
+
+/**
+ * Run the two releases and score every brand's customers on their test interaction.
+ * @param s - the prepared scenario
+ * @param o - ε, δ, the release settings, the protection layers, seed
+ * @returns the federated arm's test metrics and the privacy block
+ */
+export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; rank: number; protection: SimulationProtection; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown> }> {
+  const items = s.data.items.length;
+  const histories = s.partners.map((p) => p.users.map((u) => s.splits[u]!.train));
+  const P = s.partners.length;
+  const secure = o.protection.config.secureAggregation !== undefined;
+  if (o.protection.dropAtStage) throw new FedmartError('CONFIG_ERROR', 'scenario recommendation simulate: --dp-model gram plans both releases on every brand; it cannot run with --dropout (use --dp-model tower)');
+  // Public wire scale (the operator's bound on a brand's interactions): every count and Gram entry divided by it is ≤ 1.
+  const scale = Math.max(1, ...histories.map((h) => h.reduce((a, x) => a + x.length, 0)));
+  const g: GramDpSpec = { items, top: o.top, budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale, rank: o.rank, ...(secure ? { noiseShares: P } : {}) };
+  // Two Gaussian releases, q = 1: the accountant's σ for two steps (batch = the whole brand: q = 1).
+  const dp = calibrateSimulationDp({ level: 'record', epsilon: o.epsilon, delta: o.delta, clip: GRAM_SENSITIVITY, rounds: 2, localEpochs: 1, batchSize: 1, learningRate: 1, partnerSizes: [1] });
+  const sigma = dp.config.noiseMultiplier;
+  const wireNoise = Math.max(brandNoiseStd(g, sigma, 0), brandNoiseStd(g, sigma, 1)) / scale;
+  const layout = gramLayout(g);
+  const len = layout.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates${secure ? `, noise in ${P} shares under secure aggregation` : ', full noise at every brand'}`);
+  const tasks = histories.map((h) => gramDpTask(h, items));
+  const fed = await runFederation({
+    config: {
+      task: RECOMMENDATION_TASK,
+      model: layout,
+      taskSpec: { gram: g },
+      localTrain: { localEpochs: 1, batchSize: 1, learningRate: 1, proximalMu: 0 },
+      minClients: P,
+      sampleFraction: 1,
+      seed: o.seed,
+      timeouts: { selectingMs: 120_000, trainingMs: 900_000, evaluatingMs: 300_000 },
+      // A brand's statistics divided by the scale have norm ≤ 2 (counts: ≤ Σ n_u / scale ≤ 1; Gram: each customer's
+      // block has Frobenius norm √n ≤ n, summed ≤ 1), plus the noise (8 std is never exceeded in practice).
+      limits: { maxUpdateNorm: 2 + 8 * wireNoise * Math.sqrt(len), maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
+      ...(secure ? { secureAggregation: { ...(o.protection.config.secureAggregation as object), clip: 1 + 8 * wireNoise, bits: 32 } } : {}),
+      dp: dp.config,
+    },
+    partners: tasks.map((task, k) => ({ id: s.partners[k]!.id, task })),
+    rounds: 2,
+    seed: o.seed,
+    waitForAllPartners: true,
+    onProgress: o.onProgress,
+  });
+  const committed = fed.outcomes.filter((x) => x.phase === 'committed');
+  if (committed.length < 2) throw new FedmartError('UNAVAILABLE', `recommendation: ${committed.length} of the 2 rounds of the item-Gram release committed; nothing is scored`);
+  if (committed.some((x) => x.participants.length !== P)) throw new FedmartError('UNAVAILABLE', `recommendation: a round of the item-Gram release committed ${Math.min(...committed.map((x) => x.participants.length))} of ${P} brands; the mean × P would not be the sum, so it is not scored`);
+  const model = gramModelOf(g, fed.weights, sigma);
+  o.onProgress(`item-Gram model: rank ${model.rank} over ${model.top.length} items; eigenvalues ${Array.from(model.values, (v) => v.toFixed(0)).join(', ')}; noise edge 2s√N ${model.noiseEdge.toFixed(0)}`);
+  const acc = new RankingAccumulator();
+  for (const p of s.partners) {
+    for (const u of p.users) {
+      const sp = s.splits[u]!;
+      const all = gramScores(model, sp.train, null);
+      const negs = s.evalNegatives[u]!;
+      const ns = Float32Array.from(negs, (n) => all[n]!);
+      acc.add(all[sp.test]!, ns, fullRank(all, sp.test, sp, 'test'));
+    }
+  }
+  const base = simulationPrivacy(dp, fed.privacy);
+  return {
+    test: acc.result(),
+    privacy: {
+      ...base,
+      unit: 'interaction (one observed user-item pair; add/remove)',
+      model: 'gram',
+      releases: [
+        { what: 'item counts', sensitivity: 1, noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[0])) },
+        { what: `co-occurrence Gram over the top ${model.top.length} released counts, each customer weighted 1/sqrt(items)`, sensitivity: r6(GRAM_SENSITIVITY), noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[1])) },
+      ],
+      noise: secure ? `${P} shares under secure aggregation` : 'full at every brand',
+      rank: model.rank,
+      eigenvalues: Array.from(model.values, r6),
+      noiseEdge: r6(model.noiseEdge),
+    },
+  };
+}
+
+const r6 = (x: number) => Math.round(x * 1e6) / 1e6;

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramRelease, gramScores, positions, spectralFromGram, topItems, triangle } from './dp-gram.ts';
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 4294967296; };
+}
+const dist = (a: Float64Array, b: Float64Array) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0));
+
+describe('item-Gram release (Analyze Gauss, Dwork et al. 2014): record-level sensitivity', () => {
+  it('adding or removing one interaction anywhere in a history moves the counts by <= 1 and the weighted Gram by <= GRAM_SENSITIVITY, whatever the history length', () => {
+    const r = rng(11);
+    const items = 60;
+    const pos = positions(Int32Array.from({ length: 40 }, (_, i) => (i * 3) % items).sort((a, b) => a - b), items);
+    let worst = 0;
+    for (let t = 0; t < 500; t++) {
+      const perm = Array.from({ length: items }, (_, i) => i).sort(() => r() - 0.5);
+      const len = Math.floor(r() * (t % 2 ? 50 : 4));
+      const h = perm.slice(0, len);
+      const h2 = h.slice();
+      if (r() < 0.5 && h2.length > 0) h2.splice(Math.floor(r() * h2.length), 1);
+      else h2.splice(Math.floor(r() * (h2.length + 1)), 0, perm[len]!);
+      const other = [Int32Array.from(perm.slice(3, 20))];
+      const c1 = countRelease([...other, Int32Array.from(h)], items, 0);
+      const c2 = countRelease([...other, Int32Array.from(h2)], items, 0);
+      expect(dist(c1, c2)).toBeLessThanOrEqual(COUNT_SENSITIVITY);
+      const g1 = gramRelease([...other, Int32Array.from(h)], pos, 40, 0);
+      const g2 = gramRelease([...other, Int32Array.from(h2)], pos, 40, 0);
+      expect(g1.length).toBe(triangle(40));
+      worst = Math.max(worst, dist(g1, g2));
+    }
+    expect(worst).toBeLessThanOrEqual(GRAM_SENSITIVITY * (1 + 1e-12));
+    expect(worst).toBeGreaterThanOrEqual(1); // the bound is not vacuous: the new item's row alone has norm 1
+  });
+
+  it('the 1/sqrt(n) weight is what bounds it: one added item at n = 1 reaches the bound exactly', () => {
+    const pos = positions(Int32Array.from([0, 1]), 2);
+    const d = dist(gramRelease([Int32Array.from([0])], pos, 2, 0), gramRelease([Int32Array.from([0, 1])], pos, 2, 0));
+    expect(d).toBeCloseTo(GRAM_SENSITIVITY, 12);
+  });
+});
+
+describe('item-Gram model (post-processing)', () => {
+  it('the private set is the N largest released counts, ties to the lower index', () => {
+    expect(Array.from(topItems([3, 9, 9, 1, 7], 3))).toEqual([1, 2, 4]);
+  });
+
+  it('recovers the leading eigenvectors of a Gram and ranks co-occurring items first', () => {
+    // Two blocks of items always seen together: the Gram's two leading eigenvectors are the blocks.
+    const n = 6;
+    const hist = [...Array(20).fill([0, 1, 2]), ...Array(10).fill([3, 4, 5])].map((h: number[]) => Int32Array.from(h));
+    const pos = positions(Int32Array.from({ length: n }, (_, i) => i), n);
+    const { V, values } = spectralFromGram(gramRelease(hist, pos, n, 0), n, 2, 30);
+    // Each block's Gram is c/√3 · 11ᵀ over 3 items: eigenvalue 3c/√3 = √3·c.
+    expect(values[0]).toBeCloseTo(20 * Math.sqrt(3), 6);
+    expect(values[1]).toBeCloseTo(10 * Math.sqrt(3), 6);
+    const s = gramScores({ top: Int32Array.from({ length: n }, (_, i) => i), pos, V, rank: 2, counts: new Float64Array(n).fill(1) }, [3], null);
+    expect(Math.min(s[4]!, s[5]!)).toBeGreaterThan(Math.max(s[0]!, s[1]!, s[2]!));
+  });
+});

@@ -1,0 +1,72 @@
+/**
+ * `fedmart scenario recommendation simulate --dp record --epsilon 8` on the
+ * real MovieLens small (skipped with the printed reason without R/dslabs):
+ * the default DP model is the item-Gram release (dp-gram.ts), two releases
+ * through a real federation, charged by the coordinator's ledger as two
+ * steps at q = 1 within ε. The issue's 0.95 × non-private bar needs the
+ * non-private federated arm of the same seed (20 Wide & Deep rounds, far
+ * beyond a test's time), so it is measured in the README, not here.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { movielensOrReason } from '../cli/datasets.ts';
+
+const ml = movielensOrReason();
+if ('reason' in ml) console.warn(`recommendation item-Gram DP test skipped: ${ml.reason}`);
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 900_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+interface Out {
+  scenario: string;
+  partners: { id: string; users: number; interactions: number }[];
+  federated: { hr10: number; ndcg10: number; hr10Full: number; auc: number };
+  popularity: { hr10: number };
+  privacy: { level: string; noise: string; epsilon: number; epsilonTarget: number; delta: number; q: number; steps: number; ledgerVerified: boolean; model: string; rank: number; releases: { sensitivity: number; noiseMultiplier: number }[] };
+}
+
+describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram release (MovieLens small)', () => {
+  it('runs both releases through the federation under secure aggregation, reports the ledger\'s epsilon <= 8 and beats popularity', async () => {
+    const base = ['scenario', 'recommendation', 'simulate', '--csv', (ml as { path: string }).path, '--user', 'userId', '--item', 'movieId', '--time', 'timestamp', '--item-features', 'genres', '--partners', '6', '--seed', '42'];
+    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--secure-agg', '--json']);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as Out;
+    expect(out.scenario).toBe('recommendation');
+    expect(out.partners).toHaveLength(6);
+    expect(out.partners.reduce((a, p) => a + p.users, 0)).toBe(671);
+    for (const k of ['hr10', 'ndcg10', 'hr10Full', 'auc'] as const) expect(Number.isFinite(out.federated[k])).toBe(true);
+    expect(out.privacy.model).toBe('gram');
+    expect(out.privacy.level).toBe('record');
+    expect(out.privacy.epsilonTarget).toBe(8);
+    expect(out.privacy.epsilon).toBeGreaterThan(7.9); // the ledger charged both releases…
+    expect(out.privacy.epsilon).toBeLessThanOrEqual(8); // …within the budget
+    expect(out.privacy.delta).toBe(1e-5);
+    expect(out.privacy.steps).toBe(2);
+    expect(out.privacy.q).toBe(1);
+    expect(out.privacy.ledgerVerified).toBe(true);
+    expect(out.privacy.releases.map((x) => x.sensitivity)).toEqual([1, Math.round(Math.sqrt(1 + 1 / (2 * (3 + 2 * Math.SQRT2))) * 1e6) / 1e6]);
+    expect(out.privacy.noise).toBe('6 shares under secure aggregation');
+    // Measured 0.6632 against popularity 0.5455 at this seed (README); scoring by the released counts alone gives ≈ popularity.
+    expect(out.federated.hr10).toBeGreaterThanOrEqual(out.popularity.hr10 + 0.08);
+    expect(out.privacy.rank).toBeGreaterThan(0);
+    for (const [args, msg] of [
+      [['--dp', 'record', '--epsilon', '8', '--dp-rank', '0'], /--dp-rank/],
+      [['--dp-top', '500'], /--dp-top sets the item-Gram release; it needs --dp record/],
+      [['--dp', 'record', '--epsilon', '8', '--clip', '2'], /--clip sets DP-SGD; it needs --dp-model tower or free/],
+      [['--dp', 'record', '--epsilon', '8', '--save', path.join(tmpdir(), 'fedmart-gram-save')], /the item-Gram model \(--dp-model gram\) has no model file yet/],
+    ] as const) {
+      const e = await cli([...base, '--arms', 'none', ...args]);
+      expect(e.code).not.toBe(0);
+      expect(e.stderr).toMatch(msg);
+    }
+  }, 1_800_000);
+});
