@@ -20,7 +20,7 @@ const fx = usePgStore('cluster node');
 async function node(coordinatorId: string, acquired: string[]): Promise<ClusterNode> {
   const pool = new pg.Pool({ connectionString: fx.cluster!.url, max: 4 });
   const io = new IoServer(createServer(), { serveClient: false });
-  const n = await startClusterNode({ pool, io, nsp: io.of('/federation'), coordinatorId, handle: () => ({ ok: true }), onAcquired: (f, failed) => void acquired.push(`${coordinatorId}@${f.epoch}:${failed.join(',')}`), lease: { ttlMs: 1500, renewMs: 300 } });
+  const n = await startClusterNode({ pool, io, nsp: io.of('/federation'), coordinatorId, advertiseUrl: `http://${coordinatorId}.invalid:8080`, handle: () => ({ ok: true }), onAcquired: (f, failed) => void acquired.push(`${coordinatorId}@${f.epoch}:${failed.join(',')}`), lease: { ttlMs: 1500, renewMs: 300 } });
   fx.onCleanup(async () => { await n.close(); await new Promise<void>((r) => io.close(() => r())); await pool.end(); });
   return n;
 }
