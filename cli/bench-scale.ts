@@ -215,7 +215,7 @@ async function pgCoordinators(o: ScaleBenchOptions, update: Uint8Array, scratch:
   try {
     progress('bench scale: kill -9 of a cluster member process leading a federation mid-round (lease TTL 6 s, renew 2 s)');
     const probe = await probeFailover(url);
-    progress(`bench scale: cluster transport: ${o.coordinators} Socket.IO servers on the postgres adapter vs one, ${o.partners} partners × ${o.params} params`);
+    progress(`bench scale: cluster transport: ${o.coordinators} Socket.IO servers on the postgres adapter (partners routed to the leader; partners spread, messages relayed) vs one, ${o.partners} partners × ${o.params} params`);
     const transport = await probeRelay(url, { nodes: o.coordinators, partners: o.partners, params: o.params });
     const database = cluster ? 'throwaway PostgreSQL cluster' : 'given by --database';
     progress(`bench scale: ${o.coordinators} coordinators on PostgreSQL`);
@@ -263,7 +263,10 @@ export async function benchScale(o: ScaleBenchOptions): Promise<Record<string, u
       ...(notMeasured ? { reason: notMeasured } : {}),
       failoverReason: measured ? 'the whole-coordinator kill -9 failover (partners reconnecting, the next round committed) is not yet measured by this bench' : `no coordinators on PostgreSQL: ${notMeasured}`,
       // Measured: the transport part of a two-coordinator round (cluster/relay-probe.ts).
-      transport: pgRun.transport === null ? null : { ...pgRun.transport, what: 'one round of traffic only (model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store): partners spread over the servers, the non-leader forwarding through ClusterRelay and the leader reaching its partners through the postgres adapter, beside the same traffic on one server; clusterRoomBroadcast: the model sent once per phase to the federation room instead of once per partner; median of 3 after a warm-up' },
+      transport: pgRun.transport === null ? null : {
+        ...pgRun.transport,
+        what: 'one round of traffic only (model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store), median of 3 after a warm-up, each layout beside the same traffic on ONE server without the adapter measured in the same run (singleServerRoundMs, measured just before the routed layout). clusterRouted (routedRoundMs, routedRatio): what the product does (cluster/route.ts): partners connect to the servers in turn, a non-leader redirects each of its partners to the leader, so partner traffic is local to the leader and only a round-status room broadcast per phase crosses the postgres adapter. cluster (clusterRoundMs, ratio): partners spread over the servers, the non-leader forwarding every message through ClusterRelay and the leader reaching them through the adapter. clusterRoomBroadcast: as cluster, with the model sent once per phase to the federation room',
+      },
       // Measured: the lease part of failover, with real processes (cluster/failover-probe.ts).
       leaseFailover: pgRun.probe === null ? null : { ...pgRun.probe, what: 'kill -9 of a cluster member process (cluster/node-process.ts: Socket.IO + postgres adapter + lease manager) leading a federation mid-round, until the other process holds the lease and has marked the round failed; not a whole coordinator' },
     };
