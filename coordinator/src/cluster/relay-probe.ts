@@ -43,6 +43,8 @@ export interface RelayProbeResult {
   /** Partners redirected to the leader (route.ts): partner traffic local, control events over the adapter. */
   clusterRouted: PhaseTimes & { redirected: number };
   routedRoundMs: number;
+  /** routedRoundMs / singleServerAfterRoutedRoundMs: with routedRatio, the range the run's drift leaves. */
+  routedRatioAfter: number;
   /** The single server measured again right after the routed layout (drift of the shared machine). */
   singleServerAfterRoutedRoundMs: number;
   /** routedRoundMs / singleServerRoundMs (the bar: 1.5). */
@@ -185,7 +187,8 @@ export async function probeRelay(url: string, o: { nodes: number; partners: numb
   const clusterRoomBroadcast = await runLayout(url, o.nodes, o.partners, o.params, reps, 'broadcast');
   return {
     nodes: o.nodes, partners: o.partners, params: o.params, singleServerRoundMs: singleServer.roundMs, singleServerAfterRoutedRoundMs: singleServerAgain.roundMs,
-    routedRoundMs: clusterRouted.roundMs, routedRatio: ratio(clusterRouted.roundMs, singleServer.roundMs), clusterRouted,
+    routedRoundMs: clusterRouted.roundMs, routedRatio: ratio(clusterRouted.roundMs, singleServer.roundMs),
+    routedRatioAfter: ratio(clusterRouted.roundMs, singleServerAgain.roundMs), clusterRouted,
     clusterRoundMs: cluster.roundMs, ratio: ratio(cluster.roundMs, singleServer.roundMs), cluster, singleServer, clusterRoomBroadcast,
   };
 }
