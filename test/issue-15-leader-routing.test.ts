@@ -6,6 +6,7 @@
  * with a redirect, it says hello again at the leader and is welcomed there. The leader then crashes
  * (its TCP connections cut, its lease not released): the agent goes back to the member it was
  * configured with, is told to wait while no one leads, and is welcomed by it once it took the lease.
+ * A leader that loses its lease while still running (renewal refused) redirects its partners away.
  *
  * The members' hello handling is the shape socket.ts has with the one-line hook
  * (`if (await node.router.redirectUnlessLeader(socket, federationId)) return;`); their welcome and
@@ -40,9 +41,9 @@ const head = (() => {
   return { ...h, publicKey: bytesToHex(logKey.publicKey), signature: bytesToHex(signEd25519(logKey.secretKey, treeHeadMessage(h))) };
 })();
 
-interface Member { id: string; url: string; node: ClusterNode; welcomed: string[]; redirected: string[]; crash(): Promise<void> }
+interface Member { id: string; url: string; node: ClusterNode; welcomed: string[]; redirected: string[]; crash(): Promise<void>; close(): Promise<void> }
 
-async function startMember(id: string, federationId: string, config: FederationConfig): Promise<Member> {
+async function startMember(id: string, config: FederationConfig): Promise<Member> {
   const pool = new pg.Pool({ connectionString: fx.cluster!.url, max: 4 });
   pool.on('error', () => undefined);
   const http: HttpServer = createServer((req, res) => {
@@ -59,6 +60,8 @@ async function startMember(id: string, federationId: string, config: FederationC
   const node = await startClusterNode({ pool, io, nsp, coordinatorId: id, advertiseUrl: url, handle: () => ({ ok: true }), lease: { ttlMs: 1500, renewMs: 300 }, redirectRetryMs: 200 });
   const welcomed: string[] = [], redirected: string[] = [];
   nsp.on('connection', (socket) => {
+    // The test's "enrollment token" is the federation id.
+    const federationId = String((socket.handshake.auth as { token?: unknown }).token);
     void socket.join(`fed:${federationId}`);
     socket.on('msg', (envelope: { type?: string }, a?: unknown, b?: unknown) => {
       const ack = (typeof b === 'function' ? b : a) as (x: unknown) => void;
@@ -87,7 +90,7 @@ async function startMember(id: string, federationId: string, config: FederationC
     await pool.end();
   };
   fx.onCleanup(() => stop(false));
-  return { id, url, node, welcomed, redirected, crash: () => stop(true) };
+  return { id, url, node, welcomed, redirected, crash: () => stop(true), close: () => stop(false) };
 }
 
 /** A partner task that only joins (no round runs in this test). */
@@ -98,18 +101,20 @@ const joinOnlyTask = (): PartnerTask => ({
   evaluate: () => Promise.reject(new Error('no round runs in the routing test')),
 });
 
+const config = FederationConfigSchema.parse({ task: TASK, model: { kind: 'tensors', tensors: [{ name: 'w', shape: [4], init: { type: 'zeros' } }] }, localTrain: { localEpochs: 1, batchSize: 8, learningRate: 0.1, proximalMu: 0 } });
+let b: Member;
+
 describe.skipIf(fx.skip)('issue 15: partners are routed to their federation\'s leader', () => {
   it('a partner configured with the non-leader is redirected and welcomed by the leader; after the leader crashes it ends up at the new leader', async () => {
     // Arrange: member a leads the federation, member b does not.
-    const config = FederationConfigSchema.parse({ task: TASK, model: { kind: 'tensors', tensors: [{ name: 'w', shape: [4], init: { type: 'zeros' } }] }, localTrain: { localEpochs: 1, batchSize: 8, learningRate: 0.1, proximalMu: 0 } });
     const { federation } = await fx.store.createFederation('routing', config, new Float32Array(4));
-    const a = await startMember('coord-a', federation.id, config);
-    const b = await startMember('coord-b', federation.id, config);
+    const a = await startMember('coord-a', config);
+    b = await startMember('coord-b', config);
     expect([a.node.leases.leads(federation.id), b.node.leases.leads(federation.id)]).toEqual([true, false]);
     const log: string[] = [];
 
     // Act 1: the partner knows only b.
-    const agent = startPartnerAgent({ coordinatorUrl: b.url, token: 'any', task: joinOnlyTask(), log: (m) => void log.push(m) });
+    const agent = startPartnerAgent({ coordinatorUrl: b.url, token: federation.id, task: joinOnlyTask(), log: (m) => void log.push(m) });
     fx.onCleanup(() => agent.close());
     const welcome = await agent.ready;
 
@@ -130,5 +135,28 @@ describe.skipIf(fx.skip)('issue 15: partners are routed to their federation\'s l
     expect(b.node.leases.fence(federation.id)?.epoch).toBe(2);
     expect(agent.socket.connected).toBe(true);
     expect(a.welcomed).toHaveLength(1);
+  }, HANG_GUARD);
+
+  it('a leader that loses its lease while still running sends its partners away: they come back through their configured coordinator, which now leads', async () => {
+    // Arrange: a second federation; b (the survivor above) and a new member c compete for it; the partner is
+    // configured with the one that does not lead.
+    const { federation } = await fx.store.createFederation('routing-2', config, new Float32Array(4));
+    const c = await startMember('coord-c', config);
+    while (!b.node.leases.leads(federation.id) && !c.node.leases.leads(federation.id)) await sleep(50);
+    const [leader, home] = b.node.leases.leads(federation.id) ? [b, c] : [c, b];
+    const agent = startPartnerAgent({ coordinatorUrl: home.url, token: federation.id, task: joinOnlyTask() });
+    fx.onCleanup(() => agent.close());
+    await agent.ready;
+    const atLeader = leader.welcomed.length, atHome = home.welcomed.length;
+    expect(home.redirected.length).toBeGreaterThan(0);
+    // Act: the lease runs out behind the leader's back (a long GC pause, a slow database): it stays up, but its
+    // next renewal is refused and the other member takes the lease.
+    await fx.store.pool.query("UPDATE fedmart_leases SET expires_at = clock_timestamp() - interval '1 ms' WHERE federation_id = $1", [federation.id]);
+    while (home.welcomed.length === atHome) await sleep(50);
+    // Assert: the ex-leader told its partner to go, the configured coordinator leads and welcomed it.
+    expect(leader.node.leases.leads(federation.id)).toBe(false);
+    expect(home.node.leases.fence(federation.id)?.epoch).toBe(2);
+    expect(agent.socket.connected).toBe(true);
+    expect(leader.welcomed.length).toBe(atLeader);
   }, HANG_GUARD);
 });
