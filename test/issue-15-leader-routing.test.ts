@@ -82,6 +82,7 @@ async function startMember(id: string, config: FederationConfig): Promise<Member
   const stop = async (crash: boolean) => {
     if (down) return;
     down = true;
+    running.delete(member);
     if (crash) {
       await node.leases.stop(false); // no release: the lease runs out by itself, as after kill -9
       for (const s of conns) s.destroy(); // every TCP connection cut, no goodbye
@@ -90,7 +91,9 @@ async function startMember(id: string, config: FederationConfig): Promise<Member
     await pool.end();
   };
   fx.onCleanup(() => stop(false));
-  return { id, url, node, welcomed, redirected, crash: () => stop(true), close: () => stop(false) };
+  const member: Member = { id, url, node, welcomed, redirected, crash: () => stop(true), close: () => stop(false) };
+  running.add(member);
+  return member;
 }
 
 /** A partner task that only joins (no round runs in this test). */
@@ -102,14 +105,15 @@ const joinOnlyTask = (): PartnerTask => ({
 });
 
 const config = FederationConfigSchema.parse({ task: TASK, model: { kind: 'tensors', tensors: [{ name: 'w', shape: [4], init: { type: 'zeros' } }] }, localTrain: { localEpochs: 1, batchSize: 8, learningRate: 0.1, proximalMu: 0 } });
-let b: Member;
+/** Members still up: every one competes for every federation. */
+const running = new Set<Member>();
 
 describe.skipIf(fx.skip)('issue 15: partners are routed to their federation\'s leader', () => {
   it('a partner configured with the non-leader is redirected and welcomed by the leader; after the leader crashes it ends up at the new leader', async () => {
     // Arrange: member a leads the federation, member b does not.
     const { federation } = await fx.store.createFederation('routing', config, new Float32Array(4));
     const a = await startMember('coord-a', config);
-    b = await startMember('coord-b', config);
+    const b = await startMember('coord-b', config);
     expect([a.node.leases.leads(federation.id), b.node.leases.leads(federation.id)]).toEqual([true, false]);
     const log: string[] = [];
 
@@ -137,26 +141,48 @@ describe.skipIf(fx.skip)('issue 15: partners are routed to their federation\'s l
     expect(a.welcomed).toHaveLength(1);
   }, HANG_GUARD);
 
-  it('a leader that loses its lease while still running sends its partners away: they come back through their configured coordinator, which now leads', async () => {
-    // Arrange: a second federation; b (the survivor above) and a new member c compete for it; the partner is
-    // configured with the one that does not lead.
+  it('a leader that loses its lease while still running sends its partners away: they come back through their configured coordinator to the new leader', async () => {
+    // Arrange: a second federation; the members up (the survivor above, and more until there are two) compete for
+    // it; the partner is configured with the one that does not lead.
     const { federation } = await fx.store.createFederation('routing-2', config, new Float32Array(4));
-    const c = await startMember('coord-c', config);
-    while (!b.node.leases.leads(federation.id) && !c.node.leases.leads(federation.id)) await sleep(50);
-    const [leader, home] = b.node.leases.leads(federation.id) ? [b, c] : [c, b];
+    for (let n = 0; running.size < 2; n++) await startMember(`coord-c${n}`, config);
+    while (![...running].some((m) => m.node.leases.leads(federation.id))) await sleep(50);
+    const leader = [...running].find((m) => m.node.leases.leads(federation.id))!, home = [...running].find((m) => m !== leader)!;
     const agent = startPartnerAgent({ coordinatorUrl: home.url, token: federation.id, task: joinOnlyTask() });
     fx.onCleanup(() => agent.close());
     await agent.ready;
     const atLeader = leader.welcomed.length, atHome = home.welcomed.length;
     expect(home.redirected.length).toBeGreaterThan(0);
     // Act: the lease runs out behind the leader's back (a long GC pause, a slow database): it stays up, but its
-    // next renewal is refused and the other member takes the lease.
+    // next renewal is refused; whichever member's heartbeat comes first takes the lease (epoch 2), the ex-leader included.
     await fx.store.pool.query("UPDATE fedmart_leases SET expires_at = clock_timestamp() - interval '1 ms' WHERE federation_id = $1", [federation.id]);
-    while (home.welcomed.length === atHome) await sleep(50);
-    // Assert: the ex-leader told its partner to go, the configured coordinator leads and welcomed it.
-    expect(leader.node.leases.leads(federation.id)).toBe(false);
-    expect(home.node.leases.fence(federation.id)?.epoch).toBe(2);
+    const welcomes = () => leader.welcomed.length + home.welcomed.length;
+    while (welcomes() === atLeader + atHome) await sleep(50);
+    // Assert: the ex-leader told its partner to go; it said hello again and was welcomed by the epoch-2 leader.
+    const now = [leader, home].find((m) => m.node.leases.fence(federation.id)?.epoch === 2)!;
+    expect(now).toBeDefined();
+    expect(welcomes()).toBe(atLeader + atHome + 1);
+    expect(now.welcomed.length).toBe(now === leader ? atLeader + 1 : atHome + 1);
     expect(agent.socket.connected).toBe(true);
-    expect(leader.welcomed.length).toBe(atLeader);
+  }, HANG_GUARD);
+
+  it('a redirect loop (a leader advertising the wrong URL) ends a never-welcomed partner with an error naming --advertise-url', async () => {
+    const { federation } = await fx.store.createFederation('routing-3', config, new Float32Array(4));
+    for (let n = 0; running.size < 2; n++) await startMember(`coord-d${n}`, config);
+    const members = () => [...running];
+    while (!members().some((m) => m.node.leases.leads(federation.id))) await sleep(50);
+    const leader = members().find((m) => m.node.leases.leads(federation.id))!, home = members().find((m) => m !== leader)!;
+    // The leader advertises the non-leader's address: the non-leader sends partners back to itself.
+    await fx.store.pool.query('UPDATE fedmart_coordinators SET url = $1 WHERE coordinator_id = $2', [home.url, leader.id]);
+    const redirectedBefore = home.redirected.length, welcomedBefore = leader.welcomed.length;
+    try {
+      const agent = startPartnerAgent({ coordinatorUrl: home.url, token: federation.id, task: joinOnlyTask() });
+      fx.onCleanup(() => agent.close());
+      await expect(agent.ready).rejects.toThrow(/redirected 6 times in a row without being welcomed .* check each coordinator's advertised URL \(--advertise-url\)/);
+      expect(home.redirected.length - redirectedBefore).toBe(6);
+      expect(leader.welcomed.length).toBe(welcomedBefore);
+    } finally {
+      await fx.store.pool.query('UPDATE fedmart_coordinators SET url = $1 WHERE coordinator_id = $2', [leader.url, leader.id]);
+    }
   }, HANG_GUARD);
 });
