@@ -46,6 +46,8 @@ interface CoordinatorProcess {
   api: ApiClient;
   child: ChildProcess;
   dataDir: string;
+  /** The tail of its stderr (for a one-line reason when it dies mid-run). */
+  stderr(): string;
 }
 
 /**
@@ -57,7 +59,7 @@ async function startCoordinatorProcess(extra: string[], scratch: string): Promis
   const child = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-8000); });
   const url = await new Promise<string | null>((resolve) => {
     const timer = setInterval(() => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
@@ -70,7 +72,14 @@ async function startCoordinatorProcess(extra: string[], scratch: string): Promis
     return { refused: line.replace(/^fedmart: /, '') };
   }
   const token = (await readFile(path.join(dataDir, 'operator.token'), 'utf8')).trim();
-  return { url, pid: child.pid!, api: new ApiClient(url, token), child, dataDir };
+  return { url, pid: child.pid!, api: new ApiClient(url, token), child, dataDir, stderr: () => err };
+}
+
+/** A coordinator that died mid-run: say how (exit code or signal) and its last stderr line, not just "fetch failed". */
+function explainExit(c: CoordinatorProcess, err: unknown): unknown {
+  if (c.child.exitCode === null && c.child.signalCode === null) return err;
+  const last = c.stderr().trim().split('\n').filter((l) => l.trim() !== '').pop() ?? 'nothing on stderr';
+  return new FedmartError('INTERNAL', `bench scale: the coordinator (pid ${c.pid}) exited mid-run (${c.child.signalCode ? `signal ${c.child.signalCode}` : `code ${c.child.exitCode}`}): ${last.slice(0, 300)}`, { cause: err });
 }
 
 async function stopCoordinatorProcess(c: CoordinatorProcess): Promise<void> {
@@ -126,8 +135,20 @@ interface RoundView { id: string; number: number; phase: string; reason: string 
 /** Poll the federation's rounds until `count` of them ended (committed or failed). */
 async function waitRoundsEnded(api: ApiClient, fed: string, count: number, hangGuardMs: number): Promise<RoundView[]> {
   const end = Date.now() + hangGuardMs;
+  let refused = 0;
   for (;;) {
-    const { rounds } = await api.get<{ rounds: RoundView[] }>(`/api/v1/federations/${fed}/rounds`);
+    let rounds: RoundView[];
+    try {
+      ({ rounds } = await api.get<{ rounds: RoundView[] }>(`/api/v1/federations/${fed}/rounds`));
+      refused = 0;
+    } catch (err) {
+      // A read poll: a connection dropped by a coordinator busy aggregating (keep-alive race under load) is retried, a few times.
+      if (!(err instanceof FedmartError && err.code === 'UNAVAILABLE') || ++refused > 5) throw err;
+      const cause = (err.cause as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+      progress(`bench scale:   polling the rounds failed (${cause?.code ?? cause?.message ?? err.message}); retrying`);
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
     const ended = rounds.filter((r) => r.phase === 'committed' || r.phase === 'failed').sort((a, b) => a.number - b.number);
     if (ended.length >= count) return ended;
     if (Date.now() > end) throw new FedmartError('UNAVAILABLE', `bench scale: only ${ended.length} of ${count} rounds ended within ${hangGuardMs / 1000} s`);
@@ -191,7 +212,7 @@ async function sqliteBaseline(o: ScaleBenchOptions, update: Uint8Array, scratch:
   try {
     const { fed, tokens } = await setUpFederation(c.api, o.partners, o.params);
     sockets = await connectAll([c.url], tokens, update, o.params);
-    const t = await timeRounds(c.api, fed, o.rounds);
+    const t = await timeRounds(c.api, fed, o.rounds).catch((err: unknown) => { throw explainExit(c, err); });
     return { ...t, memory: processMemoryMb(c.pid) };
   } finally {
     for (const s of sockets) s.close();
@@ -215,7 +236,7 @@ async function pgCoordinators(o: ScaleBenchOptions, update: Uint8Array, scratch:
   try {
     progress('bench scale: kill -9 of a cluster member process leading a federation mid-round (lease TTL 6 s, renew 2 s)');
     const probe = await probeFailover(url);
-    progress(`bench scale: cluster transport: ${o.coordinators} Socket.IO servers on the postgres adapter vs one, ${o.partners} partners × ${o.params} params`);
+    progress(`bench scale: cluster transport: ${o.coordinators} Socket.IO servers on the postgres adapter (partners routed to the leader; partners spread, messages relayed) vs one, ${o.partners} partners × ${o.params} params`);
     const transport = await probeRelay(url, { nodes: o.coordinators, partners: o.partners, params: o.params });
     const database = cluster ? 'throwaway PostgreSQL cluster' : 'given by --database';
     progress(`bench scale: ${o.coordinators} coordinators on PostgreSQL`);
@@ -263,7 +284,10 @@ export async function benchScale(o: ScaleBenchOptions): Promise<Record<string, u
       ...(notMeasured ? { reason: notMeasured } : {}),
       failoverReason: measured ? 'the whole-coordinator kill -9 failover (partners reconnecting, the next round committed) is not yet measured by this bench' : `no coordinators on PostgreSQL: ${notMeasured}`,
       // Measured: the transport part of a two-coordinator round (cluster/relay-probe.ts).
-      transport: pgRun.transport === null ? null : { ...pgRun.transport, what: 'one round of traffic only (model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store): partners spread over the servers, the non-leader forwarding through ClusterRelay and the leader reaching its partners through the postgres adapter, beside the same traffic on one server; clusterRoomBroadcast: the model sent once per phase to the federation room instead of once per partner; median of 3 after a warm-up' },
+      transport: pgRun.transport === null ? null : {
+        ...pgRun.transport,
+        what: 'one round of traffic only (model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store), median of 3 after a warm-up, each layout beside the same traffic on ONE server without the adapter measured in the same run (singleServerRoundMs, measured just before the routed layout). clusterRouted (routedRoundMs, routedRatio): what the product does (cluster/route.ts): partners connect to the servers in turn, a non-leader redirects each of its partners to the leader, so partner traffic is local to the leader and only a round-status room broadcast per phase crosses the postgres adapter. cluster (clusterRoundMs, ratio): partners spread over the servers, the non-leader forwarding every message through ClusterRelay and the leader reaching them through the adapter. clusterRoomBroadcast: as cluster, with the model sent once per phase to the federation room',
+      },
       // Measured: the lease part of failover, with real processes (cluster/failover-probe.ts).
       leaseFailover: pgRun.probe === null ? null : { ...pgRun.probe, what: 'kill -9 of a cluster member process (cluster/node-process.ts: Socket.IO + postgres adapter + lease manager) leading a federation mid-round, until the other process holds the lease and has marked the round failed; not a whole coordinator' },
     };

@@ -34,6 +34,7 @@ import type { SignedTreeHead } from '@fedmart/shared/audit-log';
 import { wireParser } from '@fedmart/shared/wire-parser';
 import { bytesToHex, hexToBytes } from '@fedmart/shared/crypto/bytes';
 import { federationTermsHash, type FederationTerms as ConsentTerms } from '@fedmart/shared/federation-terms';
+import { followLeaderRedirects } from './leader-redirect.ts';
 
 export type { LocalData, PartnerTask } from './task.ts';
 
@@ -119,7 +120,8 @@ export interface PartnerAgent {
  */
 export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
   const log = opts.log ?? (() => {});
-  const url = opts.coordinatorUrl.replace(/\/+$/, '') + FEDERATION_NAMESPACE;
+  const home = opts.coordinatorUrl.replace(/\/+$/, '');
+  const url = home + FEDERATION_NAMESPACE;
   const socket: Socket<ServerToClientEvents & SecureServerToClientEvents, ClientToServerEvents> = io(url, {
     auth: { token: opts.token },
     transports: ['websocket'],
@@ -129,6 +131,8 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     parser: wireParser,
     ...opts.socketOptions,
   });
+  // Several coordinators: follow a non-leader's redirect to the federation's leader; back to `home` on a dropped connection.
+  const routes = followLeaderRedirects(socket as unknown as Socket, { homeUrl: home, log, giveUp: (err) => { if (settled) return false; rejectReady(err); return true; } });
   let seq = 0;
   if (!opts.task && !opts.data) throw new FedmartError('CONFIG_ERROR', 'startPartnerAgent needs either data (the tabular task) or a task');
   const task: PartnerTask = opts.task ?? tabularTask(opts.data!, { worker: opts.trainInWorker === true });
@@ -193,6 +197,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         await initBackend();
         const numExamples = task.numExamples;
         const ack = await send({ type: 'hello', payload: { numExamples, consent: true, agent: 'fedmart-client-node/0.1.0', identityKey: bytesToHex(identity.keyPair.publicKey), ...(opts.purposes ? { purposes: opts.purposes } : {}) } });
+        if (!ack.ok && routes.redirecting()) return; // this partner left for the leader before the ack came
         if (!ack.ok) throw new FedmartError(ack.error.code as never, ack.error.message);
       } catch (err) {
         if (!settled) rejectReady(toFedmartError(err));
@@ -244,7 +249,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         }
         // Every connection: the coordinator's audit log must extend the newest tree head this partner saw.
         try {
-          await checkCoordinatorAuditLog({ coordinatorUrl: opts.coordinatorUrl, token: opts.token, store: auditHeads });
+          await checkCoordinatorAuditLog({ coordinatorUrl: routes.currentUrl(), token: opts.token, store: auditHeads });
           auditRefusal = null;
         } catch (err) {
           auditRefusal = toFedmartError(err);
@@ -611,6 +616,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     closed = true;
     stopping.abort(); // training in progress ends at its next yield (within ~100 ms of work)
     if (reconnectTimer) clearTimeout(reconnectTimer);
+    routes.stop();
     socket.disconnect();
     ckks?.endMultipartyRound(null, 'the partner closed'); // a decryption still waiting for shares will not get them
     await work.catch(() => {});

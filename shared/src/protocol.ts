@@ -557,6 +557,25 @@ export interface Welcome {
   purpose?: Purpose;
 }
 
+/** Most redirects a partner follows in a row (without a welcome or a failed connection between them) before it calls it a loop. */
+export const MAX_LEADER_REDIRECTS = 5;
+
+/**
+ * Server → client (several coordinators, issue 15): this coordinator does not lead the partner's
+ * federation. `url` is the leader's advertised origin (connect there and say hello again); null when
+ * no coordinator leads it right now (a takeover is under way, or this one is still taking over):
+ * reconnect to any coordinator after `retryAfterMs`.
+ */
+export const LeaderRedirectSchema = z.object({
+  federationId: z.string().min(1),
+  /** The leading coordinator's id (null: none). */
+  leader: z.string().min(1).nullable(),
+  url: z.string().url().refine((u) => /^https?:\/\/[^/]+\/?$/.test(u), 'an http(s) origin without a path').nullable(),
+  retryAfterMs: z.number().int().min(0).max(60_000),
+  reason: z.string(),
+}).strict();
+export type LeaderRedirect = z.infer<typeof LeaderRedirectSchema>;
+
 /** Typed Socket.IO events, server → client. */
 export interface ServerToClientEvents {
   welcome: (w: Welcome) => void;
@@ -566,6 +585,8 @@ export interface ServerToClientEvents {
   /** An update was refused (invalid, late, wrong shape…); the round goes on without it. */
   rejected: (r: { roundId?: string; code: string; message: string }) => void;
   'protocol-error': (e: { code: string; message: string }) => void;
+  /** Go to the federation's leader ({@link LeaderRedirectSchema}). */
+  redirect: (r: LeaderRedirect) => void;
 }
 
 /** Typed Socket.IO events, client → server. */

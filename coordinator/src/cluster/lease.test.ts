@@ -146,4 +146,50 @@ describe.skipIf(fx.skip)('per-federation leader lease (PostgreSQL)', () => {
     await a.stop(false);
     await b.stop();
   }, HANG_GUARD);
+
+  it('a won lease leads only once onAcquired resolved; an onAcquired that throws gives the lease back and a later heartbeat retries', async () => {
+    const { federation, round } = await federationWithRound();
+    // Arrange: the first takeover waits on a gate, the second one throws, the third succeeds.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    let calls = 0, entered = false;
+    const lost: string[] = [];
+    const m = new LeaseManager(fx.store.pool, 'coord-a', async () => [federation.id], {
+      onAcquired: async (f) => {
+        calls++;
+        if (calls === 1) { entered = true; await gate; await failInterruptedRoundsUnderLease(fx.store.pool, f); }
+        if (calls === 2) throw new Error('schedules did not load');
+      },
+      onLost: (f, why) => void lost.push(`${f.epoch}:${why}`),
+    }, { ttlMs: 60_000, renewMs: 20_000 });
+    // Act 1: the lease is won, onAcquired has not finished (the interrupted round is still running).
+    const started = m.start();
+    while (!entered) await sleep(20);
+    expect((await readLease(fx.store.pool, federation.id))?.holder).toBe('coord-a');
+    expect((await fx.store.getRound(round.id)).phase).toBe('training');
+    expect(m.leads(federation.id)).toBe(false);
+    expect(m.fence(federation.id)).toBeUndefined();
+    expect(m.held()).toEqual([]);
+    // Act 2: onAcquired resolves: now it leads, and the round is failed.
+    open();
+    await started;
+    expect(m.leads(federation.id)).toBe(true);
+    expect((await fx.store.getRound(round.id)).phase).toBe('failed');
+    // Act 3: another coordinator's takeover whose onAcquired throws: the lease is released at once, not led.
+    await m.stop();
+    const errors: string[] = [];
+    const b = new LeaseManager(fx.store.pool, 'coord-b', async () => [federation.id], {
+      onAcquired: async () => { calls++; if (calls === 2) throw new Error('schedules did not load'); },
+      onLost: (f, why) => void lost.push(`${f.holder}@${f.epoch}:${why}`),
+    }, { ttlMs: 60_000, renewMs: 20_000, onError: (e) => void errors.push((e as Error).message) });
+    await b.start();
+    expect(b.leads(federation.id)).toBe(false);
+    expect((await readLease(fx.store.pool, federation.id))!.expiresInMs).toBeLessThan(0);
+    expect(errors).toEqual([expect.stringMatching(/taking over federation .* \(lease epoch 2\) failed: schedules did not load; lease released/)]);
+    expect(lost).toEqual(['coord-b@2:taking over failed: schedules did not load']);
+    // Assert: the next heartbeat takes it again (epoch 3) and this time leads.
+    await b.heartbeat();
+    expect(b.fence(federation.id)).toEqual({ federationId: federation.id, holder: 'coord-b', epoch: 3 });
+    await b.stop();
+  }, HANG_GUARD);
 });

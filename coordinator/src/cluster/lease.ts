@@ -95,18 +95,31 @@ export async function failInterruptedRoundsUnderLease(db: Queryable, fence: Fenc
 }
 
 export interface LeaseEvents {
-  /** This coordinator now leads the federation (after a takeover: fail its interrupted rounds, continue its schedules). */
+  /**
+   * This coordinator won the federation's lease (after a takeover: fail its interrupted rounds, continue
+   * its schedules). {@link LeaseManager.leads} turns true only once this resolves; if it throws, the
+   * lease is released again (onLost is called, so partial work is undone) and a later heartbeat retries.
+   */
   onAcquired?: (fence: Fence) => void | Promise<void>;
-  /** This coordinator must stop leading now (renewal refused, failed, or its local deadline passed). */
+  /** This coordinator must stop leading now (renewal refused, failed, its local deadline passed, or onAcquired threw). */
   onLost?: (fence: Fence, reason: string) => void;
 }
+
+/** A lease this coordinator holds; `ready` once its onAcquired resolved (only then does it lead). */
+interface Held { fence: Fence; deadline: NodeJS.Timeout; ready: boolean }
 
 /**
  * Holds and renews this coordinator's leases and competes for the others' on a heartbeat.
  * `federations()` says which federations to compete for (e.g. every active one).
+ *
+ * A won lease is held (renewed, fenced) from the moment the database grants it, but the federation
+ * counts as led ({@link leads}, {@link fence}, {@link held}) only after `onAcquired` resolved: until the
+ * interrupted round is failed, nothing may run or accept that federation's messages. onAcquired runs
+ * beside the heartbeat, so a slow takeover never delays the renewal of other leases (or its own).
  */
 export class LeaseManager {
-  readonly #held = new Map<string, { fence: Fence; deadline: NodeJS.Timeout }>();
+  readonly #held = new Map<string, Held>();
+  readonly #takeovers = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | null = null;
   #beat: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -125,25 +138,33 @@ export class LeaseManager {
   get ttlMs() { return this.opts.ttlMs ?? LEASE_TTL_MS; }
   get renewMs() { return this.opts.renewMs ?? LEASE_RENEW_MS; }
 
-  /** The fence of a federation this coordinator leads, else undefined. */
-  fence(federationId: string): Fence | undefined { return this.#held.get(federationId)?.fence; }
-  leads(federationId: string): boolean { return this.#held.has(federationId); }
-  held(): Fence[] { return [...this.#held.values()].map((h) => h.fence); }
+  /** The fence of a federation this coordinator leads (its onAcquired resolved), else undefined. */
+  fence(federationId: string): Fence | undefined {
+    const h = this.#held.get(federationId);
+    return h?.ready ? h.fence : undefined;
+  }
+  /** Whether this coordinator leads the federation now: lease held and its onAcquired resolved. */
+  leads(federationId: string): boolean { return this.fence(federationId) !== undefined; }
+  held(): Fence[] { return [...this.#held.values()].filter((h) => h.ready).map((h) => h.fence); }
 
-  /** First heartbeat now, then every renew period. */
+  /** First heartbeat now (resolves once its takeovers' onAcquired settled), then every renew period. */
   start(): Promise<void> {
     this.#timer = setInterval(() => void this.heartbeat(), this.renewMs);
     this.#timer.unref();
     return this.heartbeat();
   }
 
-  /** One heartbeat (serialized): renew what is held, then try to acquire the rest. */
+  /**
+   * One heartbeat (serialized): renew what is held, then try to acquire the rest.
+   * @returns resolves when the beat and the onAcquired of every lease it won have settled
+   */
   heartbeat(): Promise<void> {
-    this.#beat = this.#beat.then(() => this.#once()).catch((err) => this.opts.onError?.(err));
-    return this.#beat;
+    const won: Promise<void>[] = [];
+    this.#beat = this.#beat.then(() => this.#once(won)).catch((err) => this.opts.onError?.(err));
+    return this.#beat.then(() => Promise.all(won)).then(() => undefined);
   }
 
-  async #once(): Promise<void> {
+  async #once(won: Promise<void>[]): Promise<void> {
     if (this.#stopped) return;
     for (const { fence } of [...this.#held.values()]) {
       const sent = Date.now();
@@ -163,7 +184,38 @@ export class LeaseManager {
       // A lease won by a statement that answered after its own TTL is already void: the deadline below fires at once.
       if (!fence) continue;
       this.#arm(fence, sent);
+      const t = this.#takeOver(fence);
+      this.#takeovers.add(t);
+      void t.finally(() => this.#takeovers.delete(t));
+      won.push(t);
+    }
+  }
+
+  /** Run onAcquired for a lease just won; lead only once it resolved, give the lease back if it threw. */
+  async #takeOver(fence: Fence): Promise<void> {
+    let failure: unknown = null;
+    try {
       await this.events.onAcquired?.(fence);
+    } catch (err) {
+      failure = err;
+    }
+    const h = this.#held.get(fence.federationId);
+    const still = h !== undefined && h.fence.epoch === fence.epoch;
+    if (failure === null && still && !this.#stopped) {
+      h.ready = true;
+      return;
+    }
+    if (failure !== null) {
+      this.opts.onError?.(new FedmartError('INTERNAL', `taking over federation ${fence.federationId} (lease epoch ${fence.epoch}) failed: ${(failure as Error).message ?? String(failure)}; lease released, a later heartbeat retries`, { cause: failure }));
+      if (still) {
+        clearTimeout(h.deadline);
+        this.#held.delete(fence.federationId);
+        await releaseLease(this.db, fence).catch((err) => this.opts.onError?.(err));
+      }
+      this.events.onLost?.(fence, `taking over failed: ${(failure as Error).message ?? String(failure)}`);
+    } else if (!still) {
+      // Lost while onAcquired ran (#lose said nothing then): undo what onAcquired started.
+      this.events.onLost?.(fence, 'the lease ran out or was taken over while taking over');
     }
   }
 
@@ -173,7 +225,7 @@ export class LeaseManager {
     if (prev) clearTimeout(prev.deadline);
     const deadline = setTimeout(() => this.#lose(fence, 'no renewal answered before the lease ran out'), Math.max(0, sentAt + this.ttlMs - Date.now()));
     deadline.unref();
-    this.#held.set(fence.federationId, { fence, deadline });
+    this.#held.set(fence.federationId, { fence, deadline, ready: prev?.ready ?? false });
   }
 
   #lose(fence: Fence, reason: string): void {
@@ -181,17 +233,19 @@ export class LeaseManager {
     if (!h || h.fence.epoch !== fence.epoch) return;
     clearTimeout(h.deadline);
     this.#held.delete(fence.federationId);
-    this.events.onLost?.(fence, reason);
+    // A lease lost before its onAcquired resolved is reported by #takeOver, once onAcquired is done.
+    if (h.ready) this.events.onLost?.(fence, reason);
   }
 
   /**
    * Stop competing; `release` expires the held leases so another coordinator takes over at once
-   * (a clean shutdown), otherwise they run out after the TTL.
+   * (a clean shutdown), otherwise they run out after the TTL. Waits for takeovers in progress.
    */
   async stop(release = true): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     await this.#beat;
+    await Promise.all([...this.#takeovers]);
     for (const { fence, deadline } of [...this.#held.values()]) {
       clearTimeout(deadline);
       this.#held.delete(fence.federationId);

@@ -25,14 +25,15 @@ const http = createServer();
 const io = new IoServer(http, { serveClient: false });
 await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
 const addr = http.address();
+const port = typeof addr === 'object' && addr ? addr.port : 0;
 const node = await startClusterNode({
-  pool, io, nsp: io.of(FEDERATION_NAMESPACE), coordinatorId,
+  pool, io, nsp: io.of(FEDERATION_NAMESPACE), coordinatorId, advertiseUrl: `http://127.0.0.1:${port}`,
   handle: () => ({ ok: true }),
   onAcquired: (f, failed) => void process.stdout.write(`acquired ${f.federationId} ${f.epoch} ${failed.join(',')}\n`),
   onLost: (f) => void process.stdout.write(`lost ${f.federationId} ${f.epoch}\n`),
   log: (m) => void process.stderr.write(m + '\n'),
 });
-process.stdout.write(`listening ${typeof addr === 'object' && addr ? addr.port : 0}\n`);
+process.stdout.write(`listening ${port}\n`);
 process.once('SIGTERM', () => {
   void (async () => {
     await node.close();

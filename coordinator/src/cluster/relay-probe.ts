@@ -10,13 +10,18 @@
  * {@link ClusterRelay.forward} and the leader reaches it through {@link ClusterRelay.remote} (the
  * postgres adapter: payloads over 8000 bytes go through the socket_io_attachments table); a partner
  * on the leader is reached through its local socket. No aggregation, no store: only the transport.
+ *
+ * The routed layout (cluster/route.ts, what the product does): partners first connect to the nodes in
+ * turn; a non-leader sends each of its partners a `redirect` to the leader, which they follow, so every
+ * model send and update is a local socket message on the leader; only control events cross the adapter
+ * (here one `round-status` room broadcast per phase, as the leader sends to the federation's room).
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { Server as IoServer, type Namespace } from 'socket.io';
 import { io as connect, type Socket as ClientSocket } from 'socket.io-client';
-import { MAX_ATTACHMENT_BYTES } from '@fedmart/shared/protocol';
+import { MAX_ATTACHMENT_BYTES, type LeaderRedirect } from '@fedmart/shared/protocol';
 import { attachClusterAdapter, ClusterRelay, type ForwardedMessage, type RelayAck } from './relay.ts';
 
 interface ProbeNode { http: HttpServer; io: IoServer; nsp: Namespace; relay: ClusterRelay | null; port: number; pool: pg.Pool | null }
@@ -35,12 +40,23 @@ export interface RelayProbeResult {
   singleServer: PhaseTimes;
   /** The cluster layout with the model sent once per phase as a room broadcast instead of once per partner. */
   clusterRoomBroadcast: PhaseTimes;
+  /** Partners redirected to the leader (route.ts): partner traffic local, control events over the adapter. */
+  clusterRouted: PhaseTimes & { redirected: number };
+  routedRoundMs: number;
+  /** routedRoundMs / singleServerAfterRoutedRoundMs: with routedRatio, the range the run's drift leaves. */
+  routedRatioAfter: number;
+  /** The single server measured again right after the routed layout (drift of the shared machine). */
+  singleServerAfterRoutedRoundMs: number;
+  /** routedRoundMs / singleServerRoundMs (the issue's bar: 1.5). */
+  routedRatio: number;
 }
+
+type Layout = 'spread' | 'broadcast' | 'routed';
 
 /**
  * @param url - a migrated PostgreSQL (socket_io_attachments exists); null: the single-server baseline only
  */
-async function startProbeNode(url: string | null, leads: boolean, onUpdate: (socketId: string, kind: string) => void): Promise<ProbeNode> {
+async function startProbeNode(url: string | null, leads: boolean, onUpdate: (socketId: string, kind: string) => void, leaderUrl: string | null = null): Promise<ProbeNode> {
   const pool = url === null ? null : new pg.Pool({ connectionString: url, max: 4 });
   pool?.on('error', () => undefined);
   const http = createServer();
@@ -53,6 +69,13 @@ async function startProbeNode(url: string | null, leads: boolean, onUpdate: (soc
   };
   const relay = pool ? new ClusterRelay(nsp, () => leads, handle) : null;
   nsp.on('connection', (socket) => {
+    // Routed layout: a non-leader sends the partner to the leader (route.ts's redirect), the leader takes it.
+    if (leaderUrl !== null) {
+      const r: LeaderRedirect = { federationId: 'F', leader: 'node-0', url: leaderUrl, retryAfterMs: 0, reason: 'node-0 leads federation F' };
+      socket.emit('redirect', r);
+      return;
+    }
+    socket.emit('ready');
     void socket.join('fed:F');
     socket.on('msg', (envelope: unknown, attachment: unknown, maybeAck?: unknown) => {
       const ack = (typeof maybeAck === 'function' ? maybeAck : attachment) as (a: RelayAck) => void;
@@ -72,7 +95,7 @@ async function closeProbeNode(n: ProbeNode): Promise<void> {
 }
 
 /** Run probe rounds over `nodes` (the first leads) and return the median round time. */
-async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; node: number; serverId: string }[], weights: Uint8Array, reps: number, arrived: { count: number; resolve: (() => void) | null }, broadcast: boolean): Promise<PhaseTimes> {
+async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; node: number; serverId: string }[], weights: Uint8Array, reps: number, arrived: { count: number; resolve: (() => void) | null }, layout: Layout): Promise<PhaseTimes> {
   const leader = nodes[0]!;
   const sendTo = (c: { node: number; serverId: string }, event: string, meta: unknown) => {
     const local = leader.nsp.sockets.get(c.serverId);
@@ -83,8 +106,10 @@ async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; 
     arrived.count = 0;
     arrived.resolve = resolve;
     // The model is the same for every partner: one room broadcast is one adapter message.
-    if (broadcast) leader.nsp.to('fed:F').emit(event, { kind: event }, weights);
+    if (layout === 'broadcast') leader.nsp.to('fed:F').emit(event, { kind: event }, weights);
     else for (const c of clients) sendTo(c, event, { kind: event });
+    // Routed: the round's control event reaches the room on every node (portal watchers, other coordinators).
+    if (layout === 'routed') leader.nsp.to('fed:F').emit('round-status', { phase: event });
   });
   const rounds: PhaseTimes[] = [];
   for (let r = 0; r <= reps; r++) {
@@ -101,7 +126,7 @@ async function probeRounds(nodes: ProbeNode[], clients: { socket: ClientSocket; 
 /** One probe round, and its two phases: model out + update back (train), model out + small answer back (evaluate). */
 export interface PhaseTimes { roundMs: number; trainPhaseMs: number; evaluatePhaseMs: number }
 
-async function runLayout(url: string | null, nodeCount: number, partners: number, params: number, reps: number, broadcast = false): Promise<PhaseTimes> {
+async function runLayout(url: string | null, nodeCount: number, partners: number, params: number, reps: number, layout: Layout = 'spread'): Promise<PhaseTimes & { redirected: number }> {
   const update = new Uint8Array(params * 4).fill(1);
   const arrived = { count: 0, resolve: null as (() => void) | null };
   const onUpdate = () => {
@@ -110,22 +135,40 @@ async function runLayout(url: string | null, nodeCount: number, partners: number
   const nodes: ProbeNode[] = [];
   const clients: { socket: ClientSocket; node: number; serverId: string }[] = [];
   try {
-    for (let i = 0; i < nodeCount; i++) nodes.push(await startProbeNode(url, i === 0, onUpdate));
+    for (let i = 0; i < nodeCount; i++) nodes.push(await startProbeNode(url, i === 0, onUpdate, layout === 'routed' && i > 0 ? `http://127.0.0.1:${nodes[0]!.port}` : null));
+    let redirected = 0;
     for (let i = 0; i < partners; i++) {
-      const node = i % nodeCount;
-      const socket = connect(`http://127.0.0.1:${nodes[node]!.port}/federation`, { transports: ['websocket'], reconnection: false });
-      await new Promise<void>((resolve, reject) => { socket.once('connect', () => resolve()); socket.once('connect_error', reject); });
-      socket.on('train', () => socket.emit('msg', { type: 'train-result' }, update, () => undefined));
-      socket.on('evaluate', () => socket.emit('msg', { type: 'evaluate-result' }, () => undefined));
+      let node = i % nodeCount;
+      let socket = await joinNode(nodes[node]!.port);
+      if (socket.redirect) {
+        // The real agent follows it the same way (client-node/leader-redirect.ts): leave, connect to the leader.
+        socket.socket.close();
+        redirected++;
+        node = nodes.findIndex((n) => `http://127.0.0.1:${n.port}` === socket.redirect!.url);
+        socket = await joinNode(nodes[node]!.port);
+      }
+      const s = socket.socket;
+      s.on('train', () => s.emit('msg', { type: 'train-result' }, update, () => undefined));
+      s.on('evaluate', () => s.emit('msg', { type: 'evaluate-result' }, () => undefined));
       // The client's id is the server-side socket id (Socket.IO v4).
-      clients.push({ socket, node, serverId: socket.id! });
+      clients.push({ socket: s, node, serverId: s.id! });
     }
     const weights = new Uint8Array(params * 4).fill(2);
-    return await probeRounds(nodes, clients, weights, reps, arrived, broadcast);
+    return { ...(await probeRounds(nodes, clients, weights, reps, arrived, layout)), redirected };
   } finally {
     for (const c of clients) c.socket.close();
     for (const n of nodes) await closeProbeNode(n);
   }
+}
+
+/** Connect a probe partner to a node; the node either takes it (`ready`) or redirects it. */
+async function joinNode(port: number): Promise<{ socket: ClientSocket; redirect: LeaderRedirect | null }> {
+  const socket = connect(`http://127.0.0.1:${port}/federation`, { transports: ['websocket'], reconnection: false });
+  return new Promise((resolve, reject) => {
+    socket.once('ready', () => resolve({ socket, redirect: null }));
+    socket.once('redirect', (r: LeaderRedirect) => resolve({ socket, redirect: r }));
+    socket.once('connect_error', reject);
+  });
 }
 
 /**
@@ -134,8 +177,18 @@ async function runLayout(url: string | null, nodeCount: number, partners: number
  */
 export async function probeRelay(url: string, o: { nodes: number; partners: number; params: number; reps?: number }): Promise<RelayProbeResult> {
   const reps = o.reps ?? 3;
+  const ratio = (x: number, y: number) => Math.round((x / y) * 1000) / 1000;
   const singleServer = await runLayout(null, 1, o.partners, o.params, reps);
+  // Routed right after the single server it is compared with (the shared machine's load drifts).
+  const clusterRouted = await runLayout(url, o.nodes, o.partners, o.params, reps, 'routed');
+  // And once more after it: the spread of the two single-server figures is the run's own drift.
+  const singleServerAgain = await runLayout(null, 1, o.partners, o.params, reps);
   const cluster = await runLayout(url, o.nodes, o.partners, o.params, reps);
-  const clusterRoomBroadcast = await runLayout(url, o.nodes, o.partners, o.params, reps, true);
-  return { clusterRoomBroadcast, nodes: o.nodes, partners: o.partners, params: o.params, clusterRoundMs: cluster.roundMs, singleServerRoundMs: singleServer.roundMs, ratio: Math.round((cluster.roundMs / singleServer.roundMs) * 1000) / 1000, cluster, singleServer };
+  const clusterRoomBroadcast = await runLayout(url, o.nodes, o.partners, o.params, reps, 'broadcast');
+  return {
+    nodes: o.nodes, partners: o.partners, params: o.params, singleServerRoundMs: singleServer.roundMs, singleServerAfterRoutedRoundMs: singleServerAgain.roundMs,
+    routedRoundMs: clusterRouted.roundMs, routedRatio: ratio(clusterRouted.roundMs, singleServer.roundMs),
+    routedRatioAfter: ratio(clusterRouted.roundMs, singleServerAgain.roundMs), clusterRouted,
+    clusterRoundMs: cluster.roundMs, ratio: ratio(cluster.roundMs, singleServer.roundMs), cluster, singleServer, clusterRoomBroadcast,
+  };
 }
