@@ -11,7 +11,7 @@ import { initJointWeights } from '@fedmart/shared/task/layout';
 import { applyExample, exampleGradient, featurizeAll, featurize, textLayout, trainSgd, viewParams, Scratch, DEFAULT_BUCKETS, DEFAULT_DIM } from '@fedmart/scenarios/text/fasttext';
 import { dirichletPartition } from '@fedmart/scenarios/text/split';
 import { fineFoods, haveFineFoods } from '@fedmart/scenarios/text/datasets';
-import { runTextExperiment, scenarioCommand, type TextInput } from '../cli/text.ts';
+import { parseTextSimulateArgs, runTextExperiment, scenarioCommand, TEXT_SIMULATE_USAGE, type TextInput } from '../cli/text.ts';
 
 async function reviews(ctx: { skip: () => void }, n?: number): Promise<TextInput> {
   if (!(await haveFineFoods())) {
@@ -123,6 +123,14 @@ describe('fedmart scenario text simulate --class-weights', () => {
     await expect(scenarioCommand([...base, '--feature-dropout', '0.5,'])).rejects.toThrow(/--feature-dropout must be a comma-separated list/);
     await expect(scenarioCommand([...base, '--feature-dropout', '0.7,0.7'])).rejects.toThrow(/--feature-dropout lists a rate twice/);
     await expect(scenarioCommand([...base, '--feature-dropout', '0.5,0.7'])).rejects.toThrow(/fedmart-texts\.jsonl/);
+  });
+  it('runs 20 federated rounds × 3 local epochs by default (every arm\'s epoch budget 60), as the README measures', async () => {
+    const a = parseTextSimulateArgs(base);
+    if (a.help) throw new Error('unexpected --help');
+    expect(a.options).toMatchObject({ rounds: 20, localEpochs: 3 });
+    expect(TEXT_SIMULATE_USAGE).toMatch(/--rounds R +federated rounds \(default 20\)/);
+    const b = parseTextSimulateArgs([...base, '--rounds', '10']);
+    expect(b.help === false && b.options.rounds).toBe(10);
   });
 });
 
