@@ -1,9 +1,9 @@
 /**
  * `fedmart coordinator --database postgres://… | FEDMART_DATABASE_URL` and `--migrate-only` (issue 15):
  * `--migrate-only` migrates the SQLite database of --data-dir, or a PostgreSQL database, and exits;
- * without it the coordinator serves from that PostgreSQL (startCoordinator's `databaseUrl`). Several
- * coordinators on one database (`--cluster`) are not wired into serving in this build: `--cluster`
- * without `--migrate-only` stops with a one-line error instead of running one unleased coordinator.
+ * without it the coordinator serves from that PostgreSQL (startCoordinator's `databaseUrl`), alone or
+ * (`--cluster --advertise-url URL`) as one of several coordinators on that database (startCoordinator's
+ * `cluster`: leases, the Socket.IO adapter and leader redirects of coordinator/src/cluster/).
  */
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { MIGRATIONS } from '@fedmart/coordinator/db/migrations';
 import { migratePg } from '@fedmart/coordinator/db/migrations-pg';
 import { prepareDataDir, restrictFiles } from '@fedmart/coordinator/data-dir';
 import { redactDatabaseUrl } from '@fedmart/coordinator/server';
+import { checkAdvertiseUrl } from '@fedmart/coordinator/cluster/route';
 
 /** The URL without its password, for messages. */
 export const redactUrl = redactDatabaseUrl;
@@ -31,31 +32,38 @@ export function databaseUrl(flag: string | undefined, env: NodeJS.ProcessEnv = p
 }
 
 /**
- * Check `--cluster` / `--coordinator-id`: cluster mode shares a PostgreSQL (the lease table and the
- * Socket.IO adapter live there), so it needs one.
- * @returns the coordinator id (default `<hostname>-<pid>`), or null without --cluster
- * @throws FedmartError CONFIG_ERROR for --cluster without a database, or a malformed id
+ * Check `--cluster` / `--coordinator-id` / `--advertise-url`: cluster mode shares a PostgreSQL (the
+ * lease table and the Socket.IO adapter live there), so it needs one, and the URL partners reach this
+ * coordinator at (non-leaders redirect partners there).
+ * @returns the coordinator id (default `<hostname>-<pid>`) and advertised origin, or null without --cluster
+ * @throws FedmartError CONFIG_ERROR for --cluster without a database or --advertise-url, a malformed id or URL, or the flags without --cluster
  */
-export function clusterFlags(o: { cluster: boolean; coordinatorId: string | undefined; url: string | null }): string | null {
+export function clusterFlags(o: { cluster: boolean; coordinatorId: string | undefined; advertiseUrl?: string | undefined; url: string | null }): { coordinatorId: string; advertiseUrl: string } | null {
   if (!o.cluster) {
     if (o.coordinatorId !== undefined) throw new FedmartError('CONFIG_ERROR', 'coordinator: --coordinator-id only applies with --cluster; add --cluster (with --database) or drop it');
+    if (o.advertiseUrl !== undefined) throw new FedmartError('CONFIG_ERROR', 'coordinator: --advertise-url only applies with --cluster; add --cluster (with --database) or drop it');
     return null;
   }
   if (o.url === null) throw new FedmartError('CONFIG_ERROR', 'coordinator: --cluster needs --database postgres://… (or FEDMART_DATABASE_URL): the coordinators share their leases and Socket.IO rooms through that PostgreSQL; without it run one coordinator on SQLite');
   const id = o.coordinatorId ?? `${hostname()}-${process.pid}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id)) throw new FedmartError('CONFIG_ERROR', `coordinator: --coordinator-id must be 1-100 letters, digits, dots, dashes or underscores, got "${id.slice(0, 40)}"`);
-  return id;
+  if (o.advertiseUrl === undefined) throw new FedmartError('CONFIG_ERROR', 'coordinator: --cluster needs --advertise-url http(s)://host:port, the address partners reach this coordinator at (the others send partners of the federations it leads there)');
+  let advertiseUrl: string;
+  try {
+    advertiseUrl = checkAdvertiseUrl(o.advertiseUrl);
+  } catch (err) {
+    throw new FedmartError('CONFIG_ERROR', `coordinator: --advertise-url: ${(err as Error).message.replace(/^cluster: /, '')}`, { cause: err });
+  }
+  return { coordinatorId: id, advertiseUrl };
 }
 
 /**
  * Migrate and exit (`--migrate-only`), or let the coordinator start (on SQLite, or on the PostgreSQL of `url`).
  * @param opts.url - the PostgreSQL URL, or null for the SQLite database of the data dir
  * @param opts.migrateOnly - whether --migrate-only was given
- * @param opts.cluster - whether --cluster was given (serving refused in this build)
  * @returns the exit code when this handled the command, null when the coordinator should start
- * @throws FedmartError CONFIG_ERROR for --cluster without --migrate-only
  */
-export async function coordinatorDatabaseStep(opts: { url: string | null; migrateOnly: boolean; dataDir: string; out: (line: string) => void; cluster?: boolean }): Promise<number | null> {
+export async function coordinatorDatabaseStep(opts: { url: string | null; migrateOnly: boolean; dataDir: string; out: (line: string) => void }): Promise<number | null> {
   if (opts.url === null) {
     if (!opts.migrateOnly) return null;
     await prepareDataDir(opts.dataDir);
@@ -71,10 +79,7 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
     opts.out(`migrated ${file} (SQLite) to schema version ${MIGRATIONS.length}`);
     return 0;
   }
-  if (!opts.migrateOnly) {
-    if (opts.cluster === true) throw new FedmartError('CONFIG_ERROR', `coordinator: --cluster (several coordinators on ${redactUrl(opts.url)}, each federation led by its lease holder) is not wired into serving in this build; run one coordinator on this database without --cluster, or --migrate-only to prepare it`);
-    return null;
-  }
+  if (!opts.migrateOnly) return null;
   const client = new pg.Client({ connectionString: opts.url });
   client.on('error', () => undefined);
   try {

@@ -70,7 +70,7 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     expect(badId.stderr).toMatch(/--coordinator-id must be 1-100 letters/);
   }, HANG_GUARD);
 
-  it.skipIf(pgBin === null)('--database postgres://… --migrate-only (or FEDMART_DATABASE_URL) migrates PostgreSQL; --cluster serving stops with the reason', async () => {
+  it.skipIf(pgBin === null)('--database postgres://… --migrate-only (or FEDMART_DATABASE_URL) migrates PostgreSQL; --cluster without --advertise-url stops with the reason', async () => {
     const admin = new pg.Client(cluster!.url);
     await admin.connect();
     await admin.query('CREATE DATABASE migrate_cli');
@@ -89,11 +89,16 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2
     expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length, PG_MIGRATIONS.length]);
 
-    // Serving from it is test/coordinator-postgres.test.ts; several coordinators (--cluster) are not wired into serving yet.
+    // Serving from it is test/coordinator-postgres.test.ts, several coordinators test/cluster-serve.test.ts; --cluster needs the advertised URL.
     const several = await fedmart(['coordinator', '--database', url, '--cluster', '--port', '0']);
     expect(several.code).not.toBe(0);
     expect(several.stderr.trim().split('\n')).toHaveLength(1);
-    expect(several.stderr).toMatch(/--cluster .* is not wired into serving in this build/);
+    expect(several.stderr).toMatch(/--cluster needs --advertise-url http\(s\):\/\/host:port/);
+    const badUrl = await fedmart(['coordinator', '--database', url, '--cluster', '--advertise-url', 'ftp://x/y', '--port', '0']);
+    expect(badUrl.stderr.trim().split('\n')).toHaveLength(1);
+    expect(badUrl.stderr).toMatch(/--advertise-url: advertised URL "ftp:\/\/x\/y" must be an http\(s\) origin/);
+    const noCluster = await fedmart(['coordinator', '--database', url, '--advertise-url', 'http://127.0.0.1:1', '--port', '0']);
+    expect(noCluster.stderr).toMatch(/--advertise-url only applies with --cluster/);
 
     const down = await fedmart(['coordinator', '--database', 'postgres://nobody:secret@127.0.0.1:1/none', '--migrate-only']);
     expect(down.code).not.toBe(0);

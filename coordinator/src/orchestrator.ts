@@ -288,9 +288,16 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return outcome;
   }
 
+  /**
+   * Cluster mode (server.ts, issue 15): throws CONFLICT naming the leader unless this coordinator leads
+   * the federation; every round (REST, schedules) starts through {@link runRound}, which calls it.
+   */
+  assertLeader: ((federationId: string) => Promise<void>) | null = null;
+
   /** Run one round now (waits for any round in progress). */
   async runRound(federationId: string, opts: { roundId?: string } = {}): Promise<RoundOutcome> {
     const r = await this.prepare(federationId);
+    await this.assertLeader?.(federationId);
     if (r.active || r.starting) throw new FedmartError('CONFLICT', `federation ${federationId} already has round ${r.active?.state.round ?? ''} in progress; queue rounds with scheduleRounds`.replace('round  in', 'a round in'));
     r.starting = true;
     try {

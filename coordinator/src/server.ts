@@ -31,6 +31,9 @@ import { prepareDataDir, restrictFiles } from './data-dir.ts';
 import { operatorTokenAtStart } from './operator-token.ts';
 import { LOG_KEY_FILE, openLogKey } from './log-key.ts';
 import { guardDefaultNamespace, disconnectToken } from './socket-auth.ts';
+import pg from 'pg';
+import { FEDERATION_NAMESPACE } from '@fedmart/shared/protocol';
+import { startClusterNode, type ClusterNode } from './cluster/node.ts';
 
 export const COORDINATOR_VERSION = '0.1.0';
 
@@ -62,6 +65,13 @@ export interface CoordinatorOptions {
    * operator token.
    */
   databaseUrl?: string;
+  /**
+   * One of several coordinators on {@link databaseUrl} (issue 15, `fedmart coordinator --cluster`):
+   * leases per federation, the Socket.IO PostgreSQL adapter, and a `redirect` to the leader for a
+   * partner's hello here for a federation another coordinator leads (cluster/node.ts). Rounds start
+   * only at the leader: elsewhere runRound (REST, schedules) is a CONFLICT naming the leader's URL.
+   */
+  cluster?: { coordinatorId: string; advertiseUrl: string; lease?: { ttlMs?: number; renewMs?: number }; redirectRetryMs?: number };
 }
 
 export interface Coordinator {
@@ -80,8 +90,10 @@ export interface Coordinator {
   operatorToken: string;
   /** Revoked token ids (SQLite only, like {@link store}; both dialects: asyncStore.isTokenRevoked). */
   revocations: TokenRevocations;
-  /** Rounds marked failed(interrupted) at start-up. */
+  /** Rounds marked failed(interrupted) at start-up (cluster mode: none here; a lease takeover marks them). */
   interruptedRounds: string[];
+  /** The cluster node (leases, relay, router) with {@link CoordinatorOptions.cluster}, else null. */
+  cluster: ClusterNode | null;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -97,6 +109,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   await lookup(host).catch((err: NodeJS.ErrnoException) => {
     throw new FedmartError('CONFIG_ERROR', `cannot listen on --host "${host}": the name does not resolve (${err.code ?? err.message}); pass an address of this machine (127.0.0.1, or 0.0.0.0 for every interface) or a resolvable host name`, { cause: err });
   });
+  if (opts.cluster && opts.databaseUrl === undefined) throw new FedmartError('CONFIG_ERROR', 'cluster mode needs a PostgreSQL databaseUrl (the coordinators share leases and Socket.IO rooms through it); without one run a single coordinator on SQLite');
   if (opts.dataDir !== null) await prepareDataDir(opts.dataDir);
   const opened = opts.databaseUrl !== undefined ? await openPostgres(opts.databaseUrl, opts.dataDir) : await openSqlite(opts.dataDir);
   const { asyncStore } = opened;
@@ -107,7 +120,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     await asyncStore.close();
     throw err;
   }
-  const interruptedRounds = await asyncStore.failInterruptedRounds();
+  // In a cluster another coordinator may be running those rounds: the one taking a federation's lease marks them (cluster/lease.ts).
+  const interruptedRounds = opts.cluster ? [] : await asyncStore.failInterruptedRounds();
   for (const id of interruptedRounds) {
     await asyncStore.audit('coordinator', 'round.interrupted', id, { reason: 'coordinator restarted mid-round' });
     // Updates that reached the coordinator before it stopped were released: charge them (privacy.ts).
@@ -124,7 +138,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const http: HttpServer = createServer(app);
   const io = new IoServer(http, { ...(opts.pingTimeoutMs !== undefined ? { pingTimeout: opts.pingTimeoutMs } : {}), maxHttpBufferSize: MAX_ATTACHMENT_BYTES + 1024 * 1024, serveClient: false, cors: { origin: false }, parser: wireParser });
   guardDefaultNamespace(io, authority);
-  attachFederationNamespace(io, { store: asyncStore, authority, orchestrator, log });
+  const cluster = opts.cluster ? await startCluster(io, orchestrator, opts.databaseUrl!, opts.cluster, log).catch(async (err) => {
+    await asyncStore.close();
+    throw err;
+  }) : null;
+  attachFederationNamespace(io, { store: asyncStore, authority, orchestrator, log, ...(cluster ? { cluster: cluster.node } : {}) });
   attachVerticalRelay(io, { store: asyncStore, authority, log, rounds: verticalRounds });
   attachEventStream(io, { store: asyncStore, authority, orchestrator });
   metrics.attachIo(io);
@@ -145,6 +163,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     http.once('listening', onListening);
     http.listen(opts.port ?? 7300, host);
   }).catch(async (err) => {
+    await cluster?.close();
     await asyncStore.close();
     throw err;
   });
@@ -161,6 +180,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      // First: partners of the federations led here are redirected and the leases released (a clean hand-over).
+      await cluster?.node.close();
       orchestrator.close();
       await verticalRounds.close();
       io.disconnectSockets(true);
@@ -171,15 +192,44 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         http.closeAllConnections();
       });
       await orchestrator.flushWrites();
+      await cluster?.pool.end();
       await asyncStore.close();
     })());
 
-  const coordinator = { url, port, asyncStore, authority, orchestrator, io, operatorToken, interruptedRounds, close, [Symbol.asyncDispose]: close };
+  const coordinator = { url, port, asyncStore, authority, orchestrator, io, operatorToken, interruptedRounds, cluster: cluster?.node ?? null, close, [Symbol.asyncDispose]: close };
   return Object.defineProperties(coordinator, {
     store: { get: () => opened.sqlite().store, enumerable: true },
     db: { get: () => opened.sqlite().db, enumerable: true },
     revocations: { get: () => opened.sqlite().revocations, enumerable: true },
   }) as Coordinator;
+}
+
+/**
+ * Join the cluster on its own small pool (lease heartbeats do not queue behind round writes), and make
+ * the orchestrator refuse rounds of federations this coordinator does not lead.
+ */
+async function startCluster(io: IoServer, orchestrator: Orchestrator, url: string, o: NonNullable<CoordinatorOptions['cluster']>, log: (msg: string) => void): Promise<{ node: ClusterNode; pool: pg.Pool; close(): Promise<void> }> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', (err) => log(`cluster pool: ${err.message}`));
+  let node: ClusterNode;
+  try {
+    node = await startClusterNode({
+      pool, io, nsp: io.of(FEDERATION_NAMESPACE), coordinatorId: o.coordinatorId, advertiseUrl: o.advertiseUrl, log,
+      // Partners are redirected to the leader (route.ts), so nothing is forwarded through the adapter.
+      handle: () => ({ ok: false, error: { code: 'CONFLICT', message: 'partner messages are not relayed in this build: connect to the federation\'s leader (the redirect of hello)' } }),
+      ...(o.lease ? { lease: o.lease } : {}), ...(o.redirectRetryMs !== undefined ? { redirectRetryMs: o.redirectRetryMs } : {}),
+    });
+  } catch (err) {
+    await pool.end();
+    if (err instanceof FedmartError) throw err;
+    throw new FedmartError('UNAVAILABLE', `cannot join the cluster on ${redactDatabaseUrl(url)}: ${(err as Error).message}`, { cause: err });
+  }
+  orchestrator.assertLeader = async (federationId) => {
+    if (node.leases.leads(federationId)) return;
+    const r = await node.router.redirectFor(federationId);
+    throw new FedmartError('CONFLICT', `coordinator ${o.coordinatorId} does not lead federation ${federationId}: ${r.url !== null ? `start its rounds at the leader ${r.leader}, ${r.url}` : `${r.reason}, then start it at the leader`}`);
+  };
+  return { node, pool, close: async () => { await node.close(); await pool.end(); } };
 }
 
 /** The opened database: the async store, and the SQLite handles where there are some. */

@@ -21,6 +21,7 @@ import { authenticateEnrollment, handshakeError } from './socket-auth.ts';
 import type { AsyncStore } from './db/store-api.ts';
 import { recordConsent } from './consent.ts';
 import type { ClientLink, Orchestrator } from './orchestrator.ts';
+import type { ClusterNode } from './cluster/node.ts';
 
 /** Per-socket data set by the handshake middleware. */
 export interface SocketData {
@@ -39,7 +40,7 @@ type FedSocket = Socket<ClientToServerEvents, ServerToClientEvents & SecureServe
  * Attach the federation namespace to a Socket.IO server.
  * @returns the namespace
  */
-export function attachFederationNamespace(io: IoServer, deps: { store: AsyncStore; authority: TokenAuthority; orchestrator: Orchestrator; log?: (msg: string) => void }): Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
+export function attachFederationNamespace(io: IoServer, deps: { store: AsyncStore; authority: TokenAuthority; orchestrator: Orchestrator; log?: (msg: string) => void; cluster?: ClusterNode }): Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> {
   const nsp = io.of(FEDERATION_NAMESPACE) as unknown as Namespace<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
   const log = deps.log ?? (() => {});
 
@@ -120,6 +121,8 @@ export function attachFederationNamespace(io: IoServer, deps: { store: AsyncStor
 
   async function hello(socket: FedSocket, msg: Extract<ClientEnvelope, { type: 'hello' }>): Promise<void> {
     const { federationId, partnerId } = socket.data;
+    // Cluster mode: a federation another coordinator leads is served there (the partner follows the redirect).
+    if (deps.cluster && (await deps.cluster.router.redirectUnlessLeader(socket, federationId))) return;
     {
       await deps.orchestrator.prepare(federationId);
       const fed = await deps.store.getFederation(federationId);

@@ -17,9 +17,10 @@ import type pg from 'pg';
 import * as sqliteSchema from './schema.ts';
 import * as pgSchema from './schema-pg.ts';
 import { PG_ONLY_TABLES } from './migrations-pg.ts';
+import { CLUSTER_TABLES } from '../cluster/migrations.ts';
 
 /** Tables the PostgreSQL introspection leaves out: the version table and cluster coordination (no SQLite twin by design). */
-const PG_EXCLUDED = `(${['fedmart_schema', ...PG_ONLY_TABLES].map((t) => `'${t}'`).join(', ')})`;
+const PG_EXCLUDED = `(${['fedmart_schema', ...PG_ONLY_TABLES, ...CLUSTER_TABLES].map((t) => `'${t}'`).join(', ')})`;
 
 export interface ColumnShape { name: string; sqlType: string; kind: string; notNull: boolean; primary: boolean; default: unknown; enumValues: readonly string[] | null }
 export interface IndexShape { name: string; unique: boolean; columns: string[] }
