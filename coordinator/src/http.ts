@@ -213,6 +213,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   api.post('/federations/:id/rounds', auth('operator'), async (req, res) => {
     const f = await store.getFederation(param(req, 'id'));
     const body = parseBody(StartRoundsBodySchema, req.body);
+    await orchestrator.assertLeader?.(f.id); // cluster mode: 409 naming the leader's URL (not forwarded)
     const schedule = await orchestrator.scheduleRounds(f.id, body.count, req.principal!.sub).created;
     res.status(202).json({ scheduleId: schedule.id, federationId: f.id, rounds: body.count });
   });
