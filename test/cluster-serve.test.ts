@@ -8,8 +8,10 @@
  * The coordinators share one data dir (signing key, log key, operator token), as coordinators of
  * one deployment share their secrets. Skips with a printed reason only when no PostgreSQL binaries exist.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -20,7 +22,7 @@ import type { ScheduleView } from '@fedmart/shared/protocol-schedule';
 import { HANG_GUARD, usePgStore } from '@fedmart/coordinator/cluster/pg-fixture';
 import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
 import { ApiClient } from '../cli/api-client.ts';
-import { bankPartners, modelFor } from './helpers.ts';
+import { bankPartners, modelFor, waitForLine } from './helpers.ts';
 
 await initBackend();
 const fx = usePgStore('cluster serve');
@@ -38,9 +40,9 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startMember(id: string, dataDir: string): Promise<Coordinator> {
+async function startMember(id: string, dataDir: string, url = fx.cluster!.url): Promise<Coordinator> {
   const port = await freePort();
-  const c = await startCoordinator({ dataDir, port, portalDir: null, databaseUrl: fx.cluster!.url, cluster: { coordinatorId: id, advertiseUrl: `http://127.0.0.1:${port}`, lease: { ttlMs: 1500, renewMs: 300 }, redirectRetryMs: 200 } });
+  const c = await startCoordinator({ dataDir, port, portalDir: null, databaseUrl: url, cluster: { coordinatorId: id, advertiseUrl: `http://127.0.0.1:${port}`, lease: { ttlMs: 1500, renewMs: 300 }, redirectRetryMs: 200 } });
   fx.onCleanup(() => c.close());
   return c;
 }
@@ -100,5 +102,68 @@ describe.skipIf(fx.skip)('issue 15: fedmart coordinator --cluster serves', () =>
     const rounds = (await c.query<{ number: number; phase: string; n: number }>('SELECT r.number::int AS number, r.phase, (SELECT count(*)::int FROM model_versions v WHERE v.round_id = r.id) AS n FROM rounds r WHERE r.federation_id = $1 ORDER BY r.number', [fed])).rows;
     await c.end();
     expect(rounds).toEqual([{ number: 1, phase: 'committed', n: 1 }]);
+    await a.close();
+    await b.close();
+  }, HANG_GUARD);
+
+  it('kill -9 of a `fedmart coordinator --cluster` leader mid-round: the other takes the lease, marks the round failed, the partners reconnect, the next round commits', async () => {
+    // Arrange: a database of its own (the audit log of the test above is signed by another log key);
+    // the leader is a real process; the other member starts once it leads the new federation
+    const admin = new pg.Client(fx.cluster!.url);
+    await admin.connect();
+    await admin.query('CREATE DATABASE failover');
+    await admin.end();
+    const url = fx.cluster!.url.replace(/\/postgres$/, '/failover');
+    const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-cluster-kill-'));
+    fx.onCleanup(() => rm(dir, { recursive: true, force: true }));
+    const port = await freePort();
+    const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
+    const child = spawn(process.execPath, [BIN, 'coordinator', '--cluster', '--database', url, '--advertise-url', `http://127.0.0.1:${port}`, '--coordinator-id', 'coord-proc', '--port', String(port), '--data-dir', dir, '--log-level', 'warn'], { env: { ...process.env, FEDMART_DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    fx.onCleanup(async () => { child.kill('SIGKILL'); await exited; });
+    const base = /http:\/\/\S+/.exec(await waitForLine(child, /listening on http:\/\/\S+/))![0];
+    expect(base).toBe(`http://127.0.0.1:${port}`);
+    const procApi = new ApiClient(base, (await readFile(path.join(dir, 'operator.token'), 'utf8')).trim());
+    const exp = await bankPartners();
+    const config = {
+      model: modelFor(exp), minClients: 3, localTrain: { localEpochs: 1, batchSize: 64, learningRate: 0.05, proximalMu: 0 },
+      timeouts: { selectingMs: 60_000, trainingMs: 120_000, evaluatingMs: 60_000 },
+    };
+    const fed = (await procApi.post<{ federation: { id: string } }>('/api/v1/federations', { name: 'bank failover', config })).federation.id;
+    const c = new pg.Client(url);
+    await c.connect();
+    fx.onCleanup(() => c.end());
+    const holder = async () => (await c.query<{ holder: string }>('SELECT holder FROM fedmart_leases WHERE federation_id = $1 AND expires_at > clock_timestamp()', [fed])).rows[0]?.holder;
+    while ((await holder()) !== 'coord-proc') await sleep(50);
+    const b = await startMember('coord-b', dir, url);
+    const bApi = new ApiClient(b.url, b.operatorToken);
+    const agents: PartnerAgent[] = [];
+    try {
+      for (const p of exp.partners) {
+        const { token } = await bApi.post<{ token: string }>(`/api/v1/federations/${fed}/enrollments`, { partner: p.id });
+        agents.push(startPartnerAgent({ coordinatorUrl: b.url, token, data: p.data }));
+      }
+      await Promise.all(agents.map((x) => x.ready));
+      await procApi.post(`/api/v1/federations/${fed}/rounds`, { count: 1 });
+      while (!(await c.query("SELECT 1 FROM rounds WHERE federation_id = $1 AND phase NOT IN ('committed', 'failed')", [fed])).rowCount) await sleep(20);
+
+      // Act: kill -9 the leader mid-round; wait for the survivor to lead, then run the next round there
+      child.kill('SIGKILL');
+      await exited;
+      const killedAt = Date.now();
+      while (!b.cluster!.leases.leads(fed)) await sleep(50);
+      const failoverSeconds = (Date.now() - killedAt) / 1000;
+      console.log(`cluster-serve: failoverSeconds=${failoverSeconds.toFixed(2)} (default lease TTL of the killed process)`);
+      while (b.orchestrator.connectedClients(fed).length < 3) await sleep(50); // the partners came back without operator action
+      const { scheduleId } = await bApi.post<{ scheduleId: string }>(`/api/v1/federations/${fed}/rounds`, { count: 1 });
+      const done = await waitScheduleDone(bApi, scheduleId);
+
+      // Assert: the interrupted round failed, the next one committed once, on top of the base model
+      expect(done).toMatchObject({ status: 'done', completed: 1, failed: 0 });
+    } finally {
+      await Promise.all(agents.map((x) => x.close()));
+    }
+    const rounds = (await c.query<{ number: number; phase: string; n: number }>('SELECT r.number::int AS number, r.phase, (SELECT count(*)::int FROM model_versions v WHERE v.round_id = r.id) AS n FROM rounds r WHERE r.federation_id = $1 ORDER BY r.number', [fed])).rows;
+    expect(rounds).toEqual([{ number: 1, phase: 'failed', n: 0 }, { number: 2, phase: 'committed', n: 1 }]);
   }, HANG_GUARD);
 });
