@@ -3,21 +3,18 @@
  * real process against a real SQLite file and a real throwaway PostgreSQL cluster.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../coordinator/src/db/migrations.ts';
 import { PG_MIGRATIONS, PG_ONLY_TABLES } from '../coordinator/src/db/migrations-pg.ts';
-import { findPgBin, startPgCluster, type PgCluster } from '../coordinator/src/db/pg-cluster.ts';
+import type { PgCluster } from '../coordinator/src/db/pg-cluster.ts';
+import { usePgClusterAndTmpDir } from './pg-tmp.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 const HANG_GUARD = 300_000;
-const pgBin = findPgBin();
-if (!pgBin) console.warn('coordinator-database: skipping the PostgreSQL cases: no PostgreSQL server binaries (apt-get install -y postgresql)');
 
 function fedmart(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -30,14 +27,7 @@ function fedmart(args: string[], env: Record<string, string> = {}): Promise<{ co
 
 let dir: string;
 let cluster: PgCluster | null = null;
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'fedmart-migrate-'));
-  if (pgBin) cluster = await startPgCluster({ bin: pgBin });
-}, HANG_GUARD);
-afterAll(async () => {
-  await cluster?.stop();
-  await rm(dir, { recursive: true, force: true });
-}, HANG_GUARD);
+const pgBin = usePgClusterAndTmpDir('coordinator-database', 'fedmart-migrate-', (c, d) => { cluster = c; dir = d; }, HANG_GUARD);
 
 describe('fedmart coordinator --migrate-only / --database', () => {
   it('--migrate-only migrates the SQLite database of --data-dir and exits', async () => {

@@ -7,16 +7,16 @@
  * reason, only when no PostgreSQL server binaries exist.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
 import type { ScheduleView } from '@fedmart/shared/protocol-schedule';
-import { findPgBin, startPgCluster, type PgCluster } from '../coordinator/src/db/pg-cluster.ts';
+import type { PgCluster } from '../coordinator/src/db/pg-cluster.ts';
+import { usePgClusterAndTmpDir } from './pg-tmp.ts';
 import { ApiClient } from '../cli/api-client.ts';
 import { bankPartners, modelFor, waitForLine } from './helpers.ts';
 
@@ -24,19 +24,10 @@ await initBackend();
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 const HANG_GUARD = 600_000;
-const pgBin = findPgBin();
-if (!pgBin) console.warn('coordinator-postgres: skipping: no PostgreSQL server binaries (looked in $FEDMART_PG_BIN and /usr/lib/postgresql/*/bin); install them with apt-get install -y postgresql');
 
-let cluster: PgCluster | null = null;
 let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'fedmart-coord-pg-'));
-  if (pgBin) cluster = await startPgCluster({ bin: pgBin });
-}, HANG_GUARD);
-afterAll(async () => {
-  await cluster?.stop();
-  await rm(dir, { recursive: true, force: true });
-}, HANG_GUARD);
+let cluster: PgCluster | null = null;
+const pgBin = usePgClusterAndTmpDir('coordinator-postgres', 'fedmart-coord-pg-', (c, d) => { cluster = c; dir = d; }, HANG_GUARD);
 
 /** Start `fedmart coordinator` on the database; resolves with the process and its URL once it listens. */
 async function startProcess(url: string, dataDir: string): Promise<{ child: ChildProcess; base: string; exited: Promise<number | null> }> {
