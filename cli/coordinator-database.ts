@@ -13,7 +13,8 @@ import { openDatabase } from '@fedmart/coordinator/db/client';
 import { MIGRATIONS } from '@fedmart/coordinator/db/migrations';
 import { migratePg } from '@fedmart/coordinator/db/migrations-pg';
 import { prepareDataDir, restrictFiles } from '@fedmart/coordinator/data-dir';
-import { redactDatabaseUrl } from '@fedmart/coordinator/server';
+import { migratePostgresOnly, redactDatabaseUrl } from '@fedmart/coordinator/server';
+import { keyEncryptionKeyFromEnv } from '@fedmart/coordinator/shared-secrets';
 import { checkAdvertiseUrl } from '@fedmart/coordinator/cluster/route';
 
 /** The URL without its password, for messages. */
@@ -90,11 +91,13 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
   try {
     const version = await migratePg(client);
     opts.out(`migrated ${redactUrl(opts.url)} (PostgreSQL) to schema version ${version}`);
-    return 0;
   } catch (err) {
     if (err instanceof FedmartError) throw err;
     throw new FedmartError('CONFIG_ERROR', `coordinator: --migrate-only: migrating ${redactUrl(opts.url)} failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await client.end();
   }
+  // The cluster's tables and the secrets every coordinator of the database shares (created, imported from --data-dir, or wrapped with the KEK).
+  for (const line of await migratePostgresOnly(opts.url, opts.dataDir, keyEncryptionKeyFromEnv())) opts.out(line);
+  return 0;
 }

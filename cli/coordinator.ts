@@ -24,8 +24,12 @@ Prometheus metrics: GET /metrics with an operator or compliance Bearer token.
 Live events: Socket.IO namespace /events (fedmart federation watch).
 --migrate-only: bring the database to the newest schema and exit (deploy pipelines):
 the SQLite file in --data-dir, or the PostgreSQL database of --database /
-FEDMART_DATABASE_URL. --database without --migrate-only serves from that PostgreSQL
-(migrated at start; the data dir keeps the signing key, log key and operator token).
+FEDMART_DATABASE_URL (there also the cluster tables and the shared secrets). --database
+without --migrate-only serves from that PostgreSQL (migrated at start): the signing key,
+audit log key and operator token live in it, one set for every coordinator on it (a
+data dir's files are imported once; the data dir gets a copy of the operator token).
+FEDMART_KEY_ENCRYPTION_KEY (32 bytes, hex or base64): store those secrets wrapped with
+AES-256-GCM; --migrate-only with it set wraps secrets stored unwrapped.
 --cluster (needs --database): one of several coordinators on that PostgreSQL, each
 federation led by the holder of its lease (README "PostgreSQL: several coordinators"):
 partners connecting here for a federation another one leads are redirected to it, and

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../coordinator/src/db/migrations.ts';
 import { PG_MIGRATIONS, PG_ONLY_TABLES } from '../coordinator/src/db/migrations-pg.ts';
+import { CLUSTER_TABLES } from '../coordinator/src/cluster/migrations.ts';
 import type { PgCluster } from '../coordinator/src/db/pg-cluster.ts';
 import { usePgClusterAndTmpDir } from './pg-tmp.ts';
 
@@ -76,8 +77,8 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     const tables = (await c.query<{ n: string }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")).rows[0]!.n;
     const version = (await c.query<{ version: number }>('SELECT version FROM fedmart_schema')).rows[0]!.version;
     await c.end();
-    // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2
-    expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length, PG_MIGRATIONS.length]);
+    // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2, plus the cluster's own (shared secrets included)
+    expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length + CLUSTER_TABLES.length, PG_MIGRATIONS.length]);
 
     // Serving from it is test/coordinator-postgres.test.ts, several coordinators test/cluster-serve.test.ts; --cluster needs the advertised URL.
     const several = await fedmart(['coordinator', '--database', url, '--cluster', '--port', '0']);

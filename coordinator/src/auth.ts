@@ -19,7 +19,9 @@ import { ROLES, type Role } from '@fedmart/shared/protocol';
 
 const ISSUER = 'fedmart-coordinator';
 const AUDIENCE = 'fedmart';
-const KEY_FILE = 'signing-key.jwk';
+/** File name of the token signing key inside the data dir. */
+export const SIGNING_KEY_FILE = 'signing-key.jwk';
+const KEY_FILE = SIGNING_KEY_FILE;
 
 /** Verified token contents. */
 export interface Principal {
@@ -60,23 +62,40 @@ export class TokenAuthority {
     if (dataDir !== null) {
       const file = path.join(dataDir, KEY_FILE);
       try {
-        const jwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
-        const priv = (await importJWK(jwk, 'EdDSA')) as CryptoKey;
-        const { d: _d, ...pubJwk } = jwk;
-        const pub = (await importJWK(pubJwk, 'EdDSA')) as CryptoKey;
-        return new TokenAuthority(priv, pub, opts);
+        return await TokenAuthority.fromJwk(JSON.parse(await readFile(file, 'utf8')) as JWK, opts);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
           throw new FedmartError('CONFIG_ERROR', `cannot read the signing key ${file}: ${(err as Error).message}; restore it from backup or remove it to issue new keys (all existing tokens become invalid)`, { cause: err });
         }
       }
-      const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+      const jwk = await TokenAuthority.generateJwk();
       await mkdir(dataDir, { recursive: true });
-      await writeFile(file, JSON.stringify(await exportJWK(privateKey)), { mode: 0o600, flag: 'wx' });
-      return new TokenAuthority(privateKey as CryptoKey, publicKey as CryptoKey, opts);
+      await writeFile(file, JSON.stringify(jwk), { mode: 0o600, flag: 'wx' });
+      return TokenAuthority.fromJwk(jwk, opts);
     }
     const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: false });
     return new TokenAuthority(privateKey as CryptoKey, publicKey as CryptoKey, opts);
+  }
+
+  /**
+   * An authority over a stored private JWK (the data dir's file, or the shared secret of several
+   * coordinators on one PostgreSQL, shared-secrets.ts).
+   * @param jwk - the Ed25519 private key as a JWK (with `d`)
+   * @param opts - the revocation check
+   * @throws Error when the JWK is not an Ed25519 private key
+   */
+  static async fromJwk(jwk: JWK, opts: TokenAuthorityOptions = {}): Promise<TokenAuthority> {
+    if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string') throw new Error('not an Ed25519 private key (JWK kty OKP, crv Ed25519, with d)');
+    const priv = (await importJWK(jwk, 'EdDSA')) as CryptoKey;
+    const { d: _d, ...pubJwk } = jwk;
+    const pub = (await importJWK(pubJwk, 'EdDSA')) as CryptoKey;
+    return new TokenAuthority(priv, pub, opts);
+  }
+
+  /** A new Ed25519 signing key as a private JWK (what {@link fromJwk} takes and the data dir's file holds). */
+  static async generateJwk(): Promise<JWK> {
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    return exportJWK(privateKey);
   }
 
   /**

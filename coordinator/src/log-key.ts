@@ -24,15 +24,34 @@ export function openLogKey(dataDir: string | null): Ed25519KeyPair {
   const file = path.join(dataDir, LOG_KEY_FILE);
   if (existsSync(file)) {
     try {
-      const raw = JSON.parse(readFileSync(file, 'utf8')) as { secretKey?: unknown };
-      const secretKey = hexToBytes(String(raw.secretKey));
+      const pair = logKeyFromJson(readFileSync(file, 'utf8'));
       chmodSync(file, 0o600);
-      return { secretKey, publicKey: getEd25519PublicKey(secretKey) };
+      return pair;
     } catch (cause) {
       throw new FedmartError('CONFIG_ERROR', `cannot read the audit log key ${file}: ${(cause as Error).message}; restore it from backup (partners hold tree heads signed with it, a new key makes them refuse this coordinator)`, { cause });
     }
   }
   const pair = generateEd25519KeyPair();
-  writeFileSync(file, JSON.stringify({ algorithm: 'Ed25519', purpose: 'fedmart audit tree heads', secretKey: bytesToHex(pair.secretKey), publicKey: bytesToHex(pair.publicKey) }) + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(file, logKeyJson(pair), { mode: 0o600, flag: 'wx' });
   return pair;
+}
+
+/**
+ * The stored form of a log key (the data dir's `log-key.json`, the shared secret of shared-secrets.ts).
+ * @param pair - the key pair
+ * @returns one JSON line
+ */
+export function logKeyJson(pair: Ed25519KeyPair): string {
+  return JSON.stringify({ algorithm: 'Ed25519', purpose: 'fedmart audit tree heads', secretKey: bytesToHex(pair.secretKey), publicKey: bytesToHex(pair.publicKey) }) + '\n';
+}
+
+/**
+ * Parse {@link logKeyJson}'s form (the public key is derived again from the secret one).
+ * @throws Error when it is not JSON with a 32-byte hex `secretKey`
+ */
+export function logKeyFromJson(text: string): Ed25519KeyPair {
+  const raw = JSON.parse(text) as { secretKey?: unknown };
+  const secretKey = hexToBytes(String(raw.secretKey));
+  if (secretKey.length !== 32) throw new Error(`the secret key has ${secretKey.length} bytes, not 32`);
+  return { secretKey, publicKey: getEd25519PublicKey(secretKey) };
 }

@@ -28,7 +28,9 @@ import { attachVerticalRelay } from './vertical-relay.ts';
 import { VerticalRounds } from './vertical-rounds.ts';
 import { TokenRevocations } from './db/revocations.ts';
 import { prepareDataDir, restrictFiles } from './data-dir.ts';
-import { operatorTokenAtStart } from './operator-token.ts';
+import { operatorTokenAtStart, writeOperatorTokenFile } from './operator-token.ts';
+import { describeSharedSecrets, keyEncryptionKeyFromEnv, openSharedSecrets, type SharedSecrets } from './shared-secrets.ts';
+import { migrateCluster } from './cluster/migrations.ts';
 import { LOG_KEY_FILE, openLogKey } from './log-key.ts';
 import { guardDefaultNamespace, disconnectToken } from './socket-auth.ts';
 import pg from 'pg';
@@ -61,10 +63,16 @@ export interface CoordinatorOptions {
   logger?: Logger;
   /**
    * Serve from this PostgreSQL database (postgres://…, issue 15) instead of the SQLite file of the
-   * data dir; it is migrated at start. The data dir still holds the signing key, the log key and the
-   * operator token.
+   * data dir; it is migrated at start. The signing key, the log key and the operator token live in the
+   * database too, shared by every coordinator on it (shared-secrets.ts; a data dir's files are
+   * imported once where the database has none; the data dir gets a copy of the operator token).
    */
   databaseUrl?: string;
+  /**
+   * With {@link databaseUrl}: the key-encryption key the shared secrets are stored wrapped with
+   * (32 bytes; default `FEDMART_KEY_ENCRYPTION_KEY`, null: none).
+   */
+  keyEncryptionKey?: Buffer | null;
   /**
    * One of several coordinators on {@link databaseUrl} (issue 15, `fedmart coordinator --cluster`):
    * leases per federation, the Socket.IO PostgreSQL adapter, and a `redirect` to the leader for a
@@ -111,8 +119,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   });
   if (opts.cluster && opts.databaseUrl === undefined) throw new FedmartError('CONFIG_ERROR', 'cluster mode needs a PostgreSQL databaseUrl (the coordinators share leases and Socket.IO rooms through it); without one run a single coordinator on SQLite');
   if (opts.dataDir !== null) await prepareDataDir(opts.dataDir);
-  const opened = opts.databaseUrl !== undefined ? await openPostgres(opts.databaseUrl, opts.dataDir) : await openSqlite(opts.dataDir);
+  const opened = opts.databaseUrl !== undefined ? await openPostgres(opts.databaseUrl, opts.dataDir, opts.keyEncryptionKey === undefined ? keyEncryptionKeyFromEnv() : opts.keyEncryptionKey) : await openSqlite(opts.dataDir);
   const { asyncStore } = opened;
+  const secretsLine = opened.secrets ? describeSharedSecrets(opened.secrets.report) : null;
+  if (secretsLine !== null) log(secretsLine);
   try {
     // Rows that no longer reproduce the newest signed head are refused before anything is appended.
     await asyncStore.checkAuditAtStart();
@@ -127,7 +137,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     // Updates that reached the coordinator before it stopped were released: charge them (privacy.ts).
     await recordReleasedSpend(asyncStore, { federationId: (await asyncStore.getRound(id)).federationId, roundId: id });
   }
-  const authority = await TokenAuthority.open(opts.dataDir, { isRevoked: (jti) => asyncStore.isTokenRevoked(jti) });
+  const isRevoked = (jti: string) => asyncStore.isTokenRevoked(jti);
+  const authority = opened.secrets ? await TokenAuthority.fromJwk(opened.secrets.signingKey, { isRevoked }) : await TokenAuthority.open(opts.dataDir, { isRevoked });
   if (opts.dataDir !== null) await restrictFiles(opts.dataDir, ['signing-key.jwk']);
   const orchestrator = new Orchestrator(asyncStore, { ...(opts.scheduleClock ? { clock: opts.scheduleClock } : {}) });
   const verticalRounds = new VerticalRounds(asyncStore, log);
@@ -171,7 +182,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7300);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, store: asyncStore }, opts.dataDir, opts.rotateOperatorToken === true);
+  const { token: operatorToken, origin, revokedJti } = await operatorTokenAtStart({ authority, store: asyncStore }, opened.secrets?.operatorToken ?? opts.dataDir, opts.rotateOperatorToken === true);
+  // The token lives in PostgreSQL; the data dir keeps a copy for the CLI (fedmart … reads <data-dir>/operator.token).
+  if (opened.secrets && opts.dataDir !== null) await writeOperatorTokenFile(opts.dataDir, operatorToken);
   if (origin !== 'reused') await asyncStore.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   await asyncStore.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length, database: asyncStore.dialect });
   // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
@@ -235,6 +248,8 @@ async function startCluster(io: IoServer, orchestrator: Orchestrator, url: strin
 /** The opened database: the async store, and the SQLite handles where there are some. */
 interface OpenedStore {
   asyncStore: AsyncStore;
+  /** PostgreSQL: the secrets shared by the coordinators of the database (SQLite: none, the data dir holds them). */
+  secrets?: SharedSecrets;
   /** @throws FedmartError CONFIG_ERROR on PostgreSQL (the SQLite-only handles of {@link Coordinator}) */
   sqlite(): { store: Store; db: Db; revocations: TokenRevocations };
 }
@@ -260,22 +275,58 @@ async function openSqlite(dataDir: string | null): Promise<OpenedStore> {
   return { asyncStore: new SqliteAsyncStore(store), sqlite: () => handles };
 }
 
-/** PostgreSQL at `url`, migrated (PgStore + PgAuditLog); the log key stays in the data dir. */
-async function openPostgres(url: string, dataDir: string | null): Promise<OpenedStore> {
-  const logKey = await logKeyOf(dataDir);
-  let asyncStore: PgStore;
+/** PostgreSQL at `url`, migrated (store and cluster tables), with the shared secrets (PgStore + PgAuditLog signing with the shared log key). */
+async function openPostgres(url: string, dataDir: string | null, kek: Buffer | null, wrapUnwrapped = false): Promise<OpenedStore & { asyncStore: PgStore; secrets: SharedSecrets }> {
+  let migrated: PgStore;
   try {
-    asyncStore = await PgStore.open(url, logKey);
+    migrated = await PgStore.open(url);
   } catch (err) {
     if (err instanceof FedmartError) throw err;
     throw new FedmartError('UNAVAILABLE', `cannot serve from PostgreSQL at ${redactDatabaseUrl(url)}: ${(err as Error).message}; check the URL, that the server runs and that the user may connect`, { cause: err });
   }
+  let secrets: SharedSecrets;
+  try {
+    await migrateCluster(migrated.pool);
+    secrets = await openSharedSecrets(migrated.pool, { dataDir, kek, wrapUnwrapped });
+  } catch (err) {
+    await migrated.close();
+    if (err instanceof FedmartError) throw err;
+    throw new FedmartError('UNAVAILABLE', `cannot read the shared secrets from PostgreSQL at ${redactDatabaseUrl(url)}: ${(err as Error).message}`, { cause: err });
+  }
+  const asyncStore = new PgStore(migrated.pool, migrated.db, secrets.logKey);
   return {
     asyncStore,
+    secrets,
     sqlite: () => {
       throw new FedmartError('CONFIG_ERROR', `this coordinator serves from PostgreSQL (${redactDatabaseUrl(url)}): it has no SQLite store, db or revocations handle; use coordinator.asyncStore`);
     },
   };
+}
+
+/**
+ * `fedmart coordinator --migrate-only --database …`: the store's and the cluster's migrations, then the
+ * shared secrets: the missing ones created (or imported from `dataDir`), and with a KEK the rows stored
+ * unwrapped wrapped; the operator token minted when there is none (audited).
+ * @returns lines for the operator
+ */
+export async function migratePostgresOnly(url: string, dataDir: string | null, kek: Buffer | null): Promise<string[]> {
+  const opened = await openPostgres(url, dataDir, kek, true);
+  const store = opened.asyncStore;
+  try {
+    const lines = [`cluster tables at version ${await migrateCluster(store.pool)}`];
+    const secretsLine = describeSharedSecrets(opened.secrets.report);
+    lines.push(secretsLine ?? `shared secrets in PostgreSQL${kek ? ' (wrapped)' : ''}: present`);
+    await store.checkAuditAtStart();
+    const authority = await TokenAuthority.fromJwk(opened.secrets.signingKey, { isRevoked: (jti) => store.isTokenRevoked(jti) });
+    const { origin } = await operatorTokenAtStart({ authority, store }, opened.secrets.operatorToken, false);
+    if (origin === 'issued') {
+      await store.audit('coordinator', 'operator-token.issued', 'operator', {});
+      lines.push('operator token minted into PostgreSQL (every coordinator on the database uses it; each writes a copy to its data dir)');
+    }
+    return lines;
+  } finally {
+    await store.close();
+  }
 }
 
 async function logKeyOf(dataDir: string | null) {

@@ -5,6 +5,10 @@
  *
  * 1. `fedmart_coordinators`: each coordinator's advertised public URL (cluster/route.ts): a
  *    non-leader sends a partner to the URL of the coordinator holding its federation's lease.
+ * 2. `fedmart_secrets`: the secrets every coordinator of one database must share (shared-secrets.ts:
+ *    the token signing key, the audit log's Ed25519 key, the operator token), optionally wrapped with
+ *    a key-encryption key. The two keys' rows are never deleted, and their value changes only from
+ *    unwrapped to wrapped (partners pinned the log key; tokens are signed with the signing key).
  */
 import type pg from 'pg';
 
@@ -14,10 +18,25 @@ const CLUSTER_MIGRATIONS = [
      url TEXT NOT NULL,
      advertised_at TIMESTAMPTZ NOT NULL
    )`,
+  `CREATE TABLE fedmart_secrets (
+     name TEXT PRIMARY KEY CHECK (name IN ('signing-key', 'log-key', 'operator-token')),
+     value BYTEA NOT NULL,
+     wrapped BOOLEAN NOT NULL,
+     created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+     updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+   );
+   CREATE FUNCTION fedmart_secrets_keep_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     IF OLD.name = 'operator-token' THEN RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END; END IF;
+     IF TG_OP = 'UPDATE' AND NEW.name = OLD.name AND NOT OLD.wrapped AND NEW.wrapped THEN RETURN NEW; END IF;
+     RAISE EXCEPTION 'fedmart_secrets: the % row is kept as it is (only wrapping it with a key-encryption key changes it): tokens and audit heads partners hold depend on it', OLD.name;
+   END $$;
+   CREATE TRIGGER fedmart_secrets_keep_keys BEFORE UPDATE OR DELETE ON fedmart_secrets
+     FOR EACH ROW EXECUTE FUNCTION fedmart_secrets_keep_keys()`,
 ];
 
 /** The cluster-only tables, for a schema comparison to leave out (they have no SQLite twin). */
-export const CLUSTER_TABLES = ['fedmart_cluster_schema', 'fedmart_coordinators'] as const;
+export const CLUSTER_TABLES = ['fedmart_cluster_schema', 'fedmart_coordinators', 'fedmart_secrets'] as const;
 
 /** Advisory lock key of cluster migrations ('fclu' in ASCII); the store's migrations hold another. */
 const CLUSTER_MIGRATION_LOCK = 0x66636c75;
