@@ -144,33 +144,34 @@ export async function openSharedSecrets(pool: pg.Pool, o: { dataDir: string | nu
   if (o.wrapUnwrapped && o.kek) report.wrappedNow = await wrapStoredSecrets(pool, o.kek);
   let rows = await readRows(pool);
   const files = o.dataDir === null ? new Map<SecretName, string>() : await dataDirSecrets(o.dataDir);
-  const store = (name: SecretName, plain: Buffer) => insertIfAbsent(pool, name, plain, o.kek);
 
+  // Every missing secret is decided (and the log key checked against the signed heads) before any row is written.
+  const missing = new Map<SecretName, { plain: Buffer; fromFile: boolean }>();
   if (!rows.has('signing-key')) {
     const file = files.get('signing-key');
     const jwk = file !== undefined ? await importedSigningKey(file, o.dataDir!) : await TokenAuthority.generateJwk();
-    (file !== undefined ? report.imported : report.created).push('signing-key');
-    await store('signing-key', Buffer.from(JSON.stringify(jwk)));
+    missing.set('signing-key', { plain: Buffer.from(JSON.stringify(jwk)), fromFile: file !== undefined });
   }
   if (!rows.has('log-key')) {
     const file = files.get('log-key');
     const pair = file !== undefined ? importedLogKey(file, o.dataDir!) : generateEd25519KeyPair();
     await assertSignedNewestHead(pool, pair, file !== undefined ? path.join(o.dataDir!, LOG_KEY_FILE) : null);
-    (file !== undefined ? report.imported : report.created).push('log-key');
-    await store('log-key', Buffer.from(logKeyJson(pair)));
+    missing.set('log-key', { plain: Buffer.from(logKeyJson(pair)), fromFile: file !== undefined });
   }
   if (!rows.has('operator-token') && files.has('operator-token')) {
     // Imported as it is; operatorTokenAtStart replaces it when it does not verify under the shared signing key.
-    report.imported.push('operator-token');
-    await store('operator-token', Buffer.from(files.get('operator-token')!.trim()));
+    missing.set('operator-token', { plain: Buffer.from(files.get('operator-token')!.trim()), fromFile: true });
   }
+  for (const [name, m] of missing) await insertIfAbsent(pool, name, m.plain, o.kek);
   rows = await readRows(pool);
-  const plain = (name: SecretName) => openRow(rows.get(name)!, o.kek).toString('utf8');
-  const signingKey = JSON.parse(plain('signing-key')) as JWK;
-  const logKey = logKeyFromJson(plain('log-key'));
-  // A coordinator that imported nothing reports who won the race only as a stale file.
-  if (files.has('signing-key') && !report.imported.includes('signing-key') && JSON.stringify(JSON.parse(files.get('signing-key')!)) !== JSON.stringify(signingKey)) report.staleFiles.push(SIGNING_KEY_FILE);
-  if (files.has('log-key') && !report.imported.includes('log-key') && bytesToHex(importedLogKey(files.get('log-key')!, o.dataDir!).secretKey) !== bytesToHex(logKey.secretKey)) report.staleFiles.push(LOG_KEY_FILE);
+  const plain = (name: SecretName) => openRow(rows.get(name)!, o.kek);
+  // What this call stored (another coordinator starting at the same time may have stored its own first).
+  for (const [name, m] of missing) if (plain(name).equals(m.plain)) (m.fromFile ? report.imported : report.created).push(name);
+  const signingKey = JSON.parse(plain('signing-key').toString('utf8')) as JWK;
+  const logKey = logKeyFromJson(plain('log-key').toString('utf8'));
+  const signingFile = files.get('signing-key'), logFile = files.get('log-key');
+  if (signingFile !== undefined && JSON.stringify(await importedSigningKey(signingFile, o.dataDir!)) !== JSON.stringify(signingKey)) report.staleFiles.push(SIGNING_KEY_FILE);
+  if (logFile !== undefined && bytesToHex(importedLogKey(logFile, o.dataDir!).secretKey) !== bytesToHex(logKey.secretKey)) report.staleFiles.push(LOG_KEY_FILE);
   return { signingKey, logKey, operatorToken: operatorTokenSlot(pool, o.kek), report };
 }
 
@@ -192,7 +193,7 @@ export async function wrapStoredSecrets(pool: pg.Pool, kek: Buffer): Promise<Sec
 }
 
 async function readRows(q: pg.Pool): Promise<Map<SecretName, StoredRow>> {
-  const r = await q.query<StoredRow>('SELECT name, value, wrapped FROM fedmart_secrets');
+  const r = await q.query<StoredRow>('SELECT name, value, wrapped FROM fedmart_secrets ORDER BY name');
   return new Map(r.rows.map((row) => [row.name, row]));
 }
 
