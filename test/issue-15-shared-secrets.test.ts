@@ -17,7 +17,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -29,7 +28,7 @@ import { openLogKey } from '../coordinator/src/log-key.ts';
 import { operatorTokenAtStart } from '../coordinator/src/operator-token.ts';
 import { PgStore } from '../coordinator/src/db/store-pg.ts';
 import { unwrapSecret, wrapSecret } from '../coordinator/src/shared-secrets.ts';
-import type { PgCluster } from '../coordinator/src/db/pg-cluster.ts';
+import { freePort, type PgCluster } from '../coordinator/src/db/pg-cluster.ts';
 import { ApiClient } from '../cli/api-client.ts';
 import { waitForLine } from './helpers.ts';
 import { usePgClusterAndTmpDir } from './pg-tmp.ts';
@@ -69,17 +68,6 @@ function fedmart(args: string[], env: Record<string, string> = {}): Promise<{ co
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { env: baseEnv(env), timeout: 120_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0, stdout, stderr });
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
     });
   });
 }
