@@ -28,6 +28,9 @@ import { openLogKey } from '../coordinator/src/log-key.ts';
 import { operatorTokenAtStart } from '../coordinator/src/operator-token.ts';
 import { PgStore } from '../coordinator/src/db/store-pg.ts';
 import { unwrapSecret, wrapSecret } from '../coordinator/src/shared-secrets.ts';
+import { generateEd25519KeyPair } from '@fedmart/shared/crypto/ed25519';
+import { RdpAccountant } from '@fedmart/shared/dp/rdp';
+import { refuseRoundOverBudget, roundSpendPlan } from '../coordinator/src/privacy.ts';
 import { freePort, type PgCluster } from '../coordinator/src/db/pg-cluster.ts';
 import { ApiClient } from '../cli/api-client.ts';
 import { waitForLine } from './helpers.ts';
@@ -230,5 +233,50 @@ describe.skipIf(pgBin === null)('issue 15: the coordinators of one PostgreSQL sh
     expect(malformed.stderr).not.toContain('tooShortKeyValue');
     // The name is authenticated: a wrapped row moved under another name does not unwrap
     expect(() => unwrapSecret(kek, 'signing-key', wrapSecret(kek, 'log-key', Buffer.from('x')))).toThrow(/authentication failed/);
+  }, HANG_GUARD);
+
+  it('caps at round start: two coordinators racing a capped federation\'s next rounds never overspend (in-flight rounds count as spending, checked under the federation lock)', async () => {
+    // Arrange: two coordinators' stores (two pools) on one database; partner-level DP, a federation cap that fits exactly 3 rounds
+    const url = await database('caps_race');
+    const logKey = generateEd25519KeyPair();
+    const [a, b] = [await PgStore.open(url, logKey), await PgStore.open(url, logKey)];
+    try {
+      const dp = { level: 'partner' as const, noiseMultiplier: 1.2, clip: 1, delta: 1e-5 };
+      const config = FederationConfigSchema.parse({ ...CONFIG, dp });
+      const { federation } = await a.createFederation('capped', config, new Float32Array(49));
+      const partner = await a.ensurePartner('brand-1');
+      await a.createEnrollment(federation.id, partner.id, 'jti-1', Date.now() + 3_600_000);
+      const eps = (k: number) => new RdpAccountant().step(1, dp.noiseMultiplier, k).epsilon(dp.delta).epsilon;
+      const cap = (eps(3) + eps(4)) / 2;
+      await a.appendPrivacyCap({ federationId: federation.id, partnerId: null, level: 'partner', epsilon: cap, setBy: 'compliance' });
+      const localTrain = { ...config.localTrain, dp: { level: 'partner', clip: 1, noiseMultiplier: dp.noiseMultiplier, delta: dp.delta } };
+      let number = 0;
+      const races: string[][] = [];
+      for (let race = 0; race < 6; race++) {
+        // Act: each coordinator creates its next round, then both run the start check at once
+        const rounds = [a, b].map((store) => ({ store, id: `r_${race}_${store === a ? 'a' : 'b'}`, number: ++number }));
+        for (const r of rounds) await r.store.createRound({ id: r.id, federationId: federation.id, number: r.number, phase: 'scheduled', strategy: config.strategy, config: JSON.stringify(localTrain), baseModelVersionId: federation.currentModelVersionId!, startedAt: Date.now() + r.number });
+        const outcomes = await Promise.all(rounds.map((r) => refuseRoundOverBudget(r.store, { federationId: federation.id, roundId: r.id, round: r.number, config: { ...config, localTrain: localTrain as typeof config.localTrain } })));
+        // The admitted ones train and commit with their spend
+        for (const [i, r] of rounds.entries()) {
+          if (outcomes[i] !== null) continue;
+          const base = await r.store.currentModelRow(federation.id);
+          await r.store.commitRound({ federationId: federation.id, roundId: r.id, parentId: base.id, strategy: config.strategy, participants: [partner.id], metrics: {}, spec: config.model, weights: new Float32Array(49) }, await roundSpendPlan(r.store, { federationId: federation.id, roundId: r.id, participants: [partner.id] }));
+        }
+        races.push(outcomes.map((o) => (o === null ? 'committed' : (o.reason ?? ''))));
+      }
+
+      // Assert: exactly the 3 rounds the cap allows committed (2 fit in race 1; in race 2 only one: the first checker counts the
+      // other's round in flight and is refused, the second sees it failed); the ledger stays under the cap
+      expect(races.map((r) => r.filter((x) => x === 'committed').length)).toEqual([2, 1, 0, 0, 0, 0]);
+      expect(races[1]!.find((x) => x !== 'committed')).toMatch(/privacy budget exceeded: round \d+ would bring the federation to partner-level epsilon .*, counting the planned spend of round \d+ \(r_\d_[ab]\) still in flight, above the partner-level cap of the federation/);
+      const fedRows = (await a.ledgerRows(federation.id)).filter((r) => r.kind === 'spent' && r.partnerId === null);
+      expect(fedRows).toHaveLength(3);
+      expect(Math.max(...fedRows.map((r) => r.epsilon!))).toBeLessThanOrEqual(cap);
+      expect((await a.listModelVersions(federation.id)).length).toBe(4);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   }, HANG_GUARD);
 });

@@ -453,10 +453,32 @@ function capsInForce(federationId: string, history: readonly t.PrivacyCapRow[]):
  * @returns the failed outcome, or null when the round may run
  */
 export async function refuseRoundOverBudget(store: AsyncStore, r: { federationId: string; roundId: string; round: number; config: FederationConfig }): Promise<RoundOutcome | null> {
-  const projection = await projectRoundOverBudget(store, r);
-  if (projection === null) return null;
-  await writeRefusal(store, { ...r, projection });
-  return { roundId: r.roundId, round: r.round, phase: 'failed', reason: projection.reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+  const dp = r.config.dp;
+  const sigma = dp ? ((r.config.localTrain as { dp?: TrainDp }).dp?.noiseMultiplier ?? dp.noiseMultiplier) : 0;
+  const enrollments = await store.listEnrollments(r.federationId);
+  // Atomic (issue 15): checked under the federation's lock, the planned spend of every other unfinished round counted as spent.
+  let projection: BudgetProjection | null = null;
+  const refusal = await store.admitRound(r.federationId, r.roundId, (snapshot, inFlight) => {
+    const spends = dp ? inFlight.map((x) => inFlightSpend(dp, r.config, x)) : [];
+    projection = projectOnSnapshot(snapshot, enrollments, r.federationId, r.round, dp, [...spends, { sigma, chargeOf: (e) => chargeFor(dp!, r.config.localTrain, e.numExamples) }], dp ? inFlight : []);
+    return projection === null ? null : { reason: projection.reason, rows: refusalRows({ ...r, projection }) };
+  });
+  if (refusal === null) return null;
+  const { violations } = projection as unknown as BudgetProjection;
+  await store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason: refusal.reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
+  return { roundId: r.roundId, round: r.round, phase: 'failed', reason: refusal.reason, metrics: {}, participants: [], failures: {}, seconds: 0 };
+}
+
+/** The planned spend of an unfinished round, from its stored local config (the federation's when unreadable). */
+function inFlightSpend(dp: DpConfig, config: FederationConfig, row: t.RoundRow): PlannedSpend {
+  let cfg: { batchSize: number; localEpochs: number; dp?: TrainDp } = config.localTrain;
+  try {
+    const parsed = TrainConfigSchema.safeParse(JSON.parse(row.config));
+    if (parsed.success) cfg = parsed.data;
+  } catch {
+    // keep the federation's config
+  }
+  return { sigma: cfg.dp?.noiseMultiplier ?? dp.noiseMultiplier, chargeOf: (e) => chargeFor(dp, cfg, e.numExamples) };
 }
 
 /**
@@ -465,15 +487,21 @@ export async function refuseRoundOverBudget(store: AsyncStore, r: { federationId
  * stopped between the two finds it `scheduled` at start-up and fails it as interrupted.
  */
 async function writeRefusal(store: AsyncStore, r: { federationId: string; roundId: string; round: number; projection: BudgetProjection }): Promise<void> {
-  const { reason, violations, delta, dp, names } = r.projection;
-  const now = Date.now();
-  await store.chargeLedger(r.federationId, () => violations.map((v) => ({
-        federationId: r.federationId, partnerId: v.cap.partnerId, roundId: r.roundId, modelVersionId: null, level: v.cap.level, kind: 'refused',
-        epsilon: Number.isFinite(v.projected) ? v.projected : null, delta, sigma: dp?.noiseMultiplier ?? null, q: v.charge?.q ?? null, steps: v.charge?.steps ?? null,
-        clip: dp?.clip ?? null, accountant: null, reason: `${capLabel(v.cap, names.get(v.cap.partnerId ?? ''))}: projected epsilon ${Number.isFinite(v.projected) ? v.projected.toFixed(4) : 'unbounded'}`, createdAt: now,
-  })));
+  const { reason, violations } = r.projection;
+  await store.chargeLedger(r.federationId, () => refusalRows(r));
   await store.setRoundPhase(r.roundId, 'failed', reason);
   await store.audit('coordinator', 'privacy.round.refused', r.roundId, { federationId: r.federationId, round: r.round, reason, caps: violations.map((v) => ({ partnerId: v.cap.partnerId, level: v.cap.level, epsilon: v.cap.epsilon, projected: Number.isFinite(v.projected) ? v.projected : null })) });
+}
+
+/** The `refused` ledger rows of a projection: one per exceeded cap. */
+function refusalRows(r: { federationId: string; roundId: string; projection: BudgetProjection }): NewLedgerRow[] {
+  const { violations, delta, dp, names } = r.projection;
+  const now = Date.now();
+  return violations.map((v) => ({
+    federationId: r.federationId, partnerId: v.cap.partnerId, roundId: r.roundId, modelVersionId: null, level: v.cap.level, kind: 'refused',
+    epsilon: Number.isFinite(v.projected) ? v.projected : null, delta, sigma: dp?.noiseMultiplier ?? null, q: v.charge?.q ?? null, steps: v.charge?.steps ?? null,
+    clip: dp?.clip ?? null, accountant: null, reason: `${capLabel(v.cap, names.get(v.cap.partnerId ?? ''))}: projected epsilon ${Number.isFinite(v.projected) ? v.projected.toFixed(4) : 'unbounded'}`, createdAt: now,
+  }));
 }
 
 /** Why the next round would break a cap (see {@link projectRoundOverBudget}). */
@@ -502,11 +530,23 @@ export function projectRoundOverBudget(store: AsyncStore, r: { federationId: str
  * the partner releases nothing in such a round), the federation's by the partner-level step or the
  * per-order max. A federation without DP (dp undefined) breaks every cap.
  */
-async function projectCaps(store: AsyncStore, federationId: string, round: number, dp: DpConfig | undefined, sigma: number, chargeOf: (e: { partnerId: string; partnerName: string; numExamples: number | null }) => DpRoundCharge | null): Promise<BudgetProjection | null> {
+async function projectCaps(store: AsyncStore, federationId: string, round: number, dp: DpConfig | undefined, sigma: number, chargeOf: PlannedSpend['chargeOf']): Promise<BudgetProjection | null> {
   const snapshot = await readSnapshot(store, federationId);
+  if (capsInForce(federationId, snapshot.caps).length === 0) return null;
+  return projectOnSnapshot(snapshot, await store.listEnrollments(federationId), federationId, round, dp, [{ sigma, chargeOf }], []);
+}
+
+/** One round's planned spend: its σ and each partner's charge (null: releases nothing). */
+interface PlannedSpend { sigma: number; chargeOf: (e: { partnerId: string; partnerName: string; numExamples: number | null }) => DpRoundCharge | null }
+
+/**
+ * {@link projectCaps} on a snapshot: `spends` composed in order onto every accountant (the unfinished
+ * rounds' planned spends, then the round asked about, last), each partner as if selected.
+ * @param inFlight - the unfinished rounds behind all but the last spend (named in the reason)
+ */
+function projectOnSnapshot(snapshot: LedgerSnapshot, enrollments: readonly { partnerId: string; partnerName: string; numExamples: number | null; status: string }[], federationId: string, round: number, dp: DpConfig | undefined, spends: readonly PlannedSpend[], inFlight: readonly t.RoundRow[]): BudgetProjection | null {
   const caps = capsInForce(federationId, snapshot.caps);
   if (caps.length === 0) return null;
-  const enrollments = await store.listEnrollments(federationId);
   const names = new Map(enrollments.map((e) => [e.partnerId, e.partnerName]));
   const violations: { cap: PrivacyCap; projected: number; charge: DpRoundCharge | null }[] = [];
   if (!dp) {
@@ -514,14 +554,25 @@ async function projectCaps(store: AsyncStore, federationId: string, round: numbe
   } else {
     const enrolled = enrollments.filter((e) => e.status !== 'revoked');
     const projected = new Map<string, { state: RdpAccountantState; charge: DpRoundCharge }>();
+    const current = spends[spends.length - 1]!;
     for (const e of enrolled) {
-      const charge = chargeOf(e);
+      const charge = current.chargeOf(e);
       if (charge === null) continue;
-      const acc = accountantOf(snapshot.latestSpent(e.partnerId, dp.level)).step(charge.q, sigma, charge.steps);
+      const acc = accountantOf(snapshot.latestSpent(e.partnerId, dp.level));
+      for (const s of spends) {
+        const c = s.chargeOf(e);
+        if (c !== null) acc.step(c.q, s.sigma, c.steps);
+      }
       projected.set(e.partnerId, { state: acc.toJSON(), charge });
     }
     const fedPrev = accountantOf(snapshot.latestSpent(null, dp.level));
-    const fedState = dp.level === 'partner' ? fedPrev.step(1, sigma, 1).toJSON() : maxState([fedPrev.toJSON(), ...[...projected.values()].map((p) => p.state)], fedPrev.orders);
+    let fedState: RdpAccountantState;
+    if (dp.level === 'partner') {
+      for (const s of spends) fedPrev.step(1, s.sigma, 1);
+      fedState = fedPrev.toJSON();
+    } else {
+      fedState = maxState([fedPrev.toJSON(), ...[...projected.values()].map((p) => p.state)], fedPrev.orders);
+    }
     for (const cap of caps) {
       if (cap.level !== dp.level) continue; // this federation spends nothing at the other level
       if (cap.partnerId === null) {
@@ -538,8 +589,9 @@ async function projectCaps(store: AsyncStore, federationId: string, round: numbe
   if (violations.length === 0) return null;
   const first = violations[0]!;
   const delta = dp?.delta ?? null;
+  const flying = inFlight.length ? `, counting the planned spend of round${inFlight.length > 1 ? 's' : ''} ${inFlight.map((x) => `${x.number} (${x.id})`).join(', ')} still in flight` : '';
   const reason = dp
-    ? `privacy budget exceeded: round ${round} would bring ${first.cap.partnerId === null ? 'the federation' : `partner ${names.get(first.cap.partnerId) ?? first.cap.partnerId}`} to ${first.cap.level}-level epsilon ${first.projected.toFixed(4)} (delta ${delta}), above ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))}${violations.length > 1 ? ` and ${violations.length - 1} more cap(s)` : ''}; the round was refused before any training — a compliance officer may raise the cap`
+    ? `privacy budget exceeded: round ${round} would bring ${first.cap.partnerId === null ? 'the federation' : `partner ${names.get(first.cap.partnerId) ?? first.cap.partnerId}`} to ${first.cap.level}-level epsilon ${first.projected.toFixed(4)} (delta ${delta})${flying}, above ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))}${violations.length > 1 ? ` and ${violations.length - 1} more cap(s)` : ''}; the round was refused before any training — a compliance officer may raise the cap`
     : `privacy budget exceeded: ${capLabel(first.cap, names.get(first.cap.partnerId ?? ''))} is set but this federation has no differential privacy, so a round would spend unbounded epsilon; refused before any training — configure dp or lift the cap`;
   return { reason, violations, delta, dp, names };
 }

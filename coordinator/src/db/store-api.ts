@@ -39,6 +39,11 @@ export interface LedgerSnapshot {
  */
 export type LedgerPlan = (snapshot: LedgerSnapshot, modelVersionId: string | null) => NewLedgerRow[];
 
+/** A start-time refusal: the reason and the `refused` ledger rows. */
+export interface AdmissionRefusal { reason: string; rows: NewLedgerRow[] }
+/** Decide a round's admission from the snapshot and the other unfinished rounds (pure; see {@link AsyncStore.admitRound}). */
+export type AdmissionCheck = (snapshot: LedgerSnapshot, inFlight: readonly t.RoundRow[]) => AdmissionRefusal | null;
+
 export interface CommitRoundArgs {
   federationId: string;
   roundId: string;
@@ -133,6 +138,15 @@ export interface AsyncStore {
   // privacy ledger and caps (append-only)
   /** Append rows planned under the federation's lock (a cap check and its spend, atomically). @returns the rows appended */
   chargeLedger(federationId: string, plan: LedgerPlan): Promise<NewLedgerRow[]>;
+  /**
+   * A round's start-time cap check, atomic (issue 15): under the federation's lock (PostgreSQL: its row
+   * lock; SQLite: an IMMEDIATE transaction) `check` sees the ledger snapshot and the federation's OTHER
+   * unfinished rounds (oldest first, their planned spend counts as spending); a refusal it returns is
+   * written in the same transaction (its ledger rows, the round → failed with the reason). An admitted
+   * round stays unfinished, so a concurrent check sees it in flight.
+   * @returns the refusal written, or null when the round may run
+   */
+  admitRound(federationId: string, roundId: string, check: AdmissionCheck): Promise<AdmissionRefusal | null>;
   /** Append a cap row (under the federation's lock, so it orders with spends). */
   appendPrivacyCap(cap: NewCapRow): Promise<void>;
   privacyCapHistory(federationId: string): Promise<t.PrivacyCapRow[]>;

@@ -29,7 +29,7 @@ import { PgAuditLog, type PgDb } from './audit-log-pg.ts';
 import { migratePg } from './migrations-pg.ts';
 import { assertFence } from '../cluster/lease.ts';
 import { TERMINAL_ROUND_PHASES, initialRelease, weightsOf } from './store.ts';
-import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type * as sqliteT from './schema.ts';
 import * as t from './schema-pg.ts';
 
@@ -97,14 +97,31 @@ export class PgStore implements AsyncStore {
     return row;
   }
 
-  async #snapshotAndAppend(tx: Tx, federationId: string, plan: LedgerPlan, modelVersionId: string | null): Promise<NewLedgerRow[]> {
+  async #snapshot(tx: Tx, federationId: string) {
     const l = t.privacyLedger;
     const newest = tx.select({ id: sql<number>`max(${l.id})` }).from(l).where(and(eq(l.federationId, federationId), eq(l.kind, 'spent'))).groupBy(l.partnerId, l.level);
     const latest = await tx.select().from(l).where(inArray(l.id, newest));
     const caps = await tx.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id));
-    const rows = plan(ledgerSnapshot(federationId, caps, latest), modelVersionId);
-    if (rows.length) await tx.insert(l).values(rows);
+    return ledgerSnapshot(federationId, caps, latest);
+  }
+
+  async #snapshotAndAppend(tx: Tx, federationId: string, plan: LedgerPlan, modelVersionId: string | null): Promise<NewLedgerRow[]> {
+    const rows = plan(await this.#snapshot(tx, federationId), modelVersionId);
+    if (rows.length) await tx.insert(t.privacyLedger).values(rows);
     return rows;
+  }
+
+  admitRound(federationId: string, roundId: string, check: AdmissionCheck): Promise<AdmissionRefusal | null> {
+    return this.db.transaction(async (tx) => {
+      await this.#lockFederation(tx, federationId);
+      // READ COMMITTED: read after the lock, so a round another coordinator admitted (and committed) before is seen.
+      const inFlight = await tx.select().from(t.rounds).where(and(eq(t.rounds.federationId, federationId), ne(t.rounds.id, roundId), notInArray(t.rounds.phase, TERMINAL_ROUND_PHASES))).orderBy(asc(t.rounds.startedAt));
+      const refusal = check(await this.#snapshot(tx, federationId), inFlight);
+      if (refusal === null) return null;
+      if (refusal.rows.length) await tx.insert(t.privacyLedger).values(refusal.rows);
+      await tx.update(t.rounds).set({ phase: 'failed', reason: refusal.reason, updatedAt: now(), endedAt: now() }).where(eq(t.rounds.id, roundId));
+      return refusal;
+    });
   }
 
   // ------------------------------------------------------------ audit

@@ -3,11 +3,11 @@
  * and settles a Promise with its result (or its error). SQLite serializes writers (`BEGIN
  * IMMEDIATE`), so a ledger plan's snapshot and its append are atomic by construction.
  */
-import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, notInArray, sql } from 'drizzle-orm';
 import { FedmartError } from '@fedmart/shared/errors';
 import { TokenRevocations } from './revocations.ts';
-import { Store } from './store.ts';
-import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { Store, TERMINAL_ROUND_PHASES } from './store.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type { Db } from './client.ts';
 import type { FederationConfig } from '@fedmart/shared/protocol';
 import * as t from './schema.ts';
@@ -86,6 +86,16 @@ export class SqliteAsyncStore implements AsyncStore {
   async currentModel(federationId: string) { return this.store.currentModel(federationId); }
   async currentModelRow(federationId: string) { return this.store.currentModelRow(federationId); }
 
+  async admitRound(federationId: string, roundId: string, check: AdmissionCheck): Promise<AdmissionRefusal | null> {
+    return this.#db.$client.transaction(() => {
+      const r = t.rounds;
+      const inFlight = this.#db.select().from(r).where(and(eq(r.federationId, federationId), ne(r.id, roundId), notInArray(r.phase, TERMINAL_ROUND_PHASES))).orderBy(asc(r.startedAt)).all();
+      let refusal: AdmissionRefusal | null = null;
+      this.#snapshotAndAppend(federationId, (snapshot) => (refusal = check(snapshot, inFlight))?.rows ?? [], null);
+      if (refusal !== null) this.store.setRoundPhase(roundId, 'failed', (refusal as AdmissionRefusal).reason);
+      return refusal;
+    }).immediate();
+  }
   async chargeLedger(federationId: string, plan: LedgerPlan) {
     return this.#db.$client.transaction(() => this.#snapshotAndAppend(federationId, plan, null)).immediate();
   }
