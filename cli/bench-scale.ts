@@ -1,33 +1,41 @@
 /**
  * `fedmart bench scale` (issue 15 acceptance): round latency and coordinator memory of N coordinator
- * processes on one PostgreSQL beside ONE SQLite coordinator measured in the same run, and the failover time.
+ * processes on one PostgreSQL beside ONE SQLite coordinator measured in the same run, and the failover
+ * time of a whole coordinator killed with `kill -9` mid-round.
  *
  * Every coordinator is a real `fedmart coordinator` child process on a real port (its memory is its own
- * /proc figure, not this process's); the partners are lightweight protocol clients in this process
- * (real Socket.IO over websocket, the real envelope schemas, one shared pre-encoded update of `params`
- * float32 per train instruction, a fixed evaluation answer), so 200 of them cost the bench little and the
- * coordinator does all of a real round's work: selection, 2 × partners model sends, decode + FedAvg of
- * every update, evaluation, the commit transaction.
+ * /proc figure, not this process's): the baseline one on SQLite, the N others with `--cluster --database
+ * postgres://… --advertise-url` on one PostgreSQL sharing one data dir's secrets (signing key, log key,
+ * operator token), as the coordinators of one deployment do. The partners are lightweight protocol
+ * clients in this process (real Socket.IO over websocket, the real envelope schemas, one shared
+ * pre-encoded update of `params` float32 per train instruction, a fixed evaluation answer), so 200 of
+ * them cost the bench little and the coordinator does all of a real round's work: selection, 2 ×
+ * partners model sends, decode + FedAvg of every update, evaluation, the commit transaction. In the
+ * cluster arm partner i is configured with coordinator i mod N and follows the non-leaders' `redirect`
+ * to the leader with the agent's own code (client-node leader-redirect.ts).
  *
- * A figure that cannot be measured in this build is null with a `…Reason` field beside it, never estimated.
+ * A figure that cannot be measured (no PostgreSQL binaries and no --database) is null with a `reason`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { io, type Socket } from 'socket.io-client';
 import { encodeFloat32 } from '@fedmart/shared/codec';
 import { FEDERATION_NAMESPACE, PROTOCOL_VERSION } from '@fedmart/shared/protocol';
 import { FedmartError } from '@fedmart/shared/errors';
-import { findPgBin, startPgCluster, type PgCluster } from '@fedmart/coordinator/db/pg-cluster';
-import { probeFailover } from '@fedmart/coordinator/cluster/failover-probe';
+import { followLeaderRedirects } from '@fedmart/client-node/leader-redirect';
+import { findPgBin, freePort, startPgCluster, type PgCluster } from '@fedmart/coordinator/db/pg-cluster';
 import { probeRelay } from '@fedmart/coordinator/cluster/relay-probe';
 import { ApiClient } from './api-client.ts';
 import { progress } from './args.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/fedmart.js');
+/** Give up a wait of the failover after this long (a hang, not a figure). */
+const FAILOVER_GUARD_MS = 300_000;
 
 export interface ScaleBenchOptions {
   coordinators: number;
@@ -37,26 +45,33 @@ export interface ScaleBenchOptions {
   rounds: number;
   /** An existing PostgreSQL; absent: a throwaway cluster is started and removed. */
   database?: string;
+  /** Also run the transport probe (cluster/relay-probe.ts: minutes at 200 partners). */
+  transport?: boolean;
 }
 
 /** A `fedmart coordinator` child process. */
 interface CoordinatorProcess {
+  /** Its --coordinator-id (`sqlite` for the baseline). */
+  id: string;
   url: string;
   pid: number;
   api: ApiClient;
   child: ChildProcess;
-  dataDir: string;
   /** The tail of its stderr (for a one-line reason when it dies mid-run). */
   stderr(): string;
 }
 
 /**
- * Start `fedmart coordinator` as a child process on a free port.
+ * Start `fedmart coordinator` as a child process.
+ * @param dataDir - its data dir (the cluster members share one)
+ * @param port - its port (0: any; a cluster member's must be known before, for --advertise-url)
  * @returns the running coordinator, or the one-line reason it stopped before listening
  */
-async function startCoordinatorProcess(extra: string[], scratch: string): Promise<CoordinatorProcess | { refused: string }> {
-  const dataDir = await mkdtemp(path.join(scratch, 'coord-'));
-  const child = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startCoordinatorProcess(id: string, dataDir: string, port: number, extra: string[]): Promise<CoordinatorProcess | { refused: string }> {
+  // The baseline is SQLite whatever the caller's environment says; the cluster members get --database.
+  const env = { ...process.env };
+  delete env.FEDMART_DATABASE_URL;
+  const child = spawn(process.execPath, [BIN, 'coordinator', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-8000); });
@@ -72,14 +87,14 @@ async function startCoordinatorProcess(extra: string[], scratch: string): Promis
     return { refused: line.replace(/^fedmart: /, '') };
   }
   const token = (await readFile(path.join(dataDir, 'operator.token'), 'utf8')).trim();
-  return { url, pid: child.pid!, api: new ApiClient(url, token), child, dataDir, stderr: () => err };
+  return { id, url, pid: child.pid!, api: new ApiClient(url, token), child, stderr: () => err };
 }
 
 /** A coordinator that died mid-run: say how (exit code or signal) and its last stderr line, not just "fetch failed". */
 function explainExit(c: CoordinatorProcess, err: unknown): unknown {
   if (c.child.exitCode === null && c.child.signalCode === null) return err;
   const last = c.stderr().trim().split('\n').filter((l) => l.trim() !== '').pop() ?? 'nothing on stderr';
-  return new FedmartError('INTERNAL', `bench scale: the coordinator (pid ${c.pid}) exited mid-run (${c.child.signalCode ? `signal ${c.child.signalCode}` : `code ${c.child.exitCode}`}): ${last.slice(0, 300)}`, { cause: err });
+  return new FedmartError('INTERNAL', `bench scale: the coordinator ${c.id} (pid ${c.pid}) exited mid-run (${c.child.signalCode ? `signal ${c.child.signalCode}` : `code ${c.child.exitCode}`}): ${last.slice(0, 300)}`, { cause: err });
 }
 
 async function stopCoordinatorProcess(c: CoordinatorProcess): Promise<void> {
@@ -105,13 +120,63 @@ export function processMemoryMb(pid: number): { peakRssMb: number; rssMb: number
   }
 }
 
+/** One lightweight partner. */
+interface BenchPartner {
+  /** The coordinator it is configured with. */
+  home: string;
+  /** Every welcome: the coordinator origin and when (ms since epoch). */
+  welcomes: { url: string; at: number }[];
+  close(): void;
+}
+
 /**
- * One lightweight partner: says hello, answers every train instruction with the shared update and every
- * evaluation with a fixed metric, over the real protocol.
- * @returns the socket, once the coordinator welcomed it
+ * What a load balancer's health check does for a partner configured with one coordinator's address:
+ * while that coordinator refuses connections (it was killed), a connection made THROUGH the configured
+ * address (Socket.IO's reconnection, which leader-redirect.ts points at it, or a redirect naming no
+ * leader) goes to the first of `homes` that does not refuse; a redirect naming a coordinator is followed
+ * as given (it is a coordinator's own advertised URL, not the balancer's). It wraps the Socket.IO
+ * Manager's `uri`, which Socket.IO opens and leader-redirect.ts sets.
+ * @returns the origin the socket is connected (or connecting) to
  */
-async function connectPartner(url: string, token: string, update: Uint8Array, params: number): Promise<Socket> {
-  const s = io(url + FEDERATION_NAMESPACE, { auth: { token }, transports: ['websocket'], reconnection: true, reconnectionDelay: 500, reconnectionDelayMax: 5000 });
+function routeAroundRefusingCoordinators(s: Socket, homes: string[]): () => string {
+  const manager = s.io as unknown as { uri: string };
+  const refusedAt = new Map<string, number>();
+  const refusing = (origin: string) => Date.now() - (refusedAt.get(origin) ?? -Infinity) < 30_000;
+  const originOf = (uri: string) => (uri.endsWith(FEDERATION_NAMESPACE) ? uri.slice(0, -FEDERATION_NAMESPACE.length) : uri);
+  let uri = manager.uri;
+  let throughHome = false;
+  Object.defineProperty(manager, 'uri', {
+    configurable: true, enumerable: true, get: () => uri,
+    set: (v: string) => {
+      const alive = throughHome && originOf(v) === homes[0] && refusing(homes[0]) ? homes.find((h) => !refusing(h)) : undefined;
+      uri = alive === undefined ? v : alive + FEDERATION_NAMESPACE;
+      throughHome = false;
+    },
+  });
+  s.io.on('error', () => void refusedAt.set(originOf(uri), Date.now()));
+  // Registered after leader-redirect.ts's handlers, so these run after theirs.
+  s.io.on('reconnect_attempt', () => {
+    throughHome = true;
+    manager.uri = homes[0] + FEDERATION_NAMESPACE;
+  });
+  s.on('redirect' as 'connect', (r?: { url?: unknown }) => { if (r?.url === null) throughHome = true; });
+  return () => originOf(uri);
+}
+
+/**
+ * One lightweight partner: says hello on every (re)connection, follows the non-leaders' redirects to
+ * the federation's leader, answers every train instruction with the shared update and every
+ * evaluation with a fixed metric, over the real protocol.
+ * @param homes - the coordinator it is configured with first, then the others (used only while it refuses connections)
+ * @returns the partner, once a coordinator welcomed it
+ */
+async function connectPartner(homes: string[], token: string, update: Uint8Array, params: number): Promise<BenchPartner> {
+  const home = homes[0]!;
+  const s = io(home + FEDERATION_NAMESPACE, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: true, reconnectionDelay: 500, reconnectionDelayMax: 5000 });
+  const welcomes: { url: string; at: number }[] = [];
+  let refuse: (err: Error) => void = () => undefined;
+  const routes = followLeaderRedirects(s, { homeUrl: home, giveUp: (err) => { if (welcomes.length > 0) return false; refuse(err); return true; } });
+  const connectedTo = routeAroundRefusingCoordinators(s, homes);
   let seq = 0;
   const send = (envelope: Record<string, unknown>, attachment?: Uint8Array) => {
     const e = { v: PROTOCOL_VERSION, seq: ++seq, ...envelope };
@@ -120,14 +185,16 @@ async function connectPartner(url: string, token: string, update: Uint8Array, pa
   };
   s.on('train', (t: { roundId: string }) => send({ type: 'train-result', roundId: t.roundId, payload: { numExamples: 100, metrics: { loss: 0.5 }, length: params } }, update));
   s.on('evaluate', (e: { roundId: string }) => send({ type: 'evaluate-result', roundId: e.roundId, payload: { numExamples: 100, metrics: { loss: 0.5 } } }));
+  s.on('welcome', () => void welcomes.push({ url: connectedTo(), at: Date.now() }));
+  // Every (re)connection says hello again, as the real agent does (a non-leader answers with a redirect).
+  s.on('connect', () => send({ type: 'hello', payload: { numExamples: 100, consent: true } }));
   await new Promise<void>((resolve, reject) => {
+    refuse = reject;
     s.once('welcome', () => resolve());
-    s.once('connect_error', (e) => reject(new FedmartError('UNAVAILABLE', `bench scale: a partner could not connect to ${url}: ${e.message}`)));
+    s.once('connect_error', (e) => reject(new FedmartError('UNAVAILABLE', `bench scale: a partner could not connect to ${connectedTo()}: ${e.message}`)));
     s.once('protocol-error', (e: { message: string }) => reject(new FedmartError('INTERNAL', `bench scale: the coordinator refused a partner's hello: ${e.message}`)));
-    // Every (re)connection says hello again, as the real agent does.
-    s.on('connect', () => send({ type: 'hello', payload: { numExamples: 100, consent: true } }));
-  });
-  return s;
+  }).catch((err: unknown) => { routes.stop(); s.close(); throw err; });
+  return { home, welcomes, close: () => { routes.stop(); s.close(); } };
 }
 
 interface RoundView { id: string; number: number; phase: string; reason: string | null; startedAt: string; endedAt: string | null }
@@ -196,102 +263,198 @@ async function setUpFederation(api: ApiClient, partners: number, params: number)
   return { fed: federation.id, tokens };
 }
 
-async function connectAll(urls: string[], tokens: string[], update: Uint8Array, params: number): Promise<Socket[]> {
-  const sockets: Socket[] = [];
-  // A few at a time: 200 simultaneous handshakes only measure the accept queue.
-  for (let i = 0; i < tokens.length; i += 20) sockets.push(...(await Promise.all(tokens.slice(i, i + 20).map((t, j) => connectPartner(urls[(i + j) % urls.length]!, t, update, params)))));
-  return sockets;
+/**
+ * Connect every partner, a few at a time (200 simultaneous handshakes only measure the accept queue).
+ * @param homes - partner i is configured with `homes[i % homes.length]` (the others are its fallbacks, in turn)
+ */
+async function connectAll(homes: string[], tokens: string[], update: Uint8Array, params: number): Promise<BenchPartner[]> {
+  const partners: BenchPartner[] = [];
+  const homesOf = (i: number) => homes.map((_, k) => homes[(i + k) % homes.length]!);
+  for (let i = 0; i < tokens.length; i += 20) partners.push(...(await Promise.all(tokens.slice(i, i + 20).map((t, j) => connectPartner(homesOf(i + j), t, update, params)))));
+  return partners;
 }
 
 /** The single SQLite coordinator (the baseline). */
 async function sqliteBaseline(o: ScaleBenchOptions, update: Uint8Array, scratch: string) {
   progress(`bench scale: baseline: 1 SQLite coordinator, ${o.partners} partners × ${o.params} params`);
-  const c = await startCoordinatorProcess([], scratch);
+  const c = await startCoordinatorProcess('sqlite', await mkdtemp(path.join(scratch, 'sqlite-')), 0, []);
   if ('refused' in c) throw new FedmartError('INTERNAL', `bench scale: the SQLite coordinator did not start: ${c.refused}`);
-  let sockets: Socket[] = [];
+  let partners: BenchPartner[] = [];
   try {
     const { fed, tokens } = await setUpFederation(c.api, o.partners, o.params);
-    sockets = await connectAll([c.url], tokens, update, o.params);
+    partners = await connectAll([c.url], tokens, update, o.params);
     const t = await timeRounds(c.api, fed, o.rounds).catch((err: unknown) => { throw explainExit(c, err); });
     return { ...t, memory: processMemoryMb(c.pid) };
   } finally {
-    for (const s of sockets) s.close();
+    for (const p of partners) p.close();
     await stopCoordinatorProcess(c);
   }
 }
 
-/** The PostgreSQL coordinators: measured when they serve, else null with the coordinator's own reason. */
-async function pgCoordinators(o: ScaleBenchOptions, update: Uint8Array, scratch: string) {
-  let cluster: PgCluster | null = null;
-  let url = o.database;
-  if (url === undefined) {
-    const bin = findPgBin();
-    if (!bin) return { database: null, probe: null, transport: null, reason: 'no PostgreSQL server binaries (looked in $FEDMART_PG_BIN and /usr/lib/postgresql/*/bin) and no --database; install them with apt-get install -y postgresql' };
-    progress('bench scale: starting a throwaway PostgreSQL cluster');
-    cluster = await startPgCluster({ bin });
-    url = cluster.url;
-  }
-  const coords: CoordinatorProcess[] = [];
-  let sockets: Socket[] = [];
-  try {
-    progress('bench scale: kill -9 of a cluster member process leading a federation mid-round (lease TTL 6 s, renew 2 s)');
-    const probe = await probeFailover(url);
-    progress(`bench scale: cluster transport: ${o.coordinators} Socket.IO servers on the postgres adapter (partners routed to the leader; partners spread, messages relayed) vs one, ${o.partners} partners × ${o.params} params`);
-    const transport = await probeRelay(url, { nodes: o.coordinators, partners: o.partners, params: o.params });
-    const database = cluster ? 'throwaway PostgreSQL cluster' : 'given by --database';
-    progress(`bench scale: ${o.coordinators} coordinators on PostgreSQL`);
-    for (let i = 0; i < o.coordinators; i++) {
-      const c = await startCoordinatorProcess(['--database', url, '--cluster', '--coordinator-id', `bench-${i}`], scratch);
-      if ('refused' in c) return { database, probe, transport, reason: `coordinator ${i + 1} of ${o.coordinators} did not start: ${c.refused}` };
-      coords.push(c);
-    }
-    const { fed, tokens } = await setUpFederation(coords[0]!.api, o.partners, o.params);
-    sockets = await connectAll(coords.map((c) => c.url), tokens, update, o.params);
-    const t = await timeRounds(coords[0]!.api, fed, o.rounds);
-    return { database, probe, transport, reason: null, ...t, memory: coords.map((c) => processMemoryMb(c.pid)) };
-  } finally {
-    for (const s of sockets) s.close();
-    for (const c of coords) await stopCoordinatorProcess(c);
-    await cluster?.stop();
+/**
+ * Poll `probe` every `everyMs` until it returns a value.
+ * @throws FedmartError UNAVAILABLE naming `what` after {@link FAILOVER_GUARD_MS}
+ */
+async function pollUntil<T>(what: string, everyMs: number, probe: () => Promise<T | null | undefined>): Promise<T> {
+  const end = Date.now() + FAILOVER_GUARD_MS;
+  for (;;) {
+    const v = await probe();
+    if (v !== null && v !== undefined) return v;
+    if (Date.now() > end) throw new FedmartError('UNAVAILABLE', `bench scale: ${what} did not happen within ${FAILOVER_GUARD_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
+/** The live lease holder of a federation, by the database's clock (undefined: none). */
+async function leaseHolder(db: pg.Client, fed: string): Promise<string | undefined> {
+  return (await db.query<{ holder: string }>('SELECT holder FROM fedmart_leases WHERE federation_id = $1 AND expires_at > clock_timestamp()', [fed])).rows[0]?.holder;
+}
+
+const seconds = (fromMs: number, toMs: number) => Math.round((toMs - fromMs) / 10) / 100;
+
+/** What the failover figures mean (it goes into the JSON). */
+const FAILOVER_DEFINITION = 'kill -9 of the leading coordinator process once its round left selecting (every partner gathered, the model sent, updates on the way; phaseAtKill). failoverSeconds (leaseAndRoundFailedSeconds): kill → another coordinator holds the lease (fedmart_leases, live by the database clock) AND the interrupted round reads failed, both polled from PostgreSQL every 50 ms. recoverySeconds (nextRoundCommittedSeconds): kill → the next round, started by REST (POST /rounds) at the new leader as soon as it held the lease, committed there (its endedAt); it needs every partner back (minClients = partners), so it includes partnersBackSeconds: kill → every partner welcomed again by the new leader, having reconnected through the coordinator it is configured with (a partner configured with the killed one goes to the next coordinator while the killed one refuses connections, as behind a load balancer) and followed the redirect there';
+
 /**
- * The whole bench: baseline, then the PostgreSQL coordinators.
+ * kill -9 the leader mid-round and time the takeover and the recovery.
+ * @returns the figures, the coordinator now leading, and its memory after the recovered round
+ */
+async function measureFailover(db: pg.Client, fed: string, coords: CoordinatorProcess[], leader: CoordinatorProcess, partners: BenchPartner[]) {
+  const roundsBefore = (await leader.api.get<{ rounds: RoundView[] }>(`/api/v1/federations/${fed}/rounds`)).rounds.length;
+  progress(`bench scale:   failover: a round at ${leader.id}, kill -9 once it left selecting`);
+  await leader.api.post(`/api/v1/federations/${fed}/rounds`, { count: 1 });
+  const interrupted = await pollUntil('the failover round leaving selecting', 5, async () => {
+    const r = (await db.query<{ id: string; number: number; phase: string }>('SELECT id, number::int AS number, phase FROM rounds WHERE federation_id = $1 ORDER BY number DESC LIMIT 1', [fed])).rows[0];
+    return r && r.number > roundsBefore && r.phase !== 'scheduled' && r.phase !== 'selecting' ? r : null;
+  });
+  if (interrupted.phase === 'committed' || interrupted.phase === 'failed') throw new FedmartError('INTERNAL', `bench scale: the failover round ended (${interrupted.phase}) before the kill; use more --params or --partners`);
+  const exited = new Promise<void>((r) => leader.child.once('exit', () => r()));
+  const killedAt = Date.now();
+  leader.child.kill('SIGKILL');
+  await exited;
+  let leaseAt = 0, holder = '';
+  const failedAt = await pollUntil('another coordinator holding the lease with the interrupted round failed', 50, async () => {
+    const h = await leaseHolder(db, fed);
+    if (h !== undefined && h !== leader.id && leaseAt === 0) { leaseAt = Date.now(); holder = h; }
+    const phase = (await db.query<{ phase: string }>('SELECT phase FROM rounds WHERE id = $1', [interrupted.id])).rows[0]?.phase;
+    return leaseAt > 0 && phase === 'failed' ? Date.now() : null;
+  });
+  const next = coords.find((c) => c.id === holder);
+  if (!next) throw new FedmartError('INTERNAL', `bench scale: the lease went to "${holder}", not one of this bench's coordinators`);
+  progress(`bench scale:   ${next.id} took over after ${seconds(killedAt, failedAt)} s; the next round by REST there`);
+  // leads() turns true once the takeover's onAcquired resolved, a moment after the round reads failed: a 409 then is retried.
+  await pollUntil(`a round start accepted by ${next.id}`, 100, () => next.api.post(`/api/v1/federations/${fed}/rounds`, { count: 1 }).then(() => true, (err: unknown) => {
+    if (err instanceof FedmartError && err.code === 'CONFLICT') return null;
+    throw err;
+  }));
+  const backAt = await pollUntil('every partner welcomed by the new leader', 50, async () => (partners.every((p) => p.welcomes.some((w) => w.at > killedAt && w.url === next.url)) ? Math.max(...partners.map((p) => p.welcomes.findLast((w) => w.at > killedAt && w.url === next.url)!.at)) : null));
+  const ended = await waitRoundsEnded(next.api, fed, roundsBefore + 2, FAILOVER_GUARD_MS).catch((err: unknown) => { throw explainExit(next, err); });
+  const [failedRound, nextRound] = [ended.find((r) => r.id === interrupted.id), ended.at(-1)!];
+  if (nextRound.phase !== 'committed') throw new FedmartError('INTERNAL', `bench scale: the round after the failover failed at ${next.id}: ${nextRound.reason}`);
+  const versions = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM model_versions WHERE round_id = $1', [interrupted.id])).rows[0]!.n;
+  return {
+    failoverSeconds: seconds(killedAt, failedAt),
+    recoverySeconds: seconds(killedAt, Date.parse(nextRound.endedAt!)),
+    survivor: next,
+    detail: {
+      killed: leader.id, survivor: next.id, phaseAtKill: interrupted.phase,
+      leaseTakenSeconds: seconds(killedAt, leaseAt), leaseAndRoundFailedSeconds: seconds(killedAt, failedAt),
+      partnersBackSeconds: seconds(killedAt, backAt), nextRoundCommittedSeconds: seconds(killedAt, Date.parse(nextRound.endedAt!)),
+      nextRoundMs: ms(nextRound),
+      interruptedRound: { number: interrupted.number, phase: failedRound?.phase ?? null, reason: failedRound?.reason ?? null, modelVersions: versions },
+      nextRound: { number: nextRound.number, phase: nextRound.phase },
+      nextRoundStartedBy: `REST POST /api/v1/federations/:id/rounds at the new leader ${next.id} (the killed leader's schedules are not resumed by the coordinator taking the lease in this build)`,
+      definition: FAILOVER_DEFINITION,
+    },
+  };
+}
+
+/** N `fedmart coordinator --cluster` processes on one PostgreSQL: rounds at the leader, then the leader killed. */
+async function clusterArm(o: ScaleBenchOptions, update: Uint8Array, scratch: string, url: string) {
+  progress(`bench scale: ${o.coordinators} coordinators (--cluster) on PostgreSQL, ${o.partners} partners spread over them`);
+  const dataDir = await mkdtemp(path.join(scratch, 'cluster-'));
+  const coords: CoordinatorProcess[] = [];
+  let partners: BenchPartner[] = [];
+  const db = new pg.Client(url);
+  await db.connect();
+  try {
+    // One after another: the first writes the shared data-dir secrets, the others read them.
+    for (let i = 0; i < o.coordinators; i++) {
+      const port = await freePort();
+      const c = await startCoordinatorProcess(`bench-${i}`, dataDir, port, ['--database', url, '--cluster', '--coordinator-id', `bench-${i}`, '--advertise-url', `http://127.0.0.1:${port}`]);
+      if ('refused' in c) throw new FedmartError('INTERNAL', `bench scale: cluster coordinator bench-${i} did not start: ${c.refused}`);
+      coords.push(c);
+    }
+    const { fed, tokens } = await setUpFederation(coords[0]!.api, o.partners, o.params);
+    const holder = await pollUntil('a coordinator taking the new federation\'s lease', 50, () => leaseHolder(db, fed));
+    const leader = coords.find((c) => c.id === holder);
+    if (!leader) throw new FedmartError('INTERNAL', `bench scale: the lease went to "${holder}", not one of this bench's coordinators`);
+    progress(`bench scale:   ${leader.id} leads; connecting the partners (partner i configured with coordinator i mod ${o.coordinators})`);
+    partners = await connectAll(coords.map((c) => c.url), tokens, update, o.params);
+    const redirectedPartners = partners.filter((p) => p.welcomes[0]!.url !== p.home).length;
+    const t = await timeRounds(leader.api, fed, o.rounds).catch((err: unknown) => { throw explainExit(leader, err); });
+    const memory = coords.map((c) => ({ coordinator: c.id, leader: c === leader, ...(processMemoryMb(c.pid) ?? { peakRssMb: null, rssMb: null }) }));
+    const f = await measureFailover(db, fed, coords, leader, partners);
+    return { ...t, leader: leader.id, redirectedPartners, memory, failoverSeconds: f.failoverSeconds, recoverySeconds: f.recoverySeconds, failover: f.detail, survivorMemoryAfterFailover: processMemoryMb(f.survivor.pid) };
+  } finally {
+    for (const p of partners) p.close();
+    for (const c of coords) await stopCoordinatorProcess(c);
+    await db.end();
+  }
+}
+
+const ratioOf = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
+
+/**
+ * The whole bench: the SQLite baseline, then the cluster arm on PostgreSQL (and the transport probe with `transport`).
  * @returns the JSON `fedmart bench scale` prints
  */
 export async function benchScale(o: ScaleBenchOptions): Promise<Record<string, unknown>> {
   const scratch = await mkdtemp(path.join(tmpdir(), 'fedmart-bench-scale-'));
+  const loadAtStart = load();
   // One shared update, as sent on the wire: small values, so no norm limit refuses it.
   const delta = new Float32Array(o.params);
   for (let i = 0; i < o.params; i++) delta[i] = ((i % 17) - 8) * 1e-5;
   const update = encodeFloat32(delta);
+  let cluster: PgCluster | null = null;
   try {
     const base = await sqliteBaseline(o, update, scratch);
-    const pgRun = await pgCoordinators(o, update, scratch);
-    const measured = pgRun.reason === null && 'singleRoundMs' in pgRun;
-    const notMeasured = measured ? null : pgRun.reason;
-    return {
+    const head = {
       coordinators: o.coordinators, partners: o.partners, params: o.params, rounds: o.rounds,
       baseline: { coordinators: 1, database: 'sqlite', singleRoundMs: base.singleRoundMs, multiRoundMs: base.multiRoundMs, perRoundMs: base.perRoundMs, memory: base.memory },
-      singleRoundMs: measured ? pgRun.singleRoundMs : null,
-      multiRoundMs: measured ? pgRun.multiRoundMs : null,
-      perRoundMs: measured ? pgRun.perRoundMs : null,
-      memory: measured ? pgRun.memory : null,
-      ratio: measured ? Math.round((pgRun.singleRoundMs! / base.singleRoundMs) * 1000) / 1000 : null,
-      multiRatio: measured ? Math.round((pgRun.multiRoundMs! / base.multiRoundMs) * 1000) / 1000 : null,
-      failoverSeconds: null,
-      ...(notMeasured ? { reason: notMeasured } : {}),
-      failoverReason: measured ? 'the whole-coordinator kill -9 failover (partners reconnecting, the next round committed) is not yet measured by this bench' : `no coordinators on PostgreSQL: ${notMeasured}`,
-      // Measured: the transport part of a two-coordinator round (cluster/relay-probe.ts).
-      transport: pgRun.transport === null ? null : {
-        ...pgRun.transport,
-        what: 'one round of traffic only (model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store), median of 3 after a warm-up, each layout beside the same traffic on ONE server without the adapter measured in the same run (singleServerRoundMs, measured just before the routed layout). clusterRouted (routedRoundMs, routedRatio): what the product does (cluster/route.ts): partners connect to the servers in turn, a non-leader redirects each of its partners to the leader, so partner traffic is local to the leader and only a round-status room broadcast per phase crosses the postgres adapter. cluster (clusterRoundMs, ratio): partners spread over the servers, the non-leader forwarding every message through ClusterRelay and the leader reaching them through the adapter. clusterRoomBroadcast: as cluster, with the model sent once per phase to the federation room',
-      },
-      // Measured: the lease part of failover, with real processes (cluster/failover-probe.ts).
-      leaseFailover: pgRun.probe === null ? null : { ...pgRun.probe, what: 'kill -9 of a cluster member process (cluster/node-process.ts: Socket.IO + postgres adapter + lease manager) leading a federation mid-round, until the other process holds the lease and has marked the round failed; not a whole coordinator' },
+    };
+    let url = o.database;
+    if (url === undefined) {
+      const bin = findPgBin();
+      if (!bin) {
+        const reason = 'no PostgreSQL server binaries (looked in $FEDMART_PG_BIN and /usr/lib/postgresql/*/bin) and no --database; install them with apt-get install -y postgresql';
+        return { ...head, database: null, singleRoundMs: null, multiRoundMs: null, memory: null, ratio: null, multiRatio: null, failoverSeconds: null, recoverySeconds: null, reason, machine: { cpus: cpus().length, loadAverage: { start: loadAtStart, end: load() } } };
+      }
+      progress('bench scale: starting a throwaway PostgreSQL cluster');
+      cluster = await startPgCluster({ bin });
+      url = cluster.url;
+    }
+    const arm = await clusterArm(o, update, scratch, url);
+    let transport: Record<string, unknown> | null = null;
+    if (o.transport) {
+      progress(`bench scale: transport probe: ${o.coordinators} Socket.IO servers on the postgres adapter vs one, ${o.partners} partners × ${o.params} params`);
+      transport = { ...(await probeRelay(url, { nodes: o.coordinators, partners: o.partners, params: o.params })), what: 'one round of traffic only (cluster/relay-probe.ts: model out to every partner, a same-size update back, model out again, a small answer back; no aggregation, no store), median of 3 after a warm-up, each layout beside the same traffic on ONE server without the adapter measured in the same run' };
+    }
+    return {
+      ...head,
+      database: cluster ? 'throwaway PostgreSQL cluster' : 'given by --database',
+      leader: arm.leader, redirectedPartners: arm.redirectedPartners,
+      singleRoundMs: arm.singleRoundMs, multiRoundMs: arm.multiRoundMs, perRoundMs: arm.perRoundMs, memory: arm.memory,
+      ratio: ratioOf(arm.singleRoundMs, base.singleRoundMs), multiRatio: ratioOf(arm.multiRoundMs, base.multiRoundMs),
+      ratioDefinition: `ratio: the ${o.coordinators} coordinators' singleRoundMs ÷ the SQLite coordinator's; multiRatio: the same for multiRoundMs (${o.rounds} rounds in one schedule); round times are each leader's own startedAt → endedAt`,
+      failoverSeconds: arm.failoverSeconds, recoverySeconds: arm.recoverySeconds, failover: arm.failover,
+      survivorMemoryAfterFailover: arm.survivorMemoryAfterFailover,
+      ...(transport ? { transport } : {}),
+      machine: { cpus: cpus().length, loadAverage: { start: loadAtStart, end: load() } },
     };
   } finally {
+    await cluster?.stop();
     await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -26,11 +26,13 @@ const USAGE = `fedmart bench <what> [flags] --json
   recommendation                      MovieLens: the recommendation task's local epoch vs a plain TensorFlow.js loop, bytes
                                       per round per partner with and without sparse rows, recommend latency per user
                                       (--only recommend: the recommend latency and held-out fold-in HR alone)
-  scale --coordinators N --partners P --params D [--rounds R] [--database postgres://…]
-                                      N coordinator processes on one PostgreSQL (a throwaway cluster without --database)
-                                      beside one SQLite coordinator, P real Socket.IO partners: round latency, memory,
-                                      failover; a figure not measurable in this build is null with its reason
-                                      (--database: a scratch database, the bench creates federations in it)
+  scale --coordinators N --partners P --params D [--rounds R] [--database postgres://…] [--transport]
+                                      N \`fedmart coordinator --cluster\` processes on one PostgreSQL (a throwaway
+                                      cluster without --database) beside one SQLite coordinator, P real Socket.IO
+                                      partners: round latency, memory, and kill -9 of the leader mid-round
+                                      (failoverSeconds, recoverySeconds); null with a reason without PostgreSQL
+                                      (--database: a scratch database, the bench creates federations in it;
+                                      --transport: also the adapter transport probe, minutes at 200 partners)
   all                                 every benchmark at its default size, one JSON object
 
 Example:
@@ -142,7 +144,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(`bench ${what}`, rest, {
     clients: { type: 'string' }, params: { type: 'string' }, json: { type: 'boolean' }, reps: { type: 'string' },
     dropout: { type: 'string' }, neighbours: { type: 'string' }, size: { type: 'string' }, overlap: { type: 'string' }, threads: { type: 'string' }, only: { type: 'string' },
-    coordinators: { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, database: { type: 'string' },
+    coordinators: { type: 'string' }, partners: { type: 'string' }, rounds: { type: 'string' }, database: { type: 'string' }, transport: { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -233,6 +235,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         params: intFlag('bench scale', values, 'params', 100_000, 1, 10_000_000),
         rounds: intFlag('bench scale', values, 'rounds', 5, 1, 100),
         ...(database !== undefined ? { database } : {}),
+        transport: values.transport === true,
       });
       break;
     }
