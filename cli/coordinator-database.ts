@@ -15,6 +15,7 @@ import { migratePg } from '@fedmart/coordinator/db/migrations-pg';
 import { prepareDataDir, restrictFiles } from '@fedmart/coordinator/data-dir';
 import { redactDatabaseUrl } from '@fedmart/coordinator/server';
 import { checkAdvertiseUrl } from '@fedmart/coordinator/cluster/route';
+import { migrateCluster } from '@fedmart/coordinator/cluster/migrations';
 
 /** The URL without its password, for messages. */
 export const redactUrl = redactDatabaseUrl;
@@ -89,7 +90,11 @@ export async function coordinatorDatabaseStep(opts: { url: string | null; migrat
   }
   try {
     const version = await migratePg(client);
-    opts.out(`migrated ${redactUrl(opts.url)} (PostgreSQL) to schema version ${version}`);
+    // The cluster's own tables too (cluster/migrations.ts), so a deploy pipeline prepares what `--cluster` coordinators need.
+    const pool = new pg.Pool({ connectionString: opts.url, max: 1 });
+    pool.on('error', () => undefined);
+    const clusterVersion = await migrateCluster(pool).finally(() => pool.end());
+    opts.out(`migrated ${redactUrl(opts.url)} (PostgreSQL) to schema version ${version}, cluster schema version ${clusterVersion}`);
     return 0;
   } catch (err) {
     if (err instanceof FedmartError) throw err;

@@ -12,6 +12,7 @@ import { MIGRATIONS } from '../coordinator/src/db/migrations.ts';
 import { PG_MIGRATIONS, PG_ONLY_TABLES } from '../coordinator/src/db/migrations-pg.ts';
 import type { PgCluster } from '../coordinator/src/db/pg-cluster.ts';
 import { usePgClusterAndTmpDir } from './pg-tmp.ts';
+import { CLUSTER_TABLES } from '../coordinator/src/cluster/migrations.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 const HANG_GUARD = 300_000;
@@ -75,9 +76,13 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     await c.connect();
     const tables = (await c.query<{ n: string }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")).rows[0]!.n;
     const version = (await c.query<{ version: number }>('SELECT version FROM fedmart_schema')).rows[0]!.version;
+    // --migrate-only also runs the cluster's own migrations (cluster/migrations.ts: fedmart_coordinators, ...)
+    const clusterVersion = (await c.query<{ version: number }>('SELECT version FROM fedmart_cluster_schema')).rows[0]!.version;
     await c.end();
-    // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2
-    expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length, PG_MIGRATIONS.length]);
+    expect(r.stdout).toContain(`cluster schema version ${clusterVersion}`);
+    expect(clusterVersion).toBeGreaterThanOrEqual(1);
+    // 12 store tables + fedmart_schema, the cluster-coordination tables of migration 2, and the cluster's own tables
+    expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length + CLUSTER_TABLES.length, PG_MIGRATIONS.length]);
 
     // Serving from it is test/coordinator-postgres.test.ts, several coordinators test/cluster-serve.test.ts; --cluster needs the advertised URL.
     const several = await fedmart(['coordinator', '--database', url, '--cluster', '--port', '0']);
