@@ -76,8 +76,12 @@ describe('fedmart coordinator --migrate-only / --database', () => {
     await c.connect();
     const tables = (await c.query<{ n: string }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")).rows[0]!.n;
     const version = (await c.query<{ version: number }>('SELECT version FROM fedmart_schema')).rows[0]!.version;
+    // --migrate-only also runs the cluster's own migrations (cluster/migrations.ts: fedmart_coordinators, ...)
+    const clusterVersion = (await c.query<{ version: number }>('SELECT version FROM fedmart_cluster_schema')).rows[0]!.version;
     await c.end();
-    // 12 store tables + fedmart_schema, plus the cluster-coordination tables of migration 2, plus the cluster's own (shared secrets included)
+    expect(r.stdout).toContain(`cluster tables at version ${clusterVersion}`);
+    expect(clusterVersion).toBeGreaterThanOrEqual(1);
+    // 12 store tables + fedmart_schema, the cluster-coordination tables of migration 2, and the cluster's own (shared secrets included)
     expect([Number(tables), version]).toEqual([13 + PG_ONLY_TABLES.length + CLUSTER_TABLES.length, PG_MIGRATIONS.length]);
 
     // Serving from it is test/coordinator-postgres.test.ts, several coordinators test/cluster-serve.test.ts; --cluster needs the advertised URL.
