@@ -24,6 +24,7 @@ import type { ClientEvaluation, ClientFailure, ClientUpdate, Strategy } from '@f
 import { encodeFloat32 } from '@fedmart/shared/codec';
 import { seededRandom } from '@fedmart/shared/model';
 import type { AsyncStore } from './db/store-api.ts';
+import type { Fence } from './cluster/lease.ts';
 import { WriteQueue } from './db/write-queue.ts';
 import { projectRoundOverBudget, recordReleasedSpend, roundSpendPlan, refuseRoundOverBudget, securedExtraCoordinates, withDifferentialPrivacy } from './privacy.ts';
 import { Scheduler, type ScheduleClock } from './scheduler.ts';
@@ -78,6 +79,8 @@ interface ActiveRound {
   global: Float32Array;
   baseModelId: string;
   startedAt: number;
+  /** Cluster mode: the lease the round started under; its commit carries it and is refused once it changed. */
+  fence?: Fence;
   updates: Map<string, ClientUpdate>;
   evaluations: Map<string, ClientEvaluation>;
   timer: NodeJS.Timeout | null;
@@ -293,6 +296,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
    * the federation; every round (REST, schedules) starts through {@link runRound}, which calls it.
    */
   assertLeader: ((federationId: string) => Promise<void>) | null = null;
+  /**
+   * Cluster mode: this coordinator's lease on the federation (undefined when it does not lead it). A round
+   * records the fence it started under; its commit passes the fence into `commitRound`, which checks it in
+   * the commit transaction, and a round whose lease changed meanwhile is failed without a commit.
+   */
+  fenceOf: ((federationId: string) => Fence | undefined) | null = null;
 
   /** Run one round now (waits for any round in progress). */
   async runRound(federationId: string, opts: { roundId?: string } = {}): Promise<RoundOutcome> {
@@ -335,6 +344,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         global: weights,
         baseModelId: base.id,
         startedAt: Date.now(),
+        ...(this.fenceOf ? { fence: this.fenceOf(federationId) } : {}),
         updates: new Map(),
         evaluations: new Map(),
         timer: null,
@@ -963,7 +973,15 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const [k, v] of Object.entries(evalMetrics)) metrics[`eval_${k}`] = v;
     metrics.clients = a.state.trained.length;
     try {
+      let fence: Fence | undefined;
+      if (this.fenceOf) {
+        fence = this.fenceOf(r.federationId);
+        if (!fence || !a.fence || fence.epoch !== a.fence.epoch || fence.holder !== a.fence.holder) {
+          throw new FedmartError('CONFLICT', `this coordinator no longer holds the lease the round started under (epoch ${a.fence?.epoch ?? 'none'}); the coordinator that leads the federation now runs its next round`);
+        }
+      }
       const args = {
+        ...(fence ? { fence } : {}),
         federationId: r.federationId, roundId: a.state.roundId, parentId: a.baseModelId, strategy: r.strategy.id,
         participants: [...a.state.trained], metrics, spec: a.config.model,
         ...(a.ckks ? { weights: new Float32Array(0), encrypted: { blob: packChunks(a.ckks.aggregate!), paramCount: a.global.length } } : { weights: a.newWeights! }),

@@ -126,6 +126,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   /** Schedules being ended (two ends racing, e.g. cancel and the last round, end it once). */
   private readonly finishing = new Set<string>();
   private closed = false;
+  /**
+   * Cluster mode (several coordinators on one PostgreSQL): whether this coordinator leads the federation
+   * (holds its lease). A coordinator runs, claims and plans only the schedules of federations it leads;
+   * the one that takes a lease resumes that federation's schedules ({@link resumeOpen} with its id) and the
+   * one that loses it stops them ({@link releaseFederation}). Null: one coordinator, it runs every schedule.
+   */
+  leads: ((federationId: string) => boolean) | null = null;
 
   /**
    * @param store - the coordinator's store
@@ -202,16 +209,34 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * At start-up: carry on every schedule that was pending, running or paused.
    * A round it was running when the coordinator stopped was failed as interrupted and counts as failed.
    */
-  async resumeOpen(): Promise<void> {
+  async resumeOpen(federationId?: string): Promise<void> {
     for (const row of await this.store.listOpenSchedules()) {
+      if (federationId !== undefined && row.federationId !== federationId) continue;
       if (row.currentRoundId !== null) {
         const phase = await this.roundPhase(row.currentRoundId);
         const committed = phase === 'committed';
         await this.store.updateSchedule(row.id, { currentRoundId: null, ...(committed ? { completed: row.completed + 1 } : { failed: row.failed + 1 }), ...(row.requested > 0 ? { remaining: Math.max(0, row.remaining - 1) } : {}) });
       }
-      await this.store.audit('coordinator', 'schedule.resumed-after-restart', row.id, { federationId: row.federationId, status: row.status });
+      await this.store.audit('coordinator', federationId === undefined ? 'schedule.resumed-after-restart' : 'schedule.resumed-after-takeover', row.id, { federationId: row.federationId, status: row.status });
       await this.activate(row.id);
     }
+  }
+
+  /**
+   * Cluster mode: this coordinator no longer leads the federation. Its schedules' timers stop here (their
+   * loops end at their next check, {@link leads} being false); they stay open in the database for the
+   * coordinator that takes the lease, which resumes them.
+   */
+  async releaseFederation(federationId: string): Promise<void> {
+    for (const id of [...this.timers.keys()]) {
+      const row = await this.store.getSchedule(id).catch(() => null);
+      if (row === null || row.federationId === federationId) this.clearTimer(id);
+    }
+  }
+
+  /** Whether this coordinator may run the federation's schedules now (always, outside cluster mode). */
+  private mayRun(federationId: string): boolean {
+    return this.leads === null || this.leads(federationId);
   }
 
   /** Stop timers; open schedules stay open in the database (a restart resumes them). */
@@ -278,6 +303,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (this.closed) return;
     const row = await this.store.getSchedule(id);
     if (row.status === 'paused' || isScheduleFinished(row.status) || row.nextRunAt === null) return;
+    // Cluster mode: a federation led elsewhere is not ticked here (no claim, no plan); its leader ticks it.
+    if (!this.mayRun(row.federationId)) return;
     const now = this.clock.now();
     if (now < row.nextRunAt) return this.planTimer(id); // a long delay was split
     const spec = scheduleView(row).spec;
@@ -339,7 +366,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private async isLive(id: string): Promise<boolean> {
     if (this.closed) return false;
-    const s = (await this.store.getSchedule(id)).status;
+    const row = await this.store.getSchedule(id);
+    if (!this.mayRun(row.federationId)) return false; // cluster mode: the lease went elsewhere, its new leader carries on
+    const s = row.status;
     return s === 'pending' || s === 'running';
   }
 
@@ -359,6 +388,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.lastOutcome.set(id, outcome);
     this.waiters.get(id)?.outcomes.push(outcome);
     const now = await this.store.getSchedule(id);
+    // Cluster mode: the lease went elsewhere during the round; the coordinator that took it counted the
+    // interrupted round when it resumed the schedule (resumeOpen), so it is not counted twice here.
+    if (!this.mayRun(row.federationId) || now.currentRoundId !== roundId) return;
     const spec = scheduleView(now).spec;
     const progress: Progress = now.progress ? JSON.parse(now.progress) : {};
     const ok = outcome.phase === 'committed';

@@ -187,8 +187,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   if (opened.secrets && opts.dataDir !== null) await writeOperatorTokenFile(opts.dataDir, operatorToken);
   if (origin !== 'reused') await asyncStore.audit('coordinator', origin === 'rotated' ? 'operator-token.rotated' : 'operator-token.issued', 'operator', revokedJti ? { revokedJti } : {});
   await asyncStore.audit('coordinator', 'coordinator.started', null, { url, interruptedRounds: interruptedRounds.length, database: asyncStore.dialect });
-  // Schedules that were open when the coordinator stopped carry on (scheduler.ts).
-  await orchestrator.scheduler.resumeOpen();
+  // Schedules that were open when the coordinator stopped carry on (scheduler.ts). Cluster mode: each
+  // federation's schedules are resumed by the coordinator that takes its lease (startCluster, onAcquired).
+  if (!cluster) await orchestrator.scheduler.resumeOpen();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -224,12 +225,28 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
 async function startCluster(io: IoServer, orchestrator: Orchestrator, url: string, o: NonNullable<CoordinatorOptions['cluster']>, log: (msg: string) => void): Promise<{ node: ClusterNode; pool: pg.Pool; close(): Promise<void> }> {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', (err) => log(`cluster pool: ${err.message}`));
-  let node: ClusterNode;
+  let node: ClusterNode | undefined;
   try {
     node = await startClusterNode({
       pool, io, nsp: io.of(FEDERATION_NAMESPACE), coordinatorId: o.coordinatorId, advertiseUrl: o.advertiseUrl, log,
       // Partners are redirected to the leader (route.ts), so nothing is forwarded through the adapter.
       handle: () => ({ ok: false, error: { code: 'CONFLICT', message: 'partner messages are not relayed in this build: connect to the federation\'s leader (the redirect of hello)' } }),
+      // Taking over: the interrupted round is failed (node.ts), then this federation's open schedules carry on
+      // here. Deferred one macrotask: the lease counts as led (scheduler.leads) only once onAcquired resolved.
+      // (At start the node is not assigned yet while the first heartbeat takes leases: wait for it.)
+      onAcquired: (fence) => {
+        const resume = (triesLeft: number) => setTimeout(() => {
+          if (node === undefined) return void (triesLeft > 0 && resume(triesLeft - 1));
+          if (node.leases.fence(fence.federationId)?.epoch !== fence.epoch) return; // lost again meanwhile
+          orchestrator.scheduler.resumeOpen(fence.federationId).catch((err) => log(`resuming the schedules of ${fence.federationId}: ${(err as Error).message}`));
+        }, triesLeft === 500 ? 0 : 20);
+        resume(500);
+      },
+      // Losing it: stop the round in progress at once (its commit would be fenced anyway) and this federation's schedule timers.
+      onLost: (fence, reason) => {
+        orchestrator.abort(fence.federationId, `interrupted: coordinator ${o.coordinatorId} lost the federation's lease (${reason}); the coordinator that takes it fails this round and runs the next`);
+        orchestrator.scheduler.releaseFederation(fence.federationId).catch((err) => log(`stopping the schedules of ${fence.federationId}: ${(err as Error).message}`));
+      },
       ...(o.lease ? { lease: o.lease } : {}), ...(o.redirectRetryMs !== undefined ? { redirectRetryMs: o.redirectRetryMs } : {}),
     });
   } catch (err) {
@@ -237,6 +254,8 @@ async function startCluster(io: IoServer, orchestrator: Orchestrator, url: strin
     if (err instanceof FedmartError) throw err;
     throw new FedmartError('UNAVAILABLE', `cannot join the cluster on ${redactDatabaseUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
+  orchestrator.fenceOf = (federationId) => node.leases.fence(federationId);
+  orchestrator.scheduler.leads = (federationId) => node.leases.leads(federationId);
   orchestrator.assertLeader = async (federationId) => {
     if (node.leases.leads(federationId)) return;
     const r = await node.router.redirectFor(federationId);
