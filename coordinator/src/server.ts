@@ -36,6 +36,7 @@ import { guardDefaultNamespace, disconnectToken } from './socket-auth.ts';
 import pg from 'pg';
 import { FEDERATION_NAMESPACE } from '@fedmart/shared/protocol';
 import { startClusterNode, type ClusterNode } from './cluster/node.ts';
+import type { Fence } from './cluster/lease.ts';
 
 export const COORDINATOR_VERSION = '0.1.0';
 
@@ -226,21 +227,22 @@ async function startCluster(io: IoServer, orchestrator: Orchestrator, url: strin
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', (err) => log(`cluster pool: ${err.message}`));
   let node: ClusterNode | undefined;
+  const wonAtStart: Fence[] = [];
+  const resumeSchedules = (fence: Fence) => {
+    if (node?.leases.fence(fence.federationId)?.epoch !== fence.epoch) return; // lost again meanwhile
+    orchestrator.scheduler.resumeOpen(fence.federationId).catch((err) => log(`resuming the schedules of ${fence.federationId}: ${(err as Error).message}`));
+  };
   try {
     node = await startClusterNode({
       pool, io, nsp: io.of(FEDERATION_NAMESPACE), coordinatorId: o.coordinatorId, advertiseUrl: o.advertiseUrl, log,
       // Partners are redirected to the leader (route.ts), so nothing is forwarded through the adapter.
       handle: () => ({ ok: false, error: { code: 'CONFLICT', message: 'partner messages are not relayed in this build: connect to the federation\'s leader (the redirect of hello)' } }),
       // Taking over: the interrupted round is failed (node.ts), then this federation's open schedules carry on
-      // here. Deferred one macrotask: the lease counts as led (scheduler.leads) only once onAcquired resolved.
-      // (At start the node is not assigned yet while the first heartbeat takes leases: wait for it.)
+      // here. Deferred one macrotask: the lease counts as led (scheduler.leads) only once onAcquired resolved;
+      // leases won by the first heartbeat, before startClusterNode returned, are resumed once it has.
       onAcquired: (fence) => {
-        const resume = (triesLeft: number) => setTimeout(() => {
-          if (node === undefined) return void (triesLeft > 0 && resume(triesLeft - 1));
-          if (node.leases.fence(fence.federationId)?.epoch !== fence.epoch) return; // lost again meanwhile
-          orchestrator.scheduler.resumeOpen(fence.federationId).catch((err) => log(`resuming the schedules of ${fence.federationId}: ${(err as Error).message}`));
-        }, triesLeft === 500 ? 0 : 20);
-        resume(500);
+        if (node === undefined) wonAtStart.push(fence);
+        else setTimeout(() => resumeSchedules(fence), 0);
       },
       // Losing it: stop the round in progress at once (its commit would be fenced anyway) and this federation's schedule timers.
       onLost: (fence, reason) => {
@@ -254,8 +256,10 @@ async function startCluster(io: IoServer, orchestrator: Orchestrator, url: strin
     if (err instanceof FedmartError) throw err;
     throw new FedmartError('UNAVAILABLE', `cannot join the cluster on ${redactDatabaseUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
-  orchestrator.fenceOf = (federationId) => node.leases.fence(federationId);
-  orchestrator.scheduler.leads = (federationId) => node.leases.leads(federationId);
+  const led = node;
+  orchestrator.fenceOf = (federationId) => led.leases.fence(federationId);
+  orchestrator.scheduler.leads = (federationId) => led.leases.leads(federationId);
+  for (const fence of wonAtStart) resumeSchedules(fence);
   orchestrator.assertLeader = async (federationId) => {
     if (node.leases.leads(federationId)) return;
     const r = await node.router.redirectFor(federationId);

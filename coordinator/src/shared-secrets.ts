@@ -220,9 +220,8 @@ function operatorTokenSlot(pool: pg.Pool, kek: Buffer | null): OperatorTokenSlot
   return {
     read,
     replace: async (previous, next) => {
-      const value = kek ? wrapSecret(kek, NAME, Buffer.from(next)) : Buffer.from(next);
       if (previous === null || seen === null) await insertIfAbsent(pool, NAME, Buffer.from(next), kek);
-      else await pool.query('UPDATE fedmart_secrets SET value = $2, wrapped = $3, updated_at = clock_timestamp() WHERE name = $1 AND value = $4', [NAME, value, kek !== null, seen]);
+      else await pool.query('UPDATE fedmart_secrets SET value = $2, wrapped = $3, updated_at = clock_timestamp() WHERE name = $1 AND value = $4', [NAME, kek ? wrapSecret(kek, NAME, Buffer.from(next)) : Buffer.from(next), kek !== null, seen]);
       const now = await read();
       if (now === null) throw new FedmartError('INTERNAL', 'the operator token row vanished from fedmart_secrets while it was replaced');
       return now;
