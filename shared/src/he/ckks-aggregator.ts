@@ -123,10 +123,26 @@ export function aggregatorFromRuntime(params: CkksParams, rt: SealCkksRuntime): 
       try {
         for (let c = 0; c < chunkCount; c++) {
           loadChecked(perClient[0]![c]!, 0, c, acc);
+          // SEAL throws "result ciphertext is transparent" when a partial sum's c1 is all zero, which
+          // happens when one upload is the negation of another already added (a malleability attack the
+          // commitments catch later, or an unlucky order). Such a partial sum is the zero ciphertext:
+          // carry on from the next client's ciphertext, so the total does not depend on upload order.
+          let zero = false;
           for (let k = 1; k < perClient.length; k++) {
+            if (zero) {
+              loadChecked(perClient[k]![c]!, k, c, acc);
+              zero = false;
+              continue;
+            }
             loadChecked(perClient[k]![c]!, k, c, tmp);
-            evaluator.add(acc, tmp, acc);
+            try {
+              evaluator.add(acc, tmp, acc);
+            } catch (err) {
+              if (!/transparent/.test(String(err instanceof Error ? err.message : err))) throw err;
+              zero = true;
+            }
           }
+          if (zero) throw new FedmartError('INVALID_UPDATE', `chunk ${c}: the clients' ciphertexts sum to the zero (transparent) ciphertext, which only cancelling uploads produce; drop the cancelling clients and rerun the round`, { details: { chunk: c } });
           out.push(acc.saveArray(rt.compression as never));
         }
       } finally {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOT_BYTES } from '../crypto/wrong-typed-inputs.ts';
 import { isFedmartError } from '../errors.ts';
+import { buildSealCkksRuntime } from './ckks-params.ts';
 import { createCkksAggregator, createCkksContext, DEFAULT_CKKS_PARAMS, resolveCkksParams, type CkksAggregator, type CkksContext, type CkksKeyBytes, type CkksSecretKey } from './ckks.ts';
 
 /**
@@ -139,6 +140,34 @@ describe('CKKS (node-seal)', () => {
     expect(Buffer.from(two[0]!).equals(Buffer.from(expected[0]!))).toBe(false);
     // Masks are public randomness: encrypting the same vector twice gives different masks
     expect(Buffer.from(coordinator.maskParts(ckks.encryptVector(updates[0]!, sk))[0]!).equals(Buffer.from(one[0]!))).toBe(false);
+  });
+
+  it('a sum whose partial sum cancels to zero (one upload the negation of another) does not depend on the upload order', async () => {
+    // Arrange: A, C and the negation of C's ciphertext (what a coordinator forging B's upload would send)
+    const a = Float64Array.from({ length: 300 }, (_, i) => Math.cos(i));
+    const c = Float64Array.from({ length: 300 }, (_, i) => Math.sin(i));
+    const upA = ckks.encryptVector(a, sk);
+    const upC = ckks.encryptVector(c, sk);
+    const rt = await buildSealCkksRuntime(ckks.params);
+    const evaluator = rt.seal.Evaluator(rt.context);
+    const ct = rt.seal.CipherText();
+    let negC: Uint8Array[];
+    try {
+      negC = upC.map((bytes) => {
+        ct.loadArray(rt.context, bytes);
+        evaluator.negate(ct, ct);
+        return ct.saveArray(rt.seal.ComprModeType.none as never);
+      });
+    } finally {
+      ct.delete();
+      evaluator.delete();
+    }
+    // Act: every order, including C then −C first (SEAL's transparent partial sum)
+    const orders = [[upA, upC, negC], [upC, negC, upA], [negC, upC, upA], [upC, upA, negC]];
+    // Assert: each order decrypts to A; only cancelling uploads alone are refused, with INVALID_UPDATE
+    for (const order of orders) expect(maxAbsDiff(ckks.decryptVector(coordinator.addCiphertexts(order), sk, a.length), a)).toBeLessThan(TOL);
+    const err = catchError(() => coordinator.addCiphertexts([upC, negC]));
+    expect(isFedmartError(err) && err.code === 'INVALID_UPDATE' && /cancelling uploads/.test(err.message)).toBe(true);
   });
 
   it('ciphertext bytes reveal nothing recognisable of the plaintext and differ across encryptions', () => {
