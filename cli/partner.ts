@@ -21,12 +21,13 @@ import { partyFileSource, prepareVerticalParty, runVerticalParty } from './verti
 import { RECOMMENDATION_TASK } from '@fedmart/scenarios/recommendation/task';
 import { recommendationNode, type RecommendationNode } from './recommendation-partner.ts';
 
-const USAGE = `fedmart partner --coordinator URL --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
+const USAGE = `fedmart partner --coordinator URL[,URL…] --token TOKEN --data FILE [--schema FILE.json] [--sep CHAR]
 
 Runs a partner node: trains on FILE locally and sends only model updates.
 To read the federation's terms and consent first: fedmart partner consent --help
 
-  --coordinator URL   coordinator base URL, e.g. http://127.0.0.1:7300
+  --coordinator URL   coordinator base URL, e.g. http://127.0.0.1:7300; several coordinators without a
+                      load balancer: list them all, comma-separated (reconnection tries each in turn)
   --token TOKEN       enrollment token issued by the operator (or env FEDMART_TOKEN)
   --data FILE         local data, .csv or .jsonl
   --schema FILE       data schema JSON (default: the federation's agreed schema)
@@ -60,8 +61,9 @@ export async function partnerCommand(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  const url = requireString('partner', values, 'coordinator', 'the coordinator URL, e.g. http://127.0.0.1:7300');
-  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FedmartError('CONFIG_ERROR', `partner: --coordinator must be an http(s) URL such as http://127.0.0.1:7300, got "${url}"`);
+  const urls = requireString('partner', values, 'coordinator', 'the coordinator URL, e.g. http://127.0.0.1:7300').split(',').map((u) => u.trim());
+  for (const u of urls) if (!/^https?:\/\/[^\s/]+/.test(u)) throw new FedmartError('CONFIG_ERROR', `partner: --coordinator must be an http(s) URL such as http://127.0.0.1:7300 (several separated by commas), got "${u}"`);
+  const url = urls[0]!;
   const token = (values.token as string | undefined) ?? process.env.FEDMART_TOKEN;
   if (!token) throw new FedmartError('CONFIG_ERROR', 'partner: missing --token (the enrollment token the operator issued; or set FEDMART_TOKEN)');
   const dataPath = requireString('partner', values, 'data', 'your local data file, .csv or .jsonl');
@@ -116,7 +118,7 @@ export async function partnerCommand(argv: string[]): Promise<number> {
   log(`identity ${identity.fingerprint} (key in ${dataDir})`);
   let served: Awaited<ReturnType<RecommendationNode['serve']>> = null;
   const agent = startPartnerAgent({
-    coordinatorUrl: url, token, ...node, seed, log, identity, trainInWorker: true, auditHeads: AuditHeadStore.open(dataDir), ...purposesFlag(values.purposes),
+    coordinatorUrl: url, ...(urls.length > 1 ? { fallbackCoordinatorUrls: urls.slice(1) } : {}), token, ...node, seed, log, identity, trainInWorker: true, auditHeads: AuditHeadStore.open(dataDir), ...purposesFlag(values.purposes),
     onStatus: (s) => {
       log(`round ${s.round}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}`);
       if (s.phase === 'committed') served?.invalidate();

@@ -69,6 +69,7 @@ it('each mistake gets one line naming the problem and what to do, a non-zero exi
     [['partner', '--coordinator', url, '--token', 'abc', '--data', 'ok.csv'], /^fedmart partner: the token is not a JWT .*; pass the enrollment token exactly as issued$/],
     [['partner', '--coordinator', url, '--token', op, '--data', 'ok.csv'], /^fedmart partner: the token names no federation; pass the enrollment token exactly as issued$/],
     [['partner', '--coordinator', url, '--token', forgedPartner, '--data', 'ok.csv'], /^fedmart partner: token signature is invalid .*; ask this coordinator's operator for a token$/],
+    [['partner', '--coordinator', `${url},coord2:7300`, '--token', op, '--data', 'ok.csv'], /^fedmart partner: --coordinator must be an http\(s\) URL such as http:\/\/127\.0\.0\.1:7300 \(several separated by commas\), got "coord2:7300"$/],
     [['partner', '--coordinator', url, '--token', forgedPartner, '--data', 'ok.csv', '--max-epsilon', 'lots'], /^fedmart partner: --max-epsilon must be a positive number, got "lots"$/],
     [['audit', 'verify', '--coordinator', url, '--token', op, '--from-head', 'missing.json'], /^fedmart audit verify: cannot read --from-head missing\.json: no such file; check the --from-head path$/],
     [['audit', 'verify', '--coordinator', url, '--token', op, '--from-head', 'bad.json'], /^fedmart audit verify: --from-head bad\.json is not JSON \(.*\); pass a file written by fedmart audit head or a partner's audit-head\.json$/],

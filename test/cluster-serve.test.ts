@@ -8,53 +8,27 @@
  * The coordinators share one data dir (signing key, log key, operator token), as coordinators of
  * one deployment share their secrets. Skips with a printed reason only when no PostgreSQL binaries exist.
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '@fedmart/client-node/ml/backend';
 import { startPartnerAgent, type PartnerAgent } from '@fedmart/client-node/agent';
-import type { ScheduleView } from '@fedmart/shared/protocol-schedule';
 import { HANG_GUARD, usePgStore } from '@fedmart/coordinator/cluster/pg-fixture';
 import { startCoordinator, type Coordinator } from '@fedmart/coordinator';
 import { ApiClient } from '../cli/api-client.ts';
-import { bankPartners, modelFor, waitForLine } from './helpers.ts';
+import { bankPartners, modelFor } from './helpers.ts';
+import { createDatabase, freePort, killAndAwaitTakeover, sleep, spawnClusterCoordinator, waitLeaseHolder, waitMidRound, waitScheduleDone } from './cluster-helpers.ts';
 
 await initBackend();
 const fx = usePgStore('cluster serve');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A free TCP port (the advertised URL must be known before the coordinator listens). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startMember(id: string, dataDir: string, url = fx.cluster!.url): Promise<Coordinator> {
   const port = await freePort();
   const c = await startCoordinator({ dataDir, port, portalDir: null, databaseUrl: url, cluster: { coordinatorId: id, advertiseUrl: `http://127.0.0.1:${port}`, lease: { ttlMs: 1500, renewMs: 300 }, redirectRetryMs: 200 } });
   fx.onCleanup(() => c.close());
   return c;
-}
-
-async function waitScheduleDone(api: ApiClient, id: string, withinMs = 150_000): Promise<ScheduleView> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const { schedule } = await api.get<{ schedule: ScheduleView }>(`/api/v1/schedules/${id}`);
-    if (schedule.status !== 'pending' && schedule.status !== 'running') return schedule;
-    if (Date.now() > deadline) throw new Error(`schedule ${id} still ${schedule.status} after ${withinMs / 1000} s: ${JSON.stringify(schedule)}`);
-    await sleep(100);
-  }
 }
 
 describe.skipIf(fx.skip)('issue 15: fedmart coordinator --cluster serves', () => {
@@ -111,21 +85,11 @@ describe.skipIf(fx.skip)('issue 15: fedmart coordinator --cluster serves', () =>
   it('kill -9 of a `fedmart coordinator --cluster` leader mid-round: the other takes the lease, marks the round failed, the partners reconnect, the schedule carries on there and its next round commits', async () => {
     // Arrange: a database of its own (the audit log of the test above is signed by another log key);
     // the leader is a real process; the other member starts once it leads the new federation
-    const admin = new pg.Client(fx.cluster!.url);
-    await admin.connect();
-    await admin.query('CREATE DATABASE failover');
-    await admin.end();
-    const url = fx.cluster!.url.replace(/\/postgres$/, '/failover');
+    const url = await createDatabase(fx.cluster!.url, 'failover');
     const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-cluster-kill-'));
     fx.onCleanup(() => rm(dir, { recursive: true, force: true }));
-    const port = await freePort();
-    const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
-    const child = spawn(process.execPath, [BIN, 'coordinator', '--cluster', '--database', url, '--advertise-url', `http://127.0.0.1:${port}`, '--coordinator-id', 'coord-proc', '--port', String(port), '--data-dir', dir, '--log-level', 'warn'], { env: { ...process.env, FEDMART_DATABASE_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    fx.onCleanup(async () => { child.kill('SIGKILL'); await exited; });
-    const base = /http:\/\/\S+/.exec(await waitForLine(child, /listening on http:\/\/\S+/))![0];
-    expect(base).toBe(`http://127.0.0.1:${port}`);
-    const procApi = new ApiClient(base, (await readFile(path.join(dir, 'operator.token'), 'utf8')).trim());
+    const proc = await spawnClusterCoordinator(url, dir, 'coord-proc', (fn) => fx.onCleanup(fn));
+    const procApi = proc.api;
     const exp = await bankPartners();
     const config = {
       model: modelFor(exp), minClients: 3, localTrain: { localEpochs: 1, batchSize: 64, learningRate: 0.05, proximalMu: 0 },
@@ -135,8 +99,7 @@ describe.skipIf(fx.skip)('issue 15: fedmart coordinator --cluster serves', () =>
     const c = new pg.Client(url);
     await c.connect();
     fx.onCleanup(() => c.end());
-    const holder = async () => (await c.query<{ holder: string }>('SELECT holder FROM fedmart_leases WHERE federation_id = $1 AND expires_at > clock_timestamp()', [fed])).rows[0]?.holder;
-    while ((await holder()) !== 'coord-proc') await sleep(50);
+    await waitLeaseHolder(c, fed, 'coord-proc');
     const b = await startMember('coord-b', dir, url);
     const bApi = new ApiClient(b.url, b.operatorToken);
     const agents: PartnerAgent[] = [];
@@ -149,16 +112,10 @@ describe.skipIf(fx.skip)('issue 15: fedmart coordinator --cluster serves', () =>
       // One schedule of 2 rounds, created at the leader; nobody starts a round after the kill.
       const { scheduleId } = await procApi.post<{ scheduleId: string }>(`/api/v1/federations/${fed}/rounds`, { count: 2 });
       // Mid-round: the leader gathered the three partners (redirected to it by the member they were configured with) and trains.
-      let phase: string | undefined;
-      while ((phase = (await c.query<{ phase: string }>('SELECT phase FROM rounds WHERE federation_id = $1', [fed])).rows[0]?.phase) === undefined || phase === 'scheduled' || phase === 'selecting') await sleep(20);
-      expect(phase).not.toBe('failed');
+      expect(await waitMidRound(c, fed)).not.toBe('failed');
 
       // Act: kill -9 the leader mid-round; wait for the survivor to lead, then run the next round there
-      child.kill('SIGKILL');
-      await exited;
-      const killedAt = Date.now();
-      while (!b.cluster!.leases.leads(fed)) await sleep(50);
-      const failoverSeconds = (Date.now() - killedAt) / 1000;
+      const { killedAt, failoverSeconds } = await killAndAwaitTakeover(proc, b, fed);
       console.log(`cluster-serve: failoverSeconds=${failoverSeconds.toFixed(2)} (default lease TTL of the killed process)`);
       // The schedule carries on at the survivor (it resumed it on taking the lease): no operator action at all;
       // the partners come back by themselves and its second round commits there.

@@ -40,6 +40,8 @@ export type { LocalData, PartnerTask } from './task.ts';
 
 export interface PartnerAgentOptions {
   coordinatorUrl: string;
+  /** Several coordinators without a load balancer: the other coordinators' base URLs, tried in turn when a reconnection attempt is due (leader-redirect.ts). */
+  fallbackCoordinatorUrls?: ReadonlyArray<string>;
   token: string;
   /** Encoded local data for the tabular task (encode it with the federation's data schema first); or give `task`. */
   data?: LocalData;
@@ -132,7 +134,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     ...opts.socketOptions,
   });
   // Several coordinators: follow a non-leader's redirect to the federation's leader; back to `home` on a dropped connection.
-  const routes = followLeaderRedirects(socket as unknown as Socket, { homeUrl: home, log, giveUp: (err) => { if (settled) return false; rejectReady(err); return true; } });
+  const routes = followLeaderRedirects(socket as unknown as Socket, { homeUrl: home, ...(opts.fallbackCoordinatorUrls ? { fallbackUrls: opts.fallbackCoordinatorUrls } : {}), log, giveUp: (err) => { if (settled) return false; rejectReady(err); return true; } });
   let seq = 0;
   if (!opts.task && !opts.data) throw new FedmartError('CONFIG_ERROR', 'startPartnerAgent needs either data (the tabular task) or a task');
   const task: PartnerTask = opts.task ?? tabularTask(opts.data!, { worker: opts.trainInWorker === true });
@@ -216,7 +218,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
     } else if (!settled && !(opts.reconnect ?? true)) {
       rejectReady(new FedmartError('UNAVAILABLE', `cannot reach the coordinator at ${opts.coordinatorUrl}: ${err.message}; check --coordinator and that it is running`));
     } else {
-      log(`cannot reach ${opts.coordinatorUrl} (${err.message}); retrying…`);
+      log(`cannot reach ${routes.currentUrl()} (${err.message}); retrying…`);
     }
   });
 

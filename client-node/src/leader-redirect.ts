@@ -6,8 +6,11 @@
  * when no coordinator leads yet, waits the retry-after and asks the coordinator it was configured with.
  *
  * Whenever a connection drops (the leader died or restarted), Socket.IO's own reconnection goes back
- * to the configured coordinator (`homeUrl`: any coordinator, or the load balancer in front of them),
- * which sends the partner on to whoever leads now. So leader loss needs no operator action.
+ * to a configured coordinator (`homeUrl`: any coordinator, or the load balancer in front of them),
+ * which sends the partner on to whoever leads now. So leader loss needs no operator action. Without a
+ * load balancer, give every coordinator (`fallbackUrls`): reconnection attempt k goes to home URL
+ * k mod n (the configured one first), so a partner whose configured coordinator was the one killed
+ * reaches a survivor on its second attempt, and the survivor's redirect or welcome keeps it there.
  *
  * More than `maxRedirects` redirects in a row, with no welcome and no failed connection between them,
  * is a loop (coordinators advertising wrong URLs): before the first welcome the agent gives up with a
@@ -33,11 +36,14 @@ export interface LeaderRedirects {
  * Make `socket` follow leader redirects.
  * @param socket - the agent's socket on `<homeUrl>/federation` (before its first connection)
  * @param o.homeUrl - the configured coordinator origin (no trailing slash)
+ * @param o.fallbackUrls - further coordinator origins (or load balancers), tried in turn on reconnection attempts
  * @param o.giveUp - called on a redirect loop with the error; return true to stop for good (the agent was never welcomed)
  * @returns the routing state the agent consults
  */
-export function followLeaderRedirects(socket: Socket, o: { homeUrl: string; maxRedirects?: number; log?: (msg: string) => void; giveUp?: (err: FedmartError) => boolean; loopPauseMs?: number }): LeaderRedirects {
+export function followLeaderRedirects(socket: Socket, o: { homeUrl: string; fallbackUrls?: ReadonlyArray<string>; maxRedirects?: number; log?: (msg: string) => void; giveUp?: (err: FedmartError) => boolean; loopPauseMs?: number }): LeaderRedirects {
   const log = o.log ?? (() => undefined);
+  const homes = [o.homeUrl, ...(o.fallbackUrls ?? []).map((u) => u.replace(/\/+$/, ''))].filter((u, i, all) => all.indexOf(u) === i);
+  let home = homes[0]!;
   const max = o.maxRedirects ?? MAX_LEADER_REDIRECTS;
   // Socket.IO's Manager (re)opens its engine on `uri` (socket.io-client 4: Manager.open → new Engine(this.uri, …));
   // pointing it elsewhere is how one socket, with all the agent's handlers on it, moves to another coordinator.
@@ -63,10 +69,14 @@ export function followLeaderRedirects(socket: Socket, o: { homeUrl: string; maxR
   socket.on('connect', () => { redirecting = false; });
   socket.on('connect_error', () => { inARow = 0; });
   socket.on('welcome', () => { inARow = 0; });
-  // A dropped connection reconnects through the configured coordinator, never to a leader that may be gone.
-  socket.io.on('reconnect_attempt', () => {
-    current = o.homeUrl;
-    manager.uri = o.homeUrl + FEDERATION_NAMESPACE;
+  // A dropped connection reconnects through a configured coordinator, never to a leader that may be gone;
+  // with fallbacks, attempt k tries home k mod n, so a dead configured coordinator costs one attempt.
+  socket.io.on('reconnect_attempt', (attempt: number) => {
+    const next = homes[(Math.max(1, attempt) - 1) % homes.length]!;
+    if (next !== home) log(`reconnecting through ${next}`);
+    home = next;
+    current = home;
+    manager.uri = home + FEDERATION_NAMESPACE;
   });
   (socket as unknown as { on(ev: 'redirect', fn: (raw: unknown) => void): void }).on('redirect', (raw) => {
     const parsed = LeaderRedirectSchema.safeParse(raw);
@@ -84,10 +94,10 @@ export function followLeaderRedirects(socket: Socket, o: { homeUrl: string; maxR
         socket.disconnect();
         return;
       }
-      moveTo(o.homeUrl, o.loopPauseMs ?? REDIRECT_LOOP_PAUSE_MS);
+      moveTo(home, o.loopPauseMs ?? REDIRECT_LOOP_PAUSE_MS);
       return;
     }
-    const to = r.url === null ? o.homeUrl : r.url.replace(/\/+$/, '');
+    const to = r.url === null ? home : r.url.replace(/\/+$/, '');
     log(r.url === null ? `${r.reason}; asking ${to} again in ${r.retryAfterMs} ms` : `${r.reason}: moving to ${to}`);
     moveTo(to, r.url === null ? r.retryAfterMs : 0);
   });
