@@ -363,7 +363,7 @@ async function measureFailover(db: pg.Client, fed: string, coords: CoordinatorPr
       nextRoundMs: ms(nextRound),
       interruptedRound: { number: interrupted.number, phase: failedRound?.phase ?? null, reason: failedRound?.reason ?? null, modelVersions: versions },
       nextRound: { number: nextRound.number, phase: nextRound.phase },
-      nextRoundStartedBy: `REST POST /api/v1/federations/:id/rounds at the new leader ${next.id} (the killed leader's schedules are not resumed by the coordinator taking the lease in this build)`,
+      nextRoundStartedBy: `REST POST /api/v1/federations/:id/rounds at the new leader ${next.id} (the bench's round was a one-off REST round, not a schedule; a schedule is resumed by the coordinator taking the lease, test/cluster-serve.test.ts)`,
       definition: FAILOVER_DEFINITION,
     },
   };
