@@ -75,6 +75,10 @@ round/epoch and the calibration temperature.
   --feature-dropout LIST feature dropout rates in [0, 0.95] searched by every arm, like --lr
                         (default ${DEFAULT_FEATURE_DROPOUTS.join(',')}; each feature occurrence is left out of an SGD
                         step with that probability, word dropout, Iyyer et al. 2015)
+  --drift-correction scaffold|none
+                        the federated arm's correction of client drift under label skew (default
+                        scaffold; none under --dp): SCAFFOLD control variates (Karimireddy et al. 2020)
+                        ride in the joint vector as ctrl: tensors (2x the update bytes), or plain FedAvg
   --seed S              seed for splits and initial weights (default 42)
   --norm-factor F       clip plaintext updates to F × the round's lower-median update norm
                         (the coordinator's defence against a partner's oversized update; default
@@ -130,6 +134,12 @@ export interface TextExperimentOptions {
   featureDropout?: number | readonly number[];
   /** The coordinator's median-norm bound factor (limits.medianNormFactor) on plaintext updates; default off. */
   normFactor?: number;
+  /**
+   * Client-drift correction of the federated arm: 'scaffold' (SCAFFOLD control variates, Karimireddy et
+   * al. 2020, carried as ctrl: tensors of the joint vector; the default without DP) or 'none' (plain
+   * FedAvg; the default, and the only choice, under --dp).
+   */
+  driftCorrection?: DriftCorrection;
   /** Parsed protection/DP flags (as from parseFlags). */
   flags: Record<string, unknown>;
   onProgress?: (line: string) => void;
@@ -157,6 +167,9 @@ export interface TextExperimentResult {
  * prefer. Each arm keeps the one its validation log loss prefers.
  */
 export const DEFAULT_CLASS_WEIGHTINGS: readonly ClassWeighting[] = Object.freeze(['logit-adjust', 'none']);
+
+/** How the federated arm corrects client drift under label skew. */
+export type DriftCorrection = 'scaffold' | 'none';
 
 /** limits.medianNormFactor's largest value: no honest update is clipped. */
 const NORM_FACTOR_OFF = 1e6;
@@ -210,8 +223,11 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   const classIndex = new Map(classes.map((c, i) => [c, i]));
   const y = labels.map((l) => classIndex.get(l)!);
   const shape: TextModelShape = { buckets: o.buckets, dim: o.dim, classes };
-  const layout = textLayout(shape);
-  say(`${texts.length} texts, ${classes.length} classes; model ${o.buckets}×${o.dim} + head = ${jointParameterCount(layout)} joint parameters`);
+  const underDp = o.flags.dp !== undefined;
+  if (underDp && o.driftCorrection === 'scaffold') throw new FedmartError('CONFIG_ERROR', 'scenario text simulate: --drift-correction scaffold cannot be combined with --dp (the control update would need its own clipping and noise); drop one of them');
+  const drift: DriftCorrection = o.driftCorrection ?? (underDp ? 'none' : 'scaffold');
+  const layout = textLayout(shape, { control: drift === 'scaffold' });
+  say(`${texts.length} texts, ${classes.length} classes; model ${o.buckets}×${o.dim} + head = ${jointParameterCount(textLayout(shape))} joint parameters${drift === 'scaffold' ? ` (+ ${jointParameterCount(layout) - jointParameterCount(textLayout(shape))} SCAFFOLD control values in the federated vector)` : ''}`);
   const all = featurizeAll(texts, y, o.buckets);
   const rowsIdx = texts.map((_, i) => i);
   const { rest, held } = stratifiedSplit(rowsIdx, y, 0.2, o.seed);
@@ -250,7 +266,7 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
   let clippedUpdates = 0;
   for (const classWeighting of weightings) for (const featureDropout of dropouts) for (const lr of grid) {
     const taskSpec: TextTaskSpec = { buckets: o.buckets, dim: o.dim, classes, classWeighting, featureDropout };
-    say(`federated: ${classWeighting}, feature dropout ${featureDropout}, lr ${lr}, ${o.rounds} rounds × ${o.localEpochs} local epoch(s)${protection.summary ? `, ${protection.summary}` : ''}${dp ? `, dp ${dp.config.level} sigma ${dp.config.noiseMultiplier.toFixed(3)}` : ''}`);
+    say(`federated: ${classWeighting}, feature dropout ${featureDropout}, lr ${lr}, ${o.rounds} rounds × ${o.localEpochs} local epoch(s), ${drift === 'scaffold' ? 'SCAFFOLD' : 'FedAvg'}${protection.summary ? `, ${protection.summary}` : ''}${dp ? `, dp ${dp.config.level} sigma ${dp.config.noiseMultiplier.toFixed(3)}` : ''}`);
     const fed = await runFederation({
       config: {
         task: TEXT_TASK_ID, model: layout, taskSpec, strategy: 'fedavg',
@@ -304,7 +320,7 @@ export async function runTextExperiment(o: TextExperimentOptions): Promise<TextE
     selection: {
       rule: 'lowest validation log loss over every (class weighting, feature dropout, learning rate, round or epoch), each arm on its own validation rows; test split scored once per arm',
       classWeightings: weightings, featureDropouts: dropouts, learningRates: grid, epochBudget: epochs, testRows: test.n,
-      federated: { classWeighting: fedBest.classWeighting, featureDropout: fedBest.featureDropout, learningRate: fedBest.lr, round: fedBest.round, validationLoss: round4(fedBest.loss), temperature: fedT, tried, clippedUpdates, normFactor: o.normFactor ?? 'off' },
+      federated: { driftCorrection: drift, classWeighting: fedBest.classWeighting, featureDropout: fedBest.featureDropout, learningRate: fedBest.lr, round: fedBest.round, validationLoss: round4(fedBest.loss), temperature: fedT, tried, clippedUpdates, normFactor: o.normFactor ?? 'off' },
       localOnly: localSel,
       centralized: { classWeighting: central.classWeighting, featureDropout: central.featureDropout, learningRate: central.lr, epoch: central.epoch, validationLoss: round4(central.loss), temperature: central.temperature },
       ...(protection.summary ? { protection: protection.summary } : {}),
@@ -373,7 +389,7 @@ export function parseTextSimulateArgs(argv: string[]): TextSimulateArgs {
   const { values } = parseFlags(cmd, argv, {
     csv: { type: 'string' }, text: { type: 'string' }, label: { type: 'string' }, 'partition-by': { type: 'string' }, partners: { type: 'string' },
     dirichlet: { type: 'string' }, rows: { type: 'string' }, rounds: { type: 'string' }, 'local-epochs': { type: 'string' }, lr: { type: 'string' },
-    buckets: { type: 'string' }, dim: { type: 'string' }, 'norm-factor': { type: 'string' }, 'feature-dropout': { type: 'string' }, 'class-weights': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    buckets: { type: 'string' }, dim: { type: 'string' }, 'norm-factor': { type: 'string' }, 'drift-correction': { type: 'string' }, 'feature-dropout': { type: 'string' }, 'class-weights': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
     'sa-clip': { type: 'string' }, dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
@@ -401,6 +417,9 @@ export function parseTextSimulateArgs(argv: string[]): TextSimulateArgs {
     return n;
   });
   if (new Set(featureDropout).size !== featureDropout.length) throw new FedmartError('CONFIG_ERROR', `${cmd}: --feature-dropout lists a rate twice ("${fdRaw}")`);
+  const dc = values['drift-correction'] as string | undefined;
+  if (dc !== undefined && dc !== 'scaffold' && dc !== 'none') throw new FedmartError('CONFIG_ERROR', `${cmd}: --drift-correction must be scaffold or none, got "${dc}"`);
+  if (dc === 'scaffold' && values.dp !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --drift-correction scaffold cannot be combined with --dp (the control update would need its own clipping and noise); drop one of them`);
   const rows = values.rows === undefined ? undefined : intFlag(cmd, values, 'rows', 0, 20, 10_000_000);
   // Every flag is checked before the data is read.
   const opts = {
@@ -410,6 +429,7 @@ export function parseTextSimulateArgs(argv: string[]): TextSimulateArgs {
     learningRates, buckets: intFlag(cmd, values, 'buckets', DEFAULT_BUCKETS, 16, 1 << 22), dim: intFlag(cmd, values, 'dim', DEFAULT_DIM, 1, 512),
     classWeighting: cw, seed, flags: values, onProgress: progress,
     featureDropout,
+    ...(dc !== undefined ? { driftCorrection: dc as DriftCorrection } : {}),
     ...(values['norm-factor'] !== undefined ? { normFactor: numberFlag(cmd, values, 'norm-factor', 3, 1, NORM_FACTOR_OFF) } : {}),
   };
   return { help: false, json: values.json === true, file, textCol, labelCol, partitionBy, rows, options: opts };

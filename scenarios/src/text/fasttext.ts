@@ -66,7 +66,7 @@ const CLASS_PREFIX = 'class:';
  * @param s - buckets, dim and class names (each ≤ 94 characters, distinct)
  * @returns the layout (emb uniform ±1/dim as fastText; head and bias zero)
  */
-export function textLayout(s: TextModelShape): TensorLayoutSpec {
+export function textLayout(s: TextModelShape, o: { control?: boolean } = {}): TensorLayoutSpec {
   if (s.classes.length < 2) throw new FedmartError('DATA_ERROR', `a text classifier needs at least 2 classes, got ${s.classes.length}; check the --label column`);
   for (const c of s.classes) if (c.length === 0 || c.length > 100 - CLASS_PREFIX.length) throw new FedmartError('DATA_ERROR', `class name "${c.slice(0, 40)}" must have 1 to ${100 - CLASS_PREFIX.length} characters`);
   return {
@@ -76,8 +76,44 @@ export function textLayout(s: TextModelShape): TensorLayoutSpec {
       { name: 'head', shape: [s.dim, s.classes.length], init: { type: 'zeros' } },
       { name: 'bias', shape: [s.classes.length], init: { type: 'zeros' } },
       ...s.classes.map((c) => ({ name: CLASS_PREFIX + c, shape: [1], init: { type: 'zeros' as const } })),
+      ...(o.control
+        ? [
+            { name: CONTROL_PREFIX + 'emb', shape: [s.buckets, s.dim], init: { type: 'zeros' as const } },
+            { name: CONTROL_PREFIX + 'head', shape: [s.dim, s.classes.length], init: { type: 'zeros' as const } },
+            { name: CONTROL_PREFIX + 'bias', shape: [s.classes.length], init: { type: 'zeros' as const } },
+          ]
+        : []),
     ],
   };
+}
+
+/**
+ * Prefix of the SCAFFOLD control-variate tensors (Karimireddy et al., ICML 2020,
+ * "SCAFFOLD: Stochastic Controlled Averaging for Federated Learning"):
+ * `ctrl:emb`, `ctrl:head`, `ctrl:bias` mirror the trainable tensors and hold
+ * the server control variate c. They ride in the joint vector, so FedAvg
+ * (and the secure sum) aggregates the partners' control updates exactly as it
+ * aggregates their model updates: no protocol change. Prediction ignores them.
+ */
+export const CONTROL_PREFIX = 'ctrl:';
+
+/** Floats of the trainable tensors emb, head, bias (contiguous at the start of the vector, in that order). */
+export function trainableLength(s: TextModelShape): number {
+  return s.buckets * s.dim + s.dim * s.classes.length + s.classes.length;
+}
+
+/**
+ * Where the control variate c sits in a joint vector, or null when the layout has none.
+ * @returns the offset of `ctrl:emb` (the control block is trainableLength floats long, mirroring emb, head, bias)
+ */
+export function controlOffset(spec: { kind: string; tensors?: { name: string; shape: number[] }[] }, s: TextModelShape): number | null {
+  const t = spec.kind === 'tensors' ? spec.tensors ?? [] : [];
+  const names = t.map((x) => x.name);
+  if (!names.includes(CONTROL_PREFIX + 'emb')) return null;
+  const want = [CONTROL_PREFIX + 'emb', CONTROL_PREFIX + 'head', CONTROL_PREFIX + 'bias'];
+  const tail = names.slice(names.length - 3);
+  if (tail.join() !== want.join()) throw new FedmartError('UNPROCESSABLE', `a text model's control tensors must be the last three, ${want.join(', ')}; got ${tail.join(', ')}`);
+  return trainableLength(s) + s.classes.length;
 }
 
 /**
@@ -89,6 +125,8 @@ export function shapeOfLayout(spec: { kind: string; tensors?: { name: string; sh
   const emb = t.find((x) => x.name === 'emb');
   const head = t.find((x) => x.name === 'head');
   const classes = t.filter((x) => x.name.startsWith(CLASS_PREFIX)).map((x) => x.name.slice(CLASS_PREFIX.length));
+  const ctrl = t.find((x) => x.name === CONTROL_PREFIX + 'emb');
+  if (ctrl && (ctrl.shape[0] !== emb?.shape[0] || ctrl.shape[1] !== emb?.shape[1])) throw new FedmartError('UNPROCESSABLE', `this text model's control tensor ${CONTROL_PREFIX}emb is ${ctrl.shape.join('×')} but emb is ${emb?.shape.join('×')}; it was not written by fedmart`);
   if (!emb || !head || emb.shape.length !== 2 || head.shape[1] !== classes.length || t[0] !== emb) throw new FedmartError('UNPROCESSABLE', 'this model is not a fedmart text model (no emb/head/bias/class: tensors); pass a model trained by "fedmart scenario text"');
   return { buckets: emb.shape[0]!, dim: emb.shape[1]!, classes };
 }
@@ -340,6 +378,13 @@ export interface SgdOptions {
    * Syntactic Methods for Text Classification", ACL). Default 0.
    */
   featureDropout?: number;
+  /**
+   * SCAFFOLD drift correction c − c_i (length {@link trainableLength}, laid out as emb, head, bias):
+   * every step also subtracts lr·correction from every trainable coordinate (Karimireddy et al. 2020,
+   * Algorithm 1, line 10). Dense, so it is applied in batches of {@link CONTROL_BATCH} steps (the
+   * summed rates of the batch at once); the total rate applied is {@link sgdRateSum}.
+   */
+  control?: Float32Array;
   /** Called between epochs (yield to the event loop in an agent). */
   onEpoch?: (epoch: number) => Promise<void> | void;
   /**
@@ -357,6 +402,19 @@ export interface SgdOptions {
  */
 export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promise<number> {
   const s = new Scratch(p.dim, p.classes);
+  const ctl = o.control;
+  const nEmb = p.emb.length;
+  const nHead = p.head.length;
+  if (ctl && ctl.length !== nEmb + nHead + p.bias.length) throw new FedmartError('CONFIG_ERROR', `SCAFFOLD correction has ${ctl.length} values; the model has ${nEmb + nHead + p.bias.length} trainable ones`);
+  let pendingRate = 0;
+  const applyControl = () => {
+    if (!ctl || pendingRate === 0) return;
+    const a = pendingRate;
+    pendingRate = 0;
+    for (let j = 0; j < nEmb; j++) p.emb[j] = p.emb[j]! - a * ctl[j]!;
+    for (let j = 0; j < nHead; j++) p.head[j] = p.head[j]! - a * ctl[nEmb + j]!;
+    for (let j = 0; j < p.bias.length; j++) p.bias[j] = p.bias[j]! - a * ctl[nEmb + nHead + j]!;
+  };
   const rand = seededRandom(o.seed);
   const order = Int32Array.from({ length: docs.n }, (_, i) => i);
   const total = Math.max(1, o.epochs * docs.n);
@@ -376,6 +434,10 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
     for (const i of order) {
       const w = o.classWeights ? o.classWeights[docs.labels[i]!]! : 1;
       const lr = o.learningRate * (1 - 0.9 * (seen++ / total));
+      if (ctl) {
+        pendingRate += lr;
+        if (seen % CONTROL_BATCH === 0) applyControl();
+      }
       if (o.onTick && (seen & 31) === 0) {
         const t = o.onTick();
         if (t) await t;
@@ -391,9 +453,26 @@ export async function trainSgd(p: TextParams, docs: Docs, o: SgdOptions): Promis
       applyExample(p, docs, i, s, lr);
     }
     last = lossSum / Math.max(1, docs.n);
+    applyControl();
     await o.onEpoch?.(e);
   }
   return last;
+}
+
+/**
+ * Steps between two applications of the dense SCAFFOLD correction in {@link trainSgd}
+ * (one pass over the 2.1 M trainable floats per 64 examples; the correction does not
+ * depend on the weights, so batching it only delays it by at most 63 steps).
+ */
+export const CONTROL_BATCH = 64;
+
+/**
+ * The sum of the learning rates {@link trainSgd} applies over `steps` examples
+ * (linear decay from lr to 0.1·lr): Σ_{t<T} lr·(1 − 0.9·t/T) = lr·(T − 0.45·(T − 1)).
+ * SCAFFOLD's option II control update divides the model change by it (Karimireddy et al. 2020, eq. (4) with K·η_l replaced by the summed rate).
+ */
+export function sgdRateSum(learningRate: number, steps: number): number {
+  return steps <= 0 ? 0 : learningRate * (steps - 0.45 * (steps - 1));
 }
 
 /**

@@ -17,7 +17,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { recordLevelCharge } from '@fedmart/shared/dp/plan';
 import { cryptoRandomSource, gaussianNoise } from '@fedmart/shared/dp/gaussian';
 import { perExampleClipFactor, poissonSample } from '@fedmart/shared/dp/sampling';
-import { weightingOptions, evaluateDocs, exampleGradient, shapeOfLayout, trainSgd, viewParams, Scratch, type Docs, type EvalStats, type TextModelShape, type TextParams, type ClassWeighting } from './fasttext.ts';
+import { controlOffset, sgdRateSum, trainableLength, weightingOptions, evaluateDocs, exampleGradient, shapeOfLayout, trainSgd, viewParams, Scratch, type Docs, type EvalStats, type TextModelShape, type TextParams, type ClassWeighting } from './fasttext.ts';
 
 /** Task id of the text classifier. */
 export const TEXT_TASK_ID = 'text';
@@ -142,6 +142,12 @@ export async function dpSgdText(p: TextParams, docs: Docs, o: { clip: number; no
   return { q, steps };
 }
 
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** A partner's local texts, featurized and split. */
 export interface TextPartnerData {
   train: Docs;
@@ -155,6 +161,12 @@ export interface TextPartnerData {
  */
 export function textTask(data: TextPartnerData): PartnerTask {
   let shape: TextModelShape | null = null;
+  // SCAFFOLD (when the layout has ctrl: tensors): this partner's control variate c_i, and the one
+  // computed in the last round it trained, adopted once the global control variate has moved (the
+  // round committed); a round that never committed leaves c_i as it was.
+  let ctrlAt: number | null = null;
+  let ci: Float32Array | null = null;
+  let pending: { ci: Float32Array; against: Float32Array } | null = null;
   let weighting: ClassWeighting = 'logit-adjust';
   let featureDropout = 0;
   const need = (): TextModelShape => {
@@ -178,6 +190,9 @@ export function textTask(data: TextPartnerData): PartnerTask {
       const fd = spec?.featureDropout ?? 0;
       if (typeof fd !== 'number' || !(fd >= 0 && fd < 1)) throw new FedmartError('CONFIG_ERROR', `the federation's text taskSpec has featureDropout ${String(fd)}; use a number in [0, 1)`);
       featureDropout = fd;
+      const at = controlOffset(model as never, s);
+      if (at !== ctrlAt || (shape && trainableLength(shape) !== trainableLength(s))) (ci = null), (pending = null);
+      ctrlAt = at;
       shape = s;
     },
     round({ weights: global, config, seed }) {
@@ -194,10 +209,31 @@ export function textTask(data: TextPartnerData): PartnerTask {
         plain: async () => {
           const { w, p } = fresh();
           const cw = weights();
-          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, onEpoch: yieldNow, onTick: yieldEvery20ms() });
-          return { delta: diff(w), metrics: { loss } };
+          if (ctrlAt === null) {
+            const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, onEpoch: yieldNow, onTick: yieldEvery20ms() });
+            return { delta: diff(w), metrics: { loss } };
+          }
+          // SCAFFOLD option II (Karimireddy et al. 2020, Algorithm 1): y ← y − η(g(y) + c − c_i) each step;
+          // c_i⁺ = c_i − c + (x − y)/(Σ η); upload (y − x, c_i⁺ − c_i). The weighted FedAvg of the second
+          // part moves the global c by Σ_i p_i (c_i⁺ − c_i), so c stays the example-weighted mean of the c_i.
+          const T = trainableLength(s);
+          const c = global.subarray(ctrlAt, ctrlAt + T);
+          if (pending && !sameValues(pending.against, c)) ci = pending.ci;
+          pending = null;
+          if (!ci || ci.length !== T) ci = Float32Array.from(c); // a new partner starts with c_i = c (no correction in its first round)
+          const correction = new Float32Array(T);
+          for (let i = 0; i < T; i++) correction[i] = c[i]! - ci[i]!;
+          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, control: correction, onEpoch: yieldNow, onTick: yieldEvery20ms() });
+          const rate = sgdRateSum(config.learningRate, config.localEpochs * data.train.n);
+          const next = new Float32Array(T);
+          for (let i = 0; i < T; i++) next[i] = ci[i]! - c[i]! + (global[i]! - w[i]!) / rate;
+          const delta = diff(w);
+          for (let i = 0; i < T; i++) delta[ctrlAt + i] = next[i]! - ci[i]!;
+          pending = { ci: next, against: Float32Array.from(c) };
+          return { delta, metrics: { loss } };
         },
         recordDp: async (dp) => {
+          if (ctrlAt !== null) throw new FedmartError('CONFIG_ERROR', 'this text federation carries SCAFFOLD control tensors (ctrl:), which record-level DP does not support (the control update would need its own clipping and noise); create it without them (fedmart scenario text simulate --drift-correction none, the default under --dp)');
           const { w, p } = fresh();
           const cw = weights();
           const r = await dpSgdText(p, data.train, { ...dp, batchSize: config.batchSize, localEpochs: config.localEpochs, learningRate: config.learningRate, ...cw });
