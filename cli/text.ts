@@ -48,6 +48,14 @@ export const DEFAULT_FEATURE_DROPOUTS: readonly number[] = Object.freeze([DEFAUL
  */
 export const DEFAULT_TEXT_ROUNDS = 20;
 
+/**
+ * Learning rates every arm searches by default. 0.02 joined 0.05 and 0.2 with SCAFFOLD: on fine-food
+ * reviews at seed 43 (partners holding 4 of 891 and 1,869 of 2,056 positive reviews) the federation's
+ * pooled validation loss was 0.4629 at 0.02 against 0.4800 at 0.05 (it also lowers the centralized and
+ * local-only validation loss there), so each arm may now keep the smaller rate.
+ */
+export const DEFAULT_TEXT_LEARNING_RATES: readonly number[] = Object.freeze([0.02, 0.05, 0.2]);
+
 export const TEXT_SIMULATE_USAGE = `fedmart scenario text simulate --csv FILE --text COL --label COL (--partition-by COL | --partners N [--dirichlet A]) [options]
 
 Federated text classification (fastText-style: hashed word uni/bigrams and
@@ -66,7 +74,7 @@ round/epoch and the calibration temperature.
   --rows N              use a seeded sample of N rows (default: all)
   --rounds R            federated rounds (default ${DEFAULT_TEXT_ROUNDS})
   --local-epochs E      local epochs per round (default 3); every arm's epoch budget is R × E
-  --lr LIST             SGD learning rates searched by every arm (default 0.05,0.2)
+  --lr LIST             SGD learning rates searched by every arm (default ${DEFAULT_TEXT_LEARNING_RATES.join(',')})
   --buckets B           hash buckets (default ${DEFAULT_BUCKETS}); --dim D embedding size (default ${DEFAULT_DIM})
   --class-weights LIST  class weightings searched by every arm, like --lr, from
                         logit-adjust|balanced|none (default logit-adjust,none; logit-adjust: each
@@ -400,7 +408,7 @@ export function parseTextSimulateArgs(argv: string[]): TextSimulateArgs {
   const partitionBy = values['partition-by'] as string | undefined;
   if (partitionBy !== undefined && values.dirichlet !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dirichlet splits rows by label; it cannot be combined with --partition-by (which keeps each value's rows together)`);
   const seed = intFlag(cmd, values, 'seed', 42, 0, 2 ** 31 - 1);
-  const lrs = ((values.lr as string | undefined) ?? '0.05,0.2').split(',').map((s) => s.trim());
+  const lrs = ((values.lr as string | undefined) ?? DEFAULT_TEXT_LEARNING_RATES.join(',')).split(',').map((s) => s.trim());
   const learningRates = lrs.map((s) => {
     const n = Number(s);
     if (s === '' || !(n > 0 && n <= 10)) throw new FedmartError('CONFIG_ERROR', `${cmd}: --lr must be a comma-separated list of rates in (0, 10], got "${String(values.lr)}"`);
