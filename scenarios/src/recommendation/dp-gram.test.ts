@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramRelease, gramScores, positions, spectralFromGram, topItems, triangle } from './dp-gram.ts';
+import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramRelease, gramScores, positions, shrinkWeights, spectralFromGram, SHRINK_STRENGTH, topItems, triangle } from './dp-gram.ts';
+import { gramModelOf } from './gram-task.ts';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -56,5 +57,33 @@ describe('item-Gram model (post-processing)', () => {
     expect(values[1]).toBeCloseTo(10 * Math.sqrt(3), 6);
     const s = gramScores({ top: Int32Array.from({ length: n }, (_, i) => i), pos, V, rank: 2, counts: new Float64Array(n).fill(1) }, [3], null);
     expect(Math.min(s[4]!, s[5]!)).toBeGreaterThan(Math.max(s[0]!, s[1]!, s[2]!));
+  });
+
+  it('eigenvalue shrinkage: w = 1 − a·e²/λ², in [0, 1], monotone in λ, zero at or below √a·e; the served factors carry √w', () => {
+    expect(SHRINK_STRENGTH).toBe(0.5);
+    const w = shrinkWeights([400, 200, 100, 70, 50, -3], 100);
+    expect(Array.from(w)).toEqual([1 - 0.5 / 16, 1 - 0.5 / 4, 0.5, Math.max(0, 1 - 0.5 / 0.49), 0, 0]);
+    for (let i = 1; i < w.length; i++) expect(w[i]!).toBeLessThanOrEqual(w[i - 1]!);
+    expect(Array.from(shrinkWeights([5, 1], 10, 0))).toEqual([1, 1]);
+    expect(() => shrinkWeights([1], -1)).toThrow(/noise edge ≥ 0/);
+    // gramModelOf: a committed release with one strong block and one weak one; the weak direction is shrunk.
+    const n = 6;
+    const g = { items: n, top: n, budget: [0.1, 0.9] as [number, number], partners: 1, scale: 1, rank: 2 };
+    const hist = [...Array(40).fill([0, 1, 2]), ...Array(4).fill([3, 4, 5])].map((h: number[]) => Int32Array.from(h));
+    const counts = countRelease(hist, n, 0);
+    const upper = gramRelease(hist, positions(topItems(counts, n), n), n, 0);
+    const weights = Float32Array.from([...counts, ...upper]);
+    const sigma = 1; // noise edge 2·σ/√(2·0.9)·Δ·√6 ≈ 5.25: the weak block's eigenvalue 4√3 ≈ 6.93 is near it (w ≈ 0.85)
+    const m = gramModelOf(g, weights, sigma);
+    expect(m.rank).toBe(2);
+    const expected = shrinkWeights(m.values, m.noiseEdge);
+    expect(expected[1]!).toBeLessThan(0.9);
+    expect(expected[0]!).toBeGreaterThan(0.99);
+    for (let c = 0; c < m.rank; c++) {
+      let sq = 0;
+      for (let i = 0; i < n; i++) sq += m.V[i * m.rank + c]! ** 2;
+      expect(sq).toBeCloseTo(expected[c]!, 6); // unit eigenvector × √w
+      expect(m.weights[c]).toBeCloseTo(expected[c]!, 12);
+    }
   });
 });

@@ -41,6 +41,7 @@
  *
  * Pure: no I/O (noise comes from the RandomSource passed in).
  */
+import { FedmartError } from '@fedmart/shared/errors';
 import { gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
 import type { TensorLayoutSpec } from '@fedmart/shared/task/layout';
 
@@ -211,6 +212,27 @@ export function spectralFromGram(upper: ArrayLike<number>, n: number, k: number,
   for (let i = 0; i < n; i++) keep.forEach((col, c) => { let v = 0; for (let d = 0; d < k; d++) v += Q[i * k + d]! * W[d * k + col]!; V[i * r + c] = v; });
   return { V, values: Float64Array.from(keep, (i) => T[i * k + i]!) };
 }
+
+/**
+ * Shrinkage of the released Gram's eigen-directions (post-processing). Under additive symmetric Gaussian noise
+ * of per-entry std s, an observed eigenvalue λ near the noise edge e = 2s√N is mostly noise and its eigenvector
+ * only partly aligned with the signal's (the spiked-model phase transition, Baik, Ben Arous & Péché 2005; for
+ * Wigner noise the squared overlap is 1 − (e/2)²/θ², Benaych-Georges & Nadakuditi 2011). Each direction is
+ * weighted w = max(0, 1 − a·e²/λ²), so scores are V diag(w) Vᵀ1_h instead of the plain projection.
+ * a = SHRINK_STRENGTH was chosen on validation HR@10 (MovieLens, seed 42, secure sum, 4 noise draws: a 0.5
+ * 0.7206, 0.75 0.7168, 1 0.7187, the spiked-model overlap 0.7146, none 0.7072; README).
+ * @param values - eigenvalues (largest first)
+ * @param edge - the noise edge 2s√N of the summed release
+ * @param a - strength (0: no shrinkage)
+ * @returns one weight in [0, 1] per direction
+ */
+export function shrinkWeights(values: ArrayLike<number>, edge: number, a = SHRINK_STRENGTH): Float64Array {
+  if (!(a >= 0) || !(edge >= 0)) throw new FedmartError('CONFIG_ERROR', `eigenvalue shrinkage needs a ≥ 0 and a noise edge ≥ 0, got ${a} and ${edge}`);
+  return Float64Array.from(values, (l) => (l > 0 ? Math.max(0, 1 - (a * edge * edge) / (l * l)) : 0));
+}
+
+/** Strength a of {@link shrinkWeights} (validation choice; README). */
+export const SHRINK_STRENGTH = 0.5;
 
 /** The public item model a brand serves from: the private set, its rank-r item factors V and the released counts. */
 export interface GramModel {

@@ -13,7 +13,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import type { JointModelSpec } from '@fedmart/shared/task/layout';
 import { jointParameterCount } from '@fedmart/shared/task/layout';
 import { gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
-import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramLayout, gramRelease, positions, releaseNoiseMultiplier, spectralFromGram, topItems, triangle, type GramDpSpec, type GramModel } from './dp-gram.ts';
+import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramLayout, gramRelease, positions, releaseNoiseMultiplier, shrinkWeights, spectralFromGram, topItems, triangle, type GramDpSpec, type GramModel } from './dp-gram.ts';
 import { RECOMMENDATION_TASK } from './task.ts';
 
 /** Coordinates noised between event-loop yields (the agent's socket must keep answering pings during a release). */
@@ -48,12 +48,19 @@ export function committedCounts(g: GramDpSpec, weights: Float32Array): Float64Ar
  * PSD part of the Gram, and the noise edge 2s√N (s the summed noise's per-entry std) for the report.
  * @param sigma - the federation's noise multiplier (the ledger's σ for the two steps)
  */
-export function gramModelOf(g: GramDpSpec, weights: Float32Array, sigma: number): GramModel & { values: Float64Array; noiseEdge: number } {
+export function gramModelOf(g: GramDpSpec, weights: Float32Array, sigma: number): GramModel & { values: Float64Array; weights: Float64Array; noiseEdge: number } {
   const counts = committedCounts(g, weights);
   const top = topItems(counts, g.top);
   const upper = Float64Array.from(weights.subarray(g.items, g.items + triangle(top.length)), (v) => v * g.partners * g.scale);
-  const { V, values } = spectralFromGram(upper, top.length, g.rank);
-  return { top, pos: positions(top, g.items), V, rank: values.length, counts, values, noiseEdge: 2 * sumNoiseStd(g, sigma, 1) * Math.sqrt(top.length) };
+  const spectral = spectralFromGram(upper, top.length, g.rank);
+  const noiseEdge = 2 * sumNoiseStd(g, sigma, 1) * Math.sqrt(top.length);
+  // Each direction scaled by √w, so V·(Vᵀ1_h) in gramScores is V diag(w) Vᵀ1_h; directions with w = 0 are dropped.
+  const w = shrinkWeights(spectral.values, noiseEdge);
+  const keep = Array.from(w.keys()).filter((c) => w[c]! > 0);
+  const r0 = spectral.values.length;
+  const V = new Float64Array(top.length * keep.length);
+  for (let i = 0; i < top.length; i++) keep.forEach((c, k) => { V[i * keep.length + k] = spectral.V[i * r0 + c]! * Math.sqrt(w[c]!); });
+  return { top, pos: positions(top, g.items), V, rank: keep.length, counts, values: Float64Array.from(keep, (c) => spectral.values[c]!), weights: Float64Array.from(keep, (c) => w[c]!), noiseEdge };
 }
 
 /**
