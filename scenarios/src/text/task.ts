@@ -209,10 +209,8 @@ export function textTask(data: TextPartnerData): PartnerTask {
         plain: async () => {
           const { w, p } = fresh();
           const cw = weights();
-          if (ctrlAt === null) {
-            const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, onEpoch: yieldNow, onTick: yieldEvery20ms() });
-            return { delta: diff(w), metrics: { loss } };
-          }
+          const train = (control?: Float32Array) => trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, ...(control ? { control } : {}), onEpoch: yieldNow, onTick: yieldEvery20ms() });
+          if (ctrlAt === null) return { delta: diff(w), metrics: { loss: await train() } };
           // SCAFFOLD option II (Karimireddy et al. 2020, Algorithm 1): y ← y − η(g(y) + c − c_i) each step;
           // c_i⁺ = c_i − c + (x − y)/(Σ η); upload (y − x, c_i⁺ − c_i). The weighted FedAvg of the second
           // part moves the global c by Σ_i p_i (c_i⁺ − c_i), so c stays the example-weighted mean of the c_i.
@@ -220,10 +218,10 @@ export function textTask(data: TextPartnerData): PartnerTask {
           const c = global.subarray(ctrlAt, ctrlAt + T);
           if (pending && !sameValues(pending.against, c)) ci = pending.ci;
           pending = null;
-          if (!ci || ci.length !== T) ci = Float32Array.from(c); // a new partner starts with c_i = c (no correction in its first round)
+          ci ??= Float32Array.from(c); // a new partner starts with c_i = c (no correction in its first round); accept() resets it when the layout changes
           const correction = new Float32Array(T);
           for (let i = 0; i < T; i++) correction[i] = c[i]! - ci[i]!;
-          const loss = await trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, control: correction, onEpoch: yieldNow, onTick: yieldEvery20ms() });
+          const loss = await train(correction);
           const rate = sgdRateSum(config.learningRate, config.localEpochs * data.train.n);
           const next = new Float32Array(T);
           for (let i = 0; i < T; i++) next[i] = ci[i]! - c[i]! + (global[i]! - w[i]!) / rate;
