@@ -97,6 +97,10 @@ describe('SCAFFOLD in the text trainer', () => {
     plain.accept(textLayout(shape), { buckets: shape.buckets, dim: shape.dim, classes: shape.classes, classWeighting: 'none' });
     const viaScaffold = (await tasks[0]!.round({ weights: g1, config: config(0.1, 2), round: 2, seed: 2000 }).plain()).delta;
     const viaFedAvg = (await plain.round({ weights: g1.subarray(0, at), config: config(0.1, 2), round: 2, seed: 2000 }).plain()).delta;
+    // The plain (FedAvg) path trains from the offered weights: in round 1 (c = c_i, no correction) its
+    // delta is the SCAFFOLD partner's model delta on the same rows, seed and rate.
+    const plainRound1 = (await plain.round({ weights: g0.subarray(0, at), config: config(0.1, 2), round: 1, seed: 1000 }).plain()).delta;
+    for (let i = 0; i < at; i += 89) expect(plainRound1[i]!).toBeCloseTo(deltas[0]![i]!, 6);
     let diff = 0;
     for (let i = 0; i < at; i++) diff = Math.max(diff, Math.abs(viaScaffold[i]! - viaFedAvg[i]!));
     expect(diff).toBeGreaterThan(1e-4);

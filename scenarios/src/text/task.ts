@@ -210,7 +210,10 @@ export function textTask(data: TextPartnerData): PartnerTask {
           const { w, p } = fresh();
           const cw = weights();
           const train = (control?: Float32Array) => trainSgd(p, data.train, { learningRate: config.learningRate, epochs: config.localEpochs, seed, ...cw, featureDropout, ...(control ? { control } : {}), onEpoch: yieldNow, onTick: yieldEvery20ms() });
-          if (ctrlAt === null) return { delta: diff(w), metrics: { loss: await train() } };
+          if (ctrlAt === null) {
+            const loss = await train(); // before diff(w): an object literal evaluates its fields in order
+            return { delta: diff(w), metrics: { loss } };
+          }
           // SCAFFOLD option II (Karimireddy et al. 2020, Algorithm 1): y ← y − η(g(y) + c − c_i) each step;
           // c_i⁺ = c_i − c + (x − y)/(Σ η); upload (y − x, c_i⁺ − c_i). The weighted FedAvg of the second
           // part moves the global c by Σ_i p_i (c_i⁺ − c_i), so c stays the example-weighted mean of the c_i.
