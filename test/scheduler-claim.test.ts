@@ -25,16 +25,8 @@ import { FakeClock } from './fake-clock.ts';
 const dir = mkdtempSync(path.join(tmpdir(), 'fedmart-sched-claim-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** One of two handles appending to one audit log: its Merkle frontier is rebuilt from the rows the other wrote (as a second process's would be). */
-class SharedFileStore extends Store {
-  override audit(actor: string, action: string, subject: string | null = null, data: unknown = null) {
-    this.auditLog.checkAtStart();
-    super.audit(actor, action, subject, data);
-  }
-}
-
 /** A coordinator whose next schedule read is the snapshot it took earlier (read at the same moment as the other). */
-class ConcurrentReader extends SharedFileStore {
+class ConcurrentReader extends Store {
   stale: ReturnType<Store['getSchedule']> | null = null;
   override getSchedule(id: string) {
     const s = this.stale;
@@ -57,7 +49,7 @@ function countingRunner(ran: string[], name: string): RoundRunner {
 it('an every-60 s schedule held by two coordinators on one database runs each due tick once (10 ticks)', async () => {
   const file = path.join(dir, 'fedmart.db');
   const key = generateEd25519KeyPair();
-  const a = new SharedFileStore(openDatabase(file), key);
+  const a = new Store(openDatabase(file), key); // each handle's audit appends catch up with the other's rows (audit-log.ts)
   const b = new ConcurrentReader(openDatabase(file), key);
   const config = FederationConfigSchema.parse({ model: { kind: 'mlp', inputDim: 3, hidden: [] }, localTrain: { localEpochs: 1, batchSize: 8, learningRate: 0.1, proximalMu: 0 } });
   const { federation } = a.createFederation('fed', config, new Float32Array(4));

@@ -6,7 +6,7 @@
  * stored rows (not a cache), so what a verifier is shown is what the
  * database holds; the newest signed head is what it must match.
  */
-import { asc, desc, gt, sql } from 'drizzle-orm';
+import { asc, desc, eq, gt, sql } from 'drizzle-orm';
 import { bytesToHex } from '@fedmart/shared/crypto/bytes';
 import { signEd25519, type Ed25519KeyPair } from '@fedmart/shared/crypto/ed25519';
 import { MerkleFrontier, consistencyProof, inclusionProof } from '@fedmart/shared/crypto/merkle';
@@ -22,6 +22,8 @@ function headOf(r: t.AuditTreeHeadRow): SignedTreeHead {
 /** Append, sign, prove and verify the audit log. */
 export class AuditLog {
   #frontier: MerkleFrontier | null = null;
+  /** The seq of the newest row in #frontier. */
+  #lastSeq = 0;
 
   /**
    * @param db - the coordinator database
@@ -34,15 +36,33 @@ export class AuditLog {
     return this.db.select().from(t.auditLog).orderBy(asc(t.auditLog.seq)).all();
   }
 
-  #leaves(): Uint8Array[] {
-    return this.entries().map(auditLeafHash);
-  }
-
   #frontierNow(): MerkleFrontier {
     if (this.#frontier) return this.#frontier;
     const f = new MerkleFrontier();
-    for (const leaf of this.#leaves()) f.append(leaf);
+    let last = 0;
+    for (const e of this.entries()) { f.append(auditLeafHash(e)); last = e.seq; }
+    this.#lastSeq = last;
     return (this.#frontier = f);
+  }
+
+  /**
+   * The frontier of the rows as stored now, inside the append's write transaction: the cached one when its
+   * tree is one that was committed (its root is the stored head of its size), caught up with rows another
+   * handle on the same file appended since (a second process, or a second Store in this one), else rebuilt.
+   * The PostgreSQL log does the same under its table lock (audit-log-pg.ts).
+   */
+  #frontierCaughtUp(): MerkleFrontier {
+    const f = this.#frontier;
+    if (f && f.size > 0) {
+      const stored = this.db.select({ root: t.auditTreeHeads.root }).from(t.auditTreeHeads).where(eq(t.auditTreeHeads.size, f.size)).get();
+      if (stored?.root !== bytesToHex(f.root())) this.#frontier = null;
+    }
+    if (!this.#frontier) return this.#frontierNow();
+    for (const e of this.db.select().from(t.auditLog).where(gt(t.auditLog.seq, this.#lastSeq)).orderBy(asc(t.auditLog.seq)).all()) {
+      this.#frontier.append(auditLeafHash(e));
+      this.#lastSeq = e.seq;
+    }
+    return this.#frontier;
   }
 
   #sign(size: number, root: string): SignedTreeHead {
@@ -61,10 +81,11 @@ export class AuditLog {
   append(actor: string, action: string, subject: string | null, data: unknown): { seq: number; head: SignedTreeHead } {
     try {
       return this.db.$client.transaction(() => {
-        const frontier = this.#frontierNow();
+        const frontier = this.#frontierCaughtUp();
         const row = { at: Date.now(), actor, action, subject, data: data === null || data === undefined ? null : JSON.stringify(data) };
         const seq = Number(this.db.insert(t.auditLog).values(row).run().lastInsertRowid);
         frontier.append(auditLeafHash({ seq, ...row }));
+        this.#lastSeq = seq;
         return { seq, head: this.#sign(frontier.size, bytesToHex(frontier.root())) };
       }).immediate();
     } catch (err) {
