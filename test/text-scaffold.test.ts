@@ -17,6 +17,8 @@ import { dirichletPartition, stratifiedSplit } from '@fedmart/scenarios/text/spl
 import { imdb } from '@fedmart/scenarios/text/datasets';
 import type { PartnerTask } from '@fedmart/shared/task/types';
 import { scenarioCommand } from '../cli/text.ts';
+import { FederationConfigSchema } from '@fedmart/shared/protocol';
+import { startFixture } from './helpers.ts';
 
 const config = (learningRate: number, localEpochs: number) => ({ localEpochs, batchSize: 32, learningRate, proximalMu: 0 });
 
@@ -104,6 +106,20 @@ describe('SCAFFOLD in the text trainer', () => {
     let diff = 0;
     for (let i = 0; i < at; i++) diff = Math.max(diff, Math.abs(viaScaffold[i]! - viaFedAvg[i]!));
     expect(diff).toBeGreaterThan(1e-4);
+  });
+
+  it('a federation with control tensors is refused with client sampling or a server optimizer, over REST too, naming the fix', async () => {
+    const shape: TextModelShape = { buckets: 64, dim: 2, classes: ['a', 'b'] };
+    const base = { task: TEXT_TASK_ID, localTrain: { localEpochs: 1, batchSize: 8, learningRate: 0.1, proximalMu: 0 }, minClients: 2 };
+    const messages = (c: unknown) => { const r = FederationConfigSchema.safeParse(c); return r.success ? [] : r.error.issues.map((i) => i.message); };
+    expect(messages({ ...base, model: textLayout(shape, { control: true }) })).toEqual([]);
+    expect(messages({ ...base, model: textLayout(shape), sampleFraction: 0.5 })).toEqual([]); // FedAvg alone may sample
+    expect(messages({ ...base, model: textLayout(shape, { control: true }), sampleFraction: 0.5 })).toEqual([expect.stringMatching(/SCAFFOLD control tensors \(ctrl:emb, ctrl:head, ctrl:bias\).*set sampleFraction to 1/)]);
+    expect(messages({ ...base, model: textLayout(shape, { control: true }), strategy: 'fedadam' })).toEqual([expect.stringMatching(/strategy "fedadam" would aggregate them differently/)]);
+    await using fx = await startFixture();
+    const res = await fetch(`${fx.url}/api/v1/federations`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${fx.coord.operatorToken}` }, body: JSON.stringify({ name: 'scaffold sampled', config: { ...base, model: textLayout(shape, { control: true }), sampleFraction: 0.5 } }) });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await res.json())).toMatch(/set sampleFraction to 1/);
   });
 
   it('record-level DP refuses a federation with control tensors, naming the fix', async () => {

@@ -17,7 +17,7 @@ import { STRATEGY_IDS } from './strategy/types.ts';
 import { listStrategies } from './strategy/registry.ts';
 import { ModelSpecSchema } from './model.ts';
 import { VerticalSpecSchema } from './vertical-spec.ts';
-import { JointModelSpecSchema, TaskIdSchema, type JointModelSpec } from './task/layout.ts';
+import { controlVariateTensors, JointModelSpecSchema, TaskIdSchema, type JointModelSpec } from './task/layout.ts';
 
 /** Bumped on any incompatible change to envelopes or events. */
 export const PROTOCOL_VERSION = 1;
@@ -264,6 +264,12 @@ export const FederationConfigSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['keyHolder'], message: "keyHolder only applies with encryption 'ckks'" });
   }
   for (const issue of heConfigIssues(c)) ctx.addIssue({ code: 'custom', path: ['he', ...issue.path], message: issue.message });
+  const ctrl = controlVariateTensors(c.model as JointModelSpec);
+  if (ctrl.length > 0) {
+    // SCAFFOLD's server step is c ← c + (1/N)·Σ_{i∈S} Δc_i; FedAvg's weighted mean over the round's partners equals it only when S is everyone.
+    if (c.sampleFraction < 1) ctx.addIssue({ code: 'custom', path: ['sampleFraction'], message: `the model carries SCAFFOLD control tensors (${ctrl.join(', ')}), whose mean update is right only when every partner trains each round; set sampleFraction to 1, or drop the control tensors (fedmart scenario text simulate --drift-correction none)` });
+    if (c.strategy !== 'fedavg' && c.strategy !== 'fedprox') ctx.addIssue({ code: 'custom', path: ['strategy'], message: `the model carries SCAFFOLD control tensors (${ctrl.join(', ')}), which need the plain weighted mean of the updates; strategy "${c.strategy}" would aggregate them differently — use fedavg, or drop the control tensors (--drift-correction none)` });
+  }
   if (c.dp) for (const issue of dpConfigIssues(c.dp, c.strategy, protectedBy.length > 0, c.secureAggregation?.clip, c.minClients, c.encryption)) ctx.addIssue({ code: 'custom', path: ['dp', ...issue.path], message: issue.message });
 });
 export type FederationConfig = z.infer<typeof FederationConfigSchema>;

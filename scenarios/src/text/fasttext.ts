@@ -35,7 +35,7 @@
  */
 import { FedmartError } from '@fedmart/shared/errors';
 import { seededRandom } from '@fedmart/shared/model';
-import { tensorOffsets, type TensorLayoutSpec } from '@fedmart/shared/task/layout';
+import { CONTROL_VARIATE_PREFIX, tensorOffsets, type TensorLayoutSpec } from '@fedmart/shared/task/layout';
 
 /** The model's shape. */
 export interface TextModelShape {
@@ -95,7 +95,7 @@ export function textLayout(s: TextModelShape, o: { control?: boolean } = {}): Te
  * (and the secure sum) aggregates the partners' control updates exactly as it
  * aggregates their model updates: no protocol change. Prediction ignores them.
  */
-export const CONTROL_PREFIX = 'ctrl:';
+export const CONTROL_PREFIX = CONTROL_VARIATE_PREFIX;
 
 /** Floats of the trainable tensors emb, head, bias (contiguous at the start of the vector, in that order). */
 export function trainableLength(s: TextModelShape): number {

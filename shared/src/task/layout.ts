@@ -70,6 +70,19 @@ export type TensorLayoutSpec = z.infer<typeof TensorLayoutSpecSchema>;
 
 /** A federation's joint model: the tabular MLP (task `binary`) or a task's tensor layout. */
 export const JointModelSpecSchema = z.union([ModelSpecSchema, TensorLayoutSpecSchema]);
+
+/**
+ * Tensors whose names start with this hold server control variates (SCAFFOLD, Karimireddy et al. 2020; the text
+ * task's `ctrl:emb|head|bias`). Their FedAvg update keeps c the example-weighted mean of the partners' c_i only
+ * when every partner's update is in the mean, so the federation config refuses them with client sampling or a
+ * server optimizer (`FederationConfigSchema`).
+ */
+export const CONTROL_VARIATE_PREFIX = 'ctrl:';
+
+/** Names of a layout's control-variate tensors (none for the MLP). */
+export function controlVariateTensors(spec: JointModelSpec): string[] {
+  return spec.kind === 'tensors' ? spec.tensors.map((t) => t.name).filter((n) => n.startsWith(CONTROL_VARIATE_PREFIX)) : [];
+}
 export type JointModelSpec = ModelSpec | TensorLayoutSpec;
 
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
