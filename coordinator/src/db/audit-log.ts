@@ -36,33 +36,25 @@ export class AuditLog {
     return this.db.select().from(t.auditLog).orderBy(asc(t.auditLog.seq)).all();
   }
 
-  #frontierNow(): MerkleFrontier {
-    if (this.#frontier) return this.#frontier;
-    const f = new MerkleFrontier();
-    let last = 0;
-    for (const e of this.entries()) { f.append(auditLeafHash(e)); last = e.seq; }
-    this.#lastSeq = last;
-    return (this.#frontier = f);
-  }
-
   /**
-   * The frontier of the rows as stored now, inside the append's write transaction: the cached one when its
-   * tree is one that was committed (its root is the stored head of its size), caught up with rows another
-   * handle on the same file appended since (a second process, or a second Store in this one), else rebuilt.
-   * The PostgreSQL log does the same under its table lock (audit-log-pg.ts).
+   * The Merkle frontier of the rows as stored now (call it inside the append's write transaction): the cached one
+   * while its tree is one that was committed (its root is the stored head of its size), caught up with rows another
+   * handle on the same file appended since (a second process, or a second Store in this one); else rebuilt from
+   * every row. The PostgreSQL log does the same under its table lock (audit-log-pg.ts).
    */
-  #frontierCaughtUp(): MerkleFrontier {
-    const f = this.#frontier;
-    if (f && f.size > 0) {
-      const stored = this.db.select({ root: t.auditTreeHeads.root }).from(t.auditTreeHeads).where(eq(t.auditTreeHeads.size, f.size)).get();
-      if (stored?.root !== bytesToHex(f.root())) this.#frontier = null;
+  #frontierNow(): MerkleFrontier {
+    const cached = this.#frontier;
+    if (cached && cached.size > 0) {
+      const stored = this.db.select({ root: t.auditTreeHeads.root }).from(t.auditTreeHeads).where(eq(t.auditTreeHeads.size, cached.size)).get();
+      if (stored?.root !== bytesToHex(cached.root())) this.#frontier = null;
     }
-    if (!this.#frontier) return this.#frontierNow();
+    if (!this.#frontier) [this.#frontier, this.#lastSeq] = [new MerkleFrontier(), 0];
+    const f = this.#frontier;
     for (const e of this.db.select().from(t.auditLog).where(gt(t.auditLog.seq, this.#lastSeq)).orderBy(asc(t.auditLog.seq)).all()) {
-      this.#frontier.append(auditLeafHash(e));
+      f.append(auditLeafHash(e));
       this.#lastSeq = e.seq;
     }
-    return this.#frontier;
+    return f;
   }
 
   #sign(size: number, root: string): SignedTreeHead {
@@ -81,7 +73,7 @@ export class AuditLog {
   append(actor: string, action: string, subject: string | null, data: unknown): { seq: number; head: SignedTreeHead } {
     try {
       return this.db.$client.transaction(() => {
-        const frontier = this.#frontierCaughtUp();
+        const frontier = this.#frontierNow();
         const row = { at: Date.now(), actor, action, subject, data: data === null || data === undefined ? null : JSON.stringify(data) };
         const seq = Number(this.db.insert(t.auditLog).values(row).run().lastInsertRowid);
         frontier.append(auditLeafHash({ seq, ...row }));

@@ -78,24 +78,20 @@ export function textLayout(s: TextModelShape, o: { control?: boolean } = {}): Te
       ...s.classes.map((c) => ({ name: CLASS_PREFIX + c, shape: [1], init: { type: 'zeros' as const } })),
       ...(o.control
         ? [
-            { name: CONTROL_PREFIX + 'emb', shape: [s.buckets, s.dim], init: { type: 'zeros' as const } },
-            { name: CONTROL_PREFIX + 'head', shape: [s.dim, s.classes.length], init: { type: 'zeros' as const } },
-            { name: CONTROL_PREFIX + 'bias', shape: [s.classes.length], init: { type: 'zeros' as const } },
+            { name: CONTROL_VARIATE_PREFIX + 'emb', shape: [s.buckets, s.dim], init: { type: 'zeros' as const } },
+            { name: CONTROL_VARIATE_PREFIX + 'head', shape: [s.dim, s.classes.length], init: { type: 'zeros' as const } },
+            { name: CONTROL_VARIATE_PREFIX + 'bias', shape: [s.classes.length], init: { type: 'zeros' as const } },
           ]
         : []),
     ],
   };
 }
 
-/**
- * Prefix of the SCAFFOLD control-variate tensors (Karimireddy et al., ICML 2020,
- * "SCAFFOLD: Stochastic Controlled Averaging for Federated Learning"):
- * `ctrl:emb`, `ctrl:head`, `ctrl:bias` mirror the trainable tensors and hold
- * the server control variate c. They ride in the joint vector, so FedAvg
- * (and the secure sum) aggregates the partners' control updates exactly as it
- * aggregates their model updates: no protocol change. Prediction ignores them.
- */
-export const CONTROL_PREFIX = CONTROL_VARIATE_PREFIX;
+// The SCAFFOLD control-variate tensors (Karimireddy et al., ICML 2020, "SCAFFOLD: Stochastic Controlled Averaging
+// for Federated Learning"), named with the shared CONTROL_VARIATE_PREFIX: `ctrl:emb`, `ctrl:head`, `ctrl:bias`
+// mirror the trainable tensors and hold the server control variate c. They ride in the joint vector, so FedAvg
+// (and the secure sum) aggregates the partners' control updates exactly as it aggregates their model updates:
+// no protocol change. Prediction ignores them.
 
 /** Floats of the trainable tensors emb, head, bias (contiguous at the start of the vector, in that order). */
 export function trainableLength(s: TextModelShape): number {
@@ -109,8 +105,8 @@ export function trainableLength(s: TextModelShape): number {
 export function controlOffset(spec: { kind: string; tensors?: { name: string; shape: number[] }[] }, s: TextModelShape): number | null {
   const t = spec.kind === 'tensors' ? spec.tensors ?? [] : [];
   const names = t.map((x) => x.name);
-  if (!names.includes(CONTROL_PREFIX + 'emb')) return null;
-  const want = [CONTROL_PREFIX + 'emb', CONTROL_PREFIX + 'head', CONTROL_PREFIX + 'bias'];
+  if (!names.includes(CONTROL_VARIATE_PREFIX + 'emb')) return null;
+  const want = [CONTROL_VARIATE_PREFIX + 'emb', CONTROL_VARIATE_PREFIX + 'head', CONTROL_VARIATE_PREFIX + 'bias'];
   const tail = names.slice(names.length - 3);
   if (tail.join() !== want.join()) throw new FedmartError('UNPROCESSABLE', `a text model's control tensors must be the last three, ${want.join(', ')}; got ${tail.join(', ')}`);
   return trainableLength(s) + s.classes.length;
@@ -125,8 +121,8 @@ export function shapeOfLayout(spec: { kind: string; tensors?: { name: string; sh
   const emb = t.find((x) => x.name === 'emb');
   const head = t.find((x) => x.name === 'head');
   const classes = t.filter((x) => x.name.startsWith(CLASS_PREFIX)).map((x) => x.name.slice(CLASS_PREFIX.length));
-  const ctrl = t.find((x) => x.name === CONTROL_PREFIX + 'emb');
-  if (ctrl && (ctrl.shape[0] !== emb?.shape[0] || ctrl.shape[1] !== emb?.shape[1])) throw new FedmartError('UNPROCESSABLE', `this text model's control tensor ${CONTROL_PREFIX}emb is ${ctrl.shape.join('×')} but emb is ${emb?.shape.join('×')}; it was not written by fedmart`);
+  const ctrl = t.find((x) => x.name === CONTROL_VARIATE_PREFIX + 'emb');
+  if (ctrl && (ctrl.shape[0] !== emb?.shape[0] || ctrl.shape[1] !== emb?.shape[1])) throw new FedmartError('UNPROCESSABLE', `this text model's control tensor ${CONTROL_VARIATE_PREFIX}emb is ${ctrl.shape.join('×')} but emb is ${emb?.shape.join('×')}; it was not written by fedmart`);
   if (!emb || !head || emb.shape.length !== 2 || head.shape[1] !== classes.length || t[0] !== emb) throw new FedmartError('UNPROCESSABLE', 'this model is not a fedmart text model (no emb/head/bias/class: tensors); pass a model trained by "fedmart scenario text"');
   return { buckets: emb.shape[0]!, dim: emb.shape[1]!, classes };
 }

@@ -70,6 +70,7 @@ export type TensorLayoutSpec = z.infer<typeof TensorLayoutSpecSchema>;
 
 /** A federation's joint model: the tabular MLP (task `binary`) or a task's tensor layout. */
 export const JointModelSpecSchema = z.union([ModelSpecSchema, TensorLayoutSpecSchema]);
+export type JointModelSpec = ModelSpec | TensorLayoutSpec;
 
 /**
  * Tensors whose names start with this hold server control variates (SCAFFOLD, Karimireddy et al. 2020; the text
@@ -83,7 +84,6 @@ export const CONTROL_VARIATE_PREFIX = 'ctrl:';
 export function controlVariateTensors(spec: JointModelSpec): string[] {
   return spec.kind === 'tensors' ? spec.tensors.map((t) => t.name).filter((n) => n.startsWith(CONTROL_VARIATE_PREFIX)) : [];
 }
-export type JointModelSpec = ModelSpec | TensorLayoutSpec;
 
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 
