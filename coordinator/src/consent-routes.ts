@@ -80,8 +80,7 @@ export function createConsentRouter(deps: ConsentRouteDeps): express.Router {
     if (termsHash !== current) throw new FedmartError('CONFLICT', `the federation's terms changed since they were shown (hash ${termsHash.slice(0, 16)}…, now ${current.slice(0, 16)}…); reload them, read them again and consent to the new ones`);
     const refusal = purposeRefusal(purposes, config.purpose ?? null);
     if (refusal) throw new FedmartError('CONFLICT', `consent not recorded: ${refusal}; consent to a purpose list that includes "${config.purpose ?? '(none)'}", or do not join this federation`);
-    const previousHash = await store.recordTermsConsent(e.id, termsHash);
-    await recordConsent(store, { enrollmentId: e.id, partnerId: e.partnerId, federationId: id, purposes, purpose: config.purpose, termsHash, termsChanged: previousHash !== termsHash });
+    await recordConsent(store, { enrollmentId: e.id, partnerId: e.partnerId, federationId: id, purposes, purpose: config.purpose, termsHash, recordTerms: true });
     res.json(await view(id, (await store.findEnrollmentByToken(e.tokenId))!));
   });
 

@@ -10,6 +10,7 @@
  */
 import { purposeRefusal, type Purpose } from '@fedmart/shared/consent';
 import { asAsyncStore, type AnyStore } from './privacy.ts';
+import type { AuditEntryInput } from './db/store-api.ts';
 
 export interface ConsentRecord {
   enrollmentId: string;
@@ -21,21 +22,26 @@ export interface ConsentRecord {
   purpose: Purpose | undefined;
   /** Hash of the terms the partner consents to. */
   termsHash: string;
-  /** The terms hash changed with this consent (the portal's first consent, or terms consented anew). */
-  termsChanged?: boolean;
+  /** Record `termsHash` and the time on the enrollment (the portal's consent; a node's hello binds it with its key). A changed hash is a new consent. */
+  recordTerms?: boolean;
 }
 
 /**
- * Store the purposes and audit the consent when it changed (each write awaited in order).
+ * Store the purposes (and, from the portal, the terms hash) and audit the consent when it changed, in one store
+ * transaction: a crash or an audit failure leaves neither a consent without its audit entry nor an entry without it.
  * @param anyStore - the async store (a sync SQLite `Store` is wrapped, for callers not yet on the async API)
  * @returns true when a `partner.consent` entry was appended
  */
 export async function recordConsent(anyStore: AnyStore, c: ConsentRecord): Promise<boolean> {
   if (c.purposes === undefined) return false;
-  const store = asAsyncStore(anyStore);
-  const previous = await store.setEnrollmentPurposes(c.enrollmentId, c.purposes);
-  const changed = previous === null || previous.join(',') !== c.purposes.join(',') || c.termsChanged === true;
-  if (changed) await store.audit(c.partnerId, 'partner.consent', c.enrollmentId, { federationId: c.federationId, purposes: c.purposes, previous, termsHash: c.termsHash });
-  if (purposeRefusal(c.purposes, c.purpose ?? null)) await store.audit(c.partnerId, 'partner.purpose-refused', c.enrollmentId, { federationId: c.federationId, purpose: c.purpose ?? null, purposes: c.purposes });
+  const purposes = c.purposes;
+  let changed = false;
+  await asAsyncStore(anyStore).recordConsent(c.enrollmentId, { purposes, ...(c.recordTerms ? { termsHash: c.termsHash } : {}) }, (previous) => {
+    changed = previous.purposes === null || previous.purposes.join(',') !== purposes.join(',') || (c.recordTerms === true && previous.termsHash !== c.termsHash);
+    const entries: AuditEntryInput[] = [];
+    if (changed) entries.push({ actor: c.partnerId, action: 'partner.consent', subject: c.enrollmentId, data: { federationId: c.federationId, purposes, previous: previous.purposes, termsHash: c.termsHash } });
+    if (purposeRefusal(purposes, c.purpose ?? null)) entries.push({ actor: c.partnerId, action: 'partner.purpose-refused', subject: c.enrollmentId, data: { federationId: c.federationId, purpose: c.purpose ?? null, purposes } });
+    return entries;
+  });
   return changed;
 }

@@ -107,8 +107,13 @@ export interface AsyncStore {
   bindIdentity(id: string, identityKey: string, termsHash: string | null): Promise<void>;
   setEnrollmentPurposes(id: string, purposes: readonly string[]): Promise<string[] | null>;
   revokeEnrollment(id: string): Promise<void>;
-  /** The portal's consent to the terms (hash) before the node connects. @returns the hash recorded before (null: none) */
-  recordTermsConsent(id: string, termsHash: string): Promise<string | null>;
+  /**
+   * A partner's consent in one transaction: the purposes and, with `termsHash` (the portal's consent, before the node
+   * connects), the terms hash and the time on the enrollment, together with the audit entries `plan` returns from what
+   * was recorded before. A plan that throws writes nothing; an unknown enrollment is NOT_FOUND.
+   * @returns what the enrollment recorded before
+   */
+  recordConsent(id: string, change: ConsentChange, plan: (previous: RecordedConsent) => AuditEntryInput[]): Promise<RecordedConsent>;
 
   // rounds
   nextRoundNumber(federationId: string): Promise<number>;
@@ -205,6 +210,12 @@ export interface AsyncStore {
 // --- REST routes (s8-15routes) ---
 /** An audit entry to append inside a store transaction. */
 export interface AuditEntryInput { actor: string; action: string; subject: string | null; data: unknown }
+
+/** What an enrollment records of a partner's consent (null: nothing yet). */
+export interface RecordedConsent { purposes: string[] | null; termsHash: string | null }
+
+/** A consent to record: the purposes, and the terms hash when the partner consented to the terms (the portal). */
+export interface ConsentChange { purposes: readonly string[]; termsHash?: string | undefined }
 /** A model version without its weights (what a release step decides on). */
 export type ModelVersionMeta = Omit<t.ModelVersionRow, 'weights'>;
 /** What a release plan sees: read under the federation's lock, in the transaction that writes. */

@@ -208,9 +208,17 @@ for (const backend of backends) {
       await expect(s.bindIdentity(e.id, 'cc'.repeat(32), null)).rejects.toThrow(/re-enroll/);
       expect(await s.setEnrollmentPurposes(e.id, ['a'])).toBeNull();
       expect(await s.setEnrollmentPurposes(e.id, ['b'])).toEqual(['a']);
-      expect(await s.recordTermsConsent(e.id, 'dd'.repeat(32))).toBe('bb'.repeat(32));
-      expect(await s.recordTermsConsent(e.id, 'ee'.repeat(32))).toBe('dd'.repeat(32));
+      // A consent, its terms and its audit entries are one transaction: a plan that throws writes none of them.
+      const consentEntry = (n: number) => [{ actor: p.id, action: 'partner.consent', subject: e.id, data: { n } }];
+      expect(await s.recordConsent(e.id, { purposes: ['c'], termsHash: 'dd'.repeat(32) }, () => consentEntry(1))).toEqual({ purposes: ['b'], termsHash: 'bb'.repeat(32) });
+      await expect(s.recordConsent(e.id, { purposes: ['x'], termsHash: 'ff'.repeat(32) }, () => { throw new FedmartError('INTERNAL', 'audit refused'); })).rejects.toThrow(/audit refused/);
+      await expect(s.recordConsent(e.id, { purposes: ['x'] }, () => [{ actor: p.id, action: 'partner.consent', subject: e.id, data: 10n }])).rejects.toThrow();
+      expect(await s.recordConsent(e.id, { purposes: ['d'] }, (prev) => consentEntry(prev.purposes!.length))).toEqual({ purposes: ['c'], termsHash: 'dd'.repeat(32) });
+      expect(await s.recordConsent(e.id, { purposes: ['d'], termsHash: 'ee'.repeat(32) }, () => [])).toEqual({ purposes: ['d'], termsHash: 'dd'.repeat(32) });
       expect((await s.listEnrollments(federation.id))[0]!.termsHash).toBe('ee'.repeat(32));
+      expect((await s.listAudit(100)).filter((a) => a.action === 'partner.consent').map((a) => JSON.parse(a.data!))).toEqual([{ n: 1 }, { n: 1 }]);
+      expect((await s.verifyAudit()).ok).toBe(true);
+      await expect(s.recordConsent('e_nope', { purposes: ['a'] }, () => [])).rejects.toThrow(/not found/);
       await s.revokeEnrollment(e.id);
       await s.markEnrollmentSeen(e.id, 43);
       expect((await s.findEnrollmentByToken('jti-1'))?.status).toBe('revoked');

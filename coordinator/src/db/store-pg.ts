@@ -29,7 +29,7 @@ import { PgAuditLog, type PgDb } from './audit-log-pg.ts';
 import { migratePg } from './migrations-pg.ts';
 import { assertFence } from '../cluster/lease.ts';
 import { TERMINAL_ROUND_PHASES, initialRelease, weightsOf } from './store.ts';
-import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ConsentChange, type RecordedConsent, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type * as sqliteT from './schema.ts';
 import * as t from './schema-pg.ts';
 
@@ -270,13 +270,21 @@ export class PgStore implements AsyncStore {
     await this.db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, enrollmentId));
   }
 
-  async recordTermsConsent(enrollmentId: string, termsHash: string): Promise<string | null> {
-    // One statement: the previous hash is read and replaced atomically (a CTE sees the row before the update).
-    const r = await this.pool.query<{ prev: string | null }>(
-      'WITH old AS (SELECT terms_hash AS prev FROM enrollments WHERE id = $1) UPDATE enrollments SET terms_hash = $2, consented_at = $3 WHERE id = $1 RETURNING (SELECT prev FROM old)',
-      [enrollmentId, termsHash, now()],
-    );
-    return r.rows[0]?.prev ?? null;
+  async recordConsent(enrollmentId: string, change: ConsentChange, plan: (previous: RecordedConsent) => AuditEntryInput[]): Promise<RecordedConsent> {
+    const e = t.enrollments;
+    try {
+      return await this.db.transaction(async (tx) => {
+        const [row] = await tx.select({ purposes: e.purposes, termsHash: e.termsHash }).from(e).where(eq(e.id, enrollmentId)).for('update');
+        if (!row) throw new FedmartError('NOT_FOUND', `enrollment ${enrollmentId} not found; it may have been deleted with its federation`);
+        const previous: RecordedConsent = { purposes: row.purposes ? (JSON.parse(row.purposes) as string[]) : null, termsHash: row.termsHash };
+        await tx.update(e).set({ purposes: JSON.stringify(change.purposes), ...(change.termsHash !== undefined ? { termsHash: change.termsHash, consentedAt: now() } : {}) }).where(eq(e.id, enrollmentId));
+        for (const a of plan(previous)) await this.auditLog.appendIn(tx, a.actor, a.action, a.subject, a.data);
+        return previous;
+      });
+    } catch (err) {
+      this.auditLog.forgetFrontier();
+      throw err;
+    }
   }
 
   // ------------------------------------------------------------ rounds

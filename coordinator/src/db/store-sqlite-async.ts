@@ -7,7 +7,7 @@ import { and, asc, eq, inArray, ne, notInArray, sql } from 'drizzle-orm';
 import { FedmartError } from '@fedmart/shared/errors';
 import { TokenRevocations } from './revocations.ts';
 import { Store, TERMINAL_ROUND_PHASES } from './store.ts';
-import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ConsentChange, type RecordedConsent, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type { Db } from './client.ts';
 import type { FederationConfig } from '@fedmart/shared/protocol';
 import * as t from './schema.ts';
@@ -59,7 +59,6 @@ export class SqliteAsyncStore implements AsyncStore {
   async bindIdentity(id: string, identityKey: string, termsHash: string | null) { this.store.bindIdentity(id, identityKey, termsHash); }
   async setEnrollmentPurposes(id: string, purposes: readonly string[]) { return this.store.setEnrollmentPurposes(id, purposes); }
   async revokeEnrollment(id: string) { this.store.revokeEnrollment(id); }
-  async recordTermsConsent(id: string, termsHash: string) { return this.store.recordTermsConsent(id, termsHash); }
 
   async nextRoundNumber(federationId: string) { return this.store.nextRoundNumber(federationId); }
   async createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>) { return this.store.createRound(row); }
@@ -129,6 +128,19 @@ export class SqliteAsyncStore implements AsyncStore {
       this.store.auditLog.forgetFrontier();
       throw err;
     }
+  }
+
+  async recordConsent(id: string, change: ConsentChange, plan: (previous: RecordedConsent) => AuditEntryInput[]): Promise<RecordedConsent> {
+    const db = this.#db;
+    const e = t.enrollments;
+    return this.#auditedTx(() => {
+      const row = db.select({ purposes: e.purposes, termsHash: e.termsHash }).from(e).where(eq(e.id, id)).get();
+      if (!row) throw new FedmartError('NOT_FOUND', `enrollment ${id} not found; it may have been deleted with its federation`);
+      const previous: RecordedConsent = { purposes: row.purposes ? (JSON.parse(row.purposes) as string[]) : null, termsHash: row.termsHash };
+      db.update(e).set({ purposes: JSON.stringify(change.purposes), ...(change.termsHash !== undefined ? { termsHash: change.termsHash, consentedAt: Date.now() } : {}) }).where(eq(e.id, id)).run();
+      for (const a of plan(previous)) this.store.audit(a.actor, a.action, a.subject, a.data);
+      return previous;
+    });
   }
 
   async endFederation(federationId: string, status: 'archived' | 'deleted', entry: AuditEntryInput) {

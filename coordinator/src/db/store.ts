@@ -169,19 +169,6 @@ export class Store {
     return row?.purposes ? (JSON.parse(row.purposes) as string[]) : null;
   }
 
-  /**
-   * Record that a partner consented to the federation's terms (hash) without its node connecting yet
-   * (the portal's consent); the node's first hello binds its identity key to the same hash.
-   * @param id - enrollment id
-   * @param termsHash - hex hash of the terms consented to (`federationTermsHash`)
-   * @returns the terms hash recorded before (null: none)
-   */
-  recordTermsConsent(id: string, termsHash: string): string | null {
-    const row = this.db.select({ termsHash: t.enrollments.termsHash }).from(t.enrollments).where(eq(t.enrollments.id, id)).get();
-    this.db.update(t.enrollments).set({ termsHash, consentedAt: now() }).where(eq(t.enrollments.id, id)).run();
-    return row?.termsHash ?? null;
-  }
-
   revokeEnrollment(id: string): void {
     this.db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, id)).run();
   }
