@@ -185,9 +185,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     if (refusal) throw new FedmartError('CONFLICT', `cannot enroll ${body.partner} in ${f.id}: ${refusal}; enroll it in a federation its consent covers, or record the purposes it agreed to`);
     const partner = await store.ensurePartner(body.partner);
     const t = await authority.issue({ sub: partner.id, role: 'partner', fed: f.id }, body.expiresInSeconds);
-    const e = await store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null);
-    if (body.purposes) await store.setEnrollmentPurposes(e.id, body.purposes);
-    await store.audit(req.principal!.sub, 'enrollment.issued', e.id, { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}), ...(body.purposes ? { purposes: body.purposes } : {}) });
+    // The enrollment, its purposes and its audit entry in one transaction (a re-issue revokes the old token: never unaudited).
+    const audit = { actor: req.principal!.sub, action: 'enrollment.issued', subject: null, data: { federationId: f.id, partner: partner.name, expiresAt: t.expiresAt, ...(body.maxExamples !== undefined ? { maxExamples: body.maxExamples } : {}), ...(body.purposes ? { purposes: body.purposes } : {}) } };
+    const e = await store.createEnrollment(f.id, partner.id, t.jti, t.expiresAt, body.maxExamples ?? null, { purposes: body.purposes, audit });
     res.status(201).json({ enrollment: { id: e.id, federationId: f.id, partnerId: partner.id, partnerName: partner.name, expiresAt: new Date(t.expiresAt).toISOString(), maxExamples: e.maxExamples }, token: t.token });
   });
 

@@ -100,12 +100,15 @@ export interface AsyncStore {
   listFederations(): Promise<t.FederationRow[]>;
 
   // enrollments
-  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples?: number | null): Promise<t.EnrollmentRow>;
+  /**
+   * Issue (or re-issue: the old token stops working) a partner's enrollment; with `extra`, the purposes it consented
+   * to and the issuing audit entry are written in the same transaction.
+   */
+  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples?: number | null, extra?: EnrollmentExtra): Promise<t.EnrollmentRow>;
   findEnrollmentByToken(tokenId: string): Promise<t.EnrollmentRow | undefined>;
   listEnrollments(federationId: string): Promise<(t.EnrollmentRow & { partnerName: string })[]>;
   markEnrollmentSeen(id: string, numExamples: number): Promise<void>;
   bindIdentity(id: string, identityKey: string, termsHash: string | null): Promise<void>;
-  setEnrollmentPurposes(id: string, purposes: readonly string[]): Promise<string[] | null>;
   revokeEnrollment(id: string): Promise<void>;
   /**
    * A partner's consent in one transaction: the purposes and, with `termsHash` (the portal's consent, before the node
@@ -213,6 +216,9 @@ export interface AuditEntryInput { actor: string; action: string; subject: strin
 
 /** What an enrollment records of a partner's consent (null: nothing yet). */
 export interface RecordedConsent { purposes: string[] | null; termsHash: string | null }
+
+/** What an enrollment's issue writes with it: the purposes consented to, the audit entry. */
+export interface EnrollmentExtra { purposes?: readonly string[] | undefined; audit?: AuditEntryInput | undefined }
 
 /** A consent to record: the purposes, and the terms hash when the partner consented to the terms (the portal). */
 export interface ConsentChange { purposes: readonly string[]; termsHash?: string | undefined }

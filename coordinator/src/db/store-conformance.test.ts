@@ -206,8 +206,8 @@ for (const backend of backends) {
       await s.bindIdentity(e.id, 'aa'.repeat(32), 'bb'.repeat(32));
       await s.bindIdentity(e.id, 'aa'.repeat(32), 'bb'.repeat(32));
       await expect(s.bindIdentity(e.id, 'cc'.repeat(32), null)).rejects.toThrow(/re-enroll/);
-      expect(await s.setEnrollmentPurposes(e.id, ['a'])).toBeNull();
-      expect(await s.setEnrollmentPurposes(e.id, ['b'])).toEqual(['a']);
+      expect(await s.recordConsent(e.id, { purposes: ['a'] }, () => [])).toEqual({ purposes: null, termsHash: 'bb'.repeat(32) });
+      expect(await s.recordConsent(e.id, { purposes: ['b'] }, () => [])).toEqual({ purposes: ['a'], termsHash: 'bb'.repeat(32) });
       // A consent, its terms and its audit entries are one transaction: a plan that throws writes none of them.
       const consentEntry = (n: number) => [{ actor: p.id, action: 'partner.consent', subject: e.id, data: { n } }];
       expect(await s.recordConsent(e.id, { purposes: ['c'], termsHash: 'dd'.repeat(32) }, () => consentEntry(1))).toEqual({ purposes: ['b'], termsHash: 'bb'.repeat(32) });
@@ -219,6 +219,17 @@ for (const backend of backends) {
       expect((await s.listAudit(100)).filter((a) => a.action === 'partner.consent').map((a) => JSON.parse(a.data!))).toEqual([{ n: 1 }, { n: 1 }]);
       expect((await s.verifyAudit()).ok).toBe(true);
       await expect(s.recordConsent('e_nope', { purposes: ['a'] }, () => [])).rejects.toThrow(/not found/);
+      // An enrollment's issue, its purposes and its audit entry are one transaction: when the entry cannot be written,
+      // neither the new enrollment nor a re-issue (which would revoke the old token unaudited) is stored.
+      const unwritable = { actor: 'operator', action: 'enrollment.issued', subject: null, data: 10n };
+      const q = await s.ensurePartner('globex');
+      await expect(s.createEnrollment(federation.id, q.id, 'jti-q', Date.now() + 1e6, null, { purposes: ['x'], audit: unwritable })).rejects.toThrow();
+      expect(await s.findEnrollmentByToken('jti-q')).toBeUndefined();
+      await expect(s.createEnrollment(federation.id, p.id, 'jti-9', Date.now() + 1e6, null, { audit: unwritable })).rejects.toThrow();
+      expect((await s.findEnrollmentByToken('jti-1'))?.id).toBe(e.id);
+      const issued = await s.createEnrollment(federation.id, q.id, 'jti-q', Date.now() + 1e6, null, { purposes: ['x'], audit: { ...unwritable, data: { ok: true } } });
+      expect([issued.purposes, (await s.findEnrollmentByToken('jti-q'))?.purposes]).toEqual(['["x"]', '["x"]']);
+      expect((await s.listAudit(100)).filter((a) => a.action === 'enrollment.issued').map((a) => a.subject)).toEqual([issued.id]);
       await s.revokeEnrollment(e.id);
       await s.markEnrollmentSeen(e.id, 43);
       expect((await s.findEnrollmentByToken('jti-1'))?.status).toBe('revoked');
@@ -413,7 +424,7 @@ for (const backend of backends) {
       const p = await s.ensurePartner('acme');
       const e = await s.createEnrollment(fed, p.id, 'jti-1', Date.now() + 1e6);
       await s.bindIdentity(e.id, 'aa'.repeat(32), 'bb'.repeat(32));
-      await s.setEnrollmentPurposes(e.id, ['analytics']);
+      await s.recordConsent(e.id, { purposes: ['analytics'] }, () => []);
       await s.markEnrollmentSeen(e.id, 42);
       const r1 = await newRound(s, fed, model.id);
       await s.setParticipant(r1.id, p.id, { status: 'trained', numExamples: 7, trainMetrics: { loss: 1 }, reason: 'slow' });

@@ -29,7 +29,7 @@ import { PgAuditLog, type PgDb } from './audit-log-pg.ts';
 import { migratePg } from './migrations-pg.ts';
 import { assertFence } from '../cluster/lease.ts';
 import { TERMINAL_ROUND_PHASES, initialRelease, weightsOf } from './store.ts';
-import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ConsentChange, type RecordedConsent, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ConsentChange, type EnrollmentExtra, type RecordedConsent, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type * as sqliteT from './schema.ts';
 import * as t from './schema-pg.ts';
 
@@ -216,19 +216,32 @@ export class PgStore implements AsyncStore {
     return row;
   }
 
-  createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null): Promise<t.EnrollmentRow> {
-    return this.db.transaction(async (tx) => {
-      const [existing] = await tx.select().from(t.enrollments).where(and(eq(t.enrollments.federationId, federationId), eq(t.enrollments.partnerId, partnerId))).for('update');
-      if (existing) {
-        // As in Store: re-issuing replaces the token and releases the identity binding.
-        const status = existing.status === 'revoked' ? 'invited' : existing.status;
-        await tx.update(t.enrollments).set({ tokenId, expiresAt, maxExamples, status, identityKey: null }).where(eq(t.enrollments.id, existing.id));
-        return { ...existing, tokenId, expiresAt, maxExamples, status, identityKey: null };
-      }
-      const row: t.EnrollmentRow = { id: id('e'), federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
-      await tx.insert(t.enrollments).values(row);
-      return row;
-    });
+  async createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null, extra?: EnrollmentExtra): Promise<t.EnrollmentRow> {
+    const e = t.enrollments;
+    try {
+      return await this.db.transaction(async (tx) => {
+        const [existing] = await tx.select().from(e).where(and(eq(e.federationId, federationId), eq(e.partnerId, partnerId))).for('update');
+        let row: t.EnrollmentRow;
+        if (existing) {
+          // As in Store: re-issuing replaces the token and releases the identity binding.
+          const status = existing.status === 'revoked' ? 'invited' : existing.status;
+          await tx.update(e).set({ tokenId, expiresAt, maxExamples, status, identityKey: null }).where(eq(e.id, existing.id));
+          row = { ...existing, tokenId, expiresAt, maxExamples, status, identityKey: null };
+        } else {
+          row = { id: id('e'), federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
+          await tx.insert(e).values(row);
+        }
+        if (extra?.purposes) {
+          row = { ...row, purposes: JSON.stringify(extra.purposes) };
+          await tx.update(e).set({ purposes: row.purposes }).where(eq(e.id, row.id));
+        }
+        if (extra?.audit) await this.auditLog.appendIn(tx, extra.audit.actor, extra.audit.action, extra.audit.subject ?? row.id, extra.audit.data);
+        return row;
+      });
+    } catch (err) {
+      this.auditLog.forgetFrontier();
+      throw err;
+    }
   }
 
   async findEnrollmentByToken(tokenId: string) {
@@ -256,14 +269,6 @@ export class PgStore implements AsyncStore {
       const current = (await this.#enrollment(enrollmentId))!;
       throw new FedmartError('CONFLICT', `partner ${current.partnerId} connected with identity key ${identityFingerprint(hexToBytes(identityKey))}, but its enrollment is bound to ${identityFingerprint(hexToBytes(current.identityKey!))}; if the partner really has a new key, the operator must re-enroll it (fedmart federation enroll) and the other partners must accept its new fingerprint`);
     }
-  }
-
-  setEnrollmentPurposes(enrollmentId: string, purposes: readonly string[]) {
-    return this.db.transaction(async (tx) => {
-      const [row] = await tx.select({ purposes: t.enrollments.purposes }).from(t.enrollments).where(eq(t.enrollments.id, enrollmentId)).for('update');
-      await tx.update(t.enrollments).set({ purposes: JSON.stringify(purposes) }).where(eq(t.enrollments.id, enrollmentId));
-      return row?.purposes ? (JSON.parse(row.purposes) as string[]) : null;
-    });
   }
 
   async revokeEnrollment(enrollmentId: string): Promise<void> {

@@ -7,7 +7,7 @@ import { and, asc, eq, inArray, ne, notInArray, sql } from 'drizzle-orm';
 import { FedmartError } from '@fedmart/shared/errors';
 import { TokenRevocations } from './revocations.ts';
 import { Store, TERMINAL_ROUND_PHASES } from './store.ts';
-import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ConsentChange, type RecordedConsent, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
+import { ERASED_WEIGHTS_SHA256, endFederationRefusal, ledgerSnapshot, type AdmissionCheck, type AdmissionRefusal, type AsyncStore, type AuditEntryInput, type ConsentChange, type EnrollmentExtra, type RecordedConsent, type ReleasePlan, type CommitRoundArgs, type LedgerPlan, type NewCapRow, type NewLedgerRow, type NewSchedule, type ParticipantFields, type ScheduleFields } from './store-api.ts';
 import type { Db } from './client.ts';
 import type { FederationConfig } from '@fedmart/shared/protocol';
 import * as t from './schema.ts';
@@ -52,12 +52,18 @@ export class SqliteAsyncStore implements AsyncStore {
   federationConfig(row: t.FederationRow) { return this.store.federationConfig(row); }
   async listFederations() { return this.store.listFederations(); }
 
-  async createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null) { return this.store.createEnrollment(federationId, partnerId, tokenId, expiresAt, maxExamples); }
+  async createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null, extra?: EnrollmentExtra) {
+    return this.#auditedTx(() => {
+      const row = this.store.createEnrollment(federationId, partnerId, tokenId, expiresAt, maxExamples);
+      if (extra?.purposes) this.store.setEnrollmentPurposes(row.id, extra.purposes);
+      if (extra?.audit) this.store.audit(extra.audit.actor, extra.audit.action, extra.audit.subject ?? row.id, extra.audit.data);
+      return extra?.purposes ? { ...row, purposes: JSON.stringify(extra.purposes) } : row;
+    });
+  }
   async findEnrollmentByToken(tokenId: string) { return this.store.findEnrollmentByToken(tokenId); }
   async listEnrollments(federationId: string) { return this.store.listEnrollments(federationId); }
   async markEnrollmentSeen(id: string, numExamples: number) { this.store.markEnrollmentSeen(id, numExamples); }
   async bindIdentity(id: string, identityKey: string, termsHash: string | null) { this.store.bindIdentity(id, identityKey, termsHash); }
-  async setEnrollmentPurposes(id: string, purposes: readonly string[]) { return this.store.setEnrollmentPurposes(id, purposes); }
   async revokeEnrollment(id: string) { this.store.revokeEnrollment(id); }
 
   async nextRoundNumber(federationId: string) { return this.store.nextRoundNumber(federationId); }
