@@ -162,8 +162,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const spec = body.config.model;
     const weights = initJointWeights(spec, body.config.seed, body.config.initialOutputBias ?? 0);
     if (weights.length !== jointParameterCount(spec)) throw new FedmartError('INTERNAL', 'initial model has the wrong size');
-    const { federation, model } = await store.createFederation(body.name, body.config, weights);
-    await store.audit(req.principal!.sub, 'federation.created', federation.id, { name: body.name, strategy: body.config.strategy, params: model.paramCount });
+    const { federation, model } = await store.createFederation(body.name, body.config, weights, { actor: req.principal!.sub, action: 'federation.created', subject: null, data: { name: body.name, strategy: body.config.strategy, params: weights.length } });
     res.status(201).json({ federation: federationView(federation), model: modelView(model) });
   });
 
@@ -200,9 +199,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const list = await store.listEnrollments(param(req, 'id'));
     const e = list.find((x) => x.id === req.params.enrollmentId);
     if (!e) throw new FedmartError('NOT_FOUND', `enrollment ${req.params.enrollmentId} not found in federation ${req.params.id}`);
-    await store.revokeEnrollment(e.id);
+    await store.revokeEnrollment(e.id, { actor: req.principal!.sub, action: 'enrollment.revoked', subject: e.id, data: { federationId: req.params.id } });
     for (const c of orchestrator.connectedClients(param(req, 'id'))) if (c.partnerId === e.partnerId) c.disconnect('enrollment revoked by the operator');
-    await store.audit(req.principal!.sub, 'enrollment.revoked', e.id, { federationId: req.params.id });
     res.json({ revoked: e.id });
   });
 

@@ -407,8 +407,7 @@ export async function setPrivacyCap(anyStore: AnyStore, c: { federationId: strin
   if (c.partnerId !== null && !(await store.listEnrollments(c.federationId)).some((e) => e.partnerId === c.partnerId)) {
     throw new FedmartError('NOT_FOUND', `partner "${c.partnerId}" is not enrolled in federation ${c.federationId}; list partners with GET /api/v1/federations/${c.federationId}/enrollments`);
   }
-  await store.appendPrivacyCap({ federationId: c.federationId, partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy });
-  await store.audit(c.setBy, c.epsilon === null ? 'privacy.cap.lifted' : 'privacy.cap.set', c.federationId, { partnerId: c.partnerId, level: c.level, epsilon: c.epsilon });
+  await store.appendPrivacyCap({ federationId: c.federationId, partnerId: c.partnerId, level: c.level, epsilon: c.epsilon, setBy: c.setBy }, { actor: c.setBy, action: c.epsilon === null ? 'privacy.cap.lifted' : 'privacy.cap.set', subject: c.federationId, data: { partnerId: c.partnerId, level: c.level, epsilon: c.epsilon } });
   return listPrivacyCaps(store, c.federationId);
 }
 

@@ -93,7 +93,8 @@ export interface AsyncStore {
   getPartner(id: string): Promise<t.PartnerRow | undefined>;
 
   // federations
-  createFederation(name: string, config: FederationConfig, initialWeights: Float32Array): Promise<{ federation: t.FederationRow; model: t.ModelVersionRow }>;
+  /** The federation and its version-0 model, with `audit` (subject null: the new federation's id) in the same transaction. */
+  createFederation(name: string, config: FederationConfig, initialWeights: Float32Array, audit?: AuditEntryInput): Promise<{ federation: t.FederationRow; model: t.ModelVersionRow }>;
   getFederation(id: string): Promise<t.FederationRow>;
   /** Pure: parse a stored config (schema-checked). */
   federationConfig(row: t.FederationRow): FederationConfig;
@@ -109,7 +110,8 @@ export interface AsyncStore {
   listEnrollments(federationId: string): Promise<(t.EnrollmentRow & { partnerName: string })[]>;
   markEnrollmentSeen(id: string, numExamples: number): Promise<void>;
   bindIdentity(id: string, identityKey: string, termsHash: string | null): Promise<void>;
-  revokeEnrollment(id: string): Promise<void>;
+  /** Revoke an enrollment, with `audit` in the same transaction. */
+  revokeEnrollment(id: string, audit?: AuditEntryInput): Promise<void>;
   /**
    * A partner's consent in one transaction: the purposes and, with `termsHash` (the portal's consent, before the node
    * connects), the terms hash and the time on the enrollment, together with the audit entries `plan` returns from what
@@ -156,7 +158,8 @@ export interface AsyncStore {
    */
   admitRound(federationId: string, roundId: string, check: AdmissionCheck): Promise<AdmissionRefusal | null>;
   /** Append a cap row (under the federation's lock, so it orders with spends). */
-  appendPrivacyCap(cap: NewCapRow): Promise<void>;
+  /** Append a cap (or its lifting), with `audit` in the same transaction: a cap is never in force unaudited. */
+  appendPrivacyCap(cap: NewCapRow, audit?: AuditEntryInput): Promise<void>;
   privacyCapHistory(federationId: string): Promise<t.PrivacyCapRow[]>;
   ledgerRows(federationId: string): Promise<t.PrivacyLedgerRow[]>;
 

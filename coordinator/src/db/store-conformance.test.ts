@@ -240,6 +240,26 @@ for (const backend of backends) {
       await s.bindIdentity(e.id, 'cc'.repeat(32), null);
     }, HANG_GUARD);
 
+    it('a federation, an enrollment revocation and a privacy cap are stored with their audit entry or not at all', async () => {
+      await fresh();
+      const unwritable = (action: string) => ({ actor: 'operator', action, subject: null, data: 10n });
+      await expect(s.createFederation('lost', config, weights(4, 0.5), unwritable('federation.created'))).rejects.toThrow();
+      expect(await s.listFederations()).toEqual([]);
+      const { federation } = await s.createFederation('fed', config, weights(4, 0.5), { ...unwritable('federation.created'), data: { n: 1 } });
+      const p = await s.ensurePartner('acme');
+      const e = await s.createEnrollment(federation.id, p.id, 'jti-1', Date.now() + 1e6);
+      await expect(s.revokeEnrollment(e.id, unwritable('enrollment.revoked'))).rejects.toThrow();
+      expect((await s.findEnrollmentByToken('jti-1'))?.status).toBe('invited');
+      await expect(s.appendPrivacyCap({ federationId: federation.id, partnerId: p.id, level: 'record', epsilon: 1, setBy: 'compliance' }, unwritable('privacy.cap.set'))).rejects.toThrow();
+      expect(await s.privacyCapHistory(federation.id)).toEqual([]);
+      await s.appendPrivacyCap({ federationId: federation.id, partnerId: p.id, level: 'record', epsilon: 2, setBy: 'compliance' }, { ...unwritable('privacy.cap.set'), subject: p.id, data: { epsilon: 2 } });
+      await s.revokeEnrollment(e.id, { ...unwritable('enrollment.revoked'), data: {} });
+      expect((await s.privacyCapHistory(federation.id)).map((c) => c.epsilon)).toEqual([2]);
+      expect((await s.findEnrollmentByToken('jti-1'))?.status).toBe('revoked');
+      expect((await s.listAudit(100)).map((a) => [a.action, a.subject])).toEqual([['federation.created', federation.id], ['privacy.cap.set', p.id], ['enrollment.revoked', e.id]]);
+      expect((await s.verifyAudit()).ok).toBe(true);
+    }, HANG_GUARD);
+
     it('rounds and participants; interrupted rounds fail; a round number is taken once', async () => {
       await fresh();
       const { federation, model } = await s.createFederation('fed', config, weights(4, 0));

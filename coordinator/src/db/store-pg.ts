@@ -176,10 +176,10 @@ export class PgStore implements AsyncStore {
   }
 
   // ------------------------------------------------------------ federations
-  createFederation(name: string, config: FederationConfig, initialWeights: Float32Array) {
+  createFederation(name: string, config: FederationConfig, initialWeights: Float32Array, audit?: AuditEntryInput) {
     const fedId = id('f');
     const modelId = id('m');
-    return this.db.transaction(async (tx) => {
+    return this.#auditedTx(async (tx) => {
       const federation: t.FederationRow = { id: fedId, name, config: JSON.stringify(config), status: 'active', currentModelVersionId: modelId, createdAt: now(), endedAt: null };
       await tx.insert(t.federations).values(federation);
       const weights = Buffer.from(initialWeights.buffer, initialWeights.byteOffset, initialWeights.byteLength);
@@ -190,6 +190,7 @@ export class PgStore implements AsyncStore {
         ...initialRelease(config),
       };
       await tx.insert(t.modelVersions).values(model);
+      if (audit) await this.auditLog.appendIn(tx, audit.actor, audit.action, audit.subject ?? fedId, audit.data);
       return { federation, model };
     });
   }
@@ -218,30 +219,25 @@ export class PgStore implements AsyncStore {
 
   async createEnrollment(federationId: string, partnerId: string, tokenId: string, expiresAt: number, maxExamples: number | null = null, extra?: EnrollmentExtra): Promise<t.EnrollmentRow> {
     const e = t.enrollments;
-    try {
-      return await this.db.transaction(async (tx) => {
-        const [existing] = await tx.select().from(e).where(and(eq(e.federationId, federationId), eq(e.partnerId, partnerId))).for('update');
-        let row: t.EnrollmentRow;
-        if (existing) {
-          // As in Store: re-issuing replaces the token and releases the identity binding.
-          const status = existing.status === 'revoked' ? 'invited' : existing.status;
-          await tx.update(e).set({ tokenId, expiresAt, maxExamples, status, identityKey: null }).where(eq(e.id, existing.id));
-          row = { ...existing, tokenId, expiresAt, maxExamples, status, identityKey: null };
-        } else {
-          row = { id: id('e'), federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
-          await tx.insert(e).values(row);
-        }
-        if (extra?.purposes) {
-          row = { ...row, purposes: JSON.stringify(extra.purposes) };
-          await tx.update(e).set({ purposes: row.purposes }).where(eq(e.id, row.id));
-        }
-        if (extra?.audit) await this.auditLog.appendIn(tx, extra.audit.actor, extra.audit.action, extra.audit.subject ?? row.id, extra.audit.data);
-        return row;
-      });
-    } catch (err) {
-      this.auditLog.forgetFrontier();
-      throw err;
-    }
+    return this.#auditedTx(async (tx) => {
+      const [existing] = await tx.select().from(e).where(and(eq(e.federationId, federationId), eq(e.partnerId, partnerId))).for('update');
+      let row: t.EnrollmentRow;
+      if (existing) {
+        // As in Store: re-issuing replaces the token and releases the identity binding.
+        const status = existing.status === 'revoked' ? 'invited' : existing.status;
+        await tx.update(e).set({ tokenId, expiresAt, maxExamples, status, identityKey: null }).where(eq(e.id, existing.id));
+        row = { ...existing, tokenId, expiresAt, maxExamples, status, identityKey: null };
+      } else {
+        row = { id: id('e'), federationId, partnerId, tokenId, status: 'invited', expiresAt, consentedAt: null, lastSeenAt: null, numExamples: null, createdAt: now(), maxExamples, identityKey: null, termsHash: null, purposes: null };
+        await tx.insert(e).values(row);
+      }
+      if (extra?.purposes) {
+        row = { ...row, purposes: JSON.stringify(extra.purposes) };
+        await tx.update(e).set({ purposes: row.purposes }).where(eq(e.id, row.id));
+      }
+      if (extra?.audit) await this.auditLog.appendIn(tx, extra.audit.actor, extra.audit.action, extra.audit.subject ?? row.id, extra.audit.data);
+      return row;
+    });
   }
 
   async findEnrollmentByToken(tokenId: string) {
@@ -271,25 +267,33 @@ export class PgStore implements AsyncStore {
     }
   }
 
-  async revokeEnrollment(enrollmentId: string): Promise<void> {
-    await this.db.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, enrollmentId));
+  async revokeEnrollment(enrollmentId: string, audit?: AuditEntryInput): Promise<void> {
+    await this.#auditedTx(async (tx) => {
+      await tx.update(t.enrollments).set({ status: 'revoked' }).where(eq(t.enrollments.id, enrollmentId));
+      if (audit) await this.auditLog.appendIn(tx, audit.actor, audit.action, audit.subject ?? enrollmentId, audit.data);
+    });
   }
 
-  async recordConsent(enrollmentId: string, change: ConsentChange, plan: (previous: RecordedConsent) => AuditEntryInput[]): Promise<RecordedConsent> {
-    const e = t.enrollments;
+  /** A transaction that may append audit entries (the cached Merkle frontier is forgotten when it rolls back). */
+  async #auditedTx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
-      return await this.db.transaction(async (tx) => {
-        const [row] = await tx.select({ purposes: e.purposes, termsHash: e.termsHash }).from(e).where(eq(e.id, enrollmentId)).for('update');
-        if (!row) throw new FedmartError('NOT_FOUND', `enrollment ${enrollmentId} not found; it may have been deleted with its federation`);
-        const previous: RecordedConsent = { purposes: row.purposes ? (JSON.parse(row.purposes) as string[]) : null, termsHash: row.termsHash };
-        await tx.update(e).set({ purposes: JSON.stringify(change.purposes), ...(change.termsHash !== undefined ? { termsHash: change.termsHash, consentedAt: now() } : {}) }).where(eq(e.id, enrollmentId));
-        for (const a of plan(previous)) await this.auditLog.appendIn(tx, a.actor, a.action, a.subject, a.data);
-        return previous;
-      });
+      return await this.db.transaction(fn);
     } catch (err) {
       this.auditLog.forgetFrontier();
       throw err;
     }
+  }
+
+  async recordConsent(enrollmentId: string, change: ConsentChange, plan: (previous: RecordedConsent) => AuditEntryInput[]): Promise<RecordedConsent> {
+    const e = t.enrollments;
+    return this.#auditedTx(async (tx) => {
+      const [row] = await tx.select({ purposes: e.purposes, termsHash: e.termsHash }).from(e).where(eq(e.id, enrollmentId)).for('update');
+      if (!row) throw new FedmartError('NOT_FOUND', `enrollment ${enrollmentId} not found; it may have been deleted with its federation`);
+      const previous: RecordedConsent = { purposes: row.purposes ? (JSON.parse(row.purposes) as string[]) : null, termsHash: row.termsHash };
+      await tx.update(e).set({ purposes: JSON.stringify(change.purposes), ...(change.termsHash !== undefined ? { termsHash: change.termsHash, consentedAt: now() } : {}) }).where(eq(e.id, enrollmentId));
+      for (const a of plan(previous)) await this.auditLog.appendIn(tx, a.actor, a.action, a.subject, a.data);
+      return previous;
+    });
   }
 
   // ------------------------------------------------------------ rounds
@@ -413,10 +417,11 @@ export class PgStore implements AsyncStore {
     });
   }
 
-  async appendPrivacyCap(cap: NewCapRow): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  async appendPrivacyCap(cap: NewCapRow, audit?: AuditEntryInput): Promise<void> {
+    await this.#auditedTx(async (tx) => {
       await this.#lockFederation(tx, cap.federationId);
       await tx.insert(t.privacyCaps).values({ ...cap, createdAt: now() });
+      if (audit) await this.auditLog.appendIn(tx, audit.actor, audit.action, audit.subject ?? cap.federationId, audit.data);
     });
   }
 

@@ -47,7 +47,13 @@ export class SqliteAsyncStore implements AsyncStore {
   async listPartners() { return this.store.listPartners(); }
   async getPartner(id: string) { return this.store.getPartner(id); }
 
-  async createFederation(name: string, config: FederationConfig, initialWeights: Float32Array) { return this.store.createFederation(name, config, initialWeights); }
+  async createFederation(name: string, config: FederationConfig, initialWeights: Float32Array, audit?: AuditEntryInput) {
+    return this.#auditedTx(() => {
+      const created = this.store.createFederation(name, config, initialWeights);
+      if (audit) this.store.audit(audit.actor, audit.action, audit.subject ?? created.federation.id, audit.data);
+      return created;
+    });
+  }
   async getFederation(id: string) { return this.store.getFederation(id); }
   federationConfig(row: t.FederationRow) { return this.store.federationConfig(row); }
   async listFederations() { return this.store.listFederations(); }
@@ -64,7 +70,12 @@ export class SqliteAsyncStore implements AsyncStore {
   async listEnrollments(federationId: string) { return this.store.listEnrollments(federationId); }
   async markEnrollmentSeen(id: string, numExamples: number) { this.store.markEnrollmentSeen(id, numExamples); }
   async bindIdentity(id: string, identityKey: string, termsHash: string | null) { this.store.bindIdentity(id, identityKey, termsHash); }
-  async revokeEnrollment(id: string) { this.store.revokeEnrollment(id); }
+  async revokeEnrollment(id: string, audit?: AuditEntryInput) {
+    this.#auditedTx(() => {
+      this.store.revokeEnrollment(id);
+      if (audit) this.store.audit(audit.actor, audit.action, audit.subject ?? id, audit.data);
+    });
+  }
 
   async nextRoundNumber(federationId: string) { return this.store.nextRoundNumber(federationId); }
   async createRound(row: Omit<t.RoundRow, 'updatedAt' | 'endedAt' | 'reason' | 'metrics'>) { return this.store.createRound(row); }
@@ -104,7 +115,12 @@ export class SqliteAsyncStore implements AsyncStore {
   async chargeLedger(federationId: string, plan: LedgerPlan) {
     return this.#db.$client.transaction(() => this.#snapshotAndAppend(federationId, plan, null)).immediate();
   }
-  async appendPrivacyCap(cap: NewCapRow) { this.#db.insert(t.privacyCaps).values({ ...cap, createdAt: Date.now() }).run(); }
+  async appendPrivacyCap(cap: NewCapRow, audit?: AuditEntryInput) {
+    this.#auditedTx(() => {
+      this.#db.insert(t.privacyCaps).values({ ...cap, createdAt: Date.now() }).run();
+      if (audit) this.store.audit(audit.actor, audit.action, audit.subject ?? cap.federationId, audit.data);
+    });
+  }
   async privacyCapHistory(federationId: string) { return this.#db.select().from(t.privacyCaps).where(eq(t.privacyCaps.federationId, federationId)).orderBy(asc(t.privacyCaps.id)).all(); }
   async ledgerRows(federationId: string) { return this.#db.select().from(t.privacyLedger).where(eq(t.privacyLedger.federationId, federationId)).orderBy(asc(t.privacyLedger.id)).all(); }
 
