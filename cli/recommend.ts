@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { readTableFile } from '@fedmart/client-node/data/connectors';
 import { FedmartError } from '@fedmart/shared/errors';
 import { HttpModelRegistry, type ModelRegistry } from '@fedmart/scenarios';
-import { FileModelRegistry, historiesOf, historyLookup, parseModelFile, RecommendationService, type Catalogue } from '@fedmart/scenarios/recommendation/recommend';
+import { FileModelRegistry, historiesOf, historyLookup, parseAnyModelFile, parseModelFile, RecommendationService, type Catalogue } from '@fedmart/scenarios/recommendation/recommend';
 import { parseRecFederationSpec } from '@fedmart/scenarios/recommendation/federation';
 import type { RecModelSpec } from '@fedmart/scenarios/recommendation/model';
 import { ApiClient } from './api-client.ts';
@@ -22,7 +22,9 @@ and deep contributions, the history items most like each one). The user's
 local embedding is recomputed from their history in PARTNER.csv (fold-in):
 user parameters are never published.
 
-  --model FILE|ID/VER   model.json from "fedmart scenario recommendation simulate --save DIR",
+  --model FILE|ID/VER   model.json from "fedmart scenario recommendation simulate --save DIR"
+                        (Wide & Deep, or with --dp record the item-Gram DP model: the score is
+                        its factor part, "because of" the history items with the largest share),
                         or a federation's version on a coordinator (f_abc/3, f_abc/latest)
   --catalogue FILE      with ID/VER: a model file holding the catalogue (default: the federation's own,
                         for federations made with fedmart scenario recommendation create)
@@ -50,7 +52,7 @@ export async function recommendCommand(argv: string[]): Promise<number> {
   let federation: string;
   let version: number | 'latest';
   let catalogue: Catalogue;
-  let model: RecModelSpec;
+  let model: RecModelSpec | 'gram';
   let trained: { user: string; item: string };
   if (byId) {
     const [fed, ver] = ref.split('/') as [string, string];
@@ -72,9 +74,10 @@ export async function recommendCommand(argv: string[]): Promise<number> {
       trained = spec.columns;
     }
   } else {
-    const file = parseModelFile(readText(ref), ref);
+    const file = parseAnyModelFile(readText(ref), ref);
     registry = new FileModelRegistry(file);
-    ({ federationId: federation, version, catalogue, model } = file);
+    ({ federationId: federation, version, catalogue } = file);
+    model = 'gram' in file ? 'gram' : file.model;
     trained = file.columns;
   }
   const data = await readTableFile(dataPath);

@@ -10,7 +10,7 @@
  * each brand scores its own customers from their histories.
  */
 import { FedmartError } from '@fedmart/shared/errors';
-import { GRAM_SENSITIVITY, gramLayout, gramScores, type GramDpSpec } from '@fedmart/scenarios/recommendation/dp-gram';
+import { GRAM_SENSITIVITY, gramLayout, gramScores, type GramDpSpec, type GramModel } from '@fedmart/scenarios/recommendation/dp-gram';
 import { brandNoiseStd, gramDpTask, gramModelOf } from '@fedmart/scenarios/recommendation/gram-task';
 import { RECOMMENDATION_TASK } from '@fedmart/scenarios/recommendation/task';
 import { fullRank } from '@fedmart/scenarios/recommendation/local';
@@ -41,7 +41,7 @@ export function gramFlags(cmd: string, values: Record<string, unknown>, items: n
  * @param o - ε, δ, the release settings, the protection layers, seed
  * @returns the federated arm's test metrics and the privacy block
  */
-export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; rank: number; protection: SimulationProtection; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown> }> {
+export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; rank: number; protection: SimulationProtection; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown>; model: GramModel }> {
   const items = s.data.items.length;
   const histories = s.partners.map((p) => p.users.map((u) => s.splits[u]!.train));
   const P = s.partners.length;
@@ -98,6 +98,7 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
   const base = simulationPrivacy(dp, fed.privacy);
   return {
     test: acc.result(),
+    model,
     privacy: {
       ...base,
       unit: 'interaction (one observed user-item pair; add/remove)',

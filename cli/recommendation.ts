@@ -16,7 +16,8 @@ import { initRecWeights, recLayout, type RecModelSpec } from '@fedmart/scenarios
 import { popularityMetrics, type LocalRecommender, type RecTrainSpec } from '@fedmart/scenarios/recommendation/local';
 import { RankingAccumulator, type RankingMetrics } from '@fedmart/scenarios/recommendation/metrics';
 import { recommendationTask, RECOMMENDATION_TASK, type RecommendationTask } from '@fedmart/scenarios/recommendation/task';
-import { FOLD_IN_EPOCHS, FOLD_IN_MAX_STEPS, modelFileOf } from '@fedmart/scenarios/recommendation/recommend';
+import { FOLD_IN_EPOCHS, FOLD_IN_MAX_STEPS, modelFileOf, type RecommendationModelFile } from '@fedmart/scenarios/recommendation/recommend';
+import { gramModelFileOf, type GramModelFile } from '@fedmart/scenarios/recommendation/gram-serve';
 import { catalogueOf, recommendationFederationConfig } from '@fedmart/scenarios/recommendation/federation';
 import { itemTowerFromCounts, noisyItemCounts, sigmaWithCountRelease } from '@fedmart/scenarios/recommendation/dp-prior';
 import { cryptoRandomSource } from '@fedmart/shared/dp/gaussian';
@@ -68,7 +69,8 @@ interaction per user; choices are made on the second-to-last.
                           the brand serves them: refitted to their history against the frozen joint model
                           (the fold-in of fedmart recommend; local, nothing released)
   --arms LIST             comma-separated arms to run besides federated (default local,centralized,mf,popularity; "none" for federated alone)
-  --save DIR              write the chosen federated model (DIR/model.json) and each brand's CSV for fedmart recommend
+  --save DIR              write the chosen federated model (DIR/model.json; under --dp record the item-Gram
+                          model, post-processing of the releases) and each brand's CSV for fedmart recommend
   --json                  print one JSON object`;
 
 const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
@@ -212,6 +214,10 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     const epsilon = numberFlag(cmd, values, 'epsilon', Number.NaN, 1e-6, 1e6);
     const delta = values.delta === undefined ? 1e-5 : numberFlag(cmd, values, 'delta', 1e-5, 1e-300, 0.999999);
     const r = await federatedGramDp(s, { epsilon, delta, ...gram, protection, seed, onProgress: progress });
+    if (typeof values.save === 'string') {
+      const { epsilon: e, delta: d, unit } = r.privacy as { epsilon: number; delta: number; unit: string };
+      saveForRecommend(values.save, s, gramModelFileOf(s.data, r.model, { user, item, time: values.time as string | undefined }, { level: 'record', unit, epsilon: e, delta: d, model: 'gram' }), table, { user });
+    }
     const out = {
       scenario: 'recommendation',
       partners: s.partners.map((p) => ({ id: p.id, users: p.users.length, interactions: p.users.reduce((a, u) => a + s.splits[u]!.train.length + 2, 0) })),
@@ -271,7 +277,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
   for (const task of tasks) fedTest.merge(task.local.evaluate(chosen.weights, 'test', true, task.usersAt(chosen.weights)));
   progress(`federated: round ${chosen.round} chosen on validation (HR@10 ${r4(chosen.metrics.eval_hr10 ?? Number.NaN)})`);
 
-  if (typeof values.save === 'string') saveForRecommend(values.save, s, train.model, chosen.weights, table, { user, item, time: values.time as string | undefined });
+  if (typeof values.save === 'string') saveForRecommend(values.save, s, modelFileOf(s.data, train.model, chosen.weights, { user, item, time: values.time as string | undefined }), table, { user });
   const out = {
     scenario: 'recommendation',
     partners: s.partners.map((p, k) => ({ id: p.id, users: p.users.length, interactions: tasks[k]!.numExamples + 2 * p.users.length })),
@@ -301,7 +307,6 @@ function gramModelFlags(cmd: string, values: Record<string, unknown>, s: Prepare
   }
   if (values.epsilon === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp needs --epsilon E (the privacy budget for both releases)`);
   for (const f of ['clip', 'dp-batch', 'dp-lr', 'dp-free-min', 'dp-count-sigma', 'eval-users']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets DP-SGD; it needs --dp-model tower or free (the default --dp-model gram trains no SGD model)`);
-  if (values.save !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --save writes a Wide & Deep model for fedmart recommend; the item-Gram model (--dp-model gram) has no model file yet — drop --save, or use --dp-model tower`);
   return gramFlags(cmd, values, s.data.items.length);
 }
 
@@ -355,9 +360,9 @@ function recPrivacy(dp: NonNullable<ReturnType<typeof dpFlags>>, report: Paramet
   };
 }
 
-function saveForRecommend(dir: string, s: PreparedScenario, spec: RecModelSpec, weights: Float32Array, table: Awaited<ReturnType<typeof readTableFile>>, cols: { user: string; item: string; time: string | undefined }): void {
+function saveForRecommend(dir: string, s: PreparedScenario, file: RecommendationModelFile | GramModelFile, table: Awaited<ReturnType<typeof readTableFile>>, cols: { user: string }): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelFileOf(s.data, spec, weights, { user: cols.user, item: cols.item, time: cols.time })));
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify(file));
   const ui = table.columns.indexOf(cols.user);
   for (const p of s.partners) {
     const ids = new Set(p.users.map((u) => s.data.users[u]!));

@@ -10,8 +10,10 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parseCsv } from '@fedmart/shared/data/table';
 import { movielensOrReason } from '../cli/datasets.ts';
 
 const ml = movielensOrReason();
@@ -36,7 +38,8 @@ interface Out {
 describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram release (MovieLens small)', () => {
   it('runs both releases through the federation under secure aggregation, reports the ledger\'s epsilon <= 8 and beats popularity', async () => {
     const base = ['scenario', 'recommendation', 'simulate', '--csv', (ml as { path: string }).path, '--user', 'userId', '--item', 'movieId', '--time', 'timestamp', '--item-features', 'genres', '--partners', '6', '--seed', '42'];
-    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--secure-agg', '--json']);
+    const saved = mkdtempSync(path.join(tmpdir(), 'fedmart-gram-save-'));
+    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--secure-agg', '--save', saved, '--json']);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as Out;
@@ -58,11 +61,26 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram 
     // Measured 0.6632 against popularity 0.5455 at this seed (README); scoring by the released counts alone gives ≈ popularity.
     expect(out.federated.hr10).toBeGreaterThanOrEqual(out.popularity.hr10 + 0.08);
     expect(out.privacy.rank).toBeGreaterThan(0);
+    // The saved item-Gram model serves a brand's customers through fedmart recommend (post-processing: no extra ε).
+    const file = JSON.parse(readFileSync(path.join(saved, 'model.json'), 'utf8')) as { format: string; gram: { rank: number; top: number }; privacy: { epsilon: number; delta: number } };
+    expect([file.format, file.gram.rank, file.gram.top, file.privacy.epsilon, file.privacy.delta]).toEqual(['fedmart-recommendation-gram/1', out.privacy.rank, 3000, out.privacy.epsilon, 1e-5]);
+    const brand = parseCsv(readFileSync(path.join(saved, 'partner-5.csv'), 'utf8'));
+    const [ui, ii] = [brand.columns.indexOf('userId'), brand.columns.indexOf('movieId')];
+    const customer = brand.rows[0]![ui]!;
+    const had = new Set(brand.rows.filter((x) => x[ui] === customer).map((x) => x[ii]!));
+    const rec = await cli(['recommend', '--model', path.join(saved, 'model.json'), '--data', path.join(saved, 'partner-5.csv'), '--user', customer, '--k', '10', '--json']);
+    expect(rec.stderr).toBe('');
+    const answer = JSON.parse(rec.stdout) as { user: string; model: string; recommendations: { item: string; score: number; reason: { becauseOf: string[] } }[] };
+    expect(answer.user).toBe(customer);
+    expect(answer.recommendations).toHaveLength(10);
+    expect(answer.recommendations.filter((x) => had.has(x.item))).toEqual([]);
+    expect(answer.recommendations.every((x, i) => i === 0 || x.score <= answer.recommendations[i - 1]!.score)).toBe(true);
+    for (const x of answer.recommendations) expect(x.reason.becauseOf.length > 0 && x.reason.becauseOf.every((h) => had.has(h))).toBe(true);
+    rmSync(saved, { recursive: true, force: true });
     for (const [args, msg] of [
       [['--dp', 'record', '--epsilon', '8', '--dp-rank', '0'], /--dp-rank/],
       [['--dp-top', '500'], /--dp-top sets the item-Gram release; it needs --dp record/],
       [['--dp', 'record', '--epsilon', '8', '--clip', '2'], /--clip sets DP-SGD; it needs --dp-model tower or free/],
-      [['--dp', 'record', '--epsilon', '8', '--save', path.join(tmpdir(), 'fedmart-gram-save')], /the item-Gram model \(--dp-model gram\) has no model file yet/],
     ] as const) {
       const e = await cli([...base, '--arms', 'none', ...args]);
       expect(e.code).not.toBe(0);

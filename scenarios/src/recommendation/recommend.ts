@@ -19,6 +19,7 @@ import type { InteractionData } from './data.ts';
 import { flattenFeatures, jointViews, recLayout, Scorer, WideDeep, type RecModelSpec } from './model.ts';
 import { FoldIn } from './foldin.ts';
 import { REC_DEFAULTS } from './scenario.ts';
+import { GRAM_MODEL_FORMAT, GramRecommender, gramServedLayout, parseGramModelFile, type GramModelFile } from './gram-serve.ts';
 
 /** The public catalogue a model's item indices refer to. */
 export interface Catalogue {
@@ -54,29 +55,38 @@ export function modelFileOf(data: InteractionData, spec: RecModelSpec, weights: 
   };
 }
 
-/** Parse a model file's text. @throws FedmartError DATA_ERROR naming what is wrong */
+/** Parse a Wide & Deep model file's text. @throws FedmartError DATA_ERROR naming what is wrong */
 export function parseModelFile(text: string, source: string): RecommendationModelFile {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new FedmartError('DATA_ERROR', `${source} is not JSON; pass the model.json written by "fedmart scenario recommendation simulate --save DIR"`);
-  }
-  const r = ModelFileSchema.safeParse(raw);
+  const r = ModelFileSchema.safeParse(jsonOf(text, source));
   if (!r.success) throw new FedmartError('DATA_ERROR', `${source} is not a recommendation model file (${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}); pass the model.json written by simulate --save`);
   return r.data;
 }
 
-/** A registry over one saved model file (the simulation's published model). */
+function jsonOf(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new FedmartError('DATA_ERROR', `${source} is not JSON; pass the model.json written by "fedmart scenario recommendation simulate --save DIR"`);
+  }
+}
+
+/** Parse either model file `simulate --save` writes: Wide & Deep, or the item-Gram DP model (`--dp record`). */
+export function parseAnyModelFile(text: string, source: string): RecommendationModelFile | GramModelFile {
+  const raw = jsonOf(text, source);
+  if ((raw as { format?: unknown } | null)?.format === GRAM_MODEL_FORMAT) return parseGramModelFile(raw, source);
+  return parseModelFile(text, source);
+}
+
+/** A registry over one saved model file (the simulation's published model): Wide & Deep, or the item-Gram DP model. */
 export class FileModelRegistry implements ModelRegistry {
-  constructor(private readonly file: RecommendationModelFile) {}
+  constructor(private readonly file: RecommendationModelFile | GramModelFile) {}
   async load(federationId: string, version: number | 'latest'): Promise<PublishedModel> {
     const f = this.file;
     if (federationId !== f.federationId || (version !== 'latest' && version !== f.version)) throw new FedmartError('NOT_FOUND', `the model file holds ${f.federationId}/${f.version}, not ${federationId}/${version}`);
     const bytes = Buffer.from(f.weights, 'base64');
     if (createHash('sha256').update(bytes).digest('hex') !== f.sha256) throw new FedmartError('UNPROCESSABLE', 'the model file\'s weights do not match their SHA-256; the file was altered — write it again with simulate --save');
     const weights = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    return { federationId: f.federationId, version: f.version, spec: recLayout(f.model), weights, sha256: f.sha256, metrics: {}, participants: [] };
+    return { federationId: f.federationId, version: f.version, spec: 'gram' in f ? gramServedLayout(f.gram) : recLayout(f.model), weights, sha256: f.sha256, metrics: {}, participants: [] };
   }
 }
 
@@ -259,12 +269,13 @@ export interface RecommendResponse {
  * commits) and answers per user from the brand's own histories.
  */
 export class RecommendationService {
-  private loaded: { key: string; version: number; rec: Recommender } | null = null;
+  private loaded: { key: string; version: number; rec: Pick<Recommender, 'topK'> } | null = null;
   constructor(
     private readonly registry: ModelRegistry,
     readonly federation: string,
     private readonly catalogue: Catalogue,
-    private readonly spec: RecModelSpec,
+    /** The Wide & Deep architecture, or 'gram' for the item-Gram DP model (gram-serve.ts). */
+    private readonly spec: RecModelSpec | 'gram',
     /** The brand's history of a user (item ids); throws FedmartError NOT_FOUND for a user it does not have. */
     private readonly historyOf: (user: string) => string[],
   ) {}
@@ -284,7 +295,7 @@ export class RecommendationService {
     if (this.loaded?.key !== key) {
       const published = await this.registry.load(this.federation, version);
       if (published.version === 0 && version === 'latest') throw new FedmartError('UNAVAILABLE', `federation ${this.federation} has no published model yet (version 0 is the untrained round-0 initialisation); recommendations are served once a round commits`);
-      this.loaded = { key, version: published.version, rec: new Recommender(published, this.catalogue, this.spec) };
+      this.loaded = { key, version: published.version, rec: this.spec === 'gram' ? new GramRecommender(published, this.catalogue) : new Recommender(published, this.catalogue, this.spec) };
     }
     const started = performance.now();
     const recommendations = this.loaded.rec.topK(history, k, user);
