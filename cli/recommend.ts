@@ -11,6 +11,7 @@ import { FedmartError } from '@fedmart/shared/errors';
 import { HttpModelRegistry, type ModelRegistry } from '@fedmart/scenarios';
 import { FileModelRegistry, historiesOf, historyLookup, parseAnyModelFile, parseModelFile, RecommendationService, type Catalogue } from '@fedmart/scenarios/recommendation/recommend';
 import { parseRecFederationSpec } from '@fedmart/scenarios/recommendation/federation';
+import { gramReleaseRegistry } from '@fedmart/scenarios/recommendation/gram-serve';
 import type { RecModelSpec } from '@fedmart/scenarios/recommendation/model';
 import { ApiClient } from './api-client.ts';
 import { intFlag, parseFlags, requireString } from './args.ts';
@@ -72,6 +73,11 @@ export async function recommendCommand(argv: string[]): Promise<number> {
       const spec = parseRecFederationSpec(view.federation.config.taskSpec, fed);
       ({ catalogue, model } = spec);
       trained = spec.columns;
+      // Under --dp record the coordinator publishes the releases; the served item model is their post-processing.
+      if (spec.gram) {
+        registry = gramReleaseRegistry(registry, spec.gram, spec.sigma!);
+        model = 'gram';
+      }
     }
   } else {
     const file = parseAnyModelFile(readText(ref), ref);

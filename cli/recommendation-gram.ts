@@ -49,31 +49,11 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
   if (o.protection.dropAtStage) throw new FedmartError('CONFIG_ERROR', 'scenario recommendation simulate: --dp-model gram plans both releases on every brand; it cannot run with --dropout (use --dp-model tower)');
   // Public wire scale (the operator's bound on a brand's interactions): every count and Gram entry divided by it is ≤ 1.
   const scale = Math.max(1, ...histories.map((h) => h.reduce((a, x) => a + x.length, 0)));
-  const g: GramDpSpec = { items, top: o.top, budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale, rank: o.rank, ...(secure ? { noiseShares: P } : {}) };
-  // Two Gaussian releases, q = 1: the accountant's σ for two steps (batch = the whole brand: q = 1).
-  const dp = calibrateSimulationDp({ level: 'record', epsilon: o.epsilon, delta: o.delta, clip: GRAM_SENSITIVITY, rounds: 2, localEpochs: 1, batchSize: 1, learningRate: 1, partnerSizes: [1] });
-  const sigma = dp.config.noiseMultiplier;
-  const wireNoise = Math.max(brandNoiseStd(g, sigma, 0), brandNoiseStd(g, sigma, 1)) / scale;
-  const layout = gramLayout(g);
-  const len = layout.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const { g, sigma, dp, config, coordinates: len } = gramFederationConfig({ items, partners: P, scale, top: o.top, rank: o.rank, epsilon: o.epsilon, delta: o.delta, secureAggregation: secure ? (o.protection.config.secureAggregation as object) : undefined, seed: o.seed });
   o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates${secure ? `, noise in ${P} shares under secure aggregation` : ', full noise at every brand'}`);
   const tasks = histories.map((h) => gramDpTask(h, items));
   const fed = await runFederation({
-    config: {
-      task: RECOMMENDATION_TASK,
-      model: layout,
-      taskSpec: { gram: g },
-      localTrain: { localEpochs: 1, batchSize: 1, learningRate: 1, proximalMu: 0 },
-      minClients: P,
-      sampleFraction: 1,
-      seed: o.seed,
-      timeouts: { selectingMs: 120_000, trainingMs: 900_000, evaluatingMs: 300_000 },
-      // A brand's statistics divided by the scale have norm ≤ 2 (counts: ≤ Σ n_u / scale ≤ 1; Gram: each customer's
-      // block has Frobenius norm √n ≤ n, summed ≤ 1), plus the noise (8 std is never exceeded in practice).
-      limits: { maxUpdateNorm: 2 + 8 * wireNoise * Math.sqrt(len), maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' },
-      ...(secure ? { secureAggregation: { ...(o.protection.config.secureAggregation as object), clip: 1 + 8 * wireNoise, bits: 32 } } : {}),
-      dp: dp.config,
-    },
+    config,
     partners: tasks.map((task, k) => ({ id: s.partners[k]!.id, task })),
     rounds: 2,
     seed: o.seed,
@@ -116,3 +96,39 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
 }
 
 const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * The federation config of the item-Gram release (simulate --dp record, and scenario recommendation create --dp record):
+ * the joint layout, the gram settings in the taskSpec, σ for two Gaussian steps at q = 1, the norm limits and the
+ * secure-aggregation quantisation of the wire values.
+ * @param o - catalogue size, the number of brands P (every one in both rounds), the public per-brand interaction bound
+ *   (wire scale), the release settings, the budget, secure aggregation's settings when on
+ */
+export function gramFederationConfig(o: { items: number; partners: number; scale: number; top: number; rank: number; epsilon: number; delta: number; secureAggregation: object | undefined; seed: number }) {
+  const P = o.partners;
+  const secure = o.secureAggregation !== undefined;
+  const g: GramDpSpec = { items: o.items, top: Math.min(o.top, o.items), budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale: o.scale, rank: o.rank, ...(secure ? { noiseShares: P } : {}) };
+  // Two Gaussian releases, q = 1: the accountant's σ for two steps (batch = the whole brand: q = 1).
+  const dp = calibrateSimulationDp({ level: 'record', epsilon: o.epsilon, delta: o.delta, clip: GRAM_SENSITIVITY, rounds: 2, localEpochs: 1, batchSize: 1, learningRate: 1, partnerSizes: [1] });
+  const sigma = dp.config.noiseMultiplier;
+  const wireNoise = Math.max(brandNoiseStd(g, sigma, 0), brandNoiseStd(g, sigma, 1)) / o.scale;
+  const layout = gramLayout(g);
+  const coordinates = layout.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const config = {
+    task: RECOMMENDATION_TASK,
+    model: layout,
+    taskSpec: { gram: g, sigma } as Record<string, unknown>,
+    strategy: 'fedavg' as const,
+    localTrain: { localEpochs: 1, batchSize: 1, learningRate: 1, proximalMu: 0 },
+    minClients: P,
+    sampleFraction: 1,
+    seed: o.seed,
+    timeouts: { selectingMs: 120_000, trainingMs: 900_000, evaluatingMs: 300_000 },
+    // A brand's statistics divided by the scale have norm ≤ 2 (counts: ≤ Σ n_u / scale ≤ 1; Gram: each customer's
+    // block has Frobenius norm √n ≤ n, summed ≤ 1), plus the noise (8 std is never exceeded in practice).
+    limits: { maxUpdateNorm: 2 + 8 * wireNoise * Math.sqrt(coordinates), maxExamplesPerPartner: 10_000_000, medianNormFactor: 3, onLargeUpdate: 'reject' as const },
+    ...(secure ? { secureAggregation: { ...o.secureAggregation, clip: 1 + 8 * wireNoise, bits: 32 } } : {}),
+    dp: dp.config,
+  };
+  return { g, sigma, dp, config, coordinates };
+}

@@ -10,6 +10,7 @@ import type { Table } from '@fedmart/shared/data/table';
 import { HttpModelRegistry } from '@fedmart/scenarios';
 import { brandTask, parseRecFederationSpec } from '@fedmart/scenarios/recommendation/federation';
 import { historyLookup, RecommendationService } from '@fedmart/scenarios/recommendation/recommend';
+import { gramReleaseRegistry } from '@fedmart/scenarios/recommendation/gram-serve';
 import type { PartnerTask } from '@fedmart/shared/task/types';
 import { serveRecommendations } from './recommend-serve.ts';
 
@@ -27,13 +28,15 @@ export interface RecommendationNode {
 export function recommendationNode(o: { url: string; token: string; federation: string; taskSpec: unknown; table: Table; source: string; seed: number; serve: number | undefined; log: (m: string) => void }): RecommendationNode {
   const spec = parseRecFederationSpec(o.taskSpec, o.federation);
   const brand = brandTask(o.table, spec, o.seed + 1, o.source);
-  o.log(`recommendation: ${brand.users.length} customers with ≥ 3 catalogue items (${brand.task.numExamples} training interactions), ${brand.histories.size} servable; ${brand.unknownItems} row(s) with items outside the ${spec.catalogue.items.length}-item catalogue ignored`);
+  o.log(`recommendation${spec.gram ? ' (item-Gram DP release, two rounds)' : ''}: ${brand.users.length} customers with ≥ 3 catalogue items (${brand.interactions} ${spec.gram ? 'interactions released under DP' : 'training interactions'}), ${brand.histories.size} servable; ${brand.unknownItems} row(s) with items outside the ${spec.catalogue.items.length}-item catalogue ignored`);
   return {
     task: brand.task,
     async serve() {
       if (o.serve === undefined) return null;
-      const registry = new HttpModelRegistry(o.url, o.token, fetch, (b) => createHash('sha256').update(b).digest('hex'));
-      const service = new RecommendationService(registry, o.federation, spec.catalogue, spec.model, historyLookup(brand.histories, spec.columns.user));
+      const http = new HttpModelRegistry(o.url, o.token, fetch, (b) => createHash('sha256').update(b).digest('hex'));
+      // Under --dp record the coordinator publishes the releases; the served item model is their post-processing.
+      const registry = spec.gram ? gramReleaseRegistry(http, spec.gram, spec.sigma!) : http;
+      const service = new RecommendationService(registry, o.federation, spec.catalogue, spec.gram ? 'gram' : spec.model, historyLookup(brand.histories, spec.columns.user));
       const { server, url } = await serveRecommendations(service, o.serve);
       return { url, invalidate: () => service.invalidate(), close: () => server.close() };
     },

@@ -26,7 +26,7 @@ import { intFlag, numberFlag, parseFlags, progress, requireString } from './args
 import { runFederation } from './federate.ts';
 import { protectionFromFlags, PROTECTION_FLAG_OPTIONS } from './protection-flags.ts';
 import { dpFlags, mergeDpIntoProtection, simulationPrivacy } from './privacy.ts';
-import { federatedGramDp, gramFlags, GRAM_DP_DEFAULTS } from './recommendation-gram.ts';
+import { federatedGramDp, gramFederationConfig, gramFlags, GRAM_DP_DEFAULTS } from './recommendation-gram.ts';
 
 /** Default released-count threshold for a free item row, and the count release's noise std (chosen on validation; README). */
 export const DP_TOWER_DEFAULTS = Object.freeze({ freeMin: 50, countSigma: 5, learningRate: 30 });
@@ -120,8 +120,29 @@ travel in the federation's taskSpec. Brands then join with
   --rating COL --min-rating R   brands keep interactions rated >= R
   --dim D, --hidden H     model size (default ${REC_DEFAULTS.dim}, ${REC_DEFAULTS.hidden}); --lr LR (default ${REC_DEFAULTS.learningRate})
   --min-clients N         brands per round (default 2)
+  --dp record --epsilon E [--delta D (default 1e-5)] [--secure-agg] [--max-interactions M] [--dp-top N] [--dp-rank k]
+                          interaction-level DP by the item-Gram release instead of Wide & Deep training: two
+                          rounds, in which every brand releases its Gaussian-noised item counts, then the
+                          co-occurrence Gram over the N (default ${GRAM_DP_DEFAULTS.top}) items of largest released count; the
+                          coordinator's ledger charges both. Exactly --min-clients brands must take part in
+                          both rounds. M (default 1000000) is the public bound on one brand's interactions
+                          (a brand above it is refused). With --secure-agg each brand adds a 1/sqrt(P) share of
+                          the noise. Brands serve the item model computed from the committed releases.
   --coordinator URL --token T   (default http://127.0.0.1:7300, FEDMART_OPERATOR_TOKEN)
   --json                  print the coordinator's answer`;
+
+/** create's --dp flags (validated): undefined without --dp. */
+function createDpFlags(cmd: string, values: Record<string, unknown>): { epsilon: number; delta: number; secureAgg: boolean; maxInteractions: number } | undefined {
+  if (values.dp === undefined) {
+    for (const f of ['epsilon', 'delta', 'secure-agg', 'max-interactions', 'dp-top', 'dp-rank']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} needs --dp record (the item-Gram release)`);
+    return undefined;
+  }
+  if (values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "record" (interaction-level DP by the item-Gram release); got "${String(values.dp)}"`);
+  if (values.epsilon === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp record needs --epsilon E (the budget of both releases), e.g. --epsilon 8`);
+  const epsilon = numberFlag(cmd, values, 'epsilon', 8, 1e-3, 1e3);
+  const delta = numberFlag(cmd, values, 'delta', 1e-5, 1e-12, 0.1);
+  return { epsilon, delta, secureAgg: values['secure-agg'] === true, maxInteractions: intFlag(cmd, values, 'max-interactions', 1_000_000, 1, 1_000_000_000) };
+}
 
 async function createRecommendationFederation(argv: string[]): Promise<number> {
   const cmd = 'scenario recommendation create';
@@ -129,6 +150,7 @@ async function createRecommendationFederation(argv: string[]): Promise<number> {
     name: { type: 'string' }, catalogue: { type: 'string' }, item: { type: 'string' }, user: { type: 'string' }, 'item-features': { type: 'string' }, time: { type: 'string' },
     rating: { type: 'string' }, 'min-rating': { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, lr: { type: 'string' }, 'min-clients': { type: 'string' },
     coordinator: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
+    dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, 'secure-agg': { type: 'boolean' }, 'max-interactions': { type: 'string' }, 'dp-top': { type: 'string' }, 'dp-rank': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(REC_CREATE_USAGE + '\n');
@@ -140,17 +162,27 @@ async function createRecommendationFederation(argv: string[]): Promise<number> {
   const user = requireString(cmd, values, 'user', "the user id column of the brands' files");
   if (values['min-rating'] !== undefined && values.rating === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --min-rating needs --rating COL`);
   const features = typeof values['item-features'] === 'string' ? values['item-features'].split(',').map((c) => c.trim()).filter(Boolean) : [];
+  const dp = createDpFlags(cmd, values);
   const catalogue = catalogueOf(await readTableFile(file, { flag: '--catalogue' }), item, features);
-  const config = recommendationFederationConfig({
+  const minClients = intFlag(cmd, values, 'min-clients', 2, 1, 100_000);
+  const base = recommendationFederationConfig({
     catalogue,
     columns: { user, item, ...(typeof values.time === 'string' ? { time: values.time } : {}), ...(typeof values.rating === 'string' ? { rating: values.rating } : {}), ...(values['min-rating'] !== undefined ? { minRating: numberFlag(cmd, values, 'min-rating', 0, -1e12, 1e12) } : {}) },
     dim: intFlag(cmd, values, 'dim', REC_DEFAULTS.dim, 1, 1024), hidden: intFlag(cmd, values, 'hidden', REC_DEFAULTS.hidden, 0, 1024),
-    learningRate: numberFlag(cmd, values, 'lr', REC_DEFAULTS.learningRate, 1e-6, 10), minClients: intFlag(cmd, values, 'min-clients', 2, 1, 100_000),
+    learningRate: numberFlag(cmd, values, 'lr', REC_DEFAULTS.learningRate, 1e-6, 10), minClients,
   });
+  let config: Record<string, unknown> = base;
+  if (dp) {
+    if (dp.secureAgg && minClients < 3) throw new FedmartError('CONFIG_ERROR', `${cmd}: --secure-agg needs --min-clients 3 or more (the secure sum of 2 brands reveals each one's release to the other); got ${minClients}`);
+    const { top, rank } = gramFlags(cmd, values, catalogue.items.length);
+    const gram = gramFederationConfig({ items: catalogue.items.length, partners: minClients, scale: dp.maxInteractions, top, rank, epsilon: dp.epsilon, delta: dp.delta, secureAggregation: dp.secureAgg ? {} : undefined, seed: 1 });
+    config = { ...gram.config, taskSpec: { ...base.taskSpec, ...gram.config.taskSpec } };
+    progress(`dp: record (interaction) level, item-Gram release: sigma ${gram.sigma.toFixed(4)} for epsilon ${gram.dp.planned.toFixed(4)} <= ${dp.epsilon} at delta ${dp.delta} over two rounds of exactly ${minClients} brands; top ${gram.g.top} items, ${gram.coordinates} joint coordinates${dp.secureAgg ? `, noise in ${minClients} shares under secure aggregation` : ', full noise at every brand'}`);
+  }
   const api = await operatorApi(values);
   const r = await api.post<{ federation: { id: string }; model: { paramCount: number } }>('/api/v1/federations', { name, config });
   if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
-  else process.stdout.write(`created recommendation federation ${r.federation.id} ("${name}"): ${catalogue.items.length} items, ${catalogue.featureNames.length} feature values, ${r.model.paramCount} joint parameters\n`);
+  else process.stdout.write(`created recommendation federation ${r.federation.id} ("${name}"): ${catalogue.items.length} items, ${catalogue.featureNames.length} feature values, ${r.model.paramCount} joint parameters${dp ? `; item-Gram DP release (epsilon ${dp.epsilon}, delta ${dp.delta}): run 2 rounds with all ${minClients} brands` : ''}\n`);
   return 0;
 }
 

@@ -7,49 +7,19 @@
  * federation's task id), a round commits, and each brand's endpoint answers
  * GET /recommend for its own customers from the published model.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { formatCsv, parseCsv } from '@fedmart/shared/data/table';
 import { movielensOrReason } from '../cli/datasets.ts';
 import { startFixture } from './helpers.ts';
+import { cli, getJson, partnerProcess } from './recommendation-helpers.ts';
 
 const ml = movielensOrReason();
 if ('reason' in ml) console.warn(`recommendation partner test skipped: ${ml.reason}`);
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fedmart.js');
 const HANG = 900_000;
-
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
-
-/** A `fedmart partner` child process; resolves `served` with its endpoint URL once it logs it. */
-function partnerProcess(args: string[]): { child: ChildProcess; served: Promise<string>; log: () => string } {
-  const child = spawn(process.execPath, [BIN, 'partner', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let text = '';
-  const served = new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (b: Buffer) => {
-      text += b.toString();
-      const m = /serving recommendations for this brand's customers on (http:\/\/127\.0\.0\.1:\d+\/recommend)/.exec(text);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`partner exited (${code}) before serving:\n${text}`)));
-  });
-  served.catch(() => {});
-  return { child, served, log: () => text };
-}
-
-async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(url);
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
 
 describe.skipIf('reason' in ml)('recommendation federation between real partner processes (MovieLens subsample)', () => {
   it('create → two brands join with --serve → a round commits → each endpoint serves its own customers', async () => {

@@ -123,6 +123,7 @@ describe.skipIf('reason' in ml)('recommendation scenario on MovieLens (real coor
     expect(brand.unknownItems).toBe(1);
     expect(brand.histories.get('2')!.includes('not-in-catalogue')).toBe(false);
     // Catalogue indices: every training item of the brand's users is the catalogue row of that id.
+    if (!('local' in brand.task)) throw new Error('expected the Wide & Deep task (no gram settings in the taskSpec)');
     const local = brand.task.local as LocalRecommender;
     const ids = new Set(mine.rows.filter((r) => r[ui] === brand.users[0]).map((r) => r[ii]!));
     for (const it of local.splits[0]!.train) expect(ids.has(catalogue.items[it]!)).toBe(true);

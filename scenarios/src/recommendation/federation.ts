@@ -18,6 +18,9 @@ import { flattenFeatures, recLayout, type RecModelSpec } from './model.ts';
 import { LocalRecommender, type RecTrainSpec } from './local.ts';
 import { recommendationTask, RECOMMENDATION_TASK, type RecommendationTask } from './task.ts';
 import type { Catalogue } from './recommend.ts';
+import type { GramDpSpec } from './dp-gram.ts';
+import { gramDpTask } from './gram-task.ts';
+import type { PartnerTask } from '@fedmart/shared/task/types';
 import { REC_DEFAULTS } from './scenario.ts';
 
 /** Columns of the brands' interaction files (agreed in the federation). */
@@ -33,6 +36,10 @@ export interface RecColumns {
 export interface RecFederationSpec extends RecTrainSpec {
   catalogue: Catalogue;
   columns: RecColumns;
+  /** Under --dp record: the item-Gram release's settings (dp-gram.ts); brands run it instead of Wide & Deep training. */
+  gram?: GramDpSpec | undefined;
+  /** The release's noise multiplier σ (the federation's dp plan), for the serving post-processing (noise edge). */
+  sigma?: number | undefined;
 }
 
 const RecFederationSpecSchema = z.object({
@@ -41,6 +48,11 @@ const RecFederationSpecSchema = z.object({
   l2: z.number().min(0),
   catalogue: z.object({ items: z.array(z.string()).min(2), featureNames: z.array(z.string()), itemFeatures: z.array(z.array(z.number().int().min(0))) }),
   columns: z.object({ user: z.string().min(1), item: z.string().min(1), time: z.string().min(1).optional(), rating: z.string().min(1).optional(), minRating: z.number().optional() }),
+  gram: z.object({
+    items: z.number().int().min(2), top: z.number().int().min(2), budget: z.tuple([z.number().positive(), z.number().positive()]), partners: z.number().int().min(1),
+    scale: z.number().positive(), rank: z.number().int().min(1), noiseShares: z.number().int().min(1).optional(),
+  }).optional(),
+  sigma: z.number().positive().optional(),
 });
 
 /**
@@ -53,6 +65,8 @@ export function parseRecFederationSpec(raw: unknown, federation: string): RecFed
   const s = r.data;
   const { items, featureNames, itemFeatures } = s.catalogue;
   if (s.model.items !== items.length || itemFeatures.length !== items.length) throw new FedmartError('CONFIG_ERROR', `federation ${federation}: the model has ${s.model.items} items but the catalogue lists ${items.length} (with ${itemFeatures.length} feature lists); the operator must recreate the federation`);
+  if ((s.gram === undefined) !== (s.sigma === undefined)) throw new FedmartError('CONFIG_ERROR', `federation ${federation}: its taskSpec has ${s.gram ? 'gram settings without sigma' : 'sigma without gram settings'}; the operator must recreate it with "fedmart scenario recommendation create --dp record"`);
+  if (s.gram && s.gram.items !== items.length) throw new FedmartError('CONFIG_ERROR', `federation ${federation}: the item-Gram release covers ${s.gram.items} items but the catalogue lists ${items.length}; the operator must recreate the federation`);
   if (s.model.features !== featureNames.length || itemFeatures.some((f) => f.some((g) => g >= featureNames.length))) throw new FedmartError('CONFIG_ERROR', `federation ${federation}: the catalogue's item features do not match the model's ${s.model.features} feature values; the operator must recreate the federation`);
   return s;
 }
@@ -97,7 +111,10 @@ export interface BrandData {
   histories: Map<string, string[]>;
   /** Rows whose item is not in the catalogue (ignored). */
   unknownItems: number;
-  task: RecommendationTask;
+  /** Wide & Deep training, or (taskSpec `gram`) the two DP releases of the item-Gram mechanism over every history. */
+  task: RecommendationTask | (PartnerTask & { numExamples: number });
+  /** Interactions the task trains on (Wide & Deep: the training split; item-Gram: every history item). */
+  interactions: number;
 }
 
 /**
@@ -134,8 +151,16 @@ export function brandTask(table: Table, spec: RecFederationSpec, seed: number, s
     itemFeatures: spec.catalogue.itemFeatures.map((f) => Int32Array.from(f)),
     histories: local.histories.map((h) => Int32Array.from(h, (i) => toCat[i]!)), timed: local.timed,
   };
+  if (spec.gram) {
+    // The item-Gram release uses every interaction (no held-out split: nothing is evaluated, evaluation would be a
+    // noiseless statistic of the customers). The public wire scale bounds the brand's interaction count.
+    const interactions = data.histories.reduce((a, h) => a + h.length, 0);
+    if (interactions > spec.gram.scale) throw new FedmartError('DATA_ERROR', `${source}: this brand has ${interactions} interactions with catalogue items, above the federation's declared bound of ${spec.gram.scale} per brand (--max-interactions); the operator recreates the federation with a larger bound`);
+    return { users: data.users, histories, unknownItems, task: gramDpTask(data.histories, spec.catalogue.items.length), interactions };
+  }
   const splits = leaveLastOut(data);
   const negatives = sampleEvalNegatives(data, 99, seed * 31 + 7);
   const party = new LocalRecommender(spec.model, flattenFeatures(data.itemFeatures), splits, negatives, seed);
-  return { users: data.users, histories, unknownItems, task: recommendationTask(party, { model: spec.model, negatives: spec.negatives, l2: spec.l2 }) };
+  const task = recommendationTask(party, { model: spec.model, negatives: spec.negatives, l2: spec.l2 });
+  return { users: data.users, histories, unknownItems, task, interactions: task.numExamples };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { gramRelease, gramScores, positions, spectralFromGram, topItems, countRelease, type GramModel } from './dp-gram.ts';
-import { GRAM_MODEL_FORMAT, GramRecommender, gramModelFileOf } from './gram-serve.ts';
+import { gramLayout, gramRelease, gramScores, positions, spectralFromGram, topItems, countRelease, type GramDpSpec, type GramModel } from './dp-gram.ts';
+import { GRAM_MODEL_FORMAT, GramRecommender, gramModelFileOf, gramReleaseRegistry } from './gram-serve.ts';
+import type { ModelRegistry, PublishedModel } from '../model-registry.ts';
 import { FileModelRegistry, parseAnyModelFile, RecommendationService } from './recommend.ts';
 import type { InteractionData } from './data.ts';
 
@@ -67,5 +68,28 @@ describe('serving the item-Gram DP model (gram-serve.ts)', () => {
     badTop[0] = 99;
     expect(() => new GramRecommender({ ...published, weights: badTop }, catalogue)).toThrow(/outside the catalogue/);
     expect(() => new GramRecommender(published, catalogue).topK(['zzz'], 3, 'u7')).toThrow(/user u7 has no interactions with catalogue items/);
+  });
+
+  it('serves a federation\'s committed releases only once both are in and all P brands committed them (gramReleaseRegistry)', async () => {
+    // The committed weights of a real federation: the brands' mean of (statistics / scale), P = 2 (here: the exact sums / (P·scale)).
+    const g: GramDpSpec = { items: items.length, top: 10, budget: [0.1, 0.9], partners: 2, scale: 100, rank: 2 };
+    const counts = countRelease(histories, items.length, 0);
+    const top = topItems(counts, g.top);
+    const upper = gramRelease(histories, positions(top, items.length), top.length, 0);
+    const full = new Float32Array(items.length + upper.length);
+    for (let i = 0; i < items.length; i++) full[i] = counts[i]! / (g.partners * g.scale);
+    for (let i = 0; i < upper.length; i++) full[items.length + i] = upper[i]! / (g.partners * g.scale);
+    const published = (version: number, weights: Float32Array, clients: number): PublishedModel => ({ federationId: 'f', version, spec: gramLayout(g), weights, sha256: '', metrics: { clients }, participants: ['me'] });
+    const at = (p: PublishedModel): ModelRegistry => ({ load: async () => p });
+    const countsOnly = full.slice();
+    countsOnly.fill(0, items.length);
+    await expect(gramReleaseRegistry(at(published(1, countsOnly, 2)), g, 1e-9).load('f', 'latest')).rejects.toThrow(/not yet the co-occurrence Gram.*second round/);
+    await expect(gramReleaseRegistry(at(published(2, full, 1)), g, 1e-9).load('f', 'latest')).rejects.toThrow(/committed by 1 brand\(s\).*planned for exactly 2/);
+    await expect(gramReleaseRegistry(at(published(2, full.subarray(1), 2)), g, 1e-9).load('f', 'latest')).rejects.toThrow(/not the .* of the federation's item-Gram release/);
+    // Both releases by both brands: the served model ranks as the item model of the exact statistics.
+    const served = await gramReleaseRegistry(at(published(2, full, 2)), g, 1e-9).load('f', 'latest');
+    const recs = new GramRecommender(served, catalogue).topK(['m5', 'm6'], 3, 'u');
+    expect(recs.map((r) => r.item).every((i) => ['m7', 'm8', 'm9'].includes(i))).toBe(true);
+    expect(recs.every((r) => r.reason.becauseOf.every((h) => h === 'm5' || h === 'm6'))).toBe(true);
   });
 });

@@ -12,9 +12,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FedmartError } from '@fedmart/shared/errors';
 import type { TensorLayoutSpec } from '@fedmart/shared/task/layout';
-import type { PublishedModel } from '../model-registry.ts';
+import { jointParameterCount } from '@fedmart/shared/task/layout';
+import type { ModelRegistry, PublishedModel } from '../model-registry.ts';
 import type { InteractionData } from './data.ts';
-import { gramScores, positions, type GramModel } from './dp-gram.ts';
+import { gramLayout, gramScores, positions, type GramDpSpec, type GramModel } from './dp-gram.ts';
+import { gramModelOf } from './gram-task.ts';
 import type { Catalogue, Recommendation } from './recommend.ts';
 
 export const GRAM_MODEL_FORMAT = 'fedmart-recommendation-gram/1';
@@ -93,6 +95,33 @@ export function gramServedShapeOf(spec: PublishedModel['spec']): GramServedShape
   if (!('kind' in spec) || spec.kind !== 'tensors' || spec.tensors[0]?.name !== 'rec-gram-served|top') return null;
   const [top, counts, V] = spec.tensors;
   return { top: top!.shape[0]!, items: counts!.shape[0]!, rank: V?.shape[1] ?? 0 };
+}
+
+/**
+ * A registry over a federation that runs the item-Gram release between real parties
+ * (`scenario recommendation create --dp record`): the coordinator publishes the releases themselves (the summed counts
+ * and Gram as a mean over the P brands); this turns a version holding both into the served model
+ * ({@link gramServedLayout}) by the same post-processing as `simulate` (`gramModelOf`), so the brand's
+ * {@link GramRecommender} serves it. Only a version committed by all P brands is served: the mean × P is the sum only then.
+ * @param g - the federation's gram settings (its taskSpec), @param sigma - its noise multiplier (taskSpec `sigma`)
+ */
+export function gramReleaseRegistry(inner: ModelRegistry, g: GramDpSpec, sigma: number): ModelRegistry {
+  const expected = jointParameterCount(gramLayout(g));
+  return {
+    async load(federationId, version) {
+      const p = await inner.load(federationId, version);
+      if (p.version === 0) return p; // the caller refuses version 0 (the round-0 initialisation)
+      if (p.weights.length !== expected) throw new FedmartError('DATA_ERROR', `model ${federationId}/${p.version} has ${p.weights.length} weights, not the ${expected} of the federation's item-Gram release; it was not published by this federation's release`);
+      const gramCommitted = p.weights.subarray(g.items).some((v) => v !== 0);
+      if (!gramCommitted) throw new FedmartError('UNAVAILABLE', `federation ${federationId}/${p.version} holds the item counts (release 1 of 2) but not yet the co-occurrence Gram; recommendations are served once the second round commits`);
+      // A partner's view lists only itself among the participants; the round's metrics carry how many brands it committed.
+      const clients = p.metrics.clients ?? p.participants.length;
+      if (clients !== g.partners) throw new FedmartError('UNAVAILABLE', `federation ${federationId}/${p.version} was committed by ${clients} brand(s), but the item-Gram release is planned for exactly ${g.partners}: the published mean × ${g.partners} is not the brands' sum, so it is not served`);
+      const m = gramModelOf(g, p.weights, sigma);
+      const weights = gramServedWeights(m);
+      return { ...p, spec: gramServedLayout({ items: g.items, top: m.top.length, rank: m.rank }), weights, sha256: createHash('sha256').update(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)).digest('hex') };
+    },
+  };
 }
 
 /** Top-k from a published item-Gram model, for a brand's own customers (same answer shape as the Wide & Deep one). */
