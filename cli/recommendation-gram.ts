@@ -36,12 +36,38 @@ export function gramFlags(cmd: string, values: Record<string, unknown>, items: n
 }
 
 /**
+ * Where the release's noise is added (`--dp-noise`). `distributed`: under secure aggregation each brand adds a 1/√P
+ * share, so only the secure sum carries the full noise (the distributed Gaussian of Kairouz, Liu & Steinke, ICML 2021,
+ * with SecAgg's real-valued wire); `local`: every brand adds the full noise to what it uploads, so the coordinator may
+ * see each brand's release (√P times the noise in the sum). Default: distributed when there are at least 3 brands and
+ * no CKKS (--he), local otherwise; both are printed in the run's privacy block.
+ * @param cmd - command name for messages
+ * @param values - parsed flags (`dp-noise`, `secure-agg`, `he`)
+ * @param brands - P
+ * @returns the placement, whether secure aggregation must be on, and why (for the progress line)
+ */
+export function gramNoisePlacement(cmd: string, values: Record<string, unknown>, brands: number, minFlag = '--partners'): { placement: 'distributed' | 'local'; secureAgg: boolean; why: string } {
+  const asked = values['dp-noise'] as string | undefined;
+  if (asked !== undefined && asked !== 'distributed' && asked !== 'local') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-noise must be "distributed" (a 1/sqrt(P) share per brand under secure aggregation) or "local" (full noise at every brand); got "${asked}"`);
+  const he = values.he === true;
+  if (asked === 'distributed') {
+    if (he) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-noise distributed runs under secure aggregation; it cannot be combined with --he (use --dp-noise local with --he)`);
+    if (brands < 3) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp-noise distributed needs secure aggregation over at least 3 brands (the sum of 2 reveals each to the other); got ${minFlag} ${brands}: raise it or use --dp-noise local`);
+    return { placement: 'distributed', secureAgg: true, why: 'asked (--dp-noise distributed)' };
+  }
+  if (asked === 'local') return { placement: 'local', secureAgg: values['secure-agg'] === true, why: 'asked (--dp-noise local)' };
+  if (he) return { placement: 'local', secureAgg: false, why: 'default under --he (distributed noise needs secure aggregation)' };
+  if (brands < 3) return { placement: 'local', secureAgg: false, why: `default with ${brands} brand(s) (distributed noise needs secure aggregation over at least 3)` };
+  return { placement: 'distributed', secureAgg: true, why: `default with ${brands} brands: secure aggregation on, --dp-noise local to opt out` };
+}
+
+/**
  * Run the two releases and score every brand's customers on their test interaction.
  * @param s - the prepared scenario
  * @param o - ε, δ, the release settings, the protection layers, seed
  * @returns the federated arm's test metrics and the privacy block
  */
-export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; rank: number; protection: SimulationProtection; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown>; model: GramModel }> {
+export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number; delta: number; top: number; rank: number; protection: SimulationProtection; distributed?: boolean; seed: number; onProgress: (line: string) => void }): Promise<{ test: RankingMetrics; privacy: Record<string, unknown>; model: GramModel }> {
   const items = s.data.items.length;
   const histories = s.partners.map((p) => p.users.map((u) => s.splits[u]!.train));
   const P = s.partners.length;
@@ -49,8 +75,9 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
   if (o.protection.dropAtStage) throw new FedmartError('CONFIG_ERROR', 'scenario recommendation simulate: --dp-model gram plans both releases on every brand; it cannot run with --dropout (use --dp-model tower)');
   // Public wire scale (the operator's bound on a brand's interactions): every count and Gram entry divided by it is ≤ 1.
   const scale = Math.max(1, ...histories.map((h) => h.reduce((a, x) => a + x.length, 0)));
-  const { g, sigma, dp, config, coordinates: len } = gramFederationConfig({ items, partners: P, scale, top: o.top, rank: o.rank, epsilon: o.epsilon, delta: o.delta, secureAggregation: secure ? (o.protection.config.secureAggregation as object) : undefined, seed: o.seed });
-  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates${secure ? `, noise in ${P} shares under secure aggregation` : ', full noise at every brand'}`);
+  const { g, sigma, dp, config, coordinates: len } = gramFederationConfig({ items, partners: P, scale, top: o.top, rank: o.rank, epsilon: o.epsilon, delta: o.delta, secureAggregation: secure ? (o.protection.config.secureAggregation as object) : undefined, distributed: o.distributed ?? secure, seed: o.seed });
+  const distributed = g.noiseShares !== undefined;
+  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates${distributed ? `, noise in ${P} shares under secure aggregation` : `, full noise at every brand${secure ? ' (under secure aggregation)' : ''}`}`);
   const tasks = histories.map((h) => gramDpTask(h, items));
   const fed = await runFederation({
     config,
@@ -87,7 +114,8 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
         { what: 'item counts', sensitivity: 1, noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[0])) },
         { what: `co-occurrence Gram over the top ${model.top.length} released counts, each customer weighted 1/sqrt(items)`, sensitivity: r6(GRAM_SENSITIVITY), noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[1])) },
       ],
-      noise: secure ? `${P} shares under secure aggregation` : 'full at every brand',
+      noise: distributed ? `${P} shares under secure aggregation` : `full at every brand${secure ? ' (under secure aggregation)' : ''}`,
+      noisePlacement: distributed ? 'distributed' : 'local',
       rank: model.rank,
       eigenvalues: Array.from(model.values, r6),
       noiseEdge: r6(model.noiseEdge),
@@ -104,10 +132,13 @@ const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
  * @param o - catalogue size, the number of brands P (every one in both rounds), the public per-brand interaction bound
  *   (wire scale), the release settings, the budget, secure aggregation's settings when on
  */
-export function gramFederationConfig(o: { items: number; partners: number; scale: number; top: number; rank: number; epsilon: number; delta: number; secureAggregation: object | undefined; seed: number }) {
+export function gramFederationConfig(o: { items: number; partners: number; scale: number; top: number; rank: number; epsilon: number; delta: number; secureAggregation: object | undefined; distributed?: boolean; seed: number }) {
   const P = o.partners;
   const secure = o.secureAggregation !== undefined;
-  const g: GramDpSpec = { items: o.items, top: Math.min(o.top, o.items), budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale: o.scale, rank: o.rank, ...(secure ? { noiseShares: P } : {}) };
+  // Distributed noise (a 1/√P share per brand) only under secure aggregation: without it the coordinator would see a brand's under-noised release.
+  const distributed = o.distributed ?? secure;
+  if (distributed && !secure) throw new FedmartError('CONFIG_ERROR', 'item-Gram release: distributed noise needs secure aggregation (each brand adds only a 1/sqrt(P) share)');
+  const g: GramDpSpec = { items: o.items, top: Math.min(o.top, o.items), budget: [GRAM_DP_DEFAULTS.countBudget, 1 - GRAM_DP_DEFAULTS.countBudget], partners: P, scale: o.scale, rank: o.rank, ...(distributed ? { noiseShares: P } : {}) };
   // Two Gaussian releases, q = 1: the accountant's σ for two steps (batch = the whole brand: q = 1).
   const dp = calibrateSimulationDp({ level: 'record', epsilon: o.epsilon, delta: o.delta, clip: GRAM_SENSITIVITY, rounds: 2, localEpochs: 1, batchSize: 1, learningRate: 1, partnerSizes: [1] });
   const sigma = dp.config.noiseMultiplier;

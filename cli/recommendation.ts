@@ -26,7 +26,7 @@ import { intFlag, numberFlag, parseFlags, progress, requireString } from './args
 import { runFederation } from './federate.ts';
 import { protectionFromFlags, PROTECTION_FLAG_OPTIONS } from './protection-flags.ts';
 import { dpFlags, mergeDpIntoProtection, simulationPrivacy } from './privacy.ts';
-import { federatedGramDp, gramFederationConfig, gramFlags, GRAM_DP_DEFAULTS } from './recommendation-gram.ts';
+import { federatedGramDp, gramFederationConfig, gramFlags, gramNoisePlacement, GRAM_DP_DEFAULTS } from './recommendation-gram.ts';
 
 /** Default released-count threshold for a free item row, and the count release's noise std (chosen on validation; README). */
 export const DP_TOWER_DEFAULTS = Object.freeze({ freeMin: 50, countSigma: 5, learningRate: 30 });
@@ -58,7 +58,9 @@ interaction per user; choices are made on the second-to-last.
                           count, each customer weighted 1/sqrt(their items); item factors are the
                           --dp-rank k (default ${GRAM_DP_DEFAULTS.rank}) leading eigenvectors of the released Gram, each
                           customer's vector is solved at their brand; other items rank by released count; ignores --rounds.
-                          With --secure-agg each brand adds a 1/√P share of the noise.
+  --dp-noise distributed|local  where the release's noise is added. distributed (default with 3 or more
+                          brands and no --he): secure aggregation on, each brand adds a 1/√P share, only the
+                          secure sum carries the full noise; local: every brand adds the full noise (√P × more)
   --dp-model tower|free [--clip C] [--dp-batch B] [--dp-lr LR (default ${DP_TOWER_DEFAULTS.learningRate})]
                           interaction-level DP-SGD in every brand instead, on the item-tower model:
                           free item rows only where the brands' Gaussian-noised item counts reach
@@ -120,21 +122,24 @@ travel in the federation's taskSpec. Brands then join with
   --rating COL --min-rating R   brands keep interactions rated >= R
   --dim D, --hidden H     model size (default ${REC_DEFAULTS.dim}, ${REC_DEFAULTS.hidden}); --lr LR (default ${REC_DEFAULTS.learningRate})
   --min-clients N         brands per round (default 2)
-  --dp record --epsilon E [--delta D (default 1e-5)] [--secure-agg] [--max-interactions M] [--dp-top N] [--dp-rank k]
+  --dp record --epsilon E [--delta D (default 1e-5)] [--dp-noise distributed|local] [--max-interactions M] [--dp-top N] [--dp-rank k]
                           interaction-level DP by the item-Gram release instead of Wide & Deep training: two
                           rounds, in which every brand releases its Gaussian-noised item counts, then the
                           co-occurrence Gram over the N (default ${GRAM_DP_DEFAULTS.top}) items of largest released count; the
                           coordinator's ledger charges both. Exactly --min-clients brands must take part in
                           both rounds. M (default 1000000) is the public bound on one brand's interactions
-                          (a brand above it is refused). With --secure-agg each brand adds a 1/sqrt(P) share of
-                          the noise. Brands serve the item model computed from the committed releases.
+                          (a brand above it is refused). Brands serve the item model computed from the
+                          committed releases.
+  --dp-noise distributed|local  distributed (default with --min-clients >= 3): secure aggregation on, each
+                          brand adds a 1/sqrt(P) share of the noise and only the sum carries all of it;
+                          local (default below 3 brands): every brand adds the full noise (sqrt(P) x more in the sum)
   --coordinator URL --token T   (default http://127.0.0.1:7300, FEDMART_OPERATOR_TOKEN)
   --json                  print the coordinator's answer`;
 
 /** create's --dp flags (validated): undefined without --dp. */
 function createDpFlags(cmd: string, values: Record<string, unknown>): { epsilon: number; delta: number; secureAgg: boolean; maxInteractions: number } | undefined {
   if (values.dp === undefined) {
-    for (const f of ['epsilon', 'delta', 'secure-agg', 'max-interactions', 'dp-top', 'dp-rank']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} needs --dp record (the item-Gram release)`);
+    for (const f of ['epsilon', 'delta', 'secure-agg', 'max-interactions', 'dp-top', 'dp-rank', 'dp-noise']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} needs --dp record (the item-Gram release)`);
     return undefined;
   }
   if (values.dp !== 'record') throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp must be "record" (interaction-level DP by the item-Gram release); got "${String(values.dp)}"`);
@@ -150,7 +155,7 @@ async function createRecommendationFederation(argv: string[]): Promise<number> {
     name: { type: 'string' }, catalogue: { type: 'string' }, item: { type: 'string' }, user: { type: 'string' }, 'item-features': { type: 'string' }, time: { type: 'string' },
     rating: { type: 'string' }, 'min-rating': { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, lr: { type: 'string' }, 'min-clients': { type: 'string' },
     coordinator: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
-    dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, 'secure-agg': { type: 'boolean' }, 'max-interactions': { type: 'string' }, 'dp-top': { type: 'string' }, 'dp-rank': { type: 'string' },
+    dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, 'secure-agg': { type: 'boolean' }, 'max-interactions': { type: 'string' }, 'dp-top': { type: 'string' }, 'dp-rank': { type: 'string' }, 'dp-noise': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(REC_CREATE_USAGE + '\n');
@@ -174,10 +179,13 @@ async function createRecommendationFederation(argv: string[]): Promise<number> {
   let config: Record<string, unknown> = base;
   if (dp) {
     if (dp.secureAgg && minClients < 3) throw new FedmartError('CONFIG_ERROR', `${cmd}: --secure-agg needs --min-clients 3 or more (the secure sum of 2 brands reveals each one's release to the other); got ${minClients}`);
+    const noise = gramNoisePlacement(cmd, values, minClients, '--min-clients');
+    progress(`dp noise: ${noise.placement} — ${noise.why}`);
+    const secureAgg = dp.secureAgg || noise.secureAgg;
     const { top, rank } = gramFlags(cmd, values, catalogue.items.length);
-    const gram = gramFederationConfig({ items: catalogue.items.length, partners: minClients, scale: dp.maxInteractions, top, rank, epsilon: dp.epsilon, delta: dp.delta, secureAggregation: dp.secureAgg ? {} : undefined, seed: 1 });
+    const gram = gramFederationConfig({ items: catalogue.items.length, partners: minClients, scale: dp.maxInteractions, top, rank, epsilon: dp.epsilon, delta: dp.delta, secureAggregation: secureAgg ? {} : undefined, distributed: noise.placement === 'distributed', seed: 1 });
     config = { ...gram.config, taskSpec: { ...base.taskSpec, ...gram.config.taskSpec } };
-    progress(`dp: record (interaction) level, item-Gram release: sigma ${gram.sigma.toFixed(4)} for epsilon ${gram.dp.planned.toFixed(4)} <= ${dp.epsilon} at delta ${dp.delta} over two rounds of exactly ${minClients} brands; top ${gram.g.top} items, ${gram.coordinates} joint coordinates${dp.secureAgg ? `, noise in ${minClients} shares under secure aggregation` : ', full noise at every brand'}`);
+    progress(`dp: record (interaction) level, item-Gram release: sigma ${gram.sigma.toFixed(4)} for epsilon ${gram.dp.planned.toFixed(4)} <= ${dp.epsilon} at delta ${dp.delta} over two rounds of exactly ${minClients} brands; top ${gram.g.top} items, ${gram.coordinates} joint coordinates${noise.placement === 'distributed' ? `, noise in ${minClients} shares under secure aggregation` : `, full noise at every brand${secureAgg ? ' (under secure aggregation)' : ''}`}`);
   }
   const api = await operatorApi(values);
   const r = await api.post<{ federation: { id: string }; model: { paramCount: number } }>('/api/v1/federations', { name, config });
@@ -194,7 +202,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
     lr: { type: 'string' }, dim: { type: 'string' }, hidden: { type: 'string' }, seed: { type: 'string' }, save: { type: 'string' }, arms: { type: 'string' }, json: { type: 'boolean' },
     dp: { type: 'string' }, epsilon: { type: 'string' }, delta: { type: 'string' }, clip: { type: 'string' }, 'dp-batch': { type: 'string' }, 'dp-lr': { type: 'string' }, 'eval-users': { type: 'string' },
     'dp-model': { type: 'string' }, 'dp-free-min': { type: 'string' }, 'dp-count-sigma': { type: 'string' },
-    'dp-top': { type: 'string' }, 'dp-rank': { type: 'string' },
+    'dp-top': { type: 'string' }, 'dp-rank': { type: 'string' }, 'dp-noise': { type: 'string' },
     ...PROTECTION_FLAG_OPTIONS,
   });
   if (values.help) {
@@ -242,10 +250,12 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
 
   if (gram) {
     // Federated under --dp-model gram: two releases through the seam, the ledger's charge, the model by post-processing.
-    const protection = protectionFromFlags(values, partners, seed);
+    const noise = gramNoisePlacement(cmd, values, partners);
+    progress(`dp noise: ${noise.placement} — ${noise.why}`);
+    const protection = protectionFromFlags(noise.secureAgg ? { ...values, 'secure-agg': true } : values, partners, seed);
     const epsilon = numberFlag(cmd, values, 'epsilon', Number.NaN, 1e-6, 1e6);
     const delta = values.delta === undefined ? 1e-5 : numberFlag(cmd, values, 'delta', 1e-5, 1e-300, 0.999999);
-    const r = await federatedGramDp(s, { epsilon, delta, ...gram, protection, seed, onProgress: progress });
+    const r = await federatedGramDp(s, { epsilon, delta, ...gram, protection, distributed: noise.placement === 'distributed', seed, onProgress: progress });
     if (typeof values.save === 'string') {
       const { epsilon: e, delta: d, unit } = r.privacy as { epsilon: number; delta: number; unit: string };
       saveForRecommend(values.save, s, gramModelFileOf(s.data, r.model, { user, item, time: values.time as string | undefined }, { level: 'record', unit, epsilon: e, delta: d, model: 'gram' }), table, { user });
@@ -334,7 +344,7 @@ async function simulateRecommendation(argv: string[]): Promise<number> {
 function gramModelFlags(cmd: string, values: Record<string, unknown>, s: PreparedScenario): ReturnType<typeof gramFlags> | undefined {
   const kind = (values['dp-model'] as string | undefined) ?? 'gram';
   if (values.dp === undefined || kind !== 'gram') {
-    for (const f of ['dp-top', 'dp-rank']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets the item-Gram release; it needs --dp record (with --dp-model gram, the default)`);
+    for (const f of ['dp-top', 'dp-rank', 'dp-noise']) if (values[f] !== undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --${f} sets the item-Gram release; it needs --dp record (with --dp-model gram, the default)`);
     return undefined;
   }
   if (values.epsilon === undefined) throw new FedmartError('CONFIG_ERROR', `${cmd}: --dp needs --epsilon E (the privacy budget for both releases)`);

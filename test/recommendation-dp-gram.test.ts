@@ -32,14 +32,15 @@ interface Out {
   partners: { id: string; users: number; interactions: number }[];
   federated: { hr10: number; ndcg10: number; hr10Full: number; auc: number };
   popularity: { hr10: number };
-  privacy: { level: string; noise: string; epsilon: number; epsilonTarget: number; delta: number; q: number; steps: number; ledgerVerified: boolean; model: string; rank: number; releases: { sensitivity: number; noiseMultiplier: number }[] };
+  protection?: string;
+  privacy: { level: string; noise: string; noisePlacement: string; epsilon: number; epsilonTarget: number; delta: number; q: number; steps: number; ledgerVerified: boolean; model: string; rank: number; releases: { sensitivity: number; noiseMultiplier: number }[] };
 }
 
 describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram release (MovieLens small)', () => {
-  it('runs both releases through the federation under secure aggregation, reports the ledger\'s epsilon <= 8 and beats popularity', async () => {
+  it('runs both releases through the federation, by default with distributed noise under secure aggregation, reports the ledger\'s epsilon <= 8 and beats popularity', async () => {
     const base = ['scenario', 'recommendation', 'simulate', '--csv', (ml as { path: string }).path, '--user', 'userId', '--item', 'movieId', '--time', 'timestamp', '--item-features', 'genres', '--partners', '6', '--seed', '42'];
     const saved = mkdtempSync(path.join(tmpdir(), 'fedmart-gram-save-'));
-    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--secure-agg', '--save', saved, '--json']);
+    const r = await cli([...base, '--arms', 'popularity', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--save', saved, '--json']);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as Out;
@@ -58,6 +59,10 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram 
     expect(out.privacy.ledgerVerified).toBe(true);
     expect(out.privacy.releases.map((x) => x.sensitivity)).toEqual([1, Math.round(Math.sqrt(1 + 1 / (2 * (3 + 2 * Math.SQRT2))) * 1e6) / 1e6]);
     expect(out.privacy.noise).toBe('6 shares under secure aggregation');
+    // No --secure-agg on the command line: distributed noise is the default with 3+ brands and turns secure aggregation on.
+    expect(out.privacy.noisePlacement).toBe('distributed');
+    expect(out.protection).toMatch(/^secure aggregation/);
+    expect(r.stderr).toMatch(/dp noise: distributed — default with 6 brands/);
     // Measured 0.6632 against popularity 0.5455 at this seed (README); scoring by the released counts alone gives ≈ popularity.
     expect(out.federated.hr10).toBeGreaterThanOrEqual(out.popularity.hr10 + 0.08);
     expect(out.privacy.rank).toBeGreaterThan(0);
@@ -81,6 +86,10 @@ describe.skipIf('reason' in ml)('recommendation simulate --dp record, item-Gram 
       [['--dp', 'record', '--epsilon', '8', '--dp-rank', '0'], /--dp-rank/],
       [['--dp-top', '500'], /--dp-top sets the item-Gram release; it needs --dp record/],
       [['--dp', 'record', '--epsilon', '8', '--clip', '2'], /--clip sets DP-SGD; it needs --dp-model tower or free/],
+      [['--dp', 'record', '--epsilon', '8', '--dp-noise', 'shared'], /--dp-noise must be "distributed"/],
+      [['--partners', '2', '--dp', 'record', '--epsilon', '8', '--dp-noise', 'distributed'], /--dp-noise distributed needs secure aggregation over at least 3 brands[^]*--partners 2/],
+      [['--dp-noise', 'local'], /--dp-noise sets the item-Gram release; it needs --dp record/],
+      [['--dp', 'record', '--epsilon', '8', '--dp-noise', 'distributed', '--he'], /cannot be combined with --he/],
     ] as const) {
       const e = await cli([...base, '--arms', 'none', ...args]);
       expect(e.code).not.toBe(0);

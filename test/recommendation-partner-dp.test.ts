@@ -22,7 +22,7 @@ if ('reason' in ml) console.warn(`recommendation DP partner test skipped: ${ml.r
 const HANG = 900_000;
 
 describe.skipIf('reason' in ml)('item-Gram DP release between real partner processes (MovieLens subsample)', () => {
-  it('create --dp record --secure-agg → two rounds release counts then Gram → served; a third release is refused; the ledger holds ε', async () => {
+  it('create --dp record (distributed noise, secure aggregation by default) → two rounds release counts then Gram → served; a third release is refused; the ledger holds ε', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'fedmart-recpartner-dp-'));
     const t = parseCsv(readFileSync((ml as { path: string }).path, 'utf8'));
     const ui = t.columns.indexOf('userId');
@@ -44,10 +44,15 @@ describe.skipIf('reason' in ml)('item-Gram DP release between real partner proce
       expect(two.code).not.toBe(0);
       expect(two.stderr).toMatch(/--secure-agg needs --min-clients 3/);
       const created = await cli(['scenario', 'recommendation', 'create', '--name', 'movies-dp', '--catalogue', catalogue, '--item', 'movieId', '--user', 'userId', '--time', 'timestamp',
-        '--item-features', 'genres', '--min-clients', '3', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--secure-agg', '--dp-top', '300', '--max-interactions', '20000',
+        '--item-features', 'genres', '--min-clients', '3', '--dp', 'record', '--epsilon', '8', '--delta', '1e-5', '--dp-top', '300', '--max-interactions', '20000',
         '--coordinator', fx.url, '--token', fx.coord.operatorToken, '--json']);
       expect(created.code, created.stderr).toBe(0);
-      const fed = (JSON.parse(created.stdout) as { federation: { id: string } }).federation.id;
+      // No --secure-agg: with 3 brands the default is distributed noise, which turns secure aggregation on.
+      expect(created.stderr).toMatch(/dp noise: distributed — default with 3 brands/);
+      const createdFed = (JSON.parse(created.stdout) as { federation: { id: string; config: { secureAggregation?: object; taskSpec: { gram: { noiseShares?: number } } } } }).federation;
+      expect(createdFed.config.secureAggregation).toBeDefined();
+      expect(createdFed.config.taskSpec.gram.noiseShares).toBe(3);
+      const fed = createdFed.id;
       for (const [k, b] of brands.entries()) {
         procs.push(partnerProcess(['--coordinator', fx.url, '--token', await fx.enroll(fed, b), '--data', files[k]!, '--data-dir', path.join(dir, b), '--serve', '0']));
       }

@@ -238,7 +238,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         }
         const taskId = w.task ?? 'binary';
         if (taskId !== task.id) throw new FedmartError('CONFIG_ERROR', `the federation runs task "${taskId}" but this partner runs "${task.id}"; start the partner with that task (or join the federation meant for it)`);
-        task.accept(w.model, w.taskSpec);
+        task.accept(w.model, w.taskSpec, terms);
         spec = w.model;
         federationId = w.federationId;
         welcomedAs = w.partnerId;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramRelease, gramScores, positions, shrinkWeights, spectralFromGram, SHRINK_STRENGTH, topItems, triangle } from './dp-gram.ts';
-import { gramModelOf } from './gram-task.ts';
+import { gramDpTask, gramModelOf } from './gram-task.ts';
+import { gramLayout, type GramDpSpec } from './dp-gram.ts';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -85,5 +86,19 @@ describe('item-Gram model (post-processing)', () => {
       expect(sq).toBeCloseTo(expected[c]!, 6); // unit eigenvector × √w
       expect(m.weights[c]).toBeCloseTo(expected[c]!, 12);
     }
+  });
+});
+
+describe('distributed noise needs the secure sum the brand accepted (gramDpTask.accept)', () => {
+  const g: GramDpSpec = { items: 6, top: 4, budget: [0.1, 0.9], partners: 3, scale: 100, rank: 2, noiseShares: 3 };
+  const task = () => gramDpTask([Int32Array.from([0, 1, 2])], 6);
+  it('refuses noise shares when the pinned terms have no secure aggregation, or cover fewer brands than shares; accepts them under a secure sum of enough brands', () => {
+    expect(() => task().accept(gramLayout(g), { gram: g }, { minClients: 3, encryption: 'none' })).toThrow(/no secure aggregation[^]*refusing/);
+    expect(() => task().accept(gramLayout(g), { gram: g })).toThrow(/no secure aggregation/);
+    expect(() => task().accept(gramLayout(g), { gram: g }, { minClients: 2, secureAggregation: {} })).toThrow(/covers only 2 brands/);
+    expect(() => task().accept(gramLayout(g), { gram: { ...g, noiseShares: 1.5 } }, { minClients: 3, secureAggregation: {} })).toThrow(/noiseShares must be an integer/);
+    expect(() => task().accept(gramLayout(g), { gram: g }, { minClients: 3, secureAggregation: {} })).not.toThrow();
+    const local = { ...g, noiseShares: undefined };
+    expect(() => task().accept(gramLayout(local), { gram: local }, { minClients: 3, encryption: 'none' })).not.toThrow();
   });
 });

@@ -11,6 +11,7 @@
  */
 import { FedmartError } from '@fedmart/shared/errors';
 import type { JointModelSpec } from '@fedmart/shared/task/layout';
+import type { PinnedTerms } from '@fedmart/shared/task/types';
 import { jointParameterCount } from '@fedmart/shared/task/layout';
 import { gaussianNoise, type RandomSource } from '@fedmart/shared/dp/gaussian';
 import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramLayout, gramRelease, positions, releaseNoiseMultiplier, shrinkWeights, spectralFromGram, topItems, triangle, type GramDpSpec, type GramModel } from './dp-gram.ts';
@@ -80,12 +81,18 @@ export function gramDpTask(histories: readonly Int32Array[], items: number, rng?
     id: RECOMMENDATION_TASK,
     /** Weight 1: the committed mean × P is the plain sum of the brands' statistics. */
     numExamples: 1,
-    accept(model: JointModelSpec, taskSpec: unknown): void {
+    accept(model: JointModelSpec, taskSpec: unknown, terms?: PinnedTerms): void {
       const g = (taskSpec as { gram?: GramDpSpec } | undefined)?.gram;
       if (model.kind !== 'tensors' || !g) throw new FedmartError('CONFIG_ERROR', "recommendation: this brand runs the private item-Gram release, but the federation's taskSpec has no gram settings; create it with fedmart scenario recommendation simulate --dp record");
       if (g.items !== items) throw new FedmartError('DATA_ERROR', `recommendation: the federation's catalogue has ${g.items} items, this brand's ${items}; use the federation's catalogue`);
       if (!(g.top >= 2 && g.top <= items && g.scale > 0 && Number.isSafeInteger(g.rank) && g.rank >= 1 && Number.isSafeInteger(g.partners) && g.partners >= 1 && g.budget.length === 2 && g.budget.every((b) => b > 0) && Math.abs(g.budget[0] + g.budget[1] - 1) < 1e-9)) throw new FedmartError('CONFIG_ERROR', `recommendation: bad gram settings ${JSON.stringify(g)} (2 <= top <= items, scale > 0, rank >= 1, two budget shares > 0 summing to 1)`);
       if (jointParameterCount(model) !== jointParameterCount(gramLayout(g))) throw new FedmartError('CONFIG_ERROR', "recommendation: the federation's layout does not match its gram settings");
+      // Distributed noise: this brand adds only a 1/√S share, which covers an interaction only inside a secure sum of at
+      // least S brands. The taskSpec comes from the coordinator; the pinned terms are what this brand accepted.
+      const shares = g.noiseShares ?? 1;
+      if (!(Number.isSafeInteger(shares) && shares >= 1)) throw new FedmartError('CONFIG_ERROR', `recommendation: noiseShares must be an integer >= 1, got ${String(g.noiseShares)}`);
+      if (shares > 1 && !terms?.secureAggregation) throw new FedmartError('FORBIDDEN', `recommendation: the task spec splits the DP noise into ${shares} shares, but the federation terms this brand accepted have no secure aggregation, so the coordinator would see a release with a 1/sqrt(${shares}) share of the noise; refusing (the operator creates it with --dp-noise distributed, or --dp-noise local)`);
+      if (shares > 1 && shares > terms!.minClients) throw new FedmartError('FORBIDDEN', `recommendation: the task spec splits the DP noise into ${shares} shares, but a round's secure sum covers only ${terms!.minClients} brands (the terms' minClients), which would carry less than the planned noise; refusing`);
       spec = g;
     },
     round({ weights }: { weights: Float32Array }) {

@@ -66,6 +66,13 @@ export interface TaskEvaluation {
   metrics: Record<string, number>;
 }
 
+/** What a task may read of the pinned federation terms (a subset of the protocol's FederationTerms). */
+export interface PinnedTerms {
+  minClients: number;
+  secureAggregation?: object | undefined;
+  encryption?: string | undefined;
+}
+
 /** A task a partner agent can run. */
 export interface PartnerTask {
   /** Task id; must equal the federation's `task`. */
@@ -75,9 +82,12 @@ export interface PartnerTask {
   /**
    * Check that the federation's joint model and task settings fit this
    * partner's data, and adopt them (called at every welcome).
+   * @param terms - the federation terms this partner pinned (protection settings the coordinator cannot change
+   *   later): a task whose taskSpec relies on a protection layer (distributed DP noise needs secure aggregation)
+   *   checks it here, against the terms rather than the coordinator-supplied taskSpec
    * @throws FedmartError DATA_ERROR / CONFIG_ERROR naming the mismatch and what to do
    */
-  accept(model: JointModelSpec, taskSpec: unknown): void;
+  accept(model: JointModelSpec, taskSpec: unknown, terms?: PinnedTerms): void;
   /** One round of local training from the global weights: the update is the change of the joint weights. */
   round(args: TaskRoundArgs): RoundTraining;
   /** Evaluate joint weights on this partner's validation data. */
