@@ -438,7 +438,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
       let payload: Record<string, unknown>;
       switch (req.stage) {
         case 'advertise-keys': {
-          if (terms) checkRoundParticipants(terms, req.participants.length, 'advertise-keys');
+          if (terms) checkRoundParticipants(terms, req.participants.length, 'advertise-keys', task.noiseShares ?? 0);
           sr.participants = req.participants.length;
           sr.neighbourDegree = req.neighbourDegree;
           // Every participant's identity key must match this partner's pins (first use pins it).
@@ -473,7 +473,7 @@ export function startPartnerAgent(opts: PartnerAgentOptions): PartnerAgent {
         }
         case 'unmask': {
           // With a complete graph every survivor is our neighbour: no sum of fewer partners than the noise was split over.
-          if (terms && sr.neighbourDegree >= sr.participants - 1) checkRoundParticipants(terms, (req as UnmaskRequest).survivors.length, 'unmask');
+          if (terms && sr.neighbourDegree >= sr.participants - 1) checkRoundParticipants(terms, (req as UnmaskRequest).survivors.length, 'unmask', task.noiseShares ?? 0);
           // The core reveals shares only for the survivor set it signed, certified by T signatures.
           const reply = requireClient(sr).unmask(req as UnmaskRequest);
           payload = { stage: reply.stage, clientId: reply.clientId, shares: reply.shares };

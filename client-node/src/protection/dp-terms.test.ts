@@ -84,4 +84,11 @@ describe('pinned terms', () => {
     expect(() => checkRoundParticipants(distributed(), 3, 'advertise-keys')).toThrow(/3 partner\(s\) at advertise-keys, fewer than the 4/);
     expect(() => checkRoundParticipants(distributed(), 4, 'advertise-keys')).not.toThrow();
   });
+
+  it("refuse a secure sum smaller than a task's own noise split (record-level item-Gram release: noiseShares)", () => {
+    const record = { ...distributed(), dp: undefined, minClients: 2 };
+    expect(() => checkRoundParticipants(record, 2, 'unmask', 3)).toThrow(/2 partner\(s\) at unmask, fewer than the 3 the DP noise is split over/);
+    expect(() => checkRoundParticipants(record, 3, 'unmask', 3)).not.toThrow();
+    expect(() => checkRoundParticipants(record, 1, 'unmask')).not.toThrow(); // full noise at every partner: no minimum
+  });
 });

@@ -129,9 +129,11 @@ export function planRoundDp(terms: FederationTerms, instruction: { protection?: 
  * @param terms - pinned terms
  * @param count - partners the round includes at this stage (selected, or survivors)
  * @param stage - where the count was learned, for the message
- * @throws FedmartError FORBIDDEN when count < minClients under distributed partner-level DP
+ * @param taskShares - the task's own noise split (a record-level release whose noise is shared over that many partners,
+ *   the item-Gram task's noiseShares; 0 when the task adds its full noise)
+ * @throws FedmartError FORBIDDEN when count < minClients under distributed partner-level DP, or count < taskShares
  */
-export function checkRoundParticipants(terms: FederationTerms, count: number, stage: string): void {
-  if (terms.dp?.level !== 'partner' || terms.dp.mode !== 'distributed') return;
-  if (count < terms.minClients) throw refuse(`the round has ${count} partner(s) at ${stage}, fewer than the ${terms.minClients} the DP noise is split over`);
+export function checkRoundParticipants(terms: FederationTerms, count: number, stage: string, taskShares = 0): void {
+  const need = Math.max(terms.dp?.level === 'partner' && terms.dp.mode === 'distributed' ? terms.minClients : 0, taskShares > 1 ? taskShares : 0);
+  if (count < need) throw refuse(`the round has ${count} partner(s) at ${stage}, fewer than the ${need} the DP noise is split over`);
 }

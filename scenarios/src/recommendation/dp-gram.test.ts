@@ -97,7 +97,10 @@ describe('distributed noise needs the secure sum the brand accepted (gramDpTask.
     expect(() => task().accept(gramLayout(g), { gram: g })).toThrow(/no secure aggregation/);
     expect(() => task().accept(gramLayout(g), { gram: g }, { minClients: 2, secureAggregation: {} })).toThrow(/covers only 2 brands/);
     expect(() => task().accept(gramLayout(g), { gram: { ...g, noiseShares: 1.5 } }, { minClients: 3, secureAggregation: {} })).toThrow(/noiseShares must be an integer/);
-    expect(() => task().accept(gramLayout(g), { gram: g }, { minClients: 3, secureAggregation: {} })).not.toThrow();
+    const accepted = task();
+    expect(accepted.noiseShares).toBeUndefined();
+    accepted.accept(gramLayout(g), { gram: g }, { minClients: 3, secureAggregation: {} });
+    expect(accepted.noiseShares).toBe(3); // the agent refuses a secure sum of fewer brands (dp-terms.ts checkRoundParticipants)
     const local = { ...g, noiseShares: undefined };
     expect(() => task().accept(gramLayout(local), { gram: local }, { minClients: 3, encryption: 'none' })).not.toThrow();
   });

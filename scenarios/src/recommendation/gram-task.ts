@@ -81,6 +81,10 @@ export function gramDpTask(histories: readonly Int32Array[], items: number, rng?
     id: RECOMMENDATION_TASK,
     /** Weight 1: the committed mean × P is the plain sum of the brands' statistics. */
     numExamples: 1,
+    /** The noise split of the accepted spec: the agent refuses a secure sum of fewer brands (client-node dp-terms.ts). */
+    get noiseShares(): number | undefined {
+      return spec?.noiseShares;
+    },
     accept(model: JointModelSpec, taskSpec: unknown, terms?: PinnedTerms): void {
       const g = (taskSpec as { gram?: GramDpSpec } | undefined)?.gram;
       if (model.kind !== 'tensors' || !g) throw new FedmartError('CONFIG_ERROR', "recommendation: this brand runs the private item-Gram release, but the federation's taskSpec has no gram settings; create it with fedmart scenario recommendation simulate --dp record");

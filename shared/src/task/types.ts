@@ -88,6 +88,11 @@ export interface PartnerTask {
    * @throws FedmartError DATA_ERROR / CONFIG_ERROR naming the mismatch and what to do
    */
   accept(model: JointModelSpec, taskSpec: unknown, terms?: PinnedTerms): void;
+  /**
+   * Set (after accept) by a task whose DP release adds only a 1/√S share of the noise, relying on a secure sum of at
+   * least S partners: the agent then refuses a secure-aggregation round selected with, or unmasking, fewer.
+   */
+  readonly noiseShares?: number | undefined;
   /** One round of local training from the global weights: the update is the change of the joint weights. */
   round(args: TaskRoundArgs): RoundTraining;
   /** Evaluate joint weights on this partner's validation data. */
