@@ -44,6 +44,7 @@ export function gramFlags(cmd: string, values: Record<string, unknown>, items: n
  * @param cmd - command name for messages
  * @param values - parsed flags (`dp-noise`, `secure-agg`, `he`)
  * @param brands - P
+ * @param minFlag - the flag that set P, for the message (`--partners` in simulate, `--min-clients` in create)
  * @returns the placement, whether secure aggregation must be on, and why (for the progress line)
  */
 export function gramNoisePlacement(cmd: string, values: Record<string, unknown>, brands: number, minFlag = '--partners'): { placement: 'distributed' | 'local'; secureAgg: boolean; why: string } {
@@ -61,6 +62,11 @@ export function gramNoisePlacement(cmd: string, values: Record<string, unknown>,
   return { placement: 'distributed', secureAgg: true, why: `default with ${brands} brands: secure aggregation on, --dp-noise local to opt out` };
 }
 
+/** How the release's noise is placed, in words (progress lines and the privacy block). */
+export function noiseLabel(distributed: boolean, secure: boolean, brands: number): string {
+  return distributed ? `${brands} shares under secure aggregation` : `full at every brand${secure ? ' (under secure aggregation)' : ''}`;
+}
+
 /**
  * Run the two releases and score every brand's customers on their test interaction.
  * @param s - the prepared scenario
@@ -75,9 +81,9 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
   if (o.protection.dropAtStage) throw new FedmartError('CONFIG_ERROR', 'scenario recommendation simulate: --dp-model gram plans both releases on every brand; it cannot run with --dropout (use --dp-model tower)');
   // Public wire scale (the operator's bound on a brand's interactions): every count and Gram entry divided by it is ≤ 1.
   const scale = Math.max(1, ...histories.map((h) => h.reduce((a, x) => a + x.length, 0)));
-  const { g, sigma, dp, config, coordinates: len } = gramFederationConfig({ items, partners: P, scale, top: o.top, rank: o.rank, epsilon: o.epsilon, delta: o.delta, secureAggregation: secure ? (o.protection.config.secureAggregation as object) : undefined, distributed: o.distributed ?? secure, seed: o.seed });
+  const { g, sigma, dp, config, coordinates: len } = gramFederationConfig({ items, partners: P, scale, top: o.top, rank: o.rank, epsilon: o.epsilon, delta: o.delta, secureAggregation: secure ? (o.protection.config.secureAggregation as object) : undefined, distributed: o.distributed, seed: o.seed });
   const distributed = g.noiseShares !== undefined;
-  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates${distributed ? `, noise in ${P} shares under secure aggregation` : `, full noise at every brand${secure ? ' (under secure aggregation)' : ''}`}`);
+  o.onProgress(`dp: record (interaction) level, item-Gram release: sigma ${sigma.toFixed(4)} for epsilon ${dp.planned.toFixed(4)} <= ${o.epsilon} at delta ${o.delta} (two releases, q 1); top ${o.top} items, ${len} joint coordinates; noise ${noiseLabel(distributed, secure, P)}`);
   const tasks = histories.map((h) => gramDpTask(h, items));
   const fed = await runFederation({
     config,
@@ -114,7 +120,7 @@ export async function federatedGramDp(s: PreparedScenario, o: { epsilon: number;
         { what: 'item counts', sensitivity: 1, noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[0])) },
         { what: `co-occurrence Gram over the top ${model.top.length} released counts, each customer weighted 1/sqrt(items)`, sensitivity: r6(GRAM_SENSITIVITY), noiseMultiplier: r6(sigma / Math.sqrt(2 * g.budget[1])) },
       ],
-      noise: distributed ? `${P} shares under secure aggregation` : `full at every brand${secure ? ' (under secure aggregation)' : ''}`,
+      noise: noiseLabel(distributed, secure, P),
       noisePlacement: distributed ? 'distributed' : 'local',
       rank: model.rank,
       eigenvalues: Array.from(model.values, r6),

@@ -26,7 +26,7 @@ import { intFlag, numberFlag, parseFlags, progress, requireString } from './args
 import { runFederation } from './federate.ts';
 import { protectionFromFlags, PROTECTION_FLAG_OPTIONS } from './protection-flags.ts';
 import { dpFlags, mergeDpIntoProtection, simulationPrivacy } from './privacy.ts';
-import { federatedGramDp, gramFederationConfig, gramFlags, gramNoisePlacement, GRAM_DP_DEFAULTS } from './recommendation-gram.ts';
+import { federatedGramDp, gramFederationConfig, gramFlags, gramNoisePlacement, GRAM_DP_DEFAULTS, noiseLabel } from './recommendation-gram.ts';
 
 /** Default released-count threshold for a free item row, and the count release's noise std (chosen on validation; README). */
 export const DP_TOWER_DEFAULTS = Object.freeze({ freeMin: 50, countSigma: 5, learningRate: 30 });
@@ -185,7 +185,7 @@ async function createRecommendationFederation(argv: string[]): Promise<number> {
     const { top, rank } = gramFlags(cmd, values, catalogue.items.length);
     const gram = gramFederationConfig({ items: catalogue.items.length, partners: minClients, scale: dp.maxInteractions, top, rank, epsilon: dp.epsilon, delta: dp.delta, secureAggregation: secureAgg ? {} : undefined, distributed: noise.placement === 'distributed', seed: 1 });
     config = { ...gram.config, taskSpec: { ...base.taskSpec, ...gram.config.taskSpec } };
-    progress(`dp: record (interaction) level, item-Gram release: sigma ${gram.sigma.toFixed(4)} for epsilon ${gram.dp.planned.toFixed(4)} <= ${dp.epsilon} at delta ${dp.delta} over two rounds of exactly ${minClients} brands; top ${gram.g.top} items, ${gram.coordinates} joint coordinates${noise.placement === 'distributed' ? `, noise in ${minClients} shares under secure aggregation` : `, full noise at every brand${secureAgg ? ' (under secure aggregation)' : ''}`}`);
+    progress(`dp: record (interaction) level, item-Gram release: sigma ${gram.sigma.toFixed(4)} for epsilon ${gram.dp.planned.toFixed(4)} <= ${dp.epsilon} at delta ${dp.delta} over two rounds of exactly ${minClients} brands; top ${gram.g.top} items, ${gram.coordinates} joint coordinates; noise ${noiseLabel(noise.placement === 'distributed', secureAgg, minClients)}`);
   }
   const api = await operatorApi(values);
   const r = await api.post<{ federation: { id: string }; model: { paramCount: number } }>('/api/v1/federations', { name, config });

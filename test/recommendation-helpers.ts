@@ -28,6 +28,12 @@ export function partnerProcess(args: string[]): { child: ChildProcess; served: P
   return { child, served, log: () => text };
 }
 
+/** Stop partner processes (SIGTERM) and wait until every one has exited. */
+export async function stopPartners(procs: readonly ReturnType<typeof partnerProcess>[]): Promise<void> {
+  for (const p of procs) p.child.kill('SIGTERM');
+  await Promise.all(procs.map((p) => new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once('exit', r)))));
+}
+
 export async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const r = await fetch(url);
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };

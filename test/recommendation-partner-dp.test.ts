@@ -15,7 +15,7 @@ import { formatCsv, parseCsv } from '@fedmart/shared/data/table';
 import { movielensOrReason } from '../cli/datasets.ts';
 import { ApiClient } from '../cli/api-client.ts';
 import { startFixture } from './helpers.ts';
-import { cli, getJson, partnerProcess } from './recommendation-helpers.ts';
+import { cli, getJson, partnerProcess, stopPartners } from './recommendation-helpers.ts';
 
 const ml = movielensOrReason();
 if ('reason' in ml) console.warn(`recommendation DP partner test skipped: ${ml.reason}`);
@@ -105,8 +105,7 @@ describe.skipIf('reason' in ml)('item-Gram DP release between real partner proce
       for (const p of procs) console.error(p.log());
       throw err;
     } finally {
-      for (const p of procs) p.child.kill('SIGTERM');
-      await Promise.all(procs.map((p) => new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once('exit', r)))));
+      await stopPartners(procs);
       await rm(dir, { recursive: true, force: true });
     }
   }, HANG);

@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { formatCsv, parseCsv } from '@fedmart/shared/data/table';
 import { movielensOrReason } from '../cli/datasets.ts';
 import { startFixture } from './helpers.ts';
-import { cli, getJson, partnerProcess } from './recommendation-helpers.ts';
+import { cli, getJson, partnerProcess, stopPartners } from './recommendation-helpers.ts';
 
 const ml = movielensOrReason();
 if ('reason' in ml) console.warn(`recommendation partner test skipped: ${ml.reason}`);
@@ -82,8 +82,7 @@ describe.skipIf('reason' in ml)('recommendation federation between real partner 
       for (const p of procs) console.error(p.log());
       throw err;
     } finally {
-      for (const p of procs) p.child.kill('SIGTERM');
-      await Promise.all(procs.map((p) => new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once('exit', r)))));
+      await stopPartners(procs);
       await rm(dir, { recursive: true, force: true });
     }
   }, HANG);

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramRelease, gramScores, positions, shrinkWeights, spectralFromGram, SHRINK_STRENGTH, topItems, triangle } from './dp-gram.ts';
+import { COUNT_SENSITIVITY, countRelease, GRAM_SENSITIVITY, gramLayout, gramRelease, gramScores, positions, shrinkWeights, spectralFromGram, SHRINK_STRENGTH, topItems, triangle, type GramDpSpec } from './dp-gram.ts';
 import { gramDpTask, gramModelOf } from './gram-task.ts';
-import { gramLayout, type GramDpSpec } from './dp-gram.ts';
 
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
