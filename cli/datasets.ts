@@ -114,14 +114,17 @@ export const fetchScotch = (): string => fetchRDataset('scotch');
 /** A retail price panel of bayesm (see {@link R_DATASETS}). */
 export const fetchPricePanel = async (name: PricePanel): Promise<string> => fetchRDataset(name);
 
-/** The MovieLens CSV if it can be had here, else null with the reason (tests skip with it). */
-export function movielensOrReason(): { path: string } | { reason: string } {
+/** An R data set's CSV if it can be had here, else the reason (tests skip with it). */
+export function rDatasetOrReason(name: RDataset): { path: string } | { reason: string } {
   try {
-    return { path: fetchMovielens() };
+    return { path: fetchRDataset(name) };
   } catch (err) {
     return { reason: (err as Error).message };
   }
 }
+
+/** The MovieLens CSV if it can be had here, else the reason (tests skip with it). */
+export const movielensOrReason = (): { path: string } | { reason: string } => rDatasetOrReason('movielens');
 
 /** `fedmart datasets fetch <name>`: export the set into the cache and print the CSV's path. */
 export async function datasetsCommand(argv: string[]): Promise<number> {

@@ -56,7 +56,7 @@ interaction per user; choices are made on the second-to-last.
                           every brand, charged by the ledger as two steps — item counts, then the item
                           co-occurrence Gram over the --dp-top N (default ${GRAM_DP_DEFAULTS.top}) items of largest released
                           count, each customer weighted 1/sqrt(their items); item factors are the
-                          --dp-rank k (default ${GRAM_DP_DEFAULTS.rank}) leading eigenvectors of the released Gram, each
+                          --dp-rank k (default ${GRAM_DP_DEFAULTS.rank}, at most N/20) leading eigenvectors of the released Gram, each
                           customer's vector is solved at their brand; other items rank by released count; ignores --rounds.
   --dp-noise distributed|local  where the release's noise is added. distributed (default with 3 or more
                           brands and no --he): secure aggregation on, each brand adds a 1/√P share, only the
